@@ -1,0 +1,1 @@
+"""Activities: everything a payment workflow does that touches the world (gateways, store, orders)."""

@@ -1,0 +1,1 @@
+"""Payment gateways, one module per provider, all behind `activities.gateways.base.Gateway`."""

@@ -1,0 +1,1 @@
+"""The composition root: configuration, process entry points and the `durapay` CLI."""

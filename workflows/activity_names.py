@@ -1,0 +1,17 @@
+"""Names under which the worker registers activities. The workflow calls them by name so that
+`workflows/` never imports the I/O code that implements them."""
+
+AUTHORIZE = "gateway.authorize"
+CAPTURE = "gateway.capture"
+CANCEL = "gateway.cancel"
+LOOKUP = "gateway.lookup"
+REFUND = "gateway.refund"
+LOOKUP_REFUND = "gateway.lookup_refund"
+
+RESERVE_ORDER = "orders.reserve"
+RELEASE_ORDER = "orders.release"
+CONFIRM_ORDER = "orders.confirm"
+
+CHECK_FRAUD = "fraud.check"
+
+RECORD_TRANSITION = "store.record_transition"

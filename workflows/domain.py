@@ -1,0 +1,220 @@
+"""The payment as the workflow, the API and the store all see it.
+
+A payment method here is always a token or a non-sensitive summary of one: the models have no field
+that could hold a card number or a CVV, and `extra="forbid"` keeps one from slipping in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.money import Amount
+
+
+class Contract(BaseModel):
+    """Base of every contract model: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"  # accepted, checks running
+    AUTHORIZING = "authorizing"  # waiting for the customer (3-D Secure, redirect, QR) or the provider
+    OUTCOME_UNKNOWN = "outcome_unknown"  # a gateway call was sent but its result is not known yet
+    AUTHORIZED = "authorized"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+
+
+# Statuses from which the money can no longer move without a new payment.
+FINAL_FAILURE_STATUSES = frozenset({PaymentStatus.FAILED, PaymentStatus.CANCELLED})
+
+
+class CaptureMethod(StrEnum):
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+
+
+class ThreeDSResult(StrEnum):
+    NOT_REQUIRED = "not_required"
+    AUTHENTICATED = "authenticated"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+class CardMethod(Contract):
+    type: Literal["card"] = "card"
+    token: str = Field(min_length=1, max_length=255, description="gateway token or payment method id")
+    last4: str | None = Field(default=None, pattern=r"^\d{4}$")
+    brand: str | None = None
+    exp_month: int | None = Field(default=None, ge=1, le=12)
+    exp_year: int | None = Field(default=None, ge=2000, le=2100)
+    country: str | None = Field(default=None, min_length=2, max_length=2)
+    fingerprint: str | None = Field(default=None, max_length=128)
+    three_ds: ThreeDSResult | None = None
+
+
+class BankTransferMethod(Contract):
+    type: Literal["bank_transfer"] = "bank_transfer"
+    bank_country: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+class WalletMethod(Contract):
+    type: Literal["wallet"] = "wallet"
+    wallet: Literal["wechat_pay", "alipay", "apple_pay", "google_pay", "paypal"]
+    # How the customer pays: a QR code (native / precreate), a redirect (page / wap / h5), in an app.
+    flow: Literal["native", "jsapi", "h5", "app", "page", "wap", "precreate"] | None = None
+    payer_id: str | None = Field(default=None, max_length=128, description="e.g. a WeChat openid")
+    token: str | None = Field(default=None, max_length=255)
+
+
+class BnplMethod(Contract):
+    type: Literal["bnpl"] = "bnpl"
+    provider: str = Field(min_length=1, max_length=64)
+    token: str | None = Field(default=None, max_length=255)
+
+
+PaymentMethod = Annotated[
+    CardMethod | BankTransferMethod | WalletMethod | BnplMethod, Field(discriminator="type")
+]
+
+
+class NextActionType(StrEnum):
+    REDIRECT_TO_URL = "redirect_to_url"
+    USE_SDK = "use_sdk"  # e.g. Stripe's use_stripe_sdk / a WeChat JSAPI prepay
+    DISPLAY_QR_CODE = "display_qr_code"
+    BANK_TRANSFER_INSTRUCTIONS = "bank_transfer_instructions"
+
+
+class NextAction(Contract):
+    type: NextActionType
+    url: str | None = None
+    qr_code: str | None = None
+    data: dict[str, str] = Field(default_factory=dict)
+    expires_at: datetime | None = None
+
+
+class Failure(Contract):
+    code: str  # ours: card_declined, blocked_by_fraud_check, order_conflict, action_timeout, ...
+    message: str
+    decline_code: str | None = None  # the provider's, when it gave one
+
+
+class FraudDecision(StrEnum):
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+class FraudResult(Contract):
+    score: int = Field(ge=0, le=100)
+    decision: FraudDecision
+    reasons: list[str] = Field(default_factory=list)
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RefundView(Contract):
+    refund_id: str
+    amount: Amount
+    reason: str | None = None
+    status: RefundStatus
+    provider_refund_id: str | None = None
+    failure: Failure | None = None
+    created_at: datetime
+
+
+class DisputeView(Contract):
+    dispute_id: str
+    status: str  # the provider's word: needs_response, won, lost, ...
+    amount: Amount | None = None
+    reason: str | None = None
+
+
+class GatewayProfile(Contract):
+    """What a gateway accepts; the API validates against it and the workflow re-checks it."""
+
+    id: str
+    name: str
+    methods: list[str]  # PaymentMethod.type values, and "wallet:<name>" for wallets
+    currencies: list[str]
+    min_minor: int = 1  # per payment, in the payment currency's minor units
+    max_minor: int = 10**12
+    supports_partial_capture: bool = True
+    supports_manual_capture: bool = True
+
+
+class PaymentSettings(Contract):
+    """The part of the configuration a payment is started with; fixed for its whole life."""
+
+    capture_delay_seconds: int = Field(default=0, ge=0)
+    action_timeout_seconds: int = Field(default=900, gt=0)
+    authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
+    enable_fraud_check: bool = True
+    risk_threshold: int = Field(default=75, ge=0, le=100)
+    tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
+    status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
+
+
+class PaymentInput(Contract):
+    """How a payment is started: everything the workflow needs, decided once by the API."""
+
+    payment_id: str
+    order_id: str
+    gateway: GatewayProfile
+    amount: Amount
+    method: PaymentMethod
+    capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
+    customer_id: str | None = None
+    customer_ip: str | None = None
+    customer_email: str | None = None
+    return_url: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    request_fingerprint: str  # hash of the API request, to tell a replay from a key reused for another
+    settings: PaymentSettings = Field(default_factory=PaymentSettings)
+
+
+class PaymentView(Contract):
+    """A payment's current state: the workflow's query result, the API's answer, the store's row."""
+
+    id: str
+    order_id: str
+    gateway: str
+    status: PaymentStatus
+    amount: Amount
+    captured_minor: int = 0
+    refunded_minor: int = 0
+    capture_method: CaptureMethod
+    method: PaymentMethod
+    customer_id: str | None = None
+    provider_payment_id: str | None = None
+    provider_response: dict[str, str] = Field(default_factory=dict)
+    next_action: NextAction | None = None
+    failure: Failure | None = None
+    fraud: FraudResult | None = None
+    refunds: list[RefundView] = Field(default_factory=list)
+    disputes: list[DisputeView] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    version: int = 0  # bumps on every transition; the store never applies an older one
+
+    @property
+    def decided(self) -> bool:
+        """True once the caller of `POST /v1/payments` has an answer to act on."""
+        return self.status not in (PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN)
