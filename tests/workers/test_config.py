@@ -1,0 +1,201 @@
+"""Configuration: TOML + environment + secret files, validation messages, masking."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from workers.config import MASK, ConfigError, flatten, load_config, parse_api_keys
+
+SECRETS = {
+    "api": "k1-secret-0123456789",
+    "stripe": "sk_test_supersecret42",
+    "webhook": "whsec_from_env_var_77",
+    "db": "db-password-9876",
+    "filesecret": "file-secret-value-55",
+    "dirsecret": "dir-secret-value-66",
+}
+
+TOML = f"""
+[payment]
+default_gateway = "mock"
+tds_threshold = "50.005"
+supported_currencies = ["usd", "JPY", "KWD"]
+action_timeout_seconds = 120
+
+[payment.mock]
+enabled = true
+
+[payment.stripe]
+secret_key = "{SECRETS['stripe']}"
+
+[fraud_detection]
+max_amount = "5000"
+
+[api]
+port = 9000
+
+[temporal]
+task_queue = "q1"
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "durapay.toml"
+    path.write_text(TOML)
+    return path
+
+
+def test_defaults_without_any_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./durapay.toml here
+    config = load_config(environ={})
+    assert config.api.host == "127.0.0.1" and config.api.port == 8080
+    assert config.temporal.address == "127.0.0.1:7233" and config.temporal.ui_port == 8233
+    assert config.payment.action_timeout_seconds == 900
+    assert config.database.url.get_secret_value() == "sqlite+aiosqlite:///.durapay/durapay.db"
+    assert config.api.api_keys == {}
+
+
+def test_toml_sections_and_gateway_tables(config_file: Path) -> None:
+    config = load_config(config_file, environ={})
+    assert config.payment.supported_currencies == ["USD", "JPY", "KWD"]
+    assert config.payment.gateways == {"mock": {"enabled": True}, "stripe": {"secret_key": SECRETS["stripe"]}}
+    assert config.fraud_detection == {"max_amount": "5000"}
+    assert config.api.port == 9000
+    assert config.temporal.task_queue == "q1"
+
+
+def test_payment_settings_convert_threshold_per_currency(config_file: Path) -> None:
+    payment = load_config(config_file, environ={}).payment
+    # 50.005 in a 2-decimal currency: 5001 is the smallest whole amount at or above it.
+    assert payment.settings_for("USD").tds_threshold_minor == 5001
+    assert payment.settings_for("JPY").tds_threshold_minor == 51
+    assert payment.settings_for("KWD").tds_threshold_minor == 50005
+    settings = payment.settings_for("USD")
+    assert settings.action_timeout_seconds == 120
+    assert settings.enable_fraud_check is True and settings.risk_threshold == 75
+
+
+def test_environment_overrides_toml(config_file: Path) -> None:
+    env = {
+        "DURAPAY_API__PORT": "9100",
+        "DURAPAY_PAYMENT__RISK_THRESHOLD": "40",
+        "DURAPAY_PAYMENT__SUPPORTED_CURRENCIES": "eur, gbp",
+        "DURAPAY_PAYMENT__STRIPE__WEBHOOK_SECRET": SECRETS["webhook"],
+        "DURAPAY_PAYMENT__TDS_THRESHOLD": "10",
+        "DURAPAY_DATABASE__URL": f"postgresql+psycopg://app:{SECRETS['db']}@db:5432/durapay",
+        "UNRELATED": "ignored",
+    }
+    config = load_config(config_file, environ=env)
+    assert config.api.port == 9100
+    assert config.payment.risk_threshold == 40
+    assert config.payment.supported_currencies == ["EUR", "GBP"]
+    assert config.payment.tds_threshold == Decimal("10")
+    # Deep merge: the env adds a key to the TOML's stripe table without dropping secret_key.
+    assert config.payment.gateways["stripe"] == {
+        "secret_key": SECRETS["stripe"],
+        "webhook_secret": SECRETS["webhook"],
+    }
+    assert config.database.display_url == f"postgresql+psycopg://app:{MASK}@db:5432/durapay"
+
+
+def test_api_keys_shorthand_and_file_indirection(tmp_path: Path, config_file: Path) -> None:
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"k1:{SECRETS['api']}\nk2:{SECRETS['filesecret']}\n")
+    secret_file = tmp_path / "stripe-key"
+    secret_file.write_text(SECRETS["filesecret"] + "\n")
+    env = {
+        "DURAPAY_API_KEYS_FILE": str(keys_file),
+        "DURAPAY_PAYMENT__STRIPE__SECRET_KEY_FILE": str(secret_file),
+    }
+    config = load_config(config_file, environ=env)
+    assert {k: v.get_secret_value() for k, v in config.api.api_keys.items()} == {
+        "k1": SECRETS["api"],
+        "k2": SECRETS["filesecret"],
+    }
+    assert config.payment.gateways["stripe"]["secret_key"] == SECRETS["filesecret"]
+
+
+def test_secrets_directory(tmp_path: Path, config_file: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "payment__stripe__secret_key").write_text(SECRETS["dirsecret"])
+    (secrets / "database__url").write_text("sqlite+aiosqlite:///x.db")
+    config = load_config(config_file, environ={"DURAPAY_SECRETS_DIR": str(secrets)})
+    assert config.payment.gateways["stripe"]["secret_key"] == SECRETS["dirsecret"]
+    assert config.database.url.get_secret_value() == "sqlite+aiosqlite:///x.db"
+    # The environment still wins over the directory.
+    config = load_config(
+        config_file, secrets_dir=secrets, environ={"DURAPAY_PAYMENT__STRIPE__SECRET_KEY": "from-env"}
+    )
+    assert config.payment.gateways["stripe"]["secret_key"] == "from-env"
+
+
+def test_overrides_win(config_file: Path) -> None:
+    config = load_config(
+        config_file,
+        environ={"DURAPAY_API__PORT": "9100"},
+        overrides={"api": {"port": 0}, "payment": {"mock": {"enabled": False}}},
+    )
+    assert config.api.port == 0
+    assert config.payment.gateways["mock"] == {"enabled": False}
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "expected"),
+    [
+        ("[payment]\nrisk_threshold = 101\n", {}, "payment.risk_threshold: Input should be less than or equal to 100"),
+        ("[payment]\ntds_threshold = 50.5\n", {}, 'write money as a string, e.g. tds_threshold = "50.5"'),
+        ("[payment]\nsupported_currencies = ['USD', 'XYZ']\n", {}, "unknown ISO 4217 currency code(s): XYZ"),
+        ("[api]\nprot = 1\n", {}, "api.prot: unknown key (a typo?)"),
+        ("[api]\n", {"DURAPAY_API_KEYS": "k1:short"}, "API key 'k1' is shorter than 16 characters"),
+        ("[api]\n", {"DURAPAY_API_KEYS": "no-colon-here-0123456789"}, "expected id:secret pairs"),
+        ("[api]\n", {"DURAPAY_API__PORT": "eighty"}, "api.port: Input should be a valid integer"),
+        ("[api\n", {}, "durapay.toml"),
+    ],
+)
+def test_invalid_configuration_has_a_clear_message(
+    tmp_path: Path, toml: str, env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "durapay.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=env)
+    assert expected in str(info.value)
+    assert "no-colon-here" not in str(info.value)
+
+
+def test_missing_file_and_both_value_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", environ={})
+    with pytest.raises(ConfigError, match="keep one"):
+        load_config(
+            None,
+            environ={"DURAPAY_API__PORT": "1", "DURAPAY_API__PORT_FILE": str(tmp_path / "x")},
+        )
+
+
+def test_masked_view_and_repr_hold_no_secret(tmp_path: Path, config_file: Path) -> None:
+    env = {
+        "DURAPAY_API_KEYS": f"k1:{SECRETS['api']}",
+        "DURAPAY_PAYMENT__STRIPE__WEBHOOK_SECRET": SECRETS["webhook"],
+        "DURAPAY_DATABASE__URL": f"postgresql+psycopg://app:{SECRETS['db']}@db/durapay",
+    }
+    config = load_config(config_file, environ=env)
+    shown = "\n".join(f"{k} = {v}" for k, v in flatten(config.masked())) + repr(config) + str(config)
+    for secret in SECRETS.values():
+        assert secret not in shown
+    masked = dict(flatten(config.masked()))
+    assert masked["api.api_keys.k1"] == MASK
+    assert masked["payment.gateways.stripe.secret_key"] == MASK
+    assert masked["payment.gateways.mock.enabled"] is True  # non-secrets stay readable
+    assert masked["api.port"] == 9000
+
+
+def test_parse_api_keys() -> None:
+    assert parse_api_keys("a:1234, b:5678 ,\n") == {"a": "1234", "b": "5678"}
+    with pytest.raises(ConfigError, match="twice"):
+        parse_api_keys("a:1,a:2")

@@ -1,0 +1,437 @@
+"""durapay's configuration: one TOML file, overridable from the environment, validated at start.
+
+Sources, strongest first:
+
+1. explicit overrides (tests, the dev stack);
+2. environment variables `DURAPAY_<SECTION>__<KEY>` (nested delimiter `__`), plus the shorthand
+   `DURAPAY_API_KEYS=id1:secret1,id2:secret2`; any of them may instead be read from a file named by
+   the same variable with `_FILE` appended (`DURAPAY_PAYMENT__STRIPE__SECRET_KEY_FILE=/run/...`);
+3. a secrets directory (`DURAPAY_SECRETS_DIR`, e.g. a mounted Kubernetes secret): one file per key,
+   named like the variable without its prefix (`payment__stripe__secret_key`, `api_keys`);
+4. the TOML file (`--config`, else `DURAPAY_CONFIG`, else `./durapay.toml` when it exists);
+5. the defaults below.
+
+Gateway sections (`[payment.<gateway>]`) stay raw mappings here: each gateway module owns its
+settings model and `activities.gateways.registry` validates them, so this module never has to learn
+a provider's keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from workflows.domain import PaymentSettings
+from workflows.money import exponent, is_known_currency
+
+ENV_PREFIX = "DURAPAY_"
+CONFIG_ENV = "DURAPAY_CONFIG"
+SECRETS_DIR_ENV = "DURAPAY_SECRETS_DIR"
+API_KEYS_ENV = "DURAPAY_API_KEYS"
+DEFAULT_CONFIG_FILE = "durapay.toml"
+MASK = "**********"
+
+# Keys of raw (gateway) mappings whose values are treated as secrets when displayed. The gateway
+# settings models use SecretStr themselves; this is the net under them for `config check`.
+_SECRET_KEY_PATTERN = re.compile(
+    r"secret|password|passphrase|private|token|credential|api_?key|apiv3|cert|signing", re.I
+)
+_API_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MIN_API_KEY_LENGTH = 16
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    # A typo in a key must fail loudly at start, not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class PaymentConfig(_Section):
+    default_gateway: str = "mock"
+    # Ask for 3-D Secure at or above this amount, read in each payment's own currency.
+    tds_threshold: Decimal | None = Field(default=None, gt=0)
+    auto_capture: bool = True
+    capture_delay_seconds: int = Field(default=0, ge=0)
+    # NoDecode: from the environment "USD,EUR" is more natural than JSON (see _split_currencies).
+    supported_currencies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["USD", "EUR", "GBP", "JPY", "CNY"]
+    )
+    enable_fraud_check: bool = True
+    risk_threshold: int = Field(default=75, ge=0, le=100)
+    action_timeout_seconds: int = Field(default=900, gt=0)
+    authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
+    status_poll_seconds: int = Field(default=30, gt=0)
+    # `[payment.<gateway>]` tables, validated by the gateway registry. Hidden from repr: they hold
+    # provider secrets as plain strings until the registry turns them into SecretStr.
+    gateways: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_gateway_sections(cls, data: Any) -> Any:
+        """TOML nests `[payment.stripe]` inside `[payment]`: every table-valued key is a gateway."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        gateways = dict(data.pop("gateways", None) or {})
+        for key in [k for k, v in data.items() if isinstance(v, Mapping)]:
+            gateways[key] = {**gateways.get(key, {}), **data.pop(key)}
+        data["gateways"] = gateways
+        return data
+
+    @field_validator("tds_threshold", mode="before")
+    @classmethod
+    def _no_float_money(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError(
+                f"write money as a string, e.g. tds_threshold = \"{value}\": a TOML float "
+                "is binary and cannot hold every decimal amount exactly"
+            )
+        if isinstance(value, str):
+            try:
+                return Decimal(value)
+            except InvalidOperation:
+                raise ValueError(f"{value!r} is not a decimal amount") from None
+        return value
+
+    @field_validator("supported_currencies", mode="before")
+    @classmethod
+    def _split_currencies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("supported_currencies")
+    @classmethod
+    def _known_currencies(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one currency is required")
+        codes = [code.upper() for code in value]
+        unknown = [code for code in codes if not is_known_currency(code)]
+        if unknown:
+            raise ValueError(f"unknown ISO 4217 currency code(s): {', '.join(unknown)}")
+        return list(dict.fromkeys(codes))
+
+    @field_validator("gateways")
+    @classmethod
+    def _gateway_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {name.lower(): section for name, section in value.items()}
+
+    def tds_threshold_minor(self, currency: str) -> int | None:
+        """The threshold in `currency`'s minor units, rounded *up*: amounts are whole minor units,
+        so `amount >= ceil(threshold)` holds exactly when `amount >= threshold`."""
+        if self.tds_threshold is None:
+            return None
+        return math.ceil(self.tds_threshold.scaleb(exponent(currency)))
+
+    def settings_for(self, currency: str) -> PaymentSettings:
+        """The settings a payment in `currency` starts with (fixed for its whole life)."""
+        return PaymentSettings(
+            capture_delay_seconds=self.capture_delay_seconds,
+            action_timeout_seconds=self.action_timeout_seconds,
+            authorization_ttl_seconds=self.authorization_ttl_seconds,
+            settlement_window_seconds=self.settlement_window_seconds,
+            enable_fraud_check=self.enable_fraud_check,
+            risk_threshold=self.risk_threshold,
+            tds_threshold_minor=self.tds_threshold_minor(currency),
+            status_poll_seconds=self.status_poll_seconds,
+        )
+
+
+class ApiConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: an ephemeral port (tests)
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # The merchant-facing base URL behind a proxy, for links in responses; None: http://host:port.
+    public_url: str | None = None
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, secret in value.items():
+            if not _API_KEY_ID.match(key_id):
+                raise ValueError(f"API key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
+            if len(secret.get_secret_value()) < MIN_API_KEY_LENGTH:
+                raise ValueError(
+                    f"API key {key_id!r} is shorter than {MIN_API_KEY_LENGTH} characters"
+                )
+        return value
+
+
+class TemporalConfig(_Section):
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "durapay-payments"
+    ui_port: int = Field(default=8233, ge=1, le=65535)
+    # Where `durapay dev` keeps the dev server's database and logs.
+    data_dir: Path = Path(".durapay")
+
+    @property
+    def ui_base_url(self) -> str:
+        host = self.address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.ui_port}"
+
+    def workflow_url(self, workflow_id: str) -> str:
+        return f"{self.ui_base_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+
+class WorkerConfig(_Section):
+    """Worker tuning. The defaults suit one small worker process; raise them with the cores."""
+
+    max_concurrent_activities: int = Field(default=100, gt=0)
+    max_concurrent_local_activities: int = Field(default=200, gt=0)
+    max_concurrent_workflow_tasks: int = Field(default=100, gt=0)
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    graceful_shutdown_seconds: float = Field(default=10, ge=0)
+
+
+class DatabaseConfig(_Section):
+    # A secret: a production URL carries the database password.
+    url: SecretStr = SecretStr("sqlite+aiosqlite:///.durapay/durapay.db")
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password masked: safe for logs and `config check`."""
+        raw = self.url.get_secret_value()
+        return re.sub(r"(?<=://)([^:/@]+):[^@]*@", rf"\1:{MASK}@", raw)
+
+
+class DurapayConfig(BaseSettings):
+    """The effective configuration of one durapay process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    # Validated against `activities.fraud.FraudSettings` by `fraud_settings()`; raw here so that
+    # reading the configuration never needs the fraud engine's import.
+    fraud_detection: dict[str, Any] = Field(default_factory=dict)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        spec = _LOAD_SPEC.get()
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _DurapayEnvSource(settings_cls, spec.environ),
+        ]
+        if spec.secrets_dir is not None:
+            sources.append(
+                NestedSecretsSettingsSource(
+                    settings_cls,
+                    secrets_dir=spec.secrets_dir,
+                    secrets_dir_missing="error",
+                    secrets_prefix="",
+                    secrets_nested_delimiter="__",
+                )
+            )
+        if spec.config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=spec.config_file))
+        return tuple(sources)
+
+    def payment_settings(self, currency: str) -> PaymentSettings:
+        return self.payment.settings_for(currency)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, every secret replaced by a mask."""
+        data = self.model_dump(mode="json", exclude={"database"})
+        data["payment"]["gateways"] = {
+            name: _mask_mapping(section) for name, section in self.payment.gateways.items()
+        }
+        data["fraud_detection"] = _mask_mapping(self.fraud_detection)
+        data["database"] = {"url": self.database.display_url}
+        return data
+
+
+def _mask_mapping(value: Any, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        return {k: _mask_mapping(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_mapping(v, key) for v in value]
+    if isinstance(value, SecretStr):
+        return MASK
+    if key and _SECRET_KEY_PATTERN.search(key) and value not in (None, "", False, True):
+        return MASK
+    return value
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """`{"api": {"port": 8080}}` -> `("api.port", 8080)`: the shape `config check` prints."""
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, path)
+        else:
+            yield path, value
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LoadSpec:
+    config_file: Path | None = None
+    secrets_dir: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+# pydantic-settings builds sources inside the settings class; this carries the per-load choices
+# (which file, which environment) there without making them class-wide state.
+_LOAD_SPEC: ContextVar[_LoadSpec] = ContextVar("durapay_config_load", default=_LoadSpec())
+
+
+@contextmanager
+def _loading(spec: _LoadSpec) -> Iterator[None]:
+    token = _LOAD_SPEC.set(spec)
+    try:
+        yield
+    finally:
+        _LOAD_SPEC.reset(token)
+
+
+class _DurapayEnvSource(EnvSettingsSource):
+    """`DURAPAY_*` variables, with `*_FILE` indirection and the `DURAPAY_API_KEYS` shorthand."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        env = {k.lower(): v for k, v in _resolve_env(self._environ).items()}
+        return env
+
+
+def _resolve_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply `_FILE` indirection and expand `DURAPAY_API_KEYS` into the nested variable."""
+    env = {k.upper(): v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)}
+    for name in [n for n in env if n.endswith("_FILE")]:
+        target = name[: -len("_FILE")]
+        if target in env:
+            raise ConfigError(f"both {target} and {name} are set: keep one")
+        path = Path(env.pop(name))
+        try:
+            env[target] = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if API_KEYS_ENV in env:
+        env[f"{ENV_PREFIX}API__API_KEYS"] = json.dumps(parse_api_keys(env.pop(API_KEYS_ENV)))
+    return env
+
+
+def parse_api_keys(spec: str) -> dict[str, str]:
+    """`id1:secret1,id2:secret2` (commas or newlines) -> `{"id1": "secret1", ...}`."""
+    keys: dict[str, str] = {}
+    for item in re.split(r"[,\n]", spec):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id.strip() or not secret.strip():
+            # Never echo the item: it may be a secret pasted without its id.
+            raise ConfigError(f"{API_KEYS_ENV}: expected id:secret pairs separated by commas")
+        if key_id.strip() in keys:
+            raise ConfigError(f"{API_KEYS_ENV}: API key id {key_id.strip()!r} appears twice")
+        keys[key_id.strip()] = secret.strip()
+    return keys
+
+
+def default_config_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    environ = os.environ if environ is None else environ
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    candidate = Path(DEFAULT_CONFIG_FILE)
+    return candidate if candidate.exists() else None
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    secrets_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> DurapayConfig:
+    """Load and validate the configuration; raises `ConfigError` with every problem listed.
+
+    `config_file` None means the default lookup (`DURAPAY_CONFIG`, then ./durapay.toml);
+    `environ` defaults to `os.environ`; `overrides` (nested sections) win over every source.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(config_file) if config_file is not None else default_config_file(environ)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if secrets_dir is None and environ.get(SECRETS_DIR_ENV):
+        secrets_dir = environ[SECRETS_DIR_ENV]
+    secrets_path = Path(secrets_dir) if secrets_dir is not None else None
+    if secrets_path is not None and not secrets_path.is_dir():
+        raise ConfigError(f"secrets directory {secrets_path} does not exist")
+    # DURAPAY_CONFIG / DURAPAY_SECRETS_DIR choose the sources; they are not settings themselves.
+    settings_env = {k: v for k, v in environ.items() if k.upper() not in (CONFIG_ENV, SECRETS_DIR_ENV)}
+    spec = _LoadSpec(config_file=path, secrets_dir=secrets_path, environ=settings_env)
+    try:
+        with _loading(spec):
+            return DurapayConfig(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    except ValueError as exc:  # a malformed TOML file or JSON-in-env value
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"{path or 'environment'}: {exc}{cause}") from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    source = f" (file {path} and DURAPAY_* environment)" if path else " (DURAPAY_* environment)"
+    lines = [f"invalid configuration{source}:"]
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in error["loc"]) or "(root)"
+        msg = error["msg"]
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key (a typo?)"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
