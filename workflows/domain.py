@@ -201,6 +201,7 @@ class PaymentView(Contract):
     capture_method: CaptureMethod
     method: PaymentMethod
     customer_id: str | None = None
+    customer_ip: str | None = None  # as the merchant sent it; the store indexes it for fraud velocity
     provider_payment_id: str | None = None
     provider_response: dict[str, str] = Field(default_factory=dict)
     next_action: NextAction | None = None
