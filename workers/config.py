@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    InitSettingsSource,
     NoDecode,
     NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
@@ -275,6 +276,8 @@ class DurapayConfig(BaseSettings):
             )
         if spec.config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=spec.config_file))
+        if spec.defaults:
+            sources.append(InitSettingsSource(settings_cls, dict(spec.defaults)))
         return tuple(sources)
 
     def payment_settings(self, currency: str) -> PaymentSettings:
@@ -321,6 +324,7 @@ class _LoadSpec:
     config_file: Path | None = None
     secrets_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 # pydantic-settings builds sources inside the settings class; this carries the per-load choices
@@ -397,14 +401,20 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     secrets_dir: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    use_default_file: bool = True,
 ) -> DurapayConfig:
     """Load and validate the configuration; raises `ConfigError` with every problem listed.
 
-    `config_file` None means the default lookup (`DURAPAY_CONFIG`, then ./durapay.toml);
-    `environ` defaults to `os.environ`; `overrides` (nested sections) win over every source.
+    `config_file` None means the default lookup (`DURAPAY_CONFIG`, then ./durapay.toml) unless
+    `use_default_file` is False; `environ` defaults to `os.environ`. `overrides` (nested
+    sections) win over every source; `defaults` lose to every source (e.g. `durapay dev`'s).
     """
     environ = os.environ if environ is None else environ
-    path = Path(config_file) if config_file is not None else default_config_file(environ)
+    if config_file is not None:
+        path: Path | None = Path(config_file)
+    else:
+        path = default_config_file(environ) if use_default_file else None
     if path is not None and not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     if secrets_dir is None and environ.get(SECRETS_DIR_ENV):
@@ -414,7 +424,9 @@ def load_config(
         raise ConfigError(f"secrets directory {secrets_path} does not exist")
     # DURAPAY_CONFIG / DURAPAY_SECRETS_DIR choose the sources; they are not settings themselves.
     settings_env = {k: v for k, v in environ.items() if k.upper() not in (CONFIG_ENV, SECRETS_DIR_ENV)}
-    spec = _LoadSpec(config_file=path, secrets_dir=secrets_path, environ=settings_env)
+    spec = _LoadSpec(
+        config_file=path, secrets_dir=secrets_path, environ=settings_env, defaults=dict(defaults or {})
+    )
     try:
         with _loading(spec):
             return DurapayConfig(**dict(overrides or {}))

@@ -199,3 +199,21 @@ def test_parse_api_keys() -> None:
     assert parse_api_keys("a:1234, b:5678 ,\n") == {"a": "1234", "b": "5678"}
     with pytest.raises(ConfigError, match="twice"):
         parse_api_keys("a:1,a:2")
+
+
+def test_defaults_lose_to_every_source(config_file: Path) -> None:
+    defaults = {"payment": {"action_timeout_seconds": 15, "capture_delay_seconds": 3}, "api": {"port": 1}}
+    config = load_config(config_file, environ={"DURAPAY_API__PORT": "9100"}, defaults=defaults)
+    assert config.payment.action_timeout_seconds == 120  # the file's
+    assert config.payment.capture_delay_seconds == 3  # only the defaults set it
+    assert config.api.port == 9100  # the environment's
+
+
+def test_default_file_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "durapay.toml").write_text("[api]\nport = 9300\n")
+    assert load_config(environ={}).api.port == 9300
+    assert load_config(environ={}, use_default_file=False).api.port == 8080
+    other = tmp_path / "other.toml"
+    other.write_text("[api]\nport = 9400\n")
+    assert load_config(environ={"DURAPAY_CONFIG": str(other)}).api.port == 9400
