@@ -1,0 +1,548 @@
+"""Merchant API handlers: `/v1/payments...`.
+
+Every POST needs an `Idempotency-Key`. The payment id is derived from it (and the API key's id), so a
+retried create lands on the same workflow; the request fingerprint lets the workflow tell a replay
+from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
+refund ids are derived from it, so retrying any of them never does the work twice.
+
+Status codes of `POST /v1/payments`: 201 paid/authorized, 202 waiting for the customer (next_action)
+or the provider, 402 failed (the payment, with its failure), 409 the order refused the payment,
+200 a replay of a payment that has since moved on (cancelled, refunded, disputed). A replay of an
+unchanged payment answers exactly what the first call answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from temporalio.client import WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.auth import API_KEY_ID
+from api.ports import ApiDeps
+from api.problems import (
+    Problem,
+    field_error,
+    is_not_found,
+    problem_for_update_failure,
+    temporal_unavailable,
+    validation_problem,
+)
+from api.schemas import (
+    CancelPayment,
+    CapturePayment,
+    CompleteAction,
+    CreatePayment,
+    CreateRefund,
+    PaymentList,
+    PaymentOut,
+    RefundOut,
+    find_card_data,
+)
+from workflows import search_attributes as sa
+from workflows.domain import (
+    CardMethod,
+    GatewayProfile,
+    PaymentInput,
+    PaymentStatus,
+    PaymentView,
+    RefundStatus,
+)
+from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
+from workflows.money import MoneyError, to_minor
+from workflows.payment import PaymentWorkflow
+from workflows.validation import validate_payment
+
+log = logging.getLogger("durapay.api")
+
+DEPS = web.AppKey("deps", ApiDeps)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+PAYMENT_ID_PATTERN = r"pay_[a-z2-7]{26}"
+
+# Refusals of the order ledger: the request is fine, the order is not (409, not 402).
+ORDER_REFUSALS = frozenset({"order_amount_mismatch", "order_payment_in_flight", "order_already_paid"})
+
+# Which request field a `validate_payment` failure is about.
+_PROFILE_FAILURE_POINTERS = {
+    "invalid_amount": "/amount",
+    "currency_not_supported": "/currency",
+    "payment_method_not_supported": "/payment_method",
+    "amount_too_small": "/amount",
+    "amount_too_large": "/amount",
+    "manual_capture_not_supported": "/capture_method",
+}
+
+_ACTION_POLL_S = 0.1
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity
+# ---------------------------------------------------------------------------------------------
+
+
+def _b32(text: str) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:26]
+
+
+def derive_payment_id(api_key_id: str, idempotency_key: str) -> str:
+    return "pay_" + _b32(f"{api_key_id}:{idempotency_key}")
+
+
+def derive_refund_id(payment_id: str, idempotency_key: str) -> str:
+    return "re_" + _b32(f"{payment_id}:{idempotency_key}")
+
+
+def workflow_id(payment_id: str) -> str:
+    return f"payment-{payment_id}"
+
+
+def fingerprint(request: BaseModel) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _update_id(operation: str, api_key_id: str, idempotency_key: str) -> str:
+    # Scoped by operation and key id so the same key sent to capture and then cancel, or by two
+    # API keys, are two updates rather than a replay of one another.
+    return f"{operation}:{api_key_id}:{idempotency_key}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Request parsing
+# ---------------------------------------------------------------------------------------------
+
+
+def idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None or not key.strip():
+        raise Problem(
+            400,
+            "idempotency_key_required",
+            "Idempotency-Key header required",
+            "Every POST needs an Idempotency-Key header (1 to 255 characters), unique per operation; "
+            "send the same key again to retry safely.",
+        )
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise Problem(
+            400,
+            "idempotency_key_invalid",
+            "Idempotency-Key too long",
+            f"Idempotency-Key is {len(key)} characters; at most {MAX_IDEMPOTENCY_KEY} are allowed.",
+        )
+    return key
+
+
+def _pointer(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for index, segment in enumerate(loc):
+        text = str(segment)
+        if text == "[key]":
+            continue  # pydantic's marker for "the key itself" of a dict entry
+        # A discriminated union puts the tag in the location ("payment_method", "card", "token");
+        # the JSON document has no such level.
+        if index == 1 and loc[0] == "payment_method" and text in ("card", "bank_transfer", "wallet", "bnpl"):
+            continue
+        parts.append(text.replace("~", "~0").replace("/", "~1"))
+    return "/" + "/".join(parts)
+
+
+def _message(error: dict) -> str:
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def problem_from_validation(exc: ValidationError) -> Problem:
+    errors = [
+        field_error(_pointer(error["loc"]), _message(error))
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return validation_problem(errors)
+
+
+async def read_json(request: web.Request, model: type[Model], *, body_optional: bool = False) -> Model:
+    """The body validated as `model`; card data is refused before anything else looks at it."""
+    raw = await request.read()
+    if not raw.strip():
+        if body_optional:
+            return model()
+        raise Problem(400, "body_required", "Request body required", "Send a JSON object body.")
+    if request.content_type not in ("application/json", "application/octet-stream") and not request.content_type.endswith("+json"):
+        # application/octet-stream is what aiohttp reports when no Content-Type was sent at all.
+        raise Problem(415, "unsupported_media_type", "Unsupported media type", "Send application/json.")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise Problem(400, "invalid_json", "Malformed JSON", "The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise validation_problem([field_error("", "the body must be a JSON object")])
+    pointers = list(find_card_data(document))
+    if pointers:
+        # The pointers locate the offending fields; the values themselves are never repeated.
+        log.warning("refused raw card data on %s %s at %s", request.method, request.path, pointers)
+        raise Problem(
+            422,
+            "card_data_not_allowed",
+            "Raw card data is not accepted",
+            "durapay never handles card numbers or security codes: tokenize the card with your "
+            "gateway's client SDK and send the token as payment_method.token.",
+            errors=[field_error(pointer, "card number or security code not allowed") for pointer in pointers],
+        )
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise problem_from_validation(exc) from None
+
+
+def _minor_of(amount, currency: str, pointer: str = "/amount") -> int:
+    try:
+        return to_minor(amount, currency)
+    except MoneyError as exc:
+        raise validation_problem([field_error(pointer, str(exc))]) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflow access
+# ---------------------------------------------------------------------------------------------
+
+
+def _payment_id(request: web.Request) -> str:
+    return request.match_info["payment_id"]
+
+
+def _handle(deps: ApiDeps, payment_id: str) -> WorkflowHandle:
+    return deps.client.get_workflow_handle(workflow_id(payment_id))
+
+
+async def _query_view(deps: ApiDeps, payment_id: str) -> PaymentView | None:
+    try:
+        return await _handle(deps, payment_id).query(PaymentWorkflow.view)
+    except RPCError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+async def current_view(deps: ApiDeps, payment_id: str) -> PaymentView | None:
+    """The store's projection first (cheap, survives workflow retention); the workflow itself when
+    the store has not caught up yet."""
+    view = await deps.payments.get(payment_id)
+    if view is not None:
+        return view
+    return await _query_view(deps, payment_id)
+
+
+def _not_found(payment_id: str) -> Problem:
+    return Problem(404, "payment_not_found", "Payment not found", f"No payment {payment_id}.")
+
+
+async def require_view(deps: ApiDeps, payment_id: str) -> PaymentView:
+    view = await current_view(deps, payment_id)
+    if view is None:
+        raise _not_found(payment_id)
+    return view
+
+
+def _json(model: BaseModel, status: int) -> web.Response:
+    return web.Response(status=status, body=model.model_dump_json().encode(), content_type="application/json")
+
+
+# ---------------------------------------------------------------------------------------------
+# POST /v1/payments
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
+    gateway_id = body.gateway or deps.default_gateway
+    profile = deps.profiles.get(gateway_id)
+    if profile is None:
+        raise validation_problem([field_error("/gateway", f"unknown gateway {gateway_id!r}")])
+    if body.currency not in deps.supported_currencies:
+        raise validation_problem([field_error("/currency", f"{body.currency} is not accepted here")])
+    failure = validate_payment(profile, body.money(), body.payment_method, body.capture_method)
+    if failure is not None:
+        raise validation_problem([field_error(_PROFILE_FAILURE_POINTERS.get(failure.code, ""), failure.message)])
+    return profile
+
+
+def _summary(payment_input: PaymentInput) -> str:
+    return f"{payment_input.amount} · order {payment_input.order_id} · {payment_input.gateway.id}"
+
+
+def _details(payment_input: PaymentInput) -> str:
+    method = payment_input.method
+    method_text = method.type
+    if isinstance(method, CardMethod) and method.last4:
+        method_text = f"card {method.brand or ''} ····{method.last4}".replace("  ", " ")
+    rows = [
+        ("payment", f"`{payment_input.payment_id}`"),
+        ("order", f"`{payment_input.order_id}`"),
+        ("amount", str(payment_input.amount)),
+        ("gateway", payment_input.gateway.name),
+        ("method", method_text),
+        ("capture", payment_input.capture_method.value),
+    ]
+    if payment_input.customer_id:
+        rows.append(("customer", f"`{payment_input.customer_id}`"))
+    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
+
+
+def _search_attributes(payment_input: PaymentInput) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PENDING.value),
+            SearchAttributePair(sa.GATEWAY, payment_input.gateway.id),
+            SearchAttributePair(sa.ORDER_ID, payment_input.order_id),
+            SearchAttributePair(sa.CURRENCY, payment_input.amount.currency),
+            SearchAttributePair(sa.AMOUNT_MINOR, payment_input.amount.minor),
+        ]
+    )
+
+
+async def _start_and_decide(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
+    operation = WithStartWorkflowOperation(
+        PaymentWorkflow.run,
+        payment_input,
+        id=workflow_id(payment_input.payment_id),
+        task_queue=deps.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A payment whose workflow has closed (after its settlement window) is never started again
+        # under the same id: that would be a second charge for one idempotency key.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=_search_attributes(payment_input),
+        static_summary=_summary(payment_input),
+        static_details=_details(payment_input),
+    )
+    return await deps.client.execute_update_with_start_workflow(
+        PaymentWorkflow.decide,
+        DecisionRequest(request_fingerprint=payment_input.request_fingerprint),
+        start_workflow_operation=operation,
+        # One update per distinct request: a replay attaches to the first one and gets its answer,
+        # instead of adding an update to the history on every retry.
+        id=f"decide:{payment_input.request_fingerprint[:32]}",
+    )
+
+
+async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
+    """The key's workflow has closed: answer it as a replay. Its fingerprint is out of reach now,
+    so at least the order and the amount must match, or the key was reused for another payment."""
+    view = await require_view(deps, payment_input.payment_id)
+    if view.order_id != payment_input.order_id or view.amount != payment_input.amount:
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            "Idempotency-Key reused for a different request",
+            "this Idempotency-Key was already used for a different payment",
+        )
+    return view
+
+
+def create_status(view: PaymentView) -> int:
+    if view.status in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
+        return 201
+    if view.status in (PaymentStatus.AUTHORIZING, PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN):
+        return 202
+    if view.status is PaymentStatus.FAILED:
+        return 402
+    return 200
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    api_key_id = request[API_KEY_ID]
+    key = idempotency_key(request)
+    body = await read_json(request, CreatePayment)
+    profile = _check_profile(deps, body)
+    payment_id = derive_payment_id(api_key_id, key)
+    payment_input = PaymentInput(
+        payment_id=payment_id,
+        order_id=body.order_id,
+        gateway=profile,
+        amount=body.money(),
+        method=body.payment_method,
+        capture_method=body.capture_method,
+        customer_id=body.customer_id,
+        customer_ip=str(body.customer_ip) if body.customer_ip else None,
+        customer_email=body.customer_email,
+        return_url=str(body.return_url) if body.return_url else None,
+        description=body.description,
+        metadata=body.metadata,
+        request_fingerprint=fingerprint(body),
+        settings=deps.settings,
+    )
+    try:
+        async with asyncio.timeout(deps.decide_timeout_s):
+            view = await _start_and_decide(deps, payment_input)
+    except WorkflowUpdateFailedError as exc:
+        raise problem_for_update_failure(exc) from None
+    except WorkflowAlreadyStartedError:
+        view = await _replay_of_closed(deps, payment_input)
+    except TimeoutError:
+        # Not decided in time (a slow provider): the payment goes on; answer what we know and let
+        # the merchant poll. Without a workflow to show, it is safe to retry with the same key.
+        view = await current_view(deps, payment_id)
+        if view is None:
+            raise temporal_unavailable() from None
+    log.info("payment %s order %s: %s", view.id, view.order_id, view.status.value)
+    if view.status is PaymentStatus.FAILED and view.failure and view.failure.code in ORDER_REFUSALS:
+        raise Problem(
+            409,
+            view.failure.code,
+            "The order refuses this payment",
+            view.failure.message,
+            extra={"payment_id": view.id},
+        )
+    return _json(PaymentOut.of(view), create_status(view))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+# ---------------------------------------------------------------------------------------------
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    return _json(PaymentOut.of(await require_view(deps, _payment_id(request))), 200)
+
+
+async def list_payments(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    order_id = request.query.get("order_id", "")
+    if not order_id or len(order_id) > 128:
+        raise Problem(
+            400, "order_id_required", "order_id required", "List payments with ?order_id=<order id> (1 to 128 characters)."
+        )
+    views = await deps.payments.list_by_order(order_id)
+    return _json(PaymentList(data=[PaymentOut.of(view) for view in views]), 200)
+
+
+# ---------------------------------------------------------------------------------------------
+# Updates and signals on an existing payment
+# ---------------------------------------------------------------------------------------------
+
+
+async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str):
+    try:
+        return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
+    except WorkflowUpdateFailedError as exc:
+        raise problem_for_update_failure(exc) from None
+    except RPCError as exc:
+        if is_not_found(exc):  # gone since we read it: closed after its settlement window
+            raise Problem(
+                409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
+            ) from None
+        raise
+
+
+async def capture_payment(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    key = idempotency_key(request)
+    body = await read_json(request, CapturePayment, body_optional=True)
+    payment_id = _payment_id(request)
+    view = await require_view(deps, payment_id)
+    amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
+    view = await _update(
+        deps,
+        payment_id,
+        PaymentWorkflow.capture,
+        CaptureRequest(amount_minor=amount_minor),
+        update_id=_update_id("capture", request[API_KEY_ID], key),
+    )
+    return _json(PaymentOut.of(view), 200)
+
+
+async def cancel_payment(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    key = idempotency_key(request)
+    body = await read_json(request, CancelPayment, body_optional=True)
+    payment_id = _payment_id(request)
+    await require_view(deps, payment_id)
+    view = await _update(
+        deps,
+        payment_id,
+        PaymentWorkflow.cancel,
+        CancelRequest(reason=body.reason),
+        update_id=_update_id("cancel", request[API_KEY_ID], key),
+    )
+    return _json(PaymentOut.of(view), 200)
+
+
+async def create_refund(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    key = idempotency_key(request)
+    body = await read_json(request, CreateRefund, body_optional=True)
+    payment_id = _payment_id(request)
+    view = await require_view(deps, payment_id)
+    amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
+    refund_id = derive_refund_id(payment_id, key)
+    refund = await _update(
+        deps,
+        payment_id,
+        PaymentWorkflow.refund,
+        RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason),
+        update_id=f"refund:{refund_id}",
+    )
+    # 202 while the provider is still processing it; 201 once it has an outcome (see `status`).
+    status = 202 if refund.status is RefundStatus.PENDING else 201
+    return _json(RefundOut.of(payment_id, refund), status)
+
+
+async def complete_action(request: web.Request) -> web.Response:
+    """The customer is back from 3-D Secure or a redirect. The signal is only a hint (the workflow
+    asks the gateway), so wait briefly for the outcome to answer with it; 202 if it is not in yet."""
+    deps = request.config_dict[DEPS]
+    idempotency_key(request)  # required on every POST; the signal itself is harmless to repeat
+    body = await read_json(request, CompleteAction, body_optional=True)
+    payment_id = _payment_id(request)
+    # The workflow, not the store: the store may not show `authorizing` yet right after the create
+    # answered 202, and the signal must not be skipped for that.
+    view = await _query_view(deps, payment_id)
+    if view is None:
+        return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+    if view.status is not PaymentStatus.AUTHORIZING:
+        return _json(PaymentOut.of(view), 200)
+    handle = _handle(deps, payment_id)
+    try:
+        await handle.signal(PaymentWorkflow.action_completed, ActionCompleted(data=body.data))
+    except RPCError as exc:
+        if is_not_found(exc):  # closed between the query and the signal
+            return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+        raise
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deps.action_complete_wait_s
+    while True:
+        view = await handle.query(PaymentWorkflow.view)
+        if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:
+            break
+        await asyncio.sleep(_ACTION_POLL_S)
+    return _json(PaymentOut.of(view), 202 if view.status is PaymentStatus.AUTHORIZING else 200)
+
+
+def routes() -> web.RouteTableDef:
+    table = web.RouteTableDef()
+    table.post("/payments")(create_payment)
+    table.get("/payments", allow_head=False)(list_payments)
+    table.get(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}", allow_head=False)(get_payment)
+    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/capture")(capture_payment)
+    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/cancel")(cancel_payment)
+    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/refunds")(create_refund)
+    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/actions/complete")(complete_action)
+    return table

@@ -1,0 +1,124 @@
+"""What the API needs from the rest of the system, as Protocols.
+
+`api/` never imports `activities/`: the composition root (`workers/`) implements these ports with the
+store, the gateway registry and the webhook inbox, and hands them over in an `ApiDeps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
+from workflows.gateway_io import GatewayEvent
+
+
+class WebhookRejected(Exception):
+    """A notification whose signature, timestamp or shape did not check out.
+
+    workers/ raises it in place of activities' `WebhookVerificationError`; the message is logged,
+    never sent back, so a forger learns nothing about which check failed."""
+
+
+class WebhookOutcome(StrEnum):
+    """What the receiver did with one notification, as recorded in the inbox."""
+
+    SIGNALLED = "signalled"  # Temporal accepted the signal
+    UNKNOWN_PAYMENT = "unknown_payment"  # no payment of ours: acknowledged so the provider stops
+    REJECTED = "rejected"  # signature check failed: nothing signalled
+    RETRY_LATER = "retry_later"  # Temporal refused: answered 503 so the provider retries
+
+
+class PaymentReader(Protocol):
+    """The payments projection (the store)."""
+
+    async def get(self, payment_id: str) -> PaymentView | None: ...
+
+    async def list_by_order(self, order_id: str) -> list[PaymentView]: ...
+
+
+class ProviderRefIndex(Protocol):
+    """Finds our payment from the provider's id, for notifications that do not echo our reference."""
+
+    async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None: ...
+
+
+class WebhookGateways(Protocol):
+    """The enabled gateways, seen from the webhook receiver."""
+
+    def known(self, gateway_id: str) -> bool: ...
+
+    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        """Verify the raw notification and normalize it; raises `WebhookRejected`."""
+        ...
+
+    def ack(self, gateway_id: str) -> tuple[int, bytes, str]:
+        """(status, body, content type) the provider expects once its notification is handled."""
+        ...
+
+
+class WebhookInbox(Protocol):
+    """Every notification received, verified or not, with what was done about it."""
+
+    async def record(
+        self,
+        *,
+        gateway: str,
+        event_id: str,
+        payment_id: str | None,
+        verified: bool,
+        outcome: WebhookOutcome,
+        event_type: str,
+    ) -> bool:
+        """Store the latest outcome for (gateway, event_id); True the first time it is seen."""
+        ...
+
+
+class GatewayProfiles(Protocol):
+    def get(self, gateway_id: str) -> GatewayProfile | None: ...
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
+        """Count one hit on `key`; (allowed, seconds until the next hit would be allowed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` requests per `window_s` seconds, per API key (merchant API) or per gateway
+    and sender address (webhooks)."""
+
+    limit: int
+    window_s: int = 60
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    client: Client
+    task_queue: str
+    api_keys: Mapping[str, SecretStr]  # key id -> bearer secret
+    payments: PaymentReader
+    provider_refs: ProviderRefIndex
+    webhooks: WebhookGateways
+    inbox: WebhookInbox
+    profiles: GatewayProfiles
+    settings: PaymentSettings = field(default_factory=PaymentSettings)
+    default_gateway: str = "mock"
+    # Currencies this deployment accepts at all; a gateway's profile narrows it further.
+    supported_currencies: frozenset[str] = frozenset({"USD", "EUR", "GBP", "CNY", "JPY"})
+    max_body_bytes: int = 64 * 1024
+    rate_limiter: RateLimiter | None = None
+    api_rate_limit: RateLimit = RateLimit(limit=600)
+    webhook_rate_limit: RateLimit = RateLimit(limit=6000)
+    # How long POST /v1/payments waits for a decision before it answers 202 with the payment as it
+    # stands (a provider that is slow to answer); the payment itself goes on either way.
+    decide_timeout_s: float = 30.0
+    # How long POST /actions/complete waits for the payment to leave `authorizing` before it
+    # answers 202 and leaves the rest to polling or the merchant's own webhook.
+    action_complete_wait_s: float = 5.0

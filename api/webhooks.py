@@ -1,0 +1,96 @@
+"""The provider webhook receiver: `POST /webhooks/{gateway}`.
+
+Thin on purpose: verify the raw bytes, turn each event into a signal to its payment's workflow, and
+answer the provider's acknowledgement only once Temporal has accepted every signal. The workflow
+applies each event id once, so duplicates are simply signalled again: cheap, and the right thing
+when an earlier delivery failed half way. A Temporal outage answers 503 so the provider retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from aiohttp import web
+from temporalio.service import RPCError
+
+from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
+from api.problems import Problem, is_not_found, temporal_unavailable
+from api.payments import DEPS, workflow_id
+from workflows.gateway_io import GatewayEvent
+from workflows.payment import PaymentWorkflow
+
+log = logging.getLogger("durapay.webhooks")
+
+
+async def _our_payment_id(deps: ApiDeps, gateway: str, event: GatewayEvent) -> str | None:
+    if event.payment_id:
+        return event.payment_id
+    if event.provider_payment_id:
+        return await deps.provider_refs.payment_id_for_provider_ref(gateway, event.provider_payment_id)
+    return None
+
+
+async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
+    try:
+        await deps.client.get_workflow_handle(workflow_id(payment_id)).signal(PaymentWorkflow.gateway_event, event)
+    except RPCError as exc:
+        if is_not_found(exc):  # never started, or closed after its settlement window
+            return WebhookOutcome.UNKNOWN_PAYMENT
+        log.warning("signal %s to %s failed: %s", event.event_id, payment_id, exc.status.name)
+        return WebhookOutcome.RETRY_LATER
+    return WebhookOutcome.SIGNALLED
+
+
+async def receive(request: web.Request) -> web.Response:
+    deps = request.config_dict[DEPS]
+    gateway = request.match_info["gateway"]
+    if not deps.webhooks.known(gateway):
+        raise Problem(404, "unknown_gateway", "Unknown gateway", f"No webhook endpoint for {gateway!r}.")
+    if request.content_length is not None and request.content_length > deps.max_body_bytes:
+        raise Problem(413, "payload_too_large", "Request body too large", f"At most {deps.max_body_bytes} bytes.")
+    body = await request.read()
+
+    try:
+        events = deps.webhooks.parse(gateway, request.headers, body)
+    except WebhookRejected as exc:
+        # Recorded under a digest of the body: there is no trustworthy event id in a forged payload.
+        await deps.inbox.record(
+            gateway=gateway,
+            event_id="unverified:" + hashlib.sha256(body).hexdigest()[:32],
+            payment_id=None,
+            verified=False,
+            outcome=WebhookOutcome.REJECTED,
+            event_type="unverified",
+        )
+        log.warning("rejected %s webhook: %s", gateway, exc)
+        raise Problem(
+            400, "webhook_signature_invalid", "Webhook verification failed", "The notification could not be verified."
+        ) from None
+
+    for event in events:
+        payment_id = await _our_payment_id(deps, gateway, event)
+        outcome = await _signal(deps, payment_id, event) if payment_id else WebhookOutcome.UNKNOWN_PAYMENT
+        first_time = await deps.inbox.record(
+            gateway=gateway,
+            event_id=event.event_id,
+            payment_id=payment_id,
+            verified=True,
+            outcome=outcome,
+            event_type=event.provider_type,
+        )
+        log.info(
+            "%s webhook %s (%s) for %s: %s%s",
+            gateway, event.event_id, event.provider_type, payment_id, outcome.value, "" if first_time else " (again)",
+        )
+        if outcome is WebhookOutcome.RETRY_LATER:
+            raise temporal_unavailable()
+
+    status, ack_body, content_type = deps.webhooks.ack(gateway)
+    return web.Response(status=status, body=ack_body, headers={"Content-Type": content_type})
+
+
+def routes() -> web.RouteTableDef:
+    table = web.RouteTableDef()
+    table.post("/{gateway}")(receive)
+    return table
