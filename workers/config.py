@@ -177,8 +177,14 @@ class ApiConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)  # 0: an ephemeral port (tests)
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
-    # The merchant-facing base URL behind a proxy, for links in responses; None: http://host:port.
-    public_url: str | None = None
+    # Fixed-window limits shared by every API process through the database; off for benchmarks.
+    rate_limiting: bool = True
+    rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
+    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)  # per gateway and sender
+    # How long POST /v1/payments waits for a decision before answering 202 (the payment goes on).
+    decide_timeout_seconds: float = Field(default=30, gt=0)
+    # How long POST /actions/complete waits for the outcome before answering 202.
+    action_complete_wait_seconds: float = Field(default=5, ge=0)
 
     @field_validator("api_keys")
     @classmethod

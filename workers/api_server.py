@@ -1,0 +1,157 @@
+"""The API process: `api.app.create_app` over the store and the gateway registry.
+
+`api/` never imports `activities/`; the adapters below implement its `api/ports.py` Protocols with
+activities' objects, and translate their vocabulary (the store's `WebhookOutcome`, the gateways'
+`WebhookVerificationError`) into the API's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from temporalio.client import Client
+
+from activities.gateways.base import WebhookVerificationError
+from activities.gateways.registry import GatewayRegistry
+from activities.store.repository import PaymentStore
+from activities.store.tables import WebhookOutcome as StoredWebhookOutcome
+from api.app import AccessLogger, create_app
+from api.ports import ApiDeps, RateLimit, WebhookOutcome, WebhookRejected
+from workers.config import DurapayConfig
+from workers.worker import Runtime, connect, wait_for_stop_signal
+from workflows.domain import GatewayProfile, PaymentView
+from workflows.gateway_io import GatewayEvent
+
+log = logging.getLogger("durapay.api")
+
+
+class StorePorts:
+    """`PaymentReader`, `ProviderRefIndex`, `WebhookInbox` and `RateLimiter` over `PaymentStore`."""
+
+    def __init__(self, store: PaymentStore) -> None:
+        self._store = store
+
+    async def get(self, payment_id: str) -> PaymentView | None:
+        return await self._store.get(payment_id)
+
+    async def list_by_order(self, order_id: str) -> list[PaymentView]:
+        return await self._store.list_by_order(order_id)
+
+    async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
+        return await self._store.payment_id_for_provider_ref(gateway, provider_payment_id)
+
+    async def record(
+        self,
+        *,
+        gateway: str,
+        event_id: str,
+        payment_id: str | None,
+        verified: bool,
+        outcome: WebhookOutcome,
+        event_type: str,
+    ) -> bool:
+        return await self._store.record_webhook(
+            gateway, event_id, payment_id, verified, StoredWebhookOutcome(outcome.value), event_type
+        )
+
+    async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
+        return await self._store.hit(key, window_s, limit)
+
+
+class RegistryPorts:
+    """`WebhookGateways` and `GatewayProfiles` over the gateway registry."""
+
+    def __init__(self, registry: GatewayRegistry) -> None:
+        self._registry = registry
+
+    def known(self, gateway_id: str) -> bool:
+        return gateway_id in self._registry
+
+    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        try:
+            return self._registry.get(gateway_id).parse_webhook(headers, body)
+        except WebhookVerificationError as exc:
+            raise WebhookRejected(str(exc)) from None
+
+    def ack(self, gateway_id: str) -> tuple[int, bytes, str]:
+        ack = self._registry.get(gateway_id).webhook_ack()
+        return ack.status, ack.body, ack.content_type
+
+    def get(self, gateway_id: str) -> GatewayProfile | None:
+        return self._registry.get(gateway_id).profile if gateway_id in self._registry else None
+
+
+def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_queue: str | None = None) -> ApiDeps:
+    store = StorePorts(runtime.store)
+    gateways = RegistryPorts(runtime.registry)
+    payment = config.payment
+    return ApiDeps(
+        client=client,
+        task_queue=task_queue or config.temporal.task_queue,
+        api_keys=dict(config.api.api_keys),
+        payments=store,
+        provider_refs=store,
+        webhooks=gateways,
+        inbox=store,
+        profiles=gateways,
+        settings=payment.settings_for(payment.supported_currencies[0]),
+        default_gateway=payment.default_gateway,
+        supported_currencies=frozenset(payment.supported_currencies),
+        max_body_bytes=config.api.max_body_bytes,
+        rate_limiter=store if config.api.rate_limiting else None,
+        api_rate_limit=RateLimit(limit=config.api.rate_limit_per_minute, window_s=60),
+        webhook_rate_limit=RateLimit(limit=config.api.webhook_rate_limit_per_minute, window_s=60),
+        decide_timeout_s=config.api.decide_timeout_seconds,
+        action_complete_wait_s=config.api.action_complete_wait_seconds,
+    )
+
+
+@dataclass
+class RunningApi:
+    runner: web.AppRunner
+    base_url: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_api(
+    client: Client,
+    config: DurapayConfig,
+    runtime: Runtime,
+    *,
+    task_queue: str | None = None,
+) -> RunningApi:
+    """Serve the API on `api.host:api.port` (port 0: an ephemeral one) until `stop()`."""
+    app = create_app(api_deps(client, config, runtime, task_queue=task_queue))
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.api.host, config.api.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {config.api.host}:{config.api.port} ({exc.strerror}); "
+            "set [api] port or DURAPAY_API__PORT",
+        ) from None
+    host, port = runner.addresses[0][:2]
+    return RunningApi(runner, f"http://{host}:{port}")
+
+
+async def run_api(config: DurapayConfig) -> None:
+    """`durapay api`: serve until SIGINT/SIGTERM."""
+    if not config.api.api_keys:
+        log.warning("no API keys configured: every /v1 request will be refused (set DURAPAY_API_KEYS)")
+    async with await Runtime.open(config) as runtime:
+        client = await connect(config)
+        api = await start_api(client, config, runtime)
+        log.info("API listening on %s (task queue %s)", api.base_url, config.temporal.task_queue)
+        try:
+            await wait_for_stop_signal()
+        finally:
+            await api.stop()

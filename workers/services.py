@@ -1,0 +1,44 @@
+"""A worker and the API in one process, sharing one `Runtime`: what `durapay dev`, `durapay demo`
+and the end-to-end tests (tests/stack.py) run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from temporalio.client import Client
+
+from workers.api_server import start_api
+from workers.config import DurapayConfig
+from workers.worker import Runtime, build_worker
+
+
+@dataclass(frozen=True)
+class Services:
+    config: DurapayConfig
+    client: Client
+    runtime: Runtime
+    task_queue: str
+    base_url: str
+
+
+@asynccontextmanager
+async def running_services(
+    client: Client,
+    config: DurapayConfig,
+    *,
+    task_queue: str | None = None,
+    migrate_database: bool = True,
+) -> AsyncIterator[Services]:
+    """Migrate, start the worker, serve the API; on exit stop the API first (no new payments),
+    then drain the worker, then close the runtime."""
+    queue = task_queue or config.temporal.task_queue
+    async with await Runtime.open(config, migrate_database=migrate_database) as runtime:
+        worker = await build_worker(client, config, runtime=runtime, task_queue=queue)
+        async with worker:
+            api = await start_api(client, config, runtime, task_queue=queue)
+            try:
+                yield Services(config, client, runtime, queue, api.base_url)
+            finally:
+                await api.stop()
