@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import cache
 from importlib.resources import files
 from typing import Any
 
@@ -22,6 +23,7 @@ from api.problems import Problem, problem_middleware
 OPENAPI_DOCUMENT = "openapi.yaml"
 
 
+@cache  # parsed once per process: the document is part of the code, not configuration
 def load_openapi() -> dict[str, Any]:
     """The committed OpenAPI 3.1 document, the single description of this API."""
     return yaml.safe_load(files("api").joinpath(OPENAPI_DOCUMENT).read_text(encoding="utf-8"))

@@ -1,0 +1,181 @@
+"""The merchant API's refusals, answered before anything is started (the Temporal client here fails
+the test if it is touched), and the reads served from the store."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+import pytest
+
+from api.payments import derive_payment_id, derive_refund_id, fingerprint
+from api.problems import PROBLEM_CONTENT_TYPE
+from api.schemas import CreatePayment
+from tests.api.fakes import AUTH, FakeStore, a_view, make_deps, serve
+
+CARD = "4242424242424242"
+BODY = {
+    "order_id": "o-1",
+    "amount": "49.99",
+    "currency": "USD",
+    "payment_method": {"type": "card", "token": "tok_visa"},
+}
+
+
+async def _post(path: str, json=None, *, headers=None, data=None, deps=None):
+    async with serve(deps or make_deps()) as base, aiohttp.ClientSession() as http:
+        async with http.post(f"{base}{path}", json=json, data=data, headers={**AUTH, **(headers or {})}) as resp:
+            return resp.status, resp.content_type, await resp.json(content_type=None)
+
+
+async def test_idempotency_key_is_required():
+    status, content_type, body = await _post("/v1/payments", BODY)
+    assert (status, content_type, body["code"]) == (400, PROBLEM_CONTENT_TYPE, "idempotency_key_required")
+
+
+async def test_idempotency_key_is_bounded():
+    status, _, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "k" * 256})
+    assert (status, body["code"]) == (400, "idempotency_key_invalid")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/payments/pay_aaaaaaaaaaaaaaaaaaaaaaaaaa/capture",
+        "/v1/payments/pay_aaaaaaaaaaaaaaaaaaaaaaaaaa/cancel",
+        "/v1/payments/pay_aaaaaaaaaaaaaaaaaaaaaaaaaa/refunds",
+        "/v1/payments/pay_aaaaaaaaaaaaaaaaaaaaaaaaaa/actions/complete",
+    ],
+)
+async def test_every_post_needs_an_idempotency_key(path):
+    status, _, body = await _post(path, {})
+    assert (status, body["code"]) == (400, "idempotency_key_required")
+
+
+async def test_malformed_json_and_non_objects():
+    key = {"Idempotency-Key": "k1", "Content-Type": "application/json"}
+    status, _, body = await _post("/v1/payments", data=b"{not json", headers=key)
+    assert (status, body["code"]) == (400, "invalid_json")
+    status, _, body = await _post("/v1/payments", data=b"[1, 2]", headers=key)
+    assert (status, body["code"]) == (422, "validation_failed")
+    status, _, body = await _post("/v1/payments", data=b"a=b", headers={**key, "Content-Type": "text/plain"})
+    assert (status, body["code"]) == (415, "unsupported_media_type")
+
+
+async def test_body_size_is_limited():
+    big = {**BODY, "description": "x" * 5000}
+    status, content_type, body = await _post("/v1/payments", big, headers={"Idempotency-Key": "k1"})
+    assert (status, content_type, body["code"]) == (413, PROBLEM_CONTENT_TYPE, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer", "words"),
+    [
+        ({"amount": "49.999"}, "/amount", "more decimal places than USD allows"),
+        ({"amount": 49.99}, "/amount", "JSON numbers are refused"),
+        ({"currency": "XYZ"}, "/currency", "ISO 4217"),
+        ({"currency": "GBP"}, "/currency", "does not accept GBP"),  # deployment yes, gateway no
+        ({"currency": "CNY"}, "/currency", "not accepted here"),  # not enabled in this deployment
+        ({"gateway": "nope"}, "/gateway", "unknown gateway"),
+        ({"amount": "0.49"}, "/amount", "needs at least 0.50 USD"),
+        ({"amount": "10000.01"}, "/amount", "at most 10000.00 USD"),
+        ({"payment_method": {"type": "bnpl", "provider": "klarna"}}, "/payment_method", "does not accept bnpl"),
+        ({"payment_method": {"type": "wallet", "wallet": "alipay"}}, "/payment_method", "wallet:alipay"),
+        ({"gateway": "autoonly", "capture_method": "manual"}, "/capture_method", "manual capture"),
+        ({"payment_method": {"type": "card", "token": "t", "exp_month": 13}}, "/payment_method/exp_month", ""),
+    ],
+)
+async def test_invalid_requests_are_422_before_anything_starts(change, pointer, words):
+    status, content_type, body = await _post("/v1/payments", {**BODY, **change}, headers={"Idempotency-Key": "k1"})
+    assert (status, content_type, body["code"]) == (422, PROBLEM_CONTENT_TYPE, "validation_failed")
+    assert [e["pointer"] for e in body["errors"]] == [pointer]
+    assert words in body["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**BODY, "payment_method": {"type": "card", "token": CARD}},
+        {**BODY, "payment_method": {"type": "card", "token": "tok", "number": CARD}},
+        {**BODY, "payment_method": {"type": "card", "token": "tok", "cvc": "123"}},
+        {**BODY, "metadata": {"note": "4242 4242 4242 4242"}},
+        {**BODY, "description": "card 4242-4242-4242-4242 exp 12/30"},
+        {**BODY, "order_id": CARD},
+        {**BODY, "metadata": {CARD: "x"}},
+    ],
+)
+async def test_raw_card_data_is_refused_and_never_echoed_or_logged(body, caplog):
+    with caplog.at_level(logging.DEBUG):
+        status, _, problem = await _post("/v1/payments", body, headers={"Idempotency-Key": "k1"})
+    assert (status, problem["code"]) == (422, "card_data_not_allowed")
+    assert problem["errors"]
+    digits = CARD
+    assert digits not in str(problem).replace(" ", "").replace("-", "")
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert digits not in logged.replace(" ", "").replace("-", "")
+    assert any("refused raw card data" in record.getMessage() for record in caplog.records)
+
+
+async def test_card_data_is_refused_on_every_post():
+    store = FakeStore(views={a_view().id: a_view()})
+    status, _, problem = await _post(
+        f"/v1/payments/{a_view().id}/refunds",
+        {"reason": f"customer card {CARD}"},
+        headers={"Idempotency-Key": "k1"},
+        deps=make_deps(store=store),
+    )
+    assert (status, problem["code"]) == (422, "card_data_not_allowed")
+
+
+async def test_capture_amount_precision_is_checked_against_the_payment_currency():
+    view = a_view(amount=a_view().amount.with_minor(5000).model_copy(update={"currency": "JPY"}))
+    store = FakeStore(views={view.id: view})
+    status, _, problem = await _post(
+        f"/v1/payments/{view.id}/capture", {"amount": "10.5"}, headers={"Idempotency-Key": "k1"}, deps=make_deps(store=store)
+    )
+    assert (status, problem["code"]) == (422, "validation_failed")
+    assert problem["errors"][0]["pointer"] == "/amount"
+
+
+def test_payment_id_is_derived_from_key_id_and_idempotency_key():
+    first = derive_payment_id("key_a", "order-1-attempt-1")
+    assert first == derive_payment_id("key_a", "order-1-attempt-1")
+    assert first != derive_payment_id("key_b", "order-1-attempt-1")
+    assert first != derive_payment_id("key_a", "order-1-attempt-2")
+    assert first.startswith("pay_") and len(first) == 30
+    assert set(first[4:]) <= set("abcdefghijklmnopqrstuvwxyz234567")
+    refund = derive_refund_id(first, "r1")
+    assert refund.startswith("re_") and refund == derive_refund_id(first, "r1") != derive_refund_id(first, "r2")
+
+
+def test_fingerprint_ignores_formatting_but_not_content():
+    a = CreatePayment.model_validate(BODY)
+    b = CreatePayment.model_validate({**BODY, "currency": "usd", "metadata": {}})
+    c = CreatePayment.model_validate({**BODY, "amount": "49.98"})
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+async def test_get_payment_from_the_store():
+    view = a_view()
+    async with serve(make_deps(store=FakeStore(views={view.id: view}))) as base, aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        async with http.get(f"{base}/v1/payments/not_a_payment_id", headers=AUTH) as resp:
+            assert resp.status == 404
+            assert resp.content_type == PROBLEM_CONTENT_TYPE
+    assert body["id"] == view.id
+    assert body["status"] == "paid"
+    assert body["amount"] == "49.99" and body["currency"] == "USD"
+
+
+async def test_list_payments_by_order():
+    one, two = a_view("pay_" + "a" * 26), a_view("pay_" + "b" * 26, order_id="o-2")
+    async with serve(make_deps(store=FakeStore(views={one.id: one, two.id: two}))) as base:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/v1/payments", params={"order_id": "o-2"}, headers=AUTH) as resp:
+                assert resp.status == 200
+                assert [p["id"] for p in (await resp.json())["data"]] == [two.id]
+            async with http.get(f"{base}/v1/payments", headers=AUTH) as resp:
+                assert resp.status == 400
+                assert (await resp.json(content_type=None))["code"] == "order_id_required"
