@@ -1,0 +1,301 @@
+"""`PaymentStore`: the payments projection, its events, the webhook inbox, fraud velocity counts
+and API rate-limit windows. Every write is one transaction and safe to repeat."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import ColumnElement, Table, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from activities.store.db import write_transaction
+from activities.store.tables import (
+    WEBHOOK_DEDUP_WHERE,
+    WebhookOutcome,
+    payment_events,
+    payments,
+    rate_limit_hits,
+    webhook_inbox,
+)
+from workflows.domain import CardMethod, PaymentStatus, PaymentView
+from workflows.ledger_io import PaymentTransition
+
+
+def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT that supports ON CONFLICT for the connection's dialect (both speak the same
+    `on_conflict_do_nothing` / `on_conflict_do_update` API)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"durapay's store supports SQLite and PostgreSQL, not {conn.dialect.name}")
+
+
+class StoredEvent(BaseModel):
+    """One recorded payment event, in the order the workflow raised it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    payment_id: str
+    version: int
+    type: str
+    data: dict[str, str]
+    created_at: datetime
+
+
+class PaymentStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    # ------------------------------------------------------------------ payments
+
+    async def record_transition(self, t: PaymentTransition) -> None:
+        """Apply one workflow transition: the projection moves only forward (a retried or late
+        write with an older or equal version changes nothing), events are stored once."""
+        view = t.view
+        row = _projection(view)
+        async with write_transaction(self._engine) as conn:
+            upsert = upsert_insert(conn, payments).values(**row)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[payments.c.id],
+                set_={name: upsert.excluded[name] for name in row if name not in ("id", "created_at")},
+                where=payments.c.version < upsert.excluded.version,
+            )
+            await conn.execute(upsert)
+            if t.events:
+                # Inserted even when the view was stale: a retry of a transition whose first
+                # attempt never committed must still leave its events behind; the unique key
+                # (payment_id, version, type) makes a repeat a no-op.
+                events = upsert_insert(conn, payment_events).values(
+                    [
+                        {
+                            "payment_id": view.id,
+                            "version": view.version,
+                            "type": event.type,
+                            "data": event.data,
+                            # The transition's own time, not the wall clock: a retry writes
+                            # exactly the same row.
+                            "created_at": view.updated_at,
+                        }
+                        for event in t.events
+                    ]
+                )
+                await conn.execute(
+                    events.on_conflict_do_nothing(index_elements=["payment_id", "version", "type"])
+                )
+
+    async def get(self, payment_id: str) -> PaymentView | None:
+        async with self._engine.connect() as conn:
+            stored = await conn.scalar(select(payments.c.view).where(payments.c.id == payment_id))
+        return None if stored is None else PaymentView.model_validate(stored)
+
+    async def list_by_order(self, order_id: str) -> list[PaymentView]:
+        query = (
+            select(payments.c.view)
+            .where(payments.c.order_id == order_id)
+            .order_by(payments.c.created_at, payments.c.id)
+        )
+        return await self._views(query)
+
+    async def list_payments(
+        self,
+        status: PaymentStatus | Collection[PaymentStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[PaymentView]:
+        """Payments created in [since, until), oldest first, optionally only in `status` (one
+        status or several)."""
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        conditions: list[ColumnElement[bool]] = []
+        if isinstance(status, PaymentStatus):
+            conditions.append(payments.c.status == status.value)
+        elif status is not None:
+            conditions.append(payments.c.status.in_([PaymentStatus(s).value for s in status]))
+        if since is not None:
+            conditions.append(payments.c.created_at >= since)
+        if until is not None:
+            conditions.append(payments.c.created_at < until)
+        query = (
+            select(payments.c.view)
+            .where(*conditions)
+            .order_by(payments.c.created_at, payments.c.id)
+            .limit(limit)
+        )
+        return await self._views(query)
+
+    async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
+        """Our payment id for a provider's payment id: how a webhook that only carries the
+        provider's reference finds its workflow."""
+        query = select(payments.c.id).where(
+            payments.c.provider_payment_id == provider_payment_id, payments.c.gateway == gateway
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).scalar_one_or_none()
+
+    async def events(self, payment_id: str) -> list[StoredEvent]:
+        query = (
+            select(
+                payment_events.c.payment_id,
+                payment_events.c.version,
+                payment_events.c.type,
+                payment_events.c.data,
+                payment_events.c.created_at,
+            )
+            .where(payment_events.c.payment_id == payment_id)
+            .order_by(payment_events.c.version, payment_events.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [StoredEvent.model_validate(dict(row)) for row in rows]
+
+    async def count_recent(
+        self,
+        since: datetime,
+        *,
+        customer_id: str | None = None,
+        customer_ip: str | None = None,
+        card_fingerprint: str | None = None,
+        exclude_payment_id: str | None = None,
+    ) -> int:
+        """How many payments matching exactly one key (customer, IP or card fingerprint) were
+        created at or after `since`, not counting `exclude_payment_id` (the payment being checked,
+        which may or may not be recorded yet)."""
+        keys = {
+            payments.c.customer_id: customer_id,
+            payments.c.customer_ip: customer_ip,
+            payments.c.card_fingerprint: card_fingerprint,
+        }
+        given = [(column, value) for column, value in keys.items() if value is not None]
+        if len(given) != 1:
+            raise ValueError("count_recent needs exactly one of customer_id, customer_ip, card_fingerprint")
+        column, value = given[0]
+        query = select(func.count()).select_from(payments).where(column == value, payments.c.created_at >= since)
+        if exclude_payment_id is not None:
+            query = query.where(payments.c.id != exclude_payment_id)
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    async def _views(self, query: Any) -> list[PaymentView]:
+        async with self._engine.connect() as conn:
+            stored = (await conn.execute(query)).scalars().all()
+        return [PaymentView.model_validate(view) for view in stored]
+
+    # ------------------------------------------------------------------ webhook inbox
+
+    async def record_webhook(
+        self,
+        gateway: str,
+        event_id: str | None,
+        payment_id: str | None,
+        verified: bool,
+        outcome: WebhookOutcome,
+        event_type: str | None,
+    ) -> bool:
+        """Record one webhook delivery. Returns False, and changes nothing, when a verified
+        delivery of the same (gateway, event_id) is already recorded.
+
+        Unverified deliveries are always recorded (True) and never de-duplicated: their event id
+        is whatever the sender wrote, and must not block the genuine event carrying that id.
+        Receivers should signal the workflow (which de-duplicates by event id itself) before
+        recording, so a crash between the two leads to a redelivery rather than a lost event.
+        """
+        row = {
+            "gateway": gateway,
+            "event_id": event_id,
+            "payment_id": payment_id,
+            "verified": verified,
+            "outcome": WebhookOutcome(outcome).value,
+            "event_type": event_type,
+            "received_at": datetime.now(UTC),
+        }
+        async with write_transaction(self._engine) as conn:
+            insert = (
+                upsert_insert(conn, webhook_inbox)
+                .values(**row)
+                .on_conflict_do_nothing(
+                    index_elements=["gateway", "event_id"], index_where=text(WEBHOOK_DEDUP_WHERE)
+                )
+                .returning(webhook_inbox.c.id)
+            )
+            return (await conn.execute(insert)).scalar_one_or_none() is not None
+
+    async def webhook_outcome(self, gateway: str, event_id: str) -> WebhookOutcome | None:
+        """What became of the verified delivery of (gateway, event_id), if one was recorded."""
+        query = select(webhook_inbox.c.outcome).where(
+            webhook_inbox.c.gateway == gateway,
+            webhook_inbox.c.event_id == event_id,
+            webhook_inbox.c.verified.is_(True),
+        )
+        async with self._engine.connect() as conn:
+            outcome = await conn.scalar(query)
+        return None if outcome is None else WebhookOutcome(outcome)
+
+    # ------------------------------------------------------------------ rate limits
+
+    async def hit(
+        self, key: str, window_seconds: int, limit: int, *, now: datetime | None = None
+    ) -> tuple[bool, int]:
+        """Count one request against `key` in the current fixed window of `window_seconds`.
+
+        Returns (allowed, retry_after_seconds): allowed while the window holds at most `limit`
+        requests; otherwise how long until the window ends. The increment is a single atomic
+        upsert, so API instances sharing the database share the count. `now` is for tests.
+        """
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        instant = (now or datetime.now(UTC)).timestamp()
+        window_start = int(instant // window_seconds) * window_seconds
+        async with write_transaction(self._engine) as conn:
+            insert = upsert_insert(conn, rate_limit_hits).values(key=key, window_start=window_start, count=1)
+            upsert = insert.on_conflict_do_update(
+                index_elements=["key", "window_start"],
+                set_={"count": rate_limit_hits.c.count + 1},
+            ).returning(rate_limit_hits.c.count)
+            count = (await conn.execute(upsert)).scalar_one()
+            # Earlier windows of this key are over: drop them so the table holds one row per key.
+            await conn.execute(
+                delete(rate_limit_hits).where(
+                    rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < window_start
+                )
+            )
+        if count <= limit:
+            return True, 0
+        return False, max(1, math.ceil(window_start + window_seconds - instant))
+
+
+def _projection(view: PaymentView) -> Mapping[str, Any]:
+    card = view.method if isinstance(view.method, CardMethod) else None
+    return {
+        "id": view.id,
+        "order_id": view.order_id,
+        "gateway": view.gateway,
+        "status": view.status.value,
+        "amount_minor": view.amount.minor,
+        "currency": view.amount.currency,
+        "captured_minor": view.captured_minor,
+        "refunded_minor": view.refunded_minor,
+        "capture_method": view.capture_method.value,
+        "customer_id": view.customer_id,
+        "provider_payment_id": view.provider_payment_id,
+        "method_type": view.method.type,
+        "card_last4": card.last4 if card else None,
+        "card_brand": card.brand if card else None,
+        "card_fingerprint": card.fingerprint if card else None,
+        "failure_code": view.failure.code if view.failure else None,
+        "fraud_score": view.fraud.score if view.fraud else None,
+        "customer_ip": view.customer_ip,
+        "view": view.model_dump(mode="json"),
+        "version": view.version,
+        "created_at": view.created_at,
+        "updated_at": view.updated_at,
+        "completed_at": view.completed_at,
+    }
