@@ -309,6 +309,10 @@ class MockGateway(Gateway):
 
     async def authorize(self, call: AuthorizeCall) -> GatewayResult:
         await self._latency()
+        # A retry gets its first answer even if the method has since been detached.
+        replayed: GatewayResult | None = self._replay(call.idempotency_key, call)
+        if replayed is not None:
+            return replayed
         token = self._check_authorize(call)
 
         def run() -> GatewayResult:
@@ -342,7 +346,7 @@ class MockGateway(Gateway):
             self._latest_charge[call.payment_id] = charge.provider_payment_id
             return charge.result()
 
-        return self._keyed(call.idempotency_key, call, token, run)
+        return self._execute(call.idempotency_key, call, token, run)
 
     async def capture(self, call: CaptureCall) -> GatewayResult:
         await self._latency()
@@ -581,14 +585,22 @@ class MockGateway(Gateway):
 
     def _keyed(self, key: str, call: Contract, token: _Token, run: Callable[[], R]) -> R:
         """Run a state-changing call once per idempotency key, with the token's injected faults."""
-        fingerprint = call.model_dump_json(exclude={"idempotency_key"})
+        replayed = self._replay(key, call)
+        return replayed if replayed is not None else self._execute(key, call, token, run)
+
+    def _replay(self, key: str, call: Contract) -> R | None:
+        """The first answer given under `key`, as Stripe replays it; the key with other
+        parameters is a caller's bug."""
         stored = self._replies.get(key)
-        if stored is not None:
-            if stored[0] != fingerprint:
-                raise GatewayInvalidRequest(
-                    "idempotency key reused with different parameters", code="idempotency_key_reused"
-                )
-            return stored[1].model_copy(deep=True)  # type: ignore[return-value]
+        if stored is None:
+            return None
+        if stored[0] != _fingerprint(call):
+            raise GatewayInvalidRequest(
+                "idempotency key reused with different parameters", code="idempotency_key_reused"
+            )
+        return stored[1].model_copy(deep=True)  # type: ignore[return-value]
+
+    def _execute(self, key: str, call: Contract, token: _Token, run: Callable[[], R]) -> R:
         self._attempts[key] += 1
         attempt = self._attempts[key]
         if token.behaviour == _Behaviour.TRANSIENT and attempt <= token.failures:
@@ -599,7 +611,7 @@ class MockGateway(Gateway):
                 retry_after=self._settings.retry_after_seconds,
             )
         result = run()
-        self._replies[key] = (fingerprint, result)
+        self._replies[key] = (_fingerprint(call), result)
         if token.behaviour == _Behaviour.TIMEOUT and attempt == 1:
             raise GatewayOutcomeUnknown("mock: the response was lost after the provider acted")
         return result.model_copy(deep=True)
@@ -703,6 +715,10 @@ def _parse_signature_header(header: str) -> tuple[int, list[str]]:
     if timestamp is None or not signatures:
         raise WebhookVerificationError(f"malformed {SIGNATURE_HEADER} header")
     return timestamp, signatures
+
+
+def _fingerprint(call: Contract) -> str:
+    return call.model_dump_json(exclude={"idempotency_key"})
 
 
 def _signed_payload(timestamp: int, body: bytes) -> bytes:

@@ -132,7 +132,8 @@ async def test_every_activity_reaches_the_gateway(activities: GatewayActivities,
         CaptureCall(**common, amount=auth.amount.with_minor(2000), idempotency_key=f"{auth.payment_id}:capture"),
     )
     assert captured.captured_minor == 2000
-    looked = await env.run(activities.lookup, LookupCall(gateway="mock", payment_id=auth.payment_id, amount=auth.amount))
+    lookup = LookupCall(gateway="mock", payment_id=auth.payment_id, amount=auth.amount)
+    looked = await env.run(activities.lookup, lookup)
     assert looked == captured
     refund = await env.run(
         activities.refund,
@@ -297,13 +298,16 @@ async def test_rate_limit_waits_as_asked(
 ) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    result, attempts = await run_probe(temporal_env, task_queue, activities, authorize_call(unique, "tok_ratelimited_1"))
+    call = authorize_call(unique, "tok_ratelimited_1")
+    result, attempts = await run_probe(temporal_env, task_queue, activities, call)
     assert isinstance(result, GatewayResult)
     assert (result.status, attempts) == (GatewayPaymentStatus.SUCCEEDED, 2)
     assert loop.time() - started >= 0.4  # not the policy's 50 ms
 
 
-async def test_refusal_is_not_retried(temporal_env, task_queue: str, activities: GatewayActivities, unique: str) -> None:
+async def test_refusal_is_not_retried(
+    temporal_env, task_queue: str, activities: GatewayActivities, unique: str
+) -> None:
     failure, attempts = await run_probe(temporal_env, task_queue, activities, authorize_call(unique, "tok_bogus"))
     assert isinstance(failure, WorkflowFailureError) and attempts == 1
     activity_error = failure.cause

@@ -4,6 +4,7 @@ every way a call can fail maps to the one gateway error that says what it means 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -124,10 +125,8 @@ def unresponsive_port() -> Iterator[int]:
     for _ in range(8):
         filler = socket.socket()
         filler.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):  # connecting in the background is the point
             filler.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(filler)
     yield port
     for sock in [*fillers, server]:

@@ -263,7 +263,9 @@ async def test_a_replayed_result_is_a_copy(gateway: MockGateway, unique: str) ->
         ({"method": WalletMethod(wallet="alipay", token="tok_visa")}, "payment_method_not_supported"),
     ],
 )
-async def test_refuses_what_the_profile_does_not_accept(gateway: MockGateway, unique: str, change: dict, code: str) -> None:
+async def test_refuses_what_the_profile_does_not_accept(
+    gateway: MockGateway, unique: str, change: dict, code: str
+) -> None:
     with pytest.raises(GatewayInvalidRequest) as err:
         await gateway.authorize(authorize_call(unique).model_copy(update=change))
     assert err.value.code == code
@@ -393,6 +395,8 @@ async def test_saved_payment_methods(gateway: MockGateway, unique: str) -> None:
 
     assert await gateway.detach_payment_method(payment_method=visa.id) == visa
     assert await gateway.list_payment_methods(customer_id=customer.id) == [declined]
+    # A retry of the earlier charge still gets its answer; a new charge cannot use the method.
+    assert (await gateway.authorize(auth)).status == GatewayPaymentStatus.SUCCEEDED
     with pytest.raises(GatewayInvalidRequest):
         await gateway.authorize(authorize_call(unique + "x", visa.id))
     with pytest.raises(GatewayInvalidRequest):
@@ -433,11 +437,13 @@ def test_webhook_body_and_header_layout(gateway: MockGateway) -> None:
 def test_webhook_failure_and_dispute_fields(gateway: MockGateway) -> None:
     failed = MockWebhook(type="payment.failed", payment_id="p", failure_code="card_declined", decline_code="fraudulent")
     [event] = gateway.parse_webhook(*gateway.build_webhook(failed))
-    assert event.failure is not None and (event.failure.code, event.failure.decline_code) == ("card_declined", "fraudulent")
+    assert event.failure is not None
+    assert (event.failure.code, event.failure.decline_code) == ("card_declined", "fraudulent")
     dispute = MockWebhook(type="dispute.opened", provider_payment_id="pi", dispute_id="dp_1",
                           dispute_status="needs_response", dispute_reason="fraudulent")
     [event] = gateway.parse_webhook(*gateway.build_webhook(dispute))
-    assert (event.kind, event.dispute_id, event.dispute_status) == (GatewayEventKind.DISPUTE_OPENED, "dp_1", "needs_response")
+    assert event.kind == GatewayEventKind.DISPUTE_OPENED
+    assert (event.dispute_id, event.dispute_status, event.dispute_reason) == ("dp_1", "needs_response", "fraudulent")
 
 
 @pytest.mark.parametrize("event_type", ["charge.captured", "unknown", "payment"])
