@@ -39,18 +39,25 @@ def _isolated_pg_url(pg_url: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """An empty, unmigrated database on each dialect."""
+    """An empty, unmigrated database on each dialect (for migration tests)."""
     if request.param == "sqlite":
         yield request.getfixturevalue("sqlite_url")
     else:
         yield from _isolated_pg_url(request.getfixturevalue("pg_url"))
 
 
-@pytest_asyncio.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated database."""
-    await migrate(db_url)
-    engine = create_engine(db_url)
+@pytest_asyncio.fixture(scope="session", params=["sqlite", "postgresql"])
+async def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AsyncEngine]:
+    """A migrated database per dialect, shared by the session: tests keep to their own rows
+    through the `unique` fixture, so they need no fresh schema each (migrating is the slow part)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('store') / 'durapay.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    await migrate(url)
+    engine = create_engine(url)
     yield engine
     await engine.dispose()
 
