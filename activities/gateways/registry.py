@@ -68,6 +68,8 @@ class GatewayRegistry:
         built: a provider holding live keys must never be switched on by a leftover section."""
         gateways: list[Gateway] = []
         for gateway_id, section in sections.items():
+            if not isinstance(section, Mapping):
+                raise GatewayConfigError(f"[payment.{gateway_id}] must be a table of settings")
             try:
                 enabled = _ENABLED.validate_python(section.get("enabled", False))
             except ValidationError:

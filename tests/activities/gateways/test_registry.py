@@ -51,6 +51,8 @@ def test_enabled_accepts_environment_spellings(enabled: object) -> None:
 def test_enabled_must_be_a_boolean() -> None:
     with pytest.raises(GatewayConfigError, match=r"\[payment.mock\] enabled"):
         GatewayRegistry.from_config({"mock": {"enabled": "perhaps"}})
+    with pytest.raises(GatewayConfigError, match=r"\[payment.mock\] must be a table"):
+        GatewayRegistry.from_config({"mock": True})  # type: ignore[dict-item]
 
 
 def test_unknown_gateway_fails_only_when_enabled() -> None:
