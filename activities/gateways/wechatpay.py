@@ -1,0 +1,739 @@
+"""WeChat Pay API v3 (direct merchant): Native QR, JSAPI, H5 and App payments, refunds, notifications.
+
+Wire protocol (see /work/shared/docs/provider-protocols.md, section 2):
+- every request is signed `WECHATPAY2-SHA256-RSA2048` with the merchant API private key over
+  `METHOD\\nPATH?QUERY\\nts\\nnonce\\nbody\\n`; every 2xx answer and every notification is signed by
+  WeChat Pay over `ts\\nnonce\\nbody\\n`, with the platform key named by `Wechatpay-Serial` (a platform
+  certificate serial, fetched from `/v3/certificates`, or a `PUB_KEY_ID_...` public key);
+- notifications carry their payload AEAD_AES_256_GCM-encrypted with the merchant's APIv3 key;
+- idempotency is by business number: `out_trade_no` is our payment id, `out_refund_no` is
+  `<payment id>-<refund id>` (unique per merchant, as WeChat requires, and reversible).
+
+WeChat Pay charges the customer when they pay: there is no authorization hold, so `authorize` is a
+sale that waits for the customer (REQUIRES_ACTION), and manual capture is not supported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from activities.gateways.base import (
+    Gateway,
+    GatewayConfigError,
+    GatewayInvalidRequest,
+    GatewayOutcomeUnknown,
+    GatewayTransientError,
+    NotSupported,
+    WebhookAck,
+    WebhookVerificationError,
+)
+from activities.gateways.http import HttpSettings, HttpTransport, raise_rejection
+from activities.gateways.signing import (
+    DecryptionError,
+    aes_256_gcm_decrypt,
+    certificate_serial_hex,
+    certificate_validity,
+    line_message,
+    load_private_key,
+    load_public_key,
+    random_nonce,
+    rsa_sha256_sign,
+    rsa_sha256_verify,
+)
+from workflows.domain import Failure, GatewayProfile, NextAction, NextActionType, RefundStatus, WalletMethod
+from workflows.gateway_io import (
+    AuthorizeCall,
+    CancelCall,
+    CaptureCall,
+    GatewayEvent,
+    GatewayEventKind,
+    GatewayPaymentStatus,
+    GatewayResult,
+    LookupCall,
+    RefundCall,
+    RefundLookupCall,
+    RefundResult,
+)
+from workflows.money import Amount
+
+logger = logging.getLogger(__name__)
+
+WECHAT_PAY = "wechat_pay"
+DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
+AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
+# WeChat Pay wants its timestamps (time_expire) in Beijing time with an explicit offset.
+CHINA_TIME = timezone(timedelta(hours=8))
+# The official Go SDK's window, applied both ways: a notification from the future is as suspect as
+# a replayed old one.
+TIMESTAMP_TOLERANCE_SECONDS = 300
+# An unknown serial may trigger a certificate download, but a stream of forged serials must not
+# turn into a stream of downloads.
+MIN_REFRESH_INTERVAL_SECONDS = 60.0
+
+FLOWS = ("native", "jsapi", "h5", "app")
+_OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
+_OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
+_PATH_FOR_FLOW = {flow: f"/v3/pay/transactions/{flow}" for flow in FLOWS}
+
+# Create-order refusals that mean "this out_trade_no already has a history": the truth is in a
+# query (paid already after a lost response, or closed), not in the refusal.
+_ORDER_STATE_CONFLICTS = frozenset(
+    {"ORDERPAID", "ORDER_PAID", "ORDERCLOSED", "ORDER_CLOSED", "OUT_TRADE_NO_USED"}
+)
+
+_TRADE_STATES: dict[str, GatewayPaymentStatus] = {
+    "SUCCESS": GatewayPaymentStatus.SUCCEEDED,
+    "REFUND": GatewayPaymentStatus.SUCCEEDED,  # paid, then (partly) refunded: the payment happened
+    "NOTPAY": GatewayPaymentStatus.REQUIRES_ACTION,
+    "USERPAYING": GatewayPaymentStatus.PROCESSING,
+    "CLOSED": GatewayPaymentStatus.CANCELLED,
+    "REVOKED": GatewayPaymentStatus.CANCELLED,
+    "PAYERROR": GatewayPaymentStatus.DECLINED,
+}
+
+_REFUND_STATES: dict[str, RefundStatus] = {
+    "SUCCESS": RefundStatus.SUCCEEDED,
+    "PROCESSING": RefundStatus.PENDING,
+    "ABNORMAL": RefundStatus.FAILED,  # e.g. the payer's card was closed: needs an operator
+    "CLOSED": RefundStatus.FAILED,
+}
+
+
+class UnknownPlatformSerial(WebhookVerificationError):
+    """Signed with a key we do not (yet) have: fails verification, may trigger a certificate download."""
+
+
+class WechatPaySettings(BaseModel):
+    """`[payment.wechat_pay]`. Keys are PEM text or the path of a PEM file (`*_file`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mchid: str = Field(min_length=1, max_length=32)
+    appid: str = Field(min_length=1, max_length=32)
+    merchant_serial_no: str = Field(min_length=1, max_length=64, description="merchant API certificate serial")
+    private_key: SecretStr | None = Field(default=None, description="merchant API private key (apiclient_key.pem)")
+    private_key_file: Path | None = None
+    apiv3_key: SecretStr = Field(description="the 32-character APIv3 key")
+    # Platform certificate mode: pinned certificates, and/or downloaded from /v3/certificates.
+    platform_certificates: list[str] = Field(default_factory=list)
+    platform_certificate_files: list[Path] = Field(default_factory=list)
+    fetch_platform_certificates: bool | None = Field(
+        default=None, description="download platform certificates; default: only without a public key"
+    )
+    certificate_refresh_seconds: float = Field(default=12 * 3600, gt=0)
+    # Public-key mode (the newer one): the WeChat Pay public key and its PUB_KEY_ID_... id.
+    platform_public_key: str | None = None
+    platform_public_key_file: Path | None = None
+    platform_public_key_id: str | None = None
+    api_base: str = DEFAULT_API_BASE
+    notify_url: str = Field(min_length=1)
+    currency: str = "CNY"
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @model_validator(mode="after")
+    def _resolve_keys(self) -> WechatPaySettings:
+        if self.private_key_file is not None:
+            if self.private_key is not None:
+                raise ValueError("give private_key or private_key_file, not both")
+            self.private_key = SecretStr(self.private_key_file.read_text())
+        if self.private_key is None:
+            raise ValueError("private_key (or private_key_file) is required")
+        try:
+            load_private_key(self.private_key.get_secret_value())
+        except ValueError as exc:
+            raise ValueError("private_key is not an RSA private key in PEM format") from exc
+        if len(self.apiv3_key.get_secret_value().encode()) != 32:
+            raise ValueError("apiv3_key must be exactly 32 bytes")
+        if self.platform_public_key_file is not None:
+            self.platform_public_key = self.platform_public_key_file.read_text()
+        if (self.platform_public_key is None) != (self.platform_public_key_id is None):
+            raise ValueError("platform_public_key and platform_public_key_id go together")
+        if self.platform_public_key is not None:
+            load_public_key(self.platform_public_key)
+        self.platform_certificates = [
+            *self.platform_certificates,
+            *(path.read_text() for path in self.platform_certificate_files),
+        ]
+        self.platform_certificate_files = []
+        for pem in self.platform_certificates:
+            load_public_key(pem)
+        if self.fetch_platform_certificates is None:
+            self.fetch_platform_certificates = self.platform_public_key is None
+        if not (self.fetch_platform_certificates or self.platform_certificates or self.platform_public_key):
+            raise ValueError("no way to verify WeChat Pay: configure a platform public key or certificates")
+        self.currency = self.currency.upper()
+        return self
+
+
+class WechatPayGateway(Gateway):
+    def __init__(
+        self,
+        settings: WechatPaySettings,
+        *,
+        transport: HttpTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._transport = transport or HttpTransport(
+            "WeChat Pay",
+            settings.api_base,
+            settings.http,
+            headers={"Accept": "application/json", "User-Agent": "durapay"},
+        )
+        self._clock = clock
+        # serial (certificate serial in upper-case hex, or PUB_KEY_ID_...) -> PEM
+        self._platform_keys: dict[str, str] = {}
+        if settings.platform_public_key and settings.platform_public_key_id:
+            self._platform_keys[settings.platform_public_key_id] = settings.platform_public_key
+        for pem in settings.platform_certificates:
+            self._platform_keys[certificate_serial_hex(pem)] = pem
+        self._refresh_lock = asyncio.Lock()
+        self._last_attempt: float | None = None  # rate-limits downloads
+        self._last_success: float | None = None  # ages the certificates we hold
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def profile(self) -> GatewayProfile:
+        return GatewayProfile(
+            id=WECHAT_PAY,
+            name="WeChat Pay",
+            methods=["wallet:wechat_pay"],
+            currencies=[self._settings.currency],
+            min_minor=1,
+            supports_partial_capture=False,
+            # The customer pays in full when they scan or confirm; there is no hold to capture later.
+            supports_manual_capture=False,
+        )
+
+    # ------------------------------------------------------------------ payments
+
+    async def authorize(self, call: AuthorizeCall) -> GatewayResult:
+        flow = self._flow(call)
+        if not call.capture:
+            raise NotSupported("WeChat Pay takes the money when the customer pays: manual capture is not supported")
+        self._check_currency(call.amount)
+        out_trade_no = out_trade_no_for(call.payment_id)
+        body: dict[str, Any] = {
+            "appid": self._settings.appid,
+            "mchid": self._settings.mchid,
+            # WeChat shows it to the payer and caps it at 127 characters.
+            "description": (call.description or f"Order {call.order_id}")[:127],
+            "out_trade_no": out_trade_no,
+            "attach": call.order_id[:128],
+            "notify_url": self._settings.notify_url,
+            "amount": {"total": call.amount.minor, "currency": call.amount.currency},
+        }
+        if call.expires_at is not None:
+            # The order stops accepting payment when the workflow stops waiting for it.
+            body["time_expire"] = wechat_time(call.expires_at)
+        method = call.method
+        assert isinstance(method, WalletMethod)  # _flow checked it
+        if flow == "jsapi":
+            if not method.payer_id:
+                raise GatewayInvalidRequest("a WeChat JSAPI payment needs the payer's openid (method.payer_id)")
+            body["payer"] = {"openid": method.payer_id}
+        if flow == "h5":
+            if not call.customer_ip:
+                raise GatewayInvalidRequest("a WeChat H5 payment needs the customer's IP address")
+            body["scene_info"] = {"payer_client_ip": call.customer_ip, "h5_info": {"type": "Wap"}}
+        elif call.customer_ip:
+            body["scene_info"] = {"payer_client_ip": call.customer_ip}
+
+        response = await self._send("POST", _PATH_FOR_FLOW[flow], body, mutating=True)
+        if response.status_code >= 400:
+            code, message = _error_of(response)
+            if code in _ORDER_STATE_CONFLICTS:
+                known = await self._query_trade(out_trade_no)
+                if known.status is not GatewayPaymentStatus.NOT_FOUND:
+                    return known
+            raise_rejection(response, code=code, message=message)
+        data = _json(response)
+        action = self._next_action(flow, data, call)
+        return GatewayResult(
+            status=GatewayPaymentStatus.REQUIRES_ACTION,
+            next_action=action,
+            provider_response={"trade_type": flow.upper(), "out_trade_no": out_trade_no},
+        )
+
+    def _next_action(self, flow: str, data: Mapping[str, Any], call: AuthorizeCall) -> NextAction:
+        expires_at = call.expires_at
+        if flow == "native":
+            return NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code=_required(data, "code_url"), expires_at=expires_at)
+        if flow == "h5":
+            url = _required(data, "h5_url")
+            if call.return_url:
+                # WeChat sends the customer back here after the cashier page (documented parameter).
+                url += ("&" if "?" in url else "?") + urlencode({"redirect_url": call.return_url})
+            return NextAction(type=NextActionType.REDIRECT_TO_URL, url=url, expires_at=expires_at)
+        prepay_id = _required(data, "prepay_id")
+        timestamp = str(int(self._clock()))
+        nonce = random_nonce()
+        if flow == "jsapi":
+            package = f"prepay_id={prepay_id}"
+            params = {
+                "appId": self._settings.appid,
+                "timeStamp": timestamp,
+                "nonceStr": nonce,
+                "package": package,
+                "signType": "RSA",
+                "paySign": self._sign(line_message(self._settings.appid, timestamp, nonce, package)),
+            }
+        else:
+            params = {
+                "appid": self._settings.appid,
+                "partnerid": self._settings.mchid,
+                "prepayid": prepay_id,
+                "package": "Sign=WXPay",
+                "noncestr": nonce,
+                "timestamp": timestamp,
+                "sign": self._sign(line_message(self._settings.appid, timestamp, nonce, prepay_id)),
+            }
+        return NextAction(type=NextActionType.USE_SDK, data=params, expires_at=expires_at)
+
+    async def capture(self, call: CaptureCall) -> GatewayResult:
+        """Nothing to capture: a paid trade already moved the money, anything else cannot be captured."""
+        result = await self._query_trade(out_trade_no_for(call.payment_id))
+        if result.status is GatewayPaymentStatus.SUCCEEDED:
+            return result
+        raise NotSupported(
+            f"WeChat Pay has no separate capture (trade is {result.provider_response.get('trade_state', result.status.value)})"
+        )
+
+    async def cancel(self, call: CancelCall) -> GatewayResult:
+        out_trade_no = out_trade_no_for(call.payment_id)
+        response = await self._send(
+            "POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}/close",
+            {"mchid": self._settings.mchid}, mutating=True,
+        )
+        if response.status_code == 202:
+            # USERPAYING: the payer is entering their password. WeChat says to wait and look again;
+            # the activity's retry does exactly that, with the same (idempotent) close.
+            raise GatewayTransientError("WeChat Pay: the payer is paying right now; close again shortly")
+        if response.status_code < 300:  # 204 No Content: closed
+            return GatewayResult(status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_state": "CLOSED"})
+        if response.status_code not in (401, 403):
+            # Already paid, already closed, never created: the query says which.
+            known = await self._query_trade(out_trade_no)
+            if known.status in (GatewayPaymentStatus.NOT_FOUND, GatewayPaymentStatus.CANCELLED):
+                return GatewayResult(status=GatewayPaymentStatus.CANCELLED, provider_response=known.provider_response)
+            if known.status in (GatewayPaymentStatus.SUCCEEDED, GatewayPaymentStatus.DECLINED):
+                return known
+            raise GatewayTransientError(f"WeChat Pay refused to close a trade in state {known.provider_response.get('trade_state')}")
+        code, message = _error_of(response)
+        raise_rejection(response, code=code, message=message)
+
+    async def lookup(self, call: LookupCall) -> GatewayResult:
+        return await self._query_trade(out_trade_no_for(call.payment_id))
+
+    async def _query_trade(self, out_trade_no: str) -> GatewayResult:
+        path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?" + urlencode({"mchid": self._settings.mchid})
+        response = await self._send("GET", path, None, mutating=False)
+        if response.status_code == 404 or (
+            response.status_code < 500 and _error_of(response)[0] == "ORDER_NOT_EXIST"
+        ):
+            return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND, provider_response={"trade_state": "NOT_FOUND"})
+        if response.status_code >= 400:
+            code, message = _error_of(response)
+            raise_rejection(response, code=code, message=message)
+        return trade_result(_json(response))
+
+    # ------------------------------------------------------------------ refunds
+
+    async def refund(self, call: RefundCall) -> RefundResult:
+        self._check_currency(call.amount)
+        out_trade_no = out_trade_no_for(call.payment_id)
+        out_refund_no = out_refund_no_for(call.payment_id, call.refund_id)
+        # WeChat wants the order total beside the refund amount; the trade itself is the authority.
+        trade = await self._send(
+            "GET", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?" + urlencode({"mchid": self._settings.mchid}),
+            None, mutating=False,
+        )
+        if trade.status_code >= 400:
+            code, message = _error_of(trade)
+            if trade.status_code == 401:
+                raise_rejection(trade, code=code, message=message)
+            return _refund_failed(call.refund_id, code or "ORDER_NOT_EXIST", message or "the payment is not known to WeChat Pay")
+        total = int(_json(trade)["amount"]["total"])
+        body: dict[str, Any] = {
+            "out_trade_no": out_trade_no,
+            "out_refund_no": out_refund_no,
+            "notify_url": self._settings.notify_url,
+            "amount": {"refund": call.amount.minor, "total": total, "currency": call.amount.currency},
+        }
+        if call.reason:
+            body["reason"] = call.reason[:80]
+        response = await self._send("POST", "/v3/refund/domestic/refunds", body, mutating=True)
+        if response.status_code >= 400:
+            code, message = _error_of(response)
+            if response.status_code == 401:  # our signature or key: an operator must fix it
+                raise_rejection(response, code=code, message=message)
+            # Refused for a business reason (balance - a 403 NOT_ENOUGH -, amount, state): final
+            # for this refund id.
+            return _refund_failed(call.refund_id, code or "REFUND_REJECTED", message or "refund refused")
+        return refund_result(call.refund_id, _json(response))
+
+    async def lookup_refund(self, call: RefundLookupCall) -> RefundResult:
+        out_refund_no = out_refund_no_for(call.payment_id, call.refund_id)
+        response = await self._send("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no)}", None, mutating=False)
+        if response.status_code == 404:
+            return _refund_failed(call.refund_id, "RESOURCE_NOT_EXISTS", "WeChat Pay has no refund under this number")
+        if response.status_code >= 400:
+            code, message = _error_of(response)
+            raise_rejection(response, code=code, message=message)
+        return refund_result(call.refund_id, _json(response))
+
+    # ------------------------------------------------------------------ notifications
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        try:
+            serial = self._verify(headers, body, self._platform_keys)
+        except UnknownPlatformSerial:
+            # Never skip verification; fetch the certificates so that WeChat's retry (15 s later)
+            # finds the new key.
+            self._refresh_in_background()
+            raise
+        try:
+            envelope = json.loads(body)
+            resource = envelope["resource"]
+            event_id = str(envelope["id"])
+            event_type = str(envelope["event_type"])
+            if resource.get("algorithm") != "AEAD_AES_256_GCM":
+                raise WebhookVerificationError(f"unsupported resource algorithm {resource.get('algorithm')!r}")
+            plaintext = aes_256_gcm_decrypt(
+                self._settings.apiv3_key.get_secret_value(),
+                resource["nonce"],
+                resource.get("associated_data") or "",
+                resource["ciphertext"],
+            )
+            data = json.loads(plaintext)
+        except DecryptionError as exc:
+            raise WebhookVerificationError("the notification resource did not decrypt with the APIv3 key") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise WebhookVerificationError("malformed WeChat Pay notification") from exc
+        if str(data.get("mchid", self._settings.mchid)) != self._settings.mchid:
+            raise WebhookVerificationError("the notification is for another merchant")
+        logger.debug("WeChat Pay notification %s (%s) verified with %s", event_id, event_type, serial)
+        return [self._event(event_id, event_type, envelope, data)]
+
+    def _event(self, event_id: str, event_type: str, envelope: Mapping[str, Any], data: Mapping[str, Any]) -> GatewayEvent:
+        out_trade_no = data.get("out_trade_no")
+        base = dict(
+            gateway=WECHAT_PAY,
+            event_id=event_id,
+            provider_type=event_type,
+            payment_id=out_trade_no,
+            provider_payment_id=data.get("transaction_id"),
+            occurred_at=_parse_time(data.get("success_time") or envelope.get("create_time")),
+        )
+        amount = data.get("amount") or {}
+        if event_type == "TRANSACTION.SUCCESS" and data.get("trade_state", "SUCCESS") == "SUCCESS":
+            return GatewayEvent(
+                kind=GatewayEventKind.PAYMENT_SUCCEEDED,
+                amount=Amount(minor=int(amount["total"]), currency=amount.get("currency") or self._settings.currency),
+                **base,
+            )
+        if event_type.startswith("REFUND."):
+            out_refund_no = str(data.get("out_refund_no", ""))
+            refund_id = refund_id_from(out_trade_no, out_refund_no) if out_trade_no else None
+            refund_amount = (
+                Amount(minor=int(amount["refund"]), currency=self._settings.currency) if "refund" in amount else None
+            )
+            if event_type == "REFUND.SUCCESS":
+                return GatewayEvent(
+                    kind=GatewayEventKind.REFUND_SUCCEEDED, amount=refund_amount, refund_id=refund_id,
+                    provider_refund_id=data.get("refund_id"), **base,
+                )
+            if event_type in ("REFUND.ABNORMAL", "REFUND.CLOSED"):
+                status = str(data.get("refund_status") or event_type.removeprefix("REFUND."))
+                return GatewayEvent(
+                    kind=GatewayEventKind.REFUND_FAILED, amount=refund_amount, refund_id=refund_id,
+                    provider_refund_id=data.get("refund_id"),
+                    failure=Failure(code=f"refund_{status.lower()}", message=f"WeChat Pay refund {status}", decline_code=status),
+                    **base,
+                )
+        return GatewayEvent(kind=GatewayEventKind.UNKNOWN, **base)
+
+    def webhook_ack(self) -> WebhookAck:
+        # "HTTP 200 or 204 with no body means success."
+        return WebhookAck(status=204, body=b"")
+
+    def webhook_reject(self, reason: str) -> WebhookAck:
+        # Anything but 2xx makes WeChat retry (15s, 15s, 30s, 3m, ... over 24h).
+        body = json.dumps({"code": "FAIL", "message": reason[:200]}, ensure_ascii=False).encode()
+        return WebhookAck(status=400, body=body, content_type="application/json")
+
+    def _verify(self, headers: Mapping[str, str], body: bytes, keys: Mapping[str, str]) -> str:
+        """Check a WeChat Pay signature (notification or response) against `keys` (serial -> PEM);
+        return the serial it used."""
+        h = {k.lower(): v for k, v in headers.items()}
+        try:
+            timestamp = h["wechatpay-timestamp"]
+            nonce = h["wechatpay-nonce"]
+            signature = h["wechatpay-signature"]
+            serial = h["wechatpay-serial"]
+        except KeyError as exc:
+            raise WebhookVerificationError(f"missing header {exc.args[0]}") from exc
+        scheme = h.get("wechatpay-signature-type", AUTH_SCHEME)
+        if scheme != AUTH_SCHEME:
+            raise WebhookVerificationError(f"unsupported signature type {scheme!r}")
+        try:
+            ts = int(timestamp)
+        except ValueError as exc:
+            raise WebhookVerificationError("Wechatpay-Timestamp is not a number") from exc
+        if abs(self._clock() - ts) > TIMESTAMP_TOLERANCE_SECONDS:
+            raise WebhookVerificationError("Wechatpay-Timestamp is outside the 300 s window")
+        key = keys.get(serial)
+        if key is None:
+            raise UnknownPlatformSerial(f"unknown Wechatpay-Serial {serial!r}")
+        message = line_message(timestamp, nonce, body.decode("utf-8", errors="replace"))
+        if not rsa_sha256_verify(key, message, signature):
+            raise WebhookVerificationError("Wechatpay-Signature does not verify")
+        return serial
+
+    # ------------------------------------------------------------------ platform certificates
+
+    async def refresh_platform_certificates(self) -> list[str]:
+        """Download the platform certificates (payload encrypted with the APIv3 key) and keep the
+        valid ones by serial. Returns the serials now known. Worth calling at start in certificate
+        mode; an unknown serial also triggers it, at most once a minute."""
+        async with self._refresh_lock:
+            return await self._refresh_locked()
+
+    async def _refresh_locked(self) -> list[str]:
+        self._last_attempt = time.monotonic()
+        response = await self._send("GET", "/v3/certificates", None, mutating=False, verify=False)
+        if response.status_code >= 400:
+            code, message = _error_of(response)
+            raise_rejection(response, code=code, message=message)
+        now = datetime.now(timezone.utc)
+        downloaded: dict[str, str] = {}
+        for item in _json(response).get("data", []):
+            enc = item["encrypt_certificate"]
+            try:
+                pem = aes_256_gcm_decrypt(
+                    self._settings.apiv3_key.get_secret_value(), enc["nonce"], enc.get("associated_data") or "", enc["ciphertext"]
+                ).decode()
+            except DecryptionError as exc:
+                raise GatewayConfigError("WeChat Pay certificates did not decrypt: is apiv3_key right?") from exc
+            serial = certificate_serial_hex(pem)
+            if serial != str(item.get("serial_no", "")).upper():
+                raise GatewayConfigError("a WeChat Pay certificate does not carry the serial it was listed under")
+            not_before, not_after = certificate_validity(pem)
+            if not_before <= now <= not_after:
+                downloaded[serial] = pem
+        # The download proves itself by decrypting with our APIv3 key; its own signature must then
+        # verify with one of the certificates it delivered (or one we already trust).
+        try:
+            self._verify(response.headers, response.content, {**self._platform_keys, **downloaded})
+        except WebhookVerificationError as exc:
+            raise GatewayTransientError(f"WeChat Pay certificate download: response signature rejected ({exc})") from exc
+        self._platform_keys.update(downloaded)
+        self._last_success = time.monotonic()
+        logger.info("WeChat Pay platform certificates: %s", ", ".join(sorted(downloaded)) or "none valid")
+        return sorted(self._platform_keys)
+
+    async def _ensure_platform_key(self, serial: str) -> None:
+        """Before verifying an answer: download certificates when the serial is new or the last
+        download is old (rate-limited, so a bad serial cannot turn every call into two)."""
+        if not self._settings.fetch_platform_certificates:
+            return
+        async with self._refresh_lock:
+            if (serial not in self._platform_keys or self._certificates_stale()) and self._refresh_due():
+                await self._refresh_locked()
+
+    def _refresh_in_background(self) -> None:
+        if not self._settings.fetch_platform_certificates or not self._refresh_due():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._last_attempt = time.monotonic()
+        task = loop.create_task(self._refresh_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_platform_certificates()
+        except Exception:  # noqa: BLE001 - a background refresh must not crash the receiver; logged
+            logger.warning("WeChat Pay platform certificate refresh failed", exc_info=True)
+
+    def _refresh_due(self) -> bool:
+        return self._last_attempt is None or time.monotonic() - self._last_attempt >= MIN_REFRESH_INTERVAL_SECONDS
+
+    def _certificates_stale(self) -> bool:
+        return self._last_success is None or time.monotonic() - self._last_success >= self._settings.certificate_refresh_seconds
+
+    # ------------------------------------------------------------------ transport
+
+    async def _send(
+        self, method: str, path: str, body: Mapping[str, Any] | None, *, mutating: bool, verify: bool = True
+    ) -> httpx.Response:
+        content = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        request = self._transport.build_request(method, path, content=content, headers=headers)
+        request.headers["Authorization"] = self.authorization(
+            method, request.url.raw_path.decode(), content.decode(), timestamp=int(self._clock()), nonce=random_nonce()
+        )
+        response = await self._transport.send(request)
+        if verify and 200 <= response.status_code < 300:
+            await self._ensure_platform_key(response.headers.get("Wechatpay-Serial", ""))
+            try:
+                self._verify(response.headers, response.content, self._platform_keys)
+            except WebhookVerificationError as exc:
+                # Not proof that nothing happened: a mutating call may have gone through.
+                error = GatewayOutcomeUnknown if mutating else GatewayTransientError
+                raise error(f"WeChat Pay {method} {request.url.path}: response signature rejected ({exc})") from exc
+        return response
+
+    def authorization(self, method: str, path_and_query: str, body: str, *, timestamp: int, nonce: str) -> str:
+        """The `Authorization` header value for one request."""
+        signature = self._sign(line_message(method, path_and_query, str(timestamp), nonce, body))
+        return (
+            f'{AUTH_SCHEME} mchid="{self._settings.mchid}",nonce_str="{nonce}",signature="{signature}",'
+            f'timestamp="{timestamp}",serial_no="{self._settings.merchant_serial_no}"'
+        )
+
+    def _sign(self, message: str) -> str:
+        return rsa_sha256_sign(self._settings.private_key.get_secret_value(), message)  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------ checks
+
+    def _flow(self, call: AuthorizeCall) -> str:
+        method = call.method
+        if not isinstance(method, WalletMethod) or method.wallet != "wechat_pay":
+            raise GatewayInvalidRequest("WeChat Pay takes wallet payments with wallet=wechat_pay")
+        flow = method.flow or "native"
+        if flow not in FLOWS:
+            raise GatewayInvalidRequest(f"WeChat Pay has no {flow!r} flow; use one of {', '.join(FLOWS)}")
+        return flow
+
+    def _check_currency(self, amount: Amount) -> None:
+        if amount.currency != self._settings.currency:
+            raise GatewayInvalidRequest(f"WeChat Pay is configured for {self._settings.currency}, not {amount.currency}")
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self._transport.aclose()
+
+
+# ---------------------------------------------------------------------- mapping (pure)
+
+
+def out_trade_no_for(payment_id: str) -> str:
+    """Our payment id *is* the merchant order number: a retried create repeats the same order and
+    a notification names the payment it belongs to."""
+    if not _OUT_TRADE_NO.match(payment_id):
+        raise GatewayInvalidRequest("the payment id does not fit WeChat's out_trade_no (6-32 of 0-9A-Za-z_-|*)")
+    return payment_id
+
+
+def out_refund_no_for(payment_id: str, refund_id: str) -> str:
+    """Unique per merchant (WeChat's rule) even for refund ids only unique within a payment."""
+    value = f"{payment_id}-{refund_id}"
+    if not _OUT_REFUND_NO.match(value):
+        raise GatewayInvalidRequest("payment id + refund id do not fit WeChat's out_refund_no (64 characters)")
+    return value
+
+
+def refund_id_from(out_trade_no: str, out_refund_no: str) -> str | None:
+    prefix = f"{out_trade_no}-"
+    return out_refund_no[len(prefix):] if out_refund_no.startswith(prefix) else None
+
+
+def wechat_time(moment: datetime) -> str:
+    """RFC 3339 in Beijing time, seconds precision: `2026-11-27T23:35:00+08:00`."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(CHINA_TIME).replace(microsecond=0).isoformat()
+
+
+def trade_result(data: Mapping[str, Any]) -> GatewayResult:
+    """A queried trade as the workflow sees it."""
+    state = str(data.get("trade_state", ""))
+    status = _TRADE_STATES.get(state, GatewayPaymentStatus.PROCESSING)
+    total = (data.get("amount") or {}).get("total")
+    summary = {"trade_state": state}
+    for key in ("trade_type", "transaction_id", "out_trade_no"):
+        if data.get(key):
+            summary[key] = str(data[key])
+    failure = None
+    if status is GatewayPaymentStatus.DECLINED:
+        failure = Failure(code="payment_failed", message=str(data.get("trade_state_desc") or "payment failed"), decline_code=state)
+    paid = status is GatewayPaymentStatus.SUCCEEDED
+    return GatewayResult(
+        status=status,
+        provider_payment_id=data.get("transaction_id") or None,
+        authorized_minor=int(total) if paid and total is not None else None,
+        captured_minor=int(total) if paid and total is not None else None,
+        failure=failure,
+        provider_response=summary,
+    )
+
+
+def refund_result(refund_id: str, data: Mapping[str, Any]) -> RefundResult:
+    state = str(data.get("status", ""))
+    status = _REFUND_STATES.get(state, RefundStatus.PENDING)
+    failure = None
+    if status is RefundStatus.FAILED:
+        failure = Failure(code=f"refund_{state.lower()}", message=f"WeChat Pay refund {state}", decline_code=state)
+    return RefundResult(refund_id=refund_id, status=status, provider_refund_id=data.get("refund_id") or None, failure=failure)
+
+
+def _refund_failed(refund_id: str, code: str, message: str) -> RefundResult:
+    return RefundResult(
+        refund_id=refund_id,
+        status=RefundStatus.FAILED,
+        failure=Failure(code="refund_rejected", message=message[:200], decline_code=code),
+    )
+
+
+def _error_of(response: httpx.Response) -> tuple[str | None, str | None]:
+    """WeChat's error body: `{"code": "PARAM_ERROR", "message": "..."}` (absent from proxies' 5xx)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    return (str(data["code"]) if "code" in data else None, str(data["message"]) if "message" in data else None)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise GatewayOutcomeUnknown(f"WeChat Pay {response.request.url.path}: answer is not JSON") from exc
+    if not isinstance(data, dict):
+        raise GatewayOutcomeUnknown(f"WeChat Pay {response.request.url.path}: unexpected answer")
+    return data
+
+
+def _required(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not value:
+        raise GatewayOutcomeUnknown(f"WeChat Pay answered without {key}")
+    return str(value)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
