@@ -140,7 +140,8 @@ def from_stripe_amount(value: int, currency: str) -> Amount:
 class StripeSettings(BaseModel):
     """`[payment.stripe]`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors end up in logs: never with the values, which may be keys.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     enabled: bool = False
     secret_key: SecretStr

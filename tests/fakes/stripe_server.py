@@ -184,6 +184,7 @@ class FakeStripe:
         """Forget every object, request, event and knob (the server keeps running)."""
         self.refund_status = self._default_refund_status  # "pending": refunds settle via settle_refund()
         self.latency = 0.0
+        self.max_page_size = 100  # Stripe's own cap on `limit`; lower it to exercise paging
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
@@ -415,8 +416,6 @@ class FakeStripe:
         key = request.headers.get("Idempotency-Key")
         record = RecordedRequest(request.method, request.path, key, params)
         self.requests.append(record)
-        if self.latency:
-            await asyncio.sleep(self.latency)
 
         fault = next((f for f in self._faults if f.matches(request.path)), None)
         if fault is not None and not fault.executed:
@@ -454,6 +453,9 @@ class FakeStripe:
                 )
             self._in_flight.add(key)
         try:
+            if self.latency:
+                # Slow while holding the key, as Stripe would be: a retry meanwhile gets a 409.
+                await asyncio.sleep(self.latency)
             status, payload, executed = await self._run(request, handler, params, key, fault)
         finally:
             if key:
@@ -976,9 +978,8 @@ class FakeStripe:
         self._detached.add(method["id"])
         return self._public(method)
 
-    @staticmethod
-    def _page(items: list[dict[str, Any]], p: dict[str, Any], url: str) -> dict[str, Any]:
-        limit = _int(p, "limit") or 10
+    def _page(self, items: list[dict[str, Any]], p: dict[str, Any], url: str) -> dict[str, Any]:
+        limit = min(_int(p, "limit") or 10, self.max_page_size)
         after = p.get("starting_after")
         if after:
             ids = [item["id"] for item in items]

@@ -7,6 +7,8 @@ import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
 from tests.fakes.stripe_server import fake_stripe, stripe_gateway, stripe_server  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 from workflows.domain import BankTransferMethod, CardMethod, NextActionType
 from workflows.gateway_io import (
     AuthorizeCall,
