@@ -42,6 +42,7 @@ class GatewayFactory:
 FACTORIES: dict[str, GatewayFactory] = {
     "mock": GatewayFactory("activities.gateways.mock", "MockSettings"),
     "stripe": GatewayFactory("activities.gateways.stripe", "StripeSettings"),
+    "wechat_pay": GatewayFactory("activities.gateways.wechatpay", "WechatPaySettings"),
 }
 
 _ENABLED = TypeAdapter(bool)  # "true" / "0" from the environment read as booleans

@@ -120,6 +120,7 @@ class WechatPaySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = False
     mchid: str = Field(min_length=1, max_length=32)
     appid: str = Field(min_length=1, max_length=32)
     merchant_serial_no: str = Field(min_length=1, max_length=64, description="merchant API certificate serial")
@@ -629,6 +630,11 @@ class WechatPayGateway(Gateway):
         for task in list(self._background):
             task.cancel()
         await self._transport.aclose()
+
+
+def build(settings: WechatPaySettings) -> WechatPayGateway:
+    """The registry's factory."""
+    return WechatPayGateway(settings)
 
 
 # ---------------------------------------------------------------------- mapping (pure)

@@ -122,3 +122,14 @@ def test_secrets_are_masked_in_repr():
 def test_invalid_settings_fail_at_start(overrides, message):
     with pytest.raises(ValidationError, match=message):
         base_settings(**overrides)
+
+
+async def test_the_registry_builds_it_from_a_config_section():
+    from activities.gateways.registry import GatewayRegistry
+    from activities.gateways.wechatpay import WechatPayGateway
+
+    section = base_settings(fetch_platform_certificates=True).model_dump(mode="json", exclude={"private_key", "apiv3_key"})
+    section.update(enabled=True, private_key=keypair("wechat-merchant")[0], apiv3_key=KEY)
+    async with GatewayRegistry.from_config({"wechat_pay": section}) as registry:
+        assert isinstance(registry.get("wechat_pay"), WechatPayGateway)
+        assert registry.profiles()["wechat_pay"].methods == ["wallet:wechat_pay"]
