@@ -78,6 +78,9 @@ class LookupCall(Contract):
     capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
     # What the customer's return carried (e.g. 3DS result params); a hint, never trusted alone.
     action_data: dict[str, str] = Field(default_factory=dict)
+    # How the customer pays. Lets a gateway tell "not created yet" from "never created": AliPay
+    # creates a page / wap / app trade only when the customer opens it. None from older callers.
+    method: PaymentMethod | None = None
 
 
 class RefundCall(Contract):
