@@ -1,0 +1,25 @@
+"""The payment store as a Temporal (local) activity: the workflow records every transition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+
+from activities.store.repository import PaymentStore
+from workflows import activity_names
+from workflows.ledger_io import PaymentTransition
+
+
+class StoreActivities:
+    def __init__(self, store: PaymentStore) -> None:
+        self._store = store
+
+    @activity.defn(name=activity_names.RECORD_TRANSITION)
+    async def record_transition(self, t: PaymentTransition) -> None:
+        # Idempotent and version-ordered in the store, so Temporal may retry it freely.
+        await self._store.record_transition(t)
+
+    def definitions(self) -> list[Callable[..., Any]]:
+        return [self.record_transition]
