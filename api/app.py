@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,7 +26,7 @@ OPENAPI_DOCUMENT = "openapi.yaml"
 @cache  # parsed once per process: the document is part of the code, not configuration
 def load_openapi() -> dict[str, Any]:
     """The committed OpenAPI 3.1 document, the single description of this API."""
-    return yaml.safe_load(files("api").joinpath(OPENAPI_DOCUMENT).read_text(encoding="utf-8"))
+    return yaml.safe_load((Path(__file__).parent / OPENAPI_DOCUMENT).read_text(encoding="utf-8"))
 
 
 def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +23,12 @@ from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from temporalio.client import WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -331,14 +337,22 @@ async def _start_and_decide(deps: ApiDeps, payment_input: PaymentInput) -> Payme
         static_summary=_summary(payment_input),
         static_details=_details(payment_input),
     )
-    return await deps.client.execute_update_with_start_workflow(
-        PaymentWorkflow.decide,
-        DecisionRequest(request_fingerprint=payment_input.request_fingerprint),
-        start_workflow_operation=operation,
-        # One update per distinct request: a replay attaches to the first one and gets its answer,
-        # instead of adding an update to the history on every retry.
-        id=f"decide:{payment_input.request_fingerprint[:32]}",
-    )
+    try:
+        return await deps.client.execute_update_with_start_workflow(
+            PaymentWorkflow.decide,
+            DecisionRequest(request_fingerprint=payment_input.request_fingerprint),
+            start_workflow_operation=operation,
+            # One update per distinct request: a replay attaches to the first one and gets its
+            # answer, instead of adding an update to the history on every retry.
+            id=f"decide:{payment_input.request_fingerprint[:32]}",
+        )
+    except (RPCError, WorkflowAlreadyStartedError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # When the start fails, the SDK also fails the operation's handle with the same error;
+        # retrieve it, or asyncio logs "Future exception was never retrieved". Bounded in case a
+        # future SDK leaves the handle pending instead.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(operation.workflow_handle(), timeout=1)
+        raise
 
 
 async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:

@@ -31,7 +31,6 @@ class WebhookOutcome(StrEnum):
     SIGNALLED = "signalled"  # Temporal accepted the signal
     UNKNOWN_PAYMENT = "unknown_payment"  # no payment of ours: acknowledged so the provider stops
     REJECTED = "rejected"  # signature check failed: nothing signalled
-    RETRY_LATER = "retry_later"  # Temporal refused: answered 503 so the provider retries
 
 
 class PaymentReader(Protocol):
@@ -75,7 +74,9 @@ class WebhookInbox(Protocol):
         outcome: WebhookOutcome,
         event_type: str,
     ) -> bool:
-        """Store the latest outcome for (gateway, event_id); True the first time it is seen."""
+        """Record one delivery; True unless a verified delivery of (gateway, event_id) is already
+        recorded, in which case nothing changes. The receiver records only after Temporal took the
+        signal, so a delivery answered 503 leaves no record to shadow its successful retry."""
         ...
 
 

@@ -37,8 +37,9 @@ async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> Webhoo
     except RPCError as exc:
         if is_not_found(exc):  # never started, or closed after its settlement window
             return WebhookOutcome.UNKNOWN_PAYMENT
-        log.warning("signal %s to %s failed: %s", event.event_id, payment_id, exc.status.name)
-        return WebhookOutcome.RETRY_LATER
+        # Nothing recorded: the provider's retry must find the inbox as if this never happened.
+        log.warning("signal %s to %s failed: %s; answering 503", event.event_id, payment_id, exc.status.name)
+        raise temporal_unavailable() from None
     return WebhookOutcome.SIGNALLED
 
 
@@ -83,8 +84,6 @@ async def receive(request: web.Request) -> web.Response:
             "%s webhook %s (%s) for %s: %s%s",
             gateway, event.event_id, event.provider_type, payment_id, outcome.value, "" if first_time else " (again)",
         )
-        if outcome is WebhookOutcome.RETRY_LATER:
-            raise temporal_unavailable()
 
     status, ack_body, content_type = deps.webhooks.ack(gateway)
     return web.Response(status=status, body=ack_body, headers={"Content-Type": content_type})
