@@ -151,7 +151,7 @@ class _Fault:
     retry_after: float | None = None
 
     def matches(self, path: str) -> bool:
-        return self.remaining > 0 and (self.path is None or self.path in path)
+        return self.remaining > 0 and (self.path is None or self.path == path)
 
 
 @dataclass
@@ -245,7 +245,7 @@ class FakeStripe:
     # -- fault knobs ----------------------------------------------------------------------------------
 
     def fail_next(self, count: int, *, status: int = 500, path: str | None = None, executed: bool = False) -> None:
-        """The next `count` matching requests answer `status`. `executed=True`: Stripe got as far as
+        """The next `count` requests (to exactly `path`, when given) answer `status`. `executed=True`: Stripe got as far as
         doing the work (and saves the 5xx under the key, so a retry replays it)."""
         self._faults.append(_Fault(remaining=count, path=path, status=status, executed=executed))
 

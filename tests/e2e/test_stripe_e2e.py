@@ -1,0 +1,241 @@
+"""Stripe end to end: real HTTP into the real API, a real worker running PaymentWorkflow on the Temporal
+dev server, the SQL store, and the Stripe adapter (the official SDK) talking to the fake Stripe
+server, which sends its signed webhooks back to the real receiver.
+
+One stack and one fake serve the whole module (each test has its own ids), so it stays in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.fakes.stripe_server import FakeStripe, gateway_section
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+
+ACTION_TIMEOUT_SECONDS = 3  # how long a customer gets for 3-D Secure here
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def fake() -> AsyncIterator[FakeStripe]:
+    async with FakeStripe() as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def stripe_stack(temporal_env, tmp_path_factory, fake: FakeStripe) -> AsyncIterator[Stack]:
+    db = tmp_path_factory.mktemp("stripe-e2e") / "durapay.db"
+    overrides = {
+        "payment": {
+            "default_gateway": "stripe",
+            "action_timeout_seconds": ACTION_TIMEOUT_SECONDS,
+            "stripe": gateway_section(fake),
+        }
+    }
+    async with running_stack(
+        temporal_env.client,
+        task_queue=f"tq-stripe-e2e-{uuid.uuid4().hex[:8]}",
+        db_url=f"sqlite+aiosqlite:///{db}",
+        config_overrides=overrides,
+    ) as stack:
+        fake.webhook_url = f"{stack.webhook_url}/stripe"
+        yield stack
+        await fake.wait_for_webhooks()
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def webhooks_acknowledged(fake: FakeStripe) -> AsyncIterator[None]:
+    """Every webhook Stripe sent during the test was verified and acknowledged, known type or not."""
+    yield
+    await fake.wait_for_webhooks()
+    assert [status for _, status in fake.deliveries if status != 200] == []
+
+
+@pytest_asyncio.fixture
+async def http(stripe_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with stripe_stack.http() as client:
+        yield client
+
+
+def payment(unique: str, token: str = "pm_card_visa", **fields: Any) -> dict[str, Any]:
+    return {
+        "order_id": f"order-{unique}",
+        "amount": "49.99",
+        "currency": "USD",
+        "gateway": "stripe",
+        "payment_method": {"type": "card", "token": token},
+        **fields,
+    }
+
+
+async def post(http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str) -> httpx.Response:
+    return await http.post(path, json=body, headers=stack.headers(key))
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    """Poll `check` until it returns something other than None (or time runs out)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value is not None or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+def until_status(http: httpx.AsyncClient, stack: Stack, payment_id: str, status: str):
+    async def check() -> dict[str, Any] | None:
+        view = (await http.get(f"/v1/payments/{payment_id}", headers=stack.headers())).json()
+        return view if view["status"] == status else None
+
+    return check
+
+
+def webhooks_answered(fake: FakeStripe, event_type: str, intent_id: str) -> list[int]:
+    """HTTP statuses our receiver answered for `event_type` events about `intent_id`."""
+    ids = {
+        e["id"]
+        for e in fake.events_of(event_type)
+        if intent_id in (e["data"]["object"].get("id"), e["data"]["object"].get("payment_intent"))
+    }
+    return [status for event_id, status in fake.deliveries if event_id in ids]
+
+
+async def test_instant_success(stripe_stack, http, fake, unique):
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+
+    assert created.status_code == 201, created.text
+    paid = created.json()
+    assert (paid["status"], paid["gateway"], paid["captured_amount"]) == ("paid", "stripe", "49.99")
+    [intent] = fake.intents_for(paid["id"])
+    assert paid["provider_payment_id"] == intent["id"]
+    assert intent["metadata"]["durapay_order_id"] == f"order-{unique}"
+    assert [c["amount_captured"] for c in fake.charges_for(paid["id"])] == [4999]
+    # Stripe's webhook for it reached the receiver, was verified and acknowledged.
+    await fake.wait_for_webhooks()
+    assert webhooks_answered(fake, "payment_intent.succeeded", intent["id"]) == [200]
+
+
+async def test_decline(stripe_stack, http, fake, unique):
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique, "pm_card_chargeDeclined"), unique)
+
+    assert created.status_code == 402, created.text
+    failed = created.json()
+    assert failed["status"] == "failed"
+    assert (failed["failure"]["code"], failed["failure"]["decline_code"]) == ("card_declined", "generic_decline")
+    assert fake.charges_for(failed["id"]) == []
+
+
+async def test_three_ds_then_success(stripe_stack, http, fake, unique):
+    body = payment(unique, "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
+    created = await post(http, stripe_stack, "/v1/payments", body, unique)
+    assert created.status_code == 202, created.text
+    waiting = created.json()
+    assert waiting["status"] == "authorizing"
+    assert waiting["next_action"]["type"] == "redirect_to_url"
+
+    async with httpx.AsyncClient() as browser:
+        challenge = await browser.get(waiting["next_action"]["url"])
+    assert challenge.status_code == 302
+    returned = httpx.URL(challenge.headers["location"])
+    back = {"payment_intent": returned.params["payment_intent"], "redirect_status": returned.params["redirect_status"]}
+    completed = await post(
+        http, stripe_stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": back}, f"{unique}-back"
+    )
+
+    assert completed.status_code == 200, completed.text
+    # The lookup after the return (or Stripe's webhook, whichever came first) settled it.
+    assert await eventually(until_status(http, stripe_stack, waiting["id"], "paid")) is not None
+    assert len(fake.charges_for(waiting["id"])) == 1
+
+
+async def test_three_ds_abandoned(stripe_stack, http, fake, unique):
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique, "pm_card_authenticationRequired"), unique)
+    assert created.status_code == 202, created.text
+    assert created.json()["next_action"]["type"] == "use_sdk"
+
+    gave_up = await eventually(
+        until_status(http, stripe_stack, created.json()["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 15
+    )
+
+    assert gave_up is not None
+    assert gave_up["failure"]["code"] == "action_timeout"
+    [intent] = fake.intents_for(created.json()["id"])
+    assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
+    assert fake.charges_for(created.json()["id"]) == []
+
+
+async def test_manual_capture_partial(stripe_stack, http, fake, unique):
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique, capture_method="manual"), unique)
+    assert (created.status_code, created.json()["status"]) == (201, "authorized"), created.text
+
+    captured = await post(
+        http, stripe_stack, f"/v1/payments/{created.json()['id']}/capture", {"amount": "20.00"}, f"{unique}-c1"
+    )
+
+    assert captured.status_code == 200, captured.text
+    assert (captured.json()["status"], captured.json()["captured_amount"]) == ("paid", "20.00")
+    [charge] = fake.charges_for(created.json()["id"])
+    assert (charge["amount"], charge["amount_captured"]) == (4999, 2000)
+    [capture] = fake.posts(f"/v1/payment_intents/{charge['payment_intent']}/capture")
+    assert capture.idempotency_key == f"payment-{created.json()['id']}:capture"
+
+
+async def test_several_partial_refunds(stripe_stack, http, fake, unique):
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+    payment_id = created.json()["id"]
+    path = f"/v1/payments/{payment_id}/refunds"
+
+    first = await post(http, stripe_stack, path, {"amount": "10.00", "reason": "requested_by_customer"}, f"{unique}-r1")
+    second = await post(http, stripe_stack, path, {"amount": "15.00", "reason": "damaged"}, f"{unique}-r2")
+
+    assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
+    assert [first.json()["status"], second.json()["status"]] == ["succeeded", "succeeded"]
+    at_stripe = sorted(
+        (r for r in fake.refunds.values() if r["metadata"].get("durapay_payment_id") == payment_id),
+        key=lambda r: r["amount"],
+    )
+    assert [(r["amount"], r["metadata"]["durapay_refund_id"]) for r in at_stripe] == [
+        (1000, first.json()["id"]),
+        (1500, second.json()["id"]),
+    ]
+    intent_id = at_stripe[0]["payment_intent"]
+    keys = [p.idempotency_key for p in fake.posts("/v1/refunds") if p.params["payment_intent"] == intent_id]
+    assert keys == [f"payment-{payment_id}:refund:{first.json()['id']}", f"payment-{payment_id}:refund:{second.json()['id']}"]
+    view = await eventually(until_status(http, stripe_stack, payment_id, "partially_refunded"))
+    assert view is not None and view["refunded_amount"] == "25.00"
+
+
+async def test_dispute_opened_by_webhook(stripe_stack, http, fake, unique):
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+    payment_id = created.json()["id"]
+
+    fake.open_dispute(created.json()["provider_payment_id"], reason="fraudulent")
+
+    # The dispute carries only Stripe's intent id: the receiver maps it to our payment via the store.
+    view = await eventually(until_status(http, stripe_stack, payment_id, "disputed"))
+    assert view is not None
+    [dispute] = view["disputes"]
+    assert (dispute["status"], dispute["reason"]) == ("needs_response", "fraudulent")
+
+
+async def test_a_dropped_response_still_charges_exactly_once(stripe_stack, http, fake, unique):
+    fake.drop_response_next(path="/v1/payment_intents")
+
+    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "paid"
+    payment_id = created.json()["id"]
+    key = f"payment-{payment_id}:authorize"
+    creates = [r for r in fake.posts("/v1/payment_intents") if r.idempotency_key == key]
+    assert [r.replayed for r in creates] == [False, True]  # the retry heard Stripe's saved answer
+    assert len(fake.intents_for(payment_id)) == 1
+    assert len(fake.charges_for(payment_id)) == 1
