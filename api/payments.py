@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from decimal import Decimal
 from typing import TypeVar
 
 from aiohttp import web
@@ -218,11 +219,13 @@ async def read_json(request: web.Request, model: type[Model], *, body_optional: 
         raise problem_from_validation(exc) from None
 
 
-def _minor_of(amount, currency: str, pointer: str = "/amount") -> int:
+def _minor_of(amount: Decimal, currency: str) -> int:
+    """An optional body amount (capture, refund) in the payment's currency; only now is the
+    currency known, so only now can excess precision be refused."""
     try:
         return to_minor(amount, currency)
     except MoneyError as exc:
-        raise validation_problem([field_error(pointer, str(exc))]) from None
+        raise validation_problem([field_error("/amount", str(exc))]) from None
 
 
 # ---------------------------------------------------------------------------------------------

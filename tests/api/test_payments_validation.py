@@ -3,15 +3,18 @@ the test if it is touched), and the reads served from the store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.payments import derive_payment_id, derive_refund_id, fingerprint
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.schemas import CreatePayment
 from tests.api.fakes import AUTH, FakeStore, a_view, make_deps, serve
+from workflows.domain import PaymentStatus
 
 CARD = "4242424242424242"
 BODY = {
@@ -179,3 +182,66 @@ async def test_list_payments_by_order():
             async with http.get(f"{base}/v1/payments", headers=AUTH) as resp:
                 assert resp.status == 400
                 assert (await resp.json(content_type=None))["code"] == "order_id_required"
+
+
+class _SlowTemporal:
+    """Decides nothing in time; knows no workflow (as if the start never got through)."""
+
+    async def execute_update_with_start_workflow(self, *args, **kwargs):
+        await asyncio.sleep(30)
+
+    def get_workflow_handle(self, workflow_id):
+        return self
+
+    async def query(self, *args, **kwargs):
+        raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
+
+
+async def test_undecided_in_time_answers_202_with_the_payment_as_it_stands():
+    payment_id = derive_payment_id("key_test", "slow-1")
+    store = FakeStore(views={payment_id: a_view(payment_id, status=PaymentStatus.PENDING, captured_minor=0)})
+    deps = make_deps(client=_SlowTemporal(), store=store, decide_timeout_s=0.2)
+    status, _, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "slow-1"}, deps=deps)
+    assert (status, body["id"], body["status"]) == (202, payment_id, "pending")
+
+
+async def test_undecided_and_unknown_answers_503_to_retry_with_the_same_key():
+    deps = make_deps(client=_SlowTemporal(), decide_timeout_s=0.2)
+    status, content_type, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "slow-2"}, deps=deps)
+    assert (status, content_type, body["code"]) == (503, PROBLEM_CONTENT_TYPE, "temporarily_unavailable")
+
+
+async def test_access_log_has_no_query_string(caplog):
+    async with serve(make_deps()) as base, aiohttp.ClientSession() as http:
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            async with http.get(f"{base}/v1/payments", params={"order_id": CARD}, headers=AUTH) as resp:
+                assert resp.status == 200
+            await asyncio.sleep(0.05)  # the access line is written after the response
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert lines and "GET /v1/payments 200" in lines[0] and "key=key_test" in lines[0]
+    assert CARD not in " ".join(lines)
+
+
+class _WorkflowOnly:
+    """A payment the store has not caught up with yet: only its workflow knows it."""
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.queried: list[str] = []
+
+    def get_workflow_handle(self, workflow_id):
+        self.queried.append(workflow_id)
+        return self
+
+    async def query(self, *args, **kwargs):
+        return self.view
+
+
+async def test_get_falls_back_to_the_workflow_when_the_store_lags():
+    view = a_view(status=PaymentStatus.AUTHORIZING, captured_minor=0)
+    temporal = _WorkflowOnly(view)
+    async with serve(make_deps(client=temporal)) as base, aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["status"] == "authorizing"
+    assert temporal.queried == [f"payment-{view.id}"]
