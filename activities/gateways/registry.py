@@ -43,6 +43,7 @@ FACTORIES: dict[str, GatewayFactory] = {
     "mock": GatewayFactory("activities.gateways.mock", "MockSettings"),
     "stripe": GatewayFactory("activities.gateways.stripe", "StripeSettings"),
     "wechat_pay": GatewayFactory("activities.gateways.wechatpay", "WechatPaySettings"),
+    "alipay": GatewayFactory("activities.gateways.alipay", "AlipaySettings"),
 }
 
 _ENABLED = TypeAdapter(bool)  # "true" / "0" from the environment read as booleans
