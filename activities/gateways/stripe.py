@@ -8,9 +8,12 @@ making a second PaymentIntent. Our payment id travels in the PaymentIntent's met
 The SDK never retries here (`max_network_retries=0`): Temporal owns retries, and every POST carries the
 call's own idempotency key, never one the SDK would make up.
 
-Left out on purpose: the legacy Charges/Sources APIs, Connect (`Stripe-Account`), multicapture and
-incremental authorization, non-card payment method types (the profile offers cards only), and
-Stripe's v2 "thin" events (acknowledged as UNKNOWN).
+Left out on purpose: the legacy Charges/Sources APIs; Connect (`Stripe-Account`); multicapture,
+incremental authorization and overcapture; non-card payment method types (the profile offers cards
+only, so `statement_descriptor` is never sent: cards take only the suffix); saving a card while paying
+(`setup_future_usage`, SetupIntents); `receipt_email`; and Stripe's v2 "thin" events (acknowledged as
+UNKNOWN). `charge.refunded` on current API versions names no refund, so `refund.*` events carry the
+per-refund news.
 """
 
 from __future__ import annotations
@@ -180,6 +183,15 @@ class StripeSettings(BaseModel):
         if any(not s.get_secret_value().strip() for s in value):
             raise ValueError("webhook secrets must not be blank")
         return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_keeps_the_key_safe(cls, value: str) -> str:
+        # The secret key rides in every request's Authorization header: plain HTTP only to this host.
+        url = httpx.URL(value)
+        if url.scheme == "https" or (url.scheme == "http" and url.host in ("127.0.0.1", "localhost", "::1")):
+            return value
+        raise ValueError("api_base must be https:// (plain http only to a loopback test server)")
 
     @field_validator("currencies")
     @classmethod
@@ -460,6 +472,9 @@ class StripeGateway(Gateway):
             params["return_url"] = call.return_url
         if call.description:
             params["description"] = call.description
+        # Not sent: `receipt_email` (Stripe would email its own receipts, which is the merchant's
+        # call, not ours) and the customer's IP (card PaymentIntents have no field for it; Radar
+        # learns it from Stripe.js in the customer's browser).
         if self._settings.statement_descriptor_suffix:
             # Card payments take only the dynamic suffix; the prefix is the account's descriptor.
             params["statement_descriptor_suffix"] = self._settings.statement_descriptor_suffix

@@ -39,6 +39,7 @@ def test_defaults_and_normalization():
         ({"statement_descriptor": "DURAPAY SHOP", "statement_descriptor_suffix": "ORDER 1234567"}, "22"),
         ({"min_minor": 100, "max_minor": 10}, "min_minor"),
         ({"api_key": "sk_test_typo"}, "api_key"),
+        ({"api_base": "http://stripe.example.com"}, "https"),
     ],
 )
 def test_invalid_sections_are_refused_with_a_reason(overrides, complaint):
