@@ -1,0 +1,81 @@
+"""`durapay dev`: its own Temporal dev server (file-backed), the demo, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.stack import deep_merge
+from workers.config import TemporalConfig, load_config
+from workers.demo import demo_defaults
+from workers.dev import EXIT_OK, run_dev, with_dev_api_key
+from workers.devserver import DevServerError, TemporalDevServer, port_in_use
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dev_config(tmp_path: Path, **temporal: object):
+    overrides = {
+        "temporal": {"address": f"127.0.0.1:{free_port()}", "ui_port": free_port(), "data_dir": str(tmp_path / "data"), **temporal},
+        "api": {"port": 0},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'durapay.db'}"},
+        "payment": {"action_timeout_seconds": 2},  # the 3-D Secure timeout flow, quickly
+    }
+    return load_config(environ={}, use_default_file=False, defaults=demo_defaults(), overrides=overrides)
+
+
+async def test_dev_runs_the_demo_and_stops_everything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = dev_config(tmp_path)
+    assert await run_dev(config, exit_after_demo=True) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "8/8 flows as expected" in out
+    assert f"http://127.0.0.1:{config.temporal.ui_port}/namespaces/default/workflows/payment-pay_" in out
+    data = tmp_path / "data"
+    assert (data / "temporal.db").stat().st_size > 0  # file persistence
+    assert (data / "temporal.log").exists()
+    key = (data / "dev-api-key").read_text().strip()
+    assert key not in out  # the banner names the file, never the key
+    host, port = config.temporal.address.split(":")
+    assert not port_in_use(host, int(port))  # the dev server is gone
+    assert not port_in_use(host, config.temporal.ui_port)
+
+
+def test_dev_api_key_is_kept_and_private(tmp_path: Path) -> None:
+    config = dev_config(tmp_path)
+    first, key_file = with_dev_api_key(config)
+    assert key_file is not None and key_file.stat().st_mode & 0o777 == 0o600
+    again, _ = with_dev_api_key(config)
+    assert first.api.api_keys["dev"].get_secret_value() == again.api.api_keys["dev"].get_secret_value()
+    configured = load_config(
+        environ={}, use_default_file=False, overrides=deep_merge({"api": {"api_keys": {"mine": "x" * 20}}}, {})
+    )
+    assert with_dev_api_key(configured) == (configured, None)  # configured keys win
+
+
+async def test_dev_server_refuses_a_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = TemporalDevServer(TemporalConfig(address=f"127.0.0.1:{port}", data_dir=tmp_path))
+        with pytest.raises(DevServerError, match="already in use"):
+            await server.start()
+
+
+async def test_dev_server_exit_is_reported_with_its_log(tmp_path: Path) -> None:
+    # A directory where the server's database file should be: it cannot open it and exits.
+    (tmp_path / "temporal.db").mkdir()
+    config = TemporalConfig(address=f"127.0.0.1:{free_port()}", ui_port=free_port(), data_dir=tmp_path)
+    server = TemporalDevServer(config)
+    try:
+        with pytest.raises(DevServerError, match="exited with code .*temporal.log"):
+            await asyncio.wait_for(server.start(timeout=30), 60)
+    finally:
+        await server.stop()

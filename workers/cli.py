@@ -1,0 +1,143 @@
+"""`durapay`: the one command line entry point.
+
+    durapay dev [--exit-after-demo | --no-wait] [--no-demo]   local stack: Temporal, worker, API, demo
+    durapay worker                                            a worker process
+    durapay api                                               an API process
+    durapay demo                                              the demo against a running Temporal server
+    durapay migrate                                           bring the database schema up to date
+    durapay config check                                      validate and print the effective config
+
+Global options: --config FILE (else $DURAPAY_CONFIG, else ./durapay.toml), --secrets-dir DIR,
+--log-level. Exit codes: 0 ok, 1 a failed run (e.g. a demo outcome differs), 2 bad configuration
+or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from workers.config import ConfigError, DurapayConfig, flatten, load_config
+from workers.demo import demo_defaults
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="durapay", description="A payment orchestrator where every payment is a durable Temporal workflow."
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: $DURAPAY_CONFIG or ./durapay.toml)")
+    parser.add_argument("--secrets-dir", metavar="DIR", help="directory of secret files (default: $DURAPAY_SECRETS_DIR)")
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="default: WARNING for dev and demo (their output is the table), INFO otherwise",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run the local stack (Temporal dev server, worker, API) and the demo")
+    dev.add_argument(
+        "--exit-after-demo",
+        "--no-wait",
+        dest="exit_after_demo",
+        action="store_true",
+        help="stop everything once the demo is done; exit 1 if an outcome differs (CI)",
+    )
+    dev.add_argument("--no-demo", action="store_true", help="start the stack without running the demo")
+
+    commands.add_parser("worker", help="run a worker (workflows and activities) until SIGINT/SIGTERM")
+    commands.add_parser("api", help="run the HTTP API until SIGINT/SIGTERM")
+
+    commands.add_parser(
+        "demo", help="run a worker and the API in-process against a running Temporal server, then the demo"
+    )
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    config = commands.add_parser("config", help="configuration tools")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_commands.add_parser("check", help="validate the configuration and print it, secrets masked")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    interactive = args.command in ("dev", "demo")
+    logging.basicConfig(
+        level=args.log_level or ("WARNING" if interactive else "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Alembic announces every plugin it loads at INFO; only its warnings are news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        # dev and demo layer what the demo's flows need under the user's own settings.
+        defaults = demo_defaults() if interactive else None
+        config = load_config(args.config, secrets_dir=args.secrets_dir, defaults=defaults)
+        if args.command == "config":
+            return config_check(config)
+        return asyncio.run(_run(args, config))
+    except ConfigError as exc:
+        print(f"durapay: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def config_check(config: DurapayConfig) -> int:
+    """Validate everything a worker or API process validates at start, gateway sections and fraud
+    rules included, without connecting to anything; print the result with secrets masked."""
+    from workers.worker import fraud_settings, gateway_registry
+
+    fraud = fraud_settings(config)
+    registry = gateway_registry(config)
+    asyncio.run(registry.aclose())
+    shown = config.masked()
+    shown["fraud_detection"] = fraud.model_dump(mode="json")  # the effective rules, defaults included
+    for key, value in flatten(shown):
+        # JSON values read like TOML ones: quoted strings, lower-case booleans.
+        print(f"{key} = {json.dumps(value)}")
+    print(f"# enabled gateways: {', '.join(registry.ids())}")
+    print("# configuration OK")
+    return EXIT_OK
+
+
+async def _run(args: argparse.Namespace, config: DurapayConfig) -> int:
+    # Imported per command: `durapay migrate` should not pay for loading the whole worker.
+    if args.command == "dev":
+        from workers.dev import run_dev
+
+        return await run_dev(config, run_demo=not args.no_demo, exit_after_demo=args.exit_after_demo)
+    if args.command == "worker":
+        from workers.worker import run_worker
+
+        await run_worker(config)
+        return EXIT_OK
+    if args.command == "api":
+        from workers.api_server import run_api
+
+        await run_api(config)
+        return EXIT_OK
+    if args.command == "demo":
+        from workers.dev import run_demo_against
+
+        return await run_demo_against(config)
+    if args.command == "migrate":
+        from workers.worker import prepare_database
+
+        await prepare_database(config)
+        print(f"database {config.database.display_url} is up to date")
+        return EXIT_OK
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse only allows the above
+
+
+if __name__ == "__main__":
+    sys.exit(main())

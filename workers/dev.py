@@ -1,0 +1,123 @@
+"""`durapay dev`: the whole stack on one machine.
+
+Starts the Temporal dev server (file-backed under the data dir, UI on `temporal.ui_port`), migrates
+the database, runs a worker and the API in this process, runs the demo and prints its table, then
+serves until Ctrl-C (or exits at once with `--exit-after-demo`), stopping everything in order: the
+API first, then the worker (draining), then the Temporal server.
+
+`durapay demo` is the same minus the Temporal server: against an already running one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from activities.gateways.mock import GATEWAY_ID as MOCK, MockGateway
+from workers.config import ConfigError, DurapayConfig
+from workers.demo import format_table, run_demo
+from workers.devserver import TemporalDevServer
+from workers.services import Services, running_services
+from workers.worker import connect, wait_for_stop_signal
+
+log = logging.getLogger("durapay.dev")
+
+DEV_API_KEY_ID = "dev"
+EXIT_OK = 0
+EXIT_DEMO_FAILED = 1
+
+
+def with_dev_api_key(config: DurapayConfig) -> tuple[DurapayConfig, Path | None]:
+    """With no API key configured, use a local one kept under the data dir (0600), so that curl
+    examples keep working across runs. Returns the config and the key file, if one is used."""
+    if config.api.api_keys:
+        return config, None
+    key_file = config.temporal.data_dir / "dev-api-key"
+    if key_file.exists():
+        key = key_file.read_text(encoding="utf-8").strip()
+    else:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(24)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(key + "\n")
+    api = config.api.model_copy(update={"api_keys": {DEV_API_KEY_ID: SecretStr(key)}})
+    return config.model_copy(update={"api": api}), key_file
+
+
+def _mock_gateway(services: Services) -> MockGateway:
+    if MOCK not in services.runtime.registry:
+        raise ConfigError("the demo needs the mock gateway: set [payment.mock] enabled = true")
+    gateway = services.runtime.registry.get(MOCK)
+    assert isinstance(gateway, MockGateway)  # the registry builds `mock` from activities.gateways.mock
+    return gateway
+
+
+def _banner(services: Services, key_file: Path | None, server: TemporalDevServer | None) -> str:
+    config = services.config
+    key = f"key file {key_file}" if key_file else "keys from your configuration"
+    lines = [
+        "durapay is running",
+        f"  API          {services.base_url}/v1   (API keys: {', '.join(config.api.api_keys)}; {key})",
+        f"  OpenAPI      {services.base_url}/openapi.json",
+        f"  Temporal UI  {config.temporal.ui_base_url}/namespaces/{config.temporal.namespace}/workflows",
+        f"  database     {config.database.display_url}",
+    ]
+    if server is not None:
+        lines.append(f"  Temporal     {config.temporal.address} (log {server.log_file}, data {server.db_file})")
+    return "\n".join(lines)
+
+
+async def _demo_and_serve(
+    client: Client,
+    config: DurapayConfig,
+    *,
+    key_file: Path | None,
+    server: TemporalDevServer | None,
+    demo: bool,
+    serve: bool,
+) -> int:
+    async with running_services(client, config) as services:
+        print(_banner(services, key_file, server), flush=True)
+        exit_code = EXIT_OK
+        if demo:
+            api_key = next(iter(config.api.api_keys.values())).get_secret_value()
+            print("\nrunning the demo: one payment per flow, through the HTTP API ...", flush=True)
+            outcomes = await run_demo(services.base_url, api_key, _mock_gateway(services))
+            print(format_table(outcomes, config.temporal.workflow_url), flush=True)
+            exit_code = EXIT_OK if all(o.ok for o in outcomes) else EXIT_DEMO_FAILED
+        if serve:
+            print("\nserving; press Ctrl-C to stop", flush=True)
+            await wait_for_stop_signal()
+            print("stopping ...", flush=True)
+        return exit_code
+
+
+async def run_dev(config: DurapayConfig, *, run_demo: bool = True, exit_after_demo: bool = False) -> int:
+    config, key_file = with_dev_api_key(config)
+    server = TemporalDevServer(config.temporal)
+    await server.start()
+    try:
+        client = await connect(config)
+        return await _demo_and_serve(
+            client, config, key_file=key_file, server=server, demo=run_demo, serve=not exit_after_demo
+        )
+    finally:
+        await server.stop()
+
+
+async def run_demo_against(config: DurapayConfig) -> int:
+    """`durapay demo`: worker + API in this process, against the configured Temporal server.
+
+    The API listens on an ephemeral port (the demo is its only client), so a `durapay api` on the
+    configured port is no obstacle. Another worker polling the same task queue is: the webhook
+    flow settles the payment in this process's mock ledger."""
+    config, key_file = with_dev_api_key(config)
+    config = config.model_copy(update={"api": config.api.model_copy(update={"port": 0})})
+    client = await connect(config)
+    return await _demo_and_serve(client, config, key_file=key_file, server=None, demo=True, serve=False)
