@@ -1,0 +1,81 @@
+"""The whole harness with tiny numbers: its own tuned and untuned dev servers, every engine scenario
+in its own process, and the result file, summary and plot it writes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+from workers.bench import report
+from workers.bench.main import add_arguments, run
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = [
+        "--server", "both",
+        "--concurrency", "1,2",
+        "--warmup", "0.2",
+        "--duration", "0.8",
+        "--signal-n", "4",
+        "--scale-n", "6",
+        "--batch-concurrency", "4",
+        "--batch-timeout", "60",
+        "--out", str(tmp_path),
+    ]
+    if not HAS_MATPLOTLIB:
+        argv.append("--no-plot")
+
+    assert await run(parser.parse_args(argv)) == 0
+
+    document = json.loads((tmp_path / "result.json").read_text())
+    assert document["schema"] == "durapay-bench/1" and document["errors"] == []
+    assert document["machine"]["cpus"] >= 1 and "Server" in document["machine"]["temporal_cli"]
+    assert document["servers"]["tuned"]["dynamic_config"] and not document["servers"]["untuned"]["dynamic_config"]
+
+    sweeps = ("engine_baseline", "engine_best_eager", "engine_best_uws")
+    for server in ("tuned", "untuned"):
+        for name in sweeps:
+            result = document["results"][server][name]
+            assert [level["concurrency"] for level in result["levels"]][0] == 1
+            one = result["concurrency_1"]
+            assert one["errors"] == 0 and one["ops"] >= 1
+            assert 0 < one["latency_ms"]["p50"] <= one["latency_ms"]["p95"] <= one["latency_ms"]["p99"]
+            assert one["throughput_per_s"] > 0 and one["cpu_s_per_payment"]["app"] > 0
+            assert "server" in one["cpu_s_per_payment"]
+            assert result["saturation"] in result["levels"]
+            events = result["history_events_per_payment"]
+            assert events["mean"] > 0 and events["time_ms"]["total"] > 0
+        # Local activities and an eager start leave fewer events than five regular activities.
+        results = document["results"][server]
+        assert results["engine_best_eager"]["history_events_per_payment"]["mean"] < results["engine_baseline"]["history_events_per_payment"]["mean"]
+        assert 0 <= results["engine_best_eager"]["eager_start_ratio"] <= 1
+
+    signals = document["results"]["tuned"]["engine_signals"]
+    assert signals["start"]["done"] == 4 and signals["signals"]["done"] == 4 and signals["drain"]["done"] == 4
+    scale = document["results"]["tuned"]["engine_scale"]
+    assert scale["start"]["done"] == 6 and scale["complete_by_signal"]["done"] == 6
+    assert scale["worker_rss_mb"]["all_waiting"] > 0 and scale["server_rss_mb"] > 0
+    assert {item["scenario"] for item in document["skipped"]} == {"engine_signals", "engine_scale"}
+
+    # Every ratio is this run's numerator / this run's denominator, found where it says.
+    assert document["ratios"]
+    for ratio in document["ratios"]:
+        numerator = report.lookup(document["results"], ratio["numerator"]["path"])
+        denominator = report.lookup(document["results"], ratio["denominator"]["path"])
+        assert numerator == ratio["numerator"]["value"] and denominator == ratio["denominator"]["value"]
+        assert ratio["value"] == round(numerator / denominator, 3)
+    names = {ratio["name"] for ratio in document["ratios"]}
+    assert "engine_baseline: untuned / tuned dev server" in names
+    assert any(name.startswith("tuned: engine best") for name in names)
+
+    summary = (tmp_path / "summary.md").read_text()
+    baseline_p50 = document["results"]["tuned"]["engine_baseline"]["concurrency_1"]["latency_ms"]["p50"]
+    assert f"| tuned | engine_baseline | {baseline_p50:.1f} / " in summary
+    if HAS_MATPLOTLIB:
+        assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")

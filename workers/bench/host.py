@@ -1,0 +1,279 @@
+"""The process an engine scenario runs in: one worker and the client that drives it, sharing the
+process the way eager workflow start requires, so its CPU time and memory are the scenario's own.
+
+`python -m workers.bench.host` reads an `EngineSpec` as JSON on stdin and writes the result as JSON
+on stdout; logs go to stderr. The bench command starts one per scenario (see `engine.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.worker import Worker
+
+from workers.bench import history, load, procstats
+from workers.bench.engine_activities import ACTIVITIES
+from workers.bench.engine_workflows import (
+    FastPaymentWorkflow,
+    PlainPaymentWorkflow,
+    WaitingPaymentWorkflow,
+)
+
+BASELINE = "engine_baseline"
+BEST_EAGER = "engine_best_eager"
+BEST_UWS = "engine_best_uws"
+SIGNALS = "engine_signals"
+SCALE = "engine_scale"
+
+SWEEP_SCENARIOS = (BASELINE, BEST_EAGER, BEST_UWS)
+
+_HISTORY_SAMPLES = 3
+
+
+class EngineSpec(BaseModel):
+    scenario: Literal["engine_baseline", "engine_best_eager", "engine_best_uws", "engine_signals", "engine_scale"]
+    address: str
+    namespace: str
+    task_queue: str
+    id_prefix: str  # unique per run and scenario: workflow ids never collide with earlier runs
+    server_pid: int | None = None
+    levels: list[int] = [1]
+    warmup_s: float = 1.0
+    duration_s: float = 3.0
+    op_timeout_s: float = 60.0
+    count: int = 0  # signals / scale: how many waiting workflows
+    batch_concurrency: int = 32
+    batch_timeout_s: float = 300.0
+
+
+class _Probe:
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+
+    def __call__(self) -> dict[str, float]:
+        cpu = {"app": procstats.cpu_seconds(os.getpid())}
+        if self.server_pid is not None:
+            cpu["server"] = procstats.cpu_seconds(self.server_pid)
+        return cpu
+
+
+def _is_eager(handle: WorkflowHandle[Any, Any]) -> bool:
+    # The SDK records whether the start response carried the first workflow task only under this
+    # attribute; reading it is the one way to tell eager starts that happened from ones requested.
+    return bool(getattr(handle, "__temporal_eagerly_started", False))
+
+
+async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
+    eager_hits = 0
+    eager_tries = 0
+
+    def wid(index: int) -> str:
+        return f"{spec.id_prefix}-{index}"
+
+    async def baseline(index: int) -> load.OpTiming:
+        started = time.monotonic()
+        await client.execute_workflow(
+            PlainPaymentWorkflow.run, wid(index), id=wid(index), task_queue=spec.task_queue
+        )
+        elapsed = time.monotonic() - started
+        return load.OpTiming(answer_s=elapsed, completion_s=elapsed)
+
+    async def best_eager(index: int) -> load.OpTiming:
+        nonlocal eager_hits, eager_tries
+        started = time.monotonic()
+        handle = await client.start_workflow(
+            FastPaymentWorkflow.run,
+            wid(index),
+            id=wid(index),
+            task_queue=spec.task_queue,
+            request_eager_start=True,
+        )
+        eager_tries += 1
+        eager_hits += _is_eager(handle)
+        await handle.result()
+        elapsed = time.monotonic() - started
+        return load.OpTiming(answer_s=elapsed, completion_s=elapsed)
+
+    async def best_uws(index: int) -> load.OpTiming:
+        started = time.monotonic()
+        start_op = WithStartWorkflowOperation(
+            FastPaymentWorkflow.run,
+            wid(index),
+            id=wid(index),
+            task_queue=spec.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        await client.execute_update_with_start_workflow(
+            FastPaymentWorkflow.decide, start_workflow_operation=start_op
+        )
+        answered = time.monotonic() - started
+        # The caller has its answer; the slot stays busy until the workflow is done so that the
+        # throughput counts whole payments, not answers with their remaining steps still queued.
+        await (await start_op.workflow_handle()).result()
+        return load.OpTiming(answer_s=answered, completion_s=time.monotonic() - started)
+
+    ops: dict[str, Callable[[int], Awaitable[load.OpTiming]]] = {
+        BASELINE: baseline,
+        BEST_EAGER: best_eager,
+        BEST_UWS: best_uws,
+    }
+    levels = await load.sweep(
+        ops[spec.scenario],
+        levels=spec.levels,
+        warmup_s=spec.warmup_s,
+        duration_s=spec.duration_s,
+        op_timeout_s=spec.op_timeout_s,
+        cpu_probe=_Probe(spec.server_pid),
+    )
+    total_ops = sum(level["ops"] for level in levels)
+    # The last ids issued are the ones most surely finished; their histories are what one payment costs.
+    result: dict[str, Any] = {
+        "levels": levels,
+        "history_events_per_payment": await history.sample(
+            client, [wid(i) for i in range(max(0, total_ops - _HISTORY_SAMPLES), total_ops)]
+        ),
+    }
+    if spec.scenario == BEST_EAGER:
+        result["eager_start_ratio"] = round(eager_hits / eager_tries, 3) if eager_tries else None
+    return result
+
+
+async def _start_waiting(spec: EngineSpec, client: Client) -> tuple[dict[str, Any], list[str]]:
+    """Start `spec.count` payments that end up waiting for the customer; answered once waiting."""
+    ids = [f"{spec.id_prefix}-{i}" for i in range(spec.count)]
+
+    async def start(index: int) -> float:
+        started = time.monotonic()
+        await client.execute_update_with_start_workflow(
+            WaitingPaymentWorkflow.decide,
+            start_workflow_operation=WithStartWorkflowOperation(
+                WaitingPaymentWorkflow.run,
+                ids[index],
+                id=ids[index],
+                task_queue=spec.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            ),
+        )
+        return time.monotonic() - started
+
+    stats = await load.batch(
+        start, count=spec.count, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+    )
+    return stats, ids
+
+
+async def _signals(spec: EngineSpec, client: Client) -> dict[str, Any]:
+    """Raw client signals to `count` waiting workflows: time from the call to the server accepting it."""
+    started, ids = await _start_waiting(spec, client)
+
+    async def signal(index: int) -> float:
+        begun = time.monotonic()
+        await client.get_workflow_handle(ids[index]).signal(WaitingPaymentWorkflow.action_completed)
+        return time.monotonic() - begun
+
+    probe = _Probe(spec.server_pid)
+    cpu_before = probe()
+    signals = await load.batch(
+        signal, count=spec.count, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+    )
+    cpu_after = probe()
+    # Drained so that the workflow tasks the signals caused do not bleed into the next scenario.
+    drained = await _complete_all(spec, client, ids)
+    return {
+        "count": spec.count,
+        "concurrency": spec.batch_concurrency,
+        "start": started,
+        "signals": signals,
+        "cpu_s_per_signal": {
+            role: round((cpu_after[role] - cpu_before[role]) / max(1, signals["done"]), 6)
+            for role in cpu_after
+        },
+        "drain": drained,
+    }
+
+
+async def _complete_all(spec: EngineSpec, client: Client, ids: list[str]) -> dict[str, Any]:
+    async def wait(index: int) -> float:
+        begun = time.monotonic()
+        await client.get_workflow_handle(ids[index]).result()
+        return time.monotonic() - begun
+
+    return await load.batch(
+        wait, count=len(ids), concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+    )
+
+
+async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
+    """`count` payments waiting for 3-D Secure at once, then all completed by signal."""
+    probe = _Probe(spec.server_pid)
+    pid = os.getpid()
+    rss_idle = procstats.rss_bytes(pid)
+    cpu_before = probe()
+    started, ids = await _start_waiting(spec, client)
+    rss_waiting = procstats.rss_bytes(pid)
+
+    async def complete(index: int) -> float:
+        begun = time.monotonic()
+        handle = client.get_workflow_handle(ids[index])
+        await handle.signal(WaitingPaymentWorkflow.action_completed)
+        await handle.result()
+        return time.monotonic() - begun
+
+    completed = await load.batch(
+        complete, count=spec.count, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+    )
+    cpu_after = probe()
+    result: dict[str, Any] = {
+        "count": spec.count,
+        "concurrency": spec.batch_concurrency,
+        "start": started,
+        "complete_by_signal": completed,
+        "worker_rss_mb": {
+            "idle": round(rss_idle / 2**20, 1),
+            "all_waiting": round(rss_waiting / 2**20, 1),
+            "peak": round(procstats.peak_rss_bytes(pid) / 2**20, 1),
+        },
+        "cpu_s_per_payment": {
+            role: round((cpu_after[role] - cpu_before[role]) / max(1, completed["done"]), 6)
+            for role in cpu_after
+        },
+        "history_events_per_payment": await history.sample(client, ids[:_HISTORY_SAMPLES]),
+    }
+    if spec.server_pid is not None:
+        result["server_rss_mb"] = round(procstats.rss_bytes(spec.server_pid) / 2**20, 1)
+    return result
+
+
+async def run_spec(spec: EngineSpec) -> dict[str, Any]:
+    client = await Client.connect(spec.address, namespace=spec.namespace)
+    # SDK defaults throughout (cache size, slots, sandbox): the patterns are what is compared.
+    worker = Worker(
+        client,
+        task_queue=spec.task_queue,
+        workflows=[PlainPaymentWorkflow, FastPaymentWorkflow, WaitingPaymentWorkflow],
+        activities=ACTIVITIES,
+    )
+    run = {SIGNALS: _signals, SCALE: _scale}.get(spec.scenario, _sweep)
+    async with worker:
+        return await run(spec, client)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    spec = EngineSpec.model_validate_json(sys.stdin.read())
+    result = asyncio.run(run_spec(spec))
+    sys.stdout.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Load generation and statistics, shared by every scenario: a closed loop at a fixed concurrency
+for a bounded time, and a bounded "do all of these" batch. Both are bounded in count and time."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OpTiming:
+    """One operation, in seconds: until the caller had its answer and, when the scenario waits for
+    it, until the workflow completed (the same moment for a client that waits for the result)."""
+
+    answer_s: float
+    completion_s: float | None = None
+
+
+Op = Callable[[int], Awaitable[OpTiming]]
+CpuProbe = Callable[[], dict[str, float]]  # role ("app", "server", ...) -> CPU seconds so far
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default) over already sorted values."""
+    if not sorted_values:
+        raise ValueError("no values")
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float] | None:
+    """p50/p95/p99/max in milliseconds, or None when nothing was measured."""
+    if not seconds:
+        return None
+    values = sorted(seconds)
+    return {
+        "p50": round(percentile(values, 0.50) * 1000, 3),
+        "p95": round(percentile(values, 0.95) * 1000, 3),
+        "p99": round(percentile(values, 0.99) * 1000, 3),
+        "max": round(values[-1] * 1000, 3),
+    }
+
+
+def _cpu_per_op(before: dict[str, float], after: dict[str, float], ops: int) -> dict[str, float] | None:
+    if ops == 0:
+        return None
+    return {role: round((after[role] - before[role]) / ops, 6) for role in after}
+
+
+async def closed_loop(
+    op: Op,
+    *,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    op_timeout_s: float,
+    cpu_probe: CpuProbe,
+    first_index: int = 0,
+) -> dict[str, Any]:
+    """`concurrency` callers each run `op` back to back for `warmup_s + duration_s`.
+
+    Latencies count every operation started after the warm-up (those still running at the end are
+    awaited, each bounded by `op_timeout_s`); throughput and CPU per operation count what completed
+    inside the measured window, so both describe the same steady state.
+    """
+    started = time.monotonic()
+    window_start = started + warmup_s
+    window_end = window_start + duration_s
+    answers: list[float] = []
+    completions: list[float] = []
+    completed_in_window = 0
+    errors: list[str] = []
+    next_index = first_index
+    cpu_at: dict[str, dict[str, float]] = {}
+
+    async def caller() -> None:
+        nonlocal next_index, completed_in_window
+        while time.monotonic() < window_end:
+            index = next_index
+            next_index += 1
+            op_started = time.monotonic()
+            try:
+                timing = await asyncio.wait_for(op(index), op_timeout_s)
+            except Exception as exc:  # a failed operation is a result to report, not a crash
+                errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                # A failing op often fails fast; without a pause it would spin and skew the CPU numbers.
+                await asyncio.sleep(0.05)
+                continue
+            op_ended = time.monotonic()
+            if op_started >= window_start:
+                answers.append(timing.answer_s)
+                if timing.completion_s is not None:
+                    completions.append(timing.completion_s)
+            if window_start <= op_ended <= window_end:
+                completed_in_window += 1
+
+    async def sample_cpu(name: str, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        cpu_at[name] = cpu_probe()
+
+    samplers = [
+        asyncio.create_task(sample_cpu("start", window_start)),
+        asyncio.create_task(sample_cpu("end", window_end)),
+    ]
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    await asyncio.gather(*samplers)
+    return {
+        "concurrency": concurrency,
+        "ops": len(answers),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "throughput_per_s": round(completed_in_window / duration_s, 3),
+        "latency_ms": latency_summary(answers),
+        "completion_ms": latency_summary(completions),
+        "cpu_s_per_payment": _cpu_per_op(cpu_at["start"], cpu_at["end"], completed_in_window),
+        "wall_s": round(time.monotonic() - started, 3),
+        "next_index": next_index,
+    }
+
+
+async def sweep(
+    op: Op,
+    *,
+    levels: Sequence[int],
+    warmup_s: float,
+    duration_s: float,
+    op_timeout_s: float,
+    cpu_probe: CpuProbe,
+    plateau_gain: float = 0.05,
+) -> list[dict[str, Any]]:
+    """Run `closed_loop` at each concurrency in `levels` (ascending) and stop early once more
+    callers no longer buy throughput: a level that does not beat the best so far by `plateau_gain`
+    is past saturation, and higher levels would only add queueing latency and run time."""
+    results: list[dict[str, Any]] = []
+    best = 0.0
+    next_index = 0
+    for concurrency in levels:
+        level = await closed_loop(
+            op,
+            concurrency=concurrency,
+            warmup_s=warmup_s,
+            duration_s=duration_s,
+            op_timeout_s=op_timeout_s,
+            cpu_probe=cpu_probe,
+            first_index=next_index,
+        )
+        next_index = level.pop("next_index")
+        results.append(level)
+        if len(results) > 1 and level["throughput_per_s"] < best * (1 + plateau_gain):
+            break
+        best = max(best, level["throughput_per_s"])
+    return results
+
+
+def saturation(levels: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The level with the highest throughput: the saturation point of the sweep."""
+    return max(levels, key=lambda level: level["throughput_per_s"])
+
+
+async def batch(
+    op: Callable[[int], Awaitable[float]],
+    *,
+    count: int,
+    concurrency: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Run `op(0..count-1)` with at most `concurrency` in flight, all within `timeout_s`.
+
+    `op` returns its own latency in seconds. Reports how many finished, the wall time, the rate, the
+    latency percentiles and the first errors; what did not finish in time is counted, not waited for.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_s
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_index = 0
+    timed_out = 0
+
+    async def caller() -> None:
+        nonlocal next_index, timed_out
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out += 1
+                continue
+            try:
+                latencies.append(await asyncio.wait_for(op(index), remaining))
+            except TimeoutError:
+                timed_out += 1
+            except Exception as exc:  # counted and reported: one failure must not hide the rest
+                errors.append(f"{type(exc).__name__}: {exc}"[:300])
+
+    await asyncio.gather(*(caller() for _ in range(min(concurrency, count))))
+    wall = time.monotonic() - started
+    return {
+        "count": count,
+        "done": len(latencies),
+        "errors": len(errors),
+        "timed_out": timed_out,
+        "first_errors": errors[:3],
+        "wall_s": round(wall, 3),
+        "per_s": round(len(latencies) / wall, 3) if wall > 0 else None,
+        "latency_ms": latency_summary(latencies),
+    }

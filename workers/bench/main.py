@@ -1,0 +1,202 @@
+"""`durapay bench`: measure the engine and durapay side by side in one run on one machine.
+
+The CLI wires the subcommand to `add_arguments(parser)` and `run(args)`. A run starts its own dev
+server(s) (tuned and untuned by default) or uses a running one on this machine, runs each scenario
+against each, and writes `result.json`, `summary.md` and `bench.png` to the output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import temporalio
+
+from workers.bench import report
+from workers.bench.scenarios import BATCH, BY_NAME, SCENARIOS
+from workers.bench.server import TUNED, UNTUNED, Server, dev_server, external_server
+from workers.bench.settings import BenchSettings, parse_levels, require_loopback
+from workers.temporal_binaries import temporal_cli
+
+SCHEMA = "durapay-bench/1"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    names = ",".join(scenario.name for scenario in SCENARIOS)
+    parser.add_argument(
+        "--server",
+        choices=[TUNED, UNTUNED, "both"],
+        default="both",
+        help="dev server(s) to start: tuned with dev_server_args(), untuned defaults, or both (default)",
+    )
+    parser.add_argument("--address", help="use this running server (on this machine) instead of starting one")
+    parser.add_argument("--namespace", default="default", help="namespace on --address (default: default)")
+    parser.add_argument("--scenarios", default=names, help=f"comma-separated subset of: {names}")
+    parser.add_argument(
+        "--concurrency",
+        default="1,2,4,8,16,32",
+        help="closed-loop concurrency levels; a sweep stops early once throughput stops rising",
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per level before measuring")
+    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per level")
+    parser.add_argument("--op-timeout", type=float, default=60.0, help="seconds before one payment counts as failed")
+    parser.add_argument("--signal-n", type=int, default=300, help="waiting workflows the signal scenarios signal")
+    parser.add_argument("--scale-n", type=int, default=10_000, help="payments waiting for 3-D Secure at once")
+    parser.add_argument("--batch-concurrency", type=int, default=32, help="in-flight calls in the signal/scale batches")
+    parser.add_argument("--batch-timeout", type=float, default=300.0, help="seconds each signal/scale phase may take")
+    parser.add_argument("--out", type=Path, help="output directory (default: bench-results/<UTC time>)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+
+
+def settings_from_args(args: argparse.Namespace) -> BenchSettings:
+    scenarios = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
+    unknown = [name for name in scenarios if name not in BY_NAME]
+    if unknown or not scenarios:
+        raise ValueError(f"unknown scenario(s) {unknown}; choose from {', '.join(BY_NAME)}")
+    if args.address:
+        servers: tuple[str, ...] = ("external",)
+    else:
+        servers = (TUNED, UNTUNED) if args.server == "both" else (args.server,)
+    positive = {"--signal-n": args.signal_n, "--scale-n": args.scale_n, "--batch-concurrency": args.batch_concurrency}
+    for flag, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1")
+    for flag, seconds in {"--duration": args.duration, "--op-timeout": args.op_timeout, "--batch-timeout": args.batch_timeout}.items():
+        if seconds <= 0:
+            raise ValueError(f"{flag} must be positive")
+    if args.warmup < 0:
+        raise ValueError("--warmup must not be negative")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return BenchSettings(
+        servers=servers,
+        address=require_loopback(args.address) if args.address else None,
+        namespace=args.namespace,
+        # Run in the registry's order whatever order they were named in: cheap sweeps first.
+        scenarios=tuple(s.name for s in SCENARIOS if s.name in scenarios),
+        levels=parse_levels(args.concurrency),
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+        op_timeout_s=args.op_timeout,
+        signal_n=args.signal_n,
+        scale_n=args.scale_n,
+        batch_concurrency=args.batch_concurrency,
+        batch_timeout_s=args.batch_timeout,
+        out_dir=args.out or Path("bench-results") / stamp,
+        plot=not args.no_plot,
+    )
+
+
+def _machine() -> dict[str, Any]:
+    cpu_model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    cli = subprocess.run([temporal_cli(), "--version"], capture_output=True, text=True, timeout=30)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": temporalio.__version__,
+        "temporal_cli": cli.stdout.strip(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+@contextlib.asynccontextmanager
+async def _server(settings: BenchSettings, variant: str, log_dir: Path) -> AsyncIterator[Server]:
+    if variant == "external":
+        assert settings.address is not None
+        async with external_server(settings.address, settings.namespace) as server:
+            yield server
+    else:
+        async with dev_server(variant, log_dir / f"{variant}-server.log") as server:
+            yield server
+
+
+async def measure(settings: BenchSettings) -> dict[str, Any]:
+    """Run every selected scenario on every selected server; return the result document."""
+    run_id = uuid.uuid4().hex[:8]
+    log_dir = settings.out_dir / "logs"
+    started = time.monotonic()
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(sys.argv),
+        "machine": _machine(),
+        "settings": {
+            key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(settings).items()
+        },
+        "servers": {},
+        "scenarios": {name: BY_NAME[name].title for name in settings.scenarios},
+        "results": {},
+        "errors": [],
+        "skipped": [],
+    }
+    for index, variant in enumerate(settings.servers):
+        async with _server(settings, variant, log_dir) as server:
+            document["servers"][variant] = {"address": server.address, "dynamic_config": server.dynamic_config}
+            results: dict[str, Any] = document["results"].setdefault(variant, {})
+            for name in settings.scenarios:
+                scenario = BY_NAME[name]
+                if scenario.kind == BATCH and index > 0:
+                    document["skipped"].append(
+                        {"scenario": name, "server": variant, "reason": "batch scenarios run on the first server only"}
+                    )
+                    continue
+                print(f"[bench] {variant}: {name} — {scenario.title}", flush=True)
+                try:
+                    result = await scenario.run(server, settings, run_id, log_dir)
+                except Exception as exc:  # one broken scenario must not lose the others' numbers
+                    document["errors"].append({"scenario": name, "server": variant, "error": f"{type(exc).__name__}: {exc}"})
+                    print(f"[bench]   failed: {exc}", flush=True)
+                    continue
+                if "levels" in result:
+                    result = report.summarize_sweep(result)
+                    print(report.level_table(result["levels"]), flush=True)
+                results[name] = result
+    document["ratios"] = report.ratios(document["results"])
+    document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    document["wall_s"] = round(time.monotonic() - started, 1)
+    return document
+
+
+def write_outputs(document: dict[str, Any], settings: BenchSettings) -> dict[str, Path]:
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": settings.out_dir / "result.json", "summary": settings.out_dir / "summary.md"}
+    if settings.plot:
+        paths["plot"] = report.plot(document["results"], settings.out_dir / "bench.png")
+        document["plot"] = paths["plot"].name
+    paths["json"].write_text(json.dumps(document, indent=2) + "\n")
+    paths["summary"].write_text(report.markdown(document))
+    return paths
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"durapay bench: {exc}", file=sys.stderr)
+        return 2
+    document = await measure(settings)
+    paths = write_outputs(document, settings)
+    print(report.markdown(document))
+    for kind, path in paths.items():
+        print(f"[bench] {kind}: {path}")
+    return 1 if document["errors"] else 0

@@ -1,0 +1,279 @@
+"""Turns one run's measurements into what people read: ratios between scenarios of the same run, a
+markdown summary and a plot. Every derived number names the measured numbers it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from workers.bench.load import saturation
+
+# Sweep metrics compared between scenarios: (label, path inside a scenario's result).
+SWEEP_METRICS: tuple[tuple[str, str], ...] = (
+    ("p50 latency, c=1", "concurrency_1.latency_ms.p50"),
+    ("p99 latency, c=1", "concurrency_1.latency_ms.p99"),
+    ("throughput, c=1", "concurrency_1.throughput_per_s"),
+    ("p50 latency at saturation", "saturation.latency_ms.p50"),
+    ("p99 latency at saturation", "saturation.latency_ms.p99"),
+    ("throughput at saturation", "saturation.throughput_per_s"),
+    ("app CPU s/payment at saturation", "saturation.cpu_s_per_payment.app"),
+    ("server CPU s/payment at saturation", "saturation.cpu_s_per_payment.server"),
+    ("history events/payment", "history_events_per_payment.mean"),
+)
+
+BASELINE = "engine_baseline"
+BEST_VARIANTS = ("engine_best_eager", "engine_best_uws")
+
+
+def summarize_sweep(result: dict[str, Any]) -> dict[str, Any]:
+    """Add the two levels the tables talk about: concurrency 1 and the saturation point."""
+    levels = result["levels"]
+    return {
+        **result,
+        "concurrency_1": min(levels, key=lambda level: level["concurrency"]),
+        "saturation": saturation(levels),
+    }
+
+
+def lookup(document: Mapping[str, Any], path: str) -> Any:
+    """`lookup(doc, "tuned.engine_baseline.saturation.throughput_per_s")`; None if absent."""
+    node: Any = document
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def best_engine_variant(server_results: Mapping[str, Any]) -> str | None:
+    """The engine best case is whichever fast pattern answered a lone caller quickest in this run:
+    eager start and update-with-start cannot be combined, so both are measured."""
+    candidates = [
+        name for name in BEST_VARIANTS if lookup(server_results, f"{name}.concurrency_1.latency_ms.p50")
+    ]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda name: server_results[name]["concurrency_1"]["latency_ms"]["p50"])
+
+
+def _ratio(document: Mapping[str, Any], name: str, metric: str, num: str, den: str) -> dict[str, Any] | None:
+    numerator, denominator = lookup(document, num), lookup(document, den)
+    if not isinstance(numerator, int | float) or not isinstance(denominator, int | float) or not denominator:
+        return None
+    return {
+        "name": name,
+        "metric": metric,
+        "value": round(numerator / denominator, 3),
+        "numerator": {"path": num, "value": numerator},
+        "denominator": {"path": den, "value": denominator},
+    }
+
+
+def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every comparison the issue asks for that this run has both sides of.
+
+    `results` is `{server variant: {scenario: result}}`; each ratio is numerator / denominator with
+    both paths into that same mapping, so anyone can check it against the measured numbers.
+    """
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, metric: str, num: str, den: str) -> None:
+        ratio = _ratio(results, name, metric, num, den)
+        if ratio is not None:
+            found.append(ratio)
+
+    def sweep_pair(name: str, num_prefix: str, den_prefix: str) -> None:
+        for metric, path in SWEEP_METRICS:
+            add(name, metric, f"{num_prefix}.{path}", f"{den_prefix}.{path}")
+
+    for server, scenarios in results.items():
+        best = best_engine_variant(scenarios)
+        if "durapay" in scenarios:
+            sweep_pair(f"{server}: durapay / engine baseline", f"{server}.durapay", f"{server}.{BASELINE}")
+            if best:
+                sweep_pair(f"{server}: durapay / engine best ({best})", f"{server}.durapay", f"{server}.{best}")
+        if best:
+            sweep_pair(f"{server}: engine best ({best}) / engine baseline", f"{server}.{best}", f"{server}.{BASELINE}")
+        if "webhooks" in scenarios:
+            for metric, path in (
+                ("p99 request to signal accepted", "latency_ms.p99"),
+                ("p50 request to signal accepted", "latency_ms.p50"),
+                ("signals per second", "per_s"),
+            ):
+                add(
+                    f"{server}: webhooks / raw client signals",
+                    metric,
+                    f"{server}.webhooks.webhooks.{path}",
+                    f"{server}.webhooks.raw_signals.{path}",
+                )
+    if "untuned" in results and "tuned" in results:
+        for scenario in results["untuned"]:
+            if scenario in results["tuned"] and "levels" in results["untuned"][scenario]:
+                for metric, path in SWEEP_METRICS[:6]:
+                    add(
+                        f"{scenario}: untuned / tuned dev server",
+                        metric,
+                        f"untuned.{scenario}.{path}",
+                        f"tuned.{scenario}.{path}",
+                    )
+    return found
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ms(seconds: Any) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def markdown(document: Mapping[str, Any]) -> str:
+    """The tables for BENCHMARKS.md, straight from the result document."""
+    results: Mapping[str, Mapping[str, Any]] = document["results"]
+    lines = [
+        "| server | scenario | c=1 p50 / p95 / p99 ms | c=1 /s | sat. c | sat. p50 / p95 / p99 ms "
+        "| sat. /s | app CPU ms/pay | server CPU ms/pay | events/pay |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for server, scenarios in results.items():
+        for name, result in scenarios.items():
+            if "saturation" not in result:
+                continue
+            one, sat = result["concurrency_1"], result["saturation"]
+            cpu = sat["cpu_s_per_payment"] or {}
+            lines.append(
+                f"| {server} | {name} "
+                f"| {_pcts(one['latency_ms'])} | {_fmt(one['throughput_per_s'])} "
+                f"| {sat['concurrency']} | {_pcts(sat['latency_ms'])} | {_fmt(sat['throughput_per_s'])} "
+                f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
+                f"| {_fmt(lookup(result, 'history_events_per_payment.mean'))} |"
+            )
+    batch_lines = _batch_tables(results)
+    ratio_lines = _ratio_table(document.get("ratios", []))
+    skipped = [f"- {item['scenario']} ({item['server']}): {item['reason']}" for item in document.get("skipped", [])]
+    sections = ["\n".join(lines), *batch_lines, ratio_lines]
+    if skipped:
+        sections.append("Not measured in this run:\n\n" + "\n".join(skipped))
+    return "\n\n".join(sections) + "\n"
+
+
+def _ratio_table(found: Sequence[Mapping[str, Any]]) -> str:
+    """One row per comparison, one column per metric: `numerator / denominator` of this run."""
+    metrics = list(dict.fromkeys(ratio["metric"] for ratio in found))
+    rows: dict[str, dict[str, float]] = {}
+    for ratio in found:
+        rows.setdefault(ratio["name"], {})[ratio["metric"]] = ratio["value"]
+    lines = [
+        "| comparison (ratio of this run's numbers) | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for name, values in rows.items():
+        cells = [f"{values[m]:.2f}x" if m in values else "-" for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pcts(latency: Mapping[str, float] | None) -> str:
+    if not latency:
+        return "-"
+    return f"{latency['p50']:.1f} / {latency['p95']:.1f} / {latency['p99']:.1f}"
+
+
+def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    signal_rows, scale_rows = [], []
+    for server, scenarios in results.items():
+        for name, result in scenarios.items():
+            for label, key in (("raw client signals", "signals"), ("webhooks", "webhooks"), ("raw client signals", "raw_signals")):
+                stats = result.get(key)
+                if isinstance(stats, Mapping) and "per_s" in stats:
+                    signal_rows.append(
+                        f"| {server} | {name} | {label} | {result['count']} | {result['concurrency']} "
+                        f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} | {stats['errors'] + stats['timed_out']} |"
+                    )
+            if "complete_by_signal" in result:
+                start, done = result["start"], result["complete_by_signal"]
+                rss = result["worker_rss_mb"]
+                cpu = result.get("cpu_s_per_payment") or {}
+                scale_rows.append(
+                    f"| {server} | {name} | {result['count']} | {start['done']} in {_fmt(start['wall_s'])} s "
+                    f"({_fmt(start['per_s'])}/s) | {done['done']} in {_fmt(done['wall_s'])} s ({_fmt(done['per_s'])}/s) "
+                    f"| {_fmt(rss['idle'])} → {_fmt(rss['all_waiting'])} (peak {_fmt(rss['peak'])}) "
+                    f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} |"
+                )
+    tables = []
+    if signal_rows:
+        tables.append(
+            "\n".join(
+                [
+                    "| server | scenario | path | waiting | concurrency | signals/s | p50 / p95 / p99 ms | failed |",
+                    "|---|---|---|---|---|---|---|---|",
+                    *signal_rows,
+                ]
+            )
+        )
+    if scale_rows:
+        tables.append(
+            "\n".join(
+                [
+                    "| server | scenario | N | started (waiting) | completed by signal | worker RSS MB "
+                    "| app CPU ms/pay | server CPU ms/pay |",
+                    "|---|---|---|---|---|---|---|---|",
+                    *scale_rows,
+                ]
+            )
+        )
+    return tables
+
+
+def plot(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """Latency percentiles and throughput against concurrency, one row per server variant."""
+    import matplotlib  # an optional extra (`pip install '.[bench]'`): imported only to draw
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
+
+    servers = [s for s, scenarios in results.items() if any("levels" in r for r in scenarios.values())]
+    fig, axes = plt.subplots(len(servers), 2, figsize=(13, 4.5 * len(servers)), squeeze=False)
+    for row, server in enumerate(servers):
+        lat_ax, tput_ax = axes[row]
+        for index, (name, result) in enumerate(results[server].items()):
+            if "levels" not in result:
+                continue
+            color = f"C{index}"
+            levels = [lv for lv in result["levels"] if lv["latency_ms"]]
+            xs = [lv["concurrency"] for lv in levels]
+            for pct, style in (("p50", "-"), ("p99", ":")):
+                lat_ax.plot(xs, [lv["latency_ms"][pct] for lv in levels], style, color=color, marker="o",
+                            markersize=3, label=f"{name} {pct}")
+            tput_ax.plot(xs, [lv["throughput_per_s"] for lv in levels], "-", color=color, marker="o", label=name)
+        for ax, ylabel in ((lat_ax, "latency to answer (ms), p50 solid, p99 dotted"), (tput_ax, "payments / s")):
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.set_xlabel("concurrent callers")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{server} server")
+            ax.grid(True, alpha=0.3)
+        lat_ax.set_yscale("log")
+        tput_ax.set_ylim(bottom=0)
+        lat_ax.legend(fontsize=7, ncol=2)
+        tput_ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def level_table(levels: Sequence[Mapping[str, Any]]) -> str:
+    """One line per concurrency level, for the console while the run goes."""
+    return "\n".join(
+        f"    c={lv['concurrency']:<4} {_fmt(lv['throughput_per_s']):>7}/s  p50/p95/p99 {_pcts(lv['latency_ms'])} ms"
+        f"  errors {lv['errors']}"
+        for lv in levels
+    )
