@@ -217,3 +217,18 @@ def test_default_file_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     other = tmp_path / "other.toml"
     other.write_text("[api]\nport = 9400\n")
     assert load_config(environ={"DURAPAY_CONFIG": str(other)}).api.port == 9400
+
+
+def test_the_example_file_is_valid_and_matches_the_defaults() -> None:
+    from activities.fraud import FraudSettings
+    from workers.worker import gateway_registry
+
+    example = Path(__file__).parents[2] / "deploy" / "durapay.example.toml"
+    config = load_config(example, environ={})
+    assert gateway_registry(config).ids() == ["mock"]
+    assert FraudSettings.model_validate(config.fraud_detection) == FraudSettings()
+    defaults = load_config(environ={}, use_default_file=False)
+    # Apart from its examples, the file documents the defaults rather than changing them.
+    for section in ("api", "temporal", "worker", "database"):
+        assert getattr(config, section) == getattr(defaults, section), section
+    assert config.payment.model_dump(exclude={"gateways"}) == defaults.payment.model_dump(exclude={"gateways"})
