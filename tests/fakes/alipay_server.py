@@ -97,6 +97,12 @@ class FakeAlipay(FakeServer):
         values.update(overrides)
         return AlipaySettings(**values)
 
+    def gateway_section(self, **overrides: Any) -> dict[str, Any]:
+        """The raw `[payment.alipay]` config section for a running stack."""
+        section = self.settings(**overrides).model_dump(mode="json", exclude_none=True, exclude={"app_private_key"})
+        section.update(enabled=True, app_private_key=self.app_private_key)
+        return section
+
     # -------------------------------------------------------------- the customer and AliPay's side
 
     async def open(self, url_or_order_string: str) -> int:

@@ -257,6 +257,13 @@ class FakeWechatPay(FakeServer):
         values.update(overrides)
         return WechatPaySettings(**values)
 
+    def gateway_section(self, **overrides: Any) -> dict[str, Any]:
+        """The raw `[payment.wechat_pay]` config section for a running stack."""
+        settings = self.settings(**overrides)
+        section = settings.model_dump(mode="json", exclude_none=True, exclude={"private_key", "apiv3_key"})
+        section.update(enabled=True, private_key=self.merchant_private_key, apiv3_key=self.apiv3_key)
+        return section
+
     def rotate_platform_certificate(self) -> str:
         """A new platform key and certificate (WeChat rotates them); the adapter has to download it."""
         self._platform_slot += "+"
