@@ -265,7 +265,7 @@ class DurapayConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        spec = _LOAD_SPEC.get()
+        spec = _LOAD_SPEC.get() or _LoadSpec()
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
             _DurapayEnvSource(settings_cls, spec.environ),
@@ -335,7 +335,8 @@ class _LoadSpec:
 
 # pydantic-settings builds sources inside the settings class; this carries the per-load choices
 # (which file, which environment) there without making them class-wide state.
-_LOAD_SPEC: ContextVar[_LoadSpec] = ContextVar("durapay_config_load", default=_LoadSpec())
+# None: a plain `DurapayConfig()`, which reads the environment and no file.
+_LOAD_SPEC: ContextVar[_LoadSpec | None] = ContextVar("durapay_config_load", default=None)
 
 
 @contextmanager
@@ -355,8 +356,8 @@ class _DurapayEnvSource(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        env = {k.lower(): v for k, v in _resolve_env(self._environ).items()}
-        return env
+        # Lower-cased, as the base class does for case-insensitive matching.
+        return {k.lower(): v for k, v in _resolve_env(self._environ).items()}
 
 
 def _resolve_env(environ: Mapping[str, str]) -> dict[str, str]:
