@@ -23,6 +23,7 @@ from activities.gateways.signing import line_message, rsa_sha256_verify
 from activities.gateways.wechatpay import (
     WechatPayGateway,
     out_refund_no_for,
+    out_trade_no_for,
     refund_id_from,
     wechat_time,
 )
@@ -207,9 +208,14 @@ async def test_bad_merchant_key_is_a_configuration_error(fake, unique):
         await gw.aclose()
 
 
-def test_payment_ids_that_do_not_fit_out_trade_no_are_refused():
-    with pytest.raises(GatewayInvalidRequest):
-        out_refund_no_for("pay_" + "x" * 40, "ref_" + "y" * 30)
+def test_ids_that_do_not_fit_wechat_business_numbers_are_refused():
+    with pytest.raises(GatewayInvalidRequest, match="out_trade_no"):
+        out_trade_no_for("pay_" + "x" * 40)
+    with pytest.raises(GatewayInvalidRequest, match="out_trade_no"):
+        out_trade_no_for("pay_ü1234")
+    with pytest.raises(GatewayInvalidRequest, match="out_refund_no"):
+        out_refund_no_for("pay_" + "x" * 26, "re_" + "y" * 40)
+    assert out_refund_no_for("pay_abc123", "re_1") == "pay_abc123-re_1"
     assert refund_id_from("pay_abc123", out_refund_no_for("pay_abc123", "ref_1")) == "ref_1"
     assert refund_id_from("pay_abc123", "other-ref_1") is None
 
