@@ -8,8 +8,8 @@
     durapay config check                                      validate and print the effective config
 
 Global options: --config FILE (else $DURAPAY_CONFIG, else ./durapay.toml), --secrets-dir DIR,
---log-level. Exit codes: 0 ok, 1 a failed run (e.g. a demo outcome differs), 2 bad configuration
-or usage.
+--log-level. Exit codes: 0 ok, 1 a failed run (a demo outcome differs, Temporal unreachable, a port
+taken), 2 bad configuration or usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from collections.abc import Sequence
 
 from workers.config import ConfigError, DurapayConfig, flatten, load_config
 from workers.demo import demo_defaults
+from workers.devserver import DevServerError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"durapay: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except (OSError, DevServerError) as exc:  # Temporal unreachable, a port taken, ...
+        print(f"durapay: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+        return EXIT_INTERRUPTED
 
 
 def config_check(config: DurapayConfig) -> int:

@@ -128,11 +128,16 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
 
 async def connect(config: DurapayConfig) -> Client:
     """A Temporal client with the pydantic data converter every durapay payload needs."""
-    return await Client.connect(
-        config.temporal.address,
-        namespace=config.temporal.namespace,
-        data_converter=pydantic_data_converter,
-    )
+    try:
+        return await Client.connect(
+            config.temporal.address,
+            namespace=config.temporal.namespace,
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as exc:  # the SDK's connection failure
+        raise ConnectionError(
+            f"cannot reach Temporal at {config.temporal.address} (temporal.address): {exc}"
+        ) from None
 
 
 async def build_worker(

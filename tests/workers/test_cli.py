@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from workers.cli import EXIT_CONFIG, EXIT_OK, build_parser, main
+from workers.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, build_parser, main
 
 SECRETS = ("apikey-secret-0123456789", "whsec_mock_secret_value_1", "db-password-4242")
 
@@ -107,3 +108,16 @@ def test_migrate_creates_the_schema(clean_env: pytest.MonkeyPatch, tmp_path: Pat
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"payments", "alembic_version"} <= tables
     assert main(["migrate"]) == EXIT_OK  # again: nothing to do, no error
+
+
+def test_unreachable_temporal_is_a_clear_error(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    clean_env.setenv("DURAPAY_TEMPORAL__ADDRESS", f"127.0.0.1:{port}")
+    clean_env.setenv("DURAPAY_PAYMENT__MOCK__ENABLED", "true")
+    clean_env.setenv("DURAPAY_DATABASE__URL", f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    assert main(["worker"]) == EXIT_FAILED
+    assert f"durapay: cannot reach Temporal at 127.0.0.1:{port} (temporal.address)" in capsys.readouterr().err
