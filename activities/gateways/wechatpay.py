@@ -426,7 +426,12 @@ class WechatPayGateway(Gateway):
         if str(data.get("mchid", self._settings.mchid)) != self._settings.mchid:
             raise WebhookVerificationError("the notification is for another merchant")
         logger.debug("WeChat Pay notification %s (%s) verified with %s", event_id, event_type, serial)
-        return [self._event(event_id, event_type, envelope, data)]
+        try:
+            return [self._event(event_id, event_type, envelope, data)]
+        except (KeyError, ValueError, TypeError) as exc:
+            # Genuine but not what WeChat documents (e.g. no amount): refuse it rather than fail
+            # with a 500 whose traceback would carry the decrypted payload; WeChat will resend.
+            raise WebhookVerificationError(f"unexpected {event_type} content") from exc
 
     def _event(self, event_id: str, event_type: str, envelope: Mapping[str, Any], data: Mapping[str, Any]) -> GatewayEvent:
         out_trade_no = data.get("out_trade_no")

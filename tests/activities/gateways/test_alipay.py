@@ -385,6 +385,16 @@ async def test_slow_answer_past_the_timeout_is_an_unknown_outcome(fake, gateway,
     assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
 
 
+async def test_a_slow_provider_times_out_as_unknown_outcome(fake, gateway, unique):
+    fake.faults.latency = 1.5  # every answer, before the work; the client gives up after 1 s
+    try:
+        with pytest.raises(GatewayOutcomeUnknown):
+            await gateway.lookup(lookup_call(pid(unique)))
+    finally:
+        fake.faults.clear()
+    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.NOT_FOUND
+
+
 async def test_alipay_system_error_is_retried(fake, gateway, unique, monkeypatch):
     from tests.fakes import alipay_server
 

@@ -268,3 +268,12 @@ def test_ack_is_204_without_body_and_reject_is_the_json_wechat_documents(fake):
     reject = gw.webhook_reject("bad signature")
     assert reject.status >= 400 and reject.content_type == "application/json"
     assert json.loads(reject.body) == {"code": "FAIL", "message": "bad signature"}
+
+
+async def test_genuine_notification_without_the_documented_fields_is_refused(fake, gateway):
+    headers, body = fake.notification(
+        "TRANSACTION.SUCCESS", {"mchid": fake.mchid, "out_trade_no": "pay_123456", "trade_state": "SUCCESS"},
+        original_type="transaction", summary="支付成功",
+    )
+    with pytest.raises(WebhookVerificationError, match="unexpected TRANSACTION.SUCCESS content"):
+        gateway.parse_webhook(headers, body)
