@@ -1,0 +1,54 @@
+"""Builders for workflow inputs in tests."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from workflows.domain import CardMethod, GatewayProfile, PaymentInput, PaymentSettings, PaymentView
+from workflows.messages import DecisionRequest
+from workflows.money import Amount
+from workflows.payment import PaymentWorkflow
+
+PROFILE = GatewayProfile(id="fake", name="Fake", methods=["card", "wallet:wechat_pay"], currencies=["USD", "JPY", "CNY"])
+
+
+def payment_input(payment_id: str, **overrides) -> PaymentInput:
+    settings = overrides.pop("settings", {})
+    fields = dict(
+        payment_id=payment_id,
+        order_id=f"order-{payment_id}",
+        gateway=PROFILE,
+        amount=Amount(minor=4999, currency="USD"),
+        method=CardMethod(token="tok_visa", last4="4242", fingerprint="fp_1", country="US"),
+        request_fingerprint="fp-request",
+        settings=PaymentSettings(settlement_window_seconds=3600, **settings),
+    )
+    fields.update(overrides)
+    return PaymentInput(**fields)
+
+
+async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -> tuple[PaymentView, object]:
+    """Start the payment the way the API does (update-with-start) and return the decided view."""
+    op = WithStartWorkflowOperation(
+        PaymentWorkflow.run,
+        inp,
+        id=f"payment-{inp.payment_id}",
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        task_queue=task_queue,
+    )
+    view = await client.execute_update_with_start_workflow(
+        PaymentWorkflow.decide, DecisionRequest(request_fingerprint=inp.request_fingerprint), start_workflow_operation=op
+    )
+    return view, await op.workflow_handle()
+
+
+async def start_then_decide(client: Client, task_queue: str, inp: PaymentInput):
+    """Start, then ask for the decision: the time-skipping test server has no update-with-start."""
+    handle = await client.start_workflow(
+        PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+    )
+    view = await handle.execute_update(
+        PaymentWorkflow.decide, DecisionRequest(request_fingerprint=inp.request_fingerprint)
+    )
+    return view, handle
