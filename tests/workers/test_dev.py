@@ -11,7 +11,7 @@ import pytest
 from tests.stack import deep_merge
 from workers.config import TemporalConfig, load_config
 from workers.demo import demo_defaults
-from workers.dev import EXIT_OK, run_dev, with_dev_api_key
+from workers.dev import EXIT_OK, run_demo_against, run_dev, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
 
 
@@ -79,3 +79,16 @@ async def test_dev_server_exit_is_reported_with_its_log(tmp_path: Path) -> None:
             await asyncio.wait_for(server.start(timeout=30), 60)
     finally:
         await server.stop()
+
+
+async def test_demo_command_against_a_running_server(
+    temporal_env, task_queue: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = dev_config(
+        tmp_path, address=temporal_env.client.service_client.config.target_host, task_queue=task_queue
+    )
+    config = config.model_copy(update={"api": config.api.model_copy(update={"port": 8080})})
+    assert await run_demo_against(config) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "8/8 flows as expected" in out
+    assert "http://127.0.0.1:8080" not in out  # its own API took an ephemeral port
