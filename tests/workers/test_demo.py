@@ -35,3 +35,16 @@ def test_table_marks_a_differing_outcome() -> None:
     assert lines[3].startswith("ok") and lines[3].endswith("-")
     assert "failed (card_declined)" not in lines[3]
     assert lines[-1] == "1/2 flows as expected"
+
+
+async def test_an_unreachable_api_is_reported_per_flow() -> None:
+    import socket
+
+    from activities.gateways.mock import MockGateway, MockSettings
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    outcomes = await run_demo(f"http://127.0.0.1:{port}", "k" * 20, MockGateway(MockSettings(enabled=True)))
+    assert len(outcomes) == 8
+    assert all(not o.ok and o.actual.startswith("error: ConnectError") for o in outcomes)
