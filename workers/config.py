@@ -7,7 +7,8 @@ Sources, strongest first:
    `DURAPAY_API_KEYS=id1:secret1,id2:secret2`; any of them may instead be read from a file named by
    the same variable with `_FILE` appended (`DURAPAY_PAYMENT__STRIPE__SECRET_KEY_FILE=/run/...`);
 3. a secrets directory (`DURAPAY_SECRETS_DIR`, e.g. a mounted Kubernetes secret): one file per key,
-   named like the variable without its prefix (`payment__stripe__secret_key`, `api_keys`);
+   named like the variable without its prefix, lower-case (`payment__stripe__secret_key`), and
+   `api_keys` with the same `id:secret` pairs as `DURAPAY_API_KEYS`;
 4. the TOML file (`--config`, else `DURAPAY_CONFIG`, else `./durapay.toml` when it exists);
 5. the defaults below.
 
@@ -272,7 +273,7 @@ class DurapayConfig(BaseSettings):
         ]
         if spec.secrets_dir is not None:
             sources.append(
-                NestedSecretsSettingsSource(
+                _SecretsDirSource(
                     settings_cls,
                     secrets_dir=spec.secrets_dir,
                     secrets_dir_missing="error",
@@ -358,6 +359,17 @@ class _DurapayEnvSource(EnvSettingsSource):
     def _load_env_vars(self) -> Mapping[str, str | None]:
         # Lower-cased, as the base class does for case-insensitive matching.
         return {k.lower(): v for k, v in _resolve_env(self._environ).items()}
+
+
+class _SecretsDirSource(NestedSecretsSettingsSource):
+    """A secrets directory; its `api_keys` file holds `id:secret` pairs like `DURAPAY_API_KEYS`."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        secrets = dict(super()._load_env_vars())
+        api_keys = secrets.pop("api_keys", None)
+        if api_keys is not None:
+            secrets["api__api_keys"] = json.dumps(parse_api_keys(api_keys))
+        return secrets
 
 
 def _resolve_env(environ: Mapping[str, str]) -> dict[str, str]:

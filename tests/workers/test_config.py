@@ -124,9 +124,11 @@ def test_secrets_directory(tmp_path: Path, config_file: Path) -> None:
     secrets.mkdir()
     (secrets / "payment__stripe__secret_key").write_text(SECRETS["dirsecret"])
     (secrets / "database__url").write_text("sqlite+aiosqlite:///x.db")
+    (secrets / "api_keys").write_text(f"k1:{SECRETS['api']}\n")
     config = load_config(config_file, environ={"DURAPAY_SECRETS_DIR": str(secrets)})
     assert config.payment.gateways["stripe"]["secret_key"] == SECRETS["dirsecret"]
     assert config.database.url.get_secret_value() == "sqlite+aiosqlite:///x.db"
+    assert config.api.api_keys["k1"].get_secret_value() == SECRETS["api"]
     # The environment still wins over the directory.
     config = load_config(
         config_file, secrets_dir=secrets, environ={"DURAPAY_PAYMENT__STRIPE__SECRET_KEY": "from-env"}
