@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import workers
 from workers.bench.host import SWEEP_SCENARIOS, EngineSpec
-from workers.bench.server import Server, stop_process
+from workers.bench.server import Server, child_env, stop_process
 from workers.bench.settings import BenchSettings
 
-# The host imports the project by package name; the bench may run from any directory.
-_PROJECT_ROOT = str(Path(workers.__file__).resolve().parent.parent)
 # Room for process start-up, worker shutdown and history fetches on a loaded machine.
 _HOST_OVERHEAD_S = 120.0
 
 
-def _host_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def spec_for(scenario: str, server: Server, settings: BenchSettings, run_id: str) -> EngineSpec:
-    count = {"engine_signals": settings.signal_n, "engine_scale": settings.scale_n}.get(scenario, 0)
     return EngineSpec(
         scenario=scenario,
         address=server.address,
@@ -39,7 +28,7 @@ def spec_for(scenario: str, server: Server, settings: BenchSettings, run_id: str
         warmup_s=settings.warmup_s,
         duration_s=settings.duration_s,
         op_timeout_s=settings.op_timeout_s,
-        count=count,
+        count=settings.scale_n if scenario == "engine_scale" else 0,
         batch_concurrency=settings.batch_concurrency,
         batch_timeout_s=settings.batch_timeout_s,
     )
@@ -49,7 +38,7 @@ def _time_budget(spec: EngineSpec) -> float:
     if spec.scenario in SWEEP_SCENARIOS:
         per_level = spec.warmup_s + spec.duration_s + spec.op_timeout_s
         return len(spec.levels) * per_level + _HOST_OVERHEAD_S
-    # signals: start, signal, drain; scale: start, complete. Each batch is bounded on its own.
+    # Scale: start, signal, wait for the results; each batch is bounded on its own.
     return 3 * spec.batch_timeout_s + _HOST_OVERHEAD_S
 
 
@@ -61,7 +50,7 @@ async def run_engine_scenario(spec: EngineSpec, log_path: Path) -> dict[str, Any
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
-            env=_host_env(),
+            env=child_env(),
         )
         try:
             out, _ = await asyncio.wait_for(

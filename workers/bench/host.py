@@ -32,7 +32,6 @@ from workers.bench.engine_workflows import (
 BASELINE = "engine_baseline"
 BEST_EAGER = "engine_best_eager"
 BEST_UWS = "engine_best_uws"
-SIGNALS = "engine_signals"
 SCALE = "engine_scale"
 
 SWEEP_SCENARIOS = (BASELINE, BEST_EAGER, BEST_UWS)
@@ -41,7 +40,7 @@ _HISTORY_SAMPLES = 3
 
 
 class EngineSpec(BaseModel):
-    scenario: Literal["engine_baseline", "engine_best_eager", "engine_best_uws", "engine_signals", "engine_scale"]
+    scenario: Literal["engine_baseline", "engine_best_eager", "engine_best_uws", "engine_scale"]
     address: str
     namespace: str
     task_queue: str
@@ -51,7 +50,7 @@ class EngineSpec(BaseModel):
     warmup_s: float = 1.0
     duration_s: float = 3.0
     op_timeout_s: float = 60.0
-    count: int = 0  # signals / scale: how many waiting workflows
+    count: int = 0  # scale: how many waiting workflows
     batch_concurrency: int = 32
     batch_timeout_s: float = 300.0
 
@@ -148,12 +147,16 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
     return result
 
 
-async def _start_waiting(spec: EngineSpec, client: Client) -> tuple[dict[str, Any], list[str]]:
-    """Start `spec.count` payments that end up waiting for the customer; answered once waiting."""
+async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
+    """`count` payments waiting for 3-D Secure at once, then all completed by signal."""
+    probe = _Probe(spec.server_pid)
+    pid = os.getpid()
     ids = [f"{spec.id_prefix}-{i}" for i in range(spec.count)]
+    rss_idle = procstats.rss_bytes(pid)
 
     async def start(index: int) -> float:
         started = time.monotonic()
+        # Answered once the payment waits for the customer, as durapay's POST is.
         await client.execute_update_with_start_workflow(
             WaitingPaymentWorkflow.decide,
             start_workflow_operation=WithStartWorkflowOperation(
@@ -166,73 +169,26 @@ async def _start_waiting(spec: EngineSpec, client: Client) -> tuple[dict[str, An
         )
         return time.monotonic() - started
 
-    stats = await load.batch(
-        start, count=spec.count, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
-    )
-    return stats, ids
-
-
-async def _signals(spec: EngineSpec, client: Client) -> dict[str, Any]:
-    """Raw client signals to `count` waiting workflows: time from the call to the server accepting it."""
-    started, ids = await _start_waiting(spec, client)
-
-    async def signal(index: int) -> float:
+    async def customer_returns(index: int) -> float:
         begun = time.monotonic()
         await client.get_workflow_handle(ids[index]).signal(WaitingPaymentWorkflow.action_completed)
         return time.monotonic() - begun
 
-    probe = _Probe(spec.server_pid)
-    cpu_before = probe()
-    signals = await load.batch(
-        signal, count=spec.count, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
-    )
-    cpu_after = probe()
-    # Drained so that the workflow tasks the signals caused do not bleed into the next scenario.
-    drained = await _complete_all(spec, client, ids)
-    return {
-        "count": spec.count,
-        "concurrency": spec.batch_concurrency,
-        "start": started,
-        "signals": signals,
-        "cpu_s_per_signal": {
-            role: round((cpu_after[role] - cpu_before[role]) / max(1, signals["done"]), 6)
-            for role in cpu_after
-        },
-        "drain": drained,
-    }
+    async def all_completed(signalled: int) -> int:
+        async def result(index: int) -> float:
+            await client.get_workflow_handle(ids[index]).result()
+            return 0.0
 
+        waited = await load.batch(
+            result, count=signalled, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+        )
+        return waited["done"]
 
-async def _complete_all(spec: EngineSpec, client: Client, ids: list[str]) -> dict[str, Any]:
-    async def wait(index: int) -> float:
-        begun = time.monotonic()
-        await client.get_workflow_handle(ids[index]).result()
-        return time.monotonic() - begun
-
-    return await load.batch(
-        wait, count=len(ids), concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
-    )
-
-
-async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
-    """`count` payments waiting for 3-D Secure at once, then all completed by signal."""
-    probe = _Probe(spec.server_pid)
-    pid = os.getpid()
-    rss_idle = procstats.rss_bytes(pid)
-    cpu_before = probe()
-    started, ids = await _start_waiting(spec, client)
+    batch = {"concurrency": spec.batch_concurrency, "timeout_s": spec.batch_timeout_s, "cpu_probe": probe}
+    started = await load.measured_batch(start, count=spec.count, **batch)
     rss_waiting = procstats.rss_bytes(pid)
-
-    async def complete(index: int) -> float:
-        begun = time.monotonic()
-        handle = client.get_workflow_handle(ids[index])
-        await handle.signal(WaitingPaymentWorkflow.action_completed)
-        await handle.result()
-        return time.monotonic() - begun
-
-    completed = await load.batch(
-        complete, count=spec.count, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
-    )
-    cpu_after = probe()
+    # Signals go to the payments that did start, in start order; a start that failed is counted above.
+    completed = await load.measured_batch(customer_returns, count=started["done"], settle=all_completed, **batch)
     result: dict[str, Any] = {
         "count": spec.count,
         "concurrency": spec.batch_concurrency,
@@ -242,10 +198,6 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
             "idle": round(rss_idle / 2**20, 1),
             "all_waiting": round(rss_waiting / 2**20, 1),
             "peak": round(procstats.peak_rss_bytes(pid) / 2**20, 1),
-        },
-        "cpu_s_per_payment": {
-            role: round((cpu_after[role] - cpu_before[role]) / max(1, completed["done"]), 6)
-            for role in cpu_after
         },
         "history_events_per_payment": await history.sample(client, ids[:_HISTORY_SAMPLES]),
     }
@@ -263,7 +215,7 @@ async def run_spec(spec: EngineSpec) -> dict[str, Any]:
         workflows=[PlainPaymentWorkflow, FastPaymentWorkflow, WaitingPaymentWorkflow],
         activities=ACTIVITIES,
     )
-    run = {SIGNALS: _signals, SCALE: _scale}.get(spec.scenario, _sweep)
+    run = _scale if spec.scenario == SCALE else _sweep
     async with worker:
         return await run(spec, client)
 

@@ -210,3 +210,29 @@ async def batch(
         "per_s": round(len(latencies) / wall, 3) if wall > 0 else None,
         "latency_ms": latency_summary(latencies),
     }
+
+
+async def measured_batch(
+    op: Callable[[int], Awaitable[float]],
+    *,
+    count: int,
+    concurrency: int,
+    timeout_s: float,
+    cpu_probe: CpuProbe,
+    settle: Callable[[int], Awaitable[int]] | None = None,
+) -> dict[str, Any]:
+    """`batch`, plus the CPU each process spent per payment.
+
+    With `settle`, the batch's calls only set work going (signals): `settle(done)` then waits,
+    bounded, for that work to finish and returns how many payments completed. `all_completed_s`
+    and the CPU then cover the whole, so a fast-to-accept signal cannot hide the work it causes.
+    """
+    cpu_before, started = cpu_probe(), time.monotonic()
+    stats = await batch(op, count=count, concurrency=concurrency, timeout_s=timeout_s)
+    completed = await settle(stats["done"]) if settle is not None else stats["done"]
+    cpu_after, wall = cpu_probe(), time.monotonic() - started
+    stats["completed"] = completed
+    stats["all_completed_s"] = round(wall, 3)
+    stats["completed_per_s"] = round(completed / wall, 3) if wall > 0 else None
+    stats["cpu_s_per_payment"] = _cpu_per_op(cpu_before, cpu_after, completed)
+    return stats

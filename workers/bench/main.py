@@ -26,7 +26,7 @@ from typing import Any
 import temporalio
 
 from workers.bench import report
-from workers.bench.scenarios import BATCH, BY_NAME, SCENARIOS
+from workers.bench.scenarios import BATCH, BY_NAME, DEFAULT, SCENARIOS
 from workers.bench.server import TUNED, UNTUNED, Server, dev_server, external_server
 from workers.bench.settings import BenchSettings, parse_levels, require_loopback
 from workers.temporal_binaries import temporal_cli
@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--address", help="use this running server (on this machine) instead of starting one")
     parser.add_argument("--namespace", default="default", help="namespace on --address (default: default)")
-    parser.add_argument("--scenarios", default=names, help=f"comma-separated subset of: {names}")
+    parser.add_argument(
+        "--scenarios", default=",".join(DEFAULT), help=f"comma-separated, any of: {names} (default: %(default)s)"
+    )
     parser.add_argument(
         "--concurrency",
         default="1,2,4,8,16,32",
@@ -53,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds per level before measuring")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per level")
     parser.add_argument("--op-timeout", type=float, default=60.0, help="seconds before one payment counts as failed")
-    parser.add_argument("--signal-n", type=int, default=300, help="waiting workflows the signal scenarios signal")
+    parser.add_argument("--signal-n", type=int, default=200, help="payments per path (webhook, raw signal) in the webhooks scenario")
     parser.add_argument("--scale-n", type=int, default=10_000, help="payments waiting for 3-D Secure at once")
     parser.add_argument("--batch-concurrency", type=int, default=32, help="in-flight calls in the signal/scale batches")
     parser.add_argument("--batch-timeout", type=float, default=300.0, help="seconds each signal/scale phase may take")
@@ -161,6 +163,7 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
                     )
                     continue
                 print(f"[bench] {variant}: {name} — {scenario.title}", flush=True)
+                scenario_started = time.monotonic()
                 try:
                     result = await scenario.run(server, settings, run_id, log_dir)
                 except Exception as exc:  # one broken scenario must not lose the others' numbers
@@ -170,6 +173,7 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
                 if "levels" in result:
                     result = report.summarize_sweep(result)
                     print(report.level_table(result["levels"]), flush=True)
+                result["scenario_wall_s"] = round(time.monotonic() - scenario_started, 1)
                 results[name] = result
     document["ratios"] = report.ratios(document["results"])
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

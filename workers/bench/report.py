@@ -99,7 +99,9 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
             for metric, path in (
                 ("p99 request to signal accepted", "latency_ms.p99"),
                 ("p50 request to signal accepted", "latency_ms.p50"),
-                ("signals per second", "per_s"),
+                ("accepted per second", "per_s"),
+                ("paid per second, signal to paid", "completed_per_s"),
+                ("app CPU s/payment", "cpu_s_per_payment.app"),
             ):
                 add(
                     f"{server}: webhooks / raw client signals",
@@ -184,34 +186,49 @@ def _pcts(latency: Mapping[str, float] | None) -> str:
     return f"{latency['p50']:.1f} / {latency['p95']:.1f} / {latency['p99']:.1f}"
 
 
+def _cpu_sum(*phases: Mapping[str, Any]) -> dict[str, float]:
+    """CPU per payment over several phases of the same payments (start, then completion)."""
+    total: dict[str, float] = {}
+    for phase in phases:
+        for role, seconds in (phase.get("cpu_s_per_payment") or {}).items():
+            total[role] = total.get(role, 0.0) + seconds
+    return total
+
+
 def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     signal_rows, scale_rows = [], []
     for server, scenarios in results.items():
         for name, result in scenarios.items():
-            for label, key in (("raw client signals", "signals"), ("webhooks", "webhooks"), ("raw client signals", "raw_signals")):
+            for label, key in (("signed webhooks via receiver", "webhooks"), ("raw client signals", "raw_signals")):
                 stats = result.get(key)
-                if isinstance(stats, Mapping) and "per_s" in stats:
+                if isinstance(stats, Mapping):
+                    cpu = stats.get("cpu_s_per_payment") or {}
                     signal_rows.append(
-                        f"| {server} | {name} | {label} | {result['count']} | {result['concurrency']} "
-                        f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} | {stats['errors'] + stats['timed_out']} |"
+                        f"| {server} | {label} | {stats['count']} | {result['concurrency']} "
+                        f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} "
+                        f"| {stats['completed']} in {_fmt(stats['all_completed_s'])} s "
+                        f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} | {stats['errors'] + stats['timed_out']} |"
                     )
             if "complete_by_signal" in result:
                 start, done = result["start"], result["complete_by_signal"]
                 rss = result["worker_rss_mb"]
-                cpu = result.get("cpu_s_per_payment") or {}
+                cpu = _cpu_sum(start, done)
                 scale_rows.append(
-                    f"| {server} | {name} | {result['count']} | {start['done']} in {_fmt(start['wall_s'])} s "
-                    f"({_fmt(start['per_s'])}/s) | {done['done']} in {_fmt(done['wall_s'])} s ({_fmt(done['per_s'])}/s) "
+                    f"| {server} | {name} | {result['count']} "
+                    f"| {start['done']} in {_fmt(start['wall_s'])} s ({_fmt(start['per_s'])}/s) "
+                    f"| {done['completed']} in {_fmt(done['all_completed_s'])} s ({_fmt(done['completed_per_s'])}/s) "
                     f"| {_fmt(rss['idle'])} → {_fmt(rss['all_waiting'])} (peak {_fmt(rss['peak'])}) "
-                    f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} |"
+                    f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
+                    f"| {start['errors'] + start['timed_out'] + done['errors'] + done['timed_out']} |"
                 )
     tables = []
     if signal_rows:
         tables.append(
             "\n".join(
                 [
-                    "| server | scenario | path | waiting | concurrency | signals/s | p50 / p95 / p99 ms | failed |",
-                    "|---|---|---|---|---|---|---|---|",
+                    "| server | path | payments | concurrency | accepted/s | accept p50 / p95 / p99 ms "
+                    "| paid (incl. the work they caused) | app CPU ms/pay | server CPU ms/pay | failed |",
+                    "|---|---|---|---|---|---|---|---|---|---|",
                     *signal_rows,
                 ]
             )
@@ -220,9 +237,9 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         tables.append(
             "\n".join(
                 [
-                    "| server | scenario | N | started (waiting) | completed by signal | worker RSS MB "
-                    "| app CPU ms/pay | server CPU ms/pay |",
-                    "|---|---|---|---|---|---|---|---|",
+                    "| server | scenario | N | started, waiting for 3DS | completed by signal | app RSS MB "
+                    "| app CPU ms/pay | server CPU ms/pay | failed |",
+                    "|---|---|---|---|---|---|---|---|---|",
                     *scale_rows,
                 ]
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+import workers
 from workers.temporal_binaries import (
     DEV_SERVER_DYNAMIC_CONFIG,
     dev_server_args,
@@ -26,6 +28,8 @@ EXTERNAL = "external"
 
 _READY_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
+# Child processes import the project by package name, whatever directory the bench runs from.
+_PROJECT_ROOT = str(Path(workers.__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,13 @@ async def dev_server(variant: str, log_path: Path) -> AsyncIterator[Server]:
             )
         finally:
             await stop_process(process)
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a Python child process of the bench (engine host, durapay stack)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+    return env
 
 
 async def stop_process(process: asyncio.subprocess.Process) -> None:

@@ -1,5 +1,6 @@
-"""The whole harness with tiny numbers: its own tuned and untuned dev servers, every engine scenario
-in its own process, and the result file, summary and plot it writes."""
+"""The whole harness with tiny numbers: its own tuned and untuned dev servers, the default scenarios
+(engine sweeps in their own processes, durapay's real API and worker in another), and the result
+file, summary and plot it writes."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     add_arguments(parser)
     argv = [
         "--server", "both",
-        "--concurrency", "1,2",
-        "--warmup", "0.2",
-        "--duration", "0.8",
+        "--concurrency", "1",
+        "--warmup", "0.1",
+        "--duration", "0.6",
         "--signal-n", "4",
         "--scale-n", "6",
         "--batch-concurrency", "4",
@@ -38,11 +39,11 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     assert document["machine"]["cpus"] >= 1 and "Server" in document["machine"]["temporal_cli"]
     assert document["servers"]["tuned"]["dynamic_config"] and not document["servers"]["untuned"]["dynamic_config"]
 
-    sweeps = ("engine_baseline", "engine_best_eager", "engine_best_uws")
+    sweeps = ("engine_baseline", "engine_best_eager", "engine_best_uws", "durapay")
     for server in ("tuned", "untuned"):
         for name in sweeps:
             result = document["results"][server][name]
-            assert [level["concurrency"] for level in result["levels"]][0] == 1
+            assert [level["concurrency"] for level in result["levels"]] == [1]
             one = result["concurrency_1"]
             assert one["errors"] == 0 and one["ops"] >= 1
             assert 0 < one["latency_ms"]["p50"] <= one["latency_ms"]["p95"] <= one["latency_ms"]["p99"]
@@ -56,12 +57,22 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
         assert results["engine_best_eager"]["history_events_per_payment"]["mean"] < results["engine_baseline"]["history_events_per_payment"]["mean"]
         assert 0 <= results["engine_best_eager"]["eager_start_ratio"] <= 1
 
-    signals = document["results"]["tuned"]["engine_signals"]
-    assert signals["start"]["done"] == 4 and signals["signals"]["done"] == 4 and signals["drain"]["done"] == 4
-    scale = document["results"]["tuned"]["engine_scale"]
-    assert scale["start"]["done"] == 6 and scale["complete_by_signal"]["done"] == 6
+    durapay = document["results"]["tuned"]["durapay"]
+    assert durapay["concurrency_1"]["errors"] == 0 and durapay["concurrency_1"]["ops"] >= 1
+    assert durapay["history_events_per_payment"]["mean"] > 0
+
+    webhooks = document["results"]["tuned"]["webhooks"]
+    assert webhooks["start"]["done"] == 8  # 4 payments per path, all waiting for 3-D Secure
+    for path in ("webhooks", "raw_signals"):
+        assert webhooks[path]["done"] == 4 and webhooks[path]["completed"] == 4
+        assert webhooks[path]["latency_ms"]["p99"] > 0 and webhooks[path]["cpu_s_per_payment"]["app"] > 0
+
+    scale = document["results"]["tuned"]["scale"]
+    assert scale["start"]["done"] == 6 and scale["complete_by_signal"]["completed"] == 6
     assert scale["worker_rss_mb"]["all_waiting"] > 0 and scale["server_rss_mb"] > 0
-    assert {item["scenario"] for item in document["skipped"]} == {"engine_signals", "engine_scale"}
+    assert {(item["scenario"], item["server"]) for item in document["skipped"]} == {
+        ("webhooks", "untuned"), ("scale", "untuned")
+    }
 
     # Every ratio is this run's numerator / this run's denominator, found where it says.
     assert document["ratios"]
@@ -72,7 +83,11 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
         assert ratio["value"] == round(numerator / denominator, 3)
     names = {ratio["name"] for ratio in document["ratios"]}
     assert "engine_baseline: untuned / tuned dev server" in names
+    assert "durapay: untuned / tuned dev server" in names
+    assert "tuned: durapay / engine baseline" in names
+    assert any(name.startswith("tuned: durapay / engine best") for name in names)
     assert any(name.startswith("tuned: engine best") for name in names)
+    assert "tuned: webhooks / raw client signals" in names
 
     summary = (tmp_path / "summary.md").read_text()
     baseline_p50 = document["results"]["tuned"]["engine_baseline"]["concurrency_1"]["latency_ms"]["p50"]
