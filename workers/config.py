@@ -287,9 +287,6 @@ class DurapayConfig(BaseSettings):
             sources.append(InitSettingsSource(settings_cls, dict(spec.defaults)))
         return tuple(sources)
 
-    def payment_settings(self, currency: str) -> PaymentSettings:
-        return self.payment.settings_for(currency)
-
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, every secret replaced by a mask."""
         data = self.model_dump(mode="json", exclude={"database"})
