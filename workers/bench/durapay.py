@@ -52,10 +52,8 @@ class UnexpectedAnswer(Exception):
 
 @dataclass
 class Stack:
-    base_url: str
     pid: int
-    task_queue: str
-    order_prefix: str
+    task_queue: str  # unique per run and scenario; order ids start with it too
     client: Client
     http: httpx.AsyncClient
     signer: MockGateway  # signs webhooks the way the provider does, with the receiver's secret
@@ -70,7 +68,7 @@ class Stack:
 
     async def create(self, index: int, token: str, expected: PaymentStatus) -> float:
         """POST one payment; its latency in seconds. Anything but `expected` is an error."""
-        order_id = f"{self.order_prefix}-{index}"
+        order_id = f"{self.task_queue}-{index}"
         body = {
             "order_id": order_id,
             "currency": CURRENCY,
@@ -105,7 +103,9 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(server: Server, settings: BenchSettings, run_id: str, name: str, log_dir: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    server: Server, settings: BenchSettings, run_id: str, name: str, log_dir: Path
+) -> AsyncIterator[Stack]:
     """Start `stack_host` on a fresh SQLite database and task queue; stop it on exit."""
     tag = f"bench-{run_id}-{server.variant}-{name}"
     database = (settings.out_dir / "db" / f"{server.variant}-{name}.sqlite").resolve()
@@ -147,10 +147,8 @@ async def running_stack(server: Server, settings: BenchSettings, run_id: str, na
                 limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             ) as http:
                 yield Stack(
-                    base_url=base_url,
                     pid=process.pid,
                     task_queue=tag,
-                    order_prefix=tag,
                     client=await Client.connect(
                         server.address, namespace=server.namespace, data_converter=pydantic_data_converter
                     ),

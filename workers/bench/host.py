@@ -45,14 +45,14 @@ class EngineSpec(BaseModel):
     namespace: str
     task_queue: str
     id_prefix: str  # unique per run and scenario: workflow ids never collide with earlier runs
-    server_pid: int | None = None
-    levels: list[int] = [1]
-    warmup_s: float = 1.0
-    duration_s: float = 3.0
-    op_timeout_s: float = 60.0
-    count: int = 0  # scale: how many waiting workflows
-    batch_concurrency: int = 32
-    batch_timeout_s: float = 300.0
+    server_pid: int | None  # None: a server we did not start, whose CPU we cannot read
+    levels: list[int]
+    warmup_s: float
+    duration_s: float
+    op_timeout_s: float
+    count: int  # scale: how many waiting workflows
+    batch_concurrency: int
+    batch_timeout_s: float
 
 
 class _Probe:
@@ -134,13 +134,10 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
         op_timeout_s=spec.op_timeout_s,
         cpu_probe=_Probe(spec.server_pid),
     )
-    total_ops = sum(level["ops"] for level in levels)
-    # The last ids issued are the ones most surely finished; their histories are what one payment costs.
+    # Every operation has been awaited by now: the first ones issued are finished payments.
     result: dict[str, Any] = {
         "levels": levels,
-        "history_events_per_payment": await history.sample(
-            client, [wid(i) for i in range(max(0, total_ops - _HISTORY_SAMPLES), total_ops)]
-        ),
+        "history_events_per_payment": await history.sample(client, [wid(i) for i in range(_HISTORY_SAMPLES)]),
     }
     if spec.scenario == BEST_EAGER:
         result["eager_start_ratio"] = round(eager_hits / eager_tries, 3) if eager_tries else None
@@ -151,44 +148,49 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
     """`count` payments waiting for 3-D Secure at once, then all completed by signal."""
     probe = _Probe(spec.server_pid)
     pid = os.getpid()
-    ids = [f"{spec.id_prefix}-{i}" for i in range(spec.count)]
+    waiting: list[str] = []  # ids of the payments that did start, in the order they did
+    signalled: list[str] = []
     rss_idle = procstats.rss_bytes(pid)
 
     async def start(index: int) -> float:
+        workflow_id = f"{spec.id_prefix}-{index}"
         started = time.monotonic()
         # Answered once the payment waits for the customer, as durapay's POST is.
         await client.execute_update_with_start_workflow(
             WaitingPaymentWorkflow.decide,
             start_workflow_operation=WithStartWorkflowOperation(
                 WaitingPaymentWorkflow.run,
-                ids[index],
-                id=ids[index],
+                workflow_id,
+                id=workflow_id,
                 task_queue=spec.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             ),
         )
-        return time.monotonic() - started
+        elapsed = time.monotonic() - started
+        waiting.append(workflow_id)
+        return elapsed
 
     async def customer_returns(index: int) -> float:
         begun = time.monotonic()
-        await client.get_workflow_handle(ids[index]).signal(WaitingPaymentWorkflow.action_completed)
-        return time.monotonic() - begun
+        await client.get_workflow_handle(waiting[index]).signal(WaitingPaymentWorkflow.action_completed)
+        elapsed = time.monotonic() - begun
+        signalled.append(waiting[index])
+        return elapsed
 
-    async def all_completed(signalled: int) -> int:
+    async def all_completed(_: int) -> int:
         async def result(index: int) -> float:
-            await client.get_workflow_handle(ids[index]).result()
+            await client.get_workflow_handle(signalled[index]).result()
             return 0.0
 
         waited = await load.batch(
-            result, count=signalled, concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+            result, count=len(signalled), concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
         )
         return waited["done"]
 
     batch = {"concurrency": spec.batch_concurrency, "timeout_s": spec.batch_timeout_s, "cpu_probe": probe}
     started = await load.measured_batch(start, count=spec.count, **batch)
     rss_waiting = procstats.rss_bytes(pid)
-    # Signals go to the payments that did start, in start order; a start that failed is counted above.
-    completed = await load.measured_batch(customer_returns, count=started["done"], settle=all_completed, **batch)
+    completed = await load.measured_batch(customer_returns, count=len(waiting), settle=all_completed, **batch)
     result: dict[str, Any] = {
         "count": spec.count,
         "concurrency": spec.batch_concurrency,
@@ -199,7 +201,7 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
             "all_waiting": round(rss_waiting / 2**20, 1),
             "peak": round(procstats.peak_rss_bytes(pid) / 2**20, 1),
         },
-        "history_events_per_payment": await history.sample(client, ids[:_HISTORY_SAMPLES]),
+        "history_events_per_payment": await history.sample(client, waiting[:_HISTORY_SAMPLES]),
     }
     if spec.server_pid is not None:
         result["server_rss_mb"] = round(procstats.rss_bytes(spec.server_pid) / 2**20, 1)

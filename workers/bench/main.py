@@ -25,7 +25,7 @@ from typing import Any
 
 import temporalio
 
-from workers.bench import report
+from workers.bench import procstats, report
 from workers.bench.scenarios import BATCH, BY_NAME, DEFAULT, SCENARIOS
 from workers.bench.server import TUNED, UNTUNED, Server, dev_server, external_server
 from workers.bench.settings import BenchSettings, parse_levels, require_loopback
@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds per level before measuring")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per level")
     parser.add_argument("--op-timeout", type=float, default=60.0, help="seconds before one payment counts as failed")
-    parser.add_argument("--signal-n", type=int, default=200, help="payments per path (webhook, raw signal) in the webhooks scenario")
+    parser.add_argument(
+        "--signal-n", type=int, default=200, help="payments per path (webhook, raw signal) in the webhooks scenario"
+    )
     parser.add_argument("--scale-n", type=int, default=10_000, help="payments waiting for 3-D Secure at once")
     parser.add_argument("--batch-concurrency", type=int, default=32, help="in-flight calls in the signal/scale batches")
     parser.add_argument("--batch-timeout", type=float, default=300.0, help="seconds each signal/scale phase may take")
@@ -76,7 +78,8 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     for flag, value in positive.items():
         if value < 1:
             raise ValueError(f"{flag} must be at least 1")
-    for flag, seconds in {"--duration": args.duration, "--op-timeout": args.op_timeout, "--batch-timeout": args.batch_timeout}.items():
+    durations = {"--duration": args.duration, "--op-timeout": args.op_timeout, "--batch-timeout": args.batch_timeout}
+    for flag, seconds in durations.items():
         if seconds <= 0:
             raise ValueError(f"{flag} must be positive")
     if args.warmup < 0:
@@ -118,6 +121,34 @@ def _machine() -> dict[str, Any]:
         "temporal_cli": cli.stdout.strip(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+class _Sharing:
+    """How much of the machine a scenario had: CPU used meanwhile by processes that are not the
+    bench's (other users' work on a shared machine) shows up here instead of being guessed at.
+    A server given with --address is not the bench's either: its CPU counts as other processes'."""
+
+    def __init__(self, server: Server) -> None:
+        self._server_pid = server.pid
+        self._started = time.monotonic()
+        self._busy = procstats.machine_busy_seconds()
+        self._ours = self._our_cpu()
+
+    def _our_cpu(self) -> float:
+        server = procstats.cpu_seconds(self._server_pid) if self._server_pid is not None else 0.0
+        return procstats.own_cpu_seconds() + server
+
+    def done(self) -> dict[str, float]:
+        wall = time.monotonic() - self._started
+        busy = procstats.machine_busy_seconds() - self._busy
+        others = max(0.0, busy - (self._our_cpu() - self._ours))
+        cores = os.cpu_count() or 1
+        return {
+            "wall_s": round(wall, 1),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "machine_cpu_busy": round(busy / (wall * cores), 3),  # fraction of all cores
+            "other_processes_cpu": round(others / (wall * cores), 3),  # of which not the bench's
+        }
 
 
 @contextlib.asynccontextmanager
@@ -163,17 +194,18 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
                     )
                     continue
                 print(f"[bench] {variant}: {name} — {scenario.title}", flush=True)
-                scenario_started = time.monotonic()
+                sharing = _Sharing(server)
                 try:
                     result = await scenario.run(server, settings, run_id, log_dir)
                 except Exception as exc:  # one broken scenario must not lose the others' numbers
-                    document["errors"].append({"scenario": name, "server": variant, "error": f"{type(exc).__name__}: {exc}"})
+                    error = f"{type(exc).__name__}: {exc}"
+                    document["errors"].append({"scenario": name, "server": variant, "error": error})
                     print(f"[bench]   failed: {exc}", flush=True)
                     continue
                 if "levels" in result:
                     result = report.summarize_sweep(result)
                     print(report.level_table(result["levels"]), flush=True)
-                result["scenario_wall_s"] = round(time.monotonic() - scenario_started, 1)
+                result["machine_during"] = sharing.done()
                 results[name] = result
     document["ratios"] = report.ratios(document["results"])
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

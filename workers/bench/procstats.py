@@ -5,6 +5,7 @@ rest of the harness's numbers."""
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -34,3 +35,16 @@ def rss_bytes(pid: int) -> int:
 def peak_rss_bytes(pid: int) -> int:
     """The highest resident set size the process has had."""
     return _status_kib(pid, "VmHWM") * 1024
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used (every core, idle and I/O wait excluded)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """This process and its finished children (engine hosts, durapay stacks once stopped)."""
+    usages = (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)

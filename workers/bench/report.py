@@ -157,6 +157,23 @@ def markdown(document: Mapping[str, Any]) -> str:
             )
     batch_lines = _batch_tables(results)
     ratio_lines = _ratio_table(document.get("ratios", []))
+    sharing = [
+        f"| {server} | {name} | {_fmt(during['wall_s'])} | {during['machine_cpu_busy']:.0%} "
+        f"| {during['other_processes_cpu']:.0%} | {_fmt(during['load_average_1m'], 2)} |"
+        for server, scenarios in results.items()
+        for name, result in scenarios.items()
+        if (during := result.get("machine_during"))
+    ]
+    if sharing:
+        batch_lines.append(
+            "\n".join(
+                [
+                    "| server | scenario | wall s | all cores busy | of which other processes | load avg (1 min) |",
+                    "|---|---|---|---|---|---|",
+                    *sharing,
+                ]
+            )
+        )
     skipped = [f"- {item['scenario']} ({item['server']}): {item['reason']}" for item in document.get("skipped", [])]
     sections = ["\n".join(lines), *batch_lines, ratio_lines]
     if skipped:

@@ -57,13 +57,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "durapay",
         SWEEP,
-        "POST /v1/payments through the real API and worker: mock card success, auto-capture, fraud check, order confirmation",
+        "POST /v1/payments through the real API and worker: mock card success, auto-capture, "
+        "fraud check, order confirmation",
         durapay.payments,
     ),
     Scenario(
         "webhooks",
         BATCH,
-        "signed mock webhooks through the receiver into signals vs raw client signals, to payments waiting for 3-D Secure",
+        "signed mock webhooks through the receiver into signals vs raw client signals, "
+        "to payments waiting for 3-D Secure",
         durapay.webhooks,
     ),
     Scenario(

@@ -58,7 +58,8 @@ def test_ratios_point_at_the_numbers_they_divide() -> None:
 
     assert report.best_engine_variant(results["tuned"]) == "engine_best_eager"
     assert _by(found, "tuned: durapay / engine baseline", "p50 latency, c=1")["value"] == 0.8
-    assert _by(found, "tuned: durapay / engine best (engine_best_eager)", "throughput at saturation")["value"] == round(16 / 30, 3)
+    best = _by(found, "tuned: durapay / engine best (engine_best_eager)", "throughput at saturation")
+    assert best["value"] == round(16 / 30, 3)
     assert _by(found, "engine_baseline: untuned / tuned dev server", "p50 latency, c=1")["value"] == 2.5
 
 
@@ -80,5 +81,6 @@ def test_markdown_tables_carry_the_run_numbers() -> None:
     results = _results()
     document = {"results": results, "ratios": report.ratios(results), "skipped": []}
     text = report.markdown(document)
-    assert "| tuned | durapay | 80.0 / 120.0 / 160.0 | 4.0 | 8 | 320.0 / 480.0 / 640.0 | 16.0 | 80.0 | 160.0 | 40.0 |" in text
+    row = "| tuned | durapay | 80.0 / 120.0 / 160.0 | 4.0 | 8 | 320.0 / 480.0 / 640.0 | 16.0 | 80.0 | 160.0 | 40.0 |"
+    assert row in text
     assert "| tuned: durapay / engine baseline | 0.80x |" in text
