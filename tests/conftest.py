@@ -32,8 +32,10 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test: its clock is shared by everything on it, and a workflow
+    left waiting by one test (its worker gone) would stop time from skipping for the next."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=temporal_test_server(),
         data_converter=pydantic_data_converter,

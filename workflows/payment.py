@@ -204,8 +204,9 @@ class PaymentWorkflow:
 
     async def _authorize(self) -> GatewayResult:
         inp = self._input
-        capture_now = (
-            inp.capture_method is CaptureMethod.AUTOMATIC and inp.settings.capture_delay_seconds == 0
+        # A gateway that cannot hold funds (wallets) captures on payment, whatever the delay.
+        capture_now = inp.capture_method is CaptureMethod.AUTOMATIC and (
+            inp.settings.capture_delay_seconds == 0 or not inp.gateway.supports_manual_capture
         )
         threshold = inp.settings.tds_threshold_minor
         call = AuthorizeCall(
@@ -440,6 +441,7 @@ class PaymentWorkflow:
                     provider_payment_id=self._view.provider_payment_id,
                     amount=self._input.amount,
                     capture_method=self._input.capture_method,
+                    method=self._input.method,
                     action_data=action_data or {},
                 ),
                 result_type=GatewayResult,

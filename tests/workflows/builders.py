@@ -14,7 +14,7 @@ PROFILE = GatewayProfile(id="fake", name="Fake", methods=["card", "wallet:wechat
 
 
 def payment_input(payment_id: str, **overrides) -> PaymentInput:
-    settings = overrides.pop("settings", {})
+    settings = {"settlement_window_seconds": 3600, **overrides.pop("settings", {})}
     fields = dict(
         payment_id=payment_id,
         order_id=f"order-{payment_id}",
@@ -22,7 +22,7 @@ def payment_input(payment_id: str, **overrides) -> PaymentInput:
         amount=Amount(minor=4999, currency="USD"),
         method=CardMethod(token="tok_visa", last4="4242", fingerprint="fp_1", country="US"),
         request_fingerprint="fp-request",
-        settings=PaymentSettings(settlement_window_seconds=3600, **settings),
+        settings=PaymentSettings(**settings),
     )
     fields.update(overrides)
     return PaymentInput(**fields)

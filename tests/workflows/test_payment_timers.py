@@ -1,0 +1,130 @@
+"""Every timer of PaymentWorkflow, on the time-skipping test server: 3-D Secure timeout, capture
+delay, authorization expiry, settlement window, and retries that run out into a lookup."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from tests.workflows.builders import payment_input, start_then_decide
+from tests.workflows.fake_activities import FakeWorld
+from workflows.domain import CaptureMethod, NextAction, NextActionType, PaymentStatus
+from workflows.gateway_io import GatewayPaymentStatus, GatewayResult
+from workflows.payment import PaymentWorkflow
+
+THREE_DS = GatewayResult(
+    status=GatewayPaymentStatus.REQUIRES_ACTION,
+    provider_payment_id="pi_3ds",
+    next_action=NextAction(type=NextActionType.REDIRECT_TO_URL, url="https://acs.example/3ds"),
+)
+
+
+@pytest.fixture
+async def run(time_skipping_env, task_queue):
+    world = FakeWorld()
+    async with Worker(
+        time_skipping_env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
+    ):
+        async def start(inp):
+            return await start_then_decide(time_skipping_env.client, task_queue, inp)
+
+        yield world, start, time_skipping_env
+
+
+async def test_three_ds_timeout_cancels_at_gateway_and_releases_order(run, unique):
+    world, start, env = run
+    world.authorize_answer = THREE_DS
+    view, handle = await start(payment_input(unique, settings={"action_timeout_seconds": 900}))
+    assert view.status is PaymentStatus.AUTHORIZING
+    assert view.next_action.url == "https://acs.example/3ds"
+    result = await handle.result()
+    assert result.status is PaymentStatus.CANCELLED
+    assert result.failure.code == "action_timeout"
+    assert [c.reason for c in world.calls["cancel"]] == ["abandoned"]
+    assert world.calls["cancel"][0].idempotency_key == f"payment-{unique}:cancel"
+    assert len(world.calls["release"]) == 1
+    # While waiting it asked the gateway on a backoff (30 s, 60 s, 120 s, ...), never more often.
+    assert 3 <= len(world.calls["lookup"]) <= 6
+
+
+async def test_customer_paying_at_the_last_moment_wins_over_the_timeout(run, unique):
+    world, start, env = run
+    world.authorize_answer = THREE_DS
+    world.cancel_answer = GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)
+    _, handle = await start(payment_input(unique, settings={"action_timeout_seconds": 60}))
+    result = await handle.result()
+    assert result.status is PaymentStatus.PAID
+    assert result.captured_minor == 4999
+    assert world.calls["release"] == []
+    assert len(world.calls["confirm"]) == 1
+
+
+async def test_capture_delay_waits_then_captures(run, unique):
+    world, start, env = run
+    world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+    view, handle = await start(payment_input(unique, settings={"capture_delay_seconds": 3600}))
+    assert view.status is PaymentStatus.AUTHORIZED
+    assert world.calls["authorize"][0].capture is False
+    assert world.calls["capture"] == []
+    await env.sleep(timedelta(minutes=61))
+    view = await handle.query(PaymentWorkflow.view)
+    assert view.status is PaymentStatus.PAID
+    assert world.calls["capture"][0].idempotency_key == f"payment-{unique}:capture"
+
+
+async def test_authorization_never_captured_is_voided_at_expiry(run, unique):
+    world, start, env = run
+    world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")
+    _, handle = await start(
+        payment_input(unique, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 86400})
+    )
+    result = await handle.result()
+    assert result.status is PaymentStatus.CANCELLED
+    assert result.failure.code == "authorization_expired"
+    assert world.calls["capture"] == []
+    assert len(world.calls["cancel"]) == 1
+    assert len(world.calls["release"]) == 1
+
+
+async def test_workflow_closes_when_the_settlement_window_ends(run, unique):
+    world, start, env = run
+    _, handle = await start(payment_input(unique, settings={"settlement_window_seconds": 7 * 86400}))
+    await env.sleep(timedelta(days=6))
+    description = await handle.describe()
+    assert description.status.name == "RUNNING"
+    result = await handle.result()
+    assert result.status is PaymentStatus.PAID
+
+
+async def test_unknown_outcome_resolved_as_not_charged_only_by_lookup(run, unique, task_queue):
+    world, start, env = run
+    world.authorize_error = ApplicationError("read timeout", type="GatewayOutcomeUnknown")
+    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)]
+    # Time skips only while a client waits for a result, so wait for the result, not the decision.
+    handle = await env.client.start_workflow(
+        PaymentWorkflow.run, payment_input(unique), id=f"payment-{unique}", task_queue=task_queue
+    )
+    view = await handle.result()
+    assert view.status is PaymentStatus.FAILED
+    assert view.failure.code == "not_processed"
+    assert len(world.calls["authorize"]) > 3  # retried with the same key until the deadline
+    assert {c.idempotency_key for c in world.calls["authorize"]} == {f"payment-{unique}:authorize"}
+    statuses = [t.view.status for t in world.transitions]
+    assert PaymentStatus.OUTCOME_UNKNOWN in statuses
+    assert len(world.calls["release"]) == 1
+
+
+async def test_unknown_outcome_resolved_as_charged(run, unique, task_queue):
+    world, start, env = run
+    world.authorize_error = ApplicationError("connection reset after send", type="GatewayOutcomeUnknown")
+    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)]
+    handle = await env.client.start_workflow(
+        PaymentWorkflow.run, payment_input(unique), id=f"payment-{unique}", task_queue=task_queue
+    )
+    view = await handle.result()
+    assert view.status is PaymentStatus.PAID
+    assert view.provider_payment_id == "pi_9"
+    assert world.calls["release"] == []
