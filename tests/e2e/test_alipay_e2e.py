@@ -226,11 +226,6 @@ async def test_notification_whose_amount_does_not_match_is_not_a_payment(alipay_
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs workflows/payment.py to pass LookupCall(method=...) (additive field, see gateway_io); "
-    "remove this marker once it does",
-)
 async def test_page_not_yet_opened_keeps_waiting_for_the_customer(alipay_stack, http, fake, unique):
     """AliPay creates a page trade only when the customer opens it: the workflow's polls in between
     must not read "no such trade" as a failure (LookupCall.method tells the adapter the flow)."""
