@@ -5,11 +5,12 @@
     durapay api                                               an API process
     durapay demo                                              the demo against a running Temporal server
     durapay migrate                                           bring the database schema up to date
+    durapay reconcile --since 24h [--repair] | --schedule     compare payments with their gateways
     durapay config check                                      validate and print the effective config
 
 Global options: --config FILE (else $DURAPAY_CONFIG, else ./durapay.toml), --secrets-dir DIR,
 --log-level. Exit codes: 0 ok, 1 a failed run (a demo outcome differs, Temporal unreachable, a port
-taken), 2 bad configuration or usage, 130 interrupted.
+taken, drift left by `reconcile`), 2 bad configuration or usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from workers import reconcile
 from workers.config import ConfigError, DurapayConfig, flatten, load_config
 from workers.demo import demo_defaults
 from workers.devserver import DevServerError
@@ -63,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
+
+    reconcile.add_arguments(
+        commands.add_parser(
+            "reconcile", help="compare payments with their gateways, report drift, optionally repair it"
+        )
+    )
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -141,6 +149,8 @@ async def _run(args: argparse.Namespace, config: DurapayConfig) -> int:
         await prepare_database(config)
         print(f"database {config.database.display_url} is up to date")
         return EXIT_OK
+    if args.command == "reconcile":
+        return await reconcile.run_reconcile(config, args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse only allows the above
 
 

@@ -29,11 +29,13 @@ from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
 from activities.orders import OrderActivities, SqlOrderLedger
+from activities.reconciliation import ReconciliationActivities
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.config import ConfigError, DurapayConfig
 from workflows.payment import PaymentWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 
 log = logging.getLogger("durapay.worker")
 
@@ -157,8 +159,12 @@ async def build_worker(
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
-        workflows=[PaymentWorkflow],
-        activities=activities(runtime),
+        workflows=[PaymentWorkflow, ReconciliationWorkflow],
+        # Reconciliation repairs drift by signalling payment workflows, hence the client.
+        activities=[
+            *activities(runtime),
+            *ReconciliationActivities(runtime.store, runtime.registry, client).definitions(),
+        ],
         max_concurrent_activities=tuning.max_concurrent_activities,
         max_concurrent_local_activities=tuning.max_concurrent_local_activities,
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,

@@ -15,3 +15,5 @@ CONFIRM_ORDER = "orders.confirm"
 CHECK_FRAUD = "fraud.check"
 
 RECORD_TRANSITION = "store.record_transition"
+
+RECONCILE = "reconcile.run"
