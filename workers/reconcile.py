@@ -41,11 +41,18 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90m`, `24h`, `7d`, `30s` -> timedelta; anything else is a usage error."""
+    """`90m`, `24h`, `7d`, `30s`, `0s` -> timedelta; anything else is a usage error."""
     match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
+    if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 24h or 7d")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def positive_duration(text: str) -> timedelta:
+    duration = parse_duration(text)
+    if not duration:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be longer than zero")
+    return duration
 
 
 def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
@@ -82,9 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--schedule", action="store_true", help="create or update the Temporal Schedule instead of running now"
     )
     parser.add_argument("--schedule-id", default=SCHEDULE_ID, help=f"the schedule's id (default {SCHEDULE_ID})")
-    parser.add_argument("--every", type=parse_duration, default=timedelta(hours=1), help="schedule interval (default 1h)")
+    parser.add_argument("--every", type=positive_duration, default=timedelta(hours=1), help="schedule interval (default 1h)")
     parser.add_argument(
-        "--window", type=parse_duration, default=timedelta(hours=2), help="how far back each scheduled run looks (default 2h)"
+        "--window", type=positive_duration, default=timedelta(hours=2), help="how far back each scheduled run looks (default 2h)"
     )
 
 
@@ -92,9 +99,9 @@ class UsageError(Exception):
     """Options that parse one by one but do not go together."""
 
 
-async def run_reconcile(config: DurapayConfig, args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
+async def run_reconcile(config: DurapayConfig, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     try:
-        return await _run(config, args, out)
+        return await _run(config, args, out or sys.stdout)
     except UsageError as exc:
         print(f"durapay reconcile: {exc}", file=sys.stderr)
         return 2
