@@ -1,0 +1,229 @@
+"""One fault run's durapay, deployed as in production but small:
+
+- `durapay worker` as a child process (so that it can be killed -9 and started again), configured
+  through `DURAPAY_*` variables;
+- the API in this process, with its own `Runtime` over the same database and Temporal server;
+- the fake Stripe in this process: the worker's Stripe adapter calls it, and it sends its signed
+  webhooks to the API's receiver;
+- a merchant that retries like the API documentation asks: the same Idempotency-Key again on a 5xx
+  or when no answer came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from temporalio.client import Client
+
+from activities.store.repository import PaymentStore
+from api.payments import derive_payment_id, derive_refund_id
+from tests.faults.processes import WorkerProcess
+from tests.faults.report import FIGURES
+from tests.fakes.stripe_server import FakeStripe
+from workers.api_server import start_api
+from workers.config import load_config
+from workers.worker import Runtime, connect
+
+API_KEY_ID = "faults"
+# The merchant's HTTP timeout: a capture or refund waits for its gateway call, which after a worker
+# crash is retried only once its start-to-close timeout (30 s) has passed.
+HTTP_TIMEOUT_S = 120.0
+MERCHANT_RETRY_S = 0.5
+# How long a held gateway call stays at Stripe: longer than the Stripe client timeout configured
+# below (2 s), so the adapter gives up on it unless the worker dies first.
+HOLD_S = 3.5
+
+T = TypeVar("T")
+
+
+async def wait_until(check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
+    """Poll `check` until it returns something other than None/False; fail naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value is not None and value is not False:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def stack_env(*, temporal_address: str, task_queue: str, db_url: str, fake: FakeStripe, api_key: str) -> dict[str, str]:
+    return {
+        "DURAPAY_TEMPORAL__ADDRESS": temporal_address,
+        "DURAPAY_TEMPORAL__TASK_QUEUE": task_queue,
+        "DURAPAY_DATABASE__URL": db_url,
+        "DURAPAY_PAYMENT__DEFAULT_GATEWAY": "stripe",
+        "DURAPAY_PAYMENT__STRIPE__ENABLED": "true",
+        "DURAPAY_PAYMENT__STRIPE__SECRET_KEY": fake.secret_key,
+        "DURAPAY_PAYMENT__STRIPE__PUBLISHABLE_KEY": "pk_test_durapay_fake",
+        "DURAPAY_PAYMENT__STRIPE__WEBHOOK_SECRET": fake.webhook_secrets[0],
+        "DURAPAY_PAYMENT__STRIPE__API_BASE": fake.url,
+        # Short, so that a provider that hangs is a timeout within the run, not after it.
+        "DURAPAY_PAYMENT__STRIPE__TIMEOUT_SECONDS": "2",
+        "DURAPAY_API_KEYS": f"{API_KEY_ID}:{api_key}",
+        "DURAPAY_API__PORT": "0",
+        # The limiter counts in the database: with it on, a database outage would refuse every
+        # request before it reached the payment engine, and hide what the suite is looking for.
+        "DURAPAY_API__RATE_LIMITING": "false",
+        "DURAPAY_API__DECIDE_TIMEOUT_SECONDS": "5",
+        "DURAPAY_WORKER__GRACEFUL_SHUTDOWN_SECONDS": "2",
+    }
+
+
+def payment_body(order_id: str, *, token: str = "pm_card_visa", capture_method: str = "automatic") -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "amount": "49.99",
+        "currency": "USD",
+        "gateway": "stripe",
+        "payment_method": {"type": "card", "token": token},
+        "capture_method": capture_method,
+    }
+
+
+AMOUNT_MINOR = 4999
+
+
+class Merchant:
+    """The merchant's side of the HTTP API."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.api_key = api_key
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=HTTP_TIMEOUT_S)
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return headers
+
+    async def post(self, path: str, body: Mapping[str, Any] | None, key: str, *, patience: float = 150.0) -> httpx.Response:
+        """POST until an answer that is not a server error, always with the same Idempotency-Key."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while True:
+            try:
+                response = await self.http.post(path, json=body, headers=self.headers(key))
+                if response.status_code < 500:
+                    return response
+                failure = f"{response.status_code} {response.text[:200]}"
+            except httpx.TransportError as exc:
+                failure = repr(exc)
+            if loop.time() > deadline:
+                raise AssertionError(f"POST {path} (key {key}) still failing after {patience:.0f}s: {failure}")
+            FIGURES.merchant_retries += 1
+            await asyncio.sleep(MERCHANT_RETRY_S)
+
+    async def pay(self, key: str, **body: Any) -> dict[str, Any]:
+        response = await self.post("/v1/payments", payment_body(f"order-{key}", **body), key)
+        assert response.status_code in (200, 201, 202, 402), response.text
+        return response.json()
+
+    async def capture(self, payment_id: str, key: str) -> dict[str, Any]:
+        response = await self.post(f"/v1/payments/{payment_id}/capture", None, key)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def refund(self, payment_id: str, key: str) -> dict[str, Any]:
+        response = await self.post(f"/v1/payments/{payment_id}/refunds", None, key)
+        assert response.status_code in (201, 202), response.text
+        return response.json()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@dataclass
+class FaultStack:
+    fake: FakeStripe
+    worker: WorkerProcess
+    client: Client
+    store: PaymentStore
+    merchant: Merchant
+
+    @staticmethod
+    def payment_id(key: str) -> str:
+        """The id the API derives from the merchant's Idempotency-Key, known before it answers."""
+        return derive_payment_id(API_KEY_ID, key)
+
+    @staticmethod
+    def refund_id(payment_id: str, key: str) -> str:
+        return derive_refund_id(payment_id, key)
+
+    async def kill_worker(self, when: str) -> None:
+        await self.worker.kill()
+        FIGURES.faults[f"worker killed -9 {when}"] += 1
+
+    async def restart_worker(self, when: str) -> None:
+        await self.kill_worker(when)
+        await self.worker.start()
+
+    async def gateway_call_arrived(self, path: str, idempotency_key: str, *, timeout: float = 30.0) -> None:
+        """Wait until the fake Stripe has received this call (it may still be working on it)."""
+
+        async def arrived() -> bool:
+            return any(
+                r.method == "POST" and r.path == path and r.idempotency_key == idempotency_key
+                for r in self.fake.requests
+            )
+
+        await wait_until(arrived, timeout=timeout, what=f"POST {path} with key {idempotency_key}")
+
+    async def held_call(
+        self, path: str, idempotency_key: str, request: Coroutine[Any, Any, T], *, hold_s: float = HOLD_S
+    ) -> asyncio.Task[T]:
+        """Start `request` (a merchant call) and return once the gateway call it leads to is at
+        Stripe, which holds it for `hold_s` before doing the work and answering. Only that call
+        is held: the fake reads its latency once per request."""
+        self.fake.latency = hold_s
+        task = asyncio.create_task(request)
+        try:
+            await self.gateway_call_arrived(path, idempotency_key)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            self.fake.latency = 0
+        return task
+
+
+@asynccontextmanager
+async def fault_stack(*, temporal_address: str, db_url: str, workdir: Path, task_queue: str) -> AsyncIterator[FaultStack]:
+    api_key = secrets.token_urlsafe(24)
+    async with FakeStripe() as fake:
+        env = stack_env(temporal_address=temporal_address, task_queue=task_queue, db_url=db_url, fake=fake, api_key=api_key)
+        config = load_config(environ=env, use_default_file=False)
+        # The migration runs here, once, before the worker starts: as a deployment does it.
+        async with await Runtime.open(config, migrate_database=True) as runtime:
+            client = await connect(config)
+            api = await start_api(client, config, runtime)
+            merchant = Merchant(api.base_url, api_key)
+            worker = WorkerProcess(env, workdir)
+            try:
+                fake.webhook_url = f"{api.base_url}/webhooks/stripe"
+                await worker.start()
+                yield FaultStack(fake=fake, worker=worker, client=client, store=runtime.store, merchant=merchant)
+            finally:
+                await worker.stop()
+                await fake.wait_for_webhooks()
+                await merchant.aclose()
+                await api.stop()
+
+
+async def gather_all(*tasks: asyncio.Task[Any]) -> list[Any]:
+    """Await background merchant calls; on the first failure the others are cancelled, so no
+    request outlives its test."""
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
