@@ -14,7 +14,7 @@ Rules the code keeps:
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -98,6 +98,9 @@ GATEWAY_LOOKUP = dict(
 )
 
 MAX_POLL_INTERVAL = timedelta(minutes=10)
+# Refunds take days, not minutes, and the settlement loop may ask about one for weeks: asking at
+# most hourly keeps that history small (a few events per ask) without delaying the answer much.
+MAX_REFUND_POLL_INTERVAL = timedelta(hours=1)
 
 # Statuses in which the payment is waiting on the customer or the provider.
 _OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN)
@@ -107,7 +110,15 @@ _SETTLED = (
     PaymentStatus.REFUNDED,
     PaymentStatus.DISPUTED,
 )
+_CANCELLABLE = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.AUTHORIZED)
 _DISPUTE_CLOSED_IN_OUR_FAVOUR = ("won", "warning_closed")
+# What a capture (or the lookup after one with an unknown outcome) may answer while the money is
+# still only held: the capture has not happened, or not yet.
+_NOT_CAPTURED_YET = (
+    GatewayPaymentStatus.AUTHORIZED,
+    GatewayPaymentStatus.PROCESSING,
+    GatewayPaymentStatus.REQUIRES_ACTION,
+)
 
 
 @workflow.defn
@@ -138,6 +149,8 @@ class PaymentWorkflow:
         self._cancel_request: CancelRequest | None = None
         # Refund handlers and the main loop both call the gateway: one call at a time.
         self._gateway_lock = asyncio.Lock()
+        self._attempts: dict[str, int] = {}  # per operation, for `_next_key`
+        self._refunds_in_flight: set[str] = set()  # refund ids whose gateway call has not returned
 
     # ---------------------------------------------------------------- main path
 
@@ -272,11 +285,11 @@ class PaymentWorkflow:
 
     async def _capture_phase(self) -> None:
         settings = self._input.settings
+        # The hold does not last for ever: waiting for a capture and retrying one both end here.
+        expires_at = workflow.now() + timedelta(seconds=settings.authorization_ttl_seconds)
         if self._input.capture_method is CaptureMethod.MANUAL:
             expired = not await self._wait_while_authorized(
-                lambda: self._capture_request is not None,
-                timedelta(seconds=settings.authorization_ttl_seconds),
-                "waiting for a capture",
+                lambda: self._capture_request is not None, expires_at - workflow.now(), "waiting for a capture"
             )
             if expired:
                 await self._void(
@@ -288,27 +301,52 @@ class PaymentWorkflow:
             await self._wait_while_authorized(
                 lambda: False, timedelta(seconds=settings.capture_delay_seconds), "capture delay"
             )
-        if self._view.status is not PaymentStatus.AUTHORIZED:
-            return  # cancelled, or a webhook settled it meanwhile
-        if self._cancel_request is not None:
-            await self._void(self._cancel_request.reason, Failure(code="cancelled", message="cancelled before capture"))
-            return
         amount_minor = (
             self._capture_request.amount_minor
             if self._capture_request and self._capture_request.amount_minor
             else self._authorized_minor or self._input.amount.minor
         )
-        result = await self._gateway_call(
-            act.CAPTURE,
-            CaptureCall(
-                gateway=self._input.gateway.id,
-                payment_id=self._input.payment_id,
-                provider_payment_id=self._view.provider_payment_id,
-                amount=self._input.amount.with_minor(amount_minor),
-                idempotency_key=self._key("capture"),
-            ),
-            "capture",
-        )
+        retry_wait = timedelta(seconds=settings.status_poll_seconds)
+        result: GatewayResult | None = None
+        while True:
+            if self._view.status is not PaymentStatus.AUTHORIZED:
+                return  # cancelled, or a webhook settled it meanwhile
+            if self._cancel_request is not None:
+                await self._void(self._cancel_request.reason, Failure(code="cancelled", message="cancelled before capture"))
+                return
+            if result is not None:
+                # Ask before capturing again: an earlier attempt may have landed since.
+                result = await self._lookup()
+            if result is None or result.status is GatewayPaymentStatus.AUTHORIZED:
+                result = await self._gateway_call(
+                    act.CAPTURE,
+                    CaptureCall(
+                        gateway=self._input.gateway.id,
+                        payment_id=self._input.payment_id,
+                        provider_payment_id=self._view.provider_payment_id,
+                        amount=self._input.amount.with_minor(amount_minor),
+                        idempotency_key=self._next_key("capture"),
+                    ),
+                    "capture",
+                )
+            if result.status not in _NOT_CAPTURED_YET:
+                break
+            # The capture's outcome was unknown and the provider says the money is still only held
+            # (or the capture is still in progress there). Leaving it like this would strand the
+            # payment as authorized for good: wait, then ask and capture again under a new key
+            # (a provider may keep answering the failed attempt under the old one; a payment
+            # cannot be captured twice), until the hold expires.
+            if self._view.status is not PaymentStatus.AUTHORIZED:
+                await self._transition(PaymentStatus.AUTHORIZED, "payment.capture_pending")
+            remaining = expires_at - workflow.now()
+            if remaining <= timedelta(0):
+                await self._void(
+                    "abandoned",
+                    Failure(code="authorization_expired", message="the capture did not go through before the authorization expired"),
+                )
+                return
+            await self._wait_while_authorized(lambda: False, min(retry_wait, remaining), "capture retry")
+            retry_wait = min(retry_wait * 2, MAX_POLL_INTERVAL)
         if result.status is GatewayPaymentStatus.DECLINED:
             # The capture was refused: unless the gateway says it was captured after all, release
             # the hold rather than leave the customer's funds blocked.
@@ -342,6 +380,8 @@ class PaymentWorkflow:
         return True
 
     async def _void(self, reason: str, failure: Failure) -> None:
+        # Read before the call: an unknown outcome moves the status to OUTCOME_UNKNOWN meanwhile.
+        was_authorized = self._view.status is PaymentStatus.AUTHORIZED
         result = await self._gateway_call(
             act.CANCEL,
             CancelCall(
@@ -349,7 +389,7 @@ class PaymentWorkflow:
                 payment_id=self._input.payment_id,
                 provider_payment_id=self._view.provider_payment_id,
                 reason=reason,
-                idempotency_key=self._key("cancel"),
+                idempotency_key=self._next_key("cancel"),
             ),
             "cancel",
         )
@@ -357,7 +397,7 @@ class PaymentWorkflow:
             # The gateway refused the void: what it says the payment is decides.
             result = await self._lookup()
         too_late = {GatewayPaymentStatus.SUCCEEDED}
-        if self._view.status is not PaymentStatus.AUTHORIZED:
+        if not was_authorized:
             too_late.add(GatewayPaymentStatus.AUTHORIZED)  # the customer finished just in time
         if result.status in too_late:
             await self._apply_result(result)
@@ -369,29 +409,61 @@ class PaymentWorkflow:
 
     async def _close(self, *, settle: bool = True) -> PaymentView:
         """Stay open through the settlement window to serialize refunds, disputes and late
-        webhooks, then finish once every handler is done. A payment that never reached the
-        gateway (`settle=False`) has nothing to settle and closes at once."""
+        webhooks, then finish once every handler is done and no refund is left unresolved. A
+        payment that never reached the gateway (`settle=False`) has nothing to settle and closes
+        at once."""
         window = timedelta(seconds=self._input.settings.settlement_window_seconds if settle else 0)
         deadline = workflow.now() + window
         while True:
+            await self._settle(deadline)
+            # A refund update still at the gateway may leave its refund unresolved: settle again.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._unresolved_refunds():
+                return self._view
+
+    async def _settle(self, deadline: datetime) -> None:
+        """Apply webhooks until `deadline`, and ask the gateway about refunds whose outcome is
+        unknown on a backoff, past the deadline if need be: closing with a refund pending would
+        leave it pending on the record for ever."""
+        first_poll = timedelta(seconds=self._input.settings.status_poll_seconds)
+        poll = first_poll
+        while True:
+            unresolved = bool(self._unresolved_refunds())
             remaining = deadline - workflow.now()
-            if remaining <= timedelta(0):
-                break
-            poll_refunds = any(r.status is RefundStatus.PENDING for r in self._view.refunds)
-            timeout = min(remaining, timedelta(seconds=self._input.settings.status_poll_seconds)) if poll_refunds else remaining
+            if remaining <= timedelta(0) and not unresolved:
+                return
+            if unresolved:
+                timeout = min(remaining, poll) if remaining > timedelta(0) else poll
+            else:
+                poll = first_poll
+                timeout = remaining
             try:
-                await workflow.wait_condition(lambda: bool(self._events), timeout=timeout, timeout_summary="settlement window")
+                await workflow.wait_condition(
+                    # Also wake when a refund handler leaves a refund unresolved: it needs polling.
+                    lambda: bool(self._events) or (not unresolved and bool(self._unresolved_refunds())),
+                    timeout=timeout,
+                    timeout_summary="settlement window",
+                )
             except asyncio.TimeoutError:
-                if poll_refunds:
+                if unresolved:
                     await self._poll_pending_refunds()
+                    poll = min(poll * 2, MAX_REFUND_POLL_INTERVAL)
                 continue
             await self._apply_pending_events()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._view
+
+    def _unresolved_refunds(self) -> list[RefundView]:
+        """Pending refunds nobody is waiting on: their gateway call returned without an outcome."""
+        return [
+            r
+            for r in self._view.refunds
+            if r.status is RefundStatus.PENDING and r.refund_id not in self._refunds_in_flight
+        ]
 
     async def _poll_pending_refunds(self) -> None:
-        for refund in [r for r in self._view.refunds if r.status is RefundStatus.PENDING]:
+        for refund in self._unresolved_refunds():
             async with self._gateway_lock:
+                if refund.status is not RefundStatus.PENDING:
+                    continue  # a webhook settled it while we waited for the lock
                 result: RefundResult = await workflow.execute_activity(
                     act.LOOKUP_REFUND,
                     RefundLookupCall(
@@ -402,14 +474,24 @@ class PaymentWorkflow:
                         provider_refund_id=refund.provider_refund_id,
                     ),
                     result_type=RefundResult,
+                    summary="lookup refund",
                     **GATEWAY_LOOKUP,
                 )
+            if result.status is RefundStatus.PENDING and result.provider_refund_id in (None, refund.provider_refund_id):
+                continue  # nothing new: no transition, so a long wait does not flood the record
             await self._settle_refund(refund.refund_id, result.status, result.provider_refund_id, result.failure)
 
     # ---------------------------------------------------------------- gateway calls
 
     def _key(self, operation: str) -> str:
         return f"{workflow.info().workflow_id}:{operation}"
+
+    def _next_key(self, operation: str) -> str:
+        """`<workflow id>:<operation>` for the first call, `...:<operation>:<n>` for the n-th: an
+        operation sent again after the provider said the earlier one did not happen must not be
+        answered with that earlier attempt's stored response."""
+        n = self._attempts[operation] = self._attempts.get(operation, 0) + 1
+        return self._key(operation if n == 1 else f"{operation}:{n}")
 
     async def _gateway_call(self, name: str, call, operation: str) -> GatewayResult:
         """Run a gateway activity; a final refusal becomes a DECLINED result, and an outcome that
@@ -604,6 +686,8 @@ class PaymentWorkflow:
         existing = self._find_refund(request.refund_id, None)
         if existing is not None:
             return existing
+        # Book the refund before the first await: the validator of an update delivered in the
+        # same task runs right after this handler yields and must see what this one reserved.
         amount_minor = request.amount_minor or self._view.captured_minor - self._reserved_refunds()
         refund = RefundView(
             refund_id=request.refund_id,
@@ -613,6 +697,7 @@ class PaymentWorkflow:
             created_at=workflow.now(),
         )
         self._view.refunds.append(refund)
+        self._refunds_in_flight.add(refund.refund_id)
         call = RefundCall(
             gateway=self._input.gateway.id,
             payment_id=self._input.payment_id,
@@ -639,6 +724,7 @@ class PaymentWorkflow:
                     # Unknown outcome: the refund stays pending and the settlement loop asks
                     # the gateway about it until it knows.
                     result = RefundResult(refund_id=refund.refund_id, status=RefundStatus.PENDING)
+        self._refunds_in_flight.discard(refund.refund_id)
         await self._settle_refund(refund.refund_id, result.status, result.provider_refund_id, result.failure)
         return refund
 
@@ -732,7 +818,10 @@ class PaymentWorkflow:
     @workflow.update
     async def capture(self, request: CaptureRequest) -> PaymentView:
         self._capture_request = request
-        await workflow.wait_condition(lambda: self._view.status is not PaymentStatus.AUTHORIZED)
+        # OUTCOME_UNKNOWN is a step of the capture itself, not its outcome.
+        await workflow.wait_condition(
+            lambda: self._view.status not in (PaymentStatus.AUTHORIZED, PaymentStatus.OUTCOME_UNKNOWN)
+        )
         return self._view
 
     @capture.validator
@@ -751,14 +840,13 @@ class PaymentWorkflow:
     @workflow.update
     async def cancel(self, request: CancelRequest) -> PaymentView:
         self._cancel_request = request
-        await workflow.wait_condition(
-            lambda: self._view.status not in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.AUTHORIZED)
-        )
+        # OUTCOME_UNKNOWN is a step (of the void, or of the authorization it raced), not an outcome.
+        await workflow.wait_condition(lambda: self._view.status not in _CANCELLABLE + (PaymentStatus.OUTCOME_UNKNOWN,))
         return self._view
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
-        if self._view.status not in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.AUTHORIZED):
+        if self._view.status not in _CANCELLABLE:
             _reject(Rejection.INVALID_STATE, f"a {self._view.status.value} payment cannot be cancelled; refund it instead")
 
     @workflow.update

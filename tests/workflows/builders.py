@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from workflows.domain import CardMethod, GatewayProfile, PaymentInput, PaymentSettings, PaymentView
+from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import DecisionRequest
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
@@ -52,3 +55,21 @@ async def start_then_decide(client: Client, task_queue: str, inp: PaymentInput):
         PaymentWorkflow.decide, DecisionRequest(request_fingerprint=inp.request_fingerprint)
     )
     return view, handle
+
+
+def gateway_event(event_id: str, kind: GatewayEventKind, **fields) -> GatewayEvent:
+    """A verified webhook as the receiver would signal it."""
+    return GatewayEvent(gateway=PROFILE.id, event_id=event_id, kind=kind, provider_type=kind.value, **fields)
+
+
+async def wait_for(handle, predicate, *, timeout: float = 10.0) -> PaymentView:
+    """Query the payment until `predicate(view)` holds and return that view."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        view = await handle.query(PaymentWorkflow.view)
+        if predicate(view):
+            return view
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last view: {view.status.value} v{view.version}")
+        await asyncio.sleep(0.05)

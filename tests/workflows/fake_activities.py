@@ -1,8 +1,13 @@
 """In-memory stand-ins for the activities, registered under the real names, so workflow tests
-exercise the workflow's logic alone (the real activities have their own tests)."""
+exercise the workflow's logic alone (the real activities have their own tests).
+
+A script sets the gateway's answers; a gate (an `asyncio.Event` the test sets) holds an activity
+open so a test can send messages while the call is in flight; `started` tells the test the call is
+under way. Activities run in the test's own event loop, so plain asyncio primitives work."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -32,21 +37,44 @@ from workflows.ledger_io import (
 
 
 @dataclass
+class Gate:
+    """Holds an activity until the test opens it; `started` is set once the activity is waiting."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    open: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def pass_through(self) -> None:
+        self.started.set()
+        await self.open.wait()
+
+
+@dataclass
 class FakeWorld:
     """What the fake gateway and ledger saw. Scripts decide the gateway's answers."""
 
     authorize_answer: GatewayResult = field(
         default_factory=lambda: GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_1")
     )
+    authorize_error: ApplicationError | None = None
+    authorize_gate: Gate | None = None
+    # Errors raised by capture calls with these idempotency keys; other keys capture the amount.
+    capture_errors: dict[str, ApplicationError] = field(default_factory=dict)
     lookup_answers: list[GatewayResult] = field(default_factory=list)
     cancel_answer: GatewayResult = field(
         default_factory=lambda: GatewayResult(status=GatewayPaymentStatus.CANCELLED)
     )
-    authorize_error: ApplicationError | None = None
+    cancel_error: ApplicationError | None = None
+    refund_error: ApplicationError | None = None
+    refund_gate: Gate | None = None
+    lookup_refund_answers: list[RefundResult] = field(default_factory=list)
     fraud_score: int = 5
     reservation: ReservationResult = field(default_factory=lambda: ReservationResult(accepted=True))
     calls: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     transitions: list[PaymentTransition] = field(default_factory=list)
+
+    def events(self) -> list[str]:
+        """Every store event type the workflow recorded, in order."""
+        return [e.type for t in self.transitions for e in t.events]
 
     def activities(self) -> list:
         world = self
@@ -54,6 +82,8 @@ class FakeWorld:
         @activity.defn(name=act.AUTHORIZE)
         async def authorize(call: AuthorizeCall) -> GatewayResult:
             world.calls["authorize"].append(call)
+            if world.authorize_gate:
+                await world.authorize_gate.pass_through()
             if world.authorize_error:
                 raise world.authorize_error
             return world.authorize_answer
@@ -61,11 +91,15 @@ class FakeWorld:
         @activity.defn(name=act.CAPTURE)
         async def capture(call: CaptureCall) -> GatewayResult:
             world.calls["capture"].append(call)
+            if call.idempotency_key in world.capture_errors:
+                raise world.capture_errors[call.idempotency_key]
             return GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=call.amount.minor)
 
         @activity.defn(name=act.CANCEL)
         async def cancel(call: CancelCall) -> GatewayResult:
             world.calls["cancel"].append(call)
+            if world.cancel_error:
+                raise world.cancel_error
             return world.cancel_answer
 
         @activity.defn(name=act.LOOKUP)
@@ -78,12 +112,18 @@ class FakeWorld:
         @activity.defn(name=act.REFUND)
         async def refund(call: RefundCall) -> RefundResult:
             world.calls["refund"].append(call)
+            if world.refund_gate:
+                await world.refund_gate.pass_through()
+            if world.refund_error:
+                raise world.refund_error
             return RefundResult(refund_id=call.refund_id, status=RefundStatus.SUCCEEDED, provider_refund_id=f"re_{call.refund_id}")
 
         @activity.defn(name=act.LOOKUP_REFUND)
         async def lookup_refund(call: RefundLookupCall) -> RefundResult:
             world.calls["lookup_refund"].append(call)
-            return RefundResult(refund_id=call.refund_id, status=RefundStatus.SUCCEEDED)
+            if world.lookup_refund_answers:
+                return world.lookup_refund_answers.pop(0)
+            return RefundResult(refund_id=call.refund_id, status=RefundStatus.SUCCEEDED, provider_refund_id=f"re_{call.refund_id}")
 
         @activity.defn(name=act.RESERVE_ORDER)
         async def reserve(r: OrderReservation) -> ReservationResult:

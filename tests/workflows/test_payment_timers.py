@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from temporalio.client import WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from tests.workflows.builders import payment_input, start_then_decide
 from tests.workflows.fake_activities import FakeWorld
-from workflows.domain import CaptureMethod, NextAction, NextActionType, PaymentStatus
-from workflows.gateway_io import GatewayPaymentStatus, GatewayResult
+from workflows.domain import CaptureMethod, NextAction, NextActionType, PaymentStatus, RefundStatus
+from workflows.gateway_io import GatewayPaymentStatus, GatewayResult, RefundResult
+from workflows.messages import RefundRequest
 from workflows.payment import PaymentWorkflow
 
 THREE_DS = GatewayResult(
@@ -128,3 +130,68 @@ async def test_unknown_outcome_resolved_as_charged(run, unique, task_queue):
     assert view.status is PaymentStatus.PAID
     assert view.provider_payment_id == "pi_9"
     assert world.calls["release"] == []
+
+
+UNKNOWN = ApplicationError("read timeout after the request was sent", type="GatewayOutcomeUnknown")
+
+
+async def test_capture_with_unknown_outcome_not_captured_is_sent_again_under_a_new_key(run, unique):
+    """Retries ran out and the provider says the money is only held: the payment must not stay
+    authorized for good. It asks again later and captures under a new key."""
+    world, start, env = run
+    world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+    world.capture_errors = {f"payment-{unique}:capture": UNKNOWN}
+    held = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+    world.lookup_answers = [held, held]  # after the unknown outcome, and before trying again
+    _, handle = await start(payment_input(unique, settings={"capture_delay_seconds": 60}))
+    result = await handle.result()
+    assert result.status is PaymentStatus.PAID
+    assert result.captured_minor == 4999
+    keys = [c.idempotency_key for c in world.calls["capture"]]
+    assert set(keys[:-1]) == {f"payment-{unique}:capture"} and len(keys) > 2
+    assert keys[-1] == f"payment-{unique}:capture:2"
+    events = world.events()
+    assert events.index("payment.capture_outcome_unknown") < events.index("payment.capture_pending") < events.index("payment.completed")
+    assert world.calls["cancel"] == []
+
+
+async def test_void_with_unknown_outcome_still_held_ends_cancelled_not_authorized(run, unique):
+    world, start, env = run
+    world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")
+    world.cancel_error = UNKNOWN
+    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")]
+    _, handle = await start(
+        payment_input(unique, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 3600})
+    )
+    result = await handle.result()
+    assert result.status is PaymentStatus.CANCELLED
+    assert result.failure.code == "authorization_expired"
+    assert world.calls["capture"] == []
+    assert len(world.calls["release"]) == 1
+
+
+@pytest.mark.parametrize("window_seconds", [3600, 60], ids=["within-window", "past-window"])
+async def test_refund_with_unknown_outcome_is_resolved_by_the_settlement_loop(run, unique, window_seconds):
+    """The refund call's retries run out (5 minutes): the refund stays pending, and the settlement
+    loop asks the gateway about it, on a backoff, past the end of the window if it has to."""
+    world, start, env = run
+    world.refund_error = UNKNOWN
+    world.lookup_refund_answers = [
+        RefundResult(refund_id="r1", status=RefundStatus.PENDING),
+        RefundResult(refund_id="r1", status=RefundStatus.PENDING),
+        RefundResult(refund_id="r1", status=RefundStatus.SUCCEEDED, provider_refund_id="re_1"),
+    ]
+    _, handle = await start(payment_input(unique, settings={"settlement_window_seconds": window_seconds}))
+    update = await handle.start_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
+    result = await handle.result()
+    assert (await update.result()).status is RefundStatus.PENDING  # what the caller learnt at the time
+    assert result.status is PaymentStatus.REFUNDED
+    assert [(r.status, r.provider_refund_id) for r in result.refunds] == [(RefundStatus.SUCCEEDED, "re_1")]
+    assert result.refunded_minor == 4999
+    assert len(world.calls["lookup_refund"]) == 3
+    assert len(world.calls["refund"]) > 3
+    assert {c.idempotency_key for c in world.calls["refund"]} == {f"payment-{unique}:refund:r1"}
+    # A poll that learns nothing new records nothing.
+    assert world.events().count("refund.pending") == 1

@@ -1,0 +1,158 @@
+"""Provider webhooks (the `gateway_event` signal) on the real dev server with fake activities:
+disputes, and events that arrive out of order, late, or with the wrong amount."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import WorkflowUpdateStage
+
+from tests.workflows.builders import gateway_event, payment_input, wait_for
+from tests.workflows.fake_activities import Gate
+from workflows.domain import CaptureMethod, Failure, NextAction, NextActionType, PaymentStatus, RefundStatus
+from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult
+from workflows.messages import CancelRequest, RefundRequest
+from workflows.money import Amount
+from workflows.payment import PaymentWorkflow
+
+FULL = Amount(minor=4999, currency="USD")
+
+
+async def signal(handle, event, until):
+    """Send a webhook; the view once `until(view)` holds."""
+    await handle.signal(PaymentWorkflow.gateway_event, event)
+    return await wait_for(handle, until)
+
+
+def status_is(status: PaymentStatus):
+    return lambda view: view.status is status
+
+
+async def test_dispute_opened_then_won(dev, unique):
+    _, handle = await dev.start(payment_input(unique))
+    opened = gateway_event(
+        "evt_d1",
+        GatewayEventKind.DISPUTE_OPENED,
+        dispute_id="dp_1",
+        dispute_status="needs_response",
+        amount=FULL,
+        dispute_reason="fraudulent",
+    )
+    view = await signal(handle, opened, status_is(PaymentStatus.DISPUTED))
+    assert [(d.dispute_id, d.status, d.reason) for d in view.disputes] == [("dp_1", "needs_response", "fraudulent")]
+    closed = gateway_event("evt_d2", GatewayEventKind.DISPUTE_CLOSED, dispute_id="dp_1", dispute_status="won")
+    view = await signal(handle, closed, status_is(PaymentStatus.PAID))
+    assert view.disputes[0].status == "won"
+    assert "dispute.won" in dev.world.events()
+
+
+async def test_dispute_lost_stays_disputed_and_won_restores_a_partial_refund(dev, unique):
+    _, handle = await dev.start(payment_input(unique))
+    await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=999))
+    def dispute(event_id: str, kind: GatewayEventKind, dispute_id: str, status: str | None = None):
+        return gateway_event(event_id, kind, dispute_id=dispute_id, dispute_status=status)
+
+    def dispute_is(dispute_id: str, status: str):
+        return lambda view: any(d.dispute_id == dispute_id and d.status == status for d in view.disputes)
+
+    await signal(handle, dispute("evt_d1", GatewayEventKind.DISPUTE_OPENED, "dp_1"), status_is(PaymentStatus.DISPUTED))
+    view = await signal(handle, dispute("evt_d2", GatewayEventKind.DISPUTE_CLOSED, "dp_1", "lost"), dispute_is("dp_1", "lost"))
+    assert view.status is PaymentStatus.DISPUTED
+    # Two disputes: the payment is disputed until both are closed in our favour.
+    await signal(handle, dispute("evt_d3", GatewayEventKind.DISPUTE_OPENED, "dp_2"), dispute_is("dp_2", "needs_response"))
+    view = await signal(handle, dispute("evt_d4", GatewayEventKind.DISPUTE_CLOSED, "dp_1", "won"), dispute_is("dp_1", "won"))
+    assert view.status is PaymentStatus.DISPUTED
+    view = await signal(handle, dispute("evt_d5", GatewayEventKind.DISPUTE_CLOSED, "dp_2", "won"), dispute_is("dp_2", "won"))
+    assert view.status is PaymentStatus.PARTIALLY_REFUNDED
+
+
+async def test_failure_after_success_is_stale(dev, unique):
+    _, handle = await dev.start(payment_input(unique))
+    before = await handle.query(PaymentWorkflow.view)
+    view = await signal(
+        handle,
+        gateway_event("evt_f", GatewayEventKind.PAYMENT_FAILED, failure=Failure(code="card_declined", message="late")),
+        lambda v: v.version > before.version,  # recorded as received, nothing else
+    )
+    assert view.status is PaymentStatus.PAID
+    assert view.failure is None
+    assert dev.world.calls["release"] == []
+
+
+async def test_refund_event_before_our_refund_call_returned_is_counted_once(dev, unique):
+    dev.world.refund_gate = gate = Gate()
+    _, handle = await dev.start(payment_input(unique))
+    update = await handle.start_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
+    await asyncio.wait_for(gate.started.wait(), 10)
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, refund_id="r1", provider_refund_id="re_r1", amount=FULL),
+    )
+    view = await wait_for(handle, lambda v: v.refunds[0].status is RefundStatus.SUCCEEDED)
+    assert view.status is PaymentStatus.REFUNDED
+    gate.open.set()
+    refund = await update.result()
+    assert refund.status is RefundStatus.SUCCEEDED
+    view = await handle.query(PaymentWorkflow.view)
+    assert view.refunded_minor == 4999
+    assert len(view.refunds) == 1
+    assert dev.world.events().count("refund.succeeded") == 1
+
+
+async def test_success_for_a_cancelled_payment_is_refunded_once(dev, unique):
+    dev.world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")
+    _, handle = await dev.start(payment_input(unique, capture_method=CaptureMethod.MANUAL))
+    assert (await handle.execute_update(PaymentWorkflow.cancel, CancelRequest())).status is PaymentStatus.CANCELLED
+    # The provider captured it after all, and says so twice under different event ids.
+    await signal(
+        handle, gateway_event("evt_s1", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL), lambda v: v.refunded_minor > 0
+    )
+    view = await signal(
+        handle,
+        gateway_event("evt_s2", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+        lambda v: dev.world.events().count("payment.late_success") == 2,
+    )
+    assert view.status is PaymentStatus.CANCELLED  # the order was released: the money goes back
+    assert view.captured_minor == 4999
+    assert view.refunded_minor == 4999
+    [refund] = view.refunds
+    assert refund.status is RefundStatus.SUCCEEDED
+    [call] = dev.world.calls["refund"]
+    assert call.idempotency_key == f"payment-{unique}:refund:late"
+    assert call.amount == FULL
+    assert dev.world.calls["confirm"] == []
+
+
+async def test_success_with_another_amount_is_recorded_not_paid(dev, unique):
+    dev.world.authorize_answer = GatewayResult(
+        status=GatewayPaymentStatus.REQUIRES_ACTION,
+        provider_payment_id="pi_1",
+        next_action=NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code="weixin://pay"),
+    )
+    _, handle = await dev.start(payment_input(unique))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_m", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=1, currency="USD")),
+    )
+    await wait_for(handle, lambda v: "webhook.amount_mismatch" in dev.world.events())
+    view = await handle.query(PaymentWorkflow.view)
+    assert view.status is PaymentStatus.AUTHORIZING
+    assert view.captured_minor == 0
+    assert dev.world.calls["confirm"] == []
+    mismatch = next(t for t in dev.world.transitions if t.events[0].type == "webhook.amount_mismatch")
+    assert mismatch.events[0].data == {"event_id": "evt_m", "amount": "0.01 USD"}
+
+
+async def test_refund_made_at_the_provider_is_recorded(dev, unique):
+    _, handle = await dev.start(payment_input(unique))
+    view = await signal(
+        handle,
+        gateway_event("evt_x", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_dash", amount=Amount(minor=999, currency="USD")),
+        lambda v: v.refunded_minor > 0,
+    )
+    assert view.status is PaymentStatus.PARTIALLY_REFUNDED
+    assert [(r.refund_id, r.status, r.amount.minor) for r in view.refunds] == [("ext_re_dash", RefundStatus.SUCCEEDED, 999)]
+    # What is left to refund through us accounts for it.
+    assert (await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"))).amount.minor == 4000
