@@ -24,12 +24,12 @@ PROBLEM = "application/problem+json"
 
 
 @pytest_asyncio.fixture(scope="module")
-async def api_stack(temporal_env, tmp_path_factory) -> AsyncIterator[Stack]:
-    db = tmp_path_factory.mktemp("api-e2e") / "durapay.db"
+async def api_stack(temporal_env, pg_url) -> AsyncIterator[Stack]:
+    # PostgreSQL, the production store: the end-to-end path runs on it (SQLite has its own tests).
     async with running_stack(
         temporal_env.client,
         task_queue=f"tq-api-e2e-{uuid.uuid4().hex[:8]}",
-        db_url=f"sqlite+aiosqlite:///{db}",
+        db_url=pg_url,
     ) as stack:
         yield stack
 

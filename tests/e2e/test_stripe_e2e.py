@@ -31,8 +31,7 @@ async def fake() -> AsyncIterator[FakeStripe]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stripe_stack(temporal_env, tmp_path_factory, fake: FakeStripe) -> AsyncIterator[Stack]:
-    db = tmp_path_factory.mktemp("stripe-e2e") / "durapay.db"
+async def stripe_stack(temporal_env, pg_url, fake: FakeStripe) -> AsyncIterator[Stack]:
     overrides = {
         "payment": {
             "default_gateway": "stripe",
@@ -43,7 +42,7 @@ async def stripe_stack(temporal_env, tmp_path_factory, fake: FakeStripe) -> Asyn
     async with running_stack(
         temporal_env.client,
         task_queue=f"tq-stripe-e2e-{uuid.uuid4().hex[:8]}",
-        db_url=f"sqlite+aiosqlite:///{db}",
+        db_url=pg_url,  # the production store
         config_overrides=overrides,
     ) as stack:
         fake.webhook_url = f"{stack.webhook_url}/stripe"
