@@ -30,6 +30,7 @@ from tests.fakes.stripe_server import FakeStripe
 from workers.api_server import start_api
 from workers.config import load_config
 from workers.worker import Runtime, connect
+from workflows.domain import PaymentStatus
 
 API_KEY_ID = "faults"
 # The merchant's HTTP timeout: a capture or refund waits for its gateway call, which after a worker
@@ -194,6 +195,77 @@ class FaultStack:
         finally:
             self.fake.latency = 0
         return task
+
+
+@dataclass(frozen=True)
+class Expect:
+    """How a payment must end once the fault is over (see tests.faults.invariants)."""
+
+    payment_id: str
+    status: PaymentStatus
+    captured_minor: int = 0
+    refunded_minor: int = 0
+
+
+@dataclass
+class InFlight:
+    """Payments caught by a fault in every phase: new ones whose authorization Stripe is working
+    on, a capture and a refund (also at Stripe), and the merchant requests waiting for them."""
+
+    requests: list[asyncio.Task[dict[str, Any]]]
+    held: list[tuple[str, str]]  # (path, idempotency key) of the gateway calls Stripe holds
+    expected: list[Expect]
+
+    @classmethod
+    async def start(cls, stack: FaultStack, unique: str, *, new_payments: int = 3) -> InFlight:
+        merchant = stack.merchant
+        authorized = await merchant.pay(f"{unique}-authorized", capture_method="manual")
+        assert authorized["status"] == "authorized", authorized
+        paid = await merchant.pay(f"{unique}-paid")
+        assert paid["status"] == "paid", paid
+
+        keys = [f"{unique}-new-{n}" for n in range(new_payments)]
+        refund_key = f"{unique}-refund"
+        refund_id = stack.refund_id(paid["id"], refund_key)
+        held = [("/v1/payment_intents", f"payment-{stack.payment_id(key)}:authorize") for key in keys]
+        held += [
+            (f"/v1/payment_intents/{authorized['provider_payment_id']}/capture", f"payment-{authorized['id']}:capture"),
+            ("/v1/refunds", f"payment-{paid['id']}:refund:{refund_id}"),
+        ]
+        stack.fake.latency = HOLD_S
+        requests = [asyncio.create_task(merchant.pay(key)) for key in keys]
+        requests.append(asyncio.create_task(merchant.capture(authorized["id"], f"{unique}-capture")))
+        requests.append(asyncio.create_task(merchant.refund(paid["id"], refund_key)))
+        try:
+            for path, key in held:
+                await stack.gateway_call_arrived(path, key)
+        except BaseException:
+            for task in requests:
+                task.cancel()
+            raise
+        finally:
+            stack.fake.latency = 0
+        expected = [Expect(stack.payment_id(key), PaymentStatus.PAID, AMOUNT_MINOR) for key in keys]
+        expected += [
+            Expect(authorized["id"], PaymentStatus.PAID, AMOUNT_MINOR),
+            Expect(paid["id"], PaymentStatus.REFUNDED, AMOUNT_MINOR, AMOUNT_MINOR),
+        ]
+        return cls(requests, held, expected)
+
+    async def stripe_answered(self, stack: FaultStack) -> None:
+        """Wait until Stripe has done the work of every held call (and answered, or tried to)."""
+
+        async def answered() -> bool:
+            done = {(r.path, r.idempotency_key) for r in stack.fake.requests if r.status}
+            return all(call in done for call in self.held)
+
+        await wait_until(answered, timeout=30, what="Stripe to finish the held calls")
+
+    async def answers(self) -> list[dict[str, Any]]:
+        answers = await gather_all(*self.requests)
+        # Captures and refunds answer once their gateway call is through.
+        assert [a["status"] for a in answers[-2:]] == ["paid", "succeeded"], answers
+        return answers
 
 
 @asynccontextmanager

@@ -15,14 +15,13 @@ durapay says about itself:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from temporalio.service import RPCError
 
 from activities.store.tables import WebhookOutcome
-from tests.faults.harness import FaultStack, wait_until
+from tests.faults.harness import Expect, FaultStack, wait_until
 from tests.faults.report import FIGURES
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus
 from workflows.payment import PaymentWorkflow
@@ -38,14 +37,6 @@ _MONEY_HELD = frozenset(
     }
 )
 _IN_DOUBT = frozenset({PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN})
-
-
-@dataclass(frozen=True)
-class Expect:
-    payment_id: str
-    status: PaymentStatus
-    captured_minor: int = 0
-    refunded_minor: int = 0
 
 
 async def check_run(stack: FaultStack, expected: list[Expect], *, scenario: str, settle_timeout: float = 120.0) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults.harness import AMOUNT_MINOR, FaultStack
-from tests.faults.invariants import Expect, check_run
+from tests.faults.harness import AMOUNT_MINOR, Expect, FaultStack
+from tests.faults.invariants import check_run
 from tests.faults.report import FIGURES
 from workflows.domain import PaymentStatus
 

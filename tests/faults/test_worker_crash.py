@@ -14,8 +14,8 @@ import asyncio
 
 import pytest
 
-from tests.faults.harness import AMOUNT_MINOR, FaultStack, gather_all, wait_until
-from tests.faults.invariants import Expect, check_run
+from tests.faults.harness import AMOUNT_MINOR, Expect, FaultStack, gather_all, wait_until
+from tests.faults.invariants import check_run
 from workflows.domain import PaymentStatus
 
 pytestmark = pytest.mark.faults
