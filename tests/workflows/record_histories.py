@@ -1,0 +1,262 @@
+"""Record representative PaymentWorkflow histories for the replay test.
+
+    python -m tests.workflows.record_histories
+
+Runs each scenario against the fake activities, to completion, and writes its history as JSON
+(`WorkflowHistory.to_json()`) to tests/workflows/histories/<scenario>.json. Scenarios that need
+update-with-start run on a private dev server (the same binary and tuning as the `temporal_env`
+fixture) with a short settlement window; scenarios that need hours of timers run on a time-skipping
+test server. Re-record only deliberately: the committed files are what running payments look like,
+and the replay test holds every later version of the workflow to them (see docs/WORKFLOW_CHANGES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.workflows.builders import gateway_event, payment_input, start_and_decide, start_then_decide, wait_for
+from tests.workflows.fake_activities import FakeWorld
+from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
+from workflows.domain import (
+    CaptureMethod,
+    Failure,
+    NextAction,
+    NextActionType,
+    PaymentStatus,
+    RefundStatus,
+)
+from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundResult
+from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
+from workflows.money import Amount
+from workflows.payment import PaymentWorkflow
+from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+
+HISTORIES = Path(__file__).parent / "histories"
+
+# Long enough for a scenario's messages to land inside the window on a busy machine.
+DEV_WINDOW = {"settlement_window_seconds": 5}
+FULL = Amount(minor=4999, currency="USD")
+AUTHORIZED = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+THREE_DS = GatewayResult(
+    status=GatewayPaymentStatus.REQUIRES_ACTION,
+    provider_payment_id="pi_3ds",
+    next_action=NextAction(type=NextActionType.REDIRECT_TO_URL, url="https://acs.example/3ds"),
+)
+UNKNOWN = ApplicationError("read timeout after the request was sent", type="GatewayOutcomeUnknown")
+
+Start = Callable[..., Awaitable[tuple[object, WorkflowHandle]]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    time_skipping: bool
+    # Scripts the fake world, starts the payment (through `start(input)`), drives it with messages.
+    drive: Callable[[FakeWorld, Start, str], Awaitable[WorkflowHandle]]
+
+    @property
+    def payment_id(self) -> str:
+        return payment_id_for(self.name)
+
+
+def payment_id_for(name: str) -> str:
+    """The payment id a scenario runs under, from its name (and its history file's name)."""
+    return f"hist-{name.replace('_', '-')}"
+
+
+async def _success(world, start, pid):
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _decline(world, start, pid):
+    world.authorize_answer = GatewayResult(
+        status=GatewayPaymentStatus.DECLINED,
+        provider_payment_id="pi_1",
+        failure=Failure(code="card_declined", message="insufficient funds", decline_code="insufficient_funds"),
+    )
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _fraud_blocked(world, start, pid):
+    world.fraud_score = 90
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _invalid_currency(world, start, pid):
+    _, handle = await start(payment_input(pid, amount=Amount(minor=100, currency="EUR"), settings=DEV_WINDOW))
+    return handle
+
+
+async def _three_ds_action_completed(world, start, pid):
+    world.authorize_answer = THREE_DS
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)]
+    await handle.signal(PaymentWorkflow.action_completed, ActionCompleted(data={"three_ds_result": "authenticated"}))
+    return handle
+
+
+async def _three_ds_webhook(world, start, pid):
+    world.authorize_answer = THREE_DS
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL))
+    return handle
+
+
+async def _manual_partial_capture_refunds(world, start, pid):
+    world.authorize_answer = AUTHORIZED
+    _, handle = await start(payment_input(pid, capture_method=CaptureMethod.MANUAL, settings=DEV_WINDOW))
+    await handle.execute_update(PaymentWorkflow.capture, CaptureRequest(amount_minor=3000))
+    await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000))
+    await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r2"))
+    return handle
+
+
+async def _cancel_then_late_success(world, start, pid):
+    world.authorize_answer = AUTHORIZED
+    _, handle = await start(payment_input(pid, capture_method=CaptureMethod.MANUAL, settings=DEV_WINDOW))
+    await handle.execute_update(PaymentWorkflow.cancel, CancelRequest())
+    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL))
+    return handle
+
+
+async def _dispute(world, start, pid):
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.signal(
+        PaymentWorkflow.gateway_event, gateway_event("evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", amount=FULL)
+    )
+    await wait_for(handle, lambda v: v.status is PaymentStatus.DISPUTED)
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_d2", GatewayEventKind.DISPUTE_CLOSED, dispute_id="dp_1", dispute_status="won"),
+    )
+    return handle
+
+
+async def _three_ds_timeout(world, start, pid):
+    world.authorize_answer = THREE_DS
+    _, handle = await start(payment_input(pid, settings={"action_timeout_seconds": 900}))
+    return handle
+
+
+async def _authorization_expired(world, start, pid):
+    world.authorize_answer = AUTHORIZED
+    _, handle = await start(
+        payment_input(pid, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 86400})
+    )
+    return handle
+
+
+async def _unknown_outcome_charged(world, start, pid):
+    world.authorize_error = UNKNOWN
+    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)]
+    # Time skips only while a client waits for a result: start without waiting for the decision.
+    _, handle = await start(payment_input(pid), decide=False)
+    return handle
+
+
+async def _capture_unknown_retried(world, start, pid):
+    world.authorize_answer = AUTHORIZED
+    world.capture_errors = {f"payment-{pid}:capture": UNKNOWN}
+    world.lookup_answers = [AUTHORIZED, AUTHORIZED]
+    _, handle = await start(payment_input(pid, settings={"capture_delay_seconds": 60}))
+    return handle
+
+
+async def _refund_unknown_polled(world, start, pid):
+    world.refund_error = UNKNOWN
+    world.lookup_refund_answers = [
+        RefundResult(refund_id="r1", status=RefundStatus.PENDING),
+        RefundResult(refund_id="r1", status=RefundStatus.SUCCEEDED, provider_refund_id="re_1"),
+    ]
+    _, handle = await start(payment_input(pid))
+    await handle.start_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+    return handle
+
+SCENARIOS = (
+    Scenario("success", False, _success),
+    Scenario("decline", False, _decline),
+    Scenario("fraud_blocked", False, _fraud_blocked),
+    Scenario("invalid_currency", False, _invalid_currency),
+    Scenario("three_ds_action_completed", False, _three_ds_action_completed),
+    Scenario("three_ds_webhook", False, _three_ds_webhook),
+    Scenario("manual_partial_capture_refunds", False, _manual_partial_capture_refunds),
+    Scenario("cancel_then_late_success", False, _cancel_then_late_success),
+    Scenario("dispute", False, _dispute),
+    Scenario("three_ds_timeout", True, _three_ds_timeout),
+    Scenario("authorization_expired", True, _authorization_expired),
+    Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
+    Scenario("capture_unknown_retried", True, _capture_unknown_retried),
+    Scenario("refund_unknown_polled", True, _refund_unknown_polled),
+)
+
+
+async def _record(client: Client, scenario: Scenario) -> None:
+    world = FakeWorld()
+    task_queue = f"record-{scenario.name}"
+
+    async def start(inp, decide: bool = True):
+        if not decide:
+            handle = await client.start_workflow(PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue)
+            return None, handle
+        starter = start_then_decide if scenario.time_skipping else start_and_decide
+        return await starter(client, task_queue, inp)
+
+    async with Worker(client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()):
+        handle = await scenario.drive(world, start, scenario.payment_id)
+        view = await handle.result()
+        history = await handle.fetch_history()
+    path = HISTORIES / f"{scenario.name}.json"
+    # Indented, so a re-recording shows up as a readable diff.
+    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    print(f"{scenario.name:32} {view.status.value:20} {len(history.events):4} events  {path.name}")
+
+
+async def main() -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    dev = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=dev_server_args(),
+    )
+    try:
+        # Dev-server scenarios wait out real settlement windows: run them side by side.
+        await asyncio.gather(*(_record(dev.client, s) for s in SCENARIOS if not s.time_skipping))
+    finally:
+        await dev.shutdown()
+    # One time-skipping server per scenario: its clock is shared by everything on it.
+    for scenario in (s for s in SCENARIOS if s.time_skipping):
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
+        )
+        try:
+            await env.client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=env.client.namespace,
+                    search_attributes={key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES},
+                )
+            )
+            await _record(env.client, scenario)
+        finally:
+            await env.shutdown()
+
+
+if __name__ == "__main__":
+    # The scenarios script gateway failures on purpose: their per-attempt warnings are noise here.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    asyncio.run(main())
