@@ -29,6 +29,7 @@ from tests.stack import API_KEY_ID, Stack, running_stack
 from workflows.domain import PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEventKind, RefundCall
 from workflows.money import Amount
+from workflows.payment import PaymentWorkflow
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -115,9 +116,18 @@ async def applied(stack: Stack, payment_id: str, event_id: str) -> int:
 
 
 async def settled_events(stack: Stack, payment_id: str) -> list[str]:
-    """The payment's record once the workflow has applied everything signalled to it: a query is
-    answered only after every signal before it, so the view it returns includes them all."""
-    await stack.client.get_workflow_handle(f"payment-{payment_id}").query("view")
+    """The payment's record once the workflow is done with what was signalled to it: its version
+    (bumped by every transition) has stopped moving, and the store has caught up with it."""
+    handle = stack.client.get_workflow_handle(f"payment-{payment_id}")
+    deadline = asyncio.get_running_loop().time() + 15
+    version = (await handle.query(PaymentWorkflow.view)).version
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.3)
+        now = (await handle.query(PaymentWorkflow.view)).version
+        stored = await stack.store.get(payment_id)
+        if now == version and stored is not None and stored.version == now:
+            break
+        version = now
     return [e.type for e in await stack.store.events(payment_id)]
 
 
