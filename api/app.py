@@ -5,7 +5,6 @@ API key: every notification is verified by its signature instead), `/healthz` an
 from __future__ import annotations
 
 import json
-import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from api import payments, webhooks
 from api.auth import API_KEY_ID, auth_middleware
 from api.payments import DEPS
 from api.ports import ApiDeps, RateLimit
-from api.problems import Problem, problem_middleware
+from api.problems import problem_middleware, rate_limited
 
 OPENAPI_DOCUMENT = "openapi.yaml"
 
@@ -35,14 +34,7 @@ def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:
         if deps.rate_limiter is not None:
             allowed, retry_after = await deps.rate_limiter.hit(key_of(request), limit.window_s, limit.limit)
             if not allowed:
-                seconds = max(1, math.ceil(retry_after))
-                raise Problem(
-                    429,
-                    "rate_limited",
-                    "Too many requests",
-                    f"At most {limit.limit} requests per {limit.window_s} s; retry in {seconds} s.",
-                    headers={"Retry-After": str(seconds)},
-                )
+                raise rate_limited("rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after)
         return await handler(request)
 
     return middleware

@@ -46,6 +46,7 @@ from api.problems import (
     field_error,
     is_not_found,
     problem_for_update_failure,
+    rate_limited,
     temporal_unavailable,
     validation_problem,
 )
@@ -372,6 +373,36 @@ async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> Payme
     return view
 
 
+async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
+    """Count a new payment against its order, its customer and the customer's IP address (each
+    shared by every API instance through the limiter's database); 429 once any is over its limit.
+    The address is the one the merchant sent: the caller's own is its server, limited per API key."""
+    if deps.rate_limiter is None:
+        return
+    if await deps.payments.get(payment_input.payment_id) is not None:
+        return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
+    checks = [("order", payment_input.order_id, deps.order_attempt_limit)]
+    if payment_input.customer_id:
+        checks.append(("customer", payment_input.customer_id, deps.customer_attempt_limit))
+    if payment_input.customer_ip:
+        checks.append(("ip", payment_input.customer_ip, deps.ip_attempt_limit))
+    refused = []
+    for name, value, limit in checks:
+        allowed, retry_after = await deps.rate_limiter.hit(f"attempts:{name}:{value}", limit.window_s, limit.limit)
+        if not allowed:
+            refused.append((retry_after, name, limit))
+    if refused:
+        # The longest wait: retrying sooner would only be refused by that limit.
+        retry_after, name, limit = max(refused, key=lambda refusal: refusal[0])
+        log.warning("payment attempts over the limit per %s", ", ".join(r[1] for r in refused))
+        raise rate_limited(
+            "payment_attempts_exceeded",
+            f"At most {limit.limit} payment attempts per {name} in {limit.window_s} s",
+            retry_after,
+            limit=name,
+        )
+
+
 def create_status(view: PaymentView) -> int:
     if view.status in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
         return 201
@@ -405,6 +436,7 @@ async def create_payment(request: web.Request) -> web.Response:
         request_fingerprint=fingerprint(body),
         settings=deps.settings,
     )
+    await limit_attempts(deps, payment_input)
     try:
         async with asyncio.timeout(deps.decide_timeout_s):
             view = await _start_and_decide(deps, payment_input)

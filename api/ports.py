@@ -92,8 +92,8 @@ class RateLimiter(Protocol):
 
 @dataclass(frozen=True)
 class RateLimit:
-    """At most `limit` requests per `window_s` seconds, per API key (merchant API) or per gateway
-    and sender address (webhooks)."""
+    """At most `limit` requests per `window_s` seconds, per API key (merchant API), per gateway
+    and sender address (webhooks), or payment attempts per order, customer or customer IP."""
 
     limit: int
     window_s: int = 60
@@ -117,6 +117,10 @@ class ApiDeps:
     rate_limiter: RateLimiter | None = None
     api_rate_limit: RateLimit = RateLimit(limit=600)
     webhook_rate_limit: RateLimit = RateLimit(limit=6000)
+    # New payments (a replay of one is not a new attempt), against card testing and retry storms.
+    order_attempt_limit: RateLimit = RateLimit(limit=5, window_s=3600)
+    customer_attempt_limit: RateLimit = RateLimit(limit=10, window_s=3600)
+    ip_attempt_limit: RateLimit = RateLimit(limit=20, window_s=3600)  # the customer's, as sent
     # How long POST /v1/payments waits for a decision before it answers 202 with the payment as it
     # stands (a provider that is slow to answer); the payment itself goes on either way.
     decide_timeout_s: float = 30.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -113,6 +114,19 @@ def validation_problem(errors: Sequence[Mapping[str, str]], detail: str | None =
         "The request is not valid",
         detail or "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in errors),
         errors=errors,
+    )
+
+
+def rate_limited(code: str, detail: str, retry_after: float, **extra: Any) -> Problem:
+    """429 with `Retry-After` in whole seconds, rounded up: never tell a client to retry too early."""
+    seconds = max(1, math.ceil(retry_after))
+    return Problem(
+        429,
+        code,
+        "Too many requests",
+        f"{detail}; retry in {seconds} s.",
+        headers={"Retry-After": str(seconds)},
+        extra=extra,
     )
 
 

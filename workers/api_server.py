@@ -122,6 +122,9 @@ def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_qu
         rate_limiter=store if config.api.rate_limiting else None,
         api_rate_limit=RateLimit(limit=config.api.rate_limit_per_minute, window_s=60),
         webhook_rate_limit=RateLimit(limit=config.api.webhook_rate_limit_per_minute, window_s=60),
+        order_attempt_limit=RateLimit(limit=config.api.order_attempts_per_hour, window_s=3600),
+        customer_attempt_limit=RateLimit(limit=config.api.customer_attempts_per_hour, window_s=3600),
+        ip_attempt_limit=RateLimit(limit=config.api.ip_attempts_per_hour, window_s=3600),
         decide_timeout_s=config.api.decide_timeout_seconds,
         action_complete_wait_s=config.api.action_complete_wait_seconds,
     )

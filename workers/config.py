@@ -182,6 +182,10 @@ class ApiConfig(_Section):
     rate_limiting: bool = True
     rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
     webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)  # per gateway and sender
+    # New payments per hour (with rate_limiting): per order, per customer, per customer IP address.
+    order_attempts_per_hour: int = Field(default=5, gt=0)
+    customer_attempts_per_hour: int = Field(default=10, gt=0)
+    ip_attempts_per_hour: int = Field(default=20, gt=0)
     # How long POST /v1/payments waits for a decision before answering 202 (the payment goes on).
     decide_timeout_seconds: float = Field(default=30, gt=0)
     # How long POST /actions/complete waits for the outcome before answering 202.
