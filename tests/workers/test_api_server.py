@@ -21,7 +21,14 @@ SECRET = "whsec_adapter_test_secret"
 def config_for(sqlite_url: str, **payment: object):
     overrides = {
         "payment": {"mock": {"enabled": True, "webhook_secret": SECRET}, **payment},
-        "api": {"api_keys": {"m1": "k" * 20}, "rate_limit_per_minute": 7, "decide_timeout_seconds": 3},
+        "api": {
+            "api_keys": {"m1": "k" * 20},
+            "rate_limit_per_minute": 7,
+            "order_attempts_per_hour": 2,
+            "customer_attempts_per_hour": 3,
+            "ip_attempts_per_hour": 4,
+            "decide_timeout_seconds": 3,
+        },
         "database": {"url": sqlite_url},
     }
     return load_config(environ={}, use_default_file=False, overrides=overrides)
@@ -85,6 +92,8 @@ async def test_api_deps_from_config(
     assert deps.default_gateway == "mock" and deps.supported_currencies == {"EUR", "USD"}
     assert deps.settings.tds_threshold_minor == 5000
     assert deps.api_rate_limit.limit == 7 and deps.decide_timeout_s == 3
+    assert (deps.order_attempt_limit.limit, deps.customer_attempt_limit.limit, deps.ip_attempt_limit.limit) == (2, 3, 4)
+    assert deps.order_attempt_limit.window_s == 3600
     assert deps.rate_limiter is not None
 
     mixed = config_for(sqlite_url, tds_threshold=Decimal("50"), supported_currencies=["USD", "JPY"])
