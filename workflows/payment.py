@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import activity_names as act
     from workflows import search_attributes as sa
     from workflows.domain import (
+        FINAL_FAILURE_STATUSES,
         CaptureMethod,
         CardMethod,
         DisputeView,
@@ -144,6 +145,8 @@ class PaymentWorkflow:
         self._authorized_minor = 0
         self._seen_event_ids: set[str] = set()
         self._events: list[GatewayEvent] = []  # verified, not yet applied
+        # Refund notifications that overtook the payment's own confirmation: applied once it settles.
+        self._early_refund_events: list[GatewayEvent] = []
         self._action: ActionCompleted | None = None
         self._capture_request: CaptureRequest | None = None
         self._cancel_request: CancelRequest | None = None
@@ -576,6 +579,8 @@ class PaymentWorkflow:
         )
         view.completed_at = workflow.now()
         await self._transition(PaymentStatus.PAID, "payment.captured", "order.paid", "payment.completed")
+        # Refund notifications that arrived before this confirmation go first in the queue now.
+        self._events[:0], self._early_refund_events = self._early_refund_events, []
 
     async def _refund_late_payment(self, captured_minor: int) -> None:
         """Money arrived after we gave up on the payment and released the order: give it back.
@@ -641,6 +646,13 @@ class PaymentWorkflow:
         if refund is None:
             if status is RefundStatus.FAILED or event.amount is None or event.refund_id is None and event.provider_refund_id is None:
                 return
+            if self._view.status not in _SETTLED and self._view.status not in FINAL_FAILURE_STATUSES:
+                if workflow.patched("hold-refund-events-until-paid"):
+                    # Delivery order is not guaranteed: a refund can be notified before the
+                    # payment's success. Hold it until the payment settles instead of dropping it.
+                    self._early_refund_events.append(event)
+                    await self._transition(None, "refund.held_until_paid", data={"event_id": event.event_id})
+                    return
             # A refund made outside durapay (e.g. in the provider's dashboard): record it, bounded
             # by what is left to refund so a replayed event can never over-count.
             if event.amount.minor > self._view.captured_minor - self._reserved_refunds():

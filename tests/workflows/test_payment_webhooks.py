@@ -156,3 +156,24 @@ async def test_refund_made_at_the_provider_is_recorded(dev, unique):
     assert [(r.refund_id, r.status, r.amount.minor) for r in view.refunds] == [("ext_re_dash", RefundStatus.SUCCEEDED, 999)]
     # What is left to refund through us accounts for it.
     assert (await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"))).amount.minor == 4000
+
+
+async def test_refund_notified_before_the_payment_succeeded_is_held_then_counted_once(dev, unique):
+    dev.world.authorize_answer = GatewayResult(
+        status=GatewayPaymentStatus.REQUIRES_ACTION,
+        provider_payment_id="pi_1",
+        next_action=NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code="weixin://pay"),
+    )
+    _, handle = await dev.start(payment_input(unique))
+    early = gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_1", amount=Amount(minor=999, currency="USD"))
+    await handle.signal(PaymentWorkflow.gateway_event, early)
+    await wait_for(handle, lambda v: "refund.held_until_paid" in dev.world.events())
+    assert (await handle.query(PaymentWorkflow.view)).refunded_minor == 0
+    # The success arrives; a redelivery of the refund is de-duplicated by its event id.
+    view = await signal(
+        handle, gateway_event("evt_s", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL), lambda v: v.refunded_minor > 0
+    )
+    await handle.signal(PaymentWorkflow.gateway_event, early)
+    assert view.status is PaymentStatus.PARTIALLY_REFUNDED
+    assert [(r.provider_refund_id, r.status, r.amount.minor) for r in view.refunds] == [("re_1", RefundStatus.SUCCEEDED, 999)]
+    assert dev.world.events().count("refund.succeeded") == 1
