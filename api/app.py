@@ -86,7 +86,8 @@ def create_app(deps: ApiDeps) -> web.Application:
             _rate_limit_middleware(
                 deps,
                 deps.webhook_rate_limit,
-                lambda request: f"webhook:{request.match_info['gateway']}:{request.remote}",
+                # .get: a method no route takes (405) reaches here without a matched gateway.
+                lambda request: f"webhook:{request.match_info.get('gateway', '')}:{request.remote}",
             )
         ]
     )
