@@ -25,6 +25,14 @@ class WebhookRejected(Exception):
     never sent back, so a forger learns nothing about which check failed."""
 
 
+class StoreUnavailable(Exception):
+    """The store did not answer: the database is down, restarting or unreachable.
+
+    workers/ raises it in place of the database driver's connection errors, so that the API can
+    answer 503 (retry with the same Idempotency-Key; providers send the webhook again) instead
+    of a 500 that tells the caller something is broken for good."""
+
+
 class WebhookOutcome(StrEnum):
     """What the receiver did with one notification, as recorded in the inbox."""
 

@@ -19,6 +19,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.ports import StoreUnavailable
 from workflows.rejections import Rejection
 
 log = logging.getLogger("durapay.api")
@@ -177,6 +178,12 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
             log.warning("temporal unavailable on %s %s: %s", request.method, request.path, exc.status.name)
             return temporal_unavailable().response()
         return _internal(request, exc).response()
+    except StoreUnavailable as exc:
+        # The same answer as a Temporal outage: to the caller both are "the payment engine did
+        # not answer, retry", and the inbox is written only after the signal, so a retried
+        # webhook is applied once.
+        log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
+        return temporal_unavailable().response()
     except Exception as exc:  # the catch-all the middleware exists for
         return _internal(request, exc).response()
 

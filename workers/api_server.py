@@ -2,16 +2,18 @@
 
 `api/` never imports `activities/`; the adapters below implement its `api/ports.py` Protocols with
 activities' objects, and translate their vocabulary (the store's `WebhookOutcome`, the gateways'
-`WebhookVerificationError`) into the API's.
+`WebhookVerificationError`, the database's connection errors) into the API's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
+from sqlalchemy import exc as db_errors
 from temporalio.client import Client
 
 from activities.gateways.base import WebhookVerificationError
@@ -19,7 +21,7 @@ from activities.gateways.registry import GatewayRegistry
 from activities.store.repository import PaymentStore
 from activities.store.tables import WebhookOutcome as StoredWebhookOutcome
 from api.app import AccessLogger, create_app
-from api.ports import ApiDeps, RateLimit, WebhookOutcome, WebhookRejected
+from api.ports import ApiDeps, RateLimit, StoreUnavailable, WebhookOutcome, WebhookRejected
 from workers.config import DurapayConfig
 from workers.worker import Runtime, connect, wait_for_stop_signal
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
@@ -29,6 +31,21 @@ from workflows.money import exponent
 log = logging.getLogger("durapay.api")
 
 
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """The database driver's "no connection" errors as the API's `StoreUnavailable`. Anything
+    else (a constraint, a bug) stays what it is."""
+    try:
+        yield
+    except (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError) as exc:
+        # OperationalError: refused, reset or shut down connections; TimeoutError: no pooled one.
+        raise StoreUnavailable(f"database unavailable ({type(exc).__name__})") from exc
+    except db_errors.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise StoreUnavailable("database connection lost") from exc
+
+
 class StorePorts:
     """`PaymentReader`, `ProviderRefIndex`, `WebhookInbox` and `RateLimiter` over `PaymentStore`."""
 
@@ -36,13 +53,16 @@ class StorePorts:
         self._store = store
 
     async def get(self, payment_id: str) -> PaymentView | None:
-        return await self._store.get(payment_id)
+        with store_errors():
+            return await self._store.get(payment_id)
 
     async def list_by_order(self, order_id: str) -> list[PaymentView]:
-        return await self._store.list_by_order(order_id)
+        with store_errors():
+            return await self._store.list_by_order(order_id)
 
     async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
-        return await self._store.payment_id_for_provider_ref(gateway, provider_payment_id)
+        with store_errors():
+            return await self._store.payment_id_for_provider_ref(gateway, provider_payment_id)
 
     async def record(
         self,
@@ -54,12 +74,14 @@ class StorePorts:
         outcome: WebhookOutcome,
         event_type: str,
     ) -> bool:
-        return await self._store.record_webhook(
-            gateway, event_id, payment_id, verified, StoredWebhookOutcome(outcome.value), event_type
-        )
+        with store_errors():
+            return await self._store.record_webhook(
+                gateway, event_id, payment_id, verified, StoredWebhookOutcome(outcome.value), event_type
+            )
 
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
-        return await self._store.hit(key, window_s, limit)
+        with store_errors():
+            return await self._store.hit(key, window_s, limit)
 
 
 class RegistryPorts:

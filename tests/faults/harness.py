@@ -100,6 +100,7 @@ class Merchant:
     def __init__(self, base_url: str, api_key: str) -> None:
         self.api_key = api_key
         self.http = httpx.AsyncClient(base_url=base_url, timeout=HTTP_TIMEOUT_S)
+        self.server_errors: list[str] = []  # "<status> <code> Retry-After: <value>" per 5xx answer
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.api_key}"}
@@ -116,12 +117,14 @@ class Merchant:
                 response = await self.http.post(path, json=body, headers=self.headers(key))
                 if response.status_code < 500:
                     return response
-                failure = f"{response.status_code} {response.text[:200]}"
+                answer, failure = str(response.status_code), f"{response.status_code} {response.text[:200]}"
+                code = response.json().get("code") if response.headers.get("content-type", "").endswith("json") else None
+                self.server_errors.append(f"{response.status_code} {code} Retry-After: {response.headers.get('Retry-After')}")
             except httpx.TransportError as exc:
-                failure = repr(exc)
+                answer, failure = "no answer", repr(exc)
             if loop.time() > deadline:
                 raise AssertionError(f"POST {path} (key {key}) still failing after {patience:.0f}s: {failure}")
-            FIGURES.merchant_retries += 1
+            FIGURES.merchant_retries[answer] += 1
             await asyncio.sleep(MERCHANT_RETRY_S)
 
     async def pay(self, key: str, **body: Any) -> dict[str, Any]:
@@ -150,6 +153,15 @@ class FaultStack:
     client: Client
     store: PaymentStore
     merchant: Merchant
+    fault_ended_at: float = 0.0  # event loop time; how long recovery takes is measured from it
+
+    def fault(self, kind: str) -> None:
+        """Count an injected fault. It ends now unless `fault_over()` is called later."""
+        FIGURES.faults[kind] += 1
+        self.fault_over()
+
+    def fault_over(self) -> None:
+        self.fault_ended_at = asyncio.get_running_loop().time()
 
     @staticmethod
     def payment_id(key: str) -> str:
@@ -162,11 +174,15 @@ class FaultStack:
 
     async def kill_worker(self, when: str) -> None:
         await self.worker.kill()
-        FIGURES.faults[f"worker killed -9 {when}"] += 1
+        self.fault(f"worker killed -9 {when}")
+
+    async def start_worker(self) -> None:
+        await self.worker.start()
+        self.fault_over()
 
     async def restart_worker(self, when: str) -> None:
         await self.kill_worker(when)
-        await self.worker.start()
+        await self.start_worker()
 
     async def gateway_call_arrived(self, path: str, idempotency_key: str, *, timeout: float = 30.0) -> None:
         """Wait until the fake Stripe has received this call (it may still be working on it)."""

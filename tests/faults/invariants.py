@@ -10,11 +10,15 @@ durapay says about itself:
 3. no double charge: one PaymentIntent per payment, one charge when money moved and none when the
    payment failed, one provider refund per refund of ours;
 4. the captured and refunded totals at Stripe are exactly those in our store;
-5. every call that could move money carried the idempotency key `payment-<id>:<operation>`.
+5. every call that could move money carried the idempotency key `payment-<id>:<operation>`;
+6. the API kept its word while things were down: every 5xx it answered, to the merchant or to
+   Stripe's webhooks, was a 503 telling the caller to retry (never a 500 "internal error").
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -43,8 +47,9 @@ async def check_run(stack: FaultStack, expected: list[Expect], *, scenario: str,
     FIGURES.runs[scenario] += 1
     FIGURES.payments += len(expected)
     views = await _settled_views(stack, expected, settle_timeout)
+    FIGURES.settled_after(scenario, asyncio.get_running_loop().time() - stack.fault_ended_at)
     await _no_lost_webhooks(stack, {e.payment_id for e in expected})
-    problems: list[str] = []
+    problems = _unavailable_answers(stack)
     for expect in expected:
         problems += _ledger_problems(stack, expect, views[expect.payment_id])
     FIGURES.gateway_replays += sum(
@@ -156,6 +161,20 @@ async def _no_lost_webhooks(stack: FaultStack, payment_ids: set[str], timeout: f
         raise AssertionError(f"{len(lost)} lost webhook(s):\n" + "\n".join(lost)) from None
 
 
+def _unavailable_answers(stack: FaultStack) -> list[str]:
+    """5xx answers other than `503 temporarily_unavailable` with a Retry-After."""
+    problems = [
+        f"the API answered the merchant {answer} during a fault, not 503 temporarily_unavailable"
+        for answer in stack.merchant.server_errors
+        if not re.fullmatch(r"503 temporarily_unavailable Retry-After: \d+", answer)
+    ]
+    # 0: no answer at all (the receiver still waiting on Temporal when the sender gave up).
+    refused = sorted({status for _, status in stack.fake.deliveries if status >= 300 and status != 503})
+    if refused:
+        problems.append(f"the webhook receiver answered {refused} during a fault, not 503")
+    return problems
+
+
 def _payment_of(stack: FaultStack, request: Any) -> str | None:
     """Which of our payments a request to the fake concerns."""
     fake = stack.fake
@@ -171,13 +190,17 @@ def _payment_of(stack: FaultStack, request: Any) -> str | None:
     return intent["metadata"].get("durapay_payment_id") if intent else None
 
 
-def _expected_key(payment_id: str, request: Any) -> str:
-    workflow_id = f"payment-{payment_id}"
+def _key_pattern(payment_id: str, request: Any) -> re.Pattern[str]:
+    """The idempotency key a call about `payment_id` must carry: `<workflow id>:<operation>`, and
+    for a capture or void sent again after the provider said the first did not happen,
+    `...:<operation>:<n>`."""
+    workflow_id = re.escape(f"payment-{payment_id}")
     if request.path == "/v1/payment_intents":
-        return f"{workflow_id}:authorize"
+        return re.compile(f"{workflow_id}:authorize")
     if request.path == "/v1/refunds":
-        return f"{workflow_id}:refund:{request.params['metadata']['durapay_refund_id']}"
-    return f"{workflow_id}:{request.path.rsplit('/', 1)[1]}"  # .../capture, .../cancel
+        return re.compile(f"{workflow_id}:refund:{re.escape(request.params['metadata']['durapay_refund_id'])}")
+    operation = re.escape(request.path.rsplit("/", 1)[1])  # .../capture, .../cancel
+    return re.compile(f"{workflow_id}:{operation}(:[0-9]+)?")
 
 
 def _ledger_problems(stack: FaultStack, expect: Expect, view: PaymentView) -> list[str]:
@@ -214,7 +237,7 @@ def _ledger_problems(stack: FaultStack, expect: Expect, view: PaymentView) -> li
         problems.append(f"{pid}: {len(refunds)} refunds at Stripe for {len(view.refunds)} refunds of ours")
     for request in fake.requests:
         if request.method == "POST" and _payment_of(stack, request) == pid:
-            if request.idempotency_key != _expected_key(pid, request):
+            if not _key_pattern(pid, request).fullmatch(request.idempotency_key or ""):
                 problems.append(f"{pid}: POST {request.path} carried key {request.idempotency_key!r}")
     return problems
 

@@ -4,6 +4,7 @@
 Knobs (environment):
 - `DURAPAY_FAULTS_RUNS` (default 1): how many times each scenario runs;
 - `DURAPAY_FAULTS_PG_OUTAGE_SECONDS` (default 30): how long PostgreSQL stays down;
+- `DURAPAY_FAULTS_TEMPORAL_OUTAGE_SECONDS` (default 15): how long the Temporal server stays down;
 - `DURAPAY_FAULTS_REPORT`: a file to write the table to as well.
 """
 
@@ -23,6 +24,8 @@ def _positive_int(name: str, default: int) -> int:
 
 RUNS = _positive_int("DURAPAY_FAULTS_RUNS", 1)
 PG_OUTAGE_SECONDS = _positive_int("DURAPAY_FAULTS_PG_OUTAGE_SECONDS", 30)
+# Longer than the Temporal client's own retries (10 s), so that callers see the outage.
+TEMPORAL_OUTAGE_SECONDS = _positive_int("DURAPAY_FAULTS_TEMPORAL_OUTAGE_SECONDS", 15)
 REPORT_FILE = os.environ.get("DURAPAY_FAULTS_REPORT")
 
 
@@ -39,8 +42,13 @@ class Figures:
     stuck_payments: int = 0
     double_charges: int = 0
     ledger_mismatches: int = 0  # captured / refunded totals that differ between Stripe and us
-    merchant_retries: int = 0  # API answers 5xx / no answer, retried with the same key
+    merchant_retries: Counter[str] = field(default_factory=Counter)  # API answer -> retries with the same key
     gateway_replays: int = 0  # Stripe answered from its idempotency cache (a retry after a fault)
+    # Per scenario, the longest wait from the end of the last fault to every payment settled.
+    settle_s: dict[str, float] = field(default_factory=dict)
+
+    def settled_after(self, scenario: str, seconds: float) -> None:
+        self.settle_s[scenario] = max(seconds, self.settle_s.get(scenario, 0.0))
 
     def table(self) -> str:
         charges = ", ".join(
@@ -60,8 +68,15 @@ class Figures:
             ("webhook deliveries refused during a fault, redelivered", str(self.webhook_redeliveries)),
             ("lost webhooks", str(self.lost_webhooks)),
             ("stuck payments", str(self.stuck_payments)),
-            ("merchant requests retried with the same key", str(self.merchant_retries)),
+            (
+                "merchant requests retried with the same key",
+                f"{sum(self.merchant_retries.values())}"
+                + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.merchant_retries.items())) + ")"
+                   if self.merchant_retries else ""),
+            ),
             ("gateway calls answered from Stripe's idempotency cache", str(self.gateway_replays)),
+            ("longest wait from the end of a fault to every payment settled", ""),
+            *((f"- {scenario}", f"{seconds:.1f} s") for scenario, seconds in sorted(self.settle_s.items())),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"| {'figure'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]

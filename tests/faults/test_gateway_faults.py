@@ -11,7 +11,6 @@ import pytest
 
 from tests.faults.harness import AMOUNT_MINOR, Expect, FaultStack
 from tests.faults.invariants import check_run
-from tests.faults.report import FIGURES
 from workflows.domain import PaymentStatus
 
 pytestmark = pytest.mark.faults
@@ -24,23 +23,23 @@ def burst(stack: FaultStack, path: str) -> None:
     """500, 502 and 503 in a row, before Stripe did anything (it says `Stripe-Should-Retry`)."""
     for status in (500, 502, 503):
         stack.fake.fail_next(1, status=status, path=path)
-    FIGURES.faults["gateway 5xx burst (500, 502, 503)"] += 1
+    stack.fault("gateway 5xx burst (500, 502, 503)")
 
 
 def rate_limit(stack: FaultStack, path: str) -> None:
     stack.fake.rate_limit_next(2, retry_after=1, path=path)
-    FIGURES.faults["gateway 429 x2 with Retry-After: 1"] += 1
+    stack.fault("gateway 429 x2 with Retry-After: 1")
 
 
 def drop(stack: FaultStack, path: str) -> None:
     stack.fake.drop_response_next(path=path)
-    FIGURES.faults["gateway answer dropped after the work was done"] += 1
+    stack.fault("gateway answer dropped after the work was done")
 
 
 async def hang(stack: FaultStack, path: str, key: str, request: Coroutine[Any, Any, dict]) -> dict:
     """Hold the call past the client timeout: the adapter gives up, Temporal retries with the same
     key (Stripe answers 409 while the first is still running, then replays its answer)."""
-    FIGURES.faults["gateway call hanging past the client timeout"] += 1
+    stack.fault("gateway call hanging past the client timeout")
     return await (await stack.held_call(path, key, request))
 
 

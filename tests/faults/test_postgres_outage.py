@@ -18,7 +18,7 @@ import pytest_asyncio
 from tests.faults.harness import AMOUNT_MINOR, Expect, InFlight, fault_stack, gather_all
 from tests.faults.invariants import check_run
 from tests.faults.processes import PrivatePostgres, TemporalServer, private_postgres_unavailable
-from tests.faults.report import FIGURES, PG_OUTAGE_SECONDS
+from tests.faults.report import PG_OUTAGE_SECONDS
 from workflows.domain import PaymentStatus
 
 pytestmark = pytest.mark.faults
@@ -50,13 +50,14 @@ async def test_postgres_down_mid_flight(
 
         await private_postgres.stop()
         back_at = loop.time() + PG_OUTAGE_SECONDS
-        FIGURES.faults[f"PostgreSQL stopped for {PG_OUTAGE_SECONDS} s"] += 1
+        stack.fault(f"PostgreSQL stopped for {PG_OUTAGE_SECONDS} s")
         keys = [f"{unique}-during-{n}" for n in range(ARRIVING_DURING_OUTAGE)]
         arriving = [asyncio.create_task(stack.merchant.pay(key)) for key in keys]
         await in_flight.stripe_answered(stack)
         # The outage itself: a fixed length on purpose, nothing to wait for.
         await asyncio.sleep(max(0.0, back_at - loop.time()))
         await private_postgres.start()
+        stack.fault_over()
 
         await in_flight.answers()
         await gather_all(*arriving)

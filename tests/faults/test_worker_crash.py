@@ -55,7 +55,7 @@ async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: 
     assert authorized["status"] == "authorized", authorized
     await stack.kill_worker("between authorization and capture")
     requests.append(asyncio.create_task(merchant.capture(authorized["id"], f"{unique}-capture-1")))
-    await stack.worker.start()
+    await stack.start_worker()
     expected.append(Expect(authorized["id"], **paid))
 
     # 4. During the capture.
