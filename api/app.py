@@ -18,6 +18,7 @@ from api.auth import API_KEY_ID, auth_middleware
 from api.payments import DEPS
 from api.ports import ApiDeps, RateLimit
 from api.problems import problem_middleware, rate_limited
+from api.schemas import mask_card_numbers
 
 OPENAPI_DOCUMENT = "openapi.yaml"
 
@@ -41,18 +42,27 @@ def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """Access log without query strings or bodies, which are the caller's and could hold anything;
-    pass as `access_log_class` to the runner."""
+    """Access log without query strings or bodies, which are the caller's and could hold anything,
+    and with card numbers masked in the path (a caller may put one there too); pass as
+    `access_log_class` to the runner."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
             "%s %s %s %.1fms key=%s",
             request.method,
-            request.path,
+            mask_card_numbers(request.path),
             response.status,
             time * 1000,
             request.get(API_KEY_ID, "-"),
         )
+
+
+def _known_gateway(deps: ApiDeps, request: web.Request) -> str:
+    """The gateway a webhook is addressed to, if it is one we have: the path is the sender's to
+    choose, and must neither add rows to the limiter's table at will nor carry anything into it.
+    (A method no route takes, a 405, arrives without a matched gateway at all.)"""
+    gateway = request.match_info.get("gateway", "")
+    return gateway if deps.webhooks.known(gateway) else "-"
 
 
 def create_app(deps: ApiDeps) -> web.Application:
@@ -86,8 +96,7 @@ def create_app(deps: ApiDeps) -> web.Application:
             _rate_limit_middleware(
                 deps,
                 deps.webhook_rate_limit,
-                # .get: a method no route takes (405) reaches here without a matched gateway.
-                lambda request: f"webhook:{request.match_info.get('gateway', '')}:{request.remote}",
+                lambda request: f"webhook:{_known_gateway(deps, request)}:{request.remote}",
             )
         ]
     )

@@ -59,7 +59,9 @@ from api.schemas import (
     PaymentList,
     PaymentOut,
     RefundOut,
+    contains_card_number,
     find_card_data,
+    mask_card_numbers,
 )
 from workflows import search_attributes as sa
 from workflows.domain import (
@@ -130,8 +132,9 @@ def fingerprint(request: BaseModel) -> str:
 
 def _update_id(operation: str, api_key_id: str, idempotency_key: str) -> str:
     # Scoped by operation and key id so the same key sent to capture and then cancel, or by two
-    # API keys, are two updates rather than a replay of one another.
-    return f"{operation}:{api_key_id}:{idempotency_key}"
+    # API keys, are two updates rather than a replay of one another. Hashed: an update id is kept
+    # in the workflow's history and shown in its UI, and the key is whatever text the caller chose.
+    return f"{operation}:{_b32(f'{api_key_id}:{idempotency_key}')}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,19 +208,23 @@ async def read_json(request: web.Request, model: type[Model], *, body_optional: 
     pointers = list(find_card_data(document))
     if pointers:
         # The pointers locate the offending fields; the values themselves are never repeated.
-        log.warning("refused raw card data on %s %s at %s", request.method, request.path, pointers)
-        raise Problem(
-            422,
-            "card_data_not_allowed",
-            "Raw card data is not accepted",
-            "durapay never handles card numbers or security codes: tokenize the card with your "
-            "gateway's client SDK and send the token as payment_method.token.",
-            errors=[field_error(pointer, "card number or security code not allowed") for pointer in pointers],
-        )
+        log.warning("refused raw card data on %s %s at %s", request.method, mask_card_numbers(request.path), pointers)
+        raise _card_data_problem(pointers)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
         raise problem_from_validation(exc) from None
+
+
+def _card_data_problem(pointers: list[str]) -> Problem:
+    return Problem(
+        422,
+        "card_data_not_allowed",
+        "Raw card data is not accepted",
+        "durapay never handles card numbers or security codes: tokenize the card with your "
+        "gateway's client SDK and send the token as payment_method.token.",
+        errors=[field_error(pointer, "card number or security code not allowed") for pointer in pointers],
+    )
 
 
 def _minor_of(amount: Decimal, currency: str) -> int:
@@ -479,6 +486,10 @@ async def list_payments(request: web.Request) -> web.Response:
         raise Problem(
             400, "order_id_required", "order_id required", "List payments with ?order_id=<order id> (1 to 128 characters)."
         )
+    if contains_card_number(order_id):
+        # No payment can have such an order id (creating one refuses it): nothing to look up, and
+        # the number must not travel on into the store's query (or a debug log of it).
+        raise _card_data_problem(["/order_id"])
     views = await deps.payments.list_by_order(order_id)
     return _json(PaymentList(data=[PaymentOut.of(view) for view in views]), 200)
 

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.ports import StoreUnavailable
+from api.schemas import mask_card_numbers
 from workflows.rejections import Rejection
 
 log = logging.getLogger("durapay.api")
@@ -190,8 +191,9 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
 
 def _internal(request: web.Request, exc: BaseException) -> Problem:
     error_id = uuid.uuid4().hex
-    # path, not the URL: a query string is caller-controlled and could carry anything.
-    log.error("unhandled error %s on %s %s", error_id, request.method, request.path, exc_info=exc)
+    # path, not the URL: a query string is caller-controlled and could carry anything; and even the
+    # path with any card number in it masked.
+    log.error("unhandled error %s on %s %s", error_id, request.method, mask_card_numbers(request.path), exc_info=exc)
     return Problem(
         500,
         "internal_error",

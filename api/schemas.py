@@ -92,6 +92,12 @@ def contains_card_number(text: str) -> bool:
     return False
 
 
+def mask_card_numbers(text: str) -> str:
+    """`text` with every digit run that holds a card number replaced by `[redacted]`: for logging
+    what a caller chose (a path, an id) without ever writing a card number down."""
+    return _DIGIT_RUN.sub(lambda m: "[redacted]" if contains_card_number(m.group()) else m.group(), text)
+
+
 def _pointer_segment(key: str) -> str:
     if contains_card_number(key):
         return "*"  # a key can be card data too; the pointer must not repeat it
