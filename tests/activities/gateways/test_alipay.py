@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -28,69 +29,21 @@ from activities.gateways.base import (
     GatewayTransientError,
     NotSupported,
 )
-from activities.gateways.http import HttpSettings
 from activities.gateways.signing import rsa_sha256_verify, sorted_params_content
+from tests.activities.gateways.helpers import ALIPAY, QUICK_HTTP, paid, pid, serving
 from tests.fakes.alipay_server import FakeAlipay
 from tests.fakes.wechatpay_server import keypair
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
-from workflows.gateway_io import (
-    AuthorizeCall,
-    CancelCall,
-    CaptureCall,
-    GatewayPaymentStatus,
-    LookupCall,
-    RefundCall,
-    RefundLookupCall,
-)
+from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 
-
-@pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeAlipay]:
-    async with FakeAlipay() as server:
-        yield server
+fake = serving(FakeAlipay)
 
 
 @pytest_asyncio.fixture
 async def gateway(fake: FakeAlipay) -> AsyncIterator[AlipayGateway]:
-    gw = AlipayGateway(fake.settings(http=HttpSettings(timeout_seconds=1.0, connect_timeout_seconds=1.0)))
-    yield gw
-    await gw.aclose()
-
-
-def method(flow: str | None = "precreate") -> WalletMethod:
-    return WalletMethod(wallet="alipay", flow=flow)
-
-
-def authorize_call(payment_id: str, flow: str | None = "precreate", *, minor: int = 8888, **kwargs) -> AuthorizeCall:
-    return AuthorizeCall(
-        gateway="alipay", payment_id=payment_id, order_id=f"ord_{payment_id}", amount=Amount(minor=minor, currency="CNY"),
-        method=method(flow), capture=kwargs.pop("capture", True), idempotency_key=f"payment-{payment_id}:authorize",
-        expires_at=kwargs.pop("expires_at", datetime.now(timezone.utc) + timedelta(minutes=15)), **kwargs,
-    )
-
-
-def lookup_call(payment_id: str, flow: str | None = "precreate") -> LookupCall:
-    return LookupCall(
-        gateway="alipay", payment_id=payment_id, amount=Amount(minor=8888, currency="CNY"),
-        method=method(flow) if flow else None,
-    )
-
-
-def refund_call(payment_id: str, refund_id: str, minor: int) -> RefundCall:
-    return RefundCall(
-        gateway="alipay", payment_id=payment_id, provider_payment_id=None, refund_id=refund_id,
-        amount=Amount(minor=minor, currency="CNY"), reason="customer request",
-        idempotency_key=f"payment-{payment_id}:refund:{refund_id}",
-    )
-
-
-def refund_lookup(payment_id: str, refund_id: str) -> RefundLookupCall:
-    return RefundLookupCall(gateway="alipay", payment_id=payment_id, provider_payment_id=None, refund_id=refund_id)
-
-
-def pid(unique: str) -> str:
-    return f"pay_{unique}"
+    async with aclosing(AlipayGateway(fake.settings(http=QUICK_HTTP))) as gw:
+        yield gw
 
 
 # -------------------------------------------------------------------- signing
@@ -123,6 +76,7 @@ def test_raw_member_is_the_exact_signed_text():
 
 def test_alipay_time_is_beijing_time():
     assert alipay_time(datetime(2026, 1, 1, 16, 30, 5, tzinfo=timezone.utc)) == "2026-01-02 00:30:05"
+    assert alipay_time(datetime(2026, 1, 1, 16, 30, 5)) == "2026-01-02 00:30:05"  # naive is UTC
 
 
 # -------------------------------------------------------------------- authorize per flow
@@ -130,7 +84,7 @@ def test_alipay_time_is_beijing_time():
 
 async def test_precreate_returns_the_qr_code_with_yuan_amount_and_expiry(fake, gateway, unique):
     expires = datetime(2030, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
-    result = await gateway.authorize(authorize_call(pid(unique), expires_at=expires, description="龙井茶"))
+    result = await gateway.authorize(ALIPAY.authorize(pid(unique), expires_at=expires, description="龙井茶"))
 
     trade = fake.trades[pid(unique)]
     assert result.status is GatewayPaymentStatus.REQUIRES_ACTION
@@ -143,37 +97,37 @@ async def test_precreate_returns_the_qr_code_with_yuan_amount_and_expiry(fake, g
 
 
 async def test_default_flow_is_the_qr_code(gateway, unique):
-    result = await gateway.authorize(authorize_call(pid(unique), None))
+    result = await gateway.authorize(ALIPAY.authorize(pid(unique), None))
     assert result.next_action.type is NextActionType.DISPLAY_QR_CODE
 
 
 async def test_amounts_keep_two_decimals(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique), minor=100))
+    await gateway.authorize(ALIPAY.authorize(pid(unique), minor=100))
     assert fake.trades[pid(unique)].biz["total_amount"] == "1.00"
 
 
 async def test_retried_precreate_returns_the_same_trade(fake, gateway, unique):
-    first = await gateway.authorize(authorize_call(pid(unique)))
-    second = await gateway.authorize(authorize_call(pid(unique)))
+    first = await gateway.authorize(ALIPAY.authorize(pid(unique)))
+    second = await gateway.authorize(ALIPAY.authorize(pid(unique)))
     assert first.next_action.qr_code == second.next_action.qr_code and len(fake.trades) == 1
 
 
 async def test_precreate_after_the_customer_paid_reports_the_payment(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
     fake.pay(pid(unique))
-    result = await gateway.authorize(authorize_call(pid(unique)))
+    result = await gateway.authorize(ALIPAY.authorize(pid(unique)))
     assert result.status is GatewayPaymentStatus.SUCCEEDED and result.captured_minor == 8888
 
 
 async def test_precreate_with_other_parameters_under_the_same_number_is_refused(gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
     with pytest.raises(GatewayInvalidRequest, match="ACQ.CONTEXT_INCONSISTENT"):
-        await gateway.authorize(authorize_call(pid(unique), minor=1))
+        await gateway.authorize(ALIPAY.authorize(pid(unique), minor=1))
 
 
 @pytest.mark.parametrize(("flow", "product"), [("page", "FAST_INSTANT_TRADE_PAY"), ("wap", "QUICK_WAP_WAY")])
 async def test_page_and_wap_redirect_to_a_signed_gateway_url(fake, gateway, unique, flow, product):
-    result = await gateway.authorize(authorize_call(pid(unique), flow, return_url="https://shop.example/back"))
+    result = await gateway.authorize(ALIPAY.authorize(pid(unique), flow, return_url="https://shop.example/back"))
 
     action = result.next_action
     assert action.type is NextActionType.REDIRECT_TO_URL
@@ -183,22 +137,22 @@ async def test_page_and_wap_redirect_to_a_signed_gateway_url(fake, gateway, uniq
     assert json.loads(params["biz_content"])["product_code"] == product
     assert fake.trades == {}  # AliPay creates the trade when the customer opens the page
     # Until then a lookup that knows the flow keeps waiting; without the flow it is "not found".
-    assert (await gateway.lookup(lookup_call(pid(unique), flow))).status is GatewayPaymentStatus.REQUIRES_ACTION
-    assert (await gateway.lookup(lookup_call(pid(unique), None))).status is GatewayPaymentStatus.NOT_FOUND
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique), flow))).status is GatewayPaymentStatus.REQUIRES_ACTION
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique), method=None))).status is GatewayPaymentStatus.NOT_FOUND
 
     assert await fake.open(action.url) == 200
     assert fake.trades[pid(unique)].product_code == product
     fake.pay(pid(unique))
-    assert (await gateway.lookup(lookup_call(pid(unique), flow))).status is GatewayPaymentStatus.SUCCEEDED
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique), flow))).status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_page_uses_the_configured_return_url_by_default(gateway, unique):
-    result = await gateway.authorize(authorize_call(pid(unique), "page"))
+    result = await gateway.authorize(ALIPAY.authorize(pid(unique), "page"))
     assert parse_qs(urlsplit(result.next_action.url).query)["return_url"] == ["https://shop.example/paid"]
 
 
 async def test_app_returns_a_signed_order_string(fake, gateway, unique):
-    result = await gateway.authorize(authorize_call(pid(unique), "app"))
+    result = await gateway.authorize(ALIPAY.authorize(pid(unique), "app"))
     action = result.next_action
     assert action.type is NextActionType.USE_SDK
     params = dict(parse_qsl(action.data["order_string"]))
@@ -210,13 +164,13 @@ async def test_app_returns_a_signed_order_string(fake, gateway, unique):
 
 async def test_manual_capture_other_currencies_wallets_and_flows_are_refused(gateway, unique):
     with pytest.raises(NotSupported):
-        await gateway.authorize(authorize_call(pid(unique), capture=False))
+        await gateway.authorize(ALIPAY.authorize(pid(unique), capture=False))
     with pytest.raises(GatewayInvalidRequest, match="CNY"):
-        await gateway.authorize(authorize_call(pid(unique)).model_copy(update={"amount": Amount(minor=1, currency="EUR")}))
+        await gateway.authorize(ALIPAY.authorize(pid(unique)).model_copy(update={"amount": Amount(minor=1, currency="EUR")}))
     with pytest.raises(GatewayInvalidRequest):
-        await gateway.authorize(authorize_call(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay")}))
+        await gateway.authorize(ALIPAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay")}))
     with pytest.raises(GatewayInvalidRequest, match="native"):
-        await gateway.authorize(authorize_call(pid(unique), "native"))
+        await gateway.authorize(ALIPAY.authorize(pid(unique), "native"))
 
 
 def test_profile(fake):
@@ -227,49 +181,42 @@ def test_profile(fake):
 
 async def test_wrong_app_key_is_a_configuration_error(fake, unique):
     other = FakeAlipay(app_key_slot="another-alipay-app")
-    gw = AlipayGateway(fake.settings(app_private_key=other.app_private_key))
-    try:
+    async with aclosing(AlipayGateway(fake.settings(app_private_key=other.app_private_key))) as gw:
         with pytest.raises(GatewayConfigError, match="isv.invalid-signature"):
-            await gw.lookup(lookup_call(pid(unique)))
-    finally:
-        await gw.aclose()
+            await gw.lookup(ALIPAY.lookup(pid(unique)))
 
 
 # -------------------------------------------------------------------- query, capture, close
 
 
 async def test_lookup_states(fake, gateway, unique):
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.NOT_FOUND
-    await gateway.authorize(authorize_call(pid(unique)))
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.NOT_FOUND
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
     trade = fake.pay(pid(unique))
-    paid = await gateway.lookup(lookup_call(pid(unique)))
+    paid = await gateway.lookup(ALIPAY.lookup(pid(unique)))
     assert paid.status is GatewayPaymentStatus.SUCCEEDED
     assert paid.provider_payment_id == trade.trade_no and paid.captured_minor == 8888
     fake.trades[pid(unique)].trade_status = "TRADE_FINISHED"
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.SUCCEEDED
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_expired_unpaid_trade_is_cancelled(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
     fake.trades[pid(unique)].time_expire = datetime.now(timezone.utc) - timedelta(seconds=1)
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
 async def test_fully_refunded_trade_is_still_paid(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique), minor=500))
-    fake.pay(pid(unique))
-    await gateway.refund(refund_call(pid(unique), "ref_all", 500))
+    await paid(fake, gateway, ALIPAY, pid(unique), minor=500)
+    await gateway.refund(ALIPAY.refund(pid(unique), "ref_all", 500))
     assert fake.trades[pid(unique)].trade_status == "TRADE_CLOSED"
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.SUCCEEDED
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_capture_is_a_no_op_for_a_paid_trade_only(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
-    capture = CaptureCall(
-        gateway="alipay", payment_id=pid(unique), provider_payment_id=None, amount=Amount(minor=8888, currency="CNY"),
-        idempotency_key=f"payment-{pid(unique)}:capture",
-    )
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
+    capture = ALIPAY.capture(pid(unique))
     with pytest.raises(NotSupported):
         await gateway.capture(capture)
     fake.pay(pid(unique))
@@ -278,71 +225,61 @@ async def test_capture_is_a_no_op_for_a_paid_trade_only(fake, gateway, unique):
     assert fake.calls[calls:] == ["alipay.trade.query"]
 
 
-def cancel_call(payment_id: str) -> CancelCall:
-    return CancelCall(gateway="alipay", payment_id=payment_id, provider_payment_id=None, reason="abandoned",
-                      idempotency_key=f"payment-{payment_id}:cancel")
-
-
 async def test_cancel_closes_and_is_repeatable(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
-    assert (await gateway.cancel(cancel_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
+    assert (await gateway.cancel(ALIPAY.cancel(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
     assert fake.trades[pid(unique)].trade_status == "TRADE_CLOSED"
-    assert (await gateway.cancel(cancel_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    assert (await gateway.cancel(ALIPAY.cancel(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
 async def test_cancel_of_a_paid_trade_reports_the_payment(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
     fake.pay(pid(unique))
-    assert (await gateway.cancel(cancel_call(pid(unique)))).status is GatewayPaymentStatus.SUCCEEDED
+    assert (await gateway.cancel(ALIPAY.cancel(pid(unique)))).status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_cancel_of_a_page_never_opened_is_cancelled(gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique), "page"))
-    assert (await gateway.cancel(cancel_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    await gateway.authorize(ALIPAY.authorize(pid(unique), "page"))
+    assert (await gateway.cancel(ALIPAY.cancel(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
 # -------------------------------------------------------------------- refunds
 
 
-async def paid(fake: FakeAlipay, gateway: AlipayGateway, payment_id: str, minor: int = 10000) -> None:
-    await gateway.authorize(authorize_call(payment_id, minor=minor))
-    fake.pay(payment_id)
-
-
 async def test_several_partial_refunds(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
-    first = await gateway.refund(refund_call(pid(unique), "ref_a", 3000))
-    second = await gateway.refund(refund_call(pid(unique), "ref_b", 2050))
+    await paid(fake, gateway, ALIPAY, pid(unique))
+    first = await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 3000))
+    second = await gateway.refund(ALIPAY.refund(pid(unique), "ref_b", 2050))
     assert first.status is second.status is RefundStatus.SUCCEEDED
     trade = fake.trades[pid(unique)]
     assert {k: str(v) for k, v in trade.refunds.items()} == {"ref_a": "30.00", "ref_b": "20.50"}
     assert trade.trade_status == "TRADE_SUCCESS"
-    assert (await gateway.lookup_refund(refund_lookup(pid(unique), "ref_b"))).status is RefundStatus.SUCCEEDED
+    assert (await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_b"))).status is RefundStatus.SUCCEEDED
 
 
 async def test_retried_refund_is_the_same_refund(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
-    await gateway.refund(refund_call(pid(unique), "ref_a", 3000))
-    again = await gateway.refund(refund_call(pid(unique), "ref_a", 3000))  # fund_change N, confirmed by query
+    await paid(fake, gateway, ALIPAY, pid(unique))
+    await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 3000))
+    again = await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 3000))  # fund_change N, confirmed by query
     assert again.status is RefundStatus.SUCCEEDED
     assert str(fake.trades[pid(unique)].refunded) == "30.00"
 
 
 async def test_refund_over_what_is_left_fails_with_alipay_code(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique), minor=1000)
-    await gateway.refund(refund_call(pid(unique), "ref_a", 900))
-    result = await gateway.refund(refund_call(pid(unique), "ref_b", 200))
+    await paid(fake, gateway, ALIPAY, pid(unique), minor=1000)
+    await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 900))
+    result = await gateway.refund(ALIPAY.refund(pid(unique), "ref_b", 200))
     assert result.status is RefundStatus.FAILED and result.failure.decline_code == "ACQ.REFUND_AMT_RESTRICTION"
 
 
 async def test_refund_unknown_trade_or_request(gateway, unique):
-    assert (await gateway.refund(refund_call(pid(unique), "ref_a", 100))).failure.decline_code == "ACQ.TRADE_NOT_EXIST"
-    assert (await gateway.lookup_refund(refund_lookup(pid(unique), "ref_a"))).status is RefundStatus.FAILED
+    assert (await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 100))).failure.decline_code == "ACQ.TRADE_NOT_EXIST"
+    assert (await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_a"))).status is RefundStatus.FAILED
 
 
 async def test_lookup_of_a_refund_never_made_fails(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
-    result = await gateway.lookup_refund(refund_lookup(pid(unique), "ref_none"))
+    await paid(fake, gateway, ALIPAY, pid(unique))
+    result = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none"))
     assert result.status is RefundStatus.FAILED and result.failure.code == "refund_not_found"
 
 
@@ -352,47 +289,47 @@ async def test_lookup_of_a_refund_never_made_fails(fake, gateway, unique):
 async def test_5xx_on_precreate_is_an_unknown_outcome_and_a_retry_finds_one_trade(fake, gateway, unique):
     fake.faults.fail_next(502, match="precreate")
     with pytest.raises(GatewayOutcomeUnknown):
-        await gateway.authorize(authorize_call(pid(unique)))
-    await gateway.authorize(authorize_call(pid(unique)))
+        await gateway.authorize(ALIPAY.authorize(pid(unique)))
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
     assert len(fake.trades) == 1
 
 
 async def test_503_is_transient_and_429_rate_limited(fake, gateway, unique):
     fake.faults.fail_next(503, match="query")
     with pytest.raises(GatewayTransientError) as info:
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(ALIPAY.lookup(pid(unique)))
     assert not isinstance(info.value, GatewayOutcomeUnknown)
     fake.faults.rate_limit_next(retry_after="3")
     with pytest.raises(GatewayRateLimited) as limited:
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(ALIPAY.lookup(pid(unique)))
     assert limited.value.retry_after == 3.0
 
 
 async def test_dropped_answer_after_the_refund_was_made(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
+    await paid(fake, gateway, ALIPAY, pid(unique))
     fake.faults.drop_next(match="alipay.trade.refund")
     with pytest.raises(GatewayOutcomeUnknown):
-        await gateway.refund(refund_call(pid(unique), "ref_a", 100))
+        await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 100))
     assert "ref_a" in fake.trades[pid(unique)].refunds
-    assert (await gateway.refund(refund_call(pid(unique), "ref_a", 100))).status is RefundStatus.SUCCEEDED
+    assert (await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 100))).status is RefundStatus.SUCCEEDED
     assert str(fake.trades[pid(unique)].refunded) == "1.00"
 
 
 async def test_slow_answer_past_the_timeout_is_an_unknown_outcome(fake, gateway, unique):
     fake.faults.delay_next(1.5, match="precreate")
     with pytest.raises(GatewayOutcomeUnknown):
-        await gateway.authorize(authorize_call(pid(unique)))
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
+        await gateway.authorize(ALIPAY.authorize(pid(unique)))
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
 
 
 async def test_a_slow_provider_times_out_as_unknown_outcome(fake, gateway, unique):
     fake.faults.latency = 1.5  # every answer, before the work; the client gives up after 1 s
     try:
         with pytest.raises(GatewayOutcomeUnknown):
-            await gateway.lookup(lookup_call(pid(unique)))
+            await gateway.lookup(ALIPAY.lookup(pid(unique)))
     finally:
         fake.faults.clear()
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.NOT_FOUND
+    assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.NOT_FOUND
 
 
 async def test_alipay_system_error_is_retried(fake, gateway, unique, monkeypatch):
@@ -403,30 +340,27 @@ async def test_alipay_system_error_is_retried(fake, gateway, unique, monkeypatch
 
     monkeypatch.setattr(fake, "_query", system_error)
     with pytest.raises(GatewayTransientError, match="20000"):
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(ALIPAY.lookup(pid(unique)))
 
 
 async def test_answers_with_a_bad_or_missing_signature_are_not_trusted(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(ALIPAY.authorize(pid(unique)))
     fake.break_response_signatures = True
     with pytest.raises(GatewayTransientError, match="signature"):
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(ALIPAY.lookup(pid(unique)))
     with pytest.raises(GatewayOutcomeUnknown, match="signature"):
-        await gateway.cancel(cancel_call(pid(unique)))
+        await gateway.cancel(ALIPAY.cancel(pid(unique)))
     fake.break_response_signatures = False
     fake.unsigned_responses = True
     with pytest.raises(GatewayTransientError, match="unsigned"):
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(ALIPAY.lookup(pid(unique)))
 
 
 async def test_connection_refused_is_transient(fake, unique):
-    gw = AlipayGateway(fake.settings(gateway_url="http://127.0.0.1:9/gateway.do"))
-    try:
+    async with aclosing(AlipayGateway(fake.settings(gateway_url="http://127.0.0.1:9/gateway.do"))) as gw:
         with pytest.raises(GatewayTransientError) as info:
-            await gw.lookup(lookup_call(pid(unique)))
+            await gw.lookup(ALIPAY.lookup(pid(unique)))
         assert not isinstance(info.value, GatewayOutcomeUnknown)
-    finally:
-        await gw.aclose()
 
 
 # -------------------------------------------------------------------- settings

@@ -6,9 +6,9 @@ import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
 from activities.gateways.stripe import from_stripe_amount, stripe_exponent, to_stripe_amount
+from tests.activities.gateways.helpers import STRIPE, pid
 from tests.fakes.stripe_server import fake_stripe, stripe_gateway, stripe_server  # noqa: F401 (fixtures)
-from workflows.domain import CardMethod
-from workflows.gateway_io import AuthorizeCall, GatewayPaymentStatus
+from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -54,17 +54,7 @@ def test_exponents():
     [("500", "ISK", "50000"), ("5.120", "KWD", "5120"), ("1000", "JPY", "1000")],
 )
 async def test_what_the_wire_carries(stripe_gateway, fake_stripe, unique, amount, currency, sent):
-    result = await stripe_gateway.authorize(
-        AuthorizeCall(
-            gateway="stripe",
-            payment_id=f"pay_{unique}",
-            order_id=f"order_{unique}",
-            amount=Amount.of(amount, currency),
-            method=CardMethod(token="pm_card_visa"),
-            capture=True,
-            idempotency_key=f"payment-pay_{unique}:authorize",
-        )
-    )
+    result = await stripe_gateway.authorize(STRIPE.authorize(pid(unique), amount=Amount.of(amount, currency)))
 
     [request] = fake_stripe.posts()
     assert (request.params["amount"], request.params["currency"]) == (sent, currency.lower())
@@ -74,16 +64,6 @@ async def test_what_the_wire_carries(stripe_gateway, fake_stripe, unique, amount
 
 async def test_a_refused_amount_never_reaches_stripe(stripe_gateway, fake_stripe, unique):
     with pytest.raises(GatewayInvalidRequest):
-        await stripe_gateway.authorize(
-            AuthorizeCall(
-                gateway="stripe",
-                payment_id=f"pay_{unique}",
-                order_id=f"order_{unique}",
-                amount=Amount.of("5.125", "KWD"),
-                method=CardMethod(token="pm_card_visa"),
-                capture=True,
-                idempotency_key=f"payment-pay_{unique}:authorize",
-            )
-        )
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique), amount=Amount.of("5.125", "KWD")))
 
     assert fake_stripe.requests == []

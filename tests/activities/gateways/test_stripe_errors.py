@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from contextlib import aclosing
 
 import httpx
 import pytest
@@ -18,38 +19,21 @@ from activities.gateways.base import (
     GatewayTransientError,
 )
 from activities.gateways.stripe import StripeGateway, StripeSettings, translate_error
+from tests.activities.gateways.helpers import STRIPE, pid
 from tests.fakes.stripe_server import (  # noqa: F401 (fixtures)
     fake_stripe,
     gateway_section,
     stripe_gateway,
     stripe_server,
 )
-from workflows.domain import CardMethod
-from workflows.gateway_io import AuthorizeCall, GatewayPaymentStatus, LookupCall
+from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
-def sale(unique: str, amount: str = "49.99") -> AuthorizeCall:
-    payment_id = f"pay_{unique}"
-    return AuthorizeCall(
-        gateway="stripe",
-        payment_id=payment_id,
-        order_id=f"order_{unique}",
-        amount=Amount.of(amount, "USD"),
-        method=CardMethod(token="pm_card_visa"),
-        capture=True,
-        idempotency_key=f"payment-{payment_id}:authorize",
-    )
-
-
-def lookup(call: AuthorizeCall, provider_payment_id: str | None = None) -> LookupCall:
-    return LookupCall(gateway="stripe", payment_id=call.payment_id, provider_payment_id=provider_payment_id, amount=call.amount)
-
-
 async def test_a_5xx_burst_before_execution_is_transient_then_one_charge(stripe_gateway, fake_stripe, unique):
-    call = sale(unique)
+    call = STRIPE.authorize(pid(unique))
     fake_stripe.fail_next(2, status=500, path="/v1/payment_intents")
 
     for _ in range(2):
@@ -65,7 +49,7 @@ async def test_a_5xx_burst_before_execution_is_transient_then_one_charge(stripe_
 
 
 async def test_a_5xx_after_execution_is_an_unknown_outcome_the_lookup_resolves(stripe_gateway, fake_stripe, unique):
-    call = sale(unique)
+    call = STRIPE.authorize(pid(unique))
     fake_stripe.fail_next(1, status=500, executed=True)
 
     with pytest.raises(GatewayOutcomeUnknown):
@@ -75,7 +59,7 @@ async def test_a_5xx_after_execution_is_an_unknown_outcome_the_lookup_resolves(s
         await stripe_gateway.authorize(call)
     assert fake_stripe.requests[-1].replayed
 
-    resolved = await stripe_gateway.lookup(lookup(call))
+    resolved = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id))
     assert resolved.status is GatewayPaymentStatus.SUCCEEDED
     assert len(fake_stripe.charges_for(call.payment_id)) == 1
 
@@ -84,14 +68,14 @@ async def test_a_5xx_on_a_read_is_transient(stripe_gateway, fake_stripe, unique)
     fake_stripe.fail_next(1, status=502, path="/v1/payment_intents/search")
 
     with pytest.raises(GatewayTransientError) as caught:
-        await stripe_gateway.lookup(lookup(sale(unique)))
+        await stripe_gateway.lookup(STRIPE.lookup(pid(unique)))
 
     assert not isinstance(caught.value, GatewayOutcomeUnknown)
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(2, 2.0), (None, None)])
 async def test_429_is_rate_limited_with_stripes_delay(stripe_gateway, fake_stripe, unique, retry_after, expected):
-    call = sale(unique)
+    call = STRIPE.authorize(pid(unique))
     fake_stripe.rate_limit_next(1, retry_after=retry_after)
 
     with pytest.raises(GatewayRateLimited) as caught:
@@ -105,7 +89,7 @@ async def test_429_is_rate_limited_with_stripes_delay(stripe_gateway, fake_strip
 async def test_a_dropped_response_after_the_charge_is_unknown_and_the_retry_replays(
     stripe_gateway, fake_stripe, unique
 ):
-    call = sale(unique)
+    call = STRIPE.authorize(pid(unique))
     fake_stripe.drop_response_next()
 
     with pytest.raises(GatewayOutcomeUnknown):
@@ -122,9 +106,9 @@ async def test_a_dropped_response_after_the_charge_is_unknown_and_the_retry_repl
 
 async def test_a_timeout_is_unknown_a_retry_while_stripe_works_is_transient(stripe_server, unique):
     stripe_server.reset()
-    gateway = StripeGateway(StripeSettings.model_validate(gateway_section(stripe_server, timeout_seconds=0.2)))
-    call = sale(unique)
-    try:
+    call = STRIPE.authorize(pid(unique))
+    settings = StripeSettings.model_validate(gateway_section(stripe_server, timeout_seconds=0.2))
+    async with aclosing(StripeGateway(settings)) as gateway:
         stripe_server.latency = 0.6
         with pytest.raises(GatewayOutcomeUnknown):
             await gateway.authorize(call)
@@ -136,8 +120,6 @@ async def test_a_timeout_is_unknown_a_retry_while_stripe_works_is_transient(stri
         await asyncio.sleep(0.6)
 
         result = await gateway.authorize(call)
-    finally:
-        await gateway.aclose()
 
     assert result.status is GatewayPaymentStatus.SUCCEEDED
     assert len(stripe_server.charges_for(call.payment_id)) == 1
@@ -148,31 +130,24 @@ async def test_nobody_listening_is_transient_never_unknown(unique):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     section = {"secret_key": "sk_test_x", "webhook_secret": "whsec_x", "api_base": f"http://127.0.0.1:{port}"}
-    gateway = StripeGateway(StripeSettings.model_validate(section))
-    try:
+    async with aclosing(StripeGateway(StripeSettings.model_validate(section))) as gateway:
         with pytest.raises(GatewayTransientError) as caught:
-            await gateway.authorize(sale(unique))
-    finally:
-        await gateway.aclose()
+            await gateway.authorize(STRIPE.authorize(pid(unique)))
 
     assert not isinstance(caught.value, GatewayOutcomeUnknown)
 
 
 async def test_a_wrong_secret_key_is_a_configuration_error(stripe_server, unique):
-    gateway = StripeGateway(
-        StripeSettings.model_validate(gateway_section(stripe_server, secret_key="sk_test_not_the_right_one"))
-    )
-    try:
+    settings = StripeSettings.model_validate(gateway_section(stripe_server, secret_key="sk_test_not_the_right_one"))
+    async with aclosing(StripeGateway(settings)) as gateway:
         with pytest.raises(GatewayConfigError) as caught:
-            await gateway.authorize(sale(unique))
-    finally:
-        await gateway.aclose()
+            await gateway.authorize(STRIPE.authorize(pid(unique)))
 
     assert "sk_test_not_the_right_one" not in caught.value.message
 
 
 async def test_our_key_with_other_parameters_is_final(stripe_gateway, fake_stripe, unique):
-    call = sale(unique)
+    call = STRIPE.authorize(pid(unique))
     await stripe_gateway.authorize(call)
 
     with pytest.raises(GatewayInvalidRequest) as caught:
@@ -184,7 +159,7 @@ async def test_our_key_with_other_parameters_is_final(stripe_gateway, fake_strip
 
 async def test_stripe_rejecting_the_request_is_final_with_its_message(stripe_gateway, fake_stripe, unique):
     with pytest.raises(GatewayInvalidRequest) as caught:
-        await stripe_gateway.authorize(sale(unique, amount="0.10"))
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique), minor=10))
 
     assert caught.value.code == "amount_too_small"
     assert "minimum charge amount" in caught.value.message

@@ -6,43 +6,17 @@ import httpx
 import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
+from tests.activities.gateways.helpers import STRIPE, pid
 from tests.fakes.stripe_server import fake_stripe, stripe_gateway, stripe_server  # noqa: F401 (fixtures)
-
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-from workflows.domain import BankTransferMethod, CardMethod, NextActionType
-from workflows.gateway_io import (
-    AuthorizeCall,
-    CancelCall,
-    CaptureCall,
-    GatewayPaymentStatus,
-    LookupCall,
-)
+from workflows.domain import BankTransferMethod, NextActionType
+from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 
-
-def authorize_call(unique: str, token: str = "pm_card_visa", *, capture: bool = True, **extra) -> AuthorizeCall:
-    payment_id = f"pay_{unique}"
-    fields = {
-        "gateway": "stripe",
-        "payment_id": payment_id,
-        "order_id": f"order_{unique}",
-        "amount": Amount.of("49.99", "USD"),
-        "method": CardMethod(token=token),
-        "capture": capture,
-        "idempotency_key": f"payment-{payment_id}:authorize",
-        **extra,
-    }
-    return AuthorizeCall(**fields)
-
-
-def lookup_call(call: AuthorizeCall, provider_payment_id: str | None = None) -> LookupCall:
-    return LookupCall(
-        gateway="stripe", payment_id=call.payment_id, provider_payment_id=provider_payment_id, amount=call.amount
-    )
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
 async def test_sale_with_a_payment_method_succeeds_with_our_ids_in_metadata(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, metadata={"cart": "c-1"})
+    call = STRIPE.authorize(pid(unique), metadata={"cart": "c-1"})
 
     result = await stripe_gateway.authorize(call)
 
@@ -62,7 +36,7 @@ async def test_sale_with_a_payment_method_succeeds_with_our_ids_in_metadata(stri
 
 
 async def test_a_card_token_is_confirmed_through_payment_method_data(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, "tok_mastercard")
+    call = STRIPE.authorize(pid(unique), "tok_mastercard")
 
     result = await stripe_gateway.authorize(call)
 
@@ -83,7 +57,7 @@ async def test_a_card_token_is_confirmed_through_payment_method_data(stripe_gate
     ],
 )
 async def test_a_decline_is_a_final_result_with_stripes_codes(stripe_gateway, fake_stripe, unique, token, decline_code, message):
-    call = authorize_call(unique, token)
+    call = STRIPE.authorize(pid(unique), token)
 
     result = await stripe_gateway.authorize(call)
 
@@ -103,19 +77,13 @@ async def test_a_decline_is_a_final_result_with_stripes_codes(stripe_gateway, fa
 
 
 async def test_manual_capture_authorizes_then_captures_part(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, capture=False)
+    call = STRIPE.authorize(pid(unique), capture=False)
 
     held = await stripe_gateway.authorize(call)
     assert held.status is GatewayPaymentStatus.AUTHORIZED
     assert held.authorized_minor == 4999 and held.captured_minor is None
 
-    capture = CaptureCall(
-        gateway="stripe",
-        payment_id=call.payment_id,
-        provider_payment_id=held.provider_payment_id,
-        amount=Amount.of("30.00", "USD"),
-        idempotency_key=f"payment-{call.payment_id}:capture",
-    )
+    capture = STRIPE.capture(call.payment_id, 3000, provider_payment_id=held.provider_payment_id)
     captured = await stripe_gateway.capture(capture)
 
     assert captured.status is GatewayPaymentStatus.SUCCEEDED
@@ -129,18 +97,10 @@ async def test_manual_capture_authorizes_then_captures_part(stripe_gateway, fake
 
 
 async def test_full_capture_without_the_intent_id_finds_it_by_our_reference(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, capture=False)
+    call = STRIPE.authorize(pid(unique), capture=False)
     held = await stripe_gateway.authorize(call)
 
-    captured = await stripe_gateway.capture(
-        CaptureCall(
-            gateway="stripe",
-            payment_id=call.payment_id,
-            provider_payment_id=None,
-            amount=call.amount,
-            idempotency_key=f"payment-{call.payment_id}:capture",
-        )
-    )
+    captured = await stripe_gateway.capture(STRIPE.capture(call.payment_id))
 
     assert captured.status is GatewayPaymentStatus.SUCCEEDED
     assert captured.provider_payment_id == held.provider_payment_id
@@ -148,7 +108,7 @@ async def test_full_capture_without_the_intent_id_finds_it_by_our_reference(stri
 
 
 async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
+    call = STRIPE.authorize(pid(unique), "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
 
     pending = await stripe_gateway.authorize(call)
 
@@ -157,7 +117,7 @@ async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(s
     assert pending.next_action.type is NextActionType.REDIRECT_TO_URL
     assert pending.next_action.url == fake_stripe.three_ds_url(pending.provider_payment_id)
     assert pending.next_action.data == {"return_url": "https://shop.example/return"}
-    before = await stripe_gateway.lookup(lookup_call(call, pending.provider_payment_id))
+    before = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id))
     assert before.status is GatewayPaymentStatus.REQUIRES_ACTION
 
     async with httpx.AsyncClient() as browser:
@@ -167,7 +127,7 @@ async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(s
 
     # What the return carried is a hint only; the lookup asks Stripe.
     after = await stripe_gateway.lookup(
-        lookup_call(call, pending.provider_payment_id).model_copy(update={"action_data": {"redirect_status": "failed"}})
+        STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id, action_data={"redirect_status": "failed"})
     )
     assert after.status is GatewayPaymentStatus.SUCCEEDED
     assert after.captured_minor == 4999
@@ -175,7 +135,7 @@ async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(s
 
 
 async def test_three_ds_without_return_url_asks_for_stripe_js(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, "pm_card_authenticationRequired")
+    call = STRIPE.authorize(pid(unique), "pm_card_authenticationRequired")
 
     pending = await stripe_gateway.authorize(call)
 
@@ -192,12 +152,12 @@ async def test_three_ds_without_return_url_asks_for_stripe_js(stripe_gateway, fa
 
 
 async def test_failed_three_ds_is_a_decline_after_the_lookup(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
+    call = STRIPE.authorize(pid(unique), "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
     pending = await stripe_gateway.authorize(call)
 
     async with httpx.AsyncClient() as browser:
         await browser.get(pending.next_action.url, params={"outcome": "fail"})
-    result = await stripe_gateway.lookup(lookup_call(call, pending.provider_payment_id))
+    result = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id))
 
     assert result.status is GatewayPaymentStatus.DECLINED
     assert result.failure is not None and result.failure.code == "authentication_failed"
@@ -205,31 +165,23 @@ async def test_failed_three_ds_is_a_decline_after_the_lookup(stripe_gateway, fak
 
 
 async def test_requested_three_ds_on_a_manual_capture_ends_authorized(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, capture=False, request_three_ds=True, return_url="https://shop.example/r")
+    call = STRIPE.authorize(pid(unique), capture=False, request_three_ds=True, return_url="https://shop.example/r")
 
     pending = await stripe_gateway.authorize(call)
     assert pending.status is GatewayPaymentStatus.REQUIRES_ACTION
     assert fake_stripe.posts()[0].params["payment_method_options"] == {"card": {"request_three_d_secure": "any"}}
     fake_stripe.complete_three_ds(pending.provider_payment_id)
 
-    result = await stripe_gateway.lookup(lookup_call(call, pending.provider_payment_id))
+    result = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id))
     assert result.status is GatewayPaymentStatus.AUTHORIZED
     assert result.authorized_minor == 4999
 
 
 async def test_cancel_releases_an_authorization_with_stripes_reason(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, capture=False)
+    call = STRIPE.authorize(pid(unique), capture=False)
     held = await stripe_gateway.authorize(call)
 
-    cancelled = await stripe_gateway.cancel(
-        CancelCall(
-            gateway="stripe",
-            payment_id=call.payment_id,
-            provider_payment_id=held.provider_payment_id,
-            reason="abandoned",
-            idempotency_key=f"payment-{call.payment_id}:cancel",
-        )
-    )
+    cancelled = await stripe_gateway.cancel(STRIPE.cancel(call.payment_id, provider_payment_id=held.provider_payment_id))
 
     assert cancelled.status is GatewayPaymentStatus.CANCELLED
     assert cancelled.provider_response["cancellation_reason"] == "abandoned"
@@ -238,17 +190,11 @@ async def test_cancel_releases_an_authorization_with_stripes_reason(stripe_gatew
 
 
 async def test_cancel_with_a_reason_stripe_does_not_know_sends_none(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique, "pm_card_threeDSecure2Required")
+    call = STRIPE.authorize(pid(unique), "pm_card_threeDSecure2Required")
     pending = await stripe_gateway.authorize(call)
 
     cancelled = await stripe_gateway.cancel(
-        CancelCall(
-            gateway="stripe",
-            payment_id=call.payment_id,
-            provider_payment_id=pending.provider_payment_id,
-            reason="customer changed their mind",
-            idempotency_key=f"payment-{call.payment_id}:cancel",
-        )
+        STRIPE.cancel(call.payment_id, "customer changed their mind", provider_payment_id=pending.provider_payment_id)
     )
 
     assert cancelled.status is GatewayPaymentStatus.CANCELLED
@@ -256,17 +202,11 @@ async def test_cancel_with_a_reason_stripe_does_not_know_sends_none(stripe_gatew
 
 
 async def test_cancel_of_a_captured_payment_answers_its_current_state(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique)
+    call = STRIPE.authorize(pid(unique))
     paid = await stripe_gateway.authorize(call)
 
     result = await stripe_gateway.cancel(
-        CancelCall(
-            gateway="stripe",
-            payment_id=call.payment_id,
-            provider_payment_id=paid.provider_payment_id,
-            reason="requested_by_customer",
-            idempotency_key=f"payment-{call.payment_id}:cancel",
-        )
+        STRIPE.cancel(call.payment_id, "requested_by_customer", provider_payment_id=paid.provider_payment_id)
     )
 
     assert result.status is GatewayPaymentStatus.SUCCEEDED
@@ -274,46 +214,38 @@ async def test_cancel_of_a_captured_payment_answers_its_current_state(stripe_gat
 
 
 async def test_cancel_of_a_payment_never_made_is_not_found(stripe_gateway, fake_stripe, unique):
-    result = await stripe_gateway.cancel(
-        CancelCall(
-            gateway="stripe",
-            payment_id=f"pay_{unique}",
-            provider_payment_id=None,
-            reason="abandoned",
-            idempotency_key=f"payment-pay_{unique}:cancel",
-        )
-    )
+    result = await stripe_gateway.cancel(STRIPE.cancel(pid(unique)))
 
     assert result.status is GatewayPaymentStatus.NOT_FOUND
     assert fake_stripe.posts() == []
 
 
 async def test_lookup_by_our_reference_finds_the_intent_or_says_not_found(stripe_gateway, fake_stripe, unique):
-    call = authorize_call(unique)
+    call = STRIPE.authorize(pid(unique))
     paid = await stripe_gateway.authorize(call)
 
-    found = await stripe_gateway.lookup(lookup_call(call))
+    found = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id))
     assert found.status is GatewayPaymentStatus.SUCCEEDED
     assert found.provider_payment_id == paid.provider_payment_id
     search = fake_stripe.requests[-1]
     assert search.path == "/v1/payment_intents/search"
     assert search.params["query"] == f"metadata['durapay_payment_id']:'{call.payment_id}'"
 
-    never = await stripe_gateway.lookup(lookup_call(authorize_call(f"{unique}x")))
+    never = await stripe_gateway.lookup(STRIPE.lookup(pid(f"{unique}x")))
     assert never.status is GatewayPaymentStatus.NOT_FOUND
 
 
 async def test_lookup_of_an_unknown_intent_id_is_not_found(stripe_gateway, unique):
-    result = await stripe_gateway.lookup(lookup_call(authorize_call(unique), "pi_does_not_exist"))
+    result = await stripe_gateway.lookup(STRIPE.lookup(pid(unique), provider_payment_id="pi_does_not_exist"))
 
     assert result.status is GatewayPaymentStatus.NOT_FOUND
 
 
 async def test_lookup_refuses_an_intent_of_another_payment(stripe_gateway, unique):
-    other = await stripe_gateway.authorize(authorize_call(f"{unique}other"))
+    other = await stripe_gateway.authorize(STRIPE.authorize(pid(f"{unique}other")))
 
     with pytest.raises(GatewayInvalidRequest) as caught:
-        await stripe_gateway.lookup(lookup_call(authorize_call(unique), other.provider_payment_id))
+        await stripe_gateway.lookup(STRIPE.lookup(pid(unique), provider_payment_id=other.provider_payment_id))
     assert caught.value.code == "payment_mismatch"
 
 
@@ -321,14 +253,14 @@ async def test_a_saved_payment_method_is_used_with_its_stripe_customer(stripe_ga
     customer = await stripe_gateway.create_customer(email="a@example.com", name="A", idempotency_key=f"customer-{unique}")
     saved = await stripe_gateway.attach_payment_method(customer_id=customer.id, payment_method="pm_card_visa")
 
-    result = await stripe_gateway.authorize(authorize_call(unique, saved.id, customer_id=customer.id))
+    result = await stripe_gateway.authorize(STRIPE.authorize(pid(unique), saved.id, customer_id=customer.id))
 
     assert result.status is GatewayPaymentStatus.SUCCEEDED
     assert fake_stripe.posts()[-1].params["customer"] == customer.id
 
 
 async def test_a_merchant_customer_id_is_not_sent_to_stripe(stripe_gateway, fake_stripe, unique):
-    result = await stripe_gateway.authorize(authorize_call(unique, customer_id="merchant-customer-7"))
+    result = await stripe_gateway.authorize(STRIPE.authorize(pid(unique), customer_id="merchant-customer-7"))
 
     assert result.status is GatewayPaymentStatus.SUCCEEDED
     assert "customer" not in fake_stripe.posts()[-1].params
@@ -336,10 +268,10 @@ async def test_a_merchant_customer_id_is_not_sent_to_stripe(stripe_gateway, fake
 
 async def test_only_cards_and_configured_currencies_are_sent(stripe_gateway, fake_stripe, unique):
     with pytest.raises(GatewayInvalidRequest, match="cards only"):
-        await stripe_gateway.authorize(authorize_call(unique, method=BankTransferMethod()))
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique), method=BankTransferMethod()))
     with pytest.raises(GatewayInvalidRequest) as caught:
-        await stripe_gateway.authorize(authorize_call(unique, amount=Amount.of("10.00", "GBP")))
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique), amount=Amount.of("10.00", "GBP")))
     assert caught.value.code == "currency_not_supported"
     with pytest.raises(GatewayInvalidRequest, match="square brackets"):
-        await stripe_gateway.authorize(authorize_call(unique, metadata={"a[b]": "x"}))
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique), metadata={"a[b]": "x"}))
     assert fake_stripe.requests == []

@@ -5,48 +5,31 @@ from __future__ import annotations
 import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
+from tests.activities.gateways.helpers import STRIPE, pid
 from tests.fakes.stripe_server import fake_stripe, stripe_gateway, stripe_server  # noqa: F401 (fixtures)
-from workflows.domain import CardMethod, RefundStatus
-from workflows.gateway_io import AuthorizeCall, GatewayPaymentStatus, RefundCall, RefundLookupCall
-from workflows.money import Amount
+from workflows.domain import RefundStatus
+from workflows.gateway_io import GatewayPaymentStatus
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
-async def paid(gateway, unique: str, amount: str = "100.00") -> tuple[str, str]:
-    payment_id = f"pay_{unique}"
-    result = await gateway.authorize(
-        AuthorizeCall(
-            gateway="stripe",
-            payment_id=payment_id,
-            order_id=f"order_{unique}",
-            amount=Amount.of(amount, "USD"),
-            method=CardMethod(token="pm_card_visa"),
-            capture=True,
-            idempotency_key=f"payment-{payment_id}:authorize",
-        )
-    )
+async def charged(gateway, unique: str) -> tuple[str, str]:
+    """A 100.00 USD card payment, captured: (our payment id, Stripe's intent id)."""
+    payment_id = pid(unique)
+    result = await gateway.authorize(STRIPE.authorize(payment_id, minor=10000))
     assert result.status is GatewayPaymentStatus.SUCCEEDED
     return payment_id, result.provider_payment_id
 
 
-def refund_call(payment_id: str, intent_id: str | None, refund_id: str, amount: str, reason: str | None = None):
-    return RefundCall(
-        gateway="stripe",
-        payment_id=payment_id,
-        provider_payment_id=intent_id,
-        refund_id=refund_id,
-        amount=Amount.of(amount, "USD"),
-        reason=reason,
-        idempotency_key=f"payment-{payment_id}:refund:{refund_id}",
-    )
-
-
 async def test_several_partial_refunds_each_under_its_own_key(stripe_gateway, fake_stripe, unique):
-    payment_id, intent_id = await paid(stripe_gateway, unique)
+    payment_id, intent_id = await charged(stripe_gateway, unique)
 
-    first = await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_1", "30.00", "requested_by_customer"))
-    second = await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_2", "20.00", "damaged in transit"))
+    first = await stripe_gateway.refund(
+        STRIPE.refund(payment_id, "re_1", 3000, provider_payment_id=intent_id, reason="requested_by_customer")
+    )
+    second = await stripe_gateway.refund(
+        STRIPE.refund(payment_id, "re_2", 2000, provider_payment_id=intent_id, reason="damaged in transit")
+    )
 
     assert (first.refund_id, first.status) == ("re_1", RefundStatus.SUCCEEDED)
     assert (second.refund_id, second.status) == ("re_2", RefundStatus.SUCCEEDED)
@@ -68,8 +51,8 @@ async def test_several_partial_refunds_each_under_its_own_key(stripe_gateway, fa
 
 
 async def test_a_retried_refund_replays_instead_of_refunding_twice(stripe_gateway, fake_stripe, unique):
-    payment_id, intent_id = await paid(stripe_gateway, unique)
-    call = refund_call(payment_id, intent_id, "re_1", "100.00")
+    payment_id, intent_id = await charged(stripe_gateway, unique)
+    call = STRIPE.refund(payment_id, "re_1", 10000, provider_payment_id=intent_id)
 
     first = await stripe_gateway.refund(call)
     again = await stripe_gateway.refund(call)
@@ -80,20 +63,20 @@ async def test_a_retried_refund_replays_instead_of_refunding_twice(stripe_gatewa
 
 
 async def test_refunding_more_than_is_left_is_a_final_invalid_request(stripe_gateway, fake_stripe, unique):
-    payment_id, intent_id = await paid(stripe_gateway, unique)
-    await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_1", "80.00"))
+    payment_id, intent_id = await charged(stripe_gateway, unique)
+    await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 8000, provider_payment_id=intent_id))
 
     with pytest.raises(GatewayInvalidRequest) as caught:
-        await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_2", "30.00"))
+        await stripe_gateway.refund(STRIPE.refund(payment_id, "re_2", 3000, provider_payment_id=intent_id))
 
     assert caught.value.code == "amount_too_large"
     assert "greater than unrefunded amount" in caught.value.message
 
 
 async def test_refund_finds_the_intent_by_our_reference_when_its_id_was_lost(stripe_gateway, fake_stripe, unique):
-    payment_id, intent_id = await paid(stripe_gateway, unique)
+    payment_id, intent_id = await charged(stripe_gateway, unique)
 
-    result = await stripe_gateway.refund(refund_call(payment_id, None, "re_1", "10.00"))
+    result = await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=None))
 
     assert result.status is RefundStatus.SUCCEEDED
     assert fake_stripe.refunds[result.provider_refund_id]["payment_intent"] == intent_id
@@ -101,24 +84,16 @@ async def test_refund_finds_the_intent_by_our_reference_when_its_id_was_lost(str
 
 async def test_a_pending_refund_is_looked_up_by_either_id(stripe_gateway, fake_stripe, unique):
     fake_stripe.refund_status = "pending"
-    payment_id, intent_id = await paid(stripe_gateway, unique)
-    pending = await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_1", "10.00"))
-    await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_2", "15.00"))
+    payment_id, intent_id = await charged(stripe_gateway, unique)
+    pending = await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=intent_id))
+    await stripe_gateway.refund(STRIPE.refund(payment_id, "re_2", 1500, provider_payment_id=intent_id))
     assert pending.status is RefundStatus.PENDING
     fake_stripe.settle_refund(pending.provider_refund_id)
 
     by_provider_id = await stripe_gateway.lookup_refund(
-        RefundLookupCall(
-            gateway="stripe",
-            payment_id=payment_id,
-            provider_payment_id=intent_id,
-            refund_id="re_1",
-            provider_refund_id=pending.provider_refund_id,
-        )
+        STRIPE.refund_lookup(payment_id, "re_1", provider_payment_id=intent_id, provider_refund_id=pending.provider_refund_id)
     )
-    by_our_id = await stripe_gateway.lookup_refund(
-        RefundLookupCall(gateway="stripe", payment_id=payment_id, provider_payment_id=intent_id, refund_id="re_2")
-    )
+    by_our_id = await stripe_gateway.lookup_refund(STRIPE.refund_lookup(payment_id, "re_2", provider_payment_id=intent_id))
 
     assert by_provider_id.status is RefundStatus.SUCCEEDED
     assert (by_our_id.refund_id, by_our_id.status) == ("re_2", RefundStatus.PENDING)
@@ -127,16 +102,12 @@ async def test_a_pending_refund_is_looked_up_by_either_id(stripe_gateway, fake_s
 
 async def test_a_failed_refund_and_one_never_made(stripe_gateway, fake_stripe, unique):
     fake_stripe.refund_status = "pending"
-    payment_id, intent_id = await paid(stripe_gateway, unique)
-    pending = await stripe_gateway.refund(refund_call(payment_id, intent_id, "re_1", "10.00"))
+    payment_id, intent_id = await charged(stripe_gateway, unique)
+    pending = await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=intent_id))
     fake_stripe.settle_refund(pending.provider_refund_id, succeed=False)
 
-    failed = await stripe_gateway.lookup_refund(
-        RefundLookupCall(gateway="stripe", payment_id=payment_id, provider_payment_id=intent_id, refund_id="re_1")
-    )
-    never = await stripe_gateway.lookup_refund(
-        RefundLookupCall(gateway="stripe", payment_id=payment_id, provider_payment_id=intent_id, refund_id="re_9")
-    )
+    failed = await stripe_gateway.lookup_refund(STRIPE.refund_lookup(payment_id, "re_1", provider_payment_id=intent_id))
+    never = await stripe_gateway.lookup_refund(STRIPE.refund_lookup(payment_id, "re_9", provider_payment_id=intent_id))
 
     assert failed.status is RefundStatus.FAILED
     assert failed.failure is not None and "expired_or_canceled_card" in failed.failure.message

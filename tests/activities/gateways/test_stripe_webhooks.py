@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import aclosing
 from datetime import UTC, datetime
 
 import pytest
 
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.stripe import StripeGateway, StripeSettings
+from tests.activities.gateways.helpers import STRIPE, pid
 from tests.fakes.stripe_server import (  # noqa: F401 (fixtures)
     FakeStripe,
     fake_stripe,
@@ -18,13 +20,7 @@ from tests.fakes.stripe_server import (  # noqa: F401 (fixtures)
     stripe_gateway,
     stripe_server,
 )
-from workflows.domain import CardMethod
-from workflows.gateway_io import (
-    AuthorizeCall,
-    CancelCall,
-    GatewayEventKind,
-    RefundCall,
-)
+from workflows.gateway_io import GatewayEventKind, GatewayResult, RefundResult
 from workflows.money import Amount
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -40,33 +36,14 @@ def only(fake: FakeStripe, event_type: str) -> dict:
     return event
 
 
-async def authorize(gateway, unique: str, token: str = "pm_card_visa", *, capture: bool = True, **extra):
-    payment_id = f"pay_{unique}"
-    return payment_id, await gateway.authorize(
-        AuthorizeCall(
-            gateway="stripe",
-            payment_id=payment_id,
-            order_id=f"order_{unique}",
-            amount=Amount.of("49.99", "USD"),
-            method=CardMethod(token=token),
-            capture=capture,
-            idempotency_key=f"payment-{payment_id}:authorize",
-            **extra,
-        )
-    )
+async def authorize(gateway: StripeGateway, unique: str, *token: str, **fields) -> tuple[str, GatewayResult]:
+    """A 49.99 USD card payment: our payment id and the adapter's result."""
+    call = STRIPE.authorize(pid(unique), *token, **fields)
+    return call.payment_id, await gateway.authorize(call)
 
 
-async def refund(gateway, payment_id: str, intent_id: str, refund_id: str, amount: str):
-    return await gateway.refund(
-        RefundCall(
-            gateway="stripe",
-            payment_id=payment_id,
-            provider_payment_id=intent_id,
-            refund_id=refund_id,
-            amount=Amount.of(amount, "USD"),
-            idempotency_key=f"payment-{payment_id}:refund:{refund_id}",
-        )
-    )
+async def refund(gateway: StripeGateway, payment_id: str, intent_id: str, refund_id: str, minor: int) -> RefundResult:
+    return await gateway.refund(STRIPE.refund(payment_id, refund_id, minor, provider_payment_id=intent_id))
 
 
 # --- mapping -----------------------------------------------------------------------------------------
@@ -99,15 +76,7 @@ async def test_payment_failed_carries_the_decline(stripe_gateway, fake_stripe, u
 async def test_requires_action_authorized_and_cancelled(stripe_gateway, fake_stripe, unique):
     payment_id, pending = await authorize(stripe_gateway, unique, "pm_card_threeDSecure2Required", capture=False)
     fake_stripe.complete_three_ds(pending.provider_payment_id)
-    await stripe_gateway.cancel(
-        CancelCall(
-            gateway="stripe",
-            payment_id=payment_id,
-            provider_payment_id=pending.provider_payment_id,
-            reason="fraudulent",
-            idempotency_key=f"payment-{payment_id}:cancel",
-        )
-    )
+    await stripe_gateway.cancel(STRIPE.cancel(payment_id, "fraudulent", provider_payment_id=pending.provider_payment_id))
 
     mapped = [parse(stripe_gateway, fake_stripe, e)[0] for e in fake_stripe.events]
 
@@ -122,7 +91,7 @@ async def test_requires_action_authorized_and_cancelled(stripe_gateway, fake_str
 
 async def test_refund_events_name_our_refund(stripe_gateway, fake_stripe, unique):
     payment_id, paid = await authorize(stripe_gateway, unique)
-    made = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_ours_1", "10.00")
+    made = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_ours_1", 1000)
 
     [created] = parse(stripe_gateway, fake_stripe, only(fake_stripe, "refund.created"))
     [charge_refunded] = parse(stripe_gateway, fake_stripe, only(fake_stripe, "charge.refunded"))
@@ -138,8 +107,8 @@ async def test_refund_events_name_our_refund(stripe_gateway, fake_stripe, unique
 
 async def test_charge_refunded_with_embedded_refunds_maps_each(stripe_gateway, fake_stripe, unique):
     payment_id, paid = await authorize(stripe_gateway, unique)
-    first = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_a", "10.00")
-    second = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_b", "5.00")
+    first = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_a", 1000)
+    second = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_b", 500)
     # The shape of API versions before 2022-11-15, which embedded the charge's refunds.
     charge = dict(fake_stripe.events_of("charge.refunded")[-1]["data"]["object"])
     charge["refunds"] = {
@@ -161,8 +130,8 @@ async def test_charge_refunded_with_embedded_refunds_maps_each(stripe_gateway, f
 async def test_refund_updated_and_refund_failed(stripe_gateway, fake_stripe, unique):
     fake_stripe.refund_status = "pending"
     payment_id, paid = await authorize(stripe_gateway, unique)
-    ok = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_ok", "10.00")
-    bad = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_bad", "10.00")
+    ok = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_ok", 1000)
+    bad = await refund(stripe_gateway, payment_id, paid.provider_payment_id, "re_bad", 1000)
     fake_stripe.settle_refund(ok.provider_refund_id)
     fake_stripe.settle_refund(bad.provider_refund_id, succeed=False)
 
@@ -274,15 +243,12 @@ async def test_several_secrets_during_rotation(stripe_server):
     settings = StripeSettings.model_validate(
         gateway_section(stripe_server, webhook_secret=["whsec_old_one", "whsec_new_one"])
     )
-    gateway = StripeGateway(settings)
-    try:
+    async with aclosing(StripeGateway(settings)) as gateway:
         event = sample(stripe_server)
         for secrets_ in (["whsec_new_one"], ["whsec_old_one"], ["whsec_unknown", "whsec_new_one"]):
             assert parse(gateway, stripe_server, event, secrets_=secrets_)
         with pytest.raises(WebhookVerificationError):
             parse(gateway, stripe_server, event, secrets_=["whsec_unknown"])
-    finally:
-        await gateway.aclose()
 
 
 @pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[1, 2]", b'{"object": "event"}'])

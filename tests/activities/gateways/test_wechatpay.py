@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
@@ -18,7 +19,6 @@ from activities.gateways.base import (
     GatewayTransientError,
     NotSupported,
 )
-from activities.gateways.http import HttpSettings
 from activities.gateways.signing import line_message, rsa_sha256_verify
 from activities.gateways.wechatpay import (
     WechatPayGateway,
@@ -27,64 +27,19 @@ from activities.gateways.wechatpay import (
     refund_id_from,
     wechat_time,
 )
+from tests.activities.gateways.helpers import QUICK_HTTP, WECHAT_PAY, paid, pid, serving
 from tests.fakes.wechatpay_server import FakeWechatPay
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
-from workflows.gateway_io import (
-    AuthorizeCall,
-    CancelCall,
-    CaptureCall,
-    GatewayPaymentStatus,
-    LookupCall,
-    RefundCall,
-    RefundLookupCall,
-)
+from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 
-CNY = "CNY"
-
-
-@pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeWechatPay]:
-    async with FakeWechatPay() as server:
-        yield server
+fake = serving(FakeWechatPay)
 
 
 @pytest_asyncio.fixture
 async def gateway(fake: FakeWechatPay) -> AsyncIterator[WechatPayGateway]:
-    gw = WechatPayGateway(fake.settings(http=HttpSettings(timeout_seconds=1.0, connect_timeout_seconds=1.0)))
-    yield gw
-    await gw.aclose()
-
-
-def authorize_call(payment_id: str, flow: str = "native", *, minor: int = 8888, **kwargs) -> AuthorizeCall:
-    method = WalletMethod(wallet="wechat_pay", flow=flow, payer_id=kwargs.pop("payer_id", None))
-    return AuthorizeCall(
-        gateway="wechat_pay",
-        payment_id=payment_id,
-        order_id=f"ord_{payment_id}",
-        amount=Amount(minor=minor, currency=CNY),
-        method=method,
-        capture=kwargs.pop("capture", True),
-        idempotency_key=f"payment-{payment_id}:authorize",
-        expires_at=kwargs.pop("expires_at", datetime.now(timezone.utc) + timedelta(minutes=15)),
-        **kwargs,
-    )
-
-
-def lookup_call(payment_id: str, minor: int = 8888) -> LookupCall:
-    return LookupCall(gateway="wechat_pay", payment_id=payment_id, amount=Amount(minor=minor, currency=CNY))
-
-
-def refund_call(payment_id: str, refund_id: str, minor: int) -> RefundCall:
-    return RefundCall(
-        gateway="wechat_pay", payment_id=payment_id, provider_payment_id=None, refund_id=refund_id,
-        amount=Amount(minor=minor, currency=CNY), reason="customer request",
-        idempotency_key=f"payment-{payment_id}:refund:{refund_id}",
-    )
-
-
-def pid(unique: str) -> str:
-    return f"pay_{unique}"
+    async with aclosing(WechatPayGateway(fake.settings(http=QUICK_HTTP))) as gw:
+        yield gw
 
 
 # -------------------------------------------------------------------- authorize, per flow
@@ -92,21 +47,21 @@ def pid(unique: str) -> str:
 
 async def test_native_order_returns_qr_code_and_sends_fen_and_expiry(fake, gateway, unique):
     expires = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
-    result = await gateway.authorize(authorize_call(pid(unique), expires_at=expires, description="Tea"))
+    result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique), expires_at=expires, description="Tea"))
 
     assert result.status is GatewayPaymentStatus.REQUIRES_ACTION
     trade = fake.trades[pid(unique)]
     assert result.next_action.type is NextActionType.DISPLAY_QR_CODE
     assert result.next_action.qr_code == trade.artifact["code_url"]
     assert result.next_action.expires_at == expires
-    assert trade.total == 8888 and trade.currency == CNY and trade.trade_type == "native"
+    assert trade.total == 8888 and trade.currency == "CNY" and trade.trade_type == "native"
     assert trade.request["time_expire"] == "2030-01-02T11:04:05+08:00"
     assert trade.request["description"] == "Tea"
     assert trade.request["notify_url"] == "https://merchant.example/webhooks/wechat_pay"
 
 
 async def test_retried_create_repeats_the_same_order(fake, gateway, unique):
-    call = authorize_call(pid(unique))
+    call = WECHAT_PAY.authorize(pid(unique))
     first = await gateway.authorize(call)
     second = await gateway.authorize(call)
     assert first.next_action.qr_code == second.next_action.qr_code
@@ -114,7 +69,8 @@ async def test_retried_create_repeats_the_same_order(fake, gateway, unique):
 
 
 async def test_jsapi_order_returns_signed_client_parameters(fake, gateway, unique):
-    result = await gateway.authorize(authorize_call(pid(unique), "jsapi", payer_id="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"))
+    payer = WalletMethod(wallet="wechat_pay", flow="jsapi", payer_id="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+    result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique), method=payer))
 
     action = result.next_action
     assert action.type is NextActionType.USE_SDK
@@ -129,12 +85,12 @@ async def test_jsapi_order_returns_signed_client_parameters(fake, gateway, uniqu
 
 async def test_jsapi_without_openid_is_refused_before_calling(fake, gateway, unique):
     with pytest.raises(GatewayInvalidRequest, match="openid"):
-        await gateway.authorize(authorize_call(pid(unique), "jsapi"))
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique), "jsapi"))
     assert fake.requests == []
 
 
 async def test_app_order_returns_signed_sdk_parameters(fake, gateway, unique):
-    result = await gateway.authorize(authorize_call(pid(unique), "app"))
+    result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique), "app"))
 
     data = result.next_action.data
     assert result.next_action.type is NextActionType.USE_SDK
@@ -146,7 +102,7 @@ async def test_app_order_returns_signed_sdk_parameters(fake, gateway, unique):
 
 async def test_h5_order_redirects_and_carries_the_return_url(fake, gateway, unique):
     result = await gateway.authorize(
-        authorize_call(pid(unique), "h5", customer_ip="203.0.113.9", return_url="https://shop.example/back?o=1")
+        WECHAT_PAY.authorize(pid(unique), "h5", customer_ip="203.0.113.9", return_url="https://shop.example/back?o=1")
     )
     action = result.next_action
     assert action.type is NextActionType.REDIRECT_TO_URL
@@ -157,19 +113,19 @@ async def test_h5_order_redirects_and_carries_the_return_url(fake, gateway, uniq
 
 async def test_h5_needs_the_customer_ip(gateway, unique):
     with pytest.raises(GatewayInvalidRequest, match="IP"):
-        await gateway.authorize(authorize_call(pid(unique), "h5"))
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique), "h5"))
 
 
 async def test_manual_capture_and_other_currencies_and_wallets_are_refused(gateway, unique):
     with pytest.raises(NotSupported):
-        await gateway.authorize(authorize_call(pid(unique), capture=False))
-    call = authorize_call(pid(unique)).model_copy(update={"amount": Amount(minor=100, currency="USD")})
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique), capture=False))
+    call = WECHAT_PAY.authorize(pid(unique)).model_copy(update={"amount": Amount(minor=100, currency="USD")})
     with pytest.raises(GatewayInvalidRequest, match="CNY"):
         await gateway.authorize(call)
-    call = authorize_call(pid(unique)).model_copy(update={"method": WalletMethod(wallet="alipay")})
+    call = WECHAT_PAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="alipay")})
     with pytest.raises(GatewayInvalidRequest):
         await gateway.authorize(call)
-    call = authorize_call(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay", flow="page")})
+    call = WECHAT_PAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay", flow="page")})
     with pytest.raises(GatewayInvalidRequest, match="page"):
         await gateway.authorize(call)
 
@@ -184,7 +140,7 @@ def test_profile_says_wallet_only_cny_and_no_manual_capture(fake):
 
 async def test_create_after_the_trade_was_paid_reports_the_payment(fake, gateway, unique):
     """A create retried after its answer was lost and the customer paid: the query tells."""
-    call = authorize_call(pid(unique))
+    call = WECHAT_PAY.authorize(pid(unique))
     await gateway.authorize(call)
     fake.pay(pid(unique))
     result = await gateway.authorize(call)
@@ -193,19 +149,16 @@ async def test_create_after_the_trade_was_paid_reports_the_payment(fake, gateway
 
 
 async def test_create_with_other_parameters_under_the_same_number_is_rejected(gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     with pytest.raises(GatewayInvalidRequest, match="INVALID_REQUEST"):
-        await gateway.authorize(authorize_call(pid(unique), minor=1))
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique), minor=1))
 
 
 async def test_bad_merchant_key_is_a_configuration_error(fake, unique):
     other = FakeWechatPay(merchant_key_slot="another-merchant")
-    gw = WechatPayGateway(fake.settings(private_key=other.merchant_private_key))
-    try:
+    async with aclosing(WechatPayGateway(fake.settings(private_key=other.merchant_private_key))) as gw:
         with pytest.raises(GatewayConfigError, match="SIGN_ERROR"):
-            await gw.authorize(authorize_call(pid(unique)))
-    finally:
-        await gw.aclose()
+            await gw.authorize(WECHAT_PAY.authorize(pid(unique)))
 
 
 def test_ids_that_do_not_fit_wechat_business_numbers_are_refused():
@@ -238,9 +191,9 @@ def test_wechat_time_is_beijing_time_with_offset():
     ],
 )
 async def test_lookup_maps_unpaid_trade_states(fake, gateway, unique, state, expected):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     fake.set_trade_state(pid(unique), state)
-    result = await gateway.lookup(lookup_call(pid(unique)))
+    result = await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))
     assert result.status is expected
     assert result.provider_response["trade_state"] == state
     if expected is GatewayPaymentStatus.DECLINED:
@@ -248,31 +201,28 @@ async def test_lookup_maps_unpaid_trade_states(fake, gateway, unique, state, exp
 
 
 async def test_lookup_of_a_paid_trade(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     trade = fake.pay(pid(unique))
-    result = await gateway.lookup(lookup_call(pid(unique)))
+    result = await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))
     assert result.status is GatewayPaymentStatus.SUCCEEDED
     assert result.provider_payment_id == trade.transaction_id
     assert result.captured_minor == result.authorized_minor == 8888
 
 
 async def test_lookup_of_an_unknown_trade_is_not_found(gateway, unique):
-    result = await gateway.lookup(lookup_call(pid(unique)))
+    result = await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))
     assert result.status is GatewayPaymentStatus.NOT_FOUND
 
 
 async def test_unpaid_trade_past_time_expire_is_closed(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique), expires_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique), expires_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
     fake.trades[pid(unique)].time_expire = datetime.now(timezone.utc) - timedelta(seconds=1)
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    assert (await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
 async def test_capture_of_a_paid_trade_is_a_no_op_and_of_an_unpaid_one_not_supported(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
-    capture = CaptureCall(
-        gateway="wechat_pay", payment_id=pid(unique), provider_payment_id=None,
-        amount=Amount(minor=8888, currency=CNY), idempotency_key=f"payment-{pid(unique)}:capture",
-    )
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
+    capture = WECHAT_PAY.capture(pid(unique))
     with pytest.raises(NotSupported):
         await gateway.capture(capture)
     fake.pay(pid(unique))
@@ -282,52 +232,40 @@ async def test_capture_of_a_paid_trade_is_a_no_op_and_of_an_unpaid_one_not_suppo
     assert [m for m, _ in fake.requests[calls_before:]] == ["GET"]  # a query, nothing moved
 
 
-def cancel_call(payment_id: str) -> CancelCall:
-    return CancelCall(
-        gateway="wechat_pay", payment_id=payment_id, provider_payment_id=None, reason="abandoned",
-        idempotency_key=f"payment-{payment_id}:cancel",
-    )
-
-
 async def test_cancel_closes_the_trade(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
-    result = await gateway.cancel(cancel_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
+    result = await gateway.cancel(WECHAT_PAY.cancel(pid(unique)))
     assert result.status is GatewayPaymentStatus.CANCELLED
     assert fake.trades[pid(unique)].trade_state == "CLOSED"
     # Closing again (a retried activity) is still cancelled.
-    assert (await gateway.cancel(cancel_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    assert (await gateway.cancel(WECHAT_PAY.cancel(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
 async def test_cancel_of_a_paid_trade_reports_the_payment(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     fake.pay(pid(unique))
-    result = await gateway.cancel(cancel_call(pid(unique)))
+    result = await gateway.cancel(WECHAT_PAY.cancel(pid(unique)))
     assert result.status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_cancel_of_a_never_created_trade_is_cancelled(gateway, unique):
-    assert (await gateway.cancel(cancel_call(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
+    assert (await gateway.cancel(WECHAT_PAY.cancel(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
 async def test_cancel_while_the_payer_is_paying_is_retried(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     fake.set_trade_state(pid(unique), "USERPAYING")
     with pytest.raises(GatewayTransientError, match="paying"):
-        await gateway.cancel(cancel_call(pid(unique)))
+        await gateway.cancel(WECHAT_PAY.cancel(pid(unique)))
 
 
 # -------------------------------------------------------------------- refunds
 
 
-async def paid(fake: FakeWechatPay, gateway: WechatPayGateway, payment_id: str, minor: int = 10000) -> None:
-    await gateway.authorize(authorize_call(payment_id, minor=minor))
-    fake.pay(payment_id)
-
-
 async def test_partial_refunds_then_lookup(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
-    first = await gateway.refund(refund_call(pid(unique), "ref_a", 3000))
-    second = await gateway.refund(refund_call(pid(unique), "ref_b", 2000))
+    await paid(fake, gateway, WECHAT_PAY, pid(unique), minor=10000)
+    first = await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 3000))
+    second = await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_b", 2000))
 
     assert first.status is second.status is RefundStatus.SUCCEEDED
     assert first.provider_refund_id != second.provider_refund_id
@@ -335,43 +273,41 @@ async def test_partial_refunds_then_lookup(fake, gateway, unique):
     assert (sent.amount, sent.total) == (3000, 10000)
     assert fake.trades[pid(unique)].refunded == 5000
 
-    looked = await gateway.lookup_refund(
-        RefundLookupCall(gateway="wechat_pay", payment_id=pid(unique), provider_payment_id=None, refund_id="ref_b")
-    )
+    looked = await gateway.lookup_refund(WECHAT_PAY.refund_lookup(pid(unique), "ref_b"))
     assert looked.status is RefundStatus.SUCCEEDED and looked.provider_refund_id == second.provider_refund_id
     # The trade stays paid (state REFUND) for the workflow.
-    assert (await gateway.lookup(lookup_call(pid(unique), 10000))).status is GatewayPaymentStatus.SUCCEEDED
+    assert (await gateway.lookup(WECHAT_PAY.lookup(pid(unique), minor=10000))).status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_retried_refund_is_the_same_refund(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
-    first = await gateway.refund(refund_call(pid(unique), "ref_a", 3000))
-    again = await gateway.refund(refund_call(pid(unique), "ref_a", 3000))
+    await paid(fake, gateway, WECHAT_PAY, pid(unique))
+    first = await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 3000))
+    again = await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 3000))
     assert again.provider_refund_id == first.provider_refund_id
     assert fake.trades[pid(unique)].refunded == 3000
 
 
 async def test_processing_refund_is_pending_until_wechat_settles_it(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
+    await paid(fake, gateway, WECHAT_PAY, pid(unique))
     fake.refund_outcome = "PROCESSING"
-    assert (await gateway.refund(refund_call(pid(unique), "ref_a", 100))).status is RefundStatus.PENDING
-    lookup = RefundLookupCall(gateway="wechat_pay", payment_id=pid(unique), provider_payment_id=None, refund_id="ref_a")
+    assert (await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 100))).status is RefundStatus.PENDING
+    lookup = WECHAT_PAY.refund_lookup(pid(unique), "ref_a")
     fake.settle_refund(f"{pid(unique)}-ref_a", "ABNORMAL")
     result = await gateway.lookup_refund(lookup)
     assert result.status is RefundStatus.FAILED and result.failure.decline_code == "ABNORMAL"
 
 
 async def test_refund_over_what_is_left_fails(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique), minor=1000)
-    await gateway.refund(refund_call(pid(unique), "ref_a", 800))
-    result = await gateway.refund(refund_call(pid(unique), "ref_b", 300))
+    await paid(fake, gateway, WECHAT_PAY, pid(unique), minor=1000)
+    await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 800))
+    result = await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_b", 300))
     assert result.status is RefundStatus.FAILED
     assert result.failure.decline_code == "INVALID_REQUEST"
 
 
 async def test_refund_of_an_unknown_payment_or_refund_fails(gateway, unique):
-    assert (await gateway.refund(refund_call(pid(unique), "ref_a", 100))).status is RefundStatus.FAILED
-    lookup = RefundLookupCall(gateway="wechat_pay", payment_id=pid(unique), provider_payment_id=None, refund_id="ref_a")
+    assert (await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 100))).status is RefundStatus.FAILED
+    lookup = WECHAT_PAY.refund_lookup(pid(unique), "ref_a")
     assert (await gateway.lookup_refund(lookup)).status is RefundStatus.FAILED
 
 
@@ -381,54 +317,51 @@ async def test_refund_of_an_unknown_payment_or_refund_fails(gateway, unique):
 async def test_5xx_on_create_is_an_unknown_outcome_and_the_retry_finds_one_order(fake, gateway, unique):
     fake.faults.fail_next(500, match="create")
     with pytest.raises(GatewayOutcomeUnknown):
-        await gateway.authorize(authorize_call(pid(unique)))
-    result = await gateway.authorize(authorize_call(pid(unique)))
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
+    result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     assert result.status is GatewayPaymentStatus.REQUIRES_ACTION and len(fake.trades) == 1
 
 
 async def test_429_is_rate_limited_with_retry_after(fake, gateway, unique):
     fake.faults.rate_limit_next(retry_after="7", match="query")
     with pytest.raises(GatewayRateLimited) as info:
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))
     assert info.value.retry_after == 7.0
 
 
 async def test_dropped_answer_after_the_order_was_created(fake, gateway, unique):
     fake.faults.drop_next(match="create")
     with pytest.raises(GatewayOutcomeUnknown):
-        await gateway.authorize(authorize_call(pid(unique)))
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     assert pid(unique) in fake.trades  # it happened at WeChat
-    assert (await gateway.lookup(lookup_call(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
-    result = await gateway.authorize(authorize_call(pid(unique)))
+    assert (await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
+    result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     assert result.next_action.qr_code == fake.trades[pid(unique)].artifact["code_url"]
 
 
 async def test_slow_answer_past_the_timeout_is_an_unknown_outcome(fake, gateway, unique):
-    await paid(fake, gateway, pid(unique))
+    await paid(fake, gateway, WECHAT_PAY, pid(unique))
     fake.faults.delay_next(1.5, match="refund")
     with pytest.raises(GatewayOutcomeUnknown):
-        await gateway.refund(refund_call(pid(unique), "ref_a", 100))
-    lookup = RefundLookupCall(gateway="wechat_pay", payment_id=pid(unique), provider_payment_id=None, refund_id="ref_a")
+        await gateway.refund(WECHAT_PAY.refund(pid(unique), "ref_a", 100))
+    lookup = WECHAT_PAY.refund_lookup(pid(unique), "ref_a")
     assert (await gateway.lookup_refund(lookup)).status is RefundStatus.SUCCEEDED
 
 
 async def test_connection_refused_is_transient(fake, unique):
-    gw = WechatPayGateway(fake.settings(api_base="http://127.0.0.1:9"))
-    try:
+    async with aclosing(WechatPayGateway(fake.settings(api_base="http://127.0.0.1:9"))) as gw:
         with pytest.raises(GatewayTransientError) as info:
-            await gw.lookup(lookup_call(pid(unique)))
+            await gw.lookup(WECHAT_PAY.lookup(pid(unique)))
         assert not isinstance(info.value, GatewayOutcomeUnknown)
-    finally:
-        await gw.aclose()
 
 
 async def test_forged_response_signature_is_not_trusted(fake, gateway, unique):
-    await gateway.authorize(authorize_call(pid(unique)))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     fake.break_response_signatures = True
     with pytest.raises(GatewayTransientError, match="signature"):
-        await gateway.lookup(lookup_call(pid(unique)))
+        await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))
     with pytest.raises(GatewayOutcomeUnknown, match="signature"):
-        await gateway.authorize(authorize_call(pid(unique)))
+        await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
 
 
 async def test_request_carries_a_verifiable_signature_over_path_query_and_body(fake, gateway):
@@ -441,6 +374,6 @@ async def test_request_carries_a_verifiable_signature_over_path_query_and_body(f
 
 async def test_body_is_sent_exactly_as_signed(fake, gateway, unique):
     """Chinese text goes out as UTF-8, not \\u escapes, and the fake verified the same bytes."""
-    await gateway.authorize(authorize_call(pid(unique), description="龙井茶"))
+    await gateway.authorize(WECHAT_PAY.authorize(pid(unique), description="龙井茶"))
     assert fake.trades[pid(unique)].description == "龙井茶"
     assert json.dumps(fake.trades[pid(unique)].request, ensure_ascii=False).count("龙井茶") == 1

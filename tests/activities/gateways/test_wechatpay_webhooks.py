@@ -8,48 +8,32 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from contextlib import aclosing
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.wechatpay import UnknownPlatformSerial, WechatPayGateway
+from tests.activities.gateways.helpers import WECHAT_PAY, paid, serving
 from tests.fakes.wechatpay_server import FakeWechatPay
-from workflows.domain import WalletMethod
-from workflows.gateway_io import AuthorizeCall, GatewayEventKind, LookupCall, RefundCall
+from workflows.gateway_io import GatewayEventKind
 from workflows.money import Amount
 
-
-@pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeWechatPay]:
-    async with FakeWechatPay() as server:
-        yield server
+fake = serving(FakeWechatPay)
 
 
 @pytest_asyncio.fixture
 async def gateway(fake: FakeWechatPay) -> AsyncIterator[WechatPayGateway]:
-    gw = WechatPayGateway(fake.settings())
-    await gw.refresh_platform_certificates()
-    yield gw
-    await gw.aclose()
-
-
-async def paid_trade(fake: FakeWechatPay, gateway: WechatPayGateway, payment_id: str, minor: int = 8888) -> None:
-    await gateway.authorize(
-        AuthorizeCall(
-            gateway="wechat_pay", payment_id=payment_id, order_id="ord_1", amount=Amount(minor=minor, currency="CNY"),
-            method=WalletMethod(wallet="wechat_pay", flow="native"), capture=True,
-            idempotency_key=f"payment-{payment_id}:authorize",
-            expires_at=datetime.now(timezone.utc) + timedelta(minutes=15),
-        )
-    )
-    fake.pay(payment_id)
+    async with aclosing(WechatPayGateway(fake.settings())) as gw:
+        await gw.refresh_platform_certificates()
+        yield gw
 
 
 async def test_payment_notification_becomes_a_payment_succeeded_event(fake, gateway, unique):
     payment_id = f"pay_{unique}"
-    await paid_trade(fake, gateway, payment_id)
+    await paid(fake, gateway, WECHAT_PAY, payment_id)
     headers, body = fake.payment_notification(payment_id, event_id="EV-2018022511223320873")
 
     [event] = gateway.parse_webhook(headers, body)
@@ -64,7 +48,7 @@ async def test_payment_notification_becomes_a_payment_succeeded_event(fake, gate
 
 
 async def test_header_names_are_case_insensitive(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}")
     [event] = gateway.parse_webhook({k.lower(): v for k, v in headers.items()}, body)
     assert event.kind is GatewayEventKind.PAYMENT_SUCCEEDED
@@ -72,14 +56,9 @@ async def test_header_names_are_case_insensitive(fake, gateway, unique):
 
 async def test_refund_notifications_map_success_abnormal_and_closed(fake, gateway, unique):
     payment_id = f"pay_{unique}"
-    await paid_trade(fake, gateway, payment_id, 10000)
+    await paid(fake, gateway, WECHAT_PAY, payment_id, minor=10000)
     for refund_id, minor in (("ref_ok", 3000), ("ref_bad", 1000), ("ref_closed", 500)):
-        await gateway.refund(
-            RefundCall(
-                gateway="wechat_pay", payment_id=payment_id, provider_payment_id=None, refund_id=refund_id,
-                amount=Amount(minor=minor, currency="CNY"), idempotency_key=f"payment-{payment_id}:refund:{refund_id}",
-            )
-        )
+        await gateway.refund(WECHAT_PAY.refund(payment_id, refund_id, minor))
     fake.settle_refund(f"{payment_id}-ref_bad", "ABNORMAL")
     fake.settle_refund(f"{payment_id}-ref_closed", "CLOSED")
 
@@ -109,7 +88,7 @@ async def test_other_event_types_are_recorded_as_unknown(fake, gateway):
 
 
 async def test_tampered_body_is_rejected(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}")
     tampered = body.replace(b'"summary":"', b'"summary":"x')
     with pytest.raises(WebhookVerificationError, match="does not verify"):
@@ -117,7 +96,7 @@ async def test_tampered_body_is_rejected(fake, gateway, unique):
 
 
 async def test_signature_by_another_key_is_rejected(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}")
     from activities.gateways.signing import line_message, rsa_sha256_sign
 
@@ -130,7 +109,7 @@ async def test_signature_by_another_key_is_rejected(fake, gateway, unique):
 
 
 async def test_signtest_probe_is_rejected(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     probe = "WECHATPAY/SIGNTEST/" + base64.b64encode(b"x" * 32).decode()
     headers, body = fake.payment_notification(f"pay_{unique}", signature=probe)
     with pytest.raises(WebhookVerificationError):
@@ -140,7 +119,7 @@ async def test_signtest_probe_is_rejected(fake, gateway, unique):
 @pytest.mark.parametrize("skew", [-301, 301, -3600])
 async def test_timestamps_outside_300_seconds_are_rejected(fake, gateway, unique, skew):
     """Replays (old) and forgeries from the future alike, although correctly signed."""
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}", timestamp=int(time.time()) + skew)
     with pytest.raises(WebhookVerificationError, match="300"):
         gateway.parse_webhook(headers, body)
@@ -148,14 +127,14 @@ async def test_timestamps_outside_300_seconds_are_rejected(fake, gateway, unique
 
 @pytest.mark.parametrize("skew", [-290, 290])
 async def test_timestamps_inside_the_window_pass(fake, gateway, unique, skew):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}", timestamp=int(time.time()) + skew)
     assert gateway.parse_webhook(headers, body)[0].kind is GatewayEventKind.PAYMENT_SUCCEEDED
 
 
 @pytest.mark.parametrize("header", ["Wechatpay-Signature", "Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce"])
 async def test_missing_headers_are_rejected(fake, gateway, unique, header):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}")
     del headers[header]
     with pytest.raises(WebhookVerificationError, match="missing"):
@@ -163,14 +142,14 @@ async def test_missing_headers_are_rejected(fake, gateway, unique, header):
 
 
 async def test_resource_encrypted_with_another_apiv3_key_is_rejected(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}", apiv3_key="0" * 32)
     with pytest.raises(WebhookVerificationError, match="decrypt"):
         gateway.parse_webhook(headers, body)
 
 
 async def test_notification_for_another_merchant_is_rejected(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     resource = fake._trade_json(fake.trades[f"pay_{unique}"]) | {"mchid": "1234567890"}
     headers, body = fake.notification("TRANSACTION.SUCCESS", resource, original_type="transaction", summary="支付成功")
     with pytest.raises(WebhookVerificationError, match="another merchant"):
@@ -188,10 +167,9 @@ async def test_malformed_body_is_rejected(fake, gateway):
 
 
 async def test_unknown_serial_fails_then_a_background_download_learns_the_new_certificate(fake, unique):
-    gw = WechatPayGateway(fake.settings())
-    try:
+    async with aclosing(WechatPayGateway(fake.settings())) as gw:
         await gw.refresh_platform_certificates()
-        await paid_trade(fake, gw, f"pay_{unique}")
+        await paid(fake, gw, WECHAT_PAY, f"pay_{unique}")
         new_serial = fake.rotate_platform_certificate()
         headers, body = fake.payment_notification(f"pay_{unique}")
         assert headers["Wechatpay-Serial"] == new_serial
@@ -205,12 +183,10 @@ async def test_unknown_serial_fails_then_a_background_download_learns_the_new_ce
             await asyncio.sleep(0.02)
         [event] = gw.parse_webhook(headers, body)  # WeChat's retry
         assert event.kind is GatewayEventKind.PAYMENT_SUCCEEDED
-    finally:
-        await gw.aclose()
 
 
 async def test_forged_serials_do_not_turn_into_a_download_each(fake, gateway, unique):
-    await paid_trade(fake, gateway, f"pay_{unique}")
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     downloads = fake.certificate_downloads
     for n in range(5):
         headers, body = fake.payment_notification(f"pay_{unique}", serial=f"FORGED{n}")
@@ -221,31 +197,25 @@ async def test_forged_serials_do_not_turn_into_a_download_each(fake, gateway, un
 
 
 async def test_first_api_call_downloads_certificates_to_verify_the_answer(fake, unique):
-    gw = WechatPayGateway(fake.settings())
-    try:
-        await paid_trade(fake, gw, f"pay_{unique}")
-        result = await gw.lookup(LookupCall(gateway="wechat_pay", payment_id=f"pay_{unique}", amount=Amount(minor=1, currency="CNY")))
+    async with aclosing(WechatPayGateway(fake.settings())) as gw:
+        await paid(fake, gw, WECHAT_PAY, f"pay_{unique}")
+        result = await gw.lookup(WECHAT_PAY.lookup(f"pay_{unique}", minor=1))
         assert result.status.value == "succeeded"
         assert fake.certificate_downloads == 1  # once, then cached
-    finally:
-        await gw.aclose()
 
 
 async def test_pinned_certificate_needs_no_download(fake, unique):
-    gw = WechatPayGateway(fake.settings(platform_certificates=[fake.platform_certificate], fetch_platform_certificates=False))
-    try:
-        await paid_trade(fake, gw, f"pay_{unique}")
+    pinned = fake.settings(platform_certificates=[fake.platform_certificate], fetch_platform_certificates=False)
+    async with aclosing(WechatPayGateway(pinned)) as gw:
+        await paid(fake, gw, WECHAT_PAY, f"pay_{unique}")
         assert gw.parse_webhook(*fake.payment_notification(f"pay_{unique}"))[0].kind is GatewayEventKind.PAYMENT_SUCCEEDED
         assert fake.certificate_downloads == 0
-    finally:
-        await gw.aclose()
 
 
 async def test_public_key_mode_verifies_answers_and_notifications_without_certificates(unique):
     async with FakeWechatPay(mode="public_key") as fake:
-        gw = WechatPayGateway(fake.settings())
-        try:
-            await paid_trade(fake, gw, f"pay_{unique}")
+        async with aclosing(WechatPayGateway(fake.settings())) as gw:
+            await paid(fake, gw, WECHAT_PAY, f"pay_{unique}")
             headers, body = fake.payment_notification(f"pay_{unique}")
             assert headers["Wechatpay-Serial"].startswith("PUB_KEY_ID_")
             [event] = gw.parse_webhook(headers, body)
@@ -254,8 +224,6 @@ async def test_public_key_mode_verifies_answers_and_notifications_without_certif
             headers, body = fake.payment_notification(f"pay_{unique}", serial="PUB_KEY_ID_0000000000000024101100397200000006")
             with pytest.raises(WebhookVerificationError):
                 gw.parse_webhook(headers, body)
-        finally:
-            await gw.aclose()
 
 
 # -------------------------------------------------------------------- answers
