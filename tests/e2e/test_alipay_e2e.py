@@ -8,103 +8,59 @@ One stack and one fake serve the whole module (each test has its own ids).
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-import pytest
 import pytest_asyncio
 
+from tests.activities.gateways.helpers import serving
+from tests.e2e.helpers import (
+    awaiting_customer,
+    event_types,
+    eventually,
+    gateway_stack,
+    notify,
+    payment_view,
+    post,
+    received_event_ids,
+    until_event,
+    until_status,
+    wallet_payment,
+)
 from tests.fakes.alipay_server import FakeAlipay
-from tests.fakes.wechatpay_server import post_to
-from tests.stack import Stack, running_stack
+from tests.stack import Stack
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to pay here
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def fake() -> AsyncIterator[FakeAlipay]:
-    async with FakeAlipay() as server:
-        yield server
+fake = serving(FakeAlipay, scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def alipay_stack(temporal_env, tmp_path_factory, fake: FakeAlipay) -> AsyncIterator[Stack]:
+async def stack(temporal_env, tmp_path_factory, fake: FakeAlipay) -> AsyncIterator[Stack]:
     db = tmp_path_factory.mktemp("alipay-e2e") / "durapay.db"
-    overrides = {
-        "payment": {
-            "default_gateway": "alipay",
-            "action_timeout_seconds": ACTION_TIMEOUT_SECONDS,
-            "status_poll_seconds": 1,
-            "alipay": fake.gateway_section(),
-        }
-    }
-    async with running_stack(
+    async with gateway_stack(
         temporal_env.client,
-        task_queue=f"tq-alipay-e2e-{uuid.uuid4().hex[:8]}",
+        "alipay",
+        fake.gateway_section(),
         db_url=f"sqlite+aiosqlite:///{db}",
-        config_overrides=overrides,
-    ) as stack:
-        yield stack
-
-
-@pytest_asyncio.fixture
-async def http(alipay_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with alipay_stack.http() as client:
-        yield client
+        action_timeout_seconds=ACTION_TIMEOUT_SECONDS,
+        status_poll_seconds=1,
+    ) as running:
+        yield running
 
 
 def payment(unique: str, flow: str = "precreate", amount: str = "88.88", **fields: Any) -> dict[str, Any]:
-    return {
-        "order_id": f"order-{unique}",
-        "amount": amount,
-        "currency": "CNY",
-        "gateway": "alipay",
-        "payment_method": {"type": "wallet", "wallet": "alipay", "flow": flow},
-        "description": "测试商品",
-        **fields,
-    }
+    return wallet_payment(unique, "alipay", flow, amount=amount, description="测试商品", **fields)
 
 
-async def post(http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str) -> httpx.Response:
-    return await http.post(path, json=body, headers=stack.headers(key))
+async def new_payment(http: httpx.AsyncClient, stack: Stack, unique: str, **fields: Any) -> dict[str, Any]:
+    return await awaiting_customer(http, stack, payment(unique, **fields), unique)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value is not None or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.1)
-
-
-def until_status(http: httpx.AsyncClient, stack: Stack, payment_id: str, status: str):
-    async def check() -> dict[str, Any] | None:
-        view = (await http.get(f"/v1/payments/{payment_id}", headers=stack.headers())).json()
-        return view if view["status"] == status else None
-
-    return check
-
-
-async def notify(stack: Stack, headers: dict[str, str], body: bytes) -> tuple[int, str]:
-    return await post_to(f"{stack.webhook_url}/alipay", headers, body)
-
-
-async def event_types(stack: Stack, payment_id: str) -> list[str]:
-    return [event.type for event in await stack.store.events(payment_id)]
-
-
-async def waiting_qr(http: httpx.AsyncClient, stack: Stack, unique: str, **fields: Any) -> dict[str, Any]:
-    created = await post(http, stack, "/v1/payments", payment(unique, **fields), unique)
-    assert created.status_code == 202, created.text
-    return created.json()
-
-
-async def test_qr_paid_by_notification(alipay_stack, http, fake, unique):
-    waiting = await waiting_qr(http, alipay_stack, unique)
+async def test_qr_paid_by_notification(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     payment_id = waiting["id"]
     trade = fake.trades[payment_id]
     assert waiting["next_action"]["type"] == "display_qr_code"
@@ -112,19 +68,19 @@ async def test_qr_paid_by_notification(alipay_stack, http, fake, unique):
     assert (str(trade.total_amount), trade.subject) == ("88.88", "测试商品")
 
     fake.pay(payment_id)
-    status, answer = await notify(alipay_stack, *fake.trade_notification(payment_id))
+    status, answer = await notify(stack, "alipay", *fake.trade_notification(payment_id))
 
     assert (status, answer) == (200, "success")
-    paid = await eventually(until_status(http, alipay_stack, payment_id, "paid"))
+    paid = await eventually(until_status(http, stack, payment_id, "paid"))
     assert paid is not None and (paid["captured_amount"], paid["provider_payment_id"]) == ("88.88", trade.trade_no)
-    assert "webhook.received" in await event_types(alipay_stack, payment_id)
+    assert "webhook.received" in await event_types(stack, payment_id)
 
 
-async def test_qr_expired_closes_the_trade(alipay_stack, http, fake, unique):
-    waiting = await waiting_qr(http, alipay_stack, unique)
+async def test_qr_expired_closes_the_trade(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
 
     gave_up = await eventually(
-        until_status(http, alipay_stack, waiting["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 20
+        until_status(http, stack, waiting["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 20
     )
 
     assert gave_up is not None and gave_up["failure"]["code"] == "action_timeout"
@@ -132,37 +88,35 @@ async def test_qr_expired_closes_the_trade(alipay_stack, http, fake, unique):
     assert "alipay.trade.close" in fake.calls
 
 
-async def test_page_redirect_paid_then_customer_returns(alipay_stack, http, fake, unique):
-    created = await post(http, alipay_stack, "/v1/payments", payment(unique, "page", return_url="https://shop.example/back"), unique)
-    assert created.status_code == 202, created.text
-    waiting = created.json()
+async def test_page_redirect_paid_then_customer_returns(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique, flow="page", return_url="https://shop.example/back")
     action = waiting["next_action"]
     assert action["type"] == "redirect_to_url" and action["url"].startswith(fake.gateway_url)
     assert dict(parse_qsl(action["url"].split("?", 1)[1]))["return_url"] == "https://shop.example/back"
 
     assert await fake.open(action["url"]) == 200  # the customer's browser reaches AliPay's cashier
     fake.pay(waiting["id"])
-    completed = await post(http, alipay_stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back")
+    completed = await post(http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back")
 
     assert completed.status_code in (200, 202), completed.text
-    paid = await eventually(until_status(http, alipay_stack, waiting["id"], "paid"))
+    paid = await eventually(until_status(http, stack, waiting["id"], "paid"))
     assert paid is not None and paid["captured_amount"] == "88.88"
 
 
 async def paid_payment(http: httpx.AsyncClient, stack: Stack, fake: FakeAlipay, unique: str, amount: str) -> str:
-    waiting = await waiting_qr(http, stack, unique, amount=amount)
+    waiting = await new_payment(http, stack, unique, amount=amount)
     fake.pay(waiting["id"])
-    assert await notify(stack, *fake.trade_notification(waiting["id"])) == (200, "success")
+    assert await notify(stack, "alipay", *fake.trade_notification(waiting["id"])) == (200, "success")
     assert await eventually(until_status(http, stack, waiting["id"], "paid")) is not None
     return waiting["id"]
 
 
-async def test_partial_refunds_and_the_refund_notification(alipay_stack, http, fake, unique):
-    payment_id = await paid_payment(http, alipay_stack, fake, unique, "100.00")
+async def test_partial_refunds_and_the_refund_notification(stack, http, fake, unique):
+    payment_id = await paid_payment(http, stack, fake, unique, "100.00")
     path = f"/v1/payments/{payment_id}/refunds"
 
-    first = await post(http, alipay_stack, path, {"amount": "30.00", "reason": "damaged"}, f"{unique}-r1")
-    second = await post(http, alipay_stack, path, {"amount": "20.50"}, f"{unique}-r2")
+    first = await post(http, stack, path, {"amount": "30.00", "reason": "damaged"}, f"{unique}-r1")
+    second = await post(http, stack, path, {"amount": "20.50"}, f"{unique}-r2")
 
     assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
     assert [first.json()["status"], second.json()["status"]] == ["succeeded", "succeeded"]
@@ -170,74 +124,68 @@ async def test_partial_refunds_and_the_refund_notification(alipay_stack, http, f
     assert refunds == {first.json()["id"]: "30.00", second.json()["id"]: "20.50"}
 
     # AliPay's notification of the first refund (out_biz_no = out_request_no) changes nothing more.
-    assert await notify(alipay_stack, *fake.refund_notification(payment_id, first.json()["id"])) == (200, "success")
-    view = await eventually(until_status(http, alipay_stack, payment_id, "partially_refunded"))
+    assert await notify(stack, "alipay", *fake.refund_notification(payment_id, first.json()["id"])) == (200, "success")
+    view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "50.50"
 
 
-async def test_notification_with_a_bad_signature_is_refused(alipay_stack, http, fake, unique):
-    waiting = await waiting_qr(http, alipay_stack, unique)
+async def test_notification_with_a_bad_signature_is_refused(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
     headers, body = fake.trade_notification(waiting["id"])
     params = dict(parse_qsl(body.decode()))
     params["total_amount"] = "0.01"
 
-    status, answer = await notify(alipay_stack, headers, urlencode(params).encode())
+    status, answer = await notify(stack, "alipay", headers, urlencode(params).encode())
 
     assert status == 400 and answer != "success"
-    assert "webhook.received" not in await event_types(alipay_stack, waiting["id"])
+    assert "webhook.received" not in await event_types(stack, waiting["id"])
 
 
-async def test_notification_for_another_app_is_refused(alipay_stack, http, fake, unique):
-    waiting = await waiting_qr(http, alipay_stack, unique)
+async def test_notification_for_another_app_is_refused(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
-    status, _ = await notify(alipay_stack, *fake.trade_notification(waiting["id"], app_id="2021009999999999"))
+    status, _ = await notify(stack, "alipay", *fake.trade_notification(waiting["id"], app_id="2021009999999999"))
     assert status == 400
 
 
-async def test_replayed_notification_is_applied_once(alipay_stack, http, fake, unique):
+async def test_replayed_notification_is_applied_once(stack, http, fake, unique):
     """AliPay has no timestamp to bound replays: a resent or replayed notify_id is de-duplicated."""
-    waiting = await waiting_qr(http, alipay_stack, unique)
+    waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
     delivery = fake.trade_notification(waiting["id"])
 
-    first = await notify(alipay_stack, *delivery)
-    replay = await notify(alipay_stack, *delivery)
+    first = await notify(stack, "alipay", *delivery)
+    replay = await notify(stack, "alipay", *delivery)
 
     assert first == replay == (200, "success")
-    assert await eventually(until_status(http, alipay_stack, waiting["id"], "paid")) is not None
+    assert await eventually(until_status(http, stack, waiting["id"], "paid")) is not None
     notify_id = dict(parse_qsl(delivery[1].decode()))["notify_id"]
-    received = [e for e in await alipay_stack.store.events(waiting["id"]) if e.type == "webhook.received"]
-    assert [e.data["event_id"] for e in received] == [notify_id]
+    assert await received_event_ids(stack, waiting["id"]) == [notify_id]
 
 
-async def test_notification_whose_amount_does_not_match_is_not_a_payment(alipay_stack, http, fake, unique):
-    waiting = await waiting_qr(http, alipay_stack, unique)
+async def test_notification_whose_amount_does_not_match_is_not_a_payment(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     # Correctly signed by AliPay, but for another amount than this payment's.
     headers, body = fake.trade_notification(waiting["id"], trade_status="TRADE_SUCCESS", total_amount="0.01")
 
-    assert await notify(alipay_stack, headers, body) == (200, "success")
-
-    async def mismatch() -> bool | None:
-        return True if "webhook.amount_mismatch" in await event_types(alipay_stack, waiting["id"]) else None
-
-    assert await eventually(mismatch, timeout=10) is not None
-    view = (await http.get(f"/v1/payments/{waiting['id']}", headers=alipay_stack.headers())).json()
+    assert await notify(stack, "alipay", headers, body) == (200, "success")
+    assert await eventually(until_event(stack, waiting["id"], "webhook.amount_mismatch"), timeout=10) is not None
+    view = await payment_view(http, stack, waiting["id"])
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")
 
 
-async def test_page_not_yet_opened_keeps_waiting_for_the_customer(alipay_stack, http, fake, unique):
+async def test_page_not_yet_opened_keeps_waiting_for_the_customer(stack, http, fake, unique):
     """AliPay creates a page trade only when the customer opens it: the workflow's polls in between
     must not read "no such trade" as a failure (LookupCall.method tells the adapter the flow)."""
-    created = await post(http, alipay_stack, "/v1/payments", payment(unique, "page"), unique)
-    assert created.status_code == 202, created.text
-    payment_id = created.json()["id"]
+    waiting = await new_payment(http, stack, unique, flow="page")
+    payment_id = waiting["id"]
 
     await asyncio.sleep(2.5)  # a couple of status polls (status_poll_seconds = 1) find no trade yet
 
-    view = (await http.get(f"/v1/payments/{payment_id}", headers=alipay_stack.headers())).json()
+    view = await payment_view(http, stack, payment_id)
     assert view["status"] == "authorizing", view.get("failure")
-    assert await fake.open(created.json()["next_action"]["url"]) == 200
+    assert await fake.open(waiting["next_action"]["url"]) == 200
     fake.pay(payment_id)
-    assert await notify(alipay_stack, *fake.trade_notification(payment_id)) == (200, "success")
-    assert await eventually(until_status(http, alipay_stack, payment_id, "paid")) is not None
+    assert await notify(stack, "alipay", *fake.trade_notification(payment_id)) == (200, "success")
+    assert await eventually(until_status(http, stack, payment_id, "paid")) is not None

@@ -7,46 +7,36 @@ One stack and one fake serve the whole module (each test has its own ids), so it
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from tests.activities.gateways.helpers import serving
+from tests.e2e.helpers import awaiting_customer, eventually, gateway_stack, post, until_status
 from tests.fakes.stripe_server import FakeStripe, gateway_section
-from tests.stack import Stack, running_stack
+from tests.stack import Stack
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 ACTION_TIMEOUT_SECONDS = 3  # how long a customer gets for 3-D Secure here
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def fake() -> AsyncIterator[FakeStripe]:
-    async with FakeStripe() as server:
-        yield server
+fake = serving(FakeStripe, scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stripe_stack(temporal_env, pg_url, fake: FakeStripe) -> AsyncIterator[Stack]:
-    overrides = {
-        "payment": {
-            "default_gateway": "stripe",
-            "action_timeout_seconds": ACTION_TIMEOUT_SECONDS,
-            "stripe": gateway_section(fake),
-        }
-    }
-    async with running_stack(
+async def stack(temporal_env, pg_url, fake: FakeStripe) -> AsyncIterator[Stack]:
+    async with gateway_stack(
         temporal_env.client,
-        task_queue=f"tq-stripe-e2e-{uuid.uuid4().hex[:8]}",
+        "stripe",
+        gateway_section(fake),
         db_url=pg_url,  # the production store
-        config_overrides=overrides,
-    ) as stack:
-        fake.webhook_url = f"{stack.webhook_url}/stripe"
-        yield stack
+        action_timeout_seconds=ACTION_TIMEOUT_SECONDS,
+    ) as running:
+        fake.webhook_url = f"{running.webhook_url}/stripe"
+        yield running
         await fake.wait_for_webhooks()
 
 
@@ -56,12 +46,6 @@ async def webhooks_acknowledged(fake: FakeStripe) -> AsyncIterator[None]:
     yield
     await fake.wait_for_webhooks()
     assert [status for _, status in fake.deliveries if status != 200] == []
-
-
-@pytest_asyncio.fixture
-async def http(stripe_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with stripe_stack.http() as client:
-        yield client
 
 
 def payment(unique: str, token: str = "pm_card_visa", **fields: Any) -> dict[str, Any]:
@@ -75,28 +59,6 @@ def payment(unique: str, token: str = "pm_card_visa", **fields: Any) -> dict[str
     }
 
 
-async def post(http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str) -> httpx.Response:
-    return await http.post(path, json=body, headers=stack.headers(key))
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll `check` until it returns something other than None (or time runs out)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value is not None or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.1)
-
-
-def until_status(http: httpx.AsyncClient, stack: Stack, payment_id: str, status: str):
-    async def check() -> dict[str, Any] | None:
-        view = (await http.get(f"/v1/payments/{payment_id}", headers=stack.headers())).json()
-        return view if view["status"] == status else None
-
-    return check
-
-
 def webhooks_answered(fake: FakeStripe, event_type: str, intent_id: str) -> list[int]:
     """HTTP statuses our receiver answered for `event_type` events about `intent_id`."""
     ids = {
@@ -107,8 +69,8 @@ def webhooks_answered(fake: FakeStripe, event_type: str, intent_id: str) -> list
     return [status for event_id, status in fake.deliveries if event_id in ids]
 
 
-async def test_instant_success(stripe_stack, http, fake, unique):
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+async def test_instant_success(stack, http, fake, unique):
+    created = await post(http, stack, "/v1/payments", payment(unique), unique)
 
     assert created.status_code == 201, created.text
     paid = created.json()
@@ -122,8 +84,8 @@ async def test_instant_success(stripe_stack, http, fake, unique):
     assert webhooks_answered(fake, "payment_intent.succeeded", intent["id"]) == [200]
 
 
-async def test_decline(stripe_stack, http, fake, unique):
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique, "pm_card_chargeDeclined"), unique)
+async def test_decline(stack, http, fake, unique):
+    created = await post(http, stack, "/v1/payments", payment(unique, "pm_card_chargeDeclined"), unique)
 
     assert created.status_code == 402, created.text
     failed = created.json()
@@ -132,11 +94,9 @@ async def test_decline(stripe_stack, http, fake, unique):
     assert fake.charges_for(failed["id"]) == []
 
 
-async def test_three_ds_then_success(stripe_stack, http, fake, unique):
+async def test_three_ds_then_success(stack, http, fake, unique):
     body = payment(unique, "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
-    created = await post(http, stripe_stack, "/v1/payments", body, unique)
-    assert created.status_code == 202, created.text
-    waiting = created.json()
+    waiting = await awaiting_customer(http, stack, body, unique)
     assert waiting["status"] == "authorizing"
     assert waiting["next_action"]["type"] == "redirect_to_url"
 
@@ -146,37 +106,36 @@ async def test_three_ds_then_success(stripe_stack, http, fake, unique):
     returned = httpx.URL(challenge.headers["location"])
     back = {"payment_intent": returned.params["payment_intent"], "redirect_status": returned.params["redirect_status"]}
     completed = await post(
-        http, stripe_stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": back}, f"{unique}-back"
+        http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": back}, f"{unique}-back"
     )
 
     assert completed.status_code == 200, completed.text
     # The lookup after the return (or Stripe's webhook, whichever came first) settled it.
-    assert await eventually(until_status(http, stripe_stack, waiting["id"], "paid")) is not None
+    assert await eventually(until_status(http, stack, waiting["id"], "paid")) is not None
     assert len(fake.charges_for(waiting["id"])) == 1
 
 
-async def test_three_ds_abandoned(stripe_stack, http, fake, unique):
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique, "pm_card_authenticationRequired"), unique)
-    assert created.status_code == 202, created.text
-    assert created.json()["next_action"]["type"] == "use_sdk"
+async def test_three_ds_abandoned(stack, http, fake, unique):
+    waiting = await awaiting_customer(http, stack, payment(unique, "pm_card_authenticationRequired"), unique)
+    assert waiting["next_action"]["type"] == "use_sdk"
 
     gave_up = await eventually(
-        until_status(http, stripe_stack, created.json()["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 15
+        until_status(http, stack, waiting["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 15
     )
 
     assert gave_up is not None
     assert gave_up["failure"]["code"] == "action_timeout"
-    [intent] = fake.intents_for(created.json()["id"])
+    [intent] = fake.intents_for(waiting["id"])
     assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
-    assert fake.charges_for(created.json()["id"]) == []
+    assert fake.charges_for(waiting["id"]) == []
 
 
-async def test_manual_capture_partial(stripe_stack, http, fake, unique):
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique, capture_method="manual"), unique)
+async def test_manual_capture_partial(stack, http, fake, unique):
+    created = await post(http, stack, "/v1/payments", payment(unique, capture_method="manual"), unique)
     assert (created.status_code, created.json()["status"]) == (201, "authorized"), created.text
 
     captured = await post(
-        http, stripe_stack, f"/v1/payments/{created.json()['id']}/capture", {"amount": "20.00"}, f"{unique}-c1"
+        http, stack, f"/v1/payments/{created.json()['id']}/capture", {"amount": "20.00"}, f"{unique}-c1"
     )
 
     assert captured.status_code == 200, captured.text
@@ -187,13 +146,13 @@ async def test_manual_capture_partial(stripe_stack, http, fake, unique):
     assert capture.idempotency_key == f"payment-{created.json()['id']}:capture"
 
 
-async def test_several_partial_refunds(stripe_stack, http, fake, unique):
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+async def test_several_partial_refunds(stack, http, fake, unique):
+    created = await post(http, stack, "/v1/payments", payment(unique), unique)
     payment_id = created.json()["id"]
     path = f"/v1/payments/{payment_id}/refunds"
 
-    first = await post(http, stripe_stack, path, {"amount": "10.00", "reason": "requested_by_customer"}, f"{unique}-r1")
-    second = await post(http, stripe_stack, path, {"amount": "15.00", "reason": "damaged"}, f"{unique}-r2")
+    first = await post(http, stack, path, {"amount": "10.00", "reason": "requested_by_customer"}, f"{unique}-r1")
+    second = await post(http, stack, path, {"amount": "15.00", "reason": "damaged"}, f"{unique}-r2")
 
     assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
     assert [first.json()["status"], second.json()["status"]] == ["succeeded", "succeeded"]
@@ -208,27 +167,27 @@ async def test_several_partial_refunds(stripe_stack, http, fake, unique):
     intent_id = at_stripe[0]["payment_intent"]
     keys = [p.idempotency_key for p in fake.posts("/v1/refunds") if p.params["payment_intent"] == intent_id]
     assert keys == [f"payment-{payment_id}:refund:{first.json()['id']}", f"payment-{payment_id}:refund:{second.json()['id']}"]
-    view = await eventually(until_status(http, stripe_stack, payment_id, "partially_refunded"))
+    view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "25.00"
 
 
-async def test_dispute_opened_by_webhook(stripe_stack, http, fake, unique):
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+async def test_dispute_opened_by_webhook(stack, http, fake, unique):
+    created = await post(http, stack, "/v1/payments", payment(unique), unique)
     payment_id = created.json()["id"]
 
     fake.open_dispute(created.json()["provider_payment_id"], reason="fraudulent")
 
     # The dispute carries only Stripe's intent id: the receiver maps it to our payment via the store.
-    view = await eventually(until_status(http, stripe_stack, payment_id, "disputed"))
+    view = await eventually(until_status(http, stack, payment_id, "disputed"))
     assert view is not None
     [dispute] = view["disputes"]
     assert (dispute["status"], dispute["reason"]) == ("needs_response", "fraudulent")
 
 
-async def test_a_dropped_response_still_charges_exactly_once(stripe_stack, http, fake, unique):
+async def test_a_dropped_response_still_charges_exactly_once(stack, http, fake, unique):
     fake.drop_response_next(path="/v1/payment_intents")
 
-    created = await post(http, stripe_stack, "/v1/payments", payment(unique), unique)
+    created = await post(http, stack, "/v1/payments", payment(unique), unique)
 
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "paid"

@@ -7,102 +7,59 @@ One stack and one fake serve the whole module (each test has its own ids).
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest_asyncio
 
-from tests.fakes.wechatpay_server import FakeWechatPay, post_to
-from tests.stack import Stack, running_stack
+from tests.activities.gateways.helpers import serving
+from tests.e2e.helpers import (
+    awaiting_customer,
+    event_types,
+    eventually,
+    gateway_stack,
+    notify,
+    payment_view,
+    post,
+    received_event_ids,
+    until_event,
+    until_status,
+    wallet_payment,
+)
+from tests.fakes.wechatpay_server import FakeWechatPay
+from tests.stack import Stack
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to scan here
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def fake() -> AsyncIterator[FakeWechatPay]:
-    async with FakeWechatPay() as server:
-        yield server
+fake = serving(FakeWechatPay, scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def wechat_stack(temporal_env, tmp_path_factory, fake: FakeWechatPay) -> AsyncIterator[Stack]:
+async def stack(temporal_env, tmp_path_factory, fake: FakeWechatPay) -> AsyncIterator[Stack]:
     db = tmp_path_factory.mktemp("wechat-e2e") / "durapay.db"
-    overrides = {
-        "payment": {
-            "default_gateway": "wechat_pay",
-            "action_timeout_seconds": ACTION_TIMEOUT_SECONDS,
-            "status_poll_seconds": 1,
-            "wechat_pay": fake.gateway_section(),
-        }
-    }
-    async with running_stack(
+    async with gateway_stack(
         temporal_env.client,
-        task_queue=f"tq-wechat-e2e-{uuid.uuid4().hex[:8]}",
+        "wechat_pay",
+        fake.gateway_section(),
         db_url=f"sqlite+aiosqlite:///{db}",
-        config_overrides=overrides,
-    ) as stack:
-        yield stack
-
-
-@pytest_asyncio.fixture
-async def http(wechat_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with wechat_stack.http() as client:
-        yield client
+        action_timeout_seconds=ACTION_TIMEOUT_SECONDS,
+        status_poll_seconds=1,
+    ) as running:
+        yield running
 
 
 def payment(unique: str, flow: str = "native", amount: str = "88.88", **fields: Any) -> dict[str, Any]:
-    return {
-        "order_id": f"order-{unique}",
-        "amount": amount,
-        "currency": "CNY",
-        "gateway": "wechat_pay",
-        "payment_method": {"type": "wallet", "wallet": "wechat_pay", "flow": flow},
-        "description": "龙井茶 250g",
-        **fields,
-    }
+    return wallet_payment(unique, "wechat_pay", flow, amount=amount, description="龙井茶 250g", **fields)
 
 
-async def post(http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str) -> httpx.Response:
-    return await http.post(path, json=body, headers=stack.headers(key))
+async def new_payment(http: httpx.AsyncClient, stack: Stack, unique: str, **fields: Any) -> dict[str, Any]:
+    return await awaiting_customer(http, stack, payment(unique, **fields), unique)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value is not None or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.1)
-
-
-def until_status(http: httpx.AsyncClient, stack: Stack, payment_id: str, status: str):
-    async def check() -> dict[str, Any] | None:
-        view = (await http.get(f"/v1/payments/{payment_id}", headers=stack.headers())).json()
-        return view if view["status"] == status else None
-
-    return check
-
-
-async def notify(stack: Stack, headers: dict[str, str], body: bytes) -> tuple[int, str]:
-    return await post_to(f"{stack.webhook_url}/wechat_pay", headers, body)
-
-
-async def event_types(stack: Stack, payment_id: str) -> list[str]:
-    return [event.type for event in await stack.store.events(payment_id)]
-
-
-async def waiting_qr(http: httpx.AsyncClient, stack: Stack, unique: str, **fields: Any) -> dict[str, Any]:
-    created = await post(http, stack, "/v1/payments", payment(unique, **fields), unique)
-    assert created.status_code == 202, created.text
-    return created.json()
-
-
-async def test_qr_paid_by_notification(wechat_stack, http, fake, unique):
-    waiting = await waiting_qr(http, wechat_stack, unique)
+async def test_qr_paid_by_notification(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     payment_id = waiting["id"]
     assert waiting["status"] == "authorizing"
     trade = fake.trades[payment_id]
@@ -112,21 +69,21 @@ async def test_qr_paid_by_notification(wechat_stack, http, fake, unique):
     assert (trade.total, trade.currency, trade.description) == (8888, "CNY", "龙井茶 250g")
 
     fake.pay(payment_id)
-    status, body = await notify(wechat_stack, *fake.payment_notification(payment_id))
+    status, body = await notify(stack, "wechat_pay", *fake.payment_notification(payment_id))
 
     assert (status, body) == (204, "")
-    paid = await eventually(until_status(http, wechat_stack, payment_id, "paid"))
+    paid = await eventually(until_status(http, stack, payment_id, "paid"))
     assert paid is not None
     assert (paid["captured_amount"], paid["provider_payment_id"]) == ("88.88", trade.transaction_id)
     assert paid["next_action"] is None
-    assert "webhook.received" in await event_types(wechat_stack, payment_id)
+    assert "webhook.received" in await event_types(stack, payment_id)
 
 
-async def test_qr_expired_closes_the_trade(wechat_stack, http, fake, unique):
-    waiting = await waiting_qr(http, wechat_stack, unique)
+async def test_qr_expired_closes_the_trade(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
 
     gave_up = await eventually(
-        until_status(http, wechat_stack, waiting["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 20
+        until_status(http, stack, waiting["id"], "cancelled"), timeout=ACTION_TIMEOUT_SECONDS + 20
     )
 
     assert gave_up is not None and gave_up["failure"]["code"] == "action_timeout"
@@ -134,35 +91,32 @@ async def test_qr_expired_closes_the_trade(wechat_stack, http, fake, unique):
     assert ("POST", f"/v3/pay/transactions/out-trade-no/{waiting['id']}/close") in fake.requests
 
 
-async def test_h5_redirect_paid_then_customer_returns(wechat_stack, http, fake, unique):
-    body = payment(unique, "h5", customer_ip="203.0.113.7", return_url="https://shop.example/back")
-    created = await post(http, wechat_stack, "/v1/payments", body, unique)
-    assert created.status_code == 202, created.text
-    waiting = created.json()
+async def test_h5_redirect_paid_then_customer_returns(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique, flow="h5", customer_ip="203.0.113.7", return_url="https://shop.example/back")
     assert waiting["next_action"]["type"] == "redirect_to_url"
     assert waiting["next_action"]["url"].startswith(fake.trades[waiting["id"]].artifact["h5_url"])
 
     fake.pay(waiting["id"])  # the customer paid on WeChat's H5 cashier; no notification yet
-    completed = await post(http, wechat_stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back")
+    completed = await post(http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back")
 
     assert completed.status_code in (200, 202), completed.text
-    assert await eventually(until_status(http, wechat_stack, waiting["id"], "paid")) is not None
+    assert await eventually(until_status(http, stack, waiting["id"], "paid")) is not None
 
 
 async def paid_payment(http: httpx.AsyncClient, stack: Stack, fake: FakeWechatPay, unique: str, amount: str) -> str:
-    waiting = await waiting_qr(http, stack, unique, amount=amount)
+    waiting = await new_payment(http, stack, unique, amount=amount)
     fake.pay(waiting["id"])
-    assert (await notify(stack, *fake.payment_notification(waiting["id"])))[0] == 204
+    assert (await notify(stack, "wechat_pay", *fake.payment_notification(waiting["id"])))[0] == 204
     assert await eventually(until_status(http, stack, waiting["id"], "paid")) is not None
     return waiting["id"]
 
 
-async def test_partial_refunds_and_their_notifications(wechat_stack, http, fake, unique):
-    payment_id = await paid_payment(http, wechat_stack, fake, unique, "100.00")
+async def test_partial_refunds_and_their_notifications(stack, http, fake, unique):
+    payment_id = await paid_payment(http, stack, fake, unique, "100.00")
     path = f"/v1/payments/{payment_id}/refunds"
 
-    first = await post(http, wechat_stack, path, {"amount": "30.00", "reason": "damaged"}, f"{unique}-r1")
-    second = await post(http, wechat_stack, path, {"amount": "20.00"}, f"{unique}-r2")
+    first = await post(http, stack, path, {"amount": "30.00", "reason": "damaged"}, f"{unique}-r1")
+    second = await post(http, stack, path, {"amount": "20.00"}, f"{unique}-r2")
 
     assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
     assert [first.json()["status"], second.json()["status"]] == ["succeeded", "succeeded"]
@@ -171,68 +125,67 @@ async def test_partial_refunds_and_their_notifications(wechat_stack, http, fake,
     assert first.json()["provider_refund_id"] == fake.refunds[f"{payment_id}-{first.json()['id']}"].refund_id
 
     # WeChat's REFUND.SUCCESS notification for a refund already counted changes nothing.
-    status, _ = await notify(wechat_stack, *fake.refund_notification(f"{payment_id}-{first.json()['id']}"))
+    status, _ = await notify(stack, "wechat_pay", *fake.refund_notification(f"{payment_id}-{first.json()['id']}"))
     assert status == 204
-    view = await eventually(until_status(http, wechat_stack, payment_id, "partially_refunded"))
+    view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "50.00"
 
 
-async def test_refund_pending_until_wechat_notifies_success(wechat_stack, http, fake, unique):
-    payment_id = await paid_payment(http, wechat_stack, fake, unique, "10.00")
+async def test_refund_pending_until_wechat_notifies_success(stack, http, fake, unique):
+    payment_id = await paid_payment(http, stack, fake, unique, "10.00")
     fake.refund_outcome = "PROCESSING"
     try:
-        pending = await post(http, wechat_stack, f"/v1/payments/{payment_id}/refunds", {"amount": "4.00"}, f"{unique}-r")
+        pending = await post(http, stack, f"/v1/payments/{payment_id}/refunds", {"amount": "4.00"}, f"{unique}-r")
     finally:
         fake.refund_outcome = "SUCCESS"
     assert (pending.status_code, pending.json()["status"]) == (202, "pending"), pending.text
 
     refund_no = f"{payment_id}-{pending.json()['id']}"
     fake.settle_refund(refund_no)
-    assert (await notify(wechat_stack, *fake.refund_notification(refund_no)))[0] == 204
+    assert (await notify(stack, "wechat_pay", *fake.refund_notification(refund_no)))[0] == 204
 
-    view = await eventually(until_status(http, wechat_stack, payment_id, "partially_refunded"))
+    view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunds"][0]["status"] == "succeeded" and view["refunded_amount"] == "4.00"
 
 
-async def test_notification_with_a_bad_signature_is_refused(wechat_stack, http, fake, unique):
-    waiting = await waiting_qr(http, wechat_stack, unique)
+async def test_notification_with_a_bad_signature_is_refused(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
     headers, body = fake.payment_notification(waiting["id"])
     forged = body.replace(b'"summary":"', b'"summary":"forged ')
 
-    status, _ = await notify(wechat_stack, headers, forged)
+    status, _ = await notify(stack, "wechat_pay", headers, forged)
 
     assert status == 400
-    assert "webhook.received" not in await event_types(wechat_stack, waiting["id"])
+    assert "webhook.received" not in await event_types(stack, waiting["id"])
 
 
-async def test_stale_or_replayed_notification_is_refused(wechat_stack, http, fake, unique):
-    waiting = await waiting_qr(http, wechat_stack, unique)
+async def test_stale_or_replayed_notification_is_refused(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
 
     stale = fake.payment_notification(waiting["id"], timestamp=int(time.time()) - 600)
-    assert (await notify(wechat_stack, *stale))[0] == 400
-    assert "webhook.received" not in await event_types(wechat_stack, waiting["id"])
+    assert (await notify(stack, "wechat_pay", *stale))[0] == 400
+    assert "webhook.received" not in await event_types(stack, waiting["id"])
 
 
-async def test_duplicate_notification_is_applied_once(wechat_stack, http, fake, unique):
-    waiting = await waiting_qr(http, wechat_stack, unique)
+async def test_duplicate_notification_is_applied_once(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
     event_id = f"EV-{unique}"
 
     # WeChat resends the same notification (same id), freshly signed each time.
-    first = await notify(wechat_stack, *fake.payment_notification(waiting["id"], event_id=event_id))
-    second = await notify(wechat_stack, *fake.payment_notification(waiting["id"], event_id=event_id))
+    first = await notify(stack, "wechat_pay", *fake.payment_notification(waiting["id"], event_id=event_id))
+    second = await notify(stack, "wechat_pay", *fake.payment_notification(waiting["id"], event_id=event_id))
 
     assert (first[0], second[0]) == (204, 204)
-    paid = await eventually(until_status(http, wechat_stack, waiting["id"], "paid"))
+    paid = await eventually(until_status(http, stack, waiting["id"], "paid"))
     assert paid is not None and paid["captured_amount"] == "88.88"
-    received = [e for e in await wechat_stack.store.events(waiting["id"]) if e.type == "webhook.received"]
-    assert [e.data["event_id"] for e in received] == [event_id]
+    assert await received_event_ids(stack, waiting["id"]) == [event_id]
 
 
-async def test_notification_whose_amount_does_not_match_is_not_a_payment(wechat_stack, http, fake, unique):
-    waiting = await waiting_qr(http, wechat_stack, unique)
+async def test_notification_whose_amount_does_not_match_is_not_a_payment(stack, http, fake, unique):
+    waiting = await new_payment(http, stack, unique)
     trade = fake.trades[waiting["id"]]
     resource = fake._trade_json(trade) | {
         "trade_state": "SUCCESS", "transaction_id": "4200000000000000000000000001",
@@ -240,16 +193,9 @@ async def test_notification_whose_amount_does_not_match_is_not_a_payment(wechat_
     }
     headers, body = fake.notification("TRANSACTION.SUCCESS", resource, original_type="transaction", summary="支付成功")
 
-    status, _ = await notify(wechat_stack, headers, body)
+    status, _ = await notify(stack, "wechat_pay", headers, body)
 
     assert status == 204  # genuine and acknowledged: the amount check is the workflow's
-    mismatch = await eventually(
-        lambda: _has_event(wechat_stack, waiting["id"], "webhook.amount_mismatch"), timeout=10
-    )
-    assert mismatch is not None
-    view = (await http.get(f"/v1/payments/{waiting['id']}", headers=wechat_stack.headers())).json()
+    assert await eventually(until_event(stack, waiting["id"], "webhook.amount_mismatch"), timeout=10) is not None
+    view = await payment_view(http, stack, waiting["id"])
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")
-
-
-async def _has_event(stack: Stack, payment_id: str, event_type: str) -> bool | None:
-    return True if event_type in await event_types(stack, payment_id) else None
