@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,6 +42,7 @@ from activities.gateways.base import (
     WebhookAck,
     WebhookVerificationError,
 )
+from activities.gateways.china import CHINA_TIME, in_china_time
 from activities.gateways.http import HttpSettings, HttpTransport, raise_rejection
 from activities.gateways.signing import (
     load_private_key,
@@ -72,7 +73,6 @@ ALIPAY = "alipay"
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 SANDBOX_GATEWAY = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
 # AliPay reads and writes times as "yyyy-MM-dd HH:mm:ss" in Beijing time.
-CHINA_TIME = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 FLOWS = ("precreate", "page", "wap", "app")
@@ -528,9 +528,7 @@ def out_request_no_for(refund_id: str) -> str:
 
 
 def alipay_time(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(CHINA_TIME).strftime(TIME_FORMAT)
+    return in_china_time(moment).strftime(TIME_FORMAT)
 
 
 def raw_member(text: str, key: str) -> str:

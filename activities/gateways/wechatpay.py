@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -39,6 +39,7 @@ from activities.gateways.base import (
     WebhookAck,
     WebhookVerificationError,
 )
+from activities.gateways.china import in_china_time
 from activities.gateways.http import HttpSettings, HttpTransport, raise_rejection
 from activities.gateways.signing import (
     DecryptionError,
@@ -73,8 +74,6 @@ logger = logging.getLogger(__name__)
 WECHAT_PAY = "wechat_pay"
 DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
-# WeChat Pay wants its timestamps (time_expire) in Beijing time with an explicit offset.
-CHINA_TIME = timezone(timedelta(hours=8))
 # The official Go SDK's window, applied both ways: a notification from the future is as suspect as
 # a replayed old one.
 TIMESTAMP_TOLERANCE_SECONDS = 300
@@ -667,10 +666,9 @@ def refund_id_from(out_trade_no: str, out_refund_no: str) -> str | None:
 
 
 def wechat_time(moment: datetime) -> str:
-    """RFC 3339 in Beijing time, seconds precision: `2026-11-27T23:35:00+08:00`."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(CHINA_TIME).replace(microsecond=0).isoformat()
+    """RFC 3339 in Beijing time with an explicit offset, as WeChat Pay wants its timestamps
+    (time_expire), seconds precision: `2026-11-27T23:35:00+08:00`."""
+    return in_china_time(moment).replace(microsecond=0).isoformat()
 
 
 def trade_result(data: Mapping[str, Any]) -> GatewayResult:
