@@ -296,11 +296,7 @@ async def scale(server: Server, settings: BenchSettings, run_id: str, log_dir: P
             "concurrency": settings.batch_concurrency,
             "start": started,
             "complete_by_signal": completed,
-            "worker_rss_mb": {
-                "idle": round(rss_idle / 2**20, 1),
-                "all_waiting": round(rss_waiting / 2**20, 1),
-                "peak": round(procstats.peak_rss_bytes(stack.pid) / 2**20, 1),
-            },
+            "worker_memory": procstats.memory_while_waiting(stack.pid, rss_idle, rss_waiting, started["done"]),
             "history_events_per_payment": await stack.histories([p["id"] for p in stack.payments[:_HISTORY_SAMPLES]]),
         }
         if server.pid is not None:

@@ -199,11 +199,7 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         "concurrency": spec.batch_concurrency,
         "start": started,
         "complete_by_signal": completed,
-        "worker_rss_mb": {
-            "idle": round(rss_idle / 2**20, 1),
-            "all_waiting": round(rss_waiting / 2**20, 1),
-            "peak": round(procstats.peak_rss_bytes(pid) / 2**20, 1),
-        },
+        "worker_memory": procstats.memory_while_waiting(pid, rss_idle, rss_waiting, len(waiting)),
         "history_events_per_payment": await history.sample(client, waiting[:_HISTORY_SAMPLES]),
     }
     if spec.server_pid is not None:
@@ -227,9 +223,19 @@ async def run_spec(spec: EngineSpec) -> dict[str, Any]:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The result gets a private copy of stdout; fd 1 itself goes to stderr (the log), because the
+    # SDK core writes its own warnings to stdout and they must not end up inside the JSON.
+    result_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spec = EngineSpec.model_validate_json(sys.stdin.read())
     result = asyncio.run(run_spec(spec))
-    sys.stdout.write(json.dumps(result))
+    with result_out:
+        result_out.write(json.dumps(result))
+    logging.shutdown()
+    # The result is out and the worker has shut down. Skip interpreter teardown: the SDK core's
+    # native threads can still call into Python while it finalizes, which now and then aborts the
+    # process (PyGILState_Release, SIGABRT) and would turn a complete measurement into a failure.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ against each, and writes `result.json`, `summary.md` and `bench.png` to the outp
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -230,7 +232,18 @@ async def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"durapay bench: {exc}", file=sys.stderr)
         return 2
-    document = await measure(settings)
+    # SIGTERM (CI timeouts, `kill`) cancels like Ctrl-C does, so the dev servers, workers and API
+    # the run started are stopped on the way out instead of being left behind.
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        document = await measure(settings)
+    except asyncio.CancelledError:
+        print("durapay bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
     paths = write_outputs(document, settings)
     print(report.markdown(document))
     for kind, path in paths.items():

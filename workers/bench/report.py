@@ -109,6 +109,15 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                     f"{server}.webhooks.webhooks.{path}",
                     f"{server}.webhooks.raw_signals.{path}",
                 )
+        if "scale" in scenarios and "engine_scale" in scenarios:
+            for metric, path in (
+                ("started per second", "start.per_s"),
+                ("completed by signal per second", "complete_by_signal.completed_per_s"),
+                ("app RSS KB per waiting payment", "worker_memory.per_waiting_payment_kb"),
+                ("app CPU s/payment to start", "start.cpu_s_per_payment.app"),
+                ("app CPU s/payment to complete", "complete_by_signal.cpu_s_per_payment.app"),
+            ):
+                add(f"{server}: scale, durapay / engine", metric, f"{server}.scale.{path}", f"{server}.engine_scale.{path}")
     if "untuned" in results and "tuned" in results:
         for scenario in results["untuned"]:
             if scenario in results["tuned"] and "levels" in results["untuned"][scenario]:
@@ -137,64 +146,73 @@ def _ms(seconds: Any) -> str:
 def markdown(document: Mapping[str, Any]) -> str:
     """The tables for BENCHMARKS.md, straight from the result document."""
     results: Mapping[str, Mapping[str, Any]] = document["results"]
-    lines = [
-        "| server | scenario | c=1 p50 / p95 / p99 ms | c=1 /s | sat. c | sat. p50 / p95 / p99 ms "
-        "| sat. /s | app CPU ms/pay | server CPU ms/pay | events/pay |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    sections = [
+        *_sweep_table(results),
+        *_batch_tables(results),
+        *_ratio_tables(document.get("ratios", [])),
+        *_sharing_table(results),
     ]
+    skipped = [f"- {item['scenario']} ({item['server']}): {item['reason']}" for item in document.get("skipped", [])]
+    if skipped:
+        sections.append("Not measured in this run:\n\n" + "\n".join(skipped))
+    return "\n\n".join(sections) + "\n"
+
+
+def _table(header: Sequence[str], rows: Sequence[str]) -> list[str]:
+    """A markdown table as one section, or no section when there is nothing to show."""
+    if not rows:
+        return []
+    return ["\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows])]
+
+
+def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows = []
     for server, scenarios in results.items():
         for name, result in scenarios.items():
             if "saturation" not in result:
                 continue
             one, sat = result["concurrency_1"], result["saturation"]
             cpu = sat["cpu_s_per_payment"] or {}
-            lines.append(
+            rows.append(
                 f"| {server} | {name} "
                 f"| {_pcts(one['latency_ms'])} | {_fmt(one['throughput_per_s'])} "
                 f"| {sat['concurrency']} | {_pcts(sat['latency_ms'])} | {_fmt(sat['throughput_per_s'])} "
                 f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
                 f"| {_fmt(lookup(result, 'history_events_per_payment.mean'))} |"
             )
-    batch_lines = _batch_tables(results)
-    ratio_lines = _ratio_table(document.get("ratios", []))
-    sharing = [
+    header = (
+        "server", "scenario", "c=1 p50 / p95 / p99 ms", "c=1 /s", "sat. c", "sat. p50 / p95 / p99 ms", "sat. /s",
+        "app CPU ms/pay", "server CPU ms/pay", "events/pay",
+    )
+    return _table(header, rows)
+
+
+def _ratio_tables(found: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One table per kind of comparison (same metrics), one row per comparison:
+    `numerator / denominator` of this run."""
+    by_name: dict[str, dict[str, float]] = {}
+    for ratio in found:
+        by_name.setdefault(ratio["name"], {})[ratio["metric"]] = ratio["value"]
+    kinds: dict[tuple[str, ...], list[str]] = {}
+    for name, values in by_name.items():
+        kinds.setdefault(tuple(values), []).append(name)
+    tables = []
+    for metrics, names in kinds.items():
+        rows = [f"| {name} | " + " | ".join(f"{by_name[name][m]:.2f}x" for m in metrics) + " |" for name in names]
+        tables += _table(("comparison (ratio of this run's numbers)", *metrics), rows)
+    return tables
+
+
+def _sharing_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows = [
         f"| {server} | {name} | {_fmt(during['wall_s'])} | {during['machine_cpu_busy']:.0%} "
         f"| {during['other_processes_cpu']:.0%} | {_fmt(during['load_average_1m'], 2)} |"
         for server, scenarios in results.items()
         for name, result in scenarios.items()
         if (during := result.get("machine_during"))
     ]
-    if sharing:
-        batch_lines.append(
-            "\n".join(
-                [
-                    "| server | scenario | wall s | all cores busy | of which other processes | load avg (1 min) |",
-                    "|---|---|---|---|---|---|",
-                    *sharing,
-                ]
-            )
-        )
-    skipped = [f"- {item['scenario']} ({item['server']}): {item['reason']}" for item in document.get("skipped", [])]
-    sections = ["\n".join(lines), *batch_lines, ratio_lines]
-    if skipped:
-        sections.append("Not measured in this run:\n\n" + "\n".join(skipped))
-    return "\n\n".join(sections) + "\n"
-
-
-def _ratio_table(found: Sequence[Mapping[str, Any]]) -> str:
-    """One row per comparison, one column per metric: `numerator / denominator` of this run."""
-    metrics = list(dict.fromkeys(ratio["metric"] for ratio in found))
-    rows: dict[str, dict[str, float]] = {}
-    for ratio in found:
-        rows.setdefault(ratio["name"], {})[ratio["metric"]] = ratio["value"]
-    lines = [
-        "| comparison (ratio of this run's numbers) | " + " | ".join(metrics) + " |",
-        "|---|" + "---|" * len(metrics),
-    ]
-    for name, values in rows.items():
-        cells = [f"{values[m]:.2f}x" if m in values else "-" for m in metrics]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = ("server", "scenario", "wall s", "all cores busy", "of which other processes", "load avg (1 min)")
+    return _table(header, rows)
 
 
 def _pcts(latency: Mapping[str, float] | None) -> str:
@@ -228,40 +246,26 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                     )
             if "complete_by_signal" in result:
                 start, done = result["start"], result["complete_by_signal"]
-                rss = result["worker_rss_mb"]
+                rss = result["worker_memory"]
                 cpu = _cpu_sum(start, done)
                 scale_rows.append(
                     f"| {server} | {name} | {result['count']} "
                     f"| {start['done']} in {_fmt(start['wall_s'])} s ({_fmt(start['per_s'])}/s) "
                     f"| {done['completed']} in {_fmt(done['all_completed_s'])} s ({_fmt(done['completed_per_s'])}/s) "
                     f"| {_fmt(rss['idle'])} → {_fmt(rss['all_waiting'])} (peak {_fmt(rss['peak'])}) "
+                    f"| {_fmt(rss['per_waiting_payment_kb'])} "
                     f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
                     f"| {start['errors'] + start['timed_out'] + done['errors'] + done['timed_out']} |"
                 )
-    tables = []
-    if signal_rows:
-        tables.append(
-            "\n".join(
-                [
-                    "| server | path | payments | concurrency | accepted/s | accept p50 / p95 / p99 ms "
-                    "| paid (incl. the work they caused) | app CPU ms/pay | server CPU ms/pay | failed |",
-                    "|---|---|---|---|---|---|---|---|---|---|",
-                    *signal_rows,
-                ]
-            )
-        )
-    if scale_rows:
-        tables.append(
-            "\n".join(
-                [
-                    "| server | scenario | N | started, waiting for 3DS | completed by signal | app RSS MB "
-                    "| app CPU ms/pay | server CPU ms/pay | failed |",
-                    "|---|---|---|---|---|---|---|---|---|",
-                    *scale_rows,
-                ]
-            )
-        )
-    return tables
+    signal_header = (
+        "server", "path", "payments", "concurrency", "accepted/s", "accept p50 / p95 / p99 ms",
+        "paid (incl. the work they caused)", "app CPU ms/pay", "server CPU ms/pay", "failed",
+    )
+    scale_header = (
+        "server", "scenario", "N", "started, waiting for 3DS", "completed by signal", "app RSS MB",
+        "KB per waiting payment", "app CPU ms/pay", "server CPU ms/pay", "failed",
+    )
+    return [*_table(signal_header, signal_rows), *_table(scale_header, scale_rows)]
 
 
 def plot(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:

@@ -115,7 +115,8 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
     except TimeoutError:
         process.kill()
-        await process.wait()
+        # Bounded too: asyncio's wait() also waits for the child's pipes to close.
+        await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
 
 
 @contextlib.asynccontextmanager

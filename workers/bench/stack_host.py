@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 
 from pydantic import BaseModel, SecretStr
@@ -71,6 +72,10 @@ async def serve(spec: StackSpec) -> None:
     async with running_services(client, config, task_queue=spec.task_queue) as services:
         sys.stdout.write(json.dumps({"base_url": services.base_url}) + "\n")
         sys.stdout.flush()
+        # From now on stdout goes where stderr goes (the log). The SDK core logs its warnings to
+        # stdout; nobody reads that pipe after the first line, and once full it would block the
+        # core's threads and with them the worker.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         await wait_for_stop_signal()
 
 

@@ -70,7 +70,7 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
 
     scale = document["results"]["tuned"]["scale"]
     assert scale["start"]["done"] == 6 and scale["complete_by_signal"]["completed"] == 6
-    assert scale["worker_rss_mb"]["all_waiting"] > 0 and scale["server_rss_mb"] > 0
+    assert scale["worker_memory"]["all_waiting"] > 0 and scale["server_rss_mb"] > 0
     assert {(item["scenario"], item["server"]) for item in document["skipped"]} == {
         ("webhooks", "untuned"), ("scale", "untuned")
     }
