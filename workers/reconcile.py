@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from workers.config import DurapayConfig
-from workflows.reconcile_io import ReconcileReport, ReconcileRequest, ReconcileWindow
+from workflows.reconcile_io import ReconcileReport, ReconcileRequest, ReconcileWindow, RepairAction
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -174,7 +174,7 @@ def render_table(report: ReconcileReport) -> str:
     if not rows:
         lines = ["no drift"]
     drift_count = len(report.drifts) + report.unlisted_drifts
-    repaired = sum(d.action.value == "signalled" for d in report.drifts) + report.unlisted_signalled
+    repaired = sum(d.action is RepairAction.SIGNALLED for d in report.drifts) + report.unlisted_signalled
     lines.append(
         f"{report.since.isoformat()} .. {report.until.isoformat()}: checked {report.checked}, "
         f"consistent {report.consistent}, drift {drift_count} (repaired {repaired}"
