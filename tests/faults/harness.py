@@ -226,31 +226,43 @@ class Expect:
 @dataclass
 class InFlight:
     """Payments caught by a fault in every phase: new ones whose authorization Stripe is working
-    on, a capture and a refund (also at Stripe), and the merchant requests waiting for them."""
+    on (one of them declined), a capture and a refund (also at Stripe), the merchant requests
+    waiting for them, and payments legitimately waiting meanwhile (for 3-D Secure, for a capture)."""
 
     requests: list[asyncio.Task[dict[str, Any]]]
     held: list[tuple[str, str]]  # (path, idempotency key) of the gateway calls Stripe holds
     expected: list[Expect]
 
+    # Payments started while Stripe holds the calls: (card, how each must end).
+    NEW = (
+        ("pm_card_visa", PaymentStatus.PAID),
+        ("pm_card_visa", PaymentStatus.PAID),
+        ("pm_card_chargeDeclined", PaymentStatus.FAILED),
+    )
+
     @classmethod
-    async def start(cls, stack: FaultStack, unique: str, *, new_payments: int = 3) -> InFlight:
+    async def start(cls, stack: FaultStack, unique: str) -> InFlight:
         merchant = stack.merchant
-        authorized = await merchant.pay(f"{unique}-authorized", capture_method="manual")
-        assert authorized["status"] == "authorized", authorized
+        to_capture = await merchant.pay(f"{unique}-authorized", capture_method="manual")
+        assert to_capture["status"] == "authorized", to_capture
+        never_captured = await merchant.pay(f"{unique}-held", capture_method="manual")
+        assert never_captured["status"] == "authorized", never_captured
+        three_ds = await merchant.pay(f"{unique}-3ds", token="pm_card_threeDSecure2Required")
+        assert three_ds["status"] == "authorizing", three_ds
         paid = await merchant.pay(f"{unique}-paid")
         assert paid["status"] == "paid", paid
 
-        keys = [f"{unique}-new-{n}" for n in range(new_payments)]
+        keys = [f"{unique}-new-{n}" for n in range(len(cls.NEW))]
         refund_key = f"{unique}-refund"
         refund_id = stack.refund_id(paid["id"], refund_key)
         held = [("/v1/payment_intents", f"payment-{stack.payment_id(key)}:authorize") for key in keys]
         held += [
-            (f"/v1/payment_intents/{authorized['provider_payment_id']}/capture", f"payment-{authorized['id']}:capture"),
+            (f"/v1/payment_intents/{to_capture['provider_payment_id']}/capture", f"payment-{to_capture['id']}:capture"),
             ("/v1/refunds", f"payment-{paid['id']}:refund:{refund_id}"),
         ]
         stack.fake.latency = HOLD_S
-        requests = [asyncio.create_task(merchant.pay(key)) for key in keys]
-        requests.append(asyncio.create_task(merchant.capture(authorized["id"], f"{unique}-capture")))
+        requests = [asyncio.create_task(merchant.pay(key, token=card)) for key, (card, _) in zip(keys, cls.NEW)]
+        requests.append(asyncio.create_task(merchant.capture(to_capture["id"], f"{unique}-capture")))
         requests.append(asyncio.create_task(merchant.refund(paid["id"], refund_key)))
         try:
             for path, key in held:
@@ -261,10 +273,15 @@ class InFlight:
             raise
         finally:
             stack.fake.latency = 0
-        expected = [Expect(stack.payment_id(key), PaymentStatus.PAID, AMOUNT_MINOR) for key in keys]
+        expected = [
+            Expect(stack.payment_id(key), status, AMOUNT_MINOR if status is PaymentStatus.PAID else 0)
+            for key, (_, status) in zip(keys, cls.NEW)
+        ]
         expected += [
-            Expect(authorized["id"], PaymentStatus.PAID, AMOUNT_MINOR),
+            Expect(to_capture["id"], PaymentStatus.PAID, AMOUNT_MINOR),
             Expect(paid["id"], PaymentStatus.REFUNDED, AMOUNT_MINOR, AMOUNT_MINOR),
+            Expect(never_captured["id"], PaymentStatus.AUTHORIZED),
+            Expect(three_ds["id"], PaymentStatus.AUTHORIZING),
         ]
         return cls(requests, held, expected)
 

@@ -5,6 +5,7 @@ Knobs (environment):
 - `DURAPAY_FAULTS_RUNS` (default 1): how many times each scenario runs;
 - `DURAPAY_FAULTS_PG_OUTAGE_SECONDS` (default 30): how long PostgreSQL stays down;
 - `DURAPAY_FAULTS_TEMPORAL_OUTAGE_SECONDS` (default 15): how long the Temporal server stays down;
+- `DURAPAY_FAULTS_SLOW=1`: also run the scenarios that take minutes by design;
 - `DURAPAY_FAULTS_REPORT`: a file to write the table to as well.
 """
 
@@ -26,6 +27,7 @@ RUNS = _positive_int("DURAPAY_FAULTS_RUNS", 1)
 PG_OUTAGE_SECONDS = _positive_int("DURAPAY_FAULTS_PG_OUTAGE_SECONDS", 30)
 # Longer than the Temporal client's own retries (10 s), so that callers see the outage.
 TEMPORAL_OUTAGE_SECONDS = _positive_int("DURAPAY_FAULTS_TEMPORAL_OUTAGE_SECONDS", 15)
+SLOW = os.environ.get("DURAPAY_FAULTS_SLOW", "") not in ("", "0")
 REPORT_FILE = os.environ.get("DURAPAY_FAULTS_REPORT")
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.faults.harness import AMOUNT_MINOR, Expect, FaultStack
 from tests.faults.invariants import check_run
+from tests.faults.report import SLOW
 from workflows.domain import PaymentStatus
 
 pytestmark = pytest.mark.faults
@@ -93,3 +94,18 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
 
     await check_run(stack, expected, scenario="gateway faults")
 
+
+
+@pytest.mark.skipif(not SLOW, reason="waits out the gateway call's 5-minute schedule-to-close; DURAPAY_FAULTS_SLOW=1 runs it")
+async def test_a_failure_stripe_replays_is_resolved_by_the_lookup(stack: FaultStack, unique: str, run: int) -> None:
+    """Stripe charged the card, then failed with a 500 that it saved under the key: every retry
+    hears the same 500 again. Only the workflow's lookup, once the call's retries run out, finds the
+    charge (RELIABILITY.md: a gap left open)."""
+    stack.fake.fail_next(1, status=500, path=INTENTS, executed=True)
+    stack.fault("gateway 500 after the charge, replayed by Stripe to every retry")
+
+    payment = await stack.merchant.pay(f"{unique}-replayed-500")
+
+    assert payment["status"] == "pending", payment  # not decided in time: 202, the payment goes on
+    expected = [Expect(payment["id"], PaymentStatus.PAID, AMOUNT_MINOR)]
+    await check_run(stack, expected, scenario="gateway 500 replayed by Stripe", settle_timeout=420)
