@@ -427,11 +427,12 @@ async def create_payment(request: web.Request) -> web.Response:
     body = await read_json(request, CreatePayment)
     profile = _check_profile(deps, body)
     payment_id = derive_payment_id(api_key_id, key)
+    amount = body.money()
     payment_input = PaymentInput(
         payment_id=payment_id,
         order_id=body.order_id,
         gateway=profile,
-        amount=body.money(),
+        amount=amount,
         method=body.payment_method,
         capture_method=body.capture_method,
         customer_id=body.customer_id,
@@ -441,7 +442,7 @@ async def create_payment(request: web.Request) -> web.Response:
         description=body.description,
         metadata=body.metadata,
         request_fingerprint=fingerprint(body),
-        settings=deps.settings,
+        settings=deps.settings_for(amount.currency),
     )
     await limit_attempts(deps, payment_input)
     try:

@@ -6,8 +6,8 @@ store, the gateway registry and the webhook inbox, and hands them over in an `Ap
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -117,7 +117,8 @@ class ApiDeps:
     webhooks: WebhookGateways
     inbox: WebhookInbox
     profiles: GatewayProfiles
-    settings: PaymentSettings = field(default_factory=PaymentSettings)
+    # The settings a payment in a currency starts with (thresholds are read in that currency).
+    settings_for: Callable[[str], PaymentSettings] = lambda currency: PaymentSettings()
     default_gateway: str = "mock"
     # Currencies this deployment accepts at all; a gateway's profile narrows it further.
     supported_currencies: frozenset[str] = frozenset({"USD", "EUR", "GBP", "CNY", "JPY"})

@@ -24,9 +24,8 @@ from api.app import AccessLogger, create_app
 from api.ports import ApiDeps, RateLimit, StoreUnavailable, WebhookOutcome, WebhookRejected
 from workers.config import DurapayConfig
 from workers.worker import Runtime, connect, wait_for_stop_signal
-from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
+from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
-from workflows.money import exponent
 
 log = logging.getLogger("durapay.api")
 
@@ -107,23 +106,6 @@ class RegistryPorts:
         return self._registry.get(gateway_id).profile if gateway_id in self._registry else None
 
 
-def _payment_settings(config: DurapayConfig) -> PaymentSettings:
-    """`ApiDeps` takes one `PaymentSettings` for every payment, while `tds_threshold` is read in
-    each payment's currency; the threshold is converted with the first supported currency, which
-    is exact for every currency with the same number of decimals."""
-    payment = config.payment
-    first = payment.supported_currencies[0]
-    if payment.tds_threshold is not None:
-        others = [c for c in payment.supported_currencies if exponent(c) != exponent(first)]
-        if others:
-            log.warning(
-                "payment.tds_threshold %s is applied as %s minor units in every currency; "
-                "wrong for %s (other number of decimals than %s)",
-                payment.tds_threshold, payment.tds_threshold_minor(first), ", ".join(others), first,
-            )
-    return payment.settings_for(first)
-
-
 def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_queue: str | None = None) -> ApiDeps:
     store = StorePorts(runtime.store)
     gateways = RegistryPorts(runtime.registry)
@@ -137,7 +119,7 @@ def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_qu
         webhooks=gateways,
         inbox=store,
         profiles=gateways,
-        settings=_payment_settings(config),
+        settings_for=payment.settings_for,
         default_gateway=payment.default_gateway,
         supported_currencies=frozenset(payment.supported_currencies),
         max_body_bytes=config.api.max_body_bytes,

@@ -65,7 +65,6 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         RefundRequest,
     )
-    from workflows.money import Amount
     from workflows.rejections import Rejection
     from workflows.validation import validate_payment
 

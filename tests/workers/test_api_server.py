@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from decimal import Decimal
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -82,7 +80,7 @@ async def test_store_ports(runtime: Runtime) -> None:
 
 
 async def test_api_deps_from_config(
-    temporal_env: WorkflowEnvironment, sqlite_url: str, caplog: pytest.LogCaptureFixture
+    temporal_env: WorkflowEnvironment, sqlite_url: str
 ) -> None:
     config = config_for(sqlite_url, tds_threshold="50", supported_currencies=["EUR", "USD"])
     async with await Runtime.open(config, migrate_database=True) as runtime:
@@ -90,14 +88,11 @@ async def test_api_deps_from_config(
     assert deps.task_queue == "q-x"
     assert deps.api_keys["m1"].get_secret_value() == "k" * 20
     assert deps.default_gateway == "mock" and deps.supported_currencies == {"EUR", "USD"}
-    assert deps.settings.tds_threshold_minor == 5000
+    # The 3-D Secure threshold is read in each payment's own currency.
+    assert deps.settings_for("USD").tds_threshold_minor == 5000
+    assert deps.settings_for("JPY").tds_threshold_minor == 50
     assert deps.api_rate_limit.limit == 7 and deps.decide_timeout_s == 3
     assert (deps.order_attempt_limit.limit, deps.customer_attempt_limit.limit, deps.ip_attempt_limit.limit) == (2, 3, 4)
     assert deps.order_attempt_limit.window_s == 3600
     assert deps.rate_limiter is not None
 
-    mixed = config_for(sqlite_url, tds_threshold=Decimal("50"), supported_currencies=["USD", "JPY"])
-    with caplog.at_level(logging.WARNING, logger="durapay.api"):
-        async with await Runtime.open(mixed) as runtime:
-            api_deps(temporal_env.client, mixed, runtime)
-    assert "wrong for JPY" in caplog.text
