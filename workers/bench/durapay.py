@@ -41,7 +41,6 @@ SUCCESS_TOKEN = "tok_visa"
 THREE_DS_TOKEN = "tok_threeDSecure2Required"
 CURRENCY = "USD"
 AMOUNT = "49.99"
-_HISTORY_SAMPLES = 3
 _READY_TIMEOUT_S = 120.0
 _PAID_POLL_S = 0.5
 
@@ -179,9 +178,9 @@ async def payments(server: Server, settings: BenchSettings, run_id: str, log_dir
             op_timeout_s=settings.op_timeout_s,
             cpu_probe=stack.cpu,
         )
-        # The first payments of the run have long finished their post-decision steps.
-        sampled = [p["id"] for p in stack.payments[:_HISTORY_SAMPLES]]
-        return {"levels": levels, "history_events_per_payment": await stack.histories(sampled)}
+        await history.probe(create)
+        probed = [p["id"] for p in stack.payments[-history.SAMPLES :]]
+        return {"levels": levels, "history_events_per_payment": await stack.histories(probed)}
 
 
 def _batch_options(stack: Stack, settings: BenchSettings) -> dict[str, Any]:
@@ -297,7 +296,7 @@ async def scale(server: Server, settings: BenchSettings, run_id: str, log_dir: P
             "start": started,
             "complete_by_signal": completed,
             "worker_memory": procstats.memory_while_waiting(stack.pid, rss_idle, rss_waiting, started["done"]),
-            "history_events_per_payment": await stack.histories([p["id"] for p in stack.payments[:_HISTORY_SAMPLES]]),
+            "history_events_per_payment": await stack.histories([p["id"] for p in stack.payments[: history.SAMPLES]]),
         }
         if server.pid is not None:
             result["server_rss_mb"] = round(procstats.rss_bytes(server.pid) / 2**20, 1)

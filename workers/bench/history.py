@@ -3,12 +3,27 @@ wall time into waiting for a worker (task dispatch), the worker's own work, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+
+
+SAMPLES = 3
+# Indices of the probe payments: far beyond what a time-bounded sweep reaches, so ids never collide.
+PROBE_FIRST_INDEX = 1_000_000
+
+
+async def probe(op: Callable[[int], Awaitable[object]]) -> list[int]:
+    """Run `SAMPLES` payments one at a time on the warm worker once the load is over: their
+    histories show what one payment costs and where its time goes, without queueing in it (the
+    sweep's own first payments would also carry the worker's cold start)."""
+    indices = [PROBE_FIRST_INDEX + i for i in range(SAMPLES)]
+    for index in indices:
+        await op(index)
+    return indices
 
 
 def breakdown(events: Sequence[HistoryEvent]) -> dict[str, float]:
@@ -38,7 +53,7 @@ def breakdown(events: Sequence[HistoryEvent]) -> dict[str, float]:
 
 
 async def sample(client: Client, workflow_ids: Iterable[str]) -> dict[str, Any] | None:
-    """Event count and time breakdown, averaged over a few finished workflows."""
+    """Event count and time breakdown, averaged over a few workflows."""
     histories = [(await client.get_workflow_handle(wid).fetch_history()).events for wid in workflow_ids]
     if not histories:
         return None

@@ -36,8 +36,6 @@ SCALE = "engine_scale"
 
 SWEEP_SCENARIOS = (BASELINE, BEST_EAGER, BEST_UWS)
 
-_HISTORY_SAMPLES = 3
-
 
 class EngineSpec(BaseModel):
     scenario: Literal["engine_baseline", "engine_best_eager", "engine_best_uws", "engine_scale"]
@@ -75,7 +73,6 @@ def _is_eager(handle: WorkflowHandle[Any, Any]) -> bool:
 async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
     eager_hits = 0
     eager_tries = 0
-    finished: list[str] = []  # payments done, for the history sample
 
     def wid(index: int) -> str:
         return f"{spec.id_prefix}-{index}"
@@ -86,7 +83,6 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
             PlainPaymentWorkflow.run, wid(index), id=wid(index), task_queue=spec.task_queue
         )
         elapsed = time.monotonic() - started
-        finished.append(wid(index))
         return load.OpTiming(answer_s=elapsed, completion_s=elapsed)
 
     async def best_eager(index: int) -> load.OpTiming:
@@ -103,7 +99,6 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
         eager_hits += _is_eager(handle)
         await handle.result()
         elapsed = time.monotonic() - started
-        finished.append(wid(index))
         return load.OpTiming(answer_s=elapsed, completion_s=elapsed)
 
     async def best_uws(index: int) -> load.OpTiming:
@@ -122,7 +117,6 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
         # The caller has its answer; the slot stays busy until the workflow is done so that the
         # throughput counts whole payments, not answers with their remaining steps still queued.
         await (await start_op.workflow_handle()).result()
-        finished.append(wid(index))
         return load.OpTiming(answer_s=answered, completion_s=time.monotonic() - started)
 
     ops: dict[str, Callable[[int], Awaitable[load.OpTiming]]] = {
@@ -130,8 +124,9 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
         BEST_EAGER: best_eager,
         BEST_UWS: best_uws,
     }
+    op = ops[spec.scenario]
     levels = await load.sweep(
-        ops[spec.scenario],
+        op,
         levels=spec.levels,
         warmup_s=spec.warmup_s,
         duration_s=spec.duration_s,
@@ -140,7 +135,7 @@ async def _sweep(spec: EngineSpec, client: Client) -> dict[str, Any]:
     )
     result: dict[str, Any] = {
         "levels": levels,
-        "history_events_per_payment": await history.sample(client, finished[:_HISTORY_SAMPLES]),
+        "history_events_per_payment": await history.sample(client, [wid(i) for i in await history.probe(op)]),
     }
     if spec.scenario == BEST_EAGER:
         result["eager_start_ratio"] = round(eager_hits / eager_tries, 3) if eager_tries else None
@@ -200,7 +195,7 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         "start": started,
         "complete_by_signal": completed,
         "worker_memory": procstats.memory_while_waiting(pid, rss_idle, rss_waiting, len(waiting)),
-        "history_events_per_payment": await history.sample(client, waiting[:_HISTORY_SAMPLES]),
+        "history_events_per_payment": await history.sample(client, waiting[: history.SAMPLES]),
     }
     if spec.server_pid is not None:
         result["server_rss_mb"] = round(procstats.rss_bytes(spec.server_pid) / 2**20, 1)

@@ -117,7 +117,9 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                 ("app CPU s/payment to start", "start.cpu_s_per_payment.app"),
                 ("app CPU s/payment to complete", "complete_by_signal.cpu_s_per_payment.app"),
             ):
-                add(f"{server}: scale, durapay / engine", metric, f"{server}.scale.{path}", f"{server}.engine_scale.{path}")
+                add(
+                    f"{server}: scale, durapay / engine", metric, f"{server}.scale.{path}", f"{server}.engine_scale.{path}"
+                )
     if "untuned" in results and "tuned" in results:
         for scenario in results["untuned"]:
             if scenario in results["tuned"] and "levels" in results["untuned"][scenario]:

@@ -9,6 +9,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+from temporalio.testing import WorkflowEnvironment
+
 from workers.bench import report
 from workers.bench.main import add_arguments, run
 
@@ -95,3 +97,27 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     assert f"| tuned | engine_baseline | {baseline_p50:.1f} / " in summary
     if HAS_MATPLOTLIB:
         assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+async def test_a_running_server_on_this_machine_can_be_used(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    address = temporal_env.client.service_client.config.target_host
+    argv = ["--address", address, "--scenarios", "engine_baseline", "--concurrency", "1", "--warmup", "0",
+            "--duration", "0.5", "--out", str(tmp_path), "--no-plot"]
+
+    assert await run(parser.parse_args(argv)) == 0
+
+    document = json.loads((tmp_path / "result.json").read_text())
+    assert list(document["results"]) == ["external"] and document["servers"]["external"]["address"] == address
+    level = document["results"]["external"]["engine_baseline"]["concurrency_1"]
+    # A server the bench did not start has no CPU it can read: only the app's is reported.
+    assert level["ops"] >= 1 and set(level["cpu_s_per_payment"]) == {"app"}
+
+
+async def test_a_remote_server_is_refused(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--address", "192.0.2.10:7233", "--out", str(tmp_path)])
+    assert await run(args) == 2
+    assert not (tmp_path / "result.json").exists()
