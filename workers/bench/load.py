@@ -133,12 +133,16 @@ async def sweep(
     op_timeout_s: float,
     cpu_probe: CpuProbe,
     plateau_gain: float = 0.05,
+    patience: int = 2,
 ) -> list[dict[str, Any]]:
     """Run `closed_loop` at each concurrency in `levels` (ascending) and stop early once more
-    callers no longer buy throughput: a level that does not beat the best so far by `plateau_gain`
-    is past saturation, and higher levels would only add queueing latency and run time."""
+    callers no longer buy throughput: after `patience` levels in a row that do not beat the best
+    so far by `plateau_gain`, the sweep is past saturation and higher levels would only add
+    queueing latency and run time. One flat level is not enough on a shared machine: a neighbour's
+    burst can flatten it."""
     results: list[dict[str, Any]] = []
     best = 0.0
+    flat = 0
     next_index = 0
     for concurrency in levels:
         level = await closed_loop(
@@ -153,7 +157,11 @@ async def sweep(
         next_index = level.pop("next_index")
         results.append(level)
         if len(results) > 1 and level["throughput_per_s"] < best * (1 + plateau_gain):
-            break
+            flat += 1
+            if flat >= patience:
+                break
+        else:
+            flat = 0
         best = max(best, level["throughput_per_s"])
     return results
 

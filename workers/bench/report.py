@@ -276,12 +276,12 @@ def plot(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
-    from matplotlib.ticker import ScalarFormatter
 
     servers = [s for s, scenarios in results.items() if any("levels" in r for r in scenarios.values())]
     fig, axes = plt.subplots(len(servers), 2, figsize=(13, 4.5 * len(servers)), squeeze=False)
     for row, server in enumerate(servers):
         lat_ax, tput_ax = axes[row]
+        ticks = sorted({lv["concurrency"] for r in results[server].values() for lv in r.get("levels", [])})
         for index, (name, result) in enumerate(results[server].items()):
             if "levels" not in result:
                 continue
@@ -294,7 +294,7 @@ def plot(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
             tput_ax.plot(xs, [lv["throughput_per_s"] for lv in levels], "-", color=color, marker="o", label=name)
         for ax, ylabel in ((lat_ax, "latency to answer (ms), p50 solid, p99 dotted"), (tput_ax, "payments / s")):
             ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.set_xticks(ticks, [str(c) for c in ticks])
             ax.set_xlabel("concurrent callers")
             ax.set_ylabel(ylabel)
             ax.set_title(f"{server} server")
