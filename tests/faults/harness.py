@@ -36,7 +36,7 @@ API_KEY_ID = "faults"
 # The merchant's HTTP timeout: a capture or refund waits for its gateway call, which after a worker
 # crash is retried only once its start-to-close timeout (30 s) has passed.
 HTTP_TIMEOUT_S = 120.0
-MERCHANT_RETRY_S = 0.5
+MERCHANT_RETRY_S = 0.5  # when the answer names no Retry-After
 # How long a held gateway call stays at Stripe: longer than the Stripe client timeout configured
 # below (2 s), so the adapter gives up on it unless the worker dies first.
 HOLD_S = 3.5
@@ -80,18 +80,18 @@ def stack_env(*, temporal_address: str, task_queue: str, db_url: str, fake: Fake
     }
 
 
+AMOUNT, AMOUNT_MINOR = "49.99", 4999  # USD: the same number at Stripe
+
+
 def payment_body(order_id: str, *, token: str = "pm_card_visa", capture_method: str = "automatic") -> dict[str, Any]:
     return {
         "order_id": order_id,
-        "amount": "49.99",
+        "amount": AMOUNT,
         "currency": "USD",
         "gateway": "stripe",
         "payment_method": {"type": "card", "token": token},
         "capture_method": capture_method,
     }
-
-
-AMOUNT_MINOR = 4999
 
 
 class Merchant:
@@ -109,23 +109,28 @@ class Merchant:
         return headers
 
     async def post(self, path: str, body: Mapping[str, Any] | None, key: str, *, patience: float = 150.0) -> httpx.Response:
-        """POST until an answer that is not a server error, always with the same Idempotency-Key."""
+        """POST until an answer that is not a server error, always with the same Idempotency-Key,
+        waiting as long as the API's Retry-After asks."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
         while True:
+            delay = MERCHANT_RETRY_S
             try:
                 response = await self.http.post(path, json=body, headers=self.headers(key))
                 if response.status_code < 500:
                     return response
                 answer, failure = str(response.status_code), f"{response.status_code} {response.text[:200]}"
                 code = response.json().get("code") if response.headers.get("content-type", "").endswith("json") else None
-                self.server_errors.append(f"{response.status_code} {code} Retry-After: {response.headers.get('Retry-After')}")
+                retry_after = response.headers.get("Retry-After")
+                self.server_errors.append(f"{response.status_code} {code} Retry-After: {retry_after}")
+                if retry_after and retry_after.isdigit():
+                    delay = float(retry_after)
             except httpx.TransportError as exc:
                 answer, failure = "no answer", repr(exc)
             if loop.time() > deadline:
                 raise AssertionError(f"POST {path} (key {key}) still failing after {patience:.0f}s: {failure}")
             FIGURES.merchant_retries[answer] += 1
-            await asyncio.sleep(MERCHANT_RETRY_S)
+            await asyncio.sleep(delay)
 
     async def pay(self, key: str, **body: Any) -> dict[str, Any]:
         response = await self.post("/v1/payments", payment_body(f"order-{key}", **body), key)
@@ -199,8 +204,8 @@ class FaultStack:
         self, path: str, idempotency_key: str, request: Coroutine[Any, Any, T], *, hold_s: float = HOLD_S
     ) -> asyncio.Task[T]:
         """Start `request` (a merchant call) and return once the gateway call it leads to is at
-        Stripe, which holds it for `hold_s` before doing the work and answering. Only that call
-        is held: the fake reads its latency once per request."""
+        Stripe, which holds it for `hold_s` before doing the work and answering. The fake reads
+        its latency once per request, so calls that arrive after this one are not slowed."""
         self.fake.latency = hold_s
         task = asyncio.create_task(request)
         try:
