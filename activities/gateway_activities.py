@@ -11,11 +11,16 @@ ever sees these names; any other `GatewayError` is retried, the safe default for
 under the same idempotency key. The `ApplicationError` carries the error's stable `code` as its only
 detail; its message is the adapter's safe message, with anything shaped like a card number masked.
 Exceptions that are not gateway errors (bugs) propagate unchanged and are retried by Temporal.
+
+Every call is also counted, with its latency, in `activities.metrics.GatewayMetrics` when one is given:
+the outcome follows the same table (non-retryable: `invalid`; `GatewayOutcomeUnknown`: `unknown`;
+other gateway errors: `transient`), and an answer of `declined` (or a failed refund) is `declined`.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -34,11 +39,14 @@ from activities.gateways.base import (
     NotSupported,
 )
 from activities.gateways.registry import GatewayRegistry
+from activities.metrics import GatewayMetrics, GatewayOutcome
 from workflows import activity_names as names
+from workflows.domain import RefundStatus
 from workflows.gateway_io import (
     AuthorizeCall,
     CancelCall,
     CaptureCall,
+    GatewayPaymentStatus,
     GatewayResult,
     LookupCall,
     RefundCall,
@@ -67,8 +75,9 @@ _PAN_LIKE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 class GatewayActivities:
     """`GatewayActivities(registry).definitions()` is what the worker registers."""
 
-    def __init__(self, registry: GatewayRegistry) -> None:
+    def __init__(self, registry: GatewayRegistry, metrics: GatewayMetrics | None = None) -> None:
         self._registry = registry
+        self._metrics = metrics
 
     @activity.defn(name=names.AUTHORIZE)
     async def authorize(self, call: AuthorizeCall) -> GatewayResult:
@@ -98,10 +107,12 @@ class GatewayActivities:
         return [self.authorize, self.capture, self.cancel, self.lookup, self.refund, self.lookup_refund]
 
     async def _call(self, gateway_id: str, operation: str, run: Callable[[Gateway], Awaitable[T]]) -> T:
+        started = time.perf_counter()
         try:
-            return await run(self._registry.get(gateway_id))
+            result = await run(self._registry.get(gateway_id))
         except GatewayError as exc:
             error = to_application_error(exc)
+            self._observe(gateway_id, operation, error_outcome(error), started)
             activity.logger.warning(
                 "%s %s failed: %s (%s)%s",
                 gateway_id,
@@ -113,6 +124,33 @@ class GatewayActivities:
             # `from None`: the cause chain (HTTP client errors) would be serialized into the
             # workflow history next to the message we vetted.
             raise error from None
+        except Exception:
+            self._observe(gateway_id, operation, GatewayOutcome.ERROR, started)
+            raise
+        self._observe(gateway_id, operation, result_outcome(result), started)
+        return result
+
+    def _observe(self, gateway_id: str, operation: str, outcome: GatewayOutcome, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.observe(gateway_id, operation, outcome, time.perf_counter() - started)
+
+
+def result_outcome(result: object) -> GatewayOutcome:
+    """A provider's answer: `declined` when it said no, else `ok`."""
+    if isinstance(result, GatewayResult) and result.status is GatewayPaymentStatus.DECLINED:
+        return GatewayOutcome.DECLINED
+    if isinstance(result, RefundResult) and result.status is RefundStatus.FAILED:
+        return GatewayOutcome.DECLINED
+    return GatewayOutcome.OK
+
+
+def error_outcome(error: ApplicationError) -> GatewayOutcome:
+    """A gateway error, by what `to_application_error` made of it."""
+    if error.non_retryable:
+        return GatewayOutcome.INVALID
+    if error.type == GatewayOutcomeUnknown.__name__:
+        return GatewayOutcome.UNKNOWN
+    return GatewayOutcome.TRANSIENT
 
 
 def to_application_error(exc: GatewayError) -> ApplicationError:
