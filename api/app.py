@@ -1,10 +1,12 @@
 """The API application: `/v1` (merchant API, bearer API keys), `/webhooks/{gateway}` (providers, no
-API key: every notification is verified by its signature instead), `/healthz` and `/openapi.json`.
+API key: every notification is verified by its signature instead), `/healthz` and `/openapi.json`;
+when configured, `/metrics` (api/metrics.py) and the codec server at `/codec` (api/codec_server.py).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ from aiohttp.abc import AbstractAccessLogger
 
 from api import payments, webhooks
 from api.auth import API_KEY_ID, auth_middleware
+from api.codec_server import PREFIX as CODEC_PREFIX
+from api.codec_server import create_codec_app
+from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
 from api.ports import ApiDeps, RateLimit
 from api.problems import problem_middleware, rate_limited
@@ -74,11 +79,19 @@ def create_app(deps: ApiDeps) -> web.Application:
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=openapi_body, content_type="application/json")
 
+    # One registry per app: two apps in a process (tests, two instances) keep their own counts.
+    metrics = ApiMetrics() if deps.serve_metrics else None
+    middlewares = [problem_middleware]
+    if metrics is not None:
+        deps = replace(deps, inbox=metrics.counting(deps.inbox))
+        middlewares.insert(0, metrics.middleware)
     # The root app creates every request, so its client_max_size bounds every body, webhooks too.
-    app = web.Application(middlewares=[problem_middleware], client_max_size=deps.max_body_bytes)
+    app = web.Application(middlewares=middlewares, client_max_size=deps.max_body_bytes)
     app[DEPS] = deps
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
+    if metrics is not None:
+        app.router.add_get(METRICS_PATH, metrics.expose, allow_head=False)
 
     v1 = web.Application(
         middlewares=[
@@ -102,4 +115,8 @@ def create_app(deps: ApiDeps) -> web.Application:
     )
     hooks.add_routes(webhooks.routes())
     app.add_subapp("/webhooks", hooks)
+
+    if deps.codec is not None:
+        codec = create_codec_app(deps.codec, api_keys=deps.api_keys, cors_origins=deps.codec_cors_origins)
+        app.add_subapp(CODEC_PREFIX, codec)
     return app

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent
@@ -136,3 +137,9 @@ class ApiDeps:
     # How long POST /actions/complete waits for the payment to leave `authorizing` before it
     # answers 202 and leaves the rest to polling or the merchant's own webhook.
     action_complete_wait_s: float = 5.0
+    # GET /metrics (Prometheus; api/metrics.py), without an API key.
+    serve_metrics: bool = False
+    # The payload codec the client encrypts with: served at /codec for the Temporal UI and CLI
+    # (api/codec_server.py) to browsers of these origins.
+    codec: PayloadCodec | None = None
+    codec_cors_origins: frozenset[str] = frozenset()

@@ -62,6 +62,7 @@ class Stack:
     registry: GatewayRegistry
     config: DurapayConfig
     task_queue: str
+    gateway_metrics_url: str | None = None  # with config_overrides {"worker": {"metrics_bind": ...}}
 
     def headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         """Authorization (and Idempotency-Key, which every POST needs) for the merchant API."""
@@ -98,11 +99,12 @@ async def running_stack(
         yield Stack(
             base_url=services.base_url,
             api_key=config.api.api_keys[API_KEY_ID].get_secret_value(),
-            client=client,
+            client=services.client,  # the given connection, with the configured payload codec
             store=services.runtime.store,
             registry=services.runtime.registry,
             config=config,
             task_queue=task_queue,
+            gateway_metrics_url=services.gateway_metrics_url,
         )
 
 

@@ -21,9 +21,21 @@ from activities.gateways.registry import GatewayRegistry
 from activities.store.repository import PaymentStore
 from activities.store.tables import WebhookOutcome as StoredWebhookOutcome
 from api.app import AccessLogger, create_app
-from api.ports import ApiDeps, RateLimit, StoreUnavailable, WebhookOutcome, WebhookRejected
+from api.ports import (
+    ApiDeps,
+    RateLimit,
+    StoreUnavailable,
+    WebhookOutcome,
+    WebhookRejected,
+)
 from workers.config import DurapayConfig
-from workers.worker import Runtime, connect, wait_for_stop_signal
+from workers.worker import (
+    Runtime,
+    connect,
+    data_converter,
+    wait_for_stop_signal,
+    with_data_converter,
+)
 from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
 
@@ -111,7 +123,9 @@ def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_qu
     gateways = RegistryPorts(runtime.registry)
     payment = config.payment
     return ApiDeps(
-        client=client,
+        # The configured converter whatever the client came with: with a codec configured, the
+        # API must not start payments whose customer data goes to Temporal in the clear.
+        client=with_data_converter(client, data_converter(runtime.codec)),
         task_queue=task_queue or config.temporal.task_queue,
         api_keys=dict(config.api.api_keys),
         payments=store,
@@ -131,6 +145,9 @@ def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_qu
         ip_attempt_limit=RateLimit(limit=config.api.ip_attempts_per_hour, window_s=3600),
         decide_timeout_s=config.api.decide_timeout_seconds,
         action_complete_wait_s=config.api.action_complete_wait_seconds,
+        serve_metrics=config.api.metrics,
+        codec=runtime.codec,
+        codec_cors_origins=frozenset(config.temporal.codec_origins),
     )
 
 
@@ -176,6 +193,10 @@ async def run_api(config: DurapayConfig) -> None:
         client = await connect(config)
         api = await start_api(client, config, runtime)
         log.info("API listening on %s (task queue %s)", api.base_url, config.temporal.task_queue)
+        if config.api.metrics:
+            log.info("metrics at %s/metrics", api.base_url)
+        if runtime.codec is not None:
+            log.info("codec server at %s/codec for %s", api.base_url, ", ".join(config.temporal.codec_origins))
         try:
             await wait_for_stop_signal()
         finally:

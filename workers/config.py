@@ -51,6 +51,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from workers.codec import CodecError, decode_key
 from workflows.domain import PaymentSettings
 from workflows.money import exponent, is_known_currency
 
@@ -72,6 +73,21 @@ MIN_API_KEY_LENGTH = 16
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    """`"127.0.0.1:9464"` -> `("127.0.0.1", 9464)`; `"[::1]:9464"` -> `("::1", 9464)`."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. \"127.0.0.1:9464\")")
+    return host, int(port)
+
+
+def _valid_bind(value: str | None) -> str | None:
+    if value is not None:
+        parse_bind(value)
+    return value
 
 
 class _Section(BaseModel):
@@ -190,6 +206,10 @@ class ApiConfig(_Section):
     decide_timeout_seconds: float = Field(default=30, gt=0)
     # How long POST /actions/complete waits for the outcome before answering 202.
     action_complete_wait_seconds: float = Field(default=5, ge=0)
+    # GET /metrics (Prometheus, no API key) on this listener. Off by default: the listener faces
+    # providers' webhooks, and traffic counts are nobody's business outside; turn it on where the
+    # ingress keeps /metrics internal.
+    metrics: bool = False
 
     @field_validator("api_keys")
     @classmethod
@@ -211,6 +231,43 @@ class TemporalConfig(_Section):
     ui_port: int = Field(default=8233, ge=1, le=65535)
     # Where `durapay dev` keeps the dev server's database and logs.
     data_dir: Path = Path(".durapay")
+    # The Temporal SDK's own metrics (workflow and activity task latencies, polls, slots) served by
+    # `durapay worker` as Prometheus text on host:port. None: not exported.
+    metrics_bind: str | None = None
+    # Payload encryption (workers/codec.py): key id -> standard base64 of 32 random bytes. Secrets:
+    # from the environment or the secrets directory, never the file. Empty: payloads in the clear.
+    codec_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    codec_active_key: str | None = None  # the key new payloads are sealed with; required with keys
+    # Browser origins allowed to call the codec server (/codec on the API); empty: the UI at
+    # ui_base_url.
+    codec_cors_origins: list[str] = Field(default_factory=list)
+
+    _bind = field_validator("metrics_bind")(_valid_bind)
+
+    @field_validator("codec_keys")
+    @classmethod
+    def _usable_codec_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in value.items():
+            try:
+                decode_key(key.get_secret_value())
+            except CodecError as exc:
+                raise ValueError(f"codec key {key_id!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _active_codec_key(self) -> TemporalConfig:
+        if self.codec_keys and self.codec_active_key not in self.codec_keys:
+            raise ValueError(
+                f"codec_active_key {self.codec_active_key!r} must name one of codec_keys "
+                f"({', '.join(sorted(self.codec_keys))})"
+            )
+        if not self.codec_keys and self.codec_active_key is not None:
+            raise ValueError("codec_active_key is set but codec_keys is empty")
+        return self
+
+    @property
+    def codec_origins(self) -> list[str]:
+        return self.codec_cors_origins or [self.ui_base_url]
 
     @property
     def ui_base_url(self) -> str:
@@ -229,6 +286,11 @@ class WorkerConfig(_Section):
     max_concurrent_workflow_tasks: int = Field(default=100, gt=0)
     max_cached_workflows: int = Field(default=1000, ge=0)
     graceful_shutdown_seconds: float = Field(default=10, ge=0)
+    # Gateway call counts and latencies (prometheus-client) as Prometheus text on host:port, from
+    # the process that runs the worker. None: not served.
+    metrics_bind: str | None = None
+
+    _bind = field_validator("metrics_bind")(_valid_bind)
 
 
 class DatabaseConfig(_Section):

@@ -1,5 +1,6 @@
 """A worker and the API in one process, sharing one `Runtime`: what `durapay dev`, `durapay demo`
-and the end-to-end tests (tests/stack.py) run."""
+and the end-to-end tests (tests/stack.py) run. Gateway metrics are served on `[worker] metrics_bind`
+when set; the client given is used with the configured data converter (payload codec included)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from temporalio.client import Client
 
 from workers.api_server import start_api
 from workers.config import DurapayConfig
-from workers.worker import Runtime, build_worker
+from workers.worker import (
+    Runtime,
+    build_worker,
+    data_converter,
+    serving_gateway_metrics,
+    with_data_converter,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class Services:
     runtime: Runtime
     task_queue: str
     base_url: str
+    gateway_metrics_url: str | None = None  # with [worker] metrics_bind
 
 
 @asynccontextmanager
@@ -35,10 +43,11 @@ async def running_services(
     then drain the worker, then close the runtime."""
     queue = task_queue or config.temporal.task_queue
     async with await Runtime.open(config, migrate_database=migrate_database) as runtime:
+        client = with_data_converter(client, data_converter(runtime.codec))
         worker = await build_worker(client, config, runtime=runtime, task_queue=queue)
-        async with worker:
+        async with serving_gateway_metrics(config, runtime) as metrics_url, worker:
             api = await start_api(client, config, runtime, task_queue=queue)
             try:
-                yield Services(config, client, runtime, queue, api.base_url)
+                yield Services(config, client, runtime, queue, api.base_url, metrics_url)
             finally:
                 await api.stop()

@@ -2,8 +2,14 @@
 gateways, order ledger and fraud rules.
 
 `Runtime` holds the I/O objects a process builds once from its configuration (database engine,
-store, gateway registry, ...); the worker and the API server both take one, so a process that runs
-both (`durapay dev`, tests/stack.py) shares a single engine and a single set of gateway clients.
+store, gateway registry, payload codec, gateway metrics, ...); the worker and the API server both take
+one, so a process that runs both (`durapay dev`, tests/stack.py) shares a single engine and a single set
+of gateway clients.
+
+Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
+`durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
+gateway metrics (activities/metrics.py) from whichever process runs the worker. With
+`[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
 """
 
 from __future__ import annotations
@@ -11,29 +17,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import PrometheusConfig, TelemetryConfig
+from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
+from activities.metrics import GatewayMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
-from workers.config import ConfigError, DurapayConfig
+from workers.codec import AesGcmCodec, decode_key
+from workers.config import ConfigError, DurapayConfig, parse_bind
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -73,6 +87,34 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def payload_codec(config: DurapayConfig) -> AesGcmCodec | None:
+    """The configured payload codec, or None when `[temporal] codec_keys` is empty."""
+    temporal = config.temporal
+    if not temporal.codec_keys or temporal.codec_active_key is None:
+        return None  # the config allows no active key without keys, nor keys without one
+    keys = {key_id: decode_key(key.get_secret_value()) for key_id, key in temporal.codec_keys.items()}
+    return AesGcmCodec(keys, temporal.codec_active_key)
+
+
+def data_converter(codec: AesGcmCodec | None) -> DataConverter:
+    """The pydantic converter every durapay payload needs, encrypting with `codec` when there is one:
+    payloads, and failure messages and stack traces too (a provider's error text may quote the
+    customer). Failure types stay readable: the workflow and the API branch on them."""
+    if codec is None:
+        return pydantic_data_converter
+    return replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def with_data_converter(client: Client, converter: DataConverter) -> Client:
+    """`client`'s connection with `converter`, for a client made elsewhere (a test's server, the
+    dev stack's) that must read and write exactly what this configuration's processes do."""
+    return Client(**{**client.config(), "data_converter": converter})
+
+
 async def prepare_database(config: DurapayConfig) -> None:
     url = config.database.url.get_secret_value()
     ensure_sqlite_directory(url)
@@ -89,6 +131,8 @@ class Runtime:
     registry: GatewayRegistry
     ledger: SqlOrderLedger
     fraud: FraudSettings
+    codec: AesGcmCodec | None = None
+    gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -96,6 +140,7 @@ class Runtime:
         then connect. `migrate_database` for single-process setups (dev, tests); a deployment
         runs `durapay migrate` once per release instead."""
         fraud = fraud_settings(config)
+        codec = payload_codec(config)
         registry = gateway_registry(config)
         url = config.database.url.get_secret_value()
         try:
@@ -106,7 +151,7 @@ class Runtime:
             await registry.aclose()
             raise
         store = PaymentStore(engine)
-        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud)
+        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec)
 
     async def aclose(self) -> None:
         await self.registry.aclose()
@@ -121,25 +166,60 @@ class Runtime:
 
 def activities(runtime: Runtime) -> list[Callable[..., Any]]:
     return [
-        *GatewayActivities(runtime.registry).definitions(),
+        *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
         *StoreActivities(runtime.store).definitions(),
     ]
 
 
-async def connect(config: DurapayConfig) -> Client:
-    """A Temporal client with the pydantic data converter every durapay payload needs."""
+@cache  # one exporter per address for the life of the process: it holds its port until exit
+def _metrics_runtime(bind: str) -> TemporalRuntime:
+    return TemporalRuntime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
+async def connect(config: DurapayConfig, *, export_sdk_metrics: bool = False) -> Client:
+    """A Temporal client with the pydantic data converter every durapay payload needs, and the
+    configured payload codec. `export_sdk_metrics` (the worker process): serve the SDK's metrics on
+    `temporal.metrics_bind`, when set; other processes leave that port to the worker."""
+    bind = config.temporal.metrics_bind if export_sdk_metrics else None
+    try:
+        runtime = _metrics_runtime(bind) if bind is not None else None
+    except ValueError as exc:  # the core could not start its exporter ("Address already in use")
+        raise OSError(f"cannot serve Temporal metrics on {bind} (temporal.metrics_bind): {exc}") from None
     try:
         return await Client.connect(
             config.temporal.address,
             namespace=config.temporal.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(payload_codec(config)),
+            runtime=runtime,
         )
     except RuntimeError as exc:  # the SDK's connection failure
         raise ConnectionError(
             f"cannot reach Temporal at {config.temporal.address} (temporal.address): {exc}"
         ) from None
+
+
+@asynccontextmanager
+async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> AsyncIterator[str | None]:
+    """Serve `runtime`'s gateway metrics on `worker.metrics_bind` (port 0: an ephemeral one) while
+    the block runs; yields the base URL, or None when not configured."""
+    if config.worker.metrics_bind is None:
+        yield None
+        return
+    host, port = parse_bind(config.worker.metrics_bind)
+    try:
+        server, thread = start_http_server(port, host, registry=runtime.gateway_metrics.registry)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot serve gateway metrics on {host}:{port} ({exc.strerror}); set [worker] metrics_bind") from None
+    try:
+        bound_host = f"[{host}]" if ":" in host else host
+        yield f"http://{bound_host}:{server.server_port}"
+    finally:
+        # shutdown() waits for the serving thread to notice (up to its poll interval): not on the loop.
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+        thread.join()
 
 
 async def build_worker(
@@ -155,6 +235,10 @@ async def build_worker(
         # The default converter turns pydantic models into dicts: the workflow would fail on
         # its first payload, far from this cause.
         raise ValueError("the client needs data_converter=pydantic_data_converter (see connect())")
+    if isinstance(client.data_converter.payload_codec, AesGcmCodec) != (runtime.codec is not None):
+        # Either customer data in the clear while [temporal] codec_keys says otherwise, or
+        # histories encrypted under keys this configuration does not hold.
+        raise ValueError("the client's payload codec does not match [temporal] codec_keys (see connect())")
     tuning = config.worker
     return Worker(
         client,
@@ -189,15 +273,21 @@ async def wait_for_stop_signal() -> None:
 async def run_worker(config: DurapayConfig) -> None:
     """`durapay worker`: poll the task queue until SIGINT/SIGTERM, then drain and exit."""
     async with await Runtime.open(config) as runtime:
-        client = await connect(config)
+        client = await connect(config, export_sdk_metrics=True)
         worker = await build_worker(client, config, runtime=runtime)
         log.info(
-            "worker polling %s on %s (namespace %s); gateways: %s",
+            "worker polling %s on %s (namespace %s); gateways: %s%s",
             config.temporal.task_queue,
             config.temporal.address,
             config.temporal.namespace,
             ", ".join(runtime.registry.ids()),
+            "; payloads encrypted" if runtime.codec is not None else "",
         )
-        async with worker:
-            await wait_for_stop_signal()
-            log.info("stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds)
+        async with serving_gateway_metrics(config, runtime) as metrics_url:
+            if metrics_url is not None:
+                log.info("gateway metrics at %s/metrics", metrics_url)
+            if config.temporal.metrics_bind is not None:
+                log.info("Temporal SDK metrics at http://%s/metrics", config.temporal.metrics_bind)
+            async with worker:
+                await wait_for_stop_signal()
+                log.info("stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds)
