@@ -4,6 +4,7 @@ Every payment must still end as it would have without the fault, charged and ref
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
@@ -46,54 +47,66 @@ async def hang(stack: FaultStack, path: str, key: str, request: Coroutine[Any, A
 
 async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run: int) -> None:
     merchant = stack.merchant
-    expected: list[Expect] = []
     paid = dict(status=PaymentStatus.PAID, captured_minor=AMOUNT_MINOR)
+    cases = (("5xx", burst), ("429", rate_limit), ("drop", drop))
+    # The payments to capture and to refund first: the authorization faults below would meet them.
+    to_capture = await asyncio.gather(*(merchant.pay(f"{unique}-cap-{n}", capture_method="manual") for n in range(4)))
+    to_refund = await asyncio.gather(*(merchant.pay(f"{unique}-ref-{n}") for n in range(4)))
+    assert {p["status"] for p in to_capture} == {"authorized"}, to_capture
+    assert {p["status"] for p in to_refund} == {"paid"}, to_refund
 
-    async def authorize(case: str, inject, **body) -> dict:
-        key = f"{unique}-{case}"
-        pid = stack.payment_id(key)
-        if inject is hang:
-            return await hang(stack, INTENTS, f"payment-{pid}:authorize", merchant.pay(key, **body))
-        inject(stack, INTENTS)
-        return await merchant.pay(key, **body)
+    async def authorizations() -> list[Expect]:
+        done = []
+        for case, inject in cases:
+            inject(stack, INTENTS)
+            payment = await merchant.pay(f"{unique}-auth-{case}")
+            done.append(Expect(payment["id"], **paid))
+        burst(stack, INTENTS)
+        declined = await merchant.pay(f"{unique}-auth-decline-5xx", token="pm_card_chargeDeclined")
+        assert declined["status"] == "failed", declined
+        return done + [Expect(declined["id"], PaymentStatus.FAILED)]
 
-    # Authorization.
-    for case, inject in (("auth-5xx", burst), ("auth-429", rate_limit), ("auth-hang", hang), ("auth-drop", drop)):
-        payment = await authorize(case, inject)
-        expected.append(Expect(payment["id"], **paid))
-    declined = await authorize("auth-decline-5xx", burst, token="pm_card_chargeDeclined")
-    assert declined["status"] == "failed", declined
-    expected.append(Expect(declined["id"], PaymentStatus.FAILED))
-
-    # Capture of a manual authorization.
-    for case, inject in (("cap-5xx", burst), ("cap-429", rate_limit), ("cap-hang", hang), ("cap-drop", drop)):
-        authorized = await merchant.pay(f"{unique}-{case}", capture_method="manual")
-        assert authorized["status"] == "authorized", authorized
+    async def capture(authorized: dict, inject) -> Expect:
         pid = authorized["id"]
         path = f"{INTENTS}/{authorized['provider_payment_id']}/capture"
         if inject is hang:
-            captured = await hang(stack, path, f"payment-{pid}:capture", merchant.capture(pid, f"{case}-c"))
+            captured = await hang(stack, path, f"payment-{pid}:capture", merchant.capture(pid, f"{pid}-c"))
         else:
             inject(stack, path)
-            captured = await merchant.capture(pid, f"{case}-c")
+            captured = await merchant.capture(pid, f"{pid}-c")
         assert captured["status"] == "paid", captured
-        expected.append(Expect(pid, **paid))
+        return Expect(pid, **paid)
 
-    # Refund of a paid payment.
-    for case, inject in (("ref-5xx", burst), ("ref-429", rate_limit), ("ref-hang", hang), ("ref-drop", drop)):
-        payment = await merchant.pay(f"{unique}-{case}")
+    async def refund(payment: dict, inject) -> Expect:
         pid = payment["id"]
         if inject is hang:
-            refund_key = f"payment-{pid}:refund:{stack.refund_id(pid, f'{case}-r')}"
-            refund = await hang(stack, REFUNDS, refund_key, merchant.refund(pid, f"{case}-r"))
+            stripe_key = f"payment-{pid}:refund:{stack.refund_id(pid, f'{pid}-r')}"
+            refunded = await hang(stack, REFUNDS, stripe_key, merchant.refund(pid, f"{pid}-r"))
         else:
             inject(stack, REFUNDS)
-            refund = await merchant.refund(pid, f"{case}-r")
-        assert refund["status"] == "succeeded", refund
-        expected.append(Expect(pid, PaymentStatus.REFUNDED, AMOUNT_MINOR, AMOUNT_MINOR))
+            refunded = await merchant.refund(pid, f"{pid}-r")
+        assert refunded["status"] == "succeeded", refunded
+        return Expect(pid, PaymentStatus.REFUNDED, AMOUNT_MINOR, AMOUNT_MINOR)
+
+    async def in_turn(steps) -> list[Expect]:
+        return [await step for step in steps]
+
+    # Authorize, capture and refund side by side, each path with one fault at a time, so every
+    # fault meets the call it was meant for.
+    groups = await asyncio.gather(
+        authorizations(),
+        in_turn(capture(payment, inject) for payment, (_, inject) in zip(to_capture, cases)),
+        in_turn(refund(payment, inject) for payment, (_, inject) in zip(to_refund, cases)),
+    )
+    expected = [expect for group in groups for expect in group]
+    # Hanging calls last and one at a time: the fake's latency is not per path.
+    key = f"{unique}-auth-hang"
+    authorized = await hang(stack, INTENTS, f"payment-{stack.payment_id(key)}:authorize", merchant.pay(key))
+    expected.append(Expect(authorized["id"], **paid))
+    expected.append(await capture(to_capture[-1], hang))
+    expected.append(await refund(to_refund[-1], hang))
 
     await check_run(stack, expected, scenario="gateway faults")
-
 
 
 @pytest.mark.skipif(not SLOW, reason="waits out the gateway call's 5-minute schedule-to-close; DURAPAY_FAULTS_SLOW=1 runs it")
