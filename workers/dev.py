@@ -103,7 +103,8 @@ async def run_dev(config: DurapayConfig, *, run_demo: bool = True, exit_after_de
     server = TemporalDevServer(config.temporal)
     await server.start()
     try:
-        client = await connect(config)
+        # The worker runs in this process: it serves the SDK's metrics when temporal.metrics_bind is set.
+        client = await connect(config, export_sdk_metrics=True)
         return await _demo_and_serve(
             client, config, key_file=key_file, server=server, demo=run_demo, serve=not exit_after_demo
         )
