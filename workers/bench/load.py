@@ -166,9 +166,16 @@ async def sweep(
     return results
 
 
-def saturation(levels: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The level with the highest throughput: the saturation point of the sweep."""
-    return max(levels, key=lambda level: level["throughput_per_s"])
+def saturation(levels: Sequence[dict[str, Any]], within: float = 0.05) -> dict[str, Any]:
+    """The saturation point of a sweep: the lowest concurrency whose throughput is within `within`
+    of the best. Past it more callers only queue; taking the knee rather than the maximum keeps a
+    few percent of noise at a much higher concurrency from reporting that queueing as the latency
+    at saturation."""
+    best = max(level["throughput_per_s"] for level in levels)
+    return min(
+        (level for level in levels if level["throughput_per_s"] >= best * (1 - within)),
+        key=lambda level: level["concurrency"],
+    )
 
 
 async def batch(

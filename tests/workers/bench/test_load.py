@@ -74,7 +74,8 @@ async def test_sweep_stops_after_two_levels_without_gain(monkeypatch: pytest.Mon
     )
     # The dip at 2 alone does not stop it; 8 and 16 not beating 20 by 5% do.
     assert ran == [1, 2, 4, 8, 16]
-    assert load.saturation(levels)["concurrency"] == 8
+    # 4 already gives 20 of the best 20.5: the knee, not the noisy maximum at 8.
+    assert load.saturation(levels)["concurrency"] == 4
     assert all("next_index" not in level for level in levels)
 
 
