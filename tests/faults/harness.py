@@ -24,9 +24,9 @@ from temporalio.client import Client
 
 from activities.store.repository import PaymentStore
 from api.payments import derive_payment_id, derive_refund_id
+from tests.fakes.stripe_server import FakeStripe
 from tests.faults.processes import WorkerProcess
 from tests.faults.report import FIGURES
-from tests.fakes.stripe_server import FakeStripe
 from workers.api_server import start_api
 from workers.config import load_config
 from workers.worker import Runtime, connect

@@ -236,8 +236,8 @@ def _ledger_problems(stack: FaultStack, expect: Expect, view: PaymentView) -> li
     if len(refunds) != len(view.refunds):
         problems.append(f"{pid}: {len(refunds)} refunds at Stripe for {len(view.refunds)} refunds of ours")
     for request in fake.requests:
-        if request.method == "POST" and _payment_of(stack, request) == pid:
-            if not _key_pattern(pid, request).fullmatch(request.idempotency_key or ""):
-                problems.append(f"{pid}: POST {request.path} carried key {request.idempotency_key!r}")
+        ours = request.method == "POST" and _payment_of(stack, request) == pid
+        if ours and not _key_pattern(pid, request).fullmatch(request.idempotency_key or ""):
+            problems.append(f"{pid}: POST {request.path} carried key {request.idempotency_key!r}")
     return problems
 

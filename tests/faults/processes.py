@@ -24,8 +24,13 @@ import psycopg
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
-from workers.temporal_binaries import dev_server_args, search_attribute_args, temporal_cli
+from workers.temporal_binaries import (
+    dev_server_args,
+    search_attribute_args,
+    temporal_cli,
+)
 
 _SETPRIV = shutil.which("setpriv")
 POLL_S = 0.05
@@ -179,7 +184,7 @@ class TemporalServer:
                 # The frontend answers before the namespace is loaded; wait for both.
                 await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
                 return
-            except Exception:  # not up yet: connection refused, namespace not found
+            except (RuntimeError, RPCError):  # not up yet: connection refused, namespace not found
                 if not self.process.running:
                     raise RuntimeError(f"the Temporal dev server exited\n{self.process.log_tail()}") from None
                 if loop.time() > deadline:

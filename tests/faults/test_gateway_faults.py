@@ -47,7 +47,7 @@ async def hang(stack: FaultStack, path: str, key: str, request: Coroutine[Any, A
 
 async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run: int) -> None:
     merchant = stack.merchant
-    paid = dict(status=PaymentStatus.PAID, captured_minor=AMOUNT_MINOR)
+    paid = {"status": PaymentStatus.PAID, "captured_minor": AMOUNT_MINOR}
     cases = (("5xx", burst), ("429", rate_limit), ("drop", drop))
     # The payments to capture and to refund first: the authorization faults below would meet them.
     to_capture = await asyncio.gather(*(merchant.pay(f"{unique}-cap-{n}", capture_method="manual") for n in range(4)))

@@ -17,7 +17,11 @@ import pytest_asyncio
 
 from tests.faults.harness import AMOUNT_MINOR, Expect, InFlight, fault_stack, gather_all
 from tests.faults.invariants import check_run
-from tests.faults.processes import PrivatePostgres, TemporalServer, private_postgres_unavailable
+from tests.faults.processes import (
+    PrivatePostgres,
+    TemporalServer,
+    private_postgres_unavailable,
+)
 from tests.faults.report import PG_OUTAGE_SECONDS
 from workflows.domain import PaymentStatus
 

@@ -14,7 +14,13 @@ import asyncio
 
 import pytest
 
-from tests.faults.harness import AMOUNT_MINOR, Expect, FaultStack, gather_all, wait_until
+from tests.faults.harness import (
+    AMOUNT_MINOR,
+    Expect,
+    FaultStack,
+    gather_all,
+    wait_until,
+)
 from tests.faults.invariants import check_run
 from workflows.domain import PaymentStatus
 
@@ -24,7 +30,7 @@ pytestmark = pytest.mark.faults
 async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: int) -> None:
     merchant, store = stack.merchant, stack.store
     requests: list[asyncio.Task] = []
-    paid = dict(status=PaymentStatus.PAID, captured_minor=AMOUNT_MINOR)
+    paid = {"status": PaymentStatus.PAID, "captured_minor": AMOUNT_MINOR}
     expected: list[Expect] = []
 
     # 1. After the fraud check: `payment.created` is recorded by the step right after it, in the
