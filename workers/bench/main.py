@@ -106,6 +106,13 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     )
 
 
+def _command() -> str:
+    """How this run was started, as one would type it again."""
+    program = Path(sys.argv[0])
+    head = ["python", "-m", "workers.bench"] if program.name == "__main__.py" else [program.name]
+    return shlex.join([*head, *sys.argv[1:]])
+
+
 def _machine() -> dict[str, Any]:
     cpu_model = None
     with contextlib.suppress(OSError):
@@ -173,7 +180,7 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
         "schema": SCHEMA,
         "run_id": run_id,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": shlex.join(sys.argv),
+        "command": _command(),
         "machine": _machine(),
         "settings": {
             key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(settings).items()
