@@ -294,7 +294,8 @@ class InFlight:
         """Wait until Stripe has done the work of every held call (and answered, or tried to)."""
 
         async def answered() -> bool:
-            done = {(r.path, r.idempotency_key) for r in stack.fake.requests if r.status}
+            # 0: still running; 409: a retry turned away while the held call ran.
+            done = {(r.path, r.idempotency_key) for r in stack.fake.requests if r.status not in (0, 409)}
             return all(call in done for call in self.held)
 
         await wait_until(answered, timeout=30, what="Stripe to finish the held calls")
