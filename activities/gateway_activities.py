@@ -19,6 +19,7 @@ other gateway errors: `transient`), and an answer of `declined` (or a failed ref
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,7 @@ _ERROR_TYPES: tuple[tuple[type[GatewayError], bool], ...] = (
 )
 
 MAX_MESSAGE = 300
+HEARTBEAT_EVERY_S = 2.0  # well inside the workflow's heartbeat timeout for gateway calls
 # 13-19 digits, optionally grouped by spaces or dashes: the shape of a card number (PAN). Longer
 # digit runs (e.g. WeChat's 28-digit transaction ids) do not match.
 _PAN_LIKE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -108,6 +110,9 @@ class GatewayActivities:
 
     async def _call(self, gateway_id: str, operation: str, run: Callable[[Gateway], Awaitable[T]]) -> T:
         started = time.perf_counter()
+        # Heartbeat while the provider thinks, so that a worker that dies mid-call is noticed within
+        # the workflow's heartbeat timeout rather than the whole call timeout.
+        beating = asyncio.create_task(_heartbeat_until_cancelled())
         try:
             result = await run(self._registry.get(gateway_id))
         except GatewayError as exc:
@@ -127,6 +132,8 @@ class GatewayActivities:
         except Exception:
             self._observe(gateway_id, operation, GatewayOutcome.ERROR, started)
             raise
+        finally:
+            beating.cancel()
         self._observe(gateway_id, operation, result_outcome(result), started)
         return result
 
@@ -172,3 +179,9 @@ def to_application_error(exc: GatewayError) -> ApplicationError:
 def safe_message(message: str) -> str:
     masked = _PAN_LIKE.sub("[redacted]", message)
     return masked if len(masked) <= MAX_MESSAGE else masked[: MAX_MESSAGE - 1] + "…"
+
+
+async def _heartbeat_until_cancelled() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY_S)

@@ -76,20 +76,25 @@ LOCAL_STEP = dict(
 )
 
 # A gateway call: retried with the same idempotency key while the provider is unreachable, rate
-# limits or answers 5xx. When retries run out the outcome is *unknown*, not failed.
+# limits or answers 5xx. When retries run out the outcome is *unknown*, not failed, and a lookup
+# decides; two minutes bounds how long a provider that replays a saved 500 for our key can hold a
+# payment before we ask it instead. The activity heartbeats, so a worker that dies mid-call is
+# noticed in seconds.
 GATEWAY_CALL = dict(
     start_to_close_timeout=timedelta(seconds=30),
-    schedule_to_close_timeout=timedelta(minutes=5),
+    schedule_to_close_timeout=timedelta(minutes=2),
+    heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
+        maximum_interval=timedelta(seconds=10),
     ),
 )
 
 # Asking the gateway what happened never gives up: it is how an unknown outcome gets resolved.
 GATEWAY_LOOKUP = dict(
     start_to_close_timeout=timedelta(seconds=30),
+    heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,

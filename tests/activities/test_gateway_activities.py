@@ -315,3 +315,28 @@ async def test_refusal_is_not_retried(
     cause = activity_error.cause
     assert isinstance(cause, ApplicationError)
     assert (cause.type, cause.non_retryable, cause.details) == ("GatewayInvalidRequest", True, ("resource_missing",))
+
+
+class SlowGateway(RaisingGateway):
+    """Answers authorize after a pause, like a provider that thinks for a while."""
+
+    def __init__(self, pause_s: float) -> None:
+        super().__init__(RuntimeError("not called"))
+        self.pause_s = pause_s
+
+    async def authorize(self, call: AuthorizeCall) -> GatewayResult:
+        await asyncio.sleep(self.pause_s)
+        return GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=call.amount.minor)
+
+
+async def test_a_slow_call_heartbeats_while_it_waits(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("activities.gateway_activities.HEARTBEAT_EVERY_S", 0.05)
+    slow = SlowGateway(pause_s=0.5)
+    env = ActivityEnvironment()
+    beats: list[tuple] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    activities = GatewayActivities(GatewayRegistry([slow]))
+    result = await env.run(activities.authorize, authorize_call(unique, gateway="raising"))
+    assert result.status is GatewayPaymentStatus.SUCCEEDED
+    # A worker that dies mid-call stops these: the workflow's heartbeat timeout then notices.
+    assert len(beats) >= 5
