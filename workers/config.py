@@ -194,10 +194,12 @@ class ApiConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)  # 0: an ephemeral port (tests)
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
-    # Fixed-window limits shared by every API process through the database; off for benchmarks.
+    # Fixed-window limits shared by every API process through the database (per API key, payment
+    # attempts), and webhook flood protection per instance in memory; off for benchmarks.
     rate_limiting: bool = True
     rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
-    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)  # per gateway and sender
+    # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
+    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
     # New payments per hour (with rate_limiting): per order, per customer, per customer IP address.
     order_attempts_per_hour: int = Field(default=5, gt=0)
     customer_attempts_per_hour: int = Field(default=10, gt=0)

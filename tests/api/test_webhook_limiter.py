@@ -1,0 +1,75 @@
+"""The webhook receiver's flood protection: token buckets in the instance's memory, per gateway and
+sender, never the database limiter (which stays for the merchant API and payment attempts)."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from api.app import TokenBuckets
+from api.ports import RateLimit
+from tests.api.fakes import CountingRateLimiter, make_deps, serve
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_allows_a_burst_then_refills_at_the_limits_rate():
+    clock = Clock()
+    buckets = TokenBuckets(RateLimit(limit=3, window_s=60), clock=clock)  # one token per 20 s
+    assert [buckets.take("a")[0] for _ in range(3)] == [True, True, True]
+    allowed, retry_after = buckets.take("a")
+    assert (allowed, retry_after) == (False, 20.0)
+    assert buckets.take("b") == (True, 0.0)  # another sender has its own bucket
+    clock.now += 10
+    assert buckets.take("a") == (False, 10.0)  # half a token, and refusals take none
+    clock.now += 10
+    assert buckets.take("a") == (True, 0.0)
+    clock.now += 600
+    # Refilled, but never past the burst size.
+    assert [buckets.take("a")[0] for _ in range(4)] == [True, True, True, False]
+
+
+def test_buckets_stay_bounded_full_ones_first_then_the_least_recently_used():
+    clock = Clock()
+    buckets = TokenBuckets(RateLimit(limit=2, window_s=2), max_keys=2, clock=clock)  # 1 token/s
+    buckets.take("old")
+    clock.now += 5  # "old" is full again: the same as no bucket at all
+    buckets.take("busy")
+    buckets.take("busy")
+    buckets.take("new")
+    assert len(buckets) == 2
+    assert buckets.take("busy")[0] is False  # kept: its (empty) bucket is not forgotten
+    buckets.take("newer")  # nothing is full now: the least recently used ("new") goes
+    assert len(buckets) == 2
+    assert buckets.take("busy")[0] is False
+
+
+async def test_webhooks_are_limited_in_memory_and_never_touch_the_database_limiter():
+    database = CountingRateLimiter()
+    deps = make_deps(rate_limiter=database, webhook_rate_limit=RateLimit(limit=2, window_s=60))
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        statuses, retry_after = [], None
+        for _ in range(3):
+            # Unsigned: refused with 400 once through the limiter, 429 once the bucket is empty.
+            async with http.post(f"{base}/webhooks/mock", data=b"{}") as resp:
+                statuses.append(resp.status)
+                retry_after = resp.headers.get("Retry-After")
+        assert statuses == [400, 400, 429]
+        assert retry_after == "30"  # one token per 30 s
+        # The bucket is per gateway: this sender's empty "mock" bucket does not refuse another path.
+        async with http.post(f"{base}/webhooks/nope", data=b"{}") as resp:
+            assert resp.status == 404
+    assert database.hits == {}
+
+
+async def test_without_rate_limiting_webhooks_are_not_limited():
+    deps = make_deps(webhook_rate_limit=RateLimit(limit=1, window_s=60))
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.post(f"{base}/webhooks/mock", data=b"{}") as resp:
+                assert resp.status == 400
