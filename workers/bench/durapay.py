@@ -6,6 +6,9 @@ from here, as a merchant and a provider would, on the mock gateway with no added
 - `webhooks`: signed mock-gateway webhooks through the receiver into signals, against raw client
   signals of the same event to as many payments waiting for 3-D Secure.
 - `scale`: N payments waiting for 3-D Secure at once, then all completed by the customer's return.
+
+Each scenario's stack gets its own PostgreSQL database (the production store), created on the
+local server for the run and dropped afterwards; DURAPAY_BENCH_STORE=sqlite runs it on SQLite.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import sys
 import time
@@ -22,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -43,6 +49,14 @@ CURRENCY = "USD"
 AMOUNT = "49.99"
 _READY_TIMEOUT_S = 120.0
 _PAID_POLL_S = 0.5
+
+# The store the stack runs on: PostgreSQL, as in production, unless DURAPAY_BENCH_STORE=sqlite
+# (the embedded default of `durapay dev`, whose single writer is a different bottleneck).
+STORE_ENV = "DURAPAY_BENCH_STORE"
+POSTGRES, SQLITE = "postgresql", "sqlite"
+# Where a run creates (and afterwards drops) its own databases: the admin database of a local server.
+POSTGRES_ADMIN_ENV = "DURAPAY_BENCH_POSTGRES"
+POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 class UnexpectedAnswer(Exception):
@@ -101,25 +115,62 @@ class Stack:
         return await history.sample(self.client, [f"payment-{pid}" for pid in payment_ids])
 
 
+def store_choice() -> str:
+    store = os.environ.get(STORE_ENV, POSTGRES).strip().lower() or POSTGRES
+    if store not in (POSTGRES, SQLITE):
+        raise ValueError(f"{STORE_ENV} must be {POSTGRES} or {SQLITE}, got {store!r}")
+    return store
+
+
+@contextlib.asynccontextmanager
+async def bench_database(settings: BenchSettings, tag: str, name: str) -> AsyncIterator[str]:
+    """A fresh database for one scenario, as an SQLAlchemy URL: a PostgreSQL database created for
+    the run and dropped afterwards, or (DURAPAY_BENCH_STORE=sqlite) a file under the output dir."""
+    if store_choice() == SQLITE:
+        path = (settings.out_dir / "db" / f"{name}.sqlite").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    admin = conninfo_to_dict(os.environ.get(POSTGRES_ADMIN_ENV, POSTGRES_ADMIN_DSN))
+    database = tag.replace("-", "_").lower()  # the tag is [a-z0-9-]: no quoting surprises
+    async with await AsyncConnection.connect(**admin, autocommit=True) as conn:
+        await conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        user = admin.get("user", "postgres")
+        password = f":{admin['password']}" if admin.get("password") else ""
+        host, port = admin.get("host", "127.0.0.1"), admin.get("port", 5432)
+        yield f"postgresql+psycopg://{user}{password}@{host}:{port}/{database}"
+    finally:
+        # FORCE: a stack that died without closing its pool must not leave the database behind.
+        async with await AsyncConnection.connect(**admin, autocommit=True) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     server: Server, settings: BenchSettings, run_id: str, name: str, log_dir: Path
 ) -> AsyncIterator[Stack]:
-    """Start `stack_host` on a fresh SQLite database and task queue; stop it on exit."""
+    """Start `stack_host` on a fresh database (see `bench_database`) and task queue; stop it on exit."""
     tag = f"bench-{run_id}-{server.variant}-{name}"
-    database = (settings.out_dir / "db" / f"{server.variant}-{name}.sqlite").resolve()
-    database.parent.mkdir(parents=True, exist_ok=True)
+    async with bench_database(settings, tag, f"{server.variant}-{name}") as database_url:
+        async with _stack_process(server, settings, tag, database_url, log_dir / f"{server.variant}-{name}.log") as stack:
+            yield stack
+
+
+@contextlib.asynccontextmanager
+async def _stack_process(
+    server: Server, settings: BenchSettings, tag: str, database_url: str, log_path: Path
+) -> AsyncIterator[Stack]:
     api_key, webhook_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
     spec = StackSpec(
         address=server.address,
         namespace=server.namespace,
         task_queue=tag,
-        database_url=SecretStr(f"sqlite+aiosqlite:///{database}"),
+        database_url=SecretStr(database_url),
         api_key=SecretStr(api_key),
         webhook_secret=SecretStr(webhook_secret),
         decide_timeout_s=settings.op_timeout_s,
     )
-    log_path = log_dir / f"{server.variant}-{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
@@ -180,7 +231,11 @@ async def payments(server: Server, settings: BenchSettings, run_id: str, log_dir
         )
         await history.probe(create)
         probed = [p["id"] for p in stack.payments[-history.SAMPLES :]]
-        return {"levels": levels, "history_events_per_payment": await stack.histories(probed)}
+        return {
+            "store": store_choice(),
+            "levels": levels,
+            "history_events_per_payment": await stack.histories(probed),
+        }
 
 
 def _batch_options(stack: Stack, settings: BenchSettings) -> dict[str, Any]:
@@ -263,6 +318,7 @@ async def webhooks(server: Server, settings: BenchSettings, run_id: str, log_dir
             stack, settings, len(by_signal), signal, paid_before=webhook_stats["completed"]
         )
         return {
+            "store": store_choice(),
             "count": n,
             "concurrency": settings.batch_concurrency,
             "start": started,
@@ -291,6 +347,7 @@ async def scale(server: Server, settings: BenchSettings, run_id: str, log_dir: P
 
         completed = await _signal_phase(stack, settings, len(stack.payments), customer_returns, paid_before=0)
         result: dict[str, Any] = {
+            "store": store_choice(),
             "count": n,
             "concurrency": settings.batch_concurrency,
             "start": started,
