@@ -24,8 +24,8 @@ from temporalio.service import RPCError
 from activities.gateways.mock import MockGateway, MockWebhook
 from activities.store.tables import WebhookOutcome
 from api.payments import derive_payment_id
-from tests.fakes.stripe_server import FakeStripe, gateway_section
 from tests.stack import API_KEY_ID, Stack, running_stack
+from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workflows.domain import PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEventKind, RefundCall
 from workflows.money import Amount

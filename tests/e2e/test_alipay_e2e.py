@@ -29,8 +29,8 @@ from tests.e2e.helpers import (
     until_status,
     wallet_payment,
 )
-from tests.fakes.alipay_server import FakeAlipay
 from tests.stack import Stack
+from workers.fake_providers.alipay import FakeAlipay
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to pay here
 

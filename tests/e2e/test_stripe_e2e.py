@@ -16,8 +16,8 @@ import pytest_asyncio
 
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import awaiting_customer, eventually, gateway_stack, post, until_status
-from tests.fakes.stripe_server import FakeStripe, gateway_section
 from tests.stack import Stack
+from workers.fake_providers.stripe import FakeStripe, gateway_section
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

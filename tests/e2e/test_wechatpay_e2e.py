@@ -28,8 +28,8 @@ from tests.e2e.helpers import (
     until_status,
     wallet_payment,
 )
-from tests.fakes.wechatpay_server import FakeWechatPay
 from tests.stack import Stack
+from workers.fake_providers.wechatpay import FakeWechatPay
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to scan here
 

@@ -24,11 +24,11 @@ from temporalio.client import Client
 
 from activities.store.repository import PaymentStore
 from api.payments import derive_payment_id, derive_refund_id
-from tests.fakes.stripe_server import FakeStripe
 from tests.faults.processes import WorkerProcess
 from tests.faults.report import FIGURES
 from workers.api_server import start_api
 from workers.config import load_config
+from workers.fake_providers.stripe import FakeStripe
 from workers.worker import Runtime, connect
 from workflows.domain import PaymentStatus
 

@@ -21,12 +21,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import make_url
 
-from tests.fakes.alipay_server import FakeAlipay
-from tests.fakes.stripe_server import FakeStripe, gateway_section
-from tests.fakes.wechatpay_server import FakeWechatPay, post_to
 from tests.security.leaks import database_text, found, temporal_bytes, variants
 from tests.stack import Stack, running_stack
 from workers.cli import config_check
+from workers.fake_providers.alipay import FakeAlipay
+from workers.fake_providers.stripe import FakeStripe, gateway_section
+from workers.fake_providers.wechatpay import FakeWechatPay, post_to
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

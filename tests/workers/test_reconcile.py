@@ -19,9 +19,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import ScheduleActionStartWorkflow
 
-from tests.fakes.stripe_server import FakeStripe, gateway_section
 from tests.stack import Stack, running_stack
 from workers.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
+from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workers.reconcile import parse_duration, parse_moment, positive_duration
 from workflows.domain import PaymentStatus
 from workflows.reconcile_io import ReconcileReport, ReconcileWindow

@@ -31,8 +31,8 @@ from activities.gateways.base import (
 )
 from activities.gateways.signing import rsa_sha256_verify, sorted_params_content
 from tests.activities.gateways.helpers import ALIPAY, QUICK_HTTP, paid, pid, serving
-from tests.fakes.alipay_server import FakeAlipay
-from tests.fakes.wechatpay_server import keypair
+from workers.fake_providers.alipay import FakeAlipay
+from workers.fake_providers.wechatpay import keypair
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
@@ -333,7 +333,7 @@ async def test_a_slow_provider_times_out_as_unknown_outcome(fake, gateway, uniqu
 
 
 async def test_alipay_system_error_is_retried(fake, gateway, unique, monkeypatch):
-    from tests.fakes import alipay_server
+    from workers.fake_providers import alipay as alipay_server
 
     def system_error(biz):
         raise alipay_server.AlipayError("20000", "Service Currently Unavailable", "isp.unknow-error", "系统繁忙")

@@ -14,8 +14,8 @@ import pytest_asyncio
 from activities.gateways.alipay import AlipayGateway
 from activities.gateways.base import WebhookVerificationError
 from tests.activities.gateways.helpers import ALIPAY, paid, serving
-from tests.fakes.alipay_server import FakeAlipay
-from tests.fakes.wechatpay_server import keypair
+from workers.fake_providers.alipay import FakeAlipay
+from workers.fake_providers.wechatpay import keypair
 from workflows.gateway_io import GatewayEventKind
 from workflows.money import Amount
 

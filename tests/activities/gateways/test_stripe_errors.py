@@ -20,12 +20,12 @@ from activities.gateways.base import (
 )
 from activities.gateways.stripe import StripeGateway, StripeSettings, translate_error
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.fakes.stripe_server import (  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
     fake_stripe,
-    gateway_section,
     stripe_gateway,
     stripe_server,
 )
+from workers.fake_providers.stripe import gateway_section
 from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 import stripe
 
-from tests.fakes.stripe_server import fake_stripe, stripe_server  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import fake_stripe, stripe_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

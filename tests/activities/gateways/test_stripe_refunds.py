@@ -6,7 +6,11 @@ import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.fakes.stripe_server import fake_stripe, stripe_gateway, stripe_server  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
+    fake_stripe,
+    stripe_gateway,
+    stripe_server,
+)
 from workflows.domain import RefundStatus
 from workflows.gateway_io import GatewayPaymentStatus
 

@@ -13,13 +13,12 @@ import pytest
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.stripe import StripeGateway, StripeSettings
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.fakes.stripe_server import (  # noqa: F401 (fixtures)
-    FakeStripe,
+from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
     fake_stripe,
-    gateway_section,
     stripe_gateway,
     stripe_server,
 )
+from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workflows.gateway_io import GatewayEventKind, GatewayResult, RefundResult
 from workflows.money import Amount
 

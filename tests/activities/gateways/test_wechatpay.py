@@ -28,7 +28,7 @@ from activities.gateways.wechatpay import (
     wechat_time,
 )
 from tests.activities.gateways.helpers import QUICK_HTTP, WECHAT_PAY, paid, pid, serving
-from tests.fakes.wechatpay_server import FakeWechatPay
+from workers.fake_providers.wechatpay import FakeWechatPay
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount

@@ -17,7 +17,7 @@ from activities.gateways.signing import (
     self_signed_certificate,
 )
 from activities.gateways.wechatpay import WechatPaySettings
-from tests.fakes.wechatpay_server import keypair
+from workers.fake_providers.wechatpay import keypair
 
 KEY = "0123456789abcdef0123456789abcdef"
 

@@ -17,7 +17,7 @@ import pytest_asyncio
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.wechatpay import UnknownPlatformSerial, WechatPayGateway
 from tests.activities.gateways.helpers import WECHAT_PAY, paid, serving
-from tests.fakes.wechatpay_server import FakeWechatPay
+from workers.fake_providers.wechatpay import FakeWechatPay
 from workflows.gateway_io import GatewayEventKind
 from workflows.money import Amount
 

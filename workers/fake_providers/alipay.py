@@ -23,7 +23,7 @@ from aiohttp import web
 
 from activities.gateways.alipay import AlipaySettings
 from activities.gateways.signing import rsa_sha256_sign, rsa_sha256_verify, sorted_params_content
-from tests.fakes.wechatpay_server import FakeServer, FaultPlan, keypair
+from workers.fake_providers.wechatpay import FakeServer, FaultPlan, keypair
 
 CHINA = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -29,14 +29,12 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-import pytest
-import pytest_asyncio
 from aiohttp import web
 
 from activities.gateways.signing import hmac_sha256_hex
@@ -1018,31 +1016,3 @@ def gateway_section(fake: FakeStripe, **overrides: Any) -> dict[str, Any]:
         "currencies": ["USD", "EUR", "JPY", "ISK", "KWD", "MGA"],
         **overrides,
     }
-
-
-# --- pytest fixtures: import them into a test module to use them ------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stripe_server() -> AsyncIterator[FakeStripe]:
-    """One fake per test module (starting a gateway's TLS-ready client is the slow part)."""
-    async with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
-    """The module's fake, emptied for this test."""
-    stripe_server.reset()
-    return stripe_server
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stripe_gateway(stripe_server: FakeStripe) -> AsyncIterator[Any]:
-    from activities.gateways.stripe import StripeGateway, StripeSettings
-
-    gateway = StripeGateway(
-        StripeSettings.model_validate(gateway_section(stripe_server, statement_descriptor_suffix="ORDER"))
-    )
-    yield gateway
-    await gateway.aclose()
