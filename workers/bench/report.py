@@ -150,6 +150,7 @@ def markdown(document: Mapping[str, Any]) -> str:
     results: Mapping[str, Mapping[str, Any]] = document["results"]
     sections = [
         *_sweep_table(results),
+        *_time_split_table(results),
         *_batch_tables(results),
         *_ratio_tables(document.get("ratios", [])),
         *_sharing_table(results),
@@ -185,6 +186,23 @@ def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     header = (
         "server", "scenario", "c=1 p50 / p95 / p99 ms", "c=1 /s", "sat. c", "sat. p50 / p95 / p99 ms", "sat. /s",
         "app CPU ms/pay", "server CPU ms/pay", "events/pay",
+    )
+    return _table(header, rows)
+
+
+def _time_split_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Where one payment's time goes: the sweep scenarios' probe payments, from their histories."""
+    parts = ("workflow_task_wait", "workflow_task_work", "activity_wait", "activity_work", "other", "total")
+    rows = []
+    for server, scenarios in results.items():
+        for name, result in scenarios.items():
+            sample = result.get("history_events_per_payment")
+            if "levels" in result and sample:
+                cells = " | ".join(_fmt(sample["time_ms"][part]) for part in parts)
+                rows.append(f"| {server} | {name} | {_fmt(sample['mean'])} | {cells} |")
+    header = (
+        "server", "scenario", "events", "workflow task wait ms", "workflow task work ms", "activity wait ms",
+        "activity work ms", "other ms", "total ms",
     )
     return _table(header, rows)
 

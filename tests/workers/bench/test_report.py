@@ -18,9 +18,10 @@ def _sweep(p50: float, throughput: float, app_cpu: float, events: float) -> dict
         **level_1, "concurrency": 8, "throughput_per_s": throughput,
         "latency_ms": {"p50": p50 * 4, "p95": p50 * 6, "p99": p50 * 8, "max": p50 * 9},
     }
-    return report.summarize_sweep(
-        {"levels": [level_1, level_8], "history_events_per_payment": {"mean": events, "min": events, "max": events}}
-    )
+    split = {"workflow_task_wait": 8.0, "workflow_task_work": p50 / 2, "activity_wait": 0.0,
+             "activity_work": 10.0, "other": 1.0, "total": p50}
+    history = {"mean": events, "min": events, "max": events, "time_ms": split}
+    return report.summarize_sweep({"levels": [level_1, level_8], "history_events_per_payment": history})
 
 
 def _results() -> dict[str, dict[str, Any]]:
@@ -83,4 +84,5 @@ def test_markdown_tables_carry_the_run_numbers() -> None:
     text = report.markdown(document)
     row = "| tuned | durapay | 80.0 / 120.0 / 160.0 | 4.0 | 8 | 320.0 / 480.0 / 640.0 | 16.0 | 80.0 | 160.0 | 40.0 |"
     assert row in text
+    assert "| untuned | engine_baseline | 35.0 | 8.0 | 125.0 | 0.0 | 10.0 | 1.0 | 250.0 |" in text
     assert "| tuned: durapay / engine baseline | 0.80x |" in text
