@@ -168,6 +168,11 @@ def _table(header: Sequence[str], rows: Sequence[str]) -> list[str]:
     return ["\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows])]
 
 
+def _label(name: str, result: Mapping[str, Any]) -> str:
+    """The scenario's name, with the store it ran on when it has one (durapay's)."""
+    return f"{name} ({result['store']})" if result.get("store") else name
+
+
 def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     rows = []
     for server, scenarios in results.items():
@@ -177,7 +182,7 @@ def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
             one, sat = result["concurrency_1"], result["saturation"]
             cpu = sat["cpu_s_per_payment"] or {}
             rows.append(
-                f"| {server} | {name} "
+                f"| {server} | {_label(name, result)} "
                 f"| {_pcts(one['latency_ms'])} | {_fmt(one['throughput_per_s'])} "
                 f"| {sat['concurrency']} | {_pcts(sat['latency_ms'])} | {_fmt(sat['throughput_per_s'])} "
                 f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
@@ -199,7 +204,7 @@ def _time_split_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
             sample = result.get("history_events_per_payment")
             if "levels" in result and sample:
                 cells = " | ".join(_fmt(sample["time_ms"][part]) for part in parts)
-                rows.append(f"| {server} | {name} | {_fmt(sample['mean'])} | {cells} |")
+                rows.append(f"| {server} | {_label(name, result)} | {_fmt(sample['mean'])} | {cells} |")
     header = (
         "server", "scenario", "events", "workflow task wait ms", "workflow task work ms", "activity wait ms",
         "activity work ms", "other ms", "total ms",
@@ -259,7 +264,7 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 if isinstance(stats, Mapping):
                     cpu = stats.get("cpu_s_per_payment") or {}
                     signal_rows.append(
-                        f"| {server} | {label} | {stats['count']} | {result['concurrency']} "
+                        f"| {server} | {label} ({result.get('store', '-')}) | {stats['count']} | {result['concurrency']} "
                         f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} "
                         f"| {stats['completed']} in {_fmt(stats['all_completed_s'])} s "
                         f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} | {stats['errors'] + stats['timed_out']} |"
@@ -269,7 +274,7 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 rss = result["worker_memory"]
                 cpu = _cpu_sum(start, done)
                 scale_rows.append(
-                    f"| {server} | {name} | {result['count']} "
+                    f"| {server} | {_label(name, result)} | {result['count']} "
                     f"| {start['done']} in {_fmt(start['wall_s'])} s ({_fmt(start['per_s'])}/s) "
                     f"| {done['completed']} in {_fmt(done['all_completed_s'])} s ({_fmt(done['completed_per_s'])}/s) "
                     f"| {_fmt(rss['idle'])} → {_fmt(rss['all_waiting'])} (peak {_fmt(rss['peak'])}) "
