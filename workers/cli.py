@@ -1,9 +1,10 @@
 """`durapay`: the one command line entry point.
 
-    durapay dev [--exit-after-demo | --no-wait] [--no-demo]   local stack: Temporal, worker, API, demo
+    durapay dev [--exit-after-demo | --no-wait] [--no-demo] [--no-fake-providers]
+                                                              local stack: Temporal, worker, API, demo
     durapay worker                                            a worker process
     durapay api                                               an API process
-    durapay demo                                              the demo against a running Temporal server
+    durapay demo [--no-fake-providers]                        the demo against a running Temporal server
     durapay migrate                                           bring the database schema up to date
     durapay reconcile --since 24h [--repair] | --schedule     compare payments with their gateways
     durapay config check                                      validate and print the effective config
@@ -56,12 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop everything once the demo is done; exit 1 if an outcome differs (CI)",
     )
     dev.add_argument("--no-demo", action="store_true", help="start the stack without running the demo")
+    _fake_providers_argument(dev)
 
     commands.add_parser("worker", help="run a worker (workflows and activities) until SIGINT/SIGTERM")
     commands.add_parser("api", help="run the HTTP API until SIGINT/SIGTERM")
 
-    commands.add_parser(
-        "demo", help="run a worker and the API in-process against a running Temporal server, then the demo"
+    _fake_providers_argument(
+        commands.add_parser(
+            "demo", help="run a worker and the API in-process against a running Temporal server, then the demo"
+        )
     )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
@@ -76,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_commands.add_parser("check", help="validate the configuration and print it, secrets masked")
     return parser
+
+
+def _fake_providers_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-fake-providers",
+        dest="fake_providers",
+        action="store_false",
+        help="do not run the fake Stripe, WeChat Pay and AliPay servers (gateways you configure never use them)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +141,9 @@ async def _run(args: argparse.Namespace, config: DurapayConfig) -> int:
     if args.command == "dev":
         from workers.dev import run_dev
 
-        return await run_dev(config, run_demo=not args.no_demo, exit_after_demo=args.exit_after_demo)
+        return await run_dev(
+            config, run_demo=not args.no_demo, exit_after_demo=args.exit_after_demo, fake_providers=args.fake_providers
+        )
     if args.command == "worker":
         from workers.worker import run_worker
 
@@ -142,7 +157,7 @@ async def _run(args: argparse.Namespace, config: DurapayConfig) -> int:
     if args.command == "demo":
         from workers.dev import run_demo_against
 
-        return await run_demo_against(config)
+        return await run_demo_against(config, fake_providers=args.fake_providers)
     if args.command == "migrate":
         from workers.worker import prepare_database
 

@@ -3,7 +3,9 @@ each flow must have, printed as a table with links to the payments' workflows in
 
 It runs against a live worker + API with the mock gateway enabled (`durapay dev`, `durapay demo`,
 tests). The webhook flow settles the payment at the mock "provider", which lives in the worker's
-process: so the demo runs in that process too, and takes the mock gateway object.
+process: so the demo runs in that process too, and takes the mock gateway object. Given the fake
+providers (workers/fake_providers), it adds their flows: Stripe card and 3-D Secure payments, a
+WeChat Pay Native QR payment and an AliPay page payment, both paid by the fake's signed notification.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 
 from activities.gateways.mock import MockGateway
+from workers.fake_providers.local import ALIPAY, STRIPE, WECHAT_PAY, FakeProviders
 
 # What the demo's flows rely on; `durapay dev` / `durapay demo` load these under the user's own
 # configuration (which still wins): a short customer-action timeout so the 3-D Secure timeout
@@ -62,12 +65,24 @@ def _summary(payment: dict[str, Any]) -> str:
     return text
 
 
+Flow = tuple[str, str, Callable[[], Awaitable[dict[str, Any]]]]
+
+
 class Demo:
-    def __init__(self, http: httpx.AsyncClient, api_key: str, mock: MockGateway, *, webhook_url: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_key: str,
+        mock: MockGateway,
+        *,
+        webhook_url: str,
+        providers: FakeProviders | None = None,
+    ) -> None:
         self._http = http
         self._api_key = api_key
         self._mock = mock
         self._webhook_url = webhook_url
+        self._providers = providers or FakeProviders()
         self._run = uuid.uuid4().hex[:8]  # fresh orders and idempotency keys on every run
 
     def _headers(self, key: str | None = None) -> dict[str, str]:
@@ -85,15 +100,34 @@ class Demo:
     async def _create(
         self, flow: str, amount: str, token: str, card: dict[str, str] | None = None, **extra: Any
     ) -> dict[str, Any]:
+        return await self._create_with(flow, amount, {"type": "card", "token": token, **(card or {})}, **extra)
+
+    async def _create_with(
+        self, flow: str, amount: str, method: dict[str, str], *, currency: str = "USD", **extra: Any
+    ) -> dict[str, Any]:
         body = {
             "order_id": f"demo-{self._run}-{flow}",
-            "currency": "USD",
+            "currency": currency,
             "amount": amount,
-            "payment_method": {"type": "card", "token": token, **(card or {})},
+            "payment_method": method,
             "description": f"durapay demo: {flow}",
             **extra,
         }
         return await self._post("/v1/payments", flow, body, (200, 201, 202, 402))
+
+    async def _create_wallet(self, flow: str, amount: str, wallet: str, wallet_flow: str, **extra: Any) -> dict[str, Any]:
+        method = {"type": "wallet", "wallet": wallet, "flow": wallet_flow}
+        payment = await self._create_with(flow, amount, method, currency="CNY", gateway=wallet, **extra)
+        if payment["status"] != "authorizing" or not payment.get("next_action"):
+            raise DemoError(f"expected a payment waiting for the customer, got {_summary(payment)}")
+        return payment
+
+    async def _notify(self, gateway: str, delivery: tuple[dict[str, str], bytes], ok: int) -> None:
+        """Deliver a provider's signed notification to our webhook receiver, as the provider does."""
+        headers, body = delivery
+        response = await self._http.post(f"{self._webhook_url}/{gateway}", content=body, headers=headers)
+        if response.status_code != ok:
+            raise DemoError(f"the {gateway} notification was answered {response.status_code}: {response.text[:200]}")
 
     async def _wait(self, payment_id: str, done: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -166,9 +200,57 @@ class Demo:
             raise DemoError(f"the webhook was answered {response.status_code}: {response.text[:200]}")
         return await self._wait(payment["id"], lambda p: p["status"] != "authorizing", 30)
 
-    def flows(self) -> list[tuple[str, str, Callable[[], Awaitable[dict[str, Any]]]]]:
-        """(flow, expected summary, run)."""
-        return [
+    # -- the fake providers' flows ------------------------------------------------------------------
+
+    async def stripe_card(self) -> dict[str, Any]:
+        return await self._create("stripe-card", "25.00", "pm_card_visa", gateway=STRIPE)
+
+    async def stripe_three_ds(self) -> dict[str, Any]:
+        payment = await self._create(
+            "stripe-3ds", "140.00", "pm_card_threeDSecure2Required", gateway=STRIPE, return_url="https://shop.example/return"
+        )
+        action = payment.get("next_action") or {}
+        if payment["status"] != "authorizing" or action.get("type") != "redirect_to_url":
+            raise DemoError(f"expected a 3-D Secure redirect, got {_summary(payment)}")
+        # The customer's browser passes the challenge on Stripe's page, which sends it back to the shop
+        # (not followed: the shop is not running here) with the intent's outcome in the query.
+        challenge = await self._http.get(action["url"])
+        if challenge.status_code != 302:
+            raise DemoError(f"the 3-D Secure page answered {challenge.status_code}: {challenge.text[:200]}")
+        back = httpx.URL(challenge.headers["location"]).params
+        payment = await self._post(
+            f"/v1/payments/{payment['id']}/actions/complete",
+            "stripe-3ds-complete",
+            {"data": {"payment_intent": back["payment_intent"], "redirect_status": back["redirect_status"]}},
+            (200, 202),
+        )
+        return await self._wait(payment["id"], lambda p: p["status"] != "authorizing", 30)
+
+    async def wechat_native(self) -> dict[str, Any]:
+        fake = self._providers.wechat_pay
+        assert fake is not None  # flows() lists this flow only with the fake running
+        payment = await self._create_wallet("wechat-native", "88.88", WECHAT_PAY, "native")
+        # The customer scans the QR code and pays; WeChat Pay tells us with a signed, encrypted notification.
+        fake.pay(payment["id"])
+        await self._notify(WECHAT_PAY, fake.payment_notification(payment["id"]), 204)
+        return await self._wait(payment["id"], lambda p: p["status"] != "authorizing", 30)
+
+    async def alipay_page(self) -> dict[str, Any]:
+        fake = self._providers.alipay
+        assert fake is not None  # flows() lists this flow only with the fake running
+        payment = await self._create_wallet("alipay-page", "66.60", ALIPAY, "page", return_url="https://shop.example/back")
+        # The customer's browser opens AliPay's cashier (which creates the trade) and pays; AliPay
+        # tells us with a signed notification.
+        status = await fake.open(payment["next_action"]["url"])
+        if status != 200:
+            raise DemoError(f"AliPay's cashier answered {status}")
+        fake.pay(payment["id"])
+        await self._notify(ALIPAY, fake.trade_notification(payment["id"]), 200)
+        return await self._wait(payment["id"], lambda p: p["status"] != "authorizing", 30)
+
+    def flows(self) -> list[Flow]:
+        """(flow, expected summary, run): the mock's flows, then those of every fake provider running."""
+        flows: list[Flow] = [
             ("instant success", "paid captured 49.99", self.instant_success),
             ("decline", "failed (card_declined)", self.decline),
             ("fraud block", "failed (blocked_by_fraud_check)", self.fraud_block),
@@ -178,12 +260,25 @@ class Demo:
             ("partial refunds", "partially_refunded captured 80.00 refunded 50.00", self.partial_refunds),
             ("webhook completion", "paid captured 33.00", self.webhook_completion),
         ]
+        if self._providers.stripe is not None:
+            flows += [
+                ("Stripe card success", "paid captured 25.00", self.stripe_card),
+                ("Stripe 3-D Secure completed", "paid captured 140.00", self.stripe_three_ds),
+            ]
+        if self._providers.wechat_pay is not None:
+            flows.append(("WeChat Pay Native QR + notification", "paid captured 88.88", self.wechat_native))
+        if self._providers.alipay is not None:
+            flows.append(("AliPay page + notification", "paid captured 66.60", self.alipay_page))
+        return flows
 
 
-async def run_demo(base_url: str, api_key: str, mock: MockGateway) -> list[Outcome]:
-    """Run every flow concurrently (the 3-D Secure timeout sets the pace) and check each."""
+async def run_demo(
+    base_url: str, api_key: str, mock: MockGateway, providers: FakeProviders | None = None
+) -> list[Outcome]:
+    """Run every flow concurrently (the 3-D Secure timeout sets the pace) and check each; with
+    `providers`, the flows of the fakes running too."""
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as http:
-        demo = Demo(http, api_key, mock, webhook_url=f"{base_url}/webhooks")
+        demo = Demo(http, api_key, mock, webhook_url=f"{base_url}/webhooks", providers=providers)
 
         async def one(flow: str, expected: str, run: Callable[[], Awaitable[dict[str, Any]]]) -> Outcome:
             try:

@@ -6,6 +6,10 @@ serves until Ctrl-C (or exits at once with `--exit-after-demo`), stopping everyt
 API first, then the worker (draining), then the Temporal server.
 
 `durapay demo` is the same minus the Temporal server: against an already running one.
+
+Both run the fake Stripe, WeChat Pay and AliPay servers in-process (workers/fake_providers) for the
+gateways the user did not configure, and the demo runs those providers' flows too; turned off with
+`fake_providers=False` (`--no-fake-providers`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -22,6 +27,7 @@ from activities.gateways.mock import GATEWAY_ID as MOCK, MockGateway
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer
+from workers.fake_providers.local import FakeProviders, running_fake_providers
 from workers.services import Services, running_services
 from workers.worker import connect, wait_for_stop_signal
 
@@ -58,7 +64,9 @@ def _mock_gateway(services: Services) -> MockGateway:
     return gateway
 
 
-def _banner(services: Services, key_file: Path | None, server: TemporalDevServer | None) -> str:
+def _banner(
+    services: Services, key_file: Path | None, server: TemporalDevServer | None, fakes: FakeProviders | None
+) -> str:
     config = services.config
     key = f"key file {key_file}" if key_file else "keys from your configuration"
     lines = [
@@ -70,6 +78,8 @@ def _banner(services: Services, key_file: Path | None, server: TemporalDevServer
     ]
     if server is not None:
         lines.append(f"  Temporal     {config.temporal.address} (log {server.log_file}, data {server.db_file})")
+    if fakes is not None:
+        lines += [f"  provider     {line}" for line in fakes.describe()]
     return "\n".join(lines)
 
 
@@ -81,14 +91,22 @@ async def _demo_and_serve(
     server: TemporalDevServer | None,
     demo: bool,
     serve: bool,
+    fake_providers: bool,
 ) -> int:
-    async with running_services(client, config) as services:
-        print(_banner(services, key_file, server), flush=True)
+    async with AsyncExitStack() as stack:
+        fakes = None
+        if fake_providers:
+            # Started first and stopped last: the worker's gateways talk to them until it has drained.
+            config, fakes = await stack.enter_async_context(running_fake_providers(config))
+        services = await stack.enter_async_context(running_services(client, config))
+        if fakes is not None:
+            fakes.deliver_webhooks_to(f"{services.base_url}/webhooks")
+        print(_banner(services, key_file, server, fakes), flush=True)
         exit_code = EXIT_OK
         if demo:
             api_key = next(iter(config.api.api_keys.values())).get_secret_value()
             print("\nrunning the demo: one payment per flow, through the HTTP API ...", flush=True)
-            outcomes = await run_demo(services.base_url, api_key, _mock_gateway(services))
+            outcomes = await run_demo(services.base_url, api_key, _mock_gateway(services), fakes)
             print(format_table(outcomes, config.temporal.workflow_url), flush=True)
             exit_code = EXIT_OK if all(o.ok for o in outcomes) else EXIT_DEMO_FAILED
         if serve:
@@ -98,7 +116,9 @@ async def _demo_and_serve(
         return exit_code
 
 
-async def run_dev(config: DurapayConfig, *, run_demo: bool = True, exit_after_demo: bool = False) -> int:
+async def run_dev(
+    config: DurapayConfig, *, run_demo: bool = True, exit_after_demo: bool = False, fake_providers: bool = True
+) -> int:
     config, key_file = with_dev_api_key(config)
     server = TemporalDevServer(config.temporal)
     await server.start()
@@ -106,13 +126,19 @@ async def run_dev(config: DurapayConfig, *, run_demo: bool = True, exit_after_de
         # The worker runs in this process: it serves the SDK's metrics when temporal.metrics_bind is set.
         client = await connect(config, export_sdk_metrics=True)
         return await _demo_and_serve(
-            client, config, key_file=key_file, server=server, demo=run_demo, serve=not exit_after_demo
+            client,
+            config,
+            key_file=key_file,
+            server=server,
+            demo=run_demo,
+            serve=not exit_after_demo,
+            fake_providers=fake_providers,
         )
     finally:
         await server.stop()
 
 
-async def run_demo_against(config: DurapayConfig) -> int:
+async def run_demo_against(config: DurapayConfig, *, fake_providers: bool = True) -> int:
     """`durapay demo`: worker + API in this process, against the configured Temporal server.
 
     The API listens on an ephemeral port (the demo is its only client), so a `durapay api` on the
@@ -121,4 +147,6 @@ async def run_demo_against(config: DurapayConfig) -> int:
     config, key_file = with_dev_api_key(config)
     config = config.model_copy(update={"api": config.api.model_copy(update={"port": 0})})
     client = await connect(config)
-    return await _demo_and_serve(client, config, key_file=key_file, server=None, demo=True, serve=False)
+    return await _demo_and_serve(
+        client, config, key_file=key_file, server=None, demo=True, serve=False, fake_providers=fake_providers
+    )

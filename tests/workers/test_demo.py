@@ -1,27 +1,59 @@
-"""The demo against tests/stack.py: every flow ends as expected, and the table says so."""
+"""The demo against tests/stack.py with the fake providers: every flow ends as expected, and the
+table says so."""
 
 from __future__ import annotations
+
+from contextlib import AsyncExitStack
 
 from temporalio.testing import WorkflowEnvironment
 
 from tests.stack import deep_merge, running_stack
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
+from workers.fake_providers.alipay import FakeAlipay
+from workers.fake_providers.local import FakeProviders
+from workers.fake_providers.stripe import FakeStripe
+from workers.fake_providers.wechatpay import FakeWechatPay
 
-# The 3-D Secure timeout flow waits this long: short, to keep the test fast.
-ACTION_TIMEOUT = {"payment": {"action_timeout_seconds": 2}}
+# The 3-D Secure timeout flow waits this long: short, to keep the test fast, yet long enough for the
+# AliPay page flow's customer to open the cashier before the trade expires on a busy machine.
+ACTION_TIMEOUT = {"payment": {"action_timeout_seconds": 4}}
 
 
 async def test_demo_flows_end_as_expected(temporal_env: WorkflowEnvironment, task_queue: str, sqlite_url: str) -> None:
-    async with running_stack(
-        temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=deep_merge(demo_defaults(), ACTION_TIMEOUT)
-    ) as stack:
-        outcomes = await run_demo(stack.base_url, stack.api_key, stack.gateway("mock"))
+    async with AsyncExitStack() as running:
+        fakes = FakeProviders(
+            stripe=await running.enter_async_context(FakeStripe()),
+            wechat_pay=await running.enter_async_context(FakeWechatPay()),
+            alipay=await running.enter_async_context(FakeAlipay()),
+        )
+        overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
+        stack = await running.enter_async_context(
+            running_stack(temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides)
+        )
+        fakes.deliver_webhooks_to(stack.webhook_url)
+        outcomes = await run_demo(stack.base_url, stack.api_key, stack.gateway("mock"), fakes)
         table = format_table(outcomes, stack.config.temporal.workflow_url)
+        assert fakes.stripe is not None
+        await fakes.stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
-    assert len(outcomes) == 8
+    assert len(outcomes) == 12
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
-    assert "8/8 flows as expected" in table
+    assert "12/12 flows as expected" in table
     assert f"http://127.0.0.1:8233/namespaces/default/workflows/payment-{outcomes[0].payment_id}" in table
+
+    by_flow = {o.flow: o for o in outcomes}
+    assert {flow: by_flow[flow].actual for flow in list(by_flow)[8:]} == {
+        "Stripe card success": "paid captured 25.00",
+        "Stripe 3-D Secure completed": "paid captured 140.00",
+        "WeChat Pay Native QR + notification": "paid captured 88.88",
+        "AliPay page + notification": "paid captured 66.60",
+    }
+    # The money moved at the fake providers, once each: the payments really went through them.
+    for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
+        assert len(fakes.stripe.charges_for(by_flow[flow].payment_id)) == 1
+    assert [status for _, status in fakes.stripe.deliveries if status != 200] == []
+    assert fakes.wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
+    assert fakes.alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
 
 
 def test_table_marks_a_differing_outcome() -> None:

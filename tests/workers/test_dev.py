@@ -1,4 +1,4 @@
-"""`durapay dev`: its own Temporal dev server (file-backed), the demo, a clean stop."""
+"""`durapay dev`: its own Temporal dev server (file-backed), the fake providers, the demo, a clean stop."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.stack import deep_merge
+from workers.cli import build_parser
 from workers.config import TemporalConfig, load_config
 from workers.demo import demo_defaults
 from workers.dev import EXIT_OK, run_demo_against, run_dev, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
+from workers.fake_providers.local import running_fake_providers
 
 
 def free_port() -> int:
@@ -26,7 +28,8 @@ def dev_config(tmp_path: Path, **temporal: object):
         "temporal": {"address": f"127.0.0.1:{free_port()}", "ui_port": free_port(), "data_dir": str(tmp_path / "data"), **temporal},
         "api": {"port": 0},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'durapay.db'}"},
-        "payment": {"action_timeout_seconds": 2},  # the 3-D Secure timeout flow, quickly
+        # The 3-D Secure timeout flow, quickly (time enough to open AliPay's cashier on a busy machine).
+        "payment": {"action_timeout_seconds": 4},
     }
     return load_config(environ={}, use_default_file=False, defaults=demo_defaults(), overrides=overrides)
 
@@ -35,7 +38,11 @@ async def test_dev_runs_the_demo_and_stops_everything(tmp_path: Path, capsys: py
     config = dev_config(tmp_path)
     assert await run_dev(config, exit_after_demo=True) == EXIT_OK
     out = capsys.readouterr().out
-    assert "8/8 flows as expected" in out
+    assert "12/12 flows as expected" in out  # the mock's 8 and the fake providers' 4
+    for flow in ("Stripe card success", "Stripe 3-D Secure completed", "WeChat Pay Native QR", "AliPay page"):
+        assert f"ok  {flow}" in out
+    for gateway in ("stripe", "wechat_pay", "alipay"):
+        assert f"provider     {gateway} (fake) at http://127.0.0.1:" in out
     assert f"http://127.0.0.1:{config.temporal.ui_port}/namespaces/default/workflows/payment-pay_" in out
     data = tmp_path / "data"
     assert (data / "temporal.db").stat().st_size > 0  # file persistence
@@ -88,7 +95,28 @@ async def test_demo_command_against_a_running_server(
         tmp_path, address=temporal_env.client.service_client.config.target_host, task_queue=task_queue
     )
     config = config.model_copy(update={"api": config.api.model_copy(update={"port": 8080})})
-    assert await run_demo_against(config) == EXIT_OK
+    assert await run_demo_against(config, fake_providers=False) == EXIT_OK
     out = capsys.readouterr().out
-    assert "8/8 flows as expected" in out
+    assert "8/8 flows as expected" in out  # the mock's flows only
+    assert "(fake)" not in out
     assert "http://127.0.0.1:8080" not in out  # its own API took an ephemeral port
+
+
+async def test_fake_providers_never_replace_a_configured_gateway(tmp_path: Path) -> None:
+    mine = {"enabled": True, "secret_key": "sk_live_" + "x" * 24, "webhook_secret": ["whsec_mine"]}
+    config = load_config(environ={}, use_default_file=False, overrides={"payment": {"stripe": mine}})
+    async with running_fake_providers(config) as (faked, fakes):
+        assert fakes.stripe is None
+        assert faked.payment.gateways["stripe"] == mine
+        assert fakes.wechat_pay is not None and fakes.alipay is not None
+        assert faked.payment.gateways["wechat_pay"]["api_base"] == fakes.wechat_pay.base_url
+        assert faked.payment.gateways["alipay"]["gateway_url"] == fakes.alipay.gateway_url
+        assert [line.split()[0] for line in fakes.describe()] == ["wechat_pay", "alipay"]
+    assert "wechat_pay" not in config.payment.gateways  # the user's config object is left as it was
+
+
+def test_fake_providers_flag() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["dev"]).fake_providers is True
+    assert parser.parse_args(["dev", "--no-fake-providers"]).fake_providers is False
+    assert parser.parse_args(["demo", "--no-fake-providers"]).fake_providers is False
