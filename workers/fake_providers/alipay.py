@@ -63,7 +63,7 @@ class AlipayTrade:
 
     @property
     def refunded(self) -> Decimal:
-        return sum(self.refunds.values(), Decimal("0"))
+        return sum(self.refunds.values(), Decimal(0))
 
 
 class FakeAlipay(FakeServer):
@@ -343,7 +343,7 @@ def _yuan(value: Any) -> Decimal | None:
         amount = Decimal(str(value))
     except (InvalidOperation, TypeError):
         return None
-    if amount != amount.quantize(Decimal("0.01")) or not Decimal("0.01") <= amount <= Decimal("100000000"):
+    if amount != amount.quantize(Decimal("0.01")) or not Decimal("0.01") <= amount <= Decimal(100000000):
         return None
     return amount
 

@@ -17,8 +17,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
 from typing import Any, Literal
 
 import aiohttp
@@ -43,14 +43,14 @@ _AUTH = re.compile(r'(\w+)="([^"]*)"')
 # ---------------------------------------------------------------------------- keys (shared)
 
 
-@lru_cache(maxsize=None)
+@cache
 def keypair(slot: str) -> tuple[str, str]:
     """A generated RSA key pair per named slot, made once per process: 2048-bit generation costs
     up to seconds on a busy machine, and fakes only need keys that are distinct per role."""
     return generate_rsa_keypair()
 
 
-@lru_cache(maxsize=None)
+@cache
 def certificate(slot: str) -> str:
     return self_signed_certificate(keypair(slot)[0], f"fake platform {slot}")
 
@@ -161,9 +161,8 @@ class FakeServer:
 
 async def post_to(url: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
     """Deliver a notification like the provider does; returns (status, body) of the receiver."""
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, data=body, headers=headers) as response:
-            return response.status, await response.text()
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        return response.status, await response.text()
 
 
 # ---------------------------------------------------------------------------- WeChat Pay
@@ -580,7 +579,7 @@ class FakeWechatPay(FakeServer):
 
     def _expired(self, trade: Trade) -> bool:
         """An unpaid trade past time_expire is closed, as WeChat does."""
-        if trade.trade_state == "NOTPAY" and trade.time_expire and datetime.now(timezone.utc) > trade.time_expire:
+        if trade.trade_state == "NOTPAY" and trade.time_expire and datetime.now(UTC) > trade.time_expire:
             trade.trade_state = "CLOSED"
         return trade.trade_state == "CLOSED"
 
