@@ -137,15 +137,14 @@ class _Sharing:
     bench's (other users' work on a shared machine) shows up here instead of being guessed at.
     A server given with --address is not the bench's either: its CPU counts as other processes'."""
 
-    def __init__(self, server: Server) -> None:
-        self._server_pid = server.pid
+    def __init__(self, server_pids: list[int]) -> None:
+        self._server_pids = server_pids
         self._started = time.monotonic()
         self._busy = procstats.machine_busy_seconds()
         self._ours = self._our_cpu()
 
     def _our_cpu(self) -> float:
-        server = procstats.cpu_seconds(self._server_pid) if self._server_pid is not None else 0.0
-        return procstats.own_cpu_seconds() + server
+        return procstats.own_cpu_seconds() + sum(procstats.cpu_seconds(pid) for pid in self._server_pids)
 
     def done(self) -> dict[str, float]:
         wall = time.monotonic() - self._started
@@ -191,31 +190,35 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
         "errors": [],
         "skipped": [],
     }
-    for index, variant in enumerate(settings.servers):
-        async with _server(settings, variant, log_dir) as server:
-            document["servers"][variant] = {"address": server.address, "dynamic_config": server.dynamic_config}
-            results: dict[str, Any] = document["results"].setdefault(variant, {})
-            for name in settings.scenarios:
-                scenario = BY_NAME[name]
+    async with contextlib.AsyncExitStack() as running:
+        servers = [await running.enter_async_context(_server(settings, v, log_dir)) for v in settings.servers]
+        for server in servers:
+            document["servers"][server.variant] = {"address": server.address, "dynamic_config": server.dynamic_config}
+            document["results"][server.variant] = {}
+        server_pids = [server.pid for server in servers if server.pid is not None]
+        for name in settings.scenarios:
+            scenario = BY_NAME[name]
+            # A scenario runs on every server back to back, not one server's whole list after the
+            # other's: on a shared machine both then see the same neighbours, and their ratio holds.
+            for index, server in enumerate(servers):
                 if scenario.kind == BATCH and index > 0:
-                    document["skipped"].append(
-                        {"scenario": name, "server": variant, "reason": "batch scenarios run on the first server only"}
-                    )
+                    reason = "batch scenarios run on the first server only"
+                    document["skipped"].append({"scenario": name, "server": server.variant, "reason": reason})
                     continue
-                print(f"[bench] {variant}: {name} — {scenario.title}", flush=True)
-                sharing = _Sharing(server)
+                print(f"[bench] {server.variant}: {name} — {scenario.title}", flush=True)
+                sharing = _Sharing(server_pids)
                 try:
                     result = await scenario.run(server, settings, run_id, log_dir)
                 except Exception as exc:  # one broken scenario must not lose the others' numbers
                     error = f"{type(exc).__name__}: {exc}"
-                    document["errors"].append({"scenario": name, "server": variant, "error": error})
+                    document["errors"].append({"scenario": name, "server": server.variant, "error": error})
                     print(f"[bench]   failed: {exc}", flush=True)
                     continue
                 if "levels" in result:
                     result = report.summarize_sweep(result)
                     print(report.level_table(result["levels"]), flush=True)
                 result["machine_during"] = sharing.done()
-                results[name] = result
+                document["results"][server.variant][name] = result
     document["ratios"] = report.ratios(document["results"])
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     document["wall_s"] = round(time.monotonic() - started, 1)
