@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
+from sqlalchemy import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -63,6 +65,27 @@ class UnexpectedAnswer(Exception):
     """The API answered, but not what the scenario's payment should get."""
 
 
+class _StoreCpu:
+    """CPU seconds of the PostgreSQL backends serving one database, so far: the store's share of a
+    payment. A backend that closes keeps the last value read from it (what it used after that read
+    is missed: pooled connections rarely close). Needs the server on this machine, like the rest."""
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._admin = psycopg.connect(**_postgres_admin(), autocommit=True)
+        self._seen: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        rows = self._admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self._database,))
+        for (pid,) in rows.fetchall():
+            with contextlib.suppress(FileNotFoundError):  # it closed between the query and the read
+                self._seen[pid] = procstats.cpu_seconds(pid)
+        return sum(self._seen.values())
+
+    def close(self) -> None:
+        self._admin.close()
+
+
 @dataclass
 class Stack:
     pid: int
@@ -71,13 +94,24 @@ class Stack:
     http: httpx.AsyncClient
     signer: MockGateway  # signs webhooks the way the provider does, with the receiver's secret
     server_pid: int | None
+    store_cpu: _StoreCpu | None  # None on SQLite: the store then runs inside the app process
     payments: list[dict[str, Any]] = field(default_factory=list)
+    store_cpu_at_start: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.store_cpu_at_start = self.store_cpu() if self.store_cpu else 0.0
 
     def cpu(self) -> dict[str, float]:
         cpu = {"app": procstats.cpu_seconds(self.pid)}
+        if self.store_cpu is not None:
+            cpu["store"] = self.store_cpu()
         if self.server_pid is not None:
             cpu["server"] = procstats.cpu_seconds(self.server_pid)
         return cpu
+
+    def store_cpu_used(self) -> float:
+        """The database server's CPU seconds for this stack so far: the bench's, not a neighbour's."""
+        return round(self.store_cpu() - self.store_cpu_at_start, 3) if self.store_cpu else 0.0
 
     async def create(self, index: int, token: str, expected: PaymentStatus) -> float:
         """POST one payment; its latency in seconds. Anything but `expected` is an error."""
@@ -115,6 +149,10 @@ class Stack:
         return await history.sample(self.client, [f"payment-{pid}" for pid in payment_ids])
 
 
+def _postgres_admin() -> dict[str, Any]:
+    return conninfo_to_dict(os.environ.get(POSTGRES_ADMIN_ENV, POSTGRES_ADMIN_DSN))
+
+
 def store_choice() -> str:
     store = os.environ.get(STORE_ENV, POSTGRES).strip().lower() or POSTGRES
     if store not in (POSTGRES, SQLITE):
@@ -131,7 +169,7 @@ async def bench_database(settings: BenchSettings, tag: str, name: str) -> AsyncI
         path.parent.mkdir(parents=True, exist_ok=True)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    admin = conninfo_to_dict(os.environ.get(POSTGRES_ADMIN_ENV, POSTGRES_ADMIN_DSN))
+    admin = _postgres_admin()
     database = tag.replace("-", "_").lower()  # the tag is [a-z0-9-]: no quoting surprises
     async with await AsyncConnection.connect(**admin, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{database}"')
@@ -153,13 +191,25 @@ async def running_stack(
     """Start `stack_host` on a fresh database (see `bench_database`) and task queue; stop it on exit."""
     tag = f"bench-{run_id}-{server.variant}-{name}"
     async with bench_database(settings, tag, f"{server.variant}-{name}") as database_url:
-        async with _stack_process(server, settings, tag, database_url, log_dir / f"{server.variant}-{name}.log") as stack:
-            yield stack
+        url = make_url(database_url)
+        store_cpu = _StoreCpu(url.database or "") if url.get_backend_name() == POSTGRES else None
+        try:
+            log_path = log_dir / f"{server.variant}-{name}.log"
+            async with _stack_process(server, settings, tag, database_url, log_path, store_cpu) as stack:
+                yield stack
+        finally:
+            if store_cpu is not None:
+                store_cpu.close()
 
 
 @contextlib.asynccontextmanager
 async def _stack_process(
-    server: Server, settings: BenchSettings, tag: str, database_url: str, log_path: Path
+    server: Server,
+    settings: BenchSettings,
+    tag: str,
+    database_url: str,
+    log_path: Path,
+    store_cpu: _StoreCpu | None,
 ) -> AsyncIterator[Stack]:
     api_key, webhook_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
     spec = StackSpec(
@@ -205,6 +255,7 @@ async def _stack_process(
                     http=http,
                     signer=MockGateway(MockSettings(enabled=True, webhook_secret=SecretStr(webhook_secret))),
                     server_pid=server.pid,
+                    store_cpu=store_cpu,
                 )
         finally:
             await stop_process(process)
@@ -233,6 +284,7 @@ async def payments(server: Server, settings: BenchSettings, run_id: str, log_dir
         probed = [p["id"] for p in stack.payments[-history.SAMPLES :]]
         return {
             "store": store_choice(),
+            "store_cpu_s": stack.store_cpu_used(),
             "levels": levels,
             "history_events_per_payment": await stack.histories(probed),
         }
@@ -319,6 +371,7 @@ async def webhooks(server: Server, settings: BenchSettings, run_id: str, log_dir
         )
         return {
             "store": store_choice(),
+            "store_cpu_s": stack.store_cpu_used(),
             "count": n,
             "concurrency": settings.batch_concurrency,
             "start": started,
@@ -348,6 +401,7 @@ async def scale(server: Server, settings: BenchSettings, run_id: str, log_dir: P
         completed = await _signal_phase(stack, settings, len(stack.payments), customer_returns, paid_before=0)
         result: dict[str, Any] = {
             "store": store_choice(),
+            "store_cpu_s": stack.store_cpu_used(),
             "count": n,
             "concurrency": settings.batch_concurrency,
             "start": started,

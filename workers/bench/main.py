@@ -146,10 +146,11 @@ class _Sharing:
     def _our_cpu(self) -> float:
         return procstats.own_cpu_seconds() + sum(procstats.cpu_seconds(pid) for pid in self._server_pids)
 
-    def done(self) -> dict[str, float]:
+    def done(self, ours_elsewhere: float = 0.0) -> dict[str, float]:
+        """`ours_elsewhere`: CPU the scenario caused in processes it did not start (its database)."""
         wall = time.monotonic() - self._started
         busy = procstats.machine_busy_seconds() - self._busy
-        others = max(0.0, busy - (self._our_cpu() - self._ours))
+        others = max(0.0, busy - (self._our_cpu() - self._ours) - ours_elsewhere)
         cores = os.cpu_count() or 1
         return {
             "wall_s": round(wall, 1),
@@ -217,7 +218,7 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
                 if "levels" in result:
                     result = report.summarize_sweep(result)
                     print(report.level_table(result["levels"]), flush=True)
-                result["machine_during"] = sharing.done()
+                result["machine_during"] = sharing.done(ours_elsewhere=result.get("store_cpu_s", 0.0))
                 document["results"][server.variant][name] = result
     document["ratios"] = report.ratios(document["results"])
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -117,9 +117,8 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                 ("app CPU s/payment to start", "start.cpu_s_per_payment.app"),
                 ("app CPU s/payment to complete", "complete_by_signal.cpu_s_per_payment.app"),
             ):
-                add(
-                    f"{server}: scale, durapay / engine", metric, f"{server}.scale.{path}", f"{server}.engine_scale.{path}"
-                )
+                num, den = f"{server}.scale.{path}", f"{server}.engine_scale.{path}"
+                add(f"{server}: scale, durapay / engine", metric, num, den)
     if "untuned" in results and "tuned" in results:
         for scenario in results["untuned"]:
             if scenario in results["tuned"] and "levels" in results["untuned"][scenario]:
@@ -185,12 +184,12 @@ def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"| {server} | {_label(name, result)} "
                 f"| {_pcts(one['latency_ms'])} | {_fmt(one['throughput_per_s'])} "
                 f"| {sat['concurrency']} | {_pcts(sat['latency_ms'])} | {_fmt(sat['throughput_per_s'])} "
-                f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
+                f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
                 f"| {_fmt(lookup(result, 'history_events_per_payment.mean'))} |"
             )
     header = (
         "server", "scenario", "c=1 p50 / p95 / p99 ms", "c=1 /s", "sat. c", "sat. p50 / p95 / p99 ms", "sat. /s",
-        "app CPU ms/pay", "server CPU ms/pay", "events/pay",
+        "app CPU ms/pay", "store CPU ms/pay", "server CPU ms/pay", "events/pay",
     )
     return _table(header, rows)
 
@@ -264,10 +263,12 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 if isinstance(stats, Mapping):
                     cpu = stats.get("cpu_s_per_payment") or {}
                     signal_rows.append(
-                        f"| {server} | {label} ({result.get('store', '-')}) | {stats['count']} | {result['concurrency']} "
+                        f"| {server} | {label} ({result.get('store', '-')}) "
+                        f"| {stats['count']} | {result['concurrency']} "
                         f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} "
                         f"| {stats['completed']} in {_fmt(stats['all_completed_s'])} s "
-                        f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} | {stats['errors'] + stats['timed_out']} |"
+                        f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
+                        f"| {stats['errors'] + stats['timed_out']} |"
                     )
             if "complete_by_signal" in result:
                 start, done = result["start"], result["complete_by_signal"]
@@ -279,16 +280,16 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                     f"| {done['completed']} in {_fmt(done['all_completed_s'])} s ({_fmt(done['completed_per_s'])}/s) "
                     f"| {_fmt(rss['idle'])} → {_fmt(rss['all_waiting'])} (peak {_fmt(rss['peak'])}) "
                     f"| {_fmt(rss['per_waiting_payment_kb'])} "
-                    f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('server'))} "
+                    f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
                     f"| {start['errors'] + start['timed_out'] + done['errors'] + done['timed_out']} |"
                 )
     signal_header = (
         "server", "path", "payments", "concurrency", "accepted/s", "accept p50 / p95 / p99 ms",
-        "paid (incl. the work they caused)", "app CPU ms/pay", "server CPU ms/pay", "failed",
+        "paid (incl. the work they caused)", "app CPU ms/pay", "store CPU ms/pay", "server CPU ms/pay", "failed",
     )
     scale_header = (
         "server", "scenario", "N", "started, waiting for 3DS", "completed by signal", "app RSS MB",
-        "KB per waiting payment", "app CPU ms/pay", "server CPU ms/pay", "failed",
+        "KB per waiting payment", "app CPU ms/pay", "store CPU ms/pay", "server CPU ms/pay", "failed",
     )
     return [*_table(signal_header, signal_rows), *_table(scale_header, scale_rows)]
 

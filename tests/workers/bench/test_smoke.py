@@ -62,6 +62,8 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
 
     durapay = document["results"]["tuned"]["durapay"]
     assert durapay["concurrency_1"]["errors"] == 0 and durapay["concurrency_1"]["ops"] >= 1
+    if durapay["store"] == "postgresql":  # the store's own backends are measured; SQLite runs in the app
+        assert durapay["concurrency_1"]["cpu_s_per_payment"]["store"] > 0 and durapay["store_cpu_s"] > 0
     assert durapay["history_events_per_payment"]["mean"] > 0
 
     webhooks = document["results"]["tuned"]["webhooks"]
