@@ -102,6 +102,11 @@ GATEWAY_LOOKUP = dict(
     ),
 )
 
+# Patch (docs/WORKFLOW_CHANGES.md): independent local steps run side by side, and a webhook's
+# `webhook.received` record travels with the transition the webhook causes, instead of one local
+# activity (and one database transaction) after another.
+FEWER_LOCAL_STEPS = "fewer-local-steps"
+
 MAX_POLL_INTERVAL = timedelta(minutes=10)
 # Refunds take days, not minutes, and the settlement loop may ask about one for weeks: asking at
 # most hourly keeps that history small (a few events per ask) without delaying the answer much.
@@ -158,6 +163,8 @@ class PaymentWorkflow:
         self._gateway_lock = asyncio.Lock()
         self._attempts: dict[str, int] = {}  # per operation, for `_next_key`
         self._refunds_in_flight: set[str] = set()  # refund ids whose gateway call has not returned
+        # Records for the store that ride along with the next transition (see `_apply_event`).
+        self._carried: list[PaymentEventRecord] = []
 
     # ---------------------------------------------------------------- main path
 
@@ -182,20 +189,31 @@ class PaymentWorkflow:
             )
             return await self._close(settle=False)
 
-        if input.settings.enable_fraud_check and await self._blocked_by_fraud_check():
-            return await self._close(settle=False)
-
-        await self._transition(None, "payment.created")
+        if workflow.patched(FEWER_LOCAL_STEPS):
+            # The store must know the payment before the gateway call (reconciliation starts
+            # there), not before the fraud rules, which leave the payment being checked out of
+            # their counts: record it while they run. A blocked payment's record then shows it
+            # created, then failed.
+            if input.settings.enable_fraud_check:
+                fraud, _ = await asyncio.gather(self._check_fraud(), self._transition(None, "payment.created"))
+                if await self._blocked_by(fraud):
+                    return await self._close(settle=False)
+            else:
+                await self._transition(None, "payment.created")
+        else:
+            if input.settings.enable_fraud_check and await self._blocked_by(await self._check_fraud()):
+                return await self._close(settle=False)
+            await self._transition(None, "payment.created")
         result = await self._authorize()
         await self._follow(result)
         if self._view.status is PaymentStatus.AUTHORIZED:
             await self._capture_phase()
         return await self._close()
 
-    async def _blocked_by_fraud_check(self) -> bool:
+    async def _check_fraud(self) -> FraudResult:
         method = self._input.method
         card = method if isinstance(method, CardMethod) else None
-        fraud: FraudResult = await workflow.execute_local_activity(
+        return await workflow.execute_local_activity(
             act.CHECK_FRAUD,
             FraudCheckRequest(
                 payment_id=self._input.payment_id,
@@ -210,6 +228,8 @@ class PaymentWorkflow:
             result_type=FraudResult,
             **LOCAL_STEP,
         )
+
+    async def _blocked_by(self, fraud: FraudResult) -> bool:
         self._view.fraud = fraud
         if fraud.score <= self._input.settings.risk_threshold and fraud.decision is not FraudDecision.BLOCK:
             return False
@@ -576,13 +596,24 @@ class PaymentWorkflow:
         view.captured_minor = captured_minor
         view.next_action = None
         view.failure = None
-        await workflow.execute_local_activity(
+        confirm = workflow.execute_local_activity(
             act.CONFIRM_ORDER,
             OrderRelease(order_id=self._input.order_id, payment_id=self._input.payment_id),
             **LOCAL_STEP,
         )
-        view.completed_at = workflow.now()
-        await self._transition(PaymentStatus.PAID, "payment.captured", "order.paid", "payment.completed")
+        if workflow.patched(FEWER_LOCAL_STEPS):
+            # Both are retried until they are done and neither reads what the other writes: the
+            # money moved, the ledger follows it either way (`confirm` logs a conflict, it never
+            # refuses), so the store need not wait for it.
+            view.completed_at = workflow.now()
+            await asyncio.gather(
+                confirm,
+                self._transition(PaymentStatus.PAID, "payment.captured", "order.paid", "payment.completed"),
+            )
+        else:
+            await confirm
+            view.completed_at = workflow.now()
+            await self._transition(PaymentStatus.PAID, "payment.captured", "order.paid", "payment.completed")
         # Refund notifications that arrived before this confirmation go first in the queue now.
         self._events[:0], self._early_refund_events = self._early_refund_events, []
 
@@ -615,9 +646,21 @@ class PaymentWorkflow:
             await self._apply_event(self._events.pop(0))
 
     async def _apply_event(self, event: GatewayEvent) -> None:
+        received = PaymentEventRecord(type="webhook.received", data={"event_id": event.event_id, "type": event.provider_type})
+        if workflow.patched(FEWER_LOCAL_STEPS):
+            # Recorded with whatever the event causes, in the same store write; on its own only
+            # when it causes nothing.
+            self._carried.append(received)
+            await self._apply_event_effect(event)
+            if self._carried:
+                await self._transition(None)
+        else:
+            await self._transition(None, received.type, data=received.data)
+            await self._apply_event_effect(event)
+
+    async def _apply_event_effect(self, event: GatewayEvent) -> None:
         kind = event.kind
         view = self._view
-        await self._transition(None, "webhook.received", data={"event_id": event.event_id, "type": event.provider_type})
         if event.provider_payment_id and not view.provider_payment_id:
             view.provider_payment_id = event.provider_payment_id
         if kind in (GatewayEventKind.PAYMENT_SUCCEEDED, GatewayEventKind.PAYMENT_AUTHORIZED):
@@ -626,6 +669,10 @@ class PaymentWorkflow:
             if event.amount is not None and event.amount != self._input.amount:
                 # A provider that reports another amount than we asked for is not a payment we
                 # can accept as is: record it and let the status lookup tell what really moved.
+                if self._carried:
+                    # A rare finding about the delivery, not a step of the payment: the record
+                    # of the delivery and the finding stay one transition each, as before.
+                    await self._transition(None)
                 await self._transition(None, "webhook.amount_mismatch", data={"event_id": event.event_id, "amount": str(event.amount)})
                 return
             if kind is GatewayEventKind.PAYMENT_SUCCEEDED:
@@ -785,12 +832,10 @@ class PaymentWorkflow:
         view.version += 1
         view.updated_at = workflow.now()
         workflow.set_current_details(self._details())
+        records, self._carried = [*self._carried, *(PaymentEventRecord(type=e, data=data or {}) for e in events)], []
         await workflow.execute_local_activity(
             act.RECORD_TRANSITION,
-            PaymentTransition(
-                view=view,
-                events=[PaymentEventRecord(type=e, data=data or {}) for e in events],
-            ),
+            PaymentTransition(view=view, events=records),
             **LOCAL_STEP,
         )
 
