@@ -29,7 +29,7 @@ import temporalio
 
 from workers.bench import procstats, report
 from workers.bench.scenarios import BATCH, BY_NAME, DEFAULT, SCENARIOS
-from workers.bench.server import TUNED, UNTUNED, Server, dev_server, external_server
+from workers.bench.server import EXTERNAL, TUNED, UNTUNED, Server, dev_server, external_server
 from workers.bench.settings import BenchSettings, parse_levels, require_loopback
 from workers.temporal_binaries import temporal_cli
 
@@ -73,7 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     if unknown or not scenarios:
         raise ValueError(f"unknown scenario(s) {unknown}; choose from {', '.join(BY_NAME)}")
     if args.address:
-        servers: tuple[str, ...] = ("external",)
+        servers: tuple[str, ...] = (EXTERNAL,)
     else:
         servers = (TUNED, UNTUNED) if args.server == "both" else (args.server,)
     positive = {"--signal-n": args.signal_n, "--scale-n": args.scale_n, "--batch-concurrency": args.batch_concurrency}
@@ -162,7 +162,7 @@ class _Sharing:
 
 @contextlib.asynccontextmanager
 async def _server(settings: BenchSettings, variant: str, log_dir: Path) -> AsyncIterator[Server]:
-    if variant == "external":
+    if variant == EXTERNAL:
         assert settings.address is not None
         async with external_server(settings.address, settings.namespace) as server:
             yield server
