@@ -8,6 +8,7 @@
     durapay migrate                                           bring the database schema up to date
     durapay reconcile --since 24h [--repair] | --schedule     compare payments with their gateways
     durapay config check                                      validate and print the effective config
+    durapay bench [options]                                   benchmark engine and durapay (BENCHMARKS.md)
 
 Global options: --config FILE (else $DURAPAY_CONFIG, else ./durapay.toml), --secrets-dir DIR,
 --log-level. Exit codes: 0 ok, 1 a failed run (a demo outcome differs, Temporal unreachable, a port
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+    from workers.bench import main as bench
+
+    bench.add_arguments(
+        commands.add_parser("bench", help="measure the engine and durapay side by side (see BENCHMARKS.md)")
+    )
+
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_commands.add_parser("check", help="validate the configuration and print it, secrets masked")
@@ -101,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Alembic announces every plugin it loads at INFO; only its warnings are news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "bench":  # starts its own servers and stacks; needs no configuration
+        from workers.bench import main as bench
+
+        return asyncio.run(bench.run(args))
     try:
         # dev and demo layer what the demo's flows need under the user's own settings.
         defaults = demo_defaults() if interactive else None

@@ -36,6 +36,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
         (["demo"], {"command": "demo"}),
         (["migrate"], {"command": "migrate"}),
         (["config", "check"], {"command": "config", "config_command": "check"}),
+        (["bench", "--server", "tuned", "--scale-n", "50"], {"command": "bench", "server": "tuned", "scale_n": 50}),
         (
             ["--config", "x.toml", "--secrets-dir", "s", "--log-level", "debug", "worker"],
             {"config": "x.toml", "secrets_dir": "s", "log_level": "DEBUG", "command": "worker"},
