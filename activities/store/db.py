@@ -3,6 +3,9 @@ PostgreSQL (psycopg 3, production)."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -107,12 +110,27 @@ async def migrate(url: str) -> None:
     """
     engine = create_engine(url)
     try:
-        async with write_transaction(engine) as conn:
+        # Alembic keeps its migration context in module globals: two upgrades interleaved in one
+        # process (one event loop) would trample each other's, so they take turns here; across
+        # processes the database lock below does the same.
+        async with _in_process_lock(), write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
             await conn.run_sync(_upgrade_head)
     finally:
         await engine.dispose()
+
+
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _in_process_lock() -> asyncio.Lock:
+    """One lock per event loop: an asyncio.Lock may only be awaited on the loop it first waited on."""
+    loop = asyncio.get_running_loop()
+    lock = _MIGRATION_LOCKS.get(loop)
+    if lock is None:
+        lock = _MIGRATION_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 def _upgrade_head(connection: Connection) -> None:
