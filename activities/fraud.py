@@ -98,7 +98,9 @@ class VelocityCounts(BaseModel):
     card: int | None = Field(default=None, ge=0)
 
 
-def score(request: FraudCheckRequest, velocity_counts: VelocityCounts, settings: FraudSettings) -> FraudResult:
+def score(
+    request: FraudCheckRequest, velocity_counts: VelocityCounts, settings: FraudSettings
+) -> FraudResult:
     """Score one payment. Pure: the same inputs always give the same result."""
     if not settings.enabled:
         return FraudResult(score=0, decision=FraudDecision.ALLOW)

@@ -67,10 +67,14 @@ class SqlOrderLedger:
                 .on_conflict_do_nothing(index_elements=["order_id"])
             )
             order = (
-                await conn.execute(
-                    select(orders).where(orders.c.order_id == reservation.order_id).with_for_update()
+                (
+                    await conn.execute(
+                        select(orders).where(orders.c.order_id == reservation.order_id).with_for_update()
+                    )
                 )
-            ).mappings().one()
+                .mappings()
+                .one()
+            )
             result = _decide(order, reservation)
             if result.accepted and order["status"] == OrderStatus.OPEN:
                 await conn.execute(
@@ -104,10 +108,14 @@ class SqlOrderLedger:
         the conflict logged (the payment's own record still shows the money, for reconciliation)."""
         async with write_transaction(self._engine) as conn:
             order = (
-                await conn.execute(
-                    select(orders).where(orders.c.order_id == release.order_id).with_for_update()
+                (
+                    await conn.execute(
+                        select(orders).where(orders.c.order_id == release.order_id).with_for_update()
+                    )
                 )
-            ).mappings().one_or_none()
+                .mappings()
+                .one_or_none()
+            )
             holder = None if order is None else order["payment_id"]
             if order is None or (holder is not None and holder != release.payment_id):
                 log.warning(

@@ -100,7 +100,9 @@ def classify(view: PaymentView, result: GatewayResult) -> Finding | None:
             kind, detail = repairs[theirs]
             return Finding(DriftKind.STATUS, detail, kind)
         if theirs is G.NOT_FOUND and ours is PaymentStatus.AUTHORIZING:
-            return Finding(DriftKind.CONTRADICTION, "waiting for the customer, but the provider has no such payment")
+            return Finding(
+                DriftKind.CONTRADICTION, "waiting for the customer, but the provider has no such payment"
+            )
         # Pending / outcome unknown with the provider still working, or not reached yet: the
         # workflow is asking the provider itself.
         return None
@@ -110,7 +112,11 @@ def classify(view: PaymentView, result: GatewayResult) -> Finding | None:
         if theirs is G.SUCCEEDED:
             return Finding(DriftKind.STATUS, "captured at the provider", GatewayEventKind.PAYMENT_SUCCEEDED)
         if theirs is G.CANCELLED:
-            return Finding(DriftKind.STATUS, "the authorization was voided at the provider", GatewayEventKind.PAYMENT_CANCELLED)
+            return Finding(
+                DriftKind.STATUS,
+                "the authorization was voided at the provider",
+                GatewayEventKind.PAYMENT_CANCELLED,
+            )
         return Finding(DriftKind.CONTRADICTION, f"authorized here, {theirs.value} at the provider")
     if ours in _SETTLED:
         if theirs is not G.SUCCEEDED:
@@ -134,7 +140,9 @@ def classify(view: PaymentView, result: GatewayResult) -> Finding | None:
             GatewayEventKind.PAYMENT_SUCCEEDED,
         )
     if theirs is G.AUTHORIZED:
-        return Finding(DriftKind.CONTRADICTION, f"{ours.value} here, but funds are held at the provider: void them there")
+        return Finding(
+            DriftKind.CONTRADICTION, f"{ours.value} here, but funds are held at the provider: void them there"
+        )
     return Finding(DriftKind.CONTRADICTION, f"{ours.value} here, still {theirs.value} at the provider")
 
 
@@ -269,7 +277,9 @@ class Reconciler:
                 )
             )
         except GatewayError as exc:
-            checked.drifts.append(_drift(view, None, DriftKind.LOOKUP_FAILED, f"{exc.code}: {safe_message(exc.message)}"))
+            checked.drifts.append(
+                _drift(view, None, DriftKind.LOOKUP_FAILED, f"{exc.code}: {safe_message(exc.message)}")
+            )
             return checked
         finding = classify(view, result)
         if finding is not None:
@@ -285,7 +295,13 @@ class Reconciler:
         for drift in checked.drifts:
             log.warning(
                 "drift %s (%s): %s here, %s at %s: %s -> %s",
-                view.id, drift.kind.value, view.status.value, drift.theirs, view.gateway, drift.detail, drift.action.value,
+                view.id,
+                drift.kind.value,
+                view.status.value,
+                drift.theirs,
+                view.gateway,
+                drift.detail,
+                drift.action.value,
             )
         return checked
 
@@ -303,7 +319,12 @@ class Reconciler:
                 )
             )
         except GatewayError as exc:
-            return _drift(view, None, DriftKind.LOOKUP_FAILED, f"refund {refund.refund_id}: {exc.code}: {safe_message(exc.message)}")
+            return _drift(
+                view,
+                None,
+                DriftKind.LOOKUP_FAILED,
+                f"refund {refund.refund_id}: {exc.code}: {safe_message(exc.message)}",
+            )
         if result.status is RefundStatus.PENDING:
             return None
         drift = _drift(
@@ -320,7 +341,9 @@ class Reconciler:
             return drift
         assert self._signals is not None  # run() refuses to repair without them
         taken = await self._signals.gateway_event(drift.payment_id, event)
-        return drift.model_copy(update={"action": RepairAction.SIGNALLED if taken else RepairAction.WORKFLOW_CLOSED})
+        return drift.model_copy(
+            update={"action": RepairAction.SIGNALLED if taken else RepairAction.WORKFLOW_CLOSED}
+        )
 
 
 def _drift(view: PaymentView, theirs: str | None, kind: DriftKind, detail: str) -> Drift:

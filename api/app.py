@@ -43,7 +43,9 @@ def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:
         if deps.rate_limiter is not None:
             allowed, retry_after = await deps.rate_limiter.hit(key_of(request), limit.window_s, limit.limit)
             if not allowed:
-                raise rate_limited("rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after)
+                raise rate_limited(
+                    "rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after
+                )
         return await handler(request)
 
     return middleware
@@ -58,7 +60,9 @@ class TokenBuckets:
     cause. At most `max_keys` buckets are kept; a full bucket is the same as no bucket, so those
     go first, then the least recently used (whose sender starts over with a full bucket)."""
 
-    def __init__(self, limit: RateLimit, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: RateLimit, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._capacity = float(limit.limit)
         self._per_second = limit.limit / limit.window_s
         self._max_keys = max_keys
@@ -108,7 +112,9 @@ def _token_bucket_middleware(deps: ApiDeps, limit: RateLimit, key_of: Callable[[
         if deps.rate_limiter is not None:
             allowed, retry_after = buckets.take(key_of(request))
             if not allowed:
-                raise rate_limited("rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after)
+                raise rate_limited(
+                    "rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after
+                )
         return await handler(request)
 
     return middleware

@@ -86,7 +86,9 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
             result = await transform(payloads.payloads)
         except ValueError as exc:  # the codec's refusal: unknown key, altered ciphertext
             log.warning("codec %s refused by key %s: %s", operation, request[API_KEY_ID], exc)
-            raise Problem(422, "payload_not_decodable", "A payload could not be processed", str(exc)) from None
+            raise Problem(
+                422, "payload_not_decodable", "A payload could not be processed", str(exc)
+            ) from None
         log.info("codec %s of %d payload(s) by key %s", operation, len(result), request[API_KEY_ID])
         body = json_format.MessageToJson(Payloads(payloads=result), indent=None)
         return web.Response(text=body, content_type="application/json")
@@ -98,7 +100,9 @@ def create_codec_app(
     codec: PayloadCodec, *, api_keys: Mapping[str, SecretStr], cors_origins: Collection[str]
 ) -> web.Application:
     """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`."""
-    app = web.Application(middlewares=[_cors_middleware(frozenset(cors_origins)), _posts_need_a_key(api_keys)])
+    app = web.Application(
+        middlewares=[_cors_middleware(frozenset(cors_origins)), _posts_need_a_key(api_keys)]
+    )
     for operation, transform in (("encode", codec.encode), ("decode", codec.decode)):
         handle = _handler(operation, transform)
         for path in (f"/{operation}", f"/{{namespace}}/{operation}"):

@@ -196,7 +196,10 @@ async def read_json(request: web.Request, model: type[Model], *, body_optional: 
         if body_optional:
             return model()
         raise Problem(400, "body_required", "Request body required", "Send a JSON object body.")
-    if request.content_type not in ("application/json", "application/octet-stream") and not request.content_type.endswith("+json"):
+    if request.content_type not in (
+        "application/json",
+        "application/octet-stream",
+    ) and not request.content_type.endswith("+json"):
         # application/octet-stream is what aiohttp reports when no Content-Type was sent at all.
         raise Problem(415, "unsupported_media_type", "Unsupported media type", "Send application/json.")
     try:
@@ -208,7 +211,9 @@ async def read_json(request: web.Request, model: type[Model], *, body_optional: 
     pointers = list(find_card_data(document))
     if pointers:
         # The pointers locate the offending fields; the values themselves are never repeated.
-        log.warning("refused raw card data on %s %s at %s", request.method, mask_card_numbers(request.path), pointers)
+        log.warning(
+            "refused raw card data on %s %s at %s", request.method, mask_card_numbers(request.path), pointers
+        )
         raise _card_data_problem(pointers)
     try:
         return model.model_validate(document)
@@ -296,7 +301,9 @@ def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
         raise validation_problem([field_error("/currency", f"{body.currency} is not accepted here")])
     failure = validate_payment(profile, body.money(), body.payment_method, body.capture_method)
     if failure is not None:
-        raise validation_problem([field_error(_PROFILE_FAILURE_POINTERS.get(failure.code, ""), failure.message)])
+        raise validation_problem(
+            [field_error(_PROFILE_FAILURE_POINTERS.get(failure.code, ""), failure.message)]
+        )
     return profile
 
 
@@ -395,7 +402,9 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         checks.append(("ip", payment_input.customer_ip, deps.ip_attempt_limit))
     refused = []
     for name, value, limit in checks:
-        allowed, retry_after = await deps.rate_limiter.hit(f"attempts:{name}:{value}", limit.window_s, limit.limit)
+        allowed, retry_after = await deps.rate_limiter.hit(
+            f"attempts:{name}:{value}", limit.window_s, limit.limit
+        )
         if not allowed:
             refused.append((retry_after, name, limit))
     if refused:
@@ -485,7 +494,10 @@ async def list_payments(request: web.Request) -> web.Response:
     order_id = request.query.get("order_id", "")
     if not order_id or len(order_id) > 128:
         raise Problem(
-            400, "order_id_required", "order_id required", "List payments with ?order_id=<order id> (1 to 128 characters)."
+            400,
+            "order_id_required",
+            "order_id required",
+            "List payments with ?order_id=<order id> (1 to 128 characters).",
         )
     if contains_card_number(order_id):
         # No payment can have such an order id (creating one refuses it): nothing to look up, and

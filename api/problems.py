@@ -160,7 +160,9 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
     code, title = _HTTP_DEFAULTS.get(exc.status, ("http_error", exc.reason))
     # aiohttp's own texts ("413: Request Entity Too Large") carry nothing from the request.
     detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else title
-    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "www-authenticate")}
+    headers = {
+        k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "www-authenticate")
+    }
     return Problem(exc.status, code, title, detail, headers=headers)
 
 
@@ -193,7 +195,9 @@ def _internal(request: web.Request, exc: BaseException) -> Problem:
     error_id = uuid.uuid4().hex
     # path, not the URL: a query string is caller-controlled and could carry anything; and even the
     # path with any card number in it masked.
-    log.error("unhandled error %s on %s %s", error_id, request.method, mask_card_numbers(request.path), exc_info=exc)
+    log.error(
+        "unhandled error %s on %s %s", error_id, request.method, mask_card_numbers(request.path), exc_info=exc
+    )
     return Problem(
         500,
         "internal_error",

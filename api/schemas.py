@@ -121,9 +121,8 @@ def find_card_data(value: Any, pointer: str = "") -> Iterator[str]:
     elif isinstance(value, str):
         if contains_card_number(value):
             yield pointer
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if _looks_like_pan(str(value)):
-            yield pointer
+    elif isinstance(value, int) and not isinstance(value, bool) and _looks_like_pan(str(value)):
+        yield pointer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,4 +341,3 @@ class PaymentOut(BaseModel):
 
 class PaymentList(BaseModel):
     data: list[PaymentOut]
-

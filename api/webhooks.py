@@ -14,9 +14,9 @@ import logging
 from aiohttp import web
 from temporalio.service import RPCError
 
+from api.payments import DEPS, workflow_id
 from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
 from api.problems import Problem, is_not_found, temporal_unavailable
-from api.payments import DEPS, workflow_id
 from workflows.gateway_io import GatewayEvent
 from workflows.payment import PaymentWorkflow
 
@@ -33,7 +33,9 @@ async def _our_payment_id(deps: ApiDeps, gateway: str, event: GatewayEvent) -> s
 
 async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
     try:
-        await deps.client.get_workflow_handle(workflow_id(payment_id)).signal(PaymentWorkflow.gateway_event, event)
+        await deps.client.get_workflow_handle(workflow_id(payment_id)).signal(
+            PaymentWorkflow.gateway_event, event
+        )
     except RPCError as exc:
         if is_not_found(exc):  # never started, or closed after its settlement window
             return WebhookOutcome.UNKNOWN_PAYMENT
@@ -49,7 +51,9 @@ async def receive(request: web.Request) -> web.Response:
     if not deps.webhooks.known(gateway):
         raise Problem(404, "unknown_gateway", "Unknown gateway", f"No webhook endpoint for {gateway!r}.")
     if request.content_length is not None and request.content_length > deps.max_body_bytes:
-        raise Problem(413, "payload_too_large", "Request body too large", f"At most {deps.max_body_bytes} bytes.")
+        raise Problem(
+            413, "payload_too_large", "Request body too large", f"At most {deps.max_body_bytes} bytes."
+        )
     body = await request.read()
 
     try:
@@ -66,7 +70,10 @@ async def receive(request: web.Request) -> web.Response:
         )
         log.warning("rejected %s webhook: %s", gateway, exc)
         raise Problem(
-            400, "webhook_signature_invalid", "Webhook verification failed", "The notification could not be verified."
+            400,
+            "webhook_signature_invalid",
+            "Webhook verification failed",
+            "The notification could not be verified.",
         ) from None
 
     for event in events:
@@ -82,7 +89,12 @@ async def receive(request: web.Request) -> web.Response:
         )
         log.info(
             "%s webhook %s (%s) for %s: %s%s",
-            gateway, event.event_id, event.provider_type, payment_id, outcome.value, "" if first_time else " (again)",
+            gateway,
+            event.event_id,
+            event.provider_type,
+            payment_id,
+            outcome.value,
+            "" if first_time else " (again)",
         )
 
     status, ack_body, content_type = deps.webhooks.ack(gateway)

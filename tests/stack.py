@@ -48,7 +48,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 def stack_defaults(api_key: str) -> dict[str, Any]:
     return {
-        "payment": {"default_gateway": "mock", "mock": {"enabled": True, "webhook_secret": secrets.token_hex(16)}},
+        "payment": {
+            "default_gateway": "mock",
+            "mock": {"enabled": True, "webhook_secret": secrets.token_hex(16)},
+        },
         "api": {"host": "127.0.0.1", "port": 0, "api_keys": {API_KEY_ID: api_key}, "rate_limiting": False},
     }
 

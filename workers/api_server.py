@@ -118,7 +118,9 @@ class RegistryPorts:
         return self._registry.get(gateway_id).profile if gateway_id in self._registry else None
 
 
-def api_deps(client: Client, config: DurapayConfig, runtime: Runtime, *, task_queue: str | None = None) -> ApiDeps:
+def api_deps(
+    client: Client, config: DurapayConfig, runtime: Runtime, *, task_queue: str | None = None
+) -> ApiDeps:
     store = StorePorts(runtime.store)
     gateways = RegistryPorts(runtime.registry)
     payment = config.payment
@@ -196,7 +198,9 @@ async def run_api(config: DurapayConfig) -> None:
         if config.api.metrics:
             log.info("metrics at %s/metrics", api.base_url)
         if runtime.codec is not None:
-            log.info("codec server at %s/codec for %s", api.base_url, ", ".join(config.temporal.codec_origins))
+            log.info(
+                "codec server at %s/codec for %s", api.base_url, ", ".join(config.temporal.codec_origins)
+            )
         try:
             await wait_for_stop_signal()
         finally:

@@ -37,10 +37,15 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="durapay", description="A payment orchestrator where every payment is a durable Temporal workflow."
+        prog="durapay",
+        description="A payment orchestrator where every payment is a durable Temporal workflow.",
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: $DURAPAY_CONFIG or ./durapay.toml)")
-    parser.add_argument("--secrets-dir", metavar="DIR", help="directory of secret files (default: $DURAPAY_SECRETS_DIR)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config file (default: $DURAPAY_CONFIG or ./durapay.toml)"
+    )
+    parser.add_argument(
+        "--secrets-dir", metavar="DIR", help="directory of secret files (default: $DURAPAY_SECRETS_DIR)"
+    )
     parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -49,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = commands.add_parser("dev", help="run the local stack (Temporal dev server, worker, API) and the demo")
+    dev = commands.add_parser(
+        "dev", help="run the local stack (Temporal dev server, worker, API) and the demo"
+    )
     dev.add_argument(
         "--exit-after-demo",
         "--no-wait",
@@ -65,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _fake_providers_argument(
         commands.add_parser(
-            "demo", help="run a worker and the API in-process against a running Temporal server, then the demo"
+            "demo",
+            help="run a worker and the API in-process against a running Temporal server, then the demo",
         )
     )
 
@@ -153,7 +161,10 @@ async def _run(args: argparse.Namespace, config: DurapayConfig) -> int:
         from workers.dev import run_dev
 
         return await run_dev(
-            config, run_demo=not args.no_demo, exit_after_demo=args.exit_after_demo, fake_providers=args.fake_providers
+            config,
+            run_demo=not args.no_demo,
+            exit_after_demo=args.exit_after_demo,
+            fake_providers=args.fake_providers,
         )
     if args.command == "worker":
         from workers.worker import run_worker

@@ -56,7 +56,9 @@ class AesGcmCodec(PayloadCodec):
             if not KEY_ID_PATTERN.match(key_id):
                 raise CodecError(f"key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
             if len(key) != KEY_BYTES:
-                raise CodecError(f"key {key_id!r}: an AES-256 key is {KEY_BYTES} bytes, this one is {len(key)}")
+                raise CodecError(
+                    f"key {key_id!r}: an AES-256 key is {KEY_BYTES} bytes, this one is {len(key)}"
+                )
         if active_key_id not in keys:
             raise CodecError(f"the active key {active_key_id!r} is not one of the keys")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
@@ -80,7 +82,9 @@ class AesGcmCodec(PayloadCodec):
         for payload in payloads:
             nonce = os.urandom(NONCE_BYTES)
             sealed = cipher.encrypt(nonce, payload.SerializeToString(), key_id)
-            encoded.append(Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id}, data=nonce + sealed))
+            encoded.append(
+                Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id}, data=nonce + sealed)
+            )
         return encoded
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -93,9 +97,13 @@ class AesGcmCodec(PayloadCodec):
         key_id = raw_id.decode("utf-8", errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            raise CodecError(f"payload encrypted under unknown key {key_id[:64]!r} (known: {', '.join(self.key_ids)})")
+            raise CodecError(
+                f"payload encrypted under unknown key {key_id[:64]!r} (known: {', '.join(self.key_ids)})"
+            )
         try:
             plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], raw_id)
         except InvalidTag:
-            raise CodecError(f"payload under key {key_id!r} failed authentication: altered or truncated") from None
+            raise CodecError(
+                f"payload under key {key_id!r} failed authentication: altered or truncated"
+            ) from None
         return Payload.FromString(plain)

@@ -44,8 +44,8 @@ from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     InitSettingsSource,
-    NoDecode,
     NestedSecretsSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -80,7 +80,7 @@ def parse_bind(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{value!r} is not host:port (e.g. \"127.0.0.1:9464\")")
+        raise ValueError(f'{value!r} is not host:port (e.g. "127.0.0.1:9464")')
     return host, int(port)
 
 
@@ -133,7 +133,7 @@ class PaymentConfig(_Section):
     def _no_float_money(cls, value: Any) -> Any:
         if isinstance(value, float):
             raise ValueError(
-                f"write money as a string, e.g. tds_threshold = \"{value}\": a TOML float "
+                f'write money as a string, e.g. tds_threshold = "{value}": a TOML float '
                 "is binary and cannot hold every decimal amount exactly"
             )
         if isinstance(value, str):
@@ -220,9 +220,7 @@ class ApiConfig(_Section):
             if not _API_KEY_ID.match(key_id):
                 raise ValueError(f"API key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
             if len(secret.get_secret_value()) < MIN_API_KEY_LENGTH:
-                raise ValueError(
-                    f"API key {key_id!r} is shorter than {MIN_API_KEY_LENGTH} characters"
-                )
+                raise ValueError(f"API key {key_id!r} is shorter than {MIN_API_KEY_LENGTH} characters")
         return value
 
 

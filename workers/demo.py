@@ -100,7 +100,9 @@ class Demo:
     async def _create(
         self, flow: str, amount: str, token: str, card: dict[str, str] | None = None, **extra: Any
     ) -> dict[str, Any]:
-        return await self._create_with(flow, amount, {"type": "card", "token": token, **(card or {})}, **extra)
+        return await self._create_with(
+            flow, amount, {"type": "card", "token": token, **(card or {})}, **extra
+        )
 
     async def _create_with(
         self, flow: str, amount: str, method: dict[str, str], *, currency: str = "USD", **extra: Any
@@ -115,7 +117,9 @@ class Demo:
         }
         return await self._post("/v1/payments", flow, body, (200, 201, 202, 402))
 
-    async def _create_wallet(self, flow: str, amount: str, wallet: str, wallet_flow: str, **extra: Any) -> dict[str, Any]:
+    async def _create_wallet(
+        self, flow: str, amount: str, wallet: str, wallet_flow: str, **extra: Any
+    ) -> dict[str, Any]:
         method = {"type": "wallet", "wallet": wallet, "flow": wallet_flow}
         payment = await self._create_with(flow, amount, method, currency="CNY", gateway=wallet, **extra)
         if payment["status"] != "authorizing" or not payment.get("next_action"):
@@ -127,9 +131,13 @@ class Demo:
         headers, body = delivery
         response = await self._http.post(f"{self._webhook_url}/{gateway}", content=body, headers=headers)
         if response.status_code != ok:
-            raise DemoError(f"the {gateway} notification was answered {response.status_code}: {response.text[:200]}")
+            raise DemoError(
+                f"the {gateway} notification was answered {response.status_code}: {response.text[:200]}"
+            )
 
-    async def _wait(self, payment_id: str, done: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+    async def _wait(
+        self, payment_id: str, done: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -155,7 +163,9 @@ class Demo:
         )
 
     async def three_ds_completed(self) -> dict[str, Any]:
-        payment = await self._create("3ds", "120.00", "tok_threeDSecure2Required", return_url="https://shop.example/return")
+        payment = await self._create(
+            "3ds", "120.00", "tok_threeDSecure2Required", return_url="https://shop.example/return"
+        )
         if payment["status"] != "authorizing" or not payment.get("next_action"):
             raise DemoError(f"expected a 3-D Secure challenge, got {_summary(payment)}")
         # The customer is back from the challenge page: the merchant tells us, the workflow asks
@@ -173,20 +183,26 @@ class Demo:
         if payment["status"] != "authorizing":
             raise DemoError(f"expected a 3-D Secure challenge, got {_summary(payment)}")
         # Nobody completes it: the workflow gives up after payment.action_timeout_seconds.
-        return await self._wait(payment["id"], lambda p: p["status"] != "authorizing", DEMO_ACTION_TIMEOUT_SECONDS + 30)
+        return await self._wait(
+            payment["id"], lambda p: p["status"] != "authorizing", DEMO_ACTION_TIMEOUT_SECONDS + 30
+        )
 
     async def manual_partial_capture(self) -> dict[str, Any]:
         payment = await self._create("capture", "100.00", "tok_visa", capture_method="manual")
         if payment["status"] != "authorized":
             raise DemoError(f"expected an authorization, got {_summary(payment)}")
-        return await self._post(f"/v1/payments/{payment['id']}/capture", "capture-60", {"amount": "60.00"}, (200,))
+        return await self._post(
+            f"/v1/payments/{payment['id']}/capture", "capture-60", {"amount": "60.00"}, (200,)
+        )
 
     async def partial_refunds(self) -> dict[str, Any]:
         payment = await self._create("refunds", "80.00", "tok_visa")
         if payment["status"] != "paid":
             raise DemoError(f"expected a paid payment, got {_summary(payment)}")
         for amount in ("30.00", "20.00"):
-            await self._post(f"/v1/payments/{payment['id']}/refunds", f"refund-{amount}", {"amount": amount}, (201, 202))
+            await self._post(
+                f"/v1/payments/{payment['id']}/refunds", f"refund-{amount}", {"amount": amount}, (201, 202)
+            )
         return await self._wait(payment["id"], lambda p: p["refunded_amount"] == "50.00", 30)
 
     async def webhook_completion(self) -> dict[str, Any]:
@@ -207,7 +223,11 @@ class Demo:
 
     async def stripe_three_ds(self) -> dict[str, Any]:
         payment = await self._create(
-            "stripe-3ds", "140.00", "pm_card_threeDSecure2Required", gateway=STRIPE, return_url="https://shop.example/return"
+            "stripe-3ds",
+            "140.00",
+            "pm_card_threeDSecure2Required",
+            gateway=STRIPE,
+            return_url="https://shop.example/return",
         )
         action = payment.get("next_action") or {}
         if payment["status"] != "authorizing" or action.get("type") != "redirect_to_url":
@@ -238,7 +258,9 @@ class Demo:
     async def alipay_page(self) -> dict[str, Any]:
         fake = self._providers.alipay
         assert fake is not None  # flows() lists this flow only with the fake running
-        payment = await self._create_wallet("alipay-page", "66.60", ALIPAY, "page", return_url="https://shop.example/back")
+        payment = await self._create_wallet(
+            "alipay-page", "66.60", ALIPAY, "page", return_url="https://shop.example/back"
+        )
         # The customer's browser opens AliPay's cashier (which creates the trade) and pays; AliPay
         # tells us with a signed notification.
         status = await fake.open(payment["next_action"]["url"])
@@ -305,7 +327,9 @@ def format_table(outcomes: list[Outcome], workflow_url: Callable[[str], str]) ->
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     passed = sum(outcome.ok for outcome in outcomes)
     lines.append(f"{passed}/{len(outcomes)} flows as expected")

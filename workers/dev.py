@@ -23,7 +23,8 @@ from pathlib import Path
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from activities.gateways.mock import GATEWAY_ID as MOCK, MockGateway
+from activities.gateways.mock import GATEWAY_ID as MOCK
+from activities.gateways.mock import MockGateway
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer
@@ -77,7 +78,9 @@ def _banner(
         f"  database     {config.database.display_url}",
     ]
     if server is not None:
-        lines.append(f"  Temporal     {config.temporal.address} (log {server.log_file}, data {server.db_file})")
+        lines.append(
+            f"  Temporal     {config.temporal.address} (log {server.log_file}, data {server.db_file})"
+        )
     if fakes is not None:
         lines += [f"  provider     {line}" for line in fakes.describe()]
     return "\n".join(lines)
@@ -117,7 +120,11 @@ async def _demo_and_serve(
 
 
 async def run_dev(
-    config: DurapayConfig, *, run_demo: bool = True, exit_after_demo: bool = False, fake_providers: bool = True
+    config: DurapayConfig,
+    *,
+    run_demo: bool = True,
+    exit_after_demo: bool = False,
+    fake_providers: bool = True,
 ) -> int:
     config, key_file = with_dev_api_key(config)
     server = TemporalDevServer(config.temporal)

@@ -48,13 +48,18 @@ class TemporalDevServer:
             temporal_cli(),
             "server",
             "start-dev",
-            "--ip", self.host,
-            "--port", str(self.port),
-            "--ui-port", str(self.config.ui_port),
-            "--db-filename", str(self.db_file),
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.config.ui_port),
+            "--db-filename",
+            str(self.db_file),
             # The UI otherwise fetches a newsfeed from the internet on every page load.
             "--ui-disable-news-fetch",
-            "--log-level", "warn",
+            "--log-level",
+            "warn",
         ]
         if self.config.namespace != "default":
             args += ["--namespace", self.config.namespace]

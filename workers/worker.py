@@ -88,7 +88,9 @@ class WorkflowCodeCache(importlib.abc.MetaPathFinder):
         self._package = package
         self._codes: dict[tuple[str, int, int], CodeType] = {}
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Any, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self._package and not fullname.startswith(self._package + "."):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
@@ -260,7 +262,10 @@ async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> As
     try:
         server, thread = start_http_server(port, host, registry=runtime.gateway_metrics.registry)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot serve gateway metrics on {host}:{port} ({exc.strerror}); set [worker] metrics_bind") from None
+        raise OSError(
+            exc.errno,
+            f"cannot serve gateway metrics on {host}:{port} ({exc.strerror}); set [worker] metrics_bind",
+        ) from None
     try:
         bound_host = f"[{host}]" if ":" in host else host
         yield f"http://{bound_host}:{server.server_port}"
@@ -340,4 +345,6 @@ async def run_worker(config: DurapayConfig) -> None:
                 log.info("Temporal SDK metrics at http://%s/metrics", config.temporal.metrics_bind)
             async with worker:
                 await wait_for_stop_signal()
-                log.info("stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds)
+                log.info(
+                    "stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds
+                )

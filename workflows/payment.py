@@ -72,7 +72,9 @@ with workflow.unsafe.imports_passed_through():
 # activities, retried until the database answers, without extra history events per attempt.
 LOCAL_STEP = dict(
     start_to_close_timeout=timedelta(seconds=10),
-    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+    ),
 )
 
 # A gateway call: retried with the same idempotency key while the provider is unreachable, rate
@@ -195,7 +197,9 @@ class PaymentWorkflow:
             # their counts: record it while they run. A blocked payment's record then shows it
             # created, then failed.
             if input.settings.enable_fraud_check:
-                fraud, _ = await asyncio.gather(self._check_fraud(), self._transition(None, "payment.created"))
+                fraud, _ = await asyncio.gather(
+                    self._check_fraud(), self._transition(None, "payment.created")
+                )
                 if await self._blocked_by(fraud):
                     return await self._close(settle=False)
             else:
@@ -288,16 +292,20 @@ class PaymentWorkflow:
                 # says the payment went through meanwhile, that wins).
                 await self._void(
                     "abandoned",
-                    Failure(code="action_timeout", message="the customer did not complete the payment in time"),
+                    Failure(
+                        code="action_timeout", message="the customer did not complete the payment in time"
+                    ),
                 )
                 return
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._events) or self._action is not None or self._cancel_request is not None,
+                    lambda: (
+                        bool(self._events) or self._action is not None or self._cancel_request is not None
+                    ),
                     timeout=min(poll, remaining),
                     timeout_summary="waiting for the customer",
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if workflow.now() >= deadline:
                     continue  # the loop's head gives up
                 poll = min(poll * 2, MAX_POLL_INTERVAL)
@@ -308,7 +316,10 @@ class PaymentWorkflow:
                 action, self._action = self._action, None
                 await self._apply_result(await self._lookup(action.data))
             if self._cancel_request is not None and self._view.status is PaymentStatus.AUTHORIZING:
-                await self._void(self._cancel_request.reason, Failure(code="cancelled", message="cancelled before completion"))
+                await self._void(
+                    self._cancel_request.reason,
+                    Failure(code="cancelled", message="cancelled before completion"),
+                )
 
     async def _capture_phase(self) -> None:
         settings = self._input.settings
@@ -316,7 +327,9 @@ class PaymentWorkflow:
         expires_at = workflow.now() + timedelta(seconds=settings.authorization_ttl_seconds)
         if self._input.capture_method is CaptureMethod.MANUAL:
             expired = not await self._wait_while_authorized(
-                lambda: self._capture_request is not None, expires_at - workflow.now(), "waiting for a capture"
+                lambda: self._capture_request is not None,
+                expires_at - workflow.now(),
+                "waiting for a capture",
             )
             if expired:
                 await self._void(
@@ -339,7 +352,9 @@ class PaymentWorkflow:
             if self._view.status is not PaymentStatus.AUTHORIZED:
                 return  # cancelled, or a webhook settled it meanwhile
             if self._cancel_request is not None:
-                await self._void(self._cancel_request.reason, Failure(code="cancelled", message="cancelled before capture"))
+                await self._void(
+                    self._cancel_request.reason, Failure(code="cancelled", message="cancelled before capture")
+                )
                 return
             if result is not None:
                 # Ask before capturing again: an earlier attempt may have landed since.
@@ -369,7 +384,10 @@ class PaymentWorkflow:
             if remaining <= timedelta(0):
                 await self._void(
                     "abandoned",
-                    Failure(code="authorization_expired", message="the capture did not go through before the authorization expired"),
+                    Failure(
+                        code="authorization_expired",
+                        message="the capture did not go through before the authorization expired",
+                    ),
                 )
                 return
             await self._wait_while_authorized(lambda: False, min(retry_wait, remaining), "capture retry")
@@ -399,7 +417,7 @@ class PaymentWorkflow:
                     timeout=remaining,
                     timeout_summary=summary,
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
             await self._apply_pending_events()
             if self._cancel_request is not None or done():
@@ -467,11 +485,11 @@ class PaymentWorkflow:
             try:
                 await workflow.wait_condition(
                     # Also wake when a refund handler leaves a refund unresolved: it needs polling.
-                    lambda: bool(self._events) or (not unresolved and bool(self._unresolved_refunds())),
+                    lambda: bool(self._events) or (not unresolved and bool(self._unresolved_refunds())),  # noqa: B023 (awaited in this iteration)
                     timeout=timeout,
                     timeout_summary="settlement window",
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if unresolved:
                     await self._poll_pending_refunds()
                     poll = min(poll * 2, MAX_REFUND_POLL_INTERVAL)
@@ -504,9 +522,14 @@ class PaymentWorkflow:
                     summary="lookup refund",
                     **GATEWAY_LOOKUP,
                 )
-            if result.status is RefundStatus.PENDING and result.provider_refund_id in (None, refund.provider_refund_id):
+            if result.status is RefundStatus.PENDING and result.provider_refund_id in (
+                None,
+                refund.provider_refund_id,
+            ):
                 continue  # nothing new: no transition, so a long wait does not flood the record
-            await self._settle_refund(refund.refund_id, result.status, result.provider_refund_id, result.failure)
+            await self._settle_refund(
+                refund.refund_id, result.status, result.provider_refund_id, result.failure
+            )
 
     # ---------------------------------------------------------------- gateway calls
 
@@ -579,10 +602,19 @@ class PaymentWorkflow:
                     view.next_action = result.next_action
                 if view.status is not PaymentStatus.AUTHORIZING:
                     await self._transition(PaymentStatus.AUTHORIZING, "payment.requires_action")
-        elif status in (GatewayPaymentStatus.DECLINED, GatewayPaymentStatus.CANCELLED, GatewayPaymentStatus.NOT_FOUND):
+        elif status in (
+            GatewayPaymentStatus.DECLINED,
+            GatewayPaymentStatus.CANCELLED,
+            GatewayPaymentStatus.NOT_FOUND,
+        ):
+            # Nested, not `and`-ed: an `and` would fall through to the next branch.
             if view.status in _OPEN or view.status is PaymentStatus.AUTHORIZED:
                 failure = result.failure or _failure_for(status)
-                final = PaymentStatus.CANCELLED if status is GatewayPaymentStatus.CANCELLED else PaymentStatus.FAILED
+                final = (
+                    PaymentStatus.CANCELLED
+                    if status is GatewayPaymentStatus.CANCELLED
+                    else PaymentStatus.FAILED
+                )
                 view.next_action = None
                 await self._finish(final, failure, f"payment.{final.value}", release_order=True)
 
@@ -628,7 +660,9 @@ class PaymentWorkflow:
     async def _fail(self, failure: Failure, *, release_order: bool) -> None:
         await self._finish(PaymentStatus.FAILED, failure, "payment.failed", release_order=release_order)
 
-    async def _finish(self, status: PaymentStatus, failure: Failure, event: str, *, release_order: bool) -> None:
+    async def _finish(
+        self, status: PaymentStatus, failure: Failure, event: str, *, release_order: bool
+    ) -> None:
         if release_order:
             await workflow.execute_local_activity(
                 act.RELEASE_ORDER,
@@ -646,7 +680,9 @@ class PaymentWorkflow:
             await self._apply_event(self._events.pop(0))
 
     async def _apply_event(self, event: GatewayEvent) -> None:
-        received = PaymentEventRecord(type="webhook.received", data={"event_id": event.event_id, "type": event.provider_type})
+        received = PaymentEventRecord(
+            type="webhook.received", data={"event_id": event.event_id, "type": event.provider_type}
+        )
         if workflow.patched(FEWER_LOCAL_STEPS):
             # Recorded with whatever the event causes, in the same store write; on its own only
             # when it causes nothing.
@@ -673,7 +709,11 @@ class PaymentWorkflow:
                     # A rare finding about the delivery, not a step of the payment: the record
                     # of the delivery and the finding stay one transition each, as before.
                     await self._transition(None)
-                await self._transition(None, "webhook.amount_mismatch", data={"event_id": event.event_id, "amount": str(event.amount)})
+                await self._transition(
+                    None,
+                    "webhook.amount_mismatch",
+                    data={"event_id": event.event_id, "amount": str(event.amount)},
+                )
                 return
             if kind is GatewayEventKind.PAYMENT_SUCCEEDED:
                 await self._paid(event.amount.minor if event.amount else self._input.amount.minor)
@@ -682,20 +722,31 @@ class PaymentWorkflow:
         elif kind is GatewayEventKind.PAYMENT_FAILED:
             # Only a payment still in progress can fail; a failure after success is stale.
             if view.status in _OPEN:
-                await self._apply_result(GatewayResult(status=GatewayPaymentStatus.DECLINED, failure=event.failure))
+                await self._apply_result(
+                    GatewayResult(status=GatewayPaymentStatus.DECLINED, failure=event.failure)
+                )
         elif kind is GatewayEventKind.PAYMENT_CANCELLED:
             await self._apply_result(GatewayResult(status=GatewayPaymentStatus.CANCELLED))
         elif kind in (GatewayEventKind.REFUND_SUCCEEDED, GatewayEventKind.REFUND_FAILED):
             await self._apply_refund_event(event)
         elif kind is GatewayEventKind.DISPUTE_OPENED or kind is GatewayEventKind.DISPUTE_CLOSED:
             self._apply_dispute(event)
-            await self._transition(self._settled_status() if view.status in _SETTLED else None, f"dispute.{event.dispute_status or kind.value}")
+            await self._transition(
+                self._settled_status() if view.status in _SETTLED else None,
+                f"dispute.{event.dispute_status or kind.value}",
+            )
 
     async def _apply_refund_event(self, event: GatewayEvent) -> None:
-        status = RefundStatus.SUCCEEDED if event.kind is GatewayEventKind.REFUND_SUCCEEDED else RefundStatus.FAILED
+        status = (
+            RefundStatus.SUCCEEDED if event.kind is GatewayEventKind.REFUND_SUCCEEDED else RefundStatus.FAILED
+        )
         refund = self._find_refund(event.refund_id, event.provider_refund_id)
         if refund is None:
-            if status is RefundStatus.FAILED or event.amount is None or event.refund_id is None and event.provider_refund_id is None:
+            if (
+                status is RefundStatus.FAILED
+                or event.amount is None
+                or (event.refund_id is None and event.provider_refund_id is None)
+            ):
                 return
             if self._view.status not in _SETTLED and self._view.status not in FINAL_FAILURE_STATUSES:
                 if workflow.patched("hold-refund-events-until-paid"):
@@ -722,13 +773,17 @@ class PaymentWorkflow:
 
     def _apply_dispute(self, event: GatewayEvent) -> None:
         dispute_id = event.dispute_id or event.event_id
-        status = event.dispute_status or ("needs_response" if event.kind is GatewayEventKind.DISPUTE_OPENED else "closed")
+        status = event.dispute_status or (
+            "needs_response" if event.kind is GatewayEventKind.DISPUTE_OPENED else "closed"
+        )
         for dispute in self._view.disputes:
             if dispute.dispute_id == dispute_id:
                 dispute.status = status
                 return
         self._view.disputes.append(
-            DisputeView(dispute_id=dispute_id, status=status, amount=event.amount, reason=event.dispute_reason)
+            DisputeView(
+                dispute_id=dispute_id, status=status, amount=event.amount, reason=event.dispute_reason
+            )
         )
 
     # ---------------------------------------------------------------- refunds
@@ -809,7 +864,9 @@ class PaymentWorkflow:
             r.amount.minor for r in self._view.refunds if r.status is RefundStatus.SUCCEEDED
         )
         settled = self._settled_status() if self._view.status in _SETTLED else None
-        await self._transition(settled, f"refund.{status.value}", data={"refund_id": refund_id, "amount": str(refund.amount)})
+        await self._transition(
+            settled, f"refund.{status.value}", data={"refund_id": refund_id, "amount": str(refund.amount)}
+        )
 
     def _settled_status(self) -> PaymentStatus:
         view = self._view
@@ -823,7 +880,9 @@ class PaymentWorkflow:
 
     # ---------------------------------------------------------------- state and record
 
-    async def _transition(self, status: PaymentStatus | None, *events: str, data: dict[str, str] | None = None) -> None:
+    async def _transition(
+        self, status: PaymentStatus | None, *events: str, data: dict[str, str] | None = None
+    ) -> None:
         """Bump the version, tell the UI and the store. `status=None` records without moving."""
         view = self._view
         if status is not None and status is not view.status:
@@ -832,7 +891,10 @@ class PaymentWorkflow:
         view.version += 1
         view.updated_at = workflow.now()
         workflow.set_current_details(self._details())
-        records, self._carried = [*self._carried, *(PaymentEventRecord(type=e, data=data or {}) for e in events)], []
+        records, self._carried = (
+            [*self._carried, *(PaymentEventRecord(type=e, data=data or {}) for e in events)],
+            [],
+        )
         await workflow.execute_local_activity(
             act.RECORD_TRANSITION,
             PaymentTransition(view=view, events=records),
@@ -894,7 +956,10 @@ class PaymentWorkflow:
         authorized = self._authorized_minor or self._input.amount.minor
         if request.amount_minor is not None:
             if request.amount_minor > authorized:
-                _reject(Rejection.AMOUNT_EXCEEDS, f"at most {self._input.amount.with_minor(authorized)} can be captured")
+                _reject(
+                    Rejection.AMOUNT_EXCEEDS,
+                    f"at most {self._input.amount.with_minor(authorized)} can be captured",
+                )
             if request.amount_minor < authorized and not self._input.gateway.supports_partial_capture:
                 _reject(Rejection.NOT_SUPPORTED, f"{self._input.gateway.name} does not capture partially")
 
@@ -902,13 +967,18 @@ class PaymentWorkflow:
     async def cancel(self, request: CancelRequest) -> PaymentView:
         self._cancel_request = request
         # OUTCOME_UNKNOWN is a step (of the void, or of the authorization it raced), not an outcome.
-        await workflow.wait_condition(lambda: self._view.status not in _CANCELLABLE + (PaymentStatus.OUTCOME_UNKNOWN,))
+        await workflow.wait_condition(
+            lambda: self._view.status not in (*_CANCELLABLE, PaymentStatus.OUTCOME_UNKNOWN)
+        )
         return self._view
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
         if self._view.status not in _CANCELLABLE:
-            _reject(Rejection.INVALID_STATE, f"a {self._view.status.value} payment cannot be cancelled; refund it instead")
+            _reject(
+                Rejection.INVALID_STATE,
+                f"a {self._view.status.value} payment cannot be cancelled; refund it instead",
+            )
 
     @workflow.update
     async def refund(self, request: RefundRequest) -> RefundView:
@@ -958,7 +1028,9 @@ def _snake(error_type: str) -> str:
 
 def _failure_for(status: GatewayPaymentStatus) -> Failure:
     if status is GatewayPaymentStatus.NOT_FOUND:
-        return Failure(code="not_processed", message="the gateway has no record of this payment: nothing was charged")
+        return Failure(
+            code="not_processed", message="the gateway has no record of this payment: nothing was charged"
+        )
     if status is GatewayPaymentStatus.CANCELLED:
         return Failure(code="cancelled", message="the payment was cancelled at the gateway")
     return Failure(code="declined", message="the gateway declined the payment")

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from workflows.domain import Contract, PaymentStatus
 from workflows.gateway_io import GatewayEventKind
 
+
 class DriftKind(StrEnum):
     STATUS = "status"  # the provider is ahead of us (paid, authorized, failed, voided): an event repairs it
     REFUND = "refund"  # a refund we hold as pending is settled at the provider: an event repairs it

@@ -51,7 +51,15 @@ from activities.gateways.signing import (
     rsa_sha256_verify,
     sorted_params_content,
 )
-from workflows.domain import Failure, GatewayProfile, NextAction, NextActionType, PaymentMethod, RefundStatus, WalletMethod
+from workflows.domain import (
+    Failure,
+    GatewayProfile,
+    NextAction,
+    NextActionType,
+    PaymentMethod,
+    RefundStatus,
+    WalletMethod,
+)
 from workflows.gateway_io import (
     AuthorizeCall,
     CancelCall,
@@ -96,7 +104,12 @@ SUCCESS = "10000"
 # Common (non-business) error codes: https://opendocs.alipay.com/common/02km9f
 _UNAVAILABLE = "20000"
 _CONFIG_CODES = frozenset({"20001", "40003", "40006"})
-_CONFIG_SUB_CODES = ("isv.invalid-signature", "isv.invalid-app-id", "isv.missing-signature", "isv.invalid-signature-type")
+_CONFIG_SUB_CODES = (
+    "isv.invalid-signature",
+    "isv.invalid-app-id",
+    "isv.missing-signature",
+    "isv.invalid-signature-type",
+)
 _SYSTEM_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR"})
 
 
@@ -188,7 +201,9 @@ class AlipayGateway(Gateway):
         if flow is None:
             raise GatewayInvalidRequest("AliPay takes wallet payments with wallet=alipay")
         if not call.capture:
-            raise NotSupported("AliPay takes the money when the customer pays: manual capture is not supported")
+            raise NotSupported(
+                "AliPay takes the money when the customer pays: manual capture is not supported"
+            )
         out_trade_no = out_trade_no_for(call.payment_id)
         biz: dict[str, Any] = {
             "out_trade_no": out_trade_no,
@@ -204,26 +219,42 @@ class AlipayGateway(Gateway):
         if flow == "precreate":
             answer = await self._call("alipay.trade.precreate", biz, mutating=True)
             if answer.code != SUCCESS:
-                if answer.sub_code in ("ACQ.TRADE_HAS_SUCCESS", "ACQ.TRADE_HAS_CLOSE", "ACQ.TRADE_HAS_FINISHED"):
+                if answer.sub_code in (
+                    "ACQ.TRADE_HAS_SUCCESS",
+                    "ACQ.TRADE_HAS_CLOSE",
+                    "ACQ.TRADE_HAS_FINISHED",
+                ):
                     # A retried create after the customer paid (or the trade closed): the query tells.
                     return await self._query(out_trade_no, None)
                 self._refuse(answer)
             action = NextAction(
-                type=NextActionType.DISPLAY_QR_CODE, qr_code=_required(answer.data, "qr_code"), expires_at=call.expires_at
+                type=NextActionType.DISPLAY_QR_CODE,
+                qr_code=_required(answer.data, "qr_code"),
+                expires_at=call.expires_at,
             )
-            return GatewayResult(status=GatewayPaymentStatus.REQUIRES_ACTION, next_action=action, provider_response=summary)
+            return GatewayResult(
+                status=GatewayPaymentStatus.REQUIRES_ACTION, next_action=action, provider_response=summary
+            )
 
         return_url = call.return_url or self._settings.return_url
         if flow == "wap" and return_url:
             biz["quit_url"] = return_url  # where "cancel" on AliPay's mobile cashier goes
         params = self.signed_params(_API_METHOD[flow], biz, return_url=return_url if flow != "app" else None)
         if flow == "app":
-            action = NextAction(type=NextActionType.USE_SDK, data={"order_string": urlencode(params)}, expires_at=call.expires_at)
+            action = NextAction(
+                type=NextActionType.USE_SDK,
+                data={"order_string": urlencode(params)},
+                expires_at=call.expires_at,
+            )
         else:
             action = NextAction(
-                type=NextActionType.REDIRECT_TO_URL, url=f"{self._settings.endpoint}?{urlencode(params)}", expires_at=call.expires_at
+                type=NextActionType.REDIRECT_TO_URL,
+                url=f"{self._settings.endpoint}?{urlencode(params)}",
+                expires_at=call.expires_at,
             )
-        return GatewayResult(status=GatewayPaymentStatus.REQUIRES_ACTION, next_action=action, provider_response=summary)
+        return GatewayResult(
+            status=GatewayPaymentStatus.REQUIRES_ACTION, next_action=action, provider_response=summary
+        )
 
     async def capture(self, call: CaptureCall) -> GatewayResult:
         """Nothing to capture: a paid trade already moved the money, anything else cannot be captured."""
@@ -238,17 +269,23 @@ class AlipayGateway(Gateway):
         out_trade_no = out_trade_no_for(call.payment_id)
         answer = await self._call("alipay.trade.close", {"out_trade_no": out_trade_no}, mutating=True)
         if answer.code == SUCCESS:
-            return GatewayResult(status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_status": "TRADE_CLOSED"})
+            return GatewayResult(
+                status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_status": "TRADE_CLOSED"}
+            )
         if answer.sub_code == "ACQ.TRADE_NOT_EXIST":
             # Never opened (page / wap / app) or never created: nothing to close. A link already
             # handed out stops working at its time_expire.
-            return GatewayResult(status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_status": "NOT_EXIST"})
+            return GatewayResult(
+                status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_status": "NOT_EXIST"}
+            )
         if answer.sub_code == "ACQ.TRADE_STATUS_ERROR":
             # Paid, or closed already: the query says which.
             known = await self._query(out_trade_no, None)
             if known.status in (GatewayPaymentStatus.SUCCEEDED, GatewayPaymentStatus.CANCELLED):
                 return known
-            raise GatewayTransientError(f"AliPay refused to close a trade in state {known.provider_response.get('trade_status')}")
+            raise GatewayTransientError(
+                f"AliPay refused to close a trade in state {known.provider_response.get('trade_status')}"
+            )
         self._refuse(answer)
 
     async def lookup(self, call: LookupCall) -> GatewayResult:
@@ -260,8 +297,13 @@ class AlipayGateway(Gateway):
             if answer.sub_code == "ACQ.TRADE_NOT_EXIST":
                 if self._flow(method) in CUSTOMER_CREATED_FLOWS:
                     # The customer has not opened the page / app yet: still waiting on them.
-                    return GatewayResult(status=GatewayPaymentStatus.REQUIRES_ACTION, provider_response={"trade_status": "NOT_OPENED"})
-                return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND, provider_response={"trade_status": "NOT_EXIST"})
+                    return GatewayResult(
+                        status=GatewayPaymentStatus.REQUIRES_ACTION,
+                        provider_response={"trade_status": "NOT_OPENED"},
+                    )
+                return GatewayResult(
+                    status=GatewayPaymentStatus.NOT_FOUND, provider_response={"trade_status": "NOT_EXIST"}
+                )
             self._refuse(answer)
         return self._trade_result(answer.data)
 
@@ -271,7 +313,9 @@ class AlipayGateway(Gateway):
         if data.get("trade_no"):
             summary["trade_no"] = str(data["trade_no"])
         paid_minor = self._minor(data.get("total_amount"))
-        if status_text in ("TRADE_SUCCESS", "TRADE_FINISHED") or (status_text == "TRADE_CLOSED" and data.get("send_pay_date")):
+        if status_text in ("TRADE_SUCCESS", "TRADE_FINISHED") or (
+            status_text == "TRADE_CLOSED" and data.get("send_pay_date")
+        ):
             # A closed trade with a payment date was paid and then fully refunded: it was paid.
             return GatewayResult(
                 status=GatewayPaymentStatus.SUCCEEDED,
@@ -284,7 +328,9 @@ class AlipayGateway(Gateway):
             "WAIT_BUYER_PAY": GatewayPaymentStatus.REQUIRES_ACTION,
             "TRADE_CLOSED": GatewayPaymentStatus.CANCELLED,
         }.get(status_text, GatewayPaymentStatus.PROCESSING)
-        return GatewayResult(status=status, provider_payment_id=data.get("trade_no") or None, provider_response=summary)
+        return GatewayResult(
+            status=status, provider_payment_id=data.get("trade_no") or None, provider_response=summary
+        )
 
     # ------------------------------------------------------------------ refunds
 
@@ -329,7 +375,9 @@ class AlipayGateway(Gateway):
         return RefundResult(
             refund_id=refund_id,
             status=RefundStatus.FAILED,
-            failure=Failure(code="refund_not_found", message="AliPay has no successful refund under this request number"),
+            failure=Failure(
+                code="refund_not_found", message="AliPay has no successful refund under this request number"
+            ),
         )
 
     # ------------------------------------------------------------------ notifications
@@ -401,7 +449,9 @@ class AlipayGateway(Gateway):
 
     # ------------------------------------------------------------------ transport
 
-    def signed_params(self, method: str, biz: Mapping[str, Any], *, return_url: str | None = None) -> dict[str, str]:
+    def signed_params(
+        self, method: str, biz: Mapping[str, Any], *, return_url: str | None = None
+    ) -> dict[str, str]:
         """The common parameters, `biz_content` and the RSA2 `sign` for one request."""
         params = {
             "app_id": self._settings.app_id,
@@ -427,7 +477,9 @@ class AlipayGateway(Gateway):
         Raises for everything that is not an answer about the trade itself."""
         params = self.signed_params(method, biz)
         request = self._transport.build_request(
-            "POST", self._path, data=params,
+            "POST",
+            self._path,
+            data=params,
             headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
         )
         response = await self._transport.send(request)
@@ -468,10 +520,15 @@ class AlipayGateway(Gateway):
                 )
         elif code == SUCCESS or code == "40004":
             # AliPay signs every answer about a trade; an unsigned one could say anything.
-            raise (GatewayOutcomeUnknown if mutating else GatewayTransientError)(f"AliPay {method}: unsigned answer")
+            raise (GatewayOutcomeUnknown if mutating else GatewayTransientError)(
+                f"AliPay {method}: unsigned answer"
+            )
         return _Answer(
-            code=code, msg=str(data.get("msg", "")), sub_code=str(data.get("sub_code", "")),
-            sub_msg=str(data.get("sub_msg", "")), data=data,
+            code=code,
+            msg=str(data.get("msg", "")),
+            sub_code=str(data.get("sub_code", "")),
+            sub_msg=str(data.get("sub_msg", "")),
+            data=data,
         )
 
     def _refuse(self, answer: _Answer) -> NoReturn:
@@ -492,7 +549,9 @@ class AlipayGateway(Gateway):
 
     def _yuan(self, amount: Amount) -> str:
         if amount.currency != self._settings.currency:
-            raise GatewayInvalidRequest(f"AliPay is configured for {self._settings.currency}, not {amount.currency}")
+            raise GatewayInvalidRequest(
+                f"AliPay is configured for {self._settings.currency}, not {amount.currency}"
+            )
         return str(from_minor(amount.minor, amount.currency))
 
     def _minor(self, yuan: Any) -> int | None:

@@ -157,5 +157,5 @@ class Gateway(ABC):
     async def detach_payment_method(self, *, payment_method: str) -> SavedPaymentMethod:
         raise NotSupported(f"{self.id} does not save payment methods")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook: most adapters hold nothing to close)
         """Release clients (HTTP pools)."""

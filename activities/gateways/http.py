@@ -119,9 +119,7 @@ class HttpTransport:
         except (httpx.TransportError, httpx.DecodingError) as exc:
             # Read / write timeouts, resets and truncated or undecodable answers: the bytes of the
             # request may all have arrived, so the provider may have acted on them.
-            raise GatewayOutcomeUnknown(
-                f"{where}: no usable response ({_describe(exc)})"
-            ) from exc
+            raise GatewayOutcomeUnknown(f"{where}: no usable response ({_describe(exc)})") from exc
         status = response.status_code
         logger.debug("%s -> %s in %.0f ms", where, status, (time.monotonic() - started) * 1000)
         if status == 429:

@@ -155,7 +155,9 @@ class _Token:
 _STRIPE_TEST_TOKENS = {
     "visa": _Token("visa", _Behaviour.APPROVE),
     "mastercard": _Token("mastercard", _Behaviour.APPROVE, brand="mastercard", last4="4444"),
-    "chargeDeclined": _Token("chargeDeclined", _Behaviour.DECLINE, last4="0002", decline_code="generic_decline"),
+    "chargeDeclined": _Token(
+        "chargeDeclined", _Behaviour.DECLINE, last4="0002", decline_code="generic_decline"
+    ),
     "chargeDeclinedInsufficientFunds": _Token(
         "chargeDeclinedInsufficientFunds", _Behaviour.DECLINE, last4="9995", decline_code="insufficient_funds"
     ),
@@ -170,14 +172,14 @@ def parse_token(token: str) -> _Token | None:
     """The behaviour a test token stands for; None for a token the mock does not know."""
     for prefix in ("tok_", "pm_card_"):
         if token.startswith(prefix):
-            name = token[len(prefix):]
+            name = token[len(prefix) :]
             break
     else:
         return None
     if name in _STRIPE_TEST_TOKENS:
         return _STRIPE_TEST_TOKENS[name]
     for stem, behaviour in _COUNTED_TOKENS.items():
-        count = name[len(stem):]
+        count = name[len(stem) :]
         if name.startswith(stem) and count.isascii() and count.isdigit():
             return _Token(name, behaviour, failures=int(count))
     return None
@@ -326,7 +328,11 @@ class MockGateway(Gateway):
             )
             if token.behaviour == _Behaviour.DECLINE:
                 charge.decline(
-                    Failure(code="card_declined", message="Your card was declined.", decline_code=token.decline_code)
+                    Failure(
+                        code="card_declined",
+                        message="Your card was declined.",
+                        decline_code=token.decline_code,
+                    )
                 )
             elif token.behaviour == _Behaviour.THREE_DS or (
                 call.request_three_ds and token.behaviour != _Behaviour.ASYNC
@@ -379,7 +385,8 @@ class MockGateway(Gateway):
         def run() -> GatewayResult:
             if charge.status == GatewayPaymentStatus.SUCCEEDED:
                 raise GatewayInvalidRequest(
-                    "a captured payment cannot be cancelled: refund it", code="payment_intent_unexpected_state"
+                    "a captured payment cannot be cancelled: refund it",
+                    code="payment_intent_unexpected_state",
                 )
             if charge.status != GatewayPaymentStatus.CANCELLED:
                 charge.status = GatewayPaymentStatus.CANCELLED
@@ -619,7 +626,8 @@ class MockGateway(Gateway):
     def _check_authorize(self, call: AuthorizeCall) -> _Token:
         if call.amount.currency not in self._profile.currencies:
             raise GatewayInvalidRequest(
-                f"currency {call.amount.currency} is not enabled on the mock gateway", code="currency_not_supported"
+                f"currency {call.amount.currency} is not enabled on the mock gateway",
+                code="currency_not_supported",
             )
         if not self._profile.min_minor <= call.amount.minor <= self._profile.max_minor:
             raise GatewayInvalidRequest(
@@ -628,7 +636,9 @@ class MockGateway(Gateway):
             )
         kind = _method_kind(call.method)
         if kind not in self._profile.methods:
-            raise GatewayInvalidRequest(f"payment method {kind} is not enabled", code="payment_method_not_supported")
+            raise GatewayInvalidRequest(
+                f"payment method {kind} is not enabled", code="payment_method_not_supported"
+            )
         raw = getattr(call.method, "token", None)  # every method the settings allow has one
         if raw and raw in self._saved:
             return self._saved[raw][1]

@@ -82,9 +82,7 @@ class GatewayRegistry:
             try:
                 settings = settings_model.model_validate(section)
             except ValidationError as exc:
-                raise GatewayConfigError(
-                    f"[payment.{gateway_id}] is invalid: {_describe(exc)}"
-                ) from None
+                raise GatewayConfigError(f"[payment.{gateway_id}] is invalid: {_describe(exc)}") from None
             gateways.append(build(settings))
         registry = cls(gateways)
         logger.info("gateways enabled: %s", ", ".join(registry.ids()) or "none")
@@ -95,9 +93,7 @@ class GatewayRegistry:
             return self._gateways[gateway_id]
         except KeyError:
             enabled = ", ".join(self.ids()) or "none"
-            raise GatewayConfigError(
-                f"gateway {gateway_id!r} is not enabled (enabled: {enabled})"
-            ) from None
+            raise GatewayConfigError(f"gateway {gateway_id!r} is not enabled (enabled: {enabled})") from None
 
     def __contains__(self, gateway_id: object) -> bool:
         return gateway_id in self._gateways

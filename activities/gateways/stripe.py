@@ -42,8 +42,8 @@ from activities.gateways.base import (
 )
 from activities.gateways.http import parse_retry_after
 from workflows.domain import (
-    CardMethod,
     CaptureMethod,
+    CardMethod,
     Failure,
     GatewayProfile,
     NextAction,
@@ -76,8 +76,27 @@ DEFAULT_API_BASE = "https://api.stripe.com"
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 # https://docs.stripe.com/currencies: where Stripe's unit differs from ISO 4217's minor unit.
-_ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
-_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+_ZERO_DECIMAL = frozenset(
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    ]
+)
+_THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 # Zero-decimal in practice, but the API still takes it with two decimals for backwards compatibility.
 _SENT_WITH_TWO_DECIMALS = frozenset({"ISK"})
 
@@ -261,7 +280,9 @@ def translate_error(exc: stripe.StripeError, *, mutating: bool) -> Exception:
         return GatewayOutcomeUnknown(f"no answer from Stripe ({type(cause).__name__})")
     if isinstance(exc, stripe.IdempotencyError):
         # Our key with other parameters: a bug on our side that no retry can fix.
-        return GatewayInvalidRequest(f"Stripe idempotency error: {exc.user_message}", code="idempotency_error")
+        return GatewayInvalidRequest(
+            f"Stripe idempotency error: {exc.user_message}", code="idempotency_error"
+        )
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
         return GatewayConfigError(f"Stripe refused our credentials: {exc.user_message}")
     if isinstance(exc, stripe.InvalidRequestError):
@@ -350,7 +371,9 @@ class StripeGateway(Gateway):
 
     def _check_amount(self, amount: Amount) -> int:
         if amount.currency not in self._profile.currencies:
-            raise GatewayInvalidRequest(f"Stripe is not configured for {amount.currency}", code="currency_not_supported")
+            raise GatewayInvalidRequest(
+                f"Stripe is not configured for {amount.currency}", code="currency_not_supported"
+            )
         return to_stripe_amount(amount)
 
     def _result(self, intent: Mapping[str, Any]) -> GatewayResult:
@@ -420,7 +443,8 @@ class StripeGateway(Gateway):
         the same idempotency key is the first way back; this is the last."""
         query = f"metadata['{METADATA_PAYMENT_ID}']:'{payment_id}'"
         found = await self._send(
-            lambda: self._client.v1.payment_intents.search_async({"query": query, "limit": 10}), mutating=False
+            lambda: self._client.v1.payment_intents.search_async({"query": query, "limit": 10}),
+            mutating=False,
         )
         intents = found.get("data") or []
         if not intents:
@@ -436,14 +460,18 @@ class StripeGateway(Gateway):
         return intent["id"] if intent else None
 
     async def _retrieve(self, intent_id: str) -> dict[str, Any]:
-        return await self._send(lambda: self._client.v1.payment_intents.retrieve_async(intent_id), mutating=False)
+        return await self._send(
+            lambda: self._client.v1.payment_intents.retrieve_async(intent_id), mutating=False
+        )
 
     # -- payments ---------------------------------------------------------------------------------
 
     async def authorize(self, call: AuthorizeCall) -> GatewayResult:
         method = call.method
         if not isinstance(method, CardMethod):
-            raise GatewayInvalidRequest(f"Stripe here takes cards only, not {method.type}", code="method_not_supported")
+            raise GatewayInvalidRequest(
+                f"Stripe here takes cards only, not {method.type}", code="method_not_supported"
+            )
         options = self._options(call.idempotency_key)
         metadata = {**call.metadata, METADATA_PAYMENT_ID: call.payment_id, METADATA_ORDER_ID: call.order_id}
         if any("[" in key or "]" in key for key in metadata):
@@ -533,7 +561,8 @@ class StripeGateway(Gateway):
         params = {"cancellation_reason": call.reason} if call.reason in _CANCELLATION_REASONS else {}
         try:
             intent = await self._send(
-                lambda: self._client.v1.payment_intents.cancel_async(intent_id, params, options), mutating=True
+                lambda: self._client.v1.payment_intents.cancel_async(intent_id, params, options),
+                mutating=True,
             )
         except GatewayInvalidRequest as exc:
             return await self._current_state_if_moved_on(intent_id, exc)
@@ -583,7 +612,9 @@ class StripeGateway(Gateway):
             else:
                 # Free text has no place in Stripe's reason enum; keep it with the refund anyway.
                 metadata[METADATA_REFUND_REASON] = call.reason[:500]
-        refund = await self._send(lambda: self._client.v1.refunds.create_async(params, options), mutating=True)
+        refund = await self._send(
+            lambda: self._client.v1.refunds.create_async(params, options), mutating=True
+        )
         return self._refund_result(call.refund_id, refund)
 
     async def lookup_refund(self, call: RefundLookupCall) -> RefundResult:
@@ -618,7 +649,9 @@ class StripeGateway(Gateway):
     def _refund_result(refund_id: str, refund: Mapping[str, Any]) -> RefundResult:
         status = refund.get("status")
         if status == "succeeded":
-            return RefundResult(refund_id=refund_id, status=RefundStatus.SUCCEEDED, provider_refund_id=refund["id"])
+            return RefundResult(
+                refund_id=refund_id, status=RefundStatus.SUCCEEDED, provider_refund_id=refund["id"]
+            )
         if status in ("failed", "canceled"):
             reason = refund.get("failure_reason") or status
             return RefundResult(
@@ -628,14 +661,18 @@ class StripeGateway(Gateway):
                 failure=Failure(code="refund_failed", message=f"Stripe refund {status}: {reason}"),
             )
         # pending / requires_action: the outcome arrives by webhook (refund.updated / refund.failed).
-        return RefundResult(refund_id=refund_id, status=RefundStatus.PENDING, provider_refund_id=refund.get("id"))
+        return RefundResult(
+            refund_id=refund_id, status=RefundStatus.PENDING, provider_refund_id=refund.get("id")
+        )
 
     # -- customers and saved payment methods -----------------------------------------------------------
 
     async def create_customer(self, *, email: str | None, name: str | None, idempotency_key: str) -> Customer:
         params = {key: value for key, value in (("email", email), ("name", name)) if value}
         options = self._options(idempotency_key)
-        customer = await self._send(lambda: self._client.v1.customers.create_async(params, options), mutating=True)
+        customer = await self._send(
+            lambda: self._client.v1.customers.create_async(params, options), mutating=True
+        )
         return Customer(id=customer["id"], email=customer.get("email"), name=customer.get("name"))
 
     async def attach_payment_method(self, *, customer_id: str, payment_method: str) -> SavedPaymentMethod:
@@ -643,7 +680,9 @@ class StripeGateway(Gateway):
         # operation for good: a derived key, not a random one.
         options = self._options(f"attach:{payment_method}:{customer_id}")
         saved = await self._send(
-            lambda: self._client.v1.payment_methods.attach_async(payment_method, {"customer": customer_id}, options),
+            lambda: self._client.v1.payment_methods.attach_async(
+                payment_method, {"customer": customer_id}, options
+            ),
             mutating=True,
         )
         return _saved_method(saved)
@@ -665,7 +704,8 @@ class StripeGateway(Gateway):
     async def detach_payment_method(self, *, payment_method: str) -> SavedPaymentMethod:
         options = self._options(f"detach:{payment_method}")
         detached = await self._send(
-            lambda: self._client.v1.payment_methods.detach_async(payment_method, options=options), mutating=True
+            lambda: self._client.v1.payment_methods.detach_async(payment_method, options=options),
+            mutating=True,
         )
         return _saved_method(detached)
 
@@ -727,10 +767,15 @@ class StripeGateway(Gateway):
             return [self._dispute_event(kind_of_type, obj, common)]
         return [GatewayEvent(kind=GatewayEventKind.UNKNOWN, **common)]
 
-    def _intent_event(self, event_type: str, intent: Mapping[str, Any], common: dict[str, Any]) -> GatewayEvent:
+    def _intent_event(
+        self, event_type: str, intent: Mapping[str, Any], common: dict[str, Any]
+    ) -> GatewayEvent:
         kinds = {
             "payment_intent.succeeded": (GatewayEventKind.PAYMENT_SUCCEEDED, "amount_received"),
-            "payment_intent.amount_capturable_updated": (GatewayEventKind.PAYMENT_AUTHORIZED, "amount_capturable"),
+            "payment_intent.amount_capturable_updated": (
+                GatewayEventKind.PAYMENT_AUTHORIZED,
+                "amount_capturable",
+            ),
             "payment_intent.payment_failed": (GatewayEventKind.PAYMENT_FAILED, "amount"),
             "payment_intent.requires_action": (GatewayEventKind.PAYMENT_REQUIRES_ACTION, "amount"),
             "payment_intent.processing": (GatewayEventKind.PAYMENT_PROCESSING, "amount"),
@@ -771,7 +816,9 @@ class StripeGateway(Gateway):
             **common,
         )
 
-    def _charge_refunded_events(self, charge: Mapping[str, Any], common: dict[str, Any]) -> list[GatewayEvent]:
+    def _charge_refunded_events(
+        self, charge: Mapping[str, Any], common: dict[str, Any]
+    ) -> list[GatewayEvent]:
         """`charge.refunded` names the refunds only on API versions before 2022-11-15 (which
         embedded `charge.refunds`); newer ones say just how much was refunded, so the event is
         recorded and `refund.updated` / `refund.failed` carry the news per refund."""
@@ -793,7 +840,9 @@ class StripeGateway(Gateway):
             events.append(one.model_copy(update={"event_id": f"{common['event_id']}:{refund.get('id')}"}))
         return events
 
-    def _dispute_event(self, event_type: str, dispute: Mapping[str, Any], common: dict[str, Any]) -> GatewayEvent:
+    def _dispute_event(
+        self, event_type: str, dispute: Mapping[str, Any], common: dict[str, Any]
+    ) -> GatewayEvent:
         return GatewayEvent(
             kind=GatewayEventKind.DISPUTE_OPENED
             if event_type == "charge.dispute.created"

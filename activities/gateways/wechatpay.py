@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -122,8 +122,12 @@ class WechatPaySettings(BaseModel):
     enabled: bool = False
     mchid: str = Field(min_length=1, max_length=32)
     appid: str = Field(min_length=1, max_length=32)
-    merchant_serial_no: str = Field(min_length=1, max_length=64, description="merchant API certificate serial")
-    private_key: SecretStr | None = Field(default=None, description="merchant API private key (apiclient_key.pem)")
+    merchant_serial_no: str = Field(
+        min_length=1, max_length=64, description="merchant API certificate serial"
+    )
+    private_key: SecretStr | None = Field(
+        default=None, description="merchant API private key (apiclient_key.pem)"
+    )
     private_key_file: Path | None = None
     apiv3_key: SecretStr = Field(description="the 32-character APIv3 key")
     # Platform certificate mode: pinned certificates, and/or downloaded from /v3/certificates.
@@ -222,7 +226,9 @@ class WechatPayGateway(Gateway):
     async def authorize(self, call: AuthorizeCall) -> GatewayResult:
         flow = self._flow(call)
         if not call.capture:
-            raise NotSupported("WeChat Pay takes the money when the customer pays: manual capture is not supported")
+            raise NotSupported(
+                "WeChat Pay takes the money when the customer pays: manual capture is not supported"
+            )
         self._check_currency(call.amount)
         out_trade_no = out_trade_no_for(call.payment_id)
         body: dict[str, Any] = {
@@ -242,7 +248,9 @@ class WechatPayGateway(Gateway):
         assert isinstance(method, WalletMethod)  # _flow checked it
         if flow == "jsapi":
             if not method.payer_id:
-                raise GatewayInvalidRequest("a WeChat JSAPI payment needs the payer's openid (method.payer_id)")
+                raise GatewayInvalidRequest(
+                    "a WeChat JSAPI payment needs the payer's openid (method.payer_id)"
+                )
             body["payer"] = {"openid": method.payer_id}
         if flow == "h5":
             if not call.customer_ip:
@@ -270,7 +278,11 @@ class WechatPayGateway(Gateway):
     def _next_action(self, flow: str, data: Mapping[str, Any], call: AuthorizeCall) -> NextAction:
         expires_at = call.expires_at
         if flow == "native":
-            return NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code=_required(data, "code_url"), expires_at=expires_at)
+            return NextAction(
+                type=NextActionType.DISPLAY_QR_CODE,
+                qr_code=_required(data, "code_url"),
+                expires_at=expires_at,
+            )
         if flow == "h5":
             url = _required(data, "h5_url")
             if call.return_url:
@@ -314,23 +326,31 @@ class WechatPayGateway(Gateway):
     async def cancel(self, call: CancelCall) -> GatewayResult:
         out_trade_no = out_trade_no_for(call.payment_id)
         response = await self._send(
-            "POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}/close",
-            {"mchid": self._settings.mchid}, mutating=True,
+            "POST",
+            f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}/close",
+            {"mchid": self._settings.mchid},
+            mutating=True,
         )
         if response.status_code == 202:
             # USERPAYING: the payer is entering their password. WeChat says to wait and look again;
             # the activity's retry does exactly that, with the same (idempotent) close.
             raise GatewayTransientError("WeChat Pay: the payer is paying right now; close again shortly")
         if response.status_code < 300:  # 204 No Content: closed
-            return GatewayResult(status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_state": "CLOSED"})
+            return GatewayResult(
+                status=GatewayPaymentStatus.CANCELLED, provider_response={"trade_state": "CLOSED"}
+            )
         if response.status_code not in (401, 403):
             # Already paid, already closed, never created: the query says which.
             known = await self._query_trade(out_trade_no)
             if known.status in (GatewayPaymentStatus.NOT_FOUND, GatewayPaymentStatus.CANCELLED):
-                return GatewayResult(status=GatewayPaymentStatus.CANCELLED, provider_response=known.provider_response)
+                return GatewayResult(
+                    status=GatewayPaymentStatus.CANCELLED, provider_response=known.provider_response
+                )
             if known.status in (GatewayPaymentStatus.SUCCEEDED, GatewayPaymentStatus.DECLINED):
                 return known
-            raise GatewayTransientError(f"WeChat Pay refused to close a trade in state {known.provider_response.get('trade_state')}")
+            raise GatewayTransientError(
+                f"WeChat Pay refused to close a trade in state {known.provider_response.get('trade_state')}"
+            )
         code, message = _error_of(response)
         raise_rejection(response, code=code, message=message)
 
@@ -338,12 +358,16 @@ class WechatPayGateway(Gateway):
         return await self._query_trade(out_trade_no_for(call.payment_id))
 
     async def _query_trade(self, out_trade_no: str) -> GatewayResult:
-        path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?" + urlencode({"mchid": self._settings.mchid})
+        path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?" + urlencode(
+            {"mchid": self._settings.mchid}
+        )
         response = await self._send("GET", path, None, mutating=False)
         if response.status_code == 404 or (
             response.status_code < 500 and _error_of(response)[0] == "ORDER_NOT_EXIST"
         ):
-            return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND, provider_response={"trade_state": "NOT_FOUND"})
+            return GatewayResult(
+                status=GatewayPaymentStatus.NOT_FOUND, provider_response={"trade_state": "NOT_FOUND"}
+            )
         if response.status_code >= 400:
             code, message = _error_of(response)
             raise_rejection(response, code=code, message=message)
@@ -357,14 +381,19 @@ class WechatPayGateway(Gateway):
         out_refund_no = out_refund_no_for(call.payment_id, call.refund_id)
         # WeChat wants the order total beside the refund amount; the trade itself is the authority.
         trade = await self._send(
-            "GET", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?" + urlencode({"mchid": self._settings.mchid}),
-            None, mutating=False,
+            "GET",
+            f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?"
+            + urlencode({"mchid": self._settings.mchid}),
+            None,
+            mutating=False,
         )
         if trade.status_code >= 400:
             code, message = _error_of(trade)
             if trade.status_code == 401:
                 raise_rejection(trade, code=code, message=message)
-            return _refund_failed(call.refund_id, code or "ORDER_NOT_EXIST", message or "the payment is not known to WeChat Pay")
+            return _refund_failed(
+                call.refund_id, code or "ORDER_NOT_EXIST", message or "the payment is not known to WeChat Pay"
+            )
         total = int(_json(trade)["amount"]["total"])
         body: dict[str, Any] = {
             "out_trade_no": out_trade_no,
@@ -386,9 +415,13 @@ class WechatPayGateway(Gateway):
 
     async def lookup_refund(self, call: RefundLookupCall) -> RefundResult:
         out_refund_no = out_refund_no_for(call.payment_id, call.refund_id)
-        response = await self._send("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no)}", None, mutating=False)
+        response = await self._send(
+            "GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no)}", None, mutating=False
+        )
         if response.status_code == 404:
-            return _refund_failed(call.refund_id, "RESOURCE_NOT_EXISTS", "WeChat Pay has no refund under this number")
+            return _refund_failed(
+                call.refund_id, "RESOURCE_NOT_EXISTS", "WeChat Pay has no refund under this number"
+            )
         if response.status_code >= 400:
             code, message = _error_of(response)
             raise_rejection(response, code=code, message=message)
@@ -410,7 +443,9 @@ class WechatPayGateway(Gateway):
             event_id = str(envelope["id"])
             event_type = str(envelope["event_type"])
             if resource.get("algorithm") != "AEAD_AES_256_GCM":
-                raise WebhookVerificationError(f"unsupported resource algorithm {resource.get('algorithm')!r}")
+                raise WebhookVerificationError(
+                    f"unsupported resource algorithm {resource.get('algorithm')!r}"
+                )
             plaintext = aes_256_gcm_decrypt(
                 self._settings.apiv3_key.get_secret_value(),
                 resource["nonce"],
@@ -419,7 +454,9 @@ class WechatPayGateway(Gateway):
             )
             data = json.loads(plaintext)
         except DecryptionError as exc:
-            raise WebhookVerificationError("the notification resource did not decrypt with the APIv3 key") from exc
+            raise WebhookVerificationError(
+                "the notification resource did not decrypt with the APIv3 key"
+            ) from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise WebhookVerificationError("malformed WeChat Pay notification") from exc
         if str(data.get("mchid", self._settings.mchid)) != self._settings.mchid:
@@ -432,7 +469,9 @@ class WechatPayGateway(Gateway):
             # with a 500 whose traceback would carry the decrypted payload; WeChat will resend.
             raise WebhookVerificationError(f"unexpected {event_type} content") from exc
 
-    def _event(self, event_id: str, event_type: str, envelope: Mapping[str, Any], data: Mapping[str, Any]) -> GatewayEvent:
+    def _event(
+        self, event_id: str, event_type: str, envelope: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> GatewayEvent:
         out_trade_no = data.get("out_trade_no")
         base = dict(
             gateway=WECHAT_PAY,
@@ -446,26 +485,39 @@ class WechatPayGateway(Gateway):
         if event_type == "TRANSACTION.SUCCESS" and data.get("trade_state", "SUCCESS") == "SUCCESS":
             return GatewayEvent(
                 kind=GatewayEventKind.PAYMENT_SUCCEEDED,
-                amount=Amount(minor=int(amount["total"]), currency=amount.get("currency") or self._settings.currency),
+                amount=Amount(
+                    minor=int(amount["total"]), currency=amount.get("currency") or self._settings.currency
+                ),
                 **base,
             )
         if event_type.startswith("REFUND."):
             out_refund_no = str(data.get("out_refund_no", ""))
             refund_id = refund_id_from(out_trade_no, out_refund_no) if out_trade_no else None
             refund_amount = (
-                Amount(minor=int(amount["refund"]), currency=self._settings.currency) if "refund" in amount else None
+                Amount(minor=int(amount["refund"]), currency=self._settings.currency)
+                if "refund" in amount
+                else None
             )
             if event_type == "REFUND.SUCCESS":
                 return GatewayEvent(
-                    kind=GatewayEventKind.REFUND_SUCCEEDED, amount=refund_amount, refund_id=refund_id,
-                    provider_refund_id=data.get("refund_id"), **base,
+                    kind=GatewayEventKind.REFUND_SUCCEEDED,
+                    amount=refund_amount,
+                    refund_id=refund_id,
+                    provider_refund_id=data.get("refund_id"),
+                    **base,
                 )
             if event_type in ("REFUND.ABNORMAL", "REFUND.CLOSED"):
                 status = str(data.get("refund_status") or event_type.removeprefix("REFUND."))
                 return GatewayEvent(
-                    kind=GatewayEventKind.REFUND_FAILED, amount=refund_amount, refund_id=refund_id,
+                    kind=GatewayEventKind.REFUND_FAILED,
+                    amount=refund_amount,
+                    refund_id=refund_id,
                     provider_refund_id=data.get("refund_id"),
-                    failure=Failure(code=f"refund_{status.lower()}", message=f"WeChat Pay refund {status}", decline_code=status),
+                    failure=Failure(
+                        code=f"refund_{status.lower()}",
+                        message=f"WeChat Pay refund {status}",
+                        decline_code=status,
+                    ),
                     **base,
                 )
         return GatewayEvent(kind=GatewayEventKind.UNKNOWN, **base)
@@ -522,19 +574,26 @@ class WechatPayGateway(Gateway):
         if response.status_code >= 400:
             code, message = _error_of(response)
             raise_rejection(response, code=code, message=message)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         downloaded: dict[str, str] = {}
         for item in _json(response).get("data", []):
             enc = item["encrypt_certificate"]
             try:
                 pem = aes_256_gcm_decrypt(
-                    self._settings.apiv3_key.get_secret_value(), enc["nonce"], enc.get("associated_data") or "", enc["ciphertext"]
+                    self._settings.apiv3_key.get_secret_value(),
+                    enc["nonce"],
+                    enc.get("associated_data") or "",
+                    enc["ciphertext"],
                 ).decode()
             except DecryptionError as exc:
-                raise GatewayConfigError("WeChat Pay certificates did not decrypt: is apiv3_key right?") from exc
+                raise GatewayConfigError(
+                    "WeChat Pay certificates did not decrypt: is apiv3_key right?"
+                ) from exc
             serial = certificate_serial_hex(pem)
             if serial != str(item.get("serial_no", "")).upper():
-                raise GatewayConfigError("a WeChat Pay certificate does not carry the serial it was listed under")
+                raise GatewayConfigError(
+                    "a WeChat Pay certificate does not carry the serial it was listed under"
+                )
             not_before, not_after = certificate_validity(pem)
             if not_before <= now <= not_after:
                 downloaded[serial] = pem
@@ -543,7 +602,9 @@ class WechatPayGateway(Gateway):
         try:
             self._verify(response.headers, response.content, {**self._platform_keys, **downloaded})
         except WebhookVerificationError as exc:
-            raise GatewayTransientError(f"WeChat Pay certificate download: response signature rejected ({exc})") from exc
+            raise GatewayTransientError(
+                f"WeChat Pay certificate download: response signature rejected ({exc})"
+            ) from exc
         self._platform_keys.update(downloaded)
         self._last_success = time.monotonic()
         logger.info("WeChat Pay platform certificates: %s", ", ".join(sorted(downloaded)) or "none valid")
@@ -573,25 +634,37 @@ class WechatPayGateway(Gateway):
     async def _refresh_quietly(self) -> None:
         try:
             await self.refresh_platform_certificates()
-        except Exception:  # noqa: BLE001 - a background refresh must not crash the receiver; logged
+        except Exception:
             logger.warning("WeChat Pay platform certificate refresh failed", exc_info=True)
 
     def _refresh_due(self) -> bool:
-        return self._last_attempt is None or time.monotonic() - self._last_attempt >= MIN_REFRESH_INTERVAL_SECONDS
+        return (
+            self._last_attempt is None
+            or time.monotonic() - self._last_attempt >= MIN_REFRESH_INTERVAL_SECONDS
+        )
 
     def _certificates_stale(self) -> bool:
-        return self._last_success is None or time.monotonic() - self._last_success >= self._settings.certificate_refresh_seconds
+        return (
+            self._last_success is None
+            or time.monotonic() - self._last_success >= self._settings.certificate_refresh_seconds
+        )
 
     # ------------------------------------------------------------------ transport
 
     async def _send(
         self, method: str, path: str, body: Mapping[str, Any] | None, *, mutating: bool, verify: bool = True
     ) -> httpx.Response:
-        content = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        content = (
+            b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         headers = {"Content-Type": "application/json"} if body is not None else {}
         request = self._transport.build_request(method, path, content=content, headers=headers)
         request.headers["Authorization"] = self.authorization(
-            method, request.url.raw_path.decode(), content.decode(), timestamp=int(self._clock()), nonce=random_nonce()
+            method,
+            request.url.raw_path.decode(),
+            content.decode(),
+            timestamp=int(self._clock()),
+            nonce=random_nonce(),
         )
         response = await self._transport.send(request)
         if verify and 200 <= response.status_code < 300:
@@ -601,10 +674,14 @@ class WechatPayGateway(Gateway):
             except WebhookVerificationError as exc:
                 # Not proof that nothing happened: a mutating call may have gone through.
                 error = GatewayOutcomeUnknown if mutating else GatewayTransientError
-                raise error(f"WeChat Pay {method} {request.url.path}: response signature rejected ({exc})") from exc
+                raise error(
+                    f"WeChat Pay {method} {request.url.path}: response signature rejected ({exc})"
+                ) from exc
         return response
 
-    def authorization(self, method: str, path_and_query: str, body: str, *, timestamp: int, nonce: str) -> str:
+    def authorization(
+        self, method: str, path_and_query: str, body: str, *, timestamp: int, nonce: str
+    ) -> str:
         """The `Authorization` header value for one request."""
         signature = self._sign(line_message(method, path_and_query, str(timestamp), nonce, body))
         return (
@@ -628,7 +705,9 @@ class WechatPayGateway(Gateway):
 
     def _check_currency(self, amount: Amount) -> None:
         if amount.currency != self._settings.currency:
-            raise GatewayInvalidRequest(f"WeChat Pay is configured for {self._settings.currency}, not {amount.currency}")
+            raise GatewayInvalidRequest(
+                f"WeChat Pay is configured for {self._settings.currency}, not {amount.currency}"
+            )
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -648,7 +727,9 @@ def out_trade_no_for(payment_id: str) -> str:
     """Our payment id *is* the merchant order number: a retried create repeats the same order and
     a notification names the payment it belongs to."""
     if not _OUT_TRADE_NO.match(payment_id):
-        raise GatewayInvalidRequest("the payment id does not fit WeChat's out_trade_no (6-32 of 0-9A-Za-z_-|*)")
+        raise GatewayInvalidRequest(
+            "the payment id does not fit WeChat's out_trade_no (6-32 of 0-9A-Za-z_-|*)"
+        )
     return payment_id
 
 
@@ -656,13 +737,15 @@ def out_refund_no_for(payment_id: str, refund_id: str) -> str:
     """Unique per merchant (WeChat's rule) even for refund ids only unique within a payment."""
     value = f"{payment_id}-{refund_id}"
     if not _OUT_REFUND_NO.match(value):
-        raise GatewayInvalidRequest("payment id + refund id do not fit WeChat's out_refund_no (64 characters)")
+        raise GatewayInvalidRequest(
+            "payment id + refund id do not fit WeChat's out_refund_no (64 characters)"
+        )
     return value
 
 
 def refund_id_from(out_trade_no: str, out_refund_no: str) -> str | None:
     prefix = f"{out_trade_no}-"
-    return out_refund_no[len(prefix):] if out_refund_no.startswith(prefix) else None
+    return out_refund_no[len(prefix) :] if out_refund_no.startswith(prefix) else None
 
 
 def wechat_time(moment: datetime) -> str:
@@ -682,7 +765,11 @@ def trade_result(data: Mapping[str, Any]) -> GatewayResult:
             summary[key] = str(data[key])
     failure = None
     if status is GatewayPaymentStatus.DECLINED:
-        failure = Failure(code="payment_failed", message=str(data.get("trade_state_desc") or "payment failed"), decline_code=state)
+        failure = Failure(
+            code="payment_failed",
+            message=str(data.get("trade_state_desc") or "payment failed"),
+            decline_code=state,
+        )
     paid = status is GatewayPaymentStatus.SUCCEEDED
     return GatewayResult(
         status=status,
@@ -699,8 +786,12 @@ def refund_result(refund_id: str, data: Mapping[str, Any]) -> RefundResult:
     status = _REFUND_STATES.get(state, RefundStatus.PENDING)
     failure = None
     if status is RefundStatus.FAILED:
-        failure = Failure(code=f"refund_{state.lower()}", message=f"WeChat Pay refund {state}", decline_code=state)
-    return RefundResult(refund_id=refund_id, status=status, provider_refund_id=data.get("refund_id") or None, failure=failure)
+        failure = Failure(
+            code=f"refund_{state.lower()}", message=f"WeChat Pay refund {state}", decline_code=state
+        )
+    return RefundResult(
+        refund_id=refund_id, status=status, provider_refund_id=data.get("refund_id") or None, failure=failure
+    )
 
 
 def _refund_failed(refund_id: str, code: str, message: str) -> RefundResult:
@@ -719,7 +810,10 @@ def _error_of(response: httpx.Response) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(data, dict):
         return None, None
-    return (str(data["code"]) if "code" in data else None, str(data["message"]) if "message" in data else None)
+    return (
+        str(data["code"]) if "code" in data else None,
+        str(data["message"]) if "message" in data else None,
+    )
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -121,7 +120,9 @@ async def migrate(url: str) -> None:
         await engine.dispose()
 
 
-_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _in_process_lock() -> asyncio.Lock:

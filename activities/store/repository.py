@@ -176,7 +176,9 @@ class PaymentStore:
         if len(given) != 1:
             raise ValueError("count_recent needs exactly one of customer_id, customer_ip, card_fingerprint")
         column, value = given[0]
-        query = select(func.count()).select_from(payments).where(column == value, payments.c.created_at >= since)
+        query = (
+            select(func.count()).select_from(payments).where(column == value, payments.c.created_at >= since)
+        )
         if exclude_payment_id is not None:
             query = query.where(payments.c.id != exclude_payment_id)
         async with self._engine.connect() as conn:

@@ -6,7 +6,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.fraud import FraudActivities, FraudSettings, VelocityCounts, score
 from activities.store.repository import PaymentStore
-from tests.activities.store.helpers import engine, make_view, store  # noqa: F401  (fixtures)
+from tests.activities.store.helpers import engine, make_view, store
 from workflows import activity_names
 from workflows.domain import CardMethod, FraudDecision, FraudResult
 from workflows.ledger_io import FraudCheckRequest, PaymentTransition
@@ -89,13 +89,25 @@ def test_points_add_up_to_a_decision_and_cap_at_100() -> None:
     assert (review.score, review.decision) == (35, FraudDecision.REVIEW)
 
     block = score(request(100_000), VelocityCounts(card=3), settings)
-    assert (block.score, block.decision, block.reasons) == (75, FraudDecision.BLOCK, ["high_amount", "card_velocity"])
+    assert (block.score, block.decision, block.reasons) == (
+        75,
+        FraudDecision.BLOCK,
+        ["high_amount", "card_velocity"],
+    )
 
     everything = score(
-        request(100_000, card_country="US", ip_country="NG"), VelocityCounts(customer=9, ip=99, card=9), settings
+        request(100_000, card_country="US", ip_country="NG"),
+        VelocityCounts(customer=9, ip=99, card=9),
+        settings,
     )
     assert everything.score == 100  # 35 + 30 + 25 + 40 + 20, capped
-    assert everything.reasons == ["high_amount", "customer_velocity", "ip_velocity", "card_velocity", "country_mismatch"]
+    assert everything.reasons == [
+        "high_amount",
+        "customer_velocity",
+        "ip_velocity",
+        "card_velocity",
+        "country_mismatch",
+    ]
 
 
 def test_disabled_rules_allow_everything() -> None:
@@ -144,14 +156,25 @@ def test_bad_settings_are_refused(section: dict) -> None:
 # ---------------------------------------------------------------------- activity
 
 
-async def test_the_activity_counts_recent_payments_by_customer_ip_and_card(store: PaymentStore, unique: str) -> None:
+async def test_the_activity_counts_recent_payments_by_customer_ip_and_card(
+    store: PaymentStore, unique: str
+) -> None:
     now = datetime.now(UTC)
     card = CardMethod(token="tok", fingerprint=f"fp_{unique}", country="US")
     ip = f"10.{int(unique[:2], 16)}.{int(unique[2:4], 16)}.{int(unique[4:6], 16)}"
     # Three recent payments with this card, IP and customer, one from long ago, and one other customer.
-    for i, age in enumerate((timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(days=2))):
+    for i, age in enumerate(
+        (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(days=2))
+    ):
         at = now - age
-        view = make_view(f"pay_{i}{unique}", method=card, customer_id=f"cus_{unique}", customer_ip=ip, created_at=at, updated_at=at)
+        view = make_view(
+            f"pay_{i}{unique}",
+            method=card,
+            customer_id=f"cus_{unique}",
+            customer_ip=ip,
+            created_at=at,
+            updated_at=at,
+        )
         await store.record_transition(PaymentTransition(view=view))
     stranger = make_view(f"pay_s{unique}", customer_id=f"other_{unique}", created_at=now, updated_at=now)
     await store.record_transition(PaymentTransition(view=stranger))

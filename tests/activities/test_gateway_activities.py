@@ -118,7 +118,14 @@ async def raised(activities: GatewayActivities, call: AuthorizeCall) -> Applicat
 
 def test_definitions_are_registered_under_the_contract_names(activities: GatewayActivities) -> None:
     defined = {fn.__temporal_activity_definition.name for fn in activities.definitions()}  # type: ignore[attr-defined]
-    assert defined == {names.AUTHORIZE, names.CAPTURE, names.CANCEL, names.LOOKUP, names.REFUND, names.LOOKUP_REFUND}
+    assert defined == {
+        names.AUTHORIZE,
+        names.CAPTURE,
+        names.CANCEL,
+        names.LOOKUP,
+        names.REFUND,
+        names.LOOKUP_REFUND,
+    }
 
 
 async def test_every_activity_reaches_the_gateway(activities: GatewayActivities, unique: str) -> None:
@@ -126,10 +133,16 @@ async def test_every_activity_reaches_the_gateway(activities: GatewayActivities,
     auth = authorize_call(unique).model_copy(update={"capture": False})
     held = await env.run(activities.authorize, auth)
     assert held.status == GatewayPaymentStatus.AUTHORIZED
-    common = {"gateway": "mock", "payment_id": auth.payment_id, "provider_payment_id": held.provider_payment_id}
+    common = {
+        "gateway": "mock",
+        "payment_id": auth.payment_id,
+        "provider_payment_id": held.provider_payment_id,
+    }
     captured = await env.run(
         activities.capture,
-        CaptureCall(**common, amount=auth.amount.with_minor(2000), idempotency_key=f"{auth.payment_id}:capture"),
+        CaptureCall(
+            **common, amount=auth.amount.with_minor(2000), idempotency_key=f"{auth.payment_id}:capture"
+        ),
     )
     assert captured.captured_minor == 2000
     lookup = LookupCall(gateway="mock", payment_id=auth.payment_id, amount=auth.amount)
@@ -137,7 +150,9 @@ async def test_every_activity_reaches_the_gateway(activities: GatewayActivities,
     assert looked == captured
     refund = await env.run(
         activities.refund,
-        RefundCall(**common, refund_id="ref_1", amount=auth.amount.with_minor(500), idempotency_key="k:refund"),
+        RefundCall(
+            **common, refund_id="ref_1", amount=auth.amount.with_minor(500), idempotency_key="k:refund"
+        ),
     )
     assert refund.status == RefundStatus.SUCCEEDED
     assert await env.run(activities.lookup_refund, RefundLookupCall(**common, refund_id="ref_1")) == refund
@@ -145,14 +160,21 @@ async def test_every_activity_reaches_the_gateway(activities: GatewayActivities,
     await env.run(activities.authorize, other)
     cancelled = await env.run(
         activities.cancel,
-        CancelCall(gateway="mock", payment_id=other.payment_id, provider_payment_id=None, reason="abandoned",
-                   idempotency_key=f"{other.payment_id}:cancel"),
+        CancelCall(
+            gateway="mock",
+            payment_id=other.payment_id,
+            provider_payment_id=None,
+            reason="abandoned",
+            idempotency_key=f"{other.payment_id}:cancel",
+        ),
     )
     assert cancelled.status == GatewayPaymentStatus.CANCELLED
 
 
 async def test_a_decline_is_a_result_not_an_error(activities: GatewayActivities, unique: str) -> None:
-    result = await ActivityEnvironment().run(activities.authorize, authorize_call(unique, "tok_chargeDeclined"))
+    result = await ActivityEnvironment().run(
+        activities.authorize, authorize_call(unique, "tok_chargeDeclined")
+    )
     assert result.status == GatewayPaymentStatus.DECLINED
 
 
@@ -217,14 +239,23 @@ async def test_other_exceptions_propagate_unchanged(unique: str) -> None:
     # A bug is not a gateway answer: Temporal retries it as any failed activity.
     activities = GatewayActivities(GatewayRegistry([RaisingGateway(KeyError("oops"))]))
     with pytest.raises(KeyError):
-        await ActivityEnvironment().run(activities.refund, RefundCall(
-            gateway="raising", payment_id="p", provider_payment_id=None, refund_id="r",
-            amount=Amount(minor=1, currency="USD"), idempotency_key="k",
-        ))
+        await ActivityEnvironment().run(
+            activities.refund,
+            RefundCall(
+                gateway="raising",
+                payment_id="p",
+                provider_payment_id=None,
+                refund_id="r",
+                amount=Amount(minor=1, currency="USD"),
+                idempotency_key="k",
+            ),
+        )
 
 
 async def test_card_numbers_are_masked_and_messages_bounded(unique: str) -> None:
-    leaky = GatewayInvalidRequest(f"card {CARD} / 4242 4242 4242 4242 / 4242-4242-4242-4242 rejected " + "x" * 500)
+    leaky = GatewayInvalidRequest(
+        f"card {CARD} / 4242 4242 4242 4242 / 4242-4242-4242-4242 rejected " + "x" * 500
+    )
     activities = GatewayActivities(GatewayRegistry([RaisingGateway(leaky)]))
     error = await raised(activities, authorize_call(unique, gateway="raising"))
     assert "4242" not in error.message and error.message.count("[redacted]") == 3
@@ -265,7 +296,10 @@ async def run_probe(
 ) -> tuple[GatewayResult | WorkflowFailureError, int]:
     """The workflow's result (or failure) and the attempt the activity finished on."""
     async with Worker(
-        temporal_env.client, task_queue=task_queue, workflows=[AuthorizeProbe], activities=activities.definitions()
+        temporal_env.client,
+        task_queue=task_queue,
+        workflows=[AuthorizeProbe],
+        activities=activities.definitions(),
     ):
         handle = await temporal_env.client.start_workflow(
             AuthorizeProbe.run, call, id=f"probe-{call.payment_id}", task_queue=task_queue
@@ -288,9 +322,12 @@ async def test_dropped_response_is_retried_once_and_charges_once(
     result, attempts = await run_probe(temporal_env, task_queue, activities, call)
     assert isinstance(result, GatewayResult)
     assert (result.status, attempts) == (GatewayPaymentStatus.SUCCEEDED, 2)
-    assert result.provider_payment_id == (await mock.lookup(
-        LookupCall(gateway="mock", payment_id=call.payment_id, amount=call.amount)
-    )).provider_payment_id
+    assert (
+        result.provider_payment_id
+        == (
+            await mock.lookup(LookupCall(gateway="mock", payment_id=call.payment_id, amount=call.amount))
+        ).provider_payment_id
+    )
 
 
 async def test_rate_limit_waits_as_asked(
@@ -308,13 +345,19 @@ async def test_rate_limit_waits_as_asked(
 async def test_refusal_is_not_retried(
     temporal_env, task_queue: str, activities: GatewayActivities, unique: str
 ) -> None:
-    failure, attempts = await run_probe(temporal_env, task_queue, activities, authorize_call(unique, "tok_bogus"))
+    failure, attempts = await run_probe(
+        temporal_env, task_queue, activities, authorize_call(unique, "tok_bogus")
+    )
     assert isinstance(failure, WorkflowFailureError) and attempts == 1
     activity_error = failure.cause
     assert isinstance(activity_error, ActivityError)
     cause = activity_error.cause
     assert isinstance(cause, ApplicationError)
-    assert (cause.type, cause.non_retryable, cause.details) == ("GatewayInvalidRequest", True, ("resource_missing",))
+    assert (cause.type, cause.non_retryable, cause.details) == (
+        "GatewayInvalidRequest",
+        True,
+        ("resource_missing",),
+    )
 
 
 class SlowGateway(RaisingGateway):

@@ -75,7 +75,9 @@ async def test_every_outcome_is_counted_with_its_latency(
     env = ActivityEnvironment()
 
     assert (await env.run(activities.authorize, call(f"{unique}a", "tok_visa"))).status == "succeeded"
-    assert (await env.run(activities.authorize, call(f"{unique}b", "tok_chargeDeclined"))).status == "declined"
+    assert (
+        await env.run(activities.authorize, call(f"{unique}b", "tok_chargeDeclined"))
+    ).status == "declined"
     expected_types = [
         (call(f"{unique}c", "tok_transient_1"), "GatewayTransientError"),
         (call(f"{unique}d", "tok_ratelimited_1"), "GatewayRateLimited"),
@@ -100,7 +102,13 @@ async def test_every_outcome_is_counted_with_its_latency(
         labels = frozenset({"gateway": gateway, "operation": "authorize", "outcome": outcome}.items())
         return samples.get(("durapay_gateway_calls_total", labels), 0.0)
 
-    assert (calls("ok"), calls("declined"), calls("transient"), calls("unknown"), calls("error")) == (1, 1, 2, 1, 1)
+    assert (calls("ok"), calls("declined"), calls("transient"), calls("unknown"), calls("error")) == (
+        1,
+        1,
+        2,
+        1,
+        1,
+    )
     assert calls("invalid", gateway="paypal") == 1
     duration = frozenset({"gateway": "mock", "operation": "authorize"}.items())
     assert samples[("durapay_gateway_call_duration_seconds_count", duration)] == 6
@@ -116,7 +124,9 @@ def test_a_failed_refund_is_a_decline() -> None:
 
 async def test_metrics_are_optional(mock: MockGateway, unique: str) -> None:
     # Other workers (bench, tests) build the activities without metrics.
-    result = await ActivityEnvironment().run(GatewayActivities(GatewayRegistry([mock])).authorize, call(unique, "tok_visa"))
+    result = await ActivityEnvironment().run(
+        GatewayActivities(GatewayRegistry([mock])).authorize, call(unique, "tok_visa")
+    )
     assert result.status == "succeeded"
 
 

@@ -8,7 +8,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.orders import OrderActivities, OrderService, SqlOrderLedger
 from activities.store.tables import orders
-from tests.activities.store.helpers import engine  # noqa: F401  (fixture)
+from tests.activities.store.helpers import engine
 from workflows import activity_names
 from workflows.ledger_io import OrderRefusal, OrderRelease, OrderReservation, ReservationResult
 from workflows.money import Amount
@@ -56,12 +56,18 @@ async def test_the_first_payment_registers_and_holds_the_order(
     assert await ledger.reserve(reserve(order, "pay_a")) == ACCEPTED  # a retried step
     stored = await order_row(engine, order)
     assert (stored["amount_minor"], stored["currency"], stored["status"], stored["payment_id"]) == (
-        1000, "USD", "reserved", "pay_a",
+        1000,
+        "USD",
+        "reserved",
+        "pay_a",
     )
 
     in_flight = await ledger.reserve(reserve(order, "pay_b"))
     assert refusal(in_flight) is OrderRefusal.PAYMENT_IN_FLIGHT
-    assert refusal(await ledger.reserve(reserve(order, "pay_b", Amount(minor=999, currency="USD")))) is OrderRefusal.AMOUNT_MISMATCH
+    assert (
+        refusal(await ledger.reserve(reserve(order, "pay_b", Amount(minor=999, currency="USD"))))
+        is OrderRefusal.AMOUNT_MISMATCH
+    )
     mismatch = await ledger.reserve(reserve(order, "pay_b", Amount(minor=1000, currency="EUR")))
     assert refusal(mismatch) is OrderRefusal.AMOUNT_MISMATCH
     assert mismatch.message == "the order is for 10.00 USD, not 10.00 EUR"
@@ -79,7 +85,10 @@ async def test_release_frees_the_order_for_the_next_payment(
     await ledger.release(held(order, "pay_a"))  # repeated: still harmless
     assert (await order_row(engine, order))["status"] == "open"
     # The registered amount stays: a free order still only takes its own amount.
-    assert refusal(await ledger.reserve(reserve(order, "pay_b", Amount(minor=1, currency="USD")))) is OrderRefusal.AMOUNT_MISMATCH
+    assert (
+        refusal(await ledger.reserve(reserve(order, "pay_b", Amount(minor=1, currency="USD"))))
+        is OrderRefusal.AMOUNT_MISMATCH
+    )
     assert await ledger.reserve(reserve(order, "pay_b")) == ACCEPTED
     assert (await order_row(engine, order))["payment_id"] == "pay_b"
 
@@ -95,7 +104,10 @@ async def test_a_paid_order_refuses_every_other_payment_and_stays_paid(
     paid = await ledger.reserve(reserve(order, "pay_b"))
     assert refusal(paid) is OrderRefusal.ALREADY_PAID
     # Already paid wins over an amount mismatch: it is the reason that matters to the caller.
-    assert refusal(await ledger.reserve(reserve(order, "pay_c", Amount(minor=5, currency="USD")))) is OrderRefusal.ALREADY_PAID
+    assert (
+        refusal(await ledger.reserve(reserve(order, "pay_c", Amount(minor=5, currency="USD"))))
+        is OrderRefusal.ALREADY_PAID
+    )
     assert await ledger.reserve(reserve(order, "pay_a")) == ACCEPTED  # its own payment, repeating itself
 
     await ledger.release(held(order, "pay_a"))  # money moved: a release does not reopen the order

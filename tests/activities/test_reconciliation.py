@@ -92,7 +92,9 @@ LONG_AGO = T0 - timedelta(days=1)  # "updated" well before the grace period of a
 )
 def test_classify(ours: PaymentStatus, theirs: GatewayPaymentStatus, expected) -> None:
     view = make_view("pay_c", status=ours, captured_minor=4999 if ours in (S.PAID, S.REFUNDED) else 0)
-    finding = classify(view, GatewayResult(status=theirs, captured_minor=4999 if theirs is G.SUCCEEDED else None))
+    finding = classify(
+        view, GatewayResult(status=theirs, captured_minor=4999 if theirs is G.SUCCEEDED else None)
+    )
     assert (None if finding is None else (finding.kind, finding.repair)) == expected
 
 
@@ -103,7 +105,11 @@ def test_classify_amount_and_late_payment_already_given_back() -> None:
     assert "49.99 USD here, 20.00 USD at the provider" in finding.detail
 
     late = RefundView(
-        refund_id="late", amount=USD, status=RefundStatus.PENDING, created_at=T0, reason="payment completed after it was closed"
+        refund_id="late",
+        amount=USD,
+        status=RefundStatus.PENDING,
+        created_at=T0,
+        reason="payment completed after it was closed",
     )
     given_back = make_view("pay_l", status=S.FAILED, captured_minor=4999, refunds=[late])
     assert classify(given_back, GatewayResult(status=G.SUCCEEDED, captured_minor=4999)) is None
@@ -111,18 +117,28 @@ def test_classify_amount_and_late_payment_already_given_back() -> None:
 
 def test_events_carry_the_providers_amount_and_deterministic_ids() -> None:
     view = make_view("pay_e", status=S.AUTHORIZING, provider_payment_id="pi_1")
-    partial = status_event(view, GatewayResult(status=G.SUCCEEDED, captured_minor=2000), GatewayEventKind.PAYMENT_SUCCEEDED)
+    partial = status_event(
+        view, GatewayResult(status=G.SUCCEEDED, captured_minor=2000), GatewayEventKind.PAYMENT_SUCCEEDED
+    )
     assert (partial.event_id, partial.amount, partial.provider_payment_id) == (
         "reconcile:pay_e:succeeded",
         Amount(minor=2000, currency="USD"),
         "pi_1",
     )
-    declined = Failure(code="card_declined", message="Your card was declined.", decline_code="generic_decline")
-    failed = status_event(view, GatewayResult(status=G.DECLINED, failure=declined), GatewayEventKind.PAYMENT_FAILED)
+    declined = Failure(
+        code="card_declined", message="Your card was declined.", decline_code="generic_decline"
+    )
+    failed = status_event(
+        view, GatewayResult(status=G.DECLINED, failure=declined), GatewayEventKind.PAYMENT_FAILED
+    )
     assert (failed.event_id, failed.amount, failed.failure) == ("reconcile:pay_e:declined", None, declined)
 
-    refund = RefundView(refund_id="re_1", amount=USD.with_minor(500), status=RefundStatus.PENDING, created_at=T0)
-    settled = refund_event(view, refund, RefundResult(refund_id="re_1", status=RefundStatus.SUCCEEDED, provider_refund_id="rf_9"))
+    refund = RefundView(
+        refund_id="re_1", amount=USD.with_minor(500), status=RefundStatus.PENDING, created_at=T0
+    )
+    settled = refund_event(
+        view, refund, RefundResult(refund_id="re_1", status=RefundStatus.SUCCEEDED, provider_refund_id="rf_9")
+    )
     assert (settled.event_id, settled.kind, settled.refund_id, settled.provider_refund_id) == (
         "reconcile:pay_e:refund:re_1:succeeded",
         GatewayEventKind.REFUND_SUCCEEDED,
@@ -182,29 +198,73 @@ async def record(store: PaymentStore, view: PaymentView) -> PaymentView:
     return view
 
 
-async def test_drift_made_on_purpose_is_reported_then_repaired(store: PaymentStore, mock: MockGateway) -> None:
-    ids = {name: f"pay_{name}_{uuid.uuid4().hex[:6]}" for name in ("ahead", "ok", "declined", "ghost", "partial", "busy", "stripe", "refund", "closed")}
+async def test_drift_made_on_purpose_is_reported_then_repaired(
+    store: PaymentStore, mock: MockGateway
+) -> None:
+    ids = {
+        name: f"pay_{name}_{uuid.uuid4().hex[:6]}"
+        for name in ("ahead", "ok", "declined", "ghost", "partial", "busy", "stripe", "refund", "closed")
+    }
 
     # The provider says paid, we still wait for the customer (its webhook was lost).
     ahead = await charge(mock, ids["ahead"], "tok_async_webhook")
     mock.settle(ids["ahead"])
-    await record(store, make_view(ids["ahead"], status=S.AUTHORIZING, provider_payment_id=ahead.provider_payment_id, updated_at=LONG_AGO))
+    await record(
+        store,
+        make_view(
+            ids["ahead"],
+            status=S.AUTHORIZING,
+            provider_payment_id=ahead.provider_payment_id,
+            updated_at=LONG_AGO,
+        ),
+    )
     # Both say paid.
     ok = await charge(mock, ids["ok"], "tok_visa")
-    await record(store, make_view(ids["ok"], status=S.PAID, captured_minor=4999, provider_payment_id=ok.provider_payment_id, updated_at=LONG_AGO))
+    await record(
+        store,
+        make_view(
+            ids["ok"],
+            status=S.PAID,
+            captured_minor=4999,
+            provider_payment_id=ok.provider_payment_id,
+            updated_at=LONG_AGO,
+        ),
+    )
     # The provider declined, we still wait.
     declined = await charge(mock, ids["declined"], "tok_async_webhook")
     mock.settle(ids["declined"], succeeded=False)
-    await record(store, make_view(ids["declined"], status=S.AUTHORIZING, provider_payment_id=declined.provider_payment_id, updated_at=LONG_AGO))
+    await record(
+        store,
+        make_view(
+            ids["declined"],
+            status=S.AUTHORIZING,
+            provider_payment_id=declined.provider_payment_id,
+            updated_at=LONG_AGO,
+        ),
+    )
     # We say paid; the provider never heard of it.
     await record(store, make_view(ids["ghost"], status=S.PAID, captured_minor=4999, updated_at=LONG_AGO))
     # Both say paid, not the same amount.
     partial = await charge(mock, ids["partial"], "tok_visa", capture=False)
     await mock.capture(
-        CaptureCall(gateway="mock", payment_id=ids["partial"], provider_payment_id=partial.provider_payment_id,
-                    amount=USD.with_minor(2000), idempotency_key=f"payment-{ids['partial']}:capture")
+        CaptureCall(
+            gateway="mock",
+            payment_id=ids["partial"],
+            provider_payment_id=partial.provider_payment_id,
+            amount=USD.with_minor(2000),
+            idempotency_key=f"payment-{ids['partial']}:capture",
+        )
     )
-    await record(store, make_view(ids["partial"], status=S.PAID, captured_minor=4999, provider_payment_id=partial.provider_payment_id, updated_at=LONG_AGO))
+    await record(
+        store,
+        make_view(
+            ids["partial"],
+            status=S.PAID,
+            captured_minor=4999,
+            provider_payment_id=partial.provider_payment_id,
+            updated_at=LONG_AGO,
+        ),
+    )
     # Still in flight: skipped, whatever the provider says.
     await record(store, make_view(ids["busy"], status=S.PENDING, updated_at=T0 - timedelta(seconds=5)))
     # A gateway this process does not have.
@@ -212,18 +272,51 @@ async def test_drift_made_on_purpose_is_reported_then_repaired(store: PaymentSto
     # Our refund is pending; the provider made it.
     paid = await charge(mock, ids["refund"], "tok_visa")
     refunded = await mock.refund(
-        RefundCall(gateway="mock", payment_id=ids["refund"], provider_payment_id=paid.provider_payment_id, refund_id="re_1",
-                   amount=USD.with_minor(1000), idempotency_key=f"payment-{ids['refund']}:refund:re_1")
+        RefundCall(
+            gateway="mock",
+            payment_id=ids["refund"],
+            provider_payment_id=paid.provider_payment_id,
+            refund_id="re_1",
+            amount=USD.with_minor(1000),
+            idempotency_key=f"payment-{ids['refund']}:refund:re_1",
+        )
     )
-    pending = RefundView(refund_id="re_1", amount=USD.with_minor(1000), status=RefundStatus.PENDING, created_at=T0)
-    await record(store, make_view(ids["refund"], status=S.PAID, captured_minor=4999, provider_payment_id=paid.provider_payment_id,
-                                  refunds=[pending], updated_at=LONG_AGO))
+    pending = RefundView(
+        refund_id="re_1", amount=USD.with_minor(1000), status=RefundStatus.PENDING, created_at=T0
+    )
+    await record(
+        store,
+        make_view(
+            ids["refund"],
+            status=S.PAID,
+            captured_minor=4999,
+            provider_payment_id=paid.provider_payment_id,
+            refunds=[pending],
+            updated_at=LONG_AGO,
+        ),
+    )
     # The provider says paid, and the workflow has closed meanwhile.
     closed = await charge(mock, ids["closed"], "tok_async_webhook")
     mock.settle(ids["closed"])
-    await record(store, make_view(ids["closed"], status=S.AUTHORIZING, provider_payment_id=closed.provider_payment_id, updated_at=LONG_AGO))
+    await record(
+        store,
+        make_view(
+            ids["closed"],
+            status=S.AUTHORIZING,
+            provider_payment_id=closed.provider_payment_id,
+            updated_at=LONG_AGO,
+        ),
+    )
     # Outside the range: never looked at.
-    await record(store, make_view(f"pay_old_{uuid.uuid4().hex[:6]}", status=S.PAID, created_at=T0 - timedelta(days=30), updated_at=LONG_AGO))
+    await record(
+        store,
+        make_view(
+            f"pay_old_{uuid.uuid4().hex[:6]}",
+            status=S.PAID,
+            created_at=T0 - timedelta(days=30),
+            updated_at=LONG_AGO,
+        ),
+    )
 
     signals = RecordingSignals(closed=frozenset({ids["closed"]}))
     reconciler = Reconciler(store, GatewayRegistry([mock]), signals, page_size=3)
@@ -246,7 +339,10 @@ async def test_drift_made_on_purpose_is_reported_then_repaired(store: PaymentSto
     assert signals.events == [] and report.needs_attention
     ahead_drift = drifts[(ids["ahead"], DriftKind.STATUS)]
     assert (ahead_drift.ours, ahead_drift.theirs, ahead_drift.repair, ahead_drift.event_id) == (
-        S.AUTHORIZING, "succeeded", GatewayEventKind.PAYMENT_SUCCEEDED, f"reconcile:{ids['ahead']}:succeeded"
+        S.AUTHORIZING,
+        "succeeded",
+        GatewayEventKind.PAYMENT_SUCCEEDED,
+        f"reconcile:{ids['ahead']}:succeeded",
     )
     assert "not enabled" in drifts[(ids["stripe"], DriftKind.LOOKUP_FAILED)].detail
     # A report changes nothing: the store still says what it said.
@@ -261,17 +357,22 @@ async def test_drift_made_on_purpose_is_reported_then_repaired(store: PaymentSto
     assert actions[ids["closed"]] is RepairAction.WORKFLOW_CLOSED
     for unrepairable in ("ghost", "partial", "stripe"):
         assert actions[ids[unrepairable]] is RepairAction.REPORTED
-    sent = {payment_id: event for payment_id, event in signals.events}
+    sent = dict(signals.events)
     assert set(sent) == {ids["ahead"], ids["declined"], ids["refund"], ids["closed"]}
     assert (sent[ids["ahead"]].kind, sent[ids["ahead"]].amount) == (GatewayEventKind.PAYMENT_SUCCEEDED, USD)
     assert sent[ids["declined"]].kind is GatewayEventKind.PAYMENT_FAILED
-    assert (sent[ids["refund"]].refund_id, sent[ids["refund"]].provider_refund_id) == ("re_1", refunded.provider_refund_id)
+    assert (sent[ids["refund"]].refund_id, sent[ids["refund"]].provider_refund_id) == (
+        "re_1",
+        refunded.provider_refund_id,
+    )
     # Repairs go through the workflows only: the store is untouched by the reconciler itself.
     assert (await store.get(ids["ahead"])).status is S.AUTHORIZING
 
     # Run again: the same events, under the same ids, for the workflows to de-duplicate.
     await reconciler.run(request.model_copy(update={"repair": True}), now=T0)
-    assert sorted(e.event_id for _, e in signals.events[len(sent):]) == sorted(e.event_id for e in sent.values())
+    assert sorted(e.event_id for _, e in signals.events[len(sent) :]) == sorted(
+        e.event_id for e in sent.values()
+    )
 
 
 async def test_paging_visits_every_payment_once(store: PaymentStore, mock: MockGateway) -> None:
@@ -281,13 +382,27 @@ async def test_paging_visits_every_payment_once(store: PaymentStore, mock: MockG
     for index, payment_id in enumerate(ids):
         created = T0 if index < 7 else T0 + timedelta(seconds=index)
         # Paid here, unknown to the provider: every one of them is a drift, so each shows up.
-        await record(store, make_view(payment_id, status=S.PAID, captured_minor=4999, created_at=created, updated_at=LONG_AGO))
-    await record(store, make_view(f"pay_at_until_{uuid.uuid4().hex[:4]}", status=S.PAID, created_at=T0 + timedelta(minutes=5), updated_at=LONG_AGO))
+        await record(
+            store,
+            make_view(
+                payment_id, status=S.PAID, captured_minor=4999, created_at=created, updated_at=LONG_AGO
+            ),
+        )
+    await record(
+        store,
+        make_view(
+            f"pay_at_until_{uuid.uuid4().hex[:4]}",
+            status=S.PAID,
+            created_at=T0 + timedelta(minutes=5),
+            updated_at=LONG_AGO,
+        ),
+    )
 
     for page_size in (1, 2, 3, 50):
         reconciler = Reconciler(store, GatewayRegistry([mock]), page_size=page_size, concurrency=2)
         report = await reconciler.run(
-            ReconcileRequest(since=T0, until=T0 + timedelta(minutes=5), grace_seconds=0), now=T0 + timedelta(days=2)
+            ReconcileRequest(since=T0, until=T0 + timedelta(minutes=5), grace_seconds=0),
+            now=T0 + timedelta(days=2),
         )
         assert sorted(d.payment_id for d in report.drifts) == sorted(ids), page_size
         assert report.checked == 11
@@ -295,10 +410,15 @@ async def test_paging_visits_every_payment_once(store: PaymentStore, mock: MockG
 
 async def test_the_listed_drifts_are_bounded(store: PaymentStore, mock: MockGateway) -> None:
     for index in range(5):
-        await record(store, make_view(f"pay_b{index}_{uuid.uuid4().hex[:4]}", status=S.PAID, updated_at=LONG_AGO))
+        await record(
+            store, make_view(f"pay_b{index}_{uuid.uuid4().hex[:4]}", status=S.PAID, updated_at=LONG_AGO)
+        )
     reconciler = Reconciler(store, GatewayRegistry([mock]))
     report = await reconciler.run(
-        ReconcileRequest(since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=1), grace_seconds=0, max_listed=2), now=T0
+        ReconcileRequest(
+            since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=1), grace_seconds=0, max_listed=2
+        ),
+        now=T0,
     )
     assert (len(report.drifts), report.unlisted_drifts, report.unlisted_signalled) == (2, 3, 0)
     assert report.needs_attention
@@ -330,35 +450,48 @@ async def reconcile_stack(temporal_env, tmp_path_factory) -> AsyncIterator[Stack
 
 
 async def create(stack: Stack, unique: str, token: str, **fields) -> dict:
-    body = {"order_id": f"order-{unique}", "amount": "49.99", "currency": "USD",
-            "payment_method": {"type": "card", "token": token}, **fields}
+    body = {
+        "order_id": f"order-{unique}",
+        "amount": "49.99",
+        "currency": "USD",
+        "payment_method": {"type": "card", "token": token},
+        **fields,
+    }
     async with stack.http() as http:
         response = await http.post("/v1/payments", json=body, headers=stack.headers(unique))
     assert response.status_code in (201, 202), response.text
     return response.json()
 
 
-async def eventually_status(stack: Stack, payment_id: str, status: PaymentStatus, timeout: float = 10) -> PaymentView:
+async def eventually_status(
+    stack: Stack, payment_id: str, status: PaymentStatus, timeout: float = 10
+) -> PaymentView:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         view = await stack.store.get(payment_id)
-        if view is not None and view.status is status or asyncio.get_running_loop().time() > deadline:
+        if (view is not None and view.status is status) or asyncio.get_running_loop().time() > deadline:
             return view
         await asyncio.sleep(0.05)
 
 
 def window_around(view: dict, *, repair: bool) -> ReconcileRequest:
     created = datetime.fromisoformat(view["created_at"])
-    return ReconcileRequest(since=created, until=created + timedelta(seconds=1), repair=repair, grace_seconds=0)
+    return ReconcileRequest(
+        since=created, until=created + timedelta(seconds=1), repair=repair, grace_seconds=0
+    )
 
 
 async def received_events(stack: Stack, payment_id: str, event_id: str) -> int:
     return sum(
-        1 for e in await stack.store.events(payment_id) if e.type == "webhook.received" and e.data.get("event_id") == event_id
+        1
+        for e in await stack.store.events(payment_id)
+        if e.type == "webhook.received" and e.data.get("event_id") == event_id
     )
 
 
-async def test_a_lost_success_webhook_is_repaired_through_the_workflow_once(reconcile_stack: Stack, unique: str) -> None:
+async def test_a_lost_success_webhook_is_repaired_through_the_workflow_once(
+    reconcile_stack: Stack, unique: str
+) -> None:
     stack = reconcile_stack
     waiting = await create(stack, unique, "tok_async_webhook")
     assert waiting["status"] == "authorizing"
@@ -367,12 +500,17 @@ async def test_a_lost_success_webhook_is_repaired_through_the_workflow_once(reco
     reconciler = Reconciler(stack.store, stack.registry, TemporalPaymentSignals(stack.client))
     report = await reconciler.run(window_around(waiting, repair=False))
     [drift] = report.drifts
-    assert (drift.payment_id, drift.kind, drift.action) == (waiting["id"], DriftKind.STATUS, RepairAction.REPORTED)
+    assert (drift.payment_id, drift.kind, drift.action) == (
+        waiting["id"],
+        DriftKind.STATUS,
+        RepairAction.REPORTED,
+    )
     assert (await stack.store.get(waiting["id"])).status is S.AUTHORIZING
 
     # Two repairs racing each other (two operators, or a retried run): the workflow applies one.
     first, second = await asyncio.gather(
-        reconciler.run(window_around(waiting, repair=True)), reconciler.run(window_around(waiting, repair=True))
+        reconciler.run(window_around(waiting, repair=True)),
+        reconciler.run(window_around(waiting, repair=True)),
     )
     assert [d.action for d in first.drifts + second.drifts] == [RepairAction.SIGNALLED] * 2
 
@@ -389,7 +527,11 @@ async def test_a_decline_the_workflow_missed_fails_the_payment(reconcile_stack: 
 
     reconciler = Reconciler(stack.store, stack.registry, TemporalPaymentSignals(stack.client))
     [drift] = (await reconciler.run(window_around(waiting, repair=True))).drifts
-    assert (drift.theirs, drift.repair, drift.action) == ("declined", GatewayEventKind.PAYMENT_FAILED, RepairAction.SIGNALLED)
+    assert (drift.theirs, drift.repair, drift.action) == (
+        "declined",
+        GatewayEventKind.PAYMENT_FAILED,
+        RepairAction.SIGNALLED,
+    )
 
     failed = await eventually_status(stack, waiting["id"], S.FAILED)
     assert failed.status is S.FAILED and failed.failure.code == "payment_failed"
@@ -409,10 +551,17 @@ async def test_a_paid_payment_is_never_moved_back(reconcile_stack: Stack, unique
 
     [drift] = (await reconciler.run(window_around(paid, repair=True))).drifts
 
-    assert (drift.kind, drift.theirs, drift.action, drift.repair) == (DriftKind.CONTRADICTION, "not_found", RepairAction.REPORTED, None)
+    assert (drift.kind, drift.theirs, drift.action, drift.repair) == (
+        DriftKind.CONTRADICTION,
+        "not_found",
+        RepairAction.REPORTED,
+        None,
+    )
     handle = stack.client.get_workflow_handle(f"payment-{paid['id']}")
     signals = [
-        e async for e in handle.fetch_history_events() if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        e
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert signals == []
     assert (await stack.store.get(paid["id"])).status is S.PAID

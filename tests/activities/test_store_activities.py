@@ -9,7 +9,7 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
-from tests.activities.store.helpers import T0, engine, make_view, store  # noqa: F401  (fixtures)
+from tests.activities.store.helpers import T0, engine, make_view, store
 from workflows import activity_names as act
 from workflows.domain import FraudDecision, FraudResult, PaymentStatus, PaymentView
 from workflows.ledger_io import (
@@ -75,7 +75,11 @@ class LocalStepsWorkflow:
 
 
 async def test_the_local_steps_work_through_temporal_by_name(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, engine: AsyncEngine, store: PaymentStore, unique: str
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    engine: AsyncEngine,
+    store: PaymentStore,
+    unique: str,
 ) -> None:
     activities = [
         *OrderActivities(SqlOrderLedger(engine)).definitions(),
@@ -95,4 +99,6 @@ async def test_the_local_steps_work_through_temporal_by_name(
 
     assert outcome == ["True", FraudDecision.ALLOW.value, "already_paid"]
     stored = await store.get(view.id)
-    assert stored.status is PaymentStatus.PAID and stored.fraud == FraudResult(score=0, decision=FraudDecision.ALLOW)
+    assert stored.status is PaymentStatus.PAID and stored.fraud == FraudResult(
+        score=0, decision=FraudDecision.ALLOW
+    )

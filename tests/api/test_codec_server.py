@@ -43,7 +43,9 @@ async def test_encode_then_decode_through_the_endpoints(codec: AesGcmCodec) -> N
             [sealed] = parsed(await resp.read())
         assert sealed.metadata["encoding"] == ENCODING and EMAIL not in sealed.data
         # The CLI's `{namespace}` template puts the namespace before the operation.
-        async with http.post(f"{base}/codec/default/decode", data=body(sealed), headers={**AUTH, **JSON}) as resp:
+        async with http.post(
+            f"{base}/codec/default/decode", data=body(sealed), headers={**AUTH, **JSON}
+        ) as resp:
             assert resp.status == 200
             assert parsed(await resp.read()) == [original]
     # What the worker's codec wrote, the server opens: they are one codec.
@@ -52,7 +54,10 @@ async def test_encode_then_decode_through_the_endpoints(codec: AesGcmCodec) -> N
 
 async def test_every_post_needs_an_api_key(codec: AesGcmCodec) -> None:
     [sealed] = await codec.encode([Payload(data=EMAIL)])
-    async with serve(make_deps(codec=codec, codec_cors_origins=frozenset({UI}))) as base, aiohttp.ClientSession() as http:
+    async with (
+        serve(make_deps(codec=codec, codec_cors_origins=frozenset({UI}))) as base,
+        aiohttp.ClientSession() as http,
+    ):
         for path in ("/codec/decode", "/codec/encode", "/codec/default/decode"):
             async with http.post(f"{base}{path}", data=body(sealed), headers={**JSON, "Origin": UI}) as resp:
                 assert (resp.status, resp.content_type) == (401, PROBLEM_CONTENT_TYPE)
@@ -63,7 +68,10 @@ async def test_every_post_needs_an_api_key(codec: AesGcmCodec) -> None:
 
 async def test_cors_preflight_for_the_ui_origin_only(codec: AesGcmCodec) -> None:
     deps = make_deps(codec=codec, codec_cors_origins=frozenset({UI}))
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-namespace"}
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-namespace",
+    }
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         async with http.options(f"{base}/codec/decode", headers={**preflight, "Origin": UI}) as resp:
             assert resp.status == 204
@@ -72,10 +80,14 @@ async def test_cors_preflight_for_the_ui_origin_only(codec: AesGcmCodec) -> None
             allowed = {h.strip() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
             assert {"authorization", "content-type", "x-namespace"} <= allowed
             assert resp.headers["Access-Control-Allow-Credentials"] == "true"
-        async with http.options(f"{base}/codec/decode", headers={**preflight, "Origin": "https://evil.example"}) as resp:
+        async with http.options(
+            f"{base}/codec/decode", headers={**preflight, "Origin": "https://evil.example"}
+        ) as resp:
             assert "Access-Control-Allow-Origin" not in resp.headers
         [sealed] = await codec.encode([Payload(data=EMAIL)])
-        async with http.post(f"{base}/codec/decode", data=body(sealed), headers={**AUTH, **JSON, "Origin": UI}) as resp:
+        async with http.post(
+            f"{base}/codec/decode", data=body(sealed), headers={**AUTH, **JSON, "Origin": UI}
+        ) as resp:
             assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == UI
             assert "Origin" in resp.headers["Vary"]
 
@@ -86,15 +98,21 @@ async def test_altered_and_malformed_payloads_are_refused(codec: AesGcmCodec) ->
     unknown_key = Payload(metadata={**sealed.metadata, "encryption-key-id": b"retired"}, data=sealed.data)
     async with serve(make_deps(codec=codec)) as base, aiohttp.ClientSession() as http:
         for payload, detail in ((altered, "failed authentication"), (unknown_key, "unknown key 'retired'")):
-            async with http.post(f"{base}/codec/decode", data=body(payload), headers={**AUTH, **JSON}) as resp:
+            async with http.post(
+                f"{base}/codec/decode", data=body(payload), headers={**AUTH, **JSON}
+            ) as resp:
                 problem = await resp.json(content_type=None)
                 assert (resp.status, problem["code"]) == (422, "payload_not_decodable")
                 assert detail in problem["detail"]
-        async with http.post(f"{base}/codec/decode", data=b'{"payloads": 7}', headers={**AUTH, **JSON}) as resp:
+        async with http.post(
+            f"{base}/codec/decode", data=b'{"payloads": 7}', headers={**AUTH, **JSON}
+        ) as resp:
             assert resp.status == 400 and (await resp.json(content_type=None))["code"] == "invalid_payloads"
 
 
 async def test_no_codec_no_codec_server() -> None:
     async with serve(make_deps()) as base, aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/codec/decode", data=body(Payload(data=EMAIL)), headers={**AUTH, **JSON}) as resp:
+        async with http.post(
+            f"{base}/codec/decode", data=body(Payload(data=EMAIL)), headers={**AUTH, **JSON}
+        ) as resp:
             assert resp.status == 404

@@ -50,7 +50,9 @@ def payment(unique: str, token: str = "tok_visa", **fields) -> dict:
     }
 
 
-async def _post(http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str) -> httpx.Response:
+async def _post(
+    http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str
+) -> httpx.Response:
     return await http.post(path, json=body, headers=stack.headers(key))
 
 
@@ -96,7 +98,9 @@ async def test_success_and_idempotent_replay(api_stack, http, unique):
 
     fetched = await http.get(f"/v1/payments/{paid['id']}", headers=api_stack.headers())
     assert (fetched.status_code, fetched.json()["status"]) == (200, "paid")
-    listed = await http.get("/v1/payments", params={"order_id": body["order_id"]}, headers=api_stack.headers())
+    listed = await http.get(
+        "/v1/payments", params={"order_id": body["order_id"]}, headers=api_stack.headers()
+    )
     assert [p["id"] for p in listed.json()["data"]] == [paid["id"]]
 
 
@@ -129,13 +133,17 @@ async def test_three_d_secure_then_complete_action(api_stack, http, unique):
     path = f"/v1/payments/{waiting['id']}/actions/complete"
     no_key = await http.post(path, json={}, headers=api_stack.headers())
     assert no_key.status_code == 400
-    completed = await _post(http, api_stack, path, {"data": {"three_ds_result": "authenticated"}}, f"{unique}-back")
+    completed = await _post(
+        http, api_stack, path, {"data": {"three_ds_result": "authenticated"}}, f"{unique}-back"
+    )
     assert completed.status_code == 200, completed.text
     assert (completed.json()["status"], completed.json()["next_action"]) == ("paid", None)
 
 
 async def test_three_d_secure_failed_authentication(api_stack, http, unique):
-    created = await _post(http, api_stack, "/v1/payments", payment(unique, "tok_threeDSecure2Required"), unique)
+    created = await _post(
+        http, api_stack, "/v1/payments", payment(unique, "tok_threeDSecure2Required"), unique
+    )
     path = f"/v1/payments/{created.json()['id']}/actions/complete"
     completed = await _post(http, api_stack, path, {"data": {"three_ds_result": "failed"}}, f"{unique}-back")
     assert completed.status_code == 200, completed.text
@@ -169,7 +177,11 @@ async def test_refunds_partial_replayed_and_over_refund(api_stack, http, unique)
 
     first = await _post(http, api_stack, refunds, {"amount": "10.00", "reason": "damaged"}, f"{unique}-r1")
     assert first.status_code == 201, first.text
-    assert (first.json()["status"], first.json()["amount"], first.json()["reason"]) == ("succeeded", "10.00", "damaged")
+    assert (first.json()["status"], first.json()["amount"], first.json()["reason"]) == (
+        "succeeded",
+        "10.00",
+        "damaged",
+    )
     replay = await _post(http, api_stack, refunds, {"amount": "10.00", "reason": "damaged"}, f"{unique}-r1")
     assert (replay.status_code, replay.json()["id"]) == (201, first.json()["id"])
 
@@ -178,7 +190,11 @@ async def test_refunds_partial_replayed_and_over_refund(api_stack, http, unique)
     assert second.json()["id"] != first.json()["id"]
 
     over = await _post(http, api_stack, refunds, {"amount": "30.00"}, f"{unique}-r3")
-    assert (over.status_code, over.headers["content-type"], over.json()["code"]) == (422, PROBLEM, "amount_exceeds")
+    assert (over.status_code, over.headers["content-type"], over.json()["code"]) == (
+        422,
+        PROBLEM,
+        "amount_exceeds",
+    )
     assert "24.99" in over.json()["detail"]
 
     rest = await _post(http, api_stack, refunds, None, f"{unique}-r4")
@@ -251,21 +267,28 @@ async def test_webhooks_forged_duplicate_and_unknown(api_stack, http, unique):
     assert events.count("webhook.received") == 1  # the workflow applied the duplicate once
 
     stranger = MockWebhook(
-        type=GatewayEventKind.PAYMENT_SUCCEEDED.value, payment_id=f"pay_{unique}", provider_payment_id=f"pi_{unique}"
+        type=GatewayEventKind.PAYMENT_SUCCEEDED.value,
+        payment_id=f"pay_{unique}",
+        provider_payment_id=f"pi_{unique}",
     )
     headers, body = mock.build_webhook(stranger)
     unknown = await http.post("/webhooks/mock", content=body, headers=headers)
     assert unknown.status_code == 200
-    assert await api_stack.store.webhook_outcome("mock", stranger.event_id()) == WebhookOutcome.UNKNOWN_PAYMENT
+    assert (
+        await api_stack.store.webhook_outcome("mock", stranger.event_id()) == WebhookOutcome.UNKNOWN_PAYMENT
+    )
 
 
 async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite_url, unique):
     """With no settlement window the workflow closes once paid; a replay must answer the payment,
     never start a second one under the same id."""
     overrides = {"payment": {"settlement_window_seconds": 0}}
-    async with running_stack(
-        temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
-    ) as stack, stack.http() as http:
+    async with (
+        running_stack(
+            temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
+        ) as stack,
+        stack.http() as http,
+    ):
         body = payment(unique)
         first = await _post(http, stack, "/v1/payments", body, unique)
         assert first.status_code == 201, first.text
@@ -273,7 +296,11 @@ async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite
         await handle.result()
 
         replay = await _post(http, stack, "/v1/payments", body, unique)
-        assert (replay.status_code, replay.json()["id"], replay.json()["status"]) == (201, first.json()["id"], "paid")
+        assert (replay.status_code, replay.json()["id"], replay.json()["status"]) == (
+            201,
+            first.json()["id"],
+            "paid",
+        )
         other = await _post(http, stack, "/v1/payments", payment(f"{unique}-other"), unique)
         assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
         runs = [w async for w in stack.client.list_workflows(f"WorkflowId = 'payment-{first.json()['id']}'")]

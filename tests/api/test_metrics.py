@@ -44,7 +44,13 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 def body(order: str = "o-1", token: str = "tok_visa", **fields: Any) -> dict:
-    return {"order_id": order, "amount": "49.99", "currency": "USD", "payment_method": {"type": "card", "token": token}, **fields}
+    return {
+        "order_id": order,
+        "amount": "49.99",
+        "currency": "USD",
+        "payment_method": {"type": "card", "token": token},
+        **fields,
+    }
 
 
 class DecidingTemporal:
@@ -92,7 +98,12 @@ async def test_requests_by_route_template_and_status_with_latency() -> None:
     assert value(samples, requests, method="GET", route="unmatched", status="404") == 1
     assert value(samples, requests, method="OTHER", route="unmatched", status="405") == 1
     assert value(samples, "durapay_api_request_duration_seconds_count", method="GET", route="/healthz") == 2
-    assert value(samples, "durapay_api_request_duration_seconds_bucket", method="GET", route="/healthz", le="+Inf") == 2
+    assert (
+        value(
+            samples, "durapay_api_request_duration_seconds_bucket", method="GET", route="/healthz", le="+Inf"
+        )
+        == 2
+    )
     # Route templates, not paths: neither the payment id nor anything else in a path is a label.
     labels = {v for (_, pairs) in samples for _, v in pairs}
     assert not any(payment_id in v or "4242" in v for v in labels)
@@ -100,7 +111,11 @@ async def test_requests_by_route_template_and_status_with_latency() -> None:
 
 def _event(event_id: str, **ref: str) -> GatewayEvent:
     return GatewayEvent(
-        gateway="mock", event_id=event_id, kind=GatewayEventKind.PAYMENT_SUCCEEDED, provider_type="charge.succeeded", **ref
+        gateway="mock",
+        event_id=event_id,
+        kind=GatewayEventKind.PAYMENT_SUCCEEDED,
+        provider_type="charge.succeeded",
+        **ref,
     )
 
 
@@ -108,6 +123,7 @@ async def test_webhooks_by_gateway_and_outcome() -> None:
     ours = "pay_" + "c" * 26
     deps = make_deps(client=DecidingTemporal(), serve_metrics=True)
     async with serve(deps) as base, aiohttp.ClientSession() as http:
+
         async def deliver(events: list[GatewayEvent], forge: bool = False) -> int:
             payload, headers = signed(events)
             if forge:
@@ -115,7 +131,12 @@ async def test_webhooks_by_gateway_and_outcome() -> None:
             async with http.post(f"{base}/webhooks/mock", data=payload, headers=headers) as resp:
                 return resp.status
 
-        assert await deliver([_event("evt_1", payment_id=ours), _event("evt_2", provider_payment_id="pi_stranger")]) == 200
+        assert (
+            await deliver(
+                [_event("evt_1", payment_id=ours), _event("evt_2", provider_payment_id="pi_stranger")]
+            )
+            == 200
+        )
         assert await deliver([_event("evt_1", payment_id=ours)]) == 200  # delivered again by the provider
         assert await deliver([_event("evt_3", payment_id=ours)], forge=True) == 400
         samples = await scrape(http, base)
@@ -130,16 +151,27 @@ async def test_webhooks_by_gateway_and_outcome() -> None:
 
 
 async def test_payment_decisions_by_status() -> None:
-    order_refusal = a_view(status=PaymentStatus.FAILED, failure=Failure(code="order_already_paid", message="paid"))
+    order_refusal = a_view(
+        status=PaymentStatus.FAILED, failure=Failure(code="order_already_paid", message="paid")
+    )
     declined = a_view(status=PaymentStatus.FAILED, failure=Failure(code="card_declined", message="declined"))
-    cases = [(a_view(), 201), (a_view(status=PaymentStatus.AUTHORIZING), 202), (declined, 402), (order_refusal, 409)]
+    cases = [
+        (a_view(), 201),
+        (a_view(status=PaymentStatus.AUTHORIZING), 202),
+        (declined, 402),
+        (order_refusal, 409),
+    ]
     temporal = DecidingTemporal()
     async with serve(make_deps(client=temporal, serve_metrics=True)) as base, aiohttp.ClientSession() as http:
         for index, (view, status) in enumerate(cases):
             temporal.view = view
-            async with http.post(f"{base}/v1/payments", json=body(), headers={**AUTH, "Idempotency-Key": f"k{index}"}) as resp:
+            async with http.post(
+                f"{base}/v1/payments", json=body(), headers={**AUTH, "Idempotency-Key": f"k{index}"}
+            ) as resp:
                 assert resp.status == status
-        async with http.post(f"{base}/v1/payments", json=body(amount="1.001"), headers={**AUTH, "Idempotency-Key": "bad"}) as resp:
+        async with http.post(
+            f"{base}/v1/payments", json=body(amount="1.001"), headers={**AUTH, "Idempotency-Key": "bad"}
+        ) as resp:
             assert resp.status == 422  # refused before any decision
         samples = await scrape(http, base)
     decisions = "durapay_payment_decisions_total"
@@ -159,7 +191,9 @@ async def test_attempt_limit_refusals_by_limit() -> None:
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         for key in ("k1", "k2"):
             async with http.post(
-                f"{base}/v1/payments", json=body(customer_id="cus_1"), headers={**AUTH, "Idempotency-Key": key}
+                f"{base}/v1/payments",
+                json=body(customer_id="cus_1"),
+                headers={**AUTH, "Idempotency-Key": key},
             ) as resp:
                 assert resp.status == 429
         samples = await scrape(http, base)

@@ -41,7 +41,9 @@ def _app_routes(app: web.Application) -> set[tuple[str, str]]:
 
 
 def _document_routes(document: dict) -> set[tuple[str, str]]:
-    return {(method, path) for path, item in document["paths"].items() for method in item if method in METHODS}
+    return {
+        (method, path) for path, item in document["paths"].items() for method in item if method in METHODS
+    }
 
 
 def test_document_is_valid_openapi_3_1():

@@ -27,7 +27,9 @@ BODY = {
 
 async def _post(path: str, json=None, *, headers=None, data=None, deps=None):
     async with serve(deps or make_deps()) as base, aiohttp.ClientSession() as http:
-        async with http.post(f"{base}{path}", json=json, data=data, headers={**AUTH, **(headers or {})}) as resp:
+        async with http.post(
+            f"{base}{path}", json=json, data=data, headers={**AUTH, **(headers or {})}
+        ) as resp:
             return resp.status, resp.content_type, await resp.json(content_type=None)
 
 
@@ -82,14 +84,24 @@ async def test_body_size_is_limited():
         ({"gateway": "nope"}, "/gateway", "unknown gateway"),
         ({"amount": "0.49"}, "/amount", "needs at least 0.50 USD"),
         ({"amount": "10000.01"}, "/amount", "at most 10000.00 USD"),
-        ({"payment_method": {"type": "bnpl", "provider": "klarna"}}, "/payment_method", "does not accept bnpl"),
+        (
+            {"payment_method": {"type": "bnpl", "provider": "klarna"}},
+            "/payment_method",
+            "does not accept bnpl",
+        ),
         ({"payment_method": {"type": "wallet", "wallet": "alipay"}}, "/payment_method", "wallet:alipay"),
         ({"gateway": "autoonly", "capture_method": "manual"}, "/capture_method", "manual capture"),
-        ({"payment_method": {"type": "card", "token": "t", "exp_month": 13}}, "/payment_method/exp_month", ""),
+        (
+            {"payment_method": {"type": "card", "token": "t", "exp_month": 13}},
+            "/payment_method/exp_month",
+            "",
+        ),
     ],
 )
 async def test_invalid_requests_are_422_before_anything_starts(change, pointer, words):
-    status, content_type, body = await _post("/v1/payments", {**BODY, **change}, headers={"Idempotency-Key": "k1"})
+    status, content_type, body = await _post(
+        "/v1/payments", {**BODY, **change}, headers={"Idempotency-Key": "k1"}
+    )
     assert (status, content_type, body["code"]) == (422, PROBLEM_CONTENT_TYPE, "validation_failed")
     assert [e["pointer"] for e in body["errors"]] == [pointer]
     assert words in body["errors"][0]["detail"]
@@ -134,7 +146,10 @@ async def test_capture_amount_precision_is_checked_against_the_payment_currency(
     view = a_view(amount=a_view().amount.with_minor(5000).model_copy(update={"currency": "JPY"}))
     store = FakeStore(views={view.id: view})
     status, _, problem = await _post(
-        f"/v1/payments/{view.id}/capture", {"amount": "10.5"}, headers={"Idempotency-Key": "k1"}, deps=make_deps(store=store)
+        f"/v1/payments/{view.id}/capture",
+        {"amount": "10.5"},
+        headers={"Idempotency-Key": "k1"},
+        deps=make_deps(store=store),
     )
     assert (status, problem["code"]) == (422, "validation_failed")
     assert problem["errors"][0]["pointer"] == "/amount"
@@ -148,7 +163,9 @@ def test_payment_id_is_derived_from_key_id_and_idempotency_key():
     assert first.startswith("pay_") and len(first) == 30
     assert set(first[4:]) <= set("abcdefghijklmnopqrstuvwxyz234567")
     refund = derive_refund_id(first, "r1")
-    assert refund.startswith("re_") and refund == derive_refund_id(first, "r1") != derive_refund_id(first, "r2")
+    assert refund.startswith("re_") and refund == derive_refund_id(first, "r1") != derive_refund_id(
+        first, "r2"
+    )
 
 
 def test_fingerprint_ignores_formatting_but_not_content():
@@ -160,7 +177,10 @@ def test_fingerprint_ignores_formatting_but_not_content():
 
 async def test_get_payment_from_the_store():
     view = a_view()
-    async with serve(make_deps(store=FakeStore(views={view.id: view}))) as base, aiohttp.ClientSession() as http:
+    async with (
+        serve(make_deps(store=FakeStore(views={view.id: view}))) as base,
+        aiohttp.ClientSession() as http,
+    ):
         async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
             assert resp.status == 200
             body = await resp.json()
@@ -207,7 +227,9 @@ async def test_undecided_in_time_answers_202_with_the_payment_as_it_stands():
 
 async def test_undecided_and_unknown_answers_503_to_retry_with_the_same_key():
     deps = make_deps(client=_SlowTemporal(), decide_timeout_s=0.2)
-    status, content_type, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "slow-2"}, deps=deps)
+    status, content_type, body = await _post(
+        "/v1/payments", BODY, headers={"Idempotency-Key": "slow-2"}, deps=deps
+    )
     assert (status, content_type, body["code"]) == (503, PROBLEM_CONTENT_TYPE, "temporarily_unavailable")
 
 

@@ -43,9 +43,15 @@ async def test_an_attempt_over_a_limit_is_refused_before_anything_starts():
     deps = make_deps(rate_limiter=limiter, customer_attempt_limit=RateLimit(limit=0, window_s=3600))
     request = body("o-limited", customer_id="cus_1", customer_ip="2001:0db8:0000::0001")
     async with serve(deps) as base, aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/v1/payments", json=request, headers={**AUTH, "Idempotency-Key": "k1"}) as resp:
+        async with http.post(
+            f"{base}/v1/payments", json=request, headers={**AUTH, "Idempotency-Key": "k1"}
+        ) as resp:
             problem = await resp.json(content_type=None)
-            assert (resp.status, resp.headers["Content-Type"], resp.headers["Retry-After"]) == (429, PROBLEM_CONTENT_TYPE, "3")
+            assert (resp.status, resp.headers["Content-Type"], resp.headers["Retry-After"]) == (
+                429,
+                PROBLEM_CONTENT_TYPE,
+                "3",
+            )
     assert (problem["code"], problem["limit"]) == ("payment_attempts_exceeded", "customer")
     assert "At most 0 payment attempts per customer in 3600 s" in problem["detail"]
     # Every limit counted the attempt; the address in its canonical form, so spellings share a count.
@@ -131,7 +137,9 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
     engine = create_engine(apis.stack.config.database.url.get_secret_value())
     try:
         async with engine.connect() as conn:
-            count = await conn.scalar(select(rate_limit_hits.c.count).where(rate_limit_hits.c.key == f"attempts:order:{order}"))
+            count = await conn.scalar(
+                select(rate_limit_hits.c.count).where(rate_limit_hits.c.key == f"attempts:order:{order}")
+            )
     finally:
         await engine.dispose()
     assert count == 6  # one row, counted by both instances
@@ -140,17 +148,23 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
 async def test_attempts_per_customer_and_per_ip(apis: TwoApis, unique: str):
     customer = f"cus_{unique}"
     by_customer = [
-        await apis.post(i, body(f"order-{unique}-c{i}", customer_id=customer), f"{unique}-c{i}") for i in range(4)
+        await apis.post(i, body(f"order-{unique}-c{i}", customer_id=customer), f"{unique}-c{i}")
+        for i in range(4)
     ]
     assert [a.status_code for a in by_customer] == [201, 201, 201, 429]
     assert by_customer[-1].json()["limit"] == "customer"
 
     address = f"2001:db8::{unique[:4]}:{unique[4:8]}"
     by_ip = [
-        await apis.post(i, body(f"order-{unique}-i{i}", customer_ip=address), f"{unique}-i{i}") for i in range(5)
+        await apis.post(i, body(f"order-{unique}-i{i}", customer_ip=address), f"{unique}-i{i}")
+        for i in range(5)
     ]
     assert [a.status_code for a in by_ip] == [201] * 4 + [429]
     assert by_ip[-1].json()["limit"] == "ip"
     # Another customer from another address is not held back by either.
-    fresh = await apis.post(1, body(f"order-{unique}-x", customer_id=f"{customer}-2", customer_ip=f"2001:db8::{unique[8:12]}"), f"{unique}-x")
+    fresh = await apis.post(
+        1,
+        body(f"order-{unique}-x", customer_id=f"{customer}-2", customer_ip=f"2001:db8::{unique[8:12]}"),
+        f"{unique}-x",
+    )
     assert fresh.status_code == 201, fresh.text

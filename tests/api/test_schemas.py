@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from api.schemas import CapturePayment, CreatePayment, PaymentOut, contains_card_number, find_card_data, luhn_valid
+from api.schemas import (
+    CapturePayment,
+    CreatePayment,
+    PaymentOut,
+    contains_card_number,
+    find_card_data,
+    luhn_valid,
+)
 from tests.api.fakes import a_view
 from workflows.domain import (
     DisputeView,
@@ -151,7 +158,9 @@ def test_payment_out_uses_decimal_strings_and_hides_tokens():
                 failure=Failure(code="x", message="y"),
             )
         ],
-        disputes=[DisputeView(dispute_id="dp_1", status="needs_response", amount=Amount(minor=4999, currency="USD"))],
+        disputes=[
+            DisputeView(dispute_id="dp_1", status="needs_response", amount=Amount(minor=4999, currency="USD"))
+        ],
     )
     out = PaymentOut.of(view).model_dump(mode="json")
     assert out["amount"] == "49.99"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import urlencode
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest_asyncio
@@ -98,7 +98,7 @@ async def send(stack: Stack, case: schemathesis.Case) -> httpx.Response:
             )
     except (httpx.LocalProtocolError, UnicodeEncodeError):
         reject()  # a header no HTTP client can send: nothing reached the server
-        raise AssertionError("unreachable")  # reject() raises
+        raise AssertionError("unreachable") from None  # reject() raises
 
 
 @schema.parametrize()

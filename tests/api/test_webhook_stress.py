@@ -80,13 +80,19 @@ def payment(unique: str, token: str = "tok_visa", **fields: Any) -> dict[str, An
     }
 
 
-async def create(http: httpx.AsyncClient, stack: Stack, unique: str, token: str = "tok_visa", **fields: Any) -> dict:
-    response = await http.post("/v1/payments", json=payment(unique, token, **fields), headers=stack.headers(unique))
+async def create(
+    http: httpx.AsyncClient, stack: Stack, unique: str, token: str = "tok_visa", **fields: Any
+) -> dict:
+    response = await http.post(
+        "/v1/payments", json=payment(unique, token, **fields), headers=stack.headers(unique)
+    )
     assert response.status_code in (201, 202), response.text
     return response.json()
 
 
-async def deliver(http: httpx.AsyncClient, mock: MockGateway, event: MockWebhook, **sign: Any) -> httpx.Response:
+async def deliver(
+    http: httpx.AsyncClient, mock: MockGateway, event: MockWebhook, **sign: Any
+) -> httpx.Response:
     headers, body = mock.build_webhook(event, **sign)
     return await http.post("/webhooks/mock", content=body, headers=headers)
 
@@ -100,7 +106,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0)
         await asyncio.sleep(0.05)
 
 
-def status_is(stack: Stack, payment_id: str, status: PaymentStatus) -> Callable[[], Awaitable[PaymentView | None]]:
+def status_is(
+    stack: Stack, payment_id: str, status: PaymentStatus
+) -> Callable[[], Awaitable[PaymentView | None]]:
     async def check() -> PaymentView | None:
         view = await stack.store.get(payment_id)
         return view if view is not None and view.status is status else None
@@ -111,7 +119,9 @@ def status_is(stack: Stack, payment_id: str, status: PaymentStatus) -> Callable[
 async def applied(stack: Stack, payment_id: str, event_id: str) -> int:
     """How many times the workflow applied `event_id` (it records each application once)."""
     return sum(
-        1 for e in await stack.store.events(payment_id) if e.type == "webhook.received" and e.data.get("event_id") == event_id
+        1
+        for e in await stack.store.events(payment_id)
+        if e.type == "webhook.received" and e.data.get("event_id") == event_id
     )
 
 
@@ -178,7 +188,11 @@ async def test_refund_confirmation_before_the_capture_confirmation(stack, http, 
 
     await settled_events(stack, paid["id"])
     view = await stack.store.get(paid["id"])
-    assert (view.status, view.captured_minor, view.refunded_minor) == (PaymentStatus.PARTIALLY_REFUNDED, 4999, 1000)
+    assert (view.status, view.captured_minor, view.refunded_minor) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
+        4999,
+        1000,
+    )
     assert [(r.status.value, r.amount.minor) for r in view.refunds] == [("succeeded", 1000)]
     assert await applied(stack, paid["id"], refunded.event_id()) == 1
 
@@ -187,10 +201,14 @@ async def test_failure_or_cancellation_after_success_changes_nothing(stack, http
     paid = await create(http, stack, unique)
     before = await stack.store.get(paid["id"])
     late = [
-        mock.webhook_for(paid["id"], GatewayEventKind.PAYMENT_FAILED, failure_code="card_declined", id=f"evt_f_{unique}"),
+        mock.webhook_for(
+            paid["id"], GatewayEventKind.PAYMENT_FAILED, failure_code="card_declined", id=f"evt_f_{unique}"
+        ),
         mock.webhook_for(paid["id"], GatewayEventKind.PAYMENT_CANCELLED, id=f"evt_c_{unique}"),
         # A success for another amount than was asked for is not accepted as a new capture.
-        mock.webhook_for(paid["id"], GatewayEventKind.PAYMENT_SUCCEEDED, amount_minor=1, id=f"evt_s_{unique}"),
+        mock.webhook_for(
+            paid["id"], GatewayEventKind.PAYMENT_SUCCEEDED, amount_minor=1, id=f"evt_s_{unique}"
+        ),
     ]
 
     for event in late:
@@ -204,7 +222,9 @@ async def test_failure_or_cancellation_after_success_changes_nothing(stack, http
     assert events.count("payment.captured") == 1
 
 
-async def refund_before_confirmation(stack: Stack, http: httpx.AsyncClient, mock: MockGateway, unique: str) -> PaymentView:
+async def refund_before_confirmation(
+    stack: Stack, http: httpx.AsyncClient, mock: MockGateway, unique: str
+) -> PaymentView:
     """A payment paid at the provider and partly refunded there (from its dashboard), whose refund
     notification arrives before the notification confirming the payment."""
     waiting = await create(http, stack, unique, "tok_async_webhook")
@@ -220,7 +240,10 @@ async def refund_before_confirmation(stack: Stack, http: httpx.AsyncClient, mock
         )
     )
     refund_note = mock.webhook_for(
-        waiting["id"], GatewayEventKind.REFUND_SUCCEEDED, refund_id=f"dash_{unique}", provider_refund_id=made_there.provider_refund_id
+        waiting["id"],
+        GatewayEventKind.REFUND_SUCCEEDED,
+        refund_id=f"dash_{unique}",
+        provider_refund_id=made_there.provider_refund_id,
     )
     # Out of order, and each delivered again afterwards as providers retry.
     for event in (refund_note, confirmation, refund_note, confirmation):
@@ -234,8 +257,14 @@ async def test_a_refund_notification_that_overtakes_the_payments_confirmation(st
     """Held until the payment is confirmed, then counted once: never against nothing, never twice."""
     view = await refund_before_confirmation(stack, http, mock, unique)
 
-    assert (view.status, view.captured_minor, view.refunded_minor) == (PaymentStatus.PARTIALLY_REFUNDED, 4999, 1000)
-    assert [(r.refund_id, r.status.value, r.amount.minor) for r in view.refunds] == [(f"dash_{unique}", "succeeded", 1000)]
+    assert (view.status, view.captured_minor, view.refunded_minor) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
+        4999,
+        1000,
+    )
+    assert [(r.refund_id, r.status.value, r.amount.minor) for r in view.refunds] == [
+        (f"dash_{unique}", "succeeded", 1000)
+    ]
     assert [e.type for e in await stack.store.events(view.id)].count("payment.captured") == 1
 
 
@@ -246,7 +275,11 @@ async def test_an_event_before_the_workflow_waits_for_it(stack, http, mock, uniq
     """The success notification lands while the workflow is still inside its authorize call."""
     payment_id = derive_payment_id(API_KEY_ID, unique)
     early = MockWebhook(
-        type=GatewayEventKind.PAYMENT_SUCCEEDED.value, payment_id=payment_id, amount_minor=4999, currency="USD", id=f"evt_early_{unique}"
+        type=GatewayEventKind.PAYMENT_SUCCEEDED.value,
+        payment_id=payment_id,
+        amount_minor=4999,
+        currency="USD",
+        id=f"evt_early_{unique}",
     )
     # Before there is any workflow: acknowledged (the provider must stop), recorded, nothing started.
     assert (await deliver(http, mock, early)).status_code == 200
@@ -283,22 +316,31 @@ async def test_an_event_before_the_workflow_waits_for_it(stack, http, mock, uniq
     order = [
         e.event_type
         async for e in handle.fetch_history_events()
-        if e.event_type in (EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+        if e.event_type
+        in (EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     ]
     # The signal came in while the authorization was still running.
-    assert order[:2] == [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+    assert order[:2] == [
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    ]
 
 
 async def test_an_event_for_a_closed_workflow(temporal_env, task_queue, sqlite_url, unique):
     overrides = {"payment": {"settlement_window_seconds": 0}}
-    async with running_stack(
-        temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
-    ) as closing, closing.http() as http:
+    async with (
+        running_stack(
+            temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
+        ) as closing,
+        closing.http() as http,
+    ):
         paid = await create(http, closing, unique)
         await closing.client.get_workflow_handle(f"payment-{paid['id']}").result()
         before = await closing.store.get(paid["id"])
         mock: MockGateway = closing.gateway("mock")  # type: ignore[assignment]
-        late = mock.webhook_for(paid["id"], GatewayEventKind.PAYMENT_FAILED, failure_code="card_declined", id=f"evt_{unique}")
+        late = mock.webhook_for(
+            paid["id"], GatewayEventKind.PAYMENT_FAILED, failure_code="card_declined", id=f"evt_{unique}"
+        )
 
         answer = await deliver(http, mock, late)
 
@@ -337,7 +379,9 @@ async def test_forged_stale_future_and_tampered_signatures_are_refused(stack, ht
     assert await stack.store.webhook_outcome("mock", notification.event_id()) is None
     # The genuine delivery, replayed within the tolerance as providers retry: taken, applied once.
     for _ in range(2):
-        assert (await http.post("/webhooks/mock", content=genuine_body, headers=genuine_headers)).status_code == 200
+        assert (
+            await http.post("/webhooks/mock", content=genuine_body, headers=genuine_headers)
+        ).status_code == 200
     assert await eventually(status_is(stack, waiting["id"], PaymentStatus.PAID)) is not None
     await settled_events(stack, waiting["id"])
     assert await applied(stack, waiting["id"], notification.event_id()) == 1
@@ -351,7 +395,9 @@ async def test_malformed_oversized_and_unknown(stack, http, mock, unique):
         from activities.gateways.signing import hmac_sha256_hex
 
         t = int(time.time())
-        return {"Mock-Signature": f"t={t},v1={hmac_sha256_hex(secret.get_secret_value(), f'{t}.'.encode() + body)}"}
+        return {
+            "Mock-Signature": f"t={t},v1={hmac_sha256_hex(secret.get_secret_value(), f'{t}.'.encode() + body)}"
+        }
 
     malformed = {
         "not json": b"{{{",
@@ -410,7 +456,8 @@ async def test_stripe_notifications_replayed_backwards_and_at_once(stack, http, 
     await fake.wait_for_webhooks()
     [intent] = fake.intents_for(payment_id)
     about_it = [
-        e for e in fake.events
+        e
+        for e in fake.events
         if intent["id"] in (e["data"]["object"].get("id"), e["data"]["object"].get("payment_intent"))
         or e["data"]["object"].get("id") in {c["id"] for c in fake.charges_for(payment_id)}
     ]
@@ -423,7 +470,11 @@ async def test_stripe_notifications_replayed_backwards_and_at_once(stack, http, 
     assert set(statuses) == {200}
     await settled_events(stack, payment_id)
     view = await stack.store.get(payment_id)
-    assert (view.status, view.captured_minor, view.refunded_minor) == (PaymentStatus.PARTIALLY_REFUNDED, 4999, 1500)
+    assert (view.status, view.captured_minor, view.refunded_minor) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
+        4999,
+        1500,
+    )
     assert len(view.refunds) == 1
     assert len(fake.charges_for(payment_id)) == 1
     for event in about_it:

@@ -18,7 +18,11 @@ from workflows.payment import PaymentWorkflow
 
 def _event(event_id: str = "evt_1", **fields) -> GatewayEvent:
     return GatewayEvent(
-        gateway="mock", event_id=event_id, kind=GatewayEventKind.PAYMENT_SUCCEEDED, provider_type="charge.succeeded", **fields
+        gateway="mock",
+        event_id=event_id,
+        kind=GatewayEventKind.PAYMENT_SUCCEEDED,
+        provider_type="charge.succeeded",
+        **fields,
     )
 
 
@@ -61,7 +65,11 @@ async def test_event_without_a_payment_of_ours_is_recorded_and_acknowledged():
     status, content_type, answer = await _deliver(deps, body, headers)
     assert (status, content_type, answer) == (200, "application/json", b'{"code":"SUCCESS"}')
     [entry] = deps.inbox.entries
-    assert (entry.verified, entry.outcome, entry.event_type) == (True, WebhookOutcome.UNKNOWN_PAYMENT, "charge.succeeded")
+    assert (entry.verified, entry.outcome, entry.event_type) == (
+        True,
+        WebhookOutcome.UNKNOWN_PAYMENT,
+        "charge.succeeded",
+    )
 
 
 class _Unavailable:
@@ -86,7 +94,9 @@ async def test_event_for_a_payment_without_workflow_is_unknown_payment(temporal_
     body, headers = signed([_event(payment_id=f"pay_{unique}")])
     status, _, _ = await _deliver(deps, body, headers)
     assert status == 200
-    assert [(e.outcome, e.payment_id) for e in deps.inbox.entries] == [(WebhookOutcome.UNKNOWN_PAYMENT, f"pay_{unique}")]
+    assert [(e.outcome, e.payment_id) for e in deps.inbox.entries] == [
+        (WebhookOutcome.UNKNOWN_PAYMENT, f"pay_{unique}")
+    ]
 
 
 async def _signalled_event_ids(handle) -> list[str]:
@@ -100,7 +110,9 @@ async def _signalled_event_ids(handle) -> list[str]:
 
 
 @pytest.mark.parametrize("by_provider_ref", [False, True])
-async def test_events_are_signalled_and_duplicates_signalled_again(temporal_env, task_queue, unique, by_provider_ref):
+async def test_events_are_signalled_and_duplicates_signalled_again(
+    temporal_env, task_queue, unique, by_provider_ref
+):
     # No worker: the signals wait in the workflow's history, which is all the receiver is responsible for.
     payment_id = f"pay_{unique}"
     handle = await temporal_env.client.start_workflow(

@@ -40,7 +40,9 @@ async def gateway_stack(
         yield stack
 
 
-def wallet_payment(unique: str, wallet: str, flow: str, *, amount: str, description: str, **fields: Any) -> dict[str, Any]:
+def wallet_payment(
+    unique: str, wallet: str, flow: str, *, amount: str, description: str, **fields: Any
+) -> dict[str, Any]:
     """A request body for a CNY wallet payment (AliPay, WeChat Pay) through that wallet's gateway."""
     return {
         "order_id": f"order-{unique}",
@@ -53,12 +55,16 @@ def wallet_payment(unique: str, wallet: str, flow: str, *, amount: str, descript
     }
 
 
-async def post(http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str) -> httpx.Response:
+async def post(
+    http: httpx.AsyncClient, stack: Stack, path: str, body: dict | None, key: str
+) -> httpx.Response:
     """POST to the merchant API with `key` as the Idempotency-Key."""
     return await http.post(path, json=body, headers=stack.headers(key))
 
 
-async def awaiting_customer(http: httpx.AsyncClient, stack: Stack, body: dict[str, Any], key: str) -> dict[str, Any]:
+async def awaiting_customer(
+    http: httpx.AsyncClient, stack: Stack, body: dict[str, Any], key: str
+) -> dict[str, Any]:
     """Create a payment that waits for the customer (202 with a next action); returns its view."""
     created = await post(http, stack, "/v1/payments", body, key)
     assert created.status_code == 202, created.text

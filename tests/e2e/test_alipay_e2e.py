@@ -72,7 +72,10 @@ async def test_qr_paid_by_notification(stack, http, fake, unique):
 
     assert (status, answer) == (200, "success")
     paid = await eventually(until_status(http, stack, payment_id, "paid"))
-    assert paid is not None and (paid["captured_amount"], paid["provider_payment_id"]) == ("88.88", trade.trade_no)
+    assert paid is not None and (paid["captured_amount"], paid["provider_payment_id"]) == (
+        "88.88",
+        trade.trade_no,
+    )
     assert "webhook.received" in await event_types(stack, payment_id)
 
 
@@ -96,14 +99,18 @@ async def test_page_redirect_paid_then_customer_returns(stack, http, fake, uniqu
 
     assert await fake.open(action["url"]) == 200  # the customer's browser reaches AliPay's cashier
     fake.pay(waiting["id"])
-    completed = await post(http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back")
+    completed = await post(
+        http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back"
+    )
 
     assert completed.status_code in (200, 202), completed.text
     paid = await eventually(until_status(http, stack, waiting["id"], "paid"))
     assert paid is not None and paid["captured_amount"] == "88.88"
 
 
-async def paid_payment(http: httpx.AsyncClient, stack: Stack, fake: FakeAlipay, unique: str, amount: str) -> str:
+async def paid_payment(
+    http: httpx.AsyncClient, stack: Stack, fake: FakeAlipay, unique: str, amount: str
+) -> str:
     waiting = await new_payment(http, stack, unique, amount=amount)
     fake.pay(waiting["id"])
     assert await notify(stack, "alipay", *fake.trade_notification(waiting["id"])) == (200, "success")
@@ -124,7 +131,10 @@ async def test_partial_refunds_and_the_refund_notification(stack, http, fake, un
     assert refunds == {first.json()["id"]: "30.00", second.json()["id"]: "20.50"}
 
     # AliPay's notification of the first refund (out_biz_no = out_request_no) changes nothing more.
-    assert await notify(stack, "alipay", *fake.refund_notification(payment_id, first.json()["id"])) == (200, "success")
+    assert await notify(stack, "alipay", *fake.refund_notification(payment_id, first.json()["id"])) == (
+        200,
+        "success",
+    )
     view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "50.50"
 
@@ -145,7 +155,9 @@ async def test_notification_with_a_bad_signature_is_refused(stack, http, fake, u
 async def test_notification_for_another_app_is_refused(stack, http, fake, unique):
     waiting = await new_payment(http, stack, unique)
     fake.pay(waiting["id"])
-    status, _ = await notify(stack, "alipay", *fake.trade_notification(waiting["id"], app_id="2021009999999999"))
+    status, _ = await notify(
+        stack, "alipay", *fake.trade_notification(waiting["id"], app_id="2021009999999999")
+    )
     assert status == 400
 
 
@@ -170,7 +182,9 @@ async def test_notification_whose_amount_does_not_match_is_not_a_payment(stack, 
     headers, body = fake.trade_notification(waiting["id"], trade_status="TRADE_SUCCESS", total_amount="0.01")
 
     assert await notify(stack, "alipay", headers, body) == (200, "success")
-    assert await eventually(until_event(stack, waiting["id"], "webhook.amount_mismatch"), timeout=10) is not None
+    assert (
+        await eventually(until_event(stack, waiting["id"], "webhook.amount_mismatch"), timeout=10) is not None
+    )
     view = await payment_view(http, stack, waiting["id"])
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")
 

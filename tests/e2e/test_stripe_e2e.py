@@ -90,7 +90,10 @@ async def test_decline(stack, http, fake, unique):
     assert created.status_code == 402, created.text
     failed = created.json()
     assert failed["status"] == "failed"
-    assert (failed["failure"]["code"], failed["failure"]["decline_code"]) == ("card_declined", "generic_decline")
+    assert (failed["failure"]["code"], failed["failure"]["decline_code"]) == (
+        "card_declined",
+        "generic_decline",
+    )
     assert fake.charges_for(failed["id"]) == []
 
 
@@ -104,7 +107,10 @@ async def test_three_ds_then_success(stack, http, fake, unique):
         challenge = await browser.get(waiting["next_action"]["url"])
     assert challenge.status_code == 302
     returned = httpx.URL(challenge.headers["location"])
-    back = {"payment_intent": returned.params["payment_intent"], "redirect_status": returned.params["redirect_status"]}
+    back = {
+        "payment_intent": returned.params["payment_intent"],
+        "redirect_status": returned.params["redirect_status"],
+    }
     completed = await post(
         http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": back}, f"{unique}-back"
     )
@@ -151,7 +157,9 @@ async def test_several_partial_refunds(stack, http, fake, unique):
     payment_id = created.json()["id"]
     path = f"/v1/payments/{payment_id}/refunds"
 
-    first = await post(http, stack, path, {"amount": "10.00", "reason": "requested_by_customer"}, f"{unique}-r1")
+    first = await post(
+        http, stack, path, {"amount": "10.00", "reason": "requested_by_customer"}, f"{unique}-r1"
+    )
     second = await post(http, stack, path, {"amount": "15.00", "reason": "damaged"}, f"{unique}-r2")
 
     assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
@@ -166,7 +174,10 @@ async def test_several_partial_refunds(stack, http, fake, unique):
     ]
     intent_id = at_stripe[0]["payment_intent"]
     keys = [p.idempotency_key for p in fake.posts("/v1/refunds") if p.params["payment_intent"] == intent_id]
-    assert keys == [f"payment-{payment_id}:refund:{first.json()['id']}", f"payment-{payment_id}:refund:{second.json()['id']}"]
+    assert keys == [
+        f"payment-{payment_id}:refund:{first.json()['id']}",
+        f"payment-{payment_id}:refund:{second.json()['id']}",
+    ]
     view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "25.00"
 

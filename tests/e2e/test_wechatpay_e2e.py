@@ -92,18 +92,24 @@ async def test_qr_expired_closes_the_trade(stack, http, fake, unique):
 
 
 async def test_h5_redirect_paid_then_customer_returns(stack, http, fake, unique):
-    waiting = await new_payment(http, stack, unique, flow="h5", customer_ip="203.0.113.7", return_url="https://shop.example/back")
+    waiting = await new_payment(
+        http, stack, unique, flow="h5", customer_ip="203.0.113.7", return_url="https://shop.example/back"
+    )
     assert waiting["next_action"]["type"] == "redirect_to_url"
     assert waiting["next_action"]["url"].startswith(fake.trades[waiting["id"]].artifact["h5_url"])
 
     fake.pay(waiting["id"])  # the customer paid on WeChat's H5 cashier; no notification yet
-    completed = await post(http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back")
+    completed = await post(
+        http, stack, f"/v1/payments/{waiting['id']}/actions/complete", {"data": {}}, f"{unique}-back"
+    )
 
     assert completed.status_code in (200, 202), completed.text
     assert await eventually(until_status(http, stack, waiting["id"], "paid")) is not None
 
 
-async def paid_payment(http: httpx.AsyncClient, stack: Stack, fake: FakeWechatPay, unique: str, amount: str) -> str:
+async def paid_payment(
+    http: httpx.AsyncClient, stack: Stack, fake: FakeWechatPay, unique: str, amount: str
+) -> str:
     waiting = await new_payment(http, stack, unique, amount=amount)
     fake.pay(waiting["id"])
     assert (await notify(stack, "wechat_pay", *fake.payment_notification(waiting["id"])))[0] == 204
@@ -121,11 +127,16 @@ async def test_partial_refunds_and_their_notifications(stack, http, fake, unique
     assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
     assert [first.json()["status"], second.json()["status"]] == ["succeeded", "succeeded"]
     at_wechat = {no: r.amount for no, r in fake.refunds.items() if r.out_trade_no == payment_id}
-    assert at_wechat == {f"{payment_id}-{first.json()['id']}": 3000, f"{payment_id}-{second.json()['id']}": 2000}
+    assert at_wechat == {
+        f"{payment_id}-{first.json()['id']}": 3000,
+        f"{payment_id}-{second.json()['id']}": 2000,
+    }
     assert first.json()["provider_refund_id"] == fake.refunds[f"{payment_id}-{first.json()['id']}"].refund_id
 
     # WeChat's REFUND.SUCCESS notification for a refund already counted changes nothing.
-    status, _ = await notify(stack, "wechat_pay", *fake.refund_notification(f"{payment_id}-{first.json()['id']}"))
+    status, _ = await notify(
+        stack, "wechat_pay", *fake.refund_notification(f"{payment_id}-{first.json()['id']}")
+    )
     assert status == 204
     view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "50.00"
@@ -135,7 +146,9 @@ async def test_refund_pending_until_wechat_notifies_success(stack, http, fake, u
     payment_id = await paid_payment(http, stack, fake, unique, "10.00")
     fake.refund_outcome = "PROCESSING"
     try:
-        pending = await post(http, stack, f"/v1/payments/{payment_id}/refunds", {"amount": "4.00"}, f"{unique}-r")
+        pending = await post(
+            http, stack, f"/v1/payments/{payment_id}/refunds", {"amount": "4.00"}, f"{unique}-r"
+        )
     finally:
         fake.refund_outcome = "SUCCESS"
     assert (pending.status_code, pending.json()["status"]) == (202, "pending"), pending.text
@@ -145,7 +158,9 @@ async def test_refund_pending_until_wechat_notifies_success(stack, http, fake, u
     assert (await notify(stack, "wechat_pay", *fake.refund_notification(refund_no)))[0] == 204
 
     view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
-    assert view is not None and view["refunds"][0]["status"] == "succeeded" and view["refunded_amount"] == "4.00"
+    assert (
+        view is not None and view["refunds"][0]["status"] == "succeeded" and view["refunded_amount"] == "4.00"
+    )
 
 
 async def test_notification_with_a_bad_signature_is_refused(stack, http, fake, unique):
@@ -188,14 +203,19 @@ async def test_notification_whose_amount_does_not_match_is_not_a_payment(stack, 
     waiting = await new_payment(http, stack, unique)
     trade = fake.trades[waiting["id"]]
     resource = fake._trade_json(trade) | {
-        "trade_state": "SUCCESS", "transaction_id": "4200000000000000000000000001",
+        "trade_state": "SUCCESS",
+        "transaction_id": "4200000000000000000000000001",
         "amount": {"total": 1, "payer_total": 1, "currency": "CNY", "payer_currency": "CNY"},
     }
-    headers, body = fake.notification("TRANSACTION.SUCCESS", resource, original_type="transaction", summary="支付成功")
+    headers, body = fake.notification(
+        "TRANSACTION.SUCCESS", resource, original_type="transaction", summary="支付成功"
+    )
 
     status, _ = await notify(stack, "wechat_pay", headers, body)
 
     assert status == 204  # genuine and acknowledged: the amount check is the workflow's
-    assert await eventually(until_event(stack, waiting["id"], "webhook.amount_mismatch"), timeout=10) is not None
+    assert (
+        await eventually(until_event(stack, waiting["id"], "webhook.amount_mismatch"), timeout=10) is not None
+    )
     view = await payment_view(http, stack, waiting["id"])
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")

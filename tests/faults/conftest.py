@@ -42,9 +42,14 @@ def faults_db_url() -> Iterator[str]:
 
 
 @pytest_asyncio.fixture
-async def stack(temporal_server: TemporalServer, faults_db_url: str, tmp_path: Path, task_queue: str) -> AsyncIterator[FaultStack]:
+async def stack(
+    temporal_server: TemporalServer, faults_db_url: str, tmp_path: Path, task_queue: str
+) -> AsyncIterator[FaultStack]:
     async with fault_stack(
-        temporal_address=temporal_server.address, db_url=faults_db_url, workdir=tmp_path, task_queue=task_queue
+        temporal_address=temporal_server.address,
+        db_url=faults_db_url,
+        workdir=tmp_path,
+        task_queue=task_queue,
     ) as running:
         yield running
 

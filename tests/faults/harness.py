@@ -57,7 +57,9 @@ async def wait_until(check: Callable[[], Awaitable[T | None]], *, timeout: float
         await asyncio.sleep(0.05)
 
 
-def stack_env(*, temporal_address: str, task_queue: str, db_url: str, fake: FakeStripe, api_key: str) -> dict[str, str]:
+def stack_env(
+    *, temporal_address: str, task_queue: str, db_url: str, fake: FakeStripe, api_key: str
+) -> dict[str, str]:
     return {
         "DURAPAY_TEMPORAL__ADDRESS": temporal_address,
         "DURAPAY_TEMPORAL__TASK_QUEUE": task_queue,
@@ -83,7 +85,9 @@ def stack_env(*, temporal_address: str, task_queue: str, db_url: str, fake: Fake
 AMOUNT, AMOUNT_MINOR = "49.99", 4999  # USD: the same number at Stripe
 
 
-def payment_body(order_id: str, *, token: str = "pm_card_visa", capture_method: str = "automatic") -> dict[str, Any]:
+def payment_body(
+    order_id: str, *, token: str = "pm_card_visa", capture_method: str = "automatic"
+) -> dict[str, Any]:
     return {
         "order_id": order_id,
         "amount": AMOUNT,
@@ -108,7 +112,9 @@ class Merchant:
             headers["Idempotency-Key"] = key
         return headers
 
-    async def post(self, path: str, body: Mapping[str, Any] | None, key: str, *, patience: float = 150.0) -> httpx.Response:
+    async def post(
+        self, path: str, body: Mapping[str, Any] | None, key: str, *, patience: float = 150.0
+    ) -> httpx.Response:
         """POST until an answer that is not a server error, always with the same Idempotency-Key,
         waiting as long as the API's Retry-After asks."""
         loop = asyncio.get_running_loop()
@@ -120,7 +126,11 @@ class Merchant:
                 if response.status_code < 500:
                     return response
                 answer, failure = str(response.status_code), f"{response.status_code} {response.text[:200]}"
-                code = response.json().get("code") if response.headers.get("content-type", "").endswith("json") else None
+                code = (
+                    response.json().get("code")
+                    if response.headers.get("content-type", "").endswith("json")
+                    else None
+                )
                 retry_after = response.headers.get("Retry-After")
                 self.server_errors.append(f"{response.status_code} {code} Retry-After: {retry_after}")
                 if retry_after and retry_after.isdigit():
@@ -128,7 +138,9 @@ class Merchant:
             except httpx.TransportError as exc:
                 answer, failure = "no answer", repr(exc)
             if loop.time() > deadline:
-                raise AssertionError(f"POST {path} (key {key}) still failing after {patience:.0f}s: {failure}")
+                raise AssertionError(
+                    f"POST {path} (key {key}) still failing after {patience:.0f}s: {failure}"
+                )
             FIGURES.merchant_retries[answer] += 1
             await asyncio.sleep(delay)
 
@@ -262,11 +274,17 @@ class InFlight:
         refund_id = stack.refund_id(paid["id"], refund_key)
         held = [("/v1/payment_intents", f"payment-{stack.payment_id(key)}:authorize") for key in keys]
         held += [
-            (f"/v1/payment_intents/{to_capture['provider_payment_id']}/capture", f"payment-{to_capture['id']}:capture"),
+            (
+                f"/v1/payment_intents/{to_capture['provider_payment_id']}/capture",
+                f"payment-{to_capture['id']}:capture",
+            ),
             ("/v1/refunds", f"payment-{paid['id']}:refund:{refund_id}"),
         ]
         stack.fake.latency = HOLD_S
-        requests = [asyncio.create_task(merchant.pay(key, token=card)) for key, (card, _) in zip(keys, cls.NEW)]
+        requests = [
+            asyncio.create_task(merchant.pay(key, token=card))
+            for key, (card, _) in zip(keys, cls.NEW, strict=False)
+        ]
         requests.append(asyncio.create_task(merchant.capture(to_capture["id"], f"{unique}-capture")))
         requests.append(asyncio.create_task(merchant.refund(paid["id"], refund_key)))
         try:
@@ -280,7 +298,7 @@ class InFlight:
             stack.fake.latency = 0
         expected = [
             Expect(stack.payment_id(key), status, AMOUNT_MINOR if status is PaymentStatus.PAID else 0)
-            for key, (_, status) in zip(keys, cls.NEW)
+            for key, (_, status) in zip(keys, cls.NEW, strict=False)
         ]
         expected += [
             Expect(to_capture["id"], PaymentStatus.PAID, AMOUNT_MINOR),
@@ -308,10 +326,18 @@ class InFlight:
 
 
 @asynccontextmanager
-async def fault_stack(*, temporal_address: str, db_url: str, workdir: Path, task_queue: str) -> AsyncIterator[FaultStack]:
+async def fault_stack(
+    *, temporal_address: str, db_url: str, workdir: Path, task_queue: str
+) -> AsyncIterator[FaultStack]:
     api_key = secrets.token_urlsafe(24)
     async with FakeStripe() as fake:
-        env = stack_env(temporal_address=temporal_address, task_queue=task_queue, db_url=db_url, fake=fake, api_key=api_key)
+        env = stack_env(
+            temporal_address=temporal_address,
+            task_queue=task_queue,
+            db_url=db_url,
+            fake=fake,
+            api_key=api_key,
+        )
         config = load_config(environ=env, use_default_file=False)
         # The migration runs here, once, before the worker starts: as a deployment does it.
         async with await Runtime.open(config, migrate_database=True) as runtime:
@@ -322,7 +348,9 @@ async def fault_stack(*, temporal_address: str, db_url: str, workdir: Path, task
             try:
                 fake.webhook_url = f"{api.base_url}/webhooks/stripe"
                 await worker.start()
-                yield FaultStack(fake=fake, worker=worker, client=client, store=runtime.store, merchant=merchant)
+                yield FaultStack(
+                    fake=fake, worker=worker, client=client, store=runtime.store, merchant=merchant
+                )
             finally:
                 await worker.stop()
                 await fake.wait_for_webhooks()

@@ -18,6 +18,7 @@ durapay says about itself:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from typing import Any
 
@@ -43,7 +44,9 @@ _MONEY_HELD = frozenset(
 _IN_DOUBT = frozenset({PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN})
 
 
-async def check_run(stack: FaultStack, expected: list[Expect], *, scenario: str, settle_timeout: float = 120.0) -> None:
+async def check_run(
+    stack: FaultStack, expected: list[Expect], *, scenario: str, settle_timeout: float = 120.0
+) -> None:
     FIGURES.runs[scenario] += 1
     FIGURES.payments += len(expected)
     views = await _settled_views(stack, expected, settle_timeout)
@@ -96,7 +99,9 @@ async def _settled_views(stack: FaultStack, expected: list[Expect], timeout: flo
         FIGURES.stuck_payments += len(stuck)
         raise AssertionError(
             f"{len(stuck)} stuck payment(s):\n"
-            + "\n".join(f"  {e.payment_id}: expected {e.status.value}, {last.get(e.payment_id)}" for e in stuck)
+            + "\n".join(
+                f"  {e.payment_id}: expected {e.status.value}, {last.get(e.payment_id)}" for e in stuck
+            )
             + "\n"
             + stack.worker.process.log_tail()
         ) from None
@@ -123,15 +128,15 @@ async def _no_lost_webhooks(stack: FaultStack, payment_ids: set[str], timeout: f
         missing = [e for e in events if e["id"] not in acknowledged]
         for event in missing:
             FIGURES.webhook_redeliveries += 1
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not acknowledged: the next round tries again
                 await fake.deliver(event)
-            except httpx.HTTPError:
-                pass  # not acknowledged: the next round tries again
         return not missing
 
     await wait_until(all_acknowledged, timeout=timeout, what="every webhook to be acknowledged")
 
-    def missing_from_inbox_or_workflow(outcomes: dict[str, WebhookOutcome | None], applied: set[str]) -> list[str]:
+    def missing_from_inbox_or_workflow(
+        outcomes: dict[str, WebhookOutcome | None], applied: set[str]
+    ) -> list[str]:
         return [
             f"  {e['id']} ({e['type']}) for {_event_payment(e)}: inbox {outcomes.get(e['id'])}, "
             f"{'applied' if e['id'] in applied else 'never applied by the workflow'}"
@@ -148,7 +153,9 @@ async def _no_lost_webhooks(stack: FaultStack, payment_ids: set[str], timeout: f
         applied.clear()
         for payment_id in payment_ids:
             applied.update(
-                e.data.get("event_id", "") for e in await stack.store.events(payment_id) if e.type == "webhook.received"
+                e.data.get("event_id", "")
+                for e in await stack.store.events(payment_id)
+                if e.type == "webhook.received"
             )
         return not missing_from_inbox_or_workflow(outcomes, applied)
 
@@ -198,7 +205,9 @@ def _key_pattern(payment_id: str, request: Any) -> re.Pattern[str]:
     if request.path == "/v1/payment_intents":
         return re.compile(f"{workflow_id}:authorize")
     if request.path == "/v1/refunds":
-        return re.compile(f"{workflow_id}:refund:{re.escape(request.params['metadata']['durapay_refund_id'])}")
+        return re.compile(
+            f"{workflow_id}:refund:{re.escape(request.params['metadata']['durapay_refund_id'])}"
+        )
     operation = re.escape(request.path.rsplit("/", 1)[1])  # .../capture, .../cancel
     return re.compile(f"{workflow_id}:{operation}(:[0-9]+)?")
 
@@ -240,4 +249,3 @@ def _ledger_problems(stack: FaultStack, expect: Expect, view: PaymentView) -> li
         if ours and not _key_pattern(pid, request).fullmatch(request.idempotency_key or ""):
             problems.append(f"{pid}: POST {request.path} carried key {request.idempotency_key!r}")
     return problems
-

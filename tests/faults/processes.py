@@ -132,7 +132,9 @@ class ChildProcess:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
-            raise TimeoutError(f"{self.name} did not finish within {timeout:.0f}s\n{self.log_tail()}") from None
+            raise TimeoutError(
+                f"{self.name} did not finish within {timeout:.0f}s\n{self.log_tail()}"
+            ) from None
 
     async def wait_for_output(self, text: str, *, after: int, timeout: float) -> None:
         """Wait until `text` appears in the log past byte offset `after`."""
@@ -147,7 +149,9 @@ class ChildProcess:
             if not self.running:
                 raise RuntimeError(f"{self.name} exited before printing {text!r}\n{self.log_tail()}")
             if loop.time() > deadline:
-                raise TimeoutError(f"{self.name} did not print {text!r} within {timeout:.0f}s\n{self.log_tail()}")
+                raise TimeoutError(
+                    f"{self.name} did not print {text!r} within {timeout:.0f}s\n{self.log_tail()}"
+                )
             await asyncio.sleep(POLL_S)
 
 
@@ -163,12 +167,17 @@ class TemporalServer:
             temporal_cli(),
             "server",
             "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--http-port", str(free_port()),
-            "--db-filename", str(self.db_file),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(free_port()),
+            "--db-filename",
+            str(self.db_file),
             "--headless",  # no UI: one process less competing for the CPU
-            "--log-level", "warn",
+            "--log-level",
+            "warn",
             *dev_server_args(),
             *search_attribute_args(),
         ]
@@ -182,7 +191,9 @@ class TemporalServer:
             try:
                 client = await Client.connect(self.address, data_converter=pydantic_data_converter)
                 # The frontend answers before the namespace is loaded; wait for both.
-                await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace="default")
+                )
                 return
             except (RuntimeError, RPCError):  # not up yet: connection refused, namespace not found
                 if not self.process.running:
@@ -270,13 +281,19 @@ class PrivatePostgres:
         self.data = self.root / "data"
         command = [
             str(self.bin / "postgres"),
-            "-D", str(self.data),
-            "-p", str(self.port),
-            "-k", str(self.root),
-            "-c", "listen_addresses=127.0.0.1",
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.root),
+            "-c",
+            "listen_addresses=127.0.0.1",
             # Test data: no need to wait for the disk (the instance is stopped cleanly, not crashed).
-            "-c", "fsync=off",
-            "-c", "max_connections=100",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=100",
         ]
         self.process = ChildProcess("postgres", command, log_path=self.root / "postgres.log", user=self.user)
         self.admin_dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
@@ -285,7 +302,18 @@ class PrivatePostgres:
     async def init(self) -> None:
         initdb = ChildProcess(
             "initdb",
-            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             log_path=self.root / "initdb.log",
             user=self.user,
         )

@@ -58,7 +58,12 @@ class Figures:
             for count, payments in sorted(self.charges_per_payment.items())
         )
         rows = [
-            ("runs", f"{sum(self.runs.values())} (" + ", ".join(f"{k} {v}" for k, v in sorted(self.runs.items())) + ")"),
+            (
+                "runs",
+                f"{sum(self.runs.values())} ("
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.runs.items()))
+                + ")",
+            ),
             ("payments", str(self.payments)),
             ("final statuses", ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))),
             ("faults injected", str(sum(self.faults.values()))),
@@ -73,8 +78,11 @@ class Figures:
             (
                 "merchant requests retried with the same key",
                 f"{sum(self.merchant_retries.values())}"
-                + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.merchant_retries.items())) + ")"
-                   if self.merchant_retries else ""),
+                + (
+                    " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.merchant_retries.items())) + ")"
+                    if self.merchant_retries
+                    else ""
+                ),
             ),
             ("gateway calls answered from Stripe's idempotency cache", str(self.gateway_replays)),
             ("longest wait from the end of a fault to every payment settled", ""),

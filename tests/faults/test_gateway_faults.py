@@ -50,7 +50,9 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
     paid = {"status": PaymentStatus.PAID, "captured_minor": AMOUNT_MINOR}
     cases = (("5xx", burst), ("429", rate_limit), ("drop", drop))
     # The payments to capture and to refund first: the authorization faults below would meet them.
-    to_capture = await asyncio.gather(*(merchant.pay(f"{unique}-cap-{n}", capture_method="manual") for n in range(4)))
+    to_capture = await asyncio.gather(
+        *(merchant.pay(f"{unique}-cap-{n}", capture_method="manual") for n in range(4))
+    )
     to_refund = await asyncio.gather(*(merchant.pay(f"{unique}-ref-{n}") for n in range(4)))
     assert {p["status"] for p in to_capture} == {"authorized"}, to_capture
     assert {p["status"] for p in to_refund} == {"paid"}, to_refund
@@ -64,7 +66,7 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
         burst(stack, INTENTS)
         declined = await merchant.pay(f"{unique}-auth-decline-5xx", token="pm_card_chargeDeclined")
         assert declined["status"] == "failed", declined
-        return done + [Expect(declined["id"], PaymentStatus.FAILED)]
+        return [*done, Expect(declined["id"], PaymentStatus.FAILED)]
 
     async def capture(authorized: dict, inject) -> Expect:
         pid = authorized["id"]
@@ -95,8 +97,8 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
     # fault meets the call it was meant for.
     groups = await asyncio.gather(
         authorizations(),
-        in_turn(capture(payment, inject) for payment, (_, inject) in zip(to_capture, cases)),
-        in_turn(refund(payment, inject) for payment, (_, inject) in zip(to_refund, cases)),
+        in_turn(capture(payment, inject) for payment, (_, inject) in zip(to_capture, cases, strict=False)),
+        in_turn(refund(payment, inject) for payment, (_, inject) in zip(to_refund, cases, strict=False)),
     )
     expected = [expect for group in groups for expect in group]
     # Hanging calls last and one at a time: the fake's latency is not per path.
@@ -109,8 +111,12 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
     await check_run(stack, expected, scenario="gateway faults")
 
 
-@pytest.mark.skipif(not SLOW, reason="waits out the gateway call's 5-minute schedule-to-close; DURAPAY_FAULTS_SLOW=1 runs it")
-async def test_a_failure_stripe_replays_is_resolved_by_the_lookup(stack: FaultStack, unique: str, run: int) -> None:
+@pytest.mark.skipif(
+    not SLOW, reason="waits out the gateway call's 5-minute schedule-to-close; DURAPAY_FAULTS_SLOW=1 runs it"
+)
+async def test_a_failure_stripe_replays_is_resolved_by_the_lookup(
+    stack: FaultStack, unique: str, run: int
+) -> None:
     """Stripe charged the card, then failed with a 500 that it saved under the key: every retry
     hears the same 500 again. Only the workflow's lookup, once the call's retries run out, finds the
     charge (RELIABILITY.md: a gap left open)."""

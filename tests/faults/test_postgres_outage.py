@@ -44,10 +44,18 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
 
 
 async def test_postgres_down_mid_flight(
-    private_postgres: PrivatePostgres, temporal_server: TemporalServer, tmp_path: Path, task_queue: str, unique: str, run: int
+    private_postgres: PrivatePostgres,
+    temporal_server: TemporalServer,
+    tmp_path: Path,
+    task_queue: str,
+    unique: str,
+    run: int,
 ) -> None:
     async with fault_stack(
-        temporal_address=temporal_server.address, db_url=private_postgres.url, workdir=tmp_path, task_queue=task_queue
+        temporal_address=temporal_server.address,
+        db_url=private_postgres.url,
+        workdir=tmp_path,
+        task_queue=task_queue,
     ) as stack:
         in_flight = await InFlight.start(stack, unique)
         loop = asyncio.get_running_loop()
@@ -65,5 +73,7 @@ async def test_postgres_down_mid_flight(
 
         await in_flight.answers()
         await gather_all(*arriving)
-        expected = in_flight.expected + [Expect(stack.payment_id(key), PaymentStatus.PAID, AMOUNT_MINOR) for key in keys]
+        expected = in_flight.expected + [
+            Expect(stack.payment_id(key), PaymentStatus.PAID, AMOUNT_MINOR) for key in keys
+        ]
         await check_run(stack, expected, scenario="PostgreSQL outage")

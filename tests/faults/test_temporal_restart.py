@@ -42,5 +42,7 @@ async def test_temporal_restarted_mid_flight(
 
     await in_flight.answers()
     await gather_all(*arriving)
-    expected = in_flight.expected + [Expect(stack.payment_id(key), PaymentStatus.PAID, AMOUNT_MINOR) for key in keys]
+    expected = in_flight.expected + [
+        Expect(stack.payment_id(key), PaymentStatus.PAID, AMOUNT_MINOR) for key in keys
+    ]
     await check_run(stack, expected, scenario="Temporal server kill -9")

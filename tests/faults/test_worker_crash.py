@@ -51,7 +51,9 @@ async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: 
     #    that asked dies before the answer.
     key = f"{unique}-authorizing"
     pid = stack.payment_id(key)
-    requests.append(await stack.held_call("/v1/payment_intents", f"payment-{pid}:authorize", merchant.pay(key)))
+    requests.append(
+        await stack.held_call("/v1/payment_intents", f"payment-{pid}:authorize", merchant.pay(key))
+    )
     await stack.restart_worker("during the authorization")
     expected.append(Expect(pid, **paid))
 
@@ -69,7 +71,9 @@ async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: 
     assert authorized["status"] == "authorized", authorized
     pid = authorized["id"]
     path = f"/v1/payment_intents/{authorized['provider_payment_id']}/capture"
-    requests.append(await stack.held_call(path, f"payment-{pid}:capture", merchant.capture(pid, f"{unique}-capture-2")))
+    requests.append(
+        await stack.held_call(path, f"payment-{pid}:capture", merchant.capture(pid, f"{unique}-capture-2"))
+    )
     await stack.restart_worker("during the capture")
     expected.append(Expect(pid, **paid))
 

@@ -43,7 +43,9 @@ pytestmark = [
 @pytest_asyncio.fixture
 async def gateway() -> AsyncIterator[StripeGateway]:
     # The webhook secret is required by the settings but unused here: nothing is delivered to us.
-    settings = StripeSettings(secret_key=SECRET_KEY, webhook_secret="whsec_unused_in_live_tests", enabled=True)
+    settings = StripeSettings(
+        secret_key=SECRET_KEY, webhook_secret="whsec_unused_in_live_tests", enabled=True
+    )
     gw = StripeGateway(settings)
     yield gw
     await gw.aclose()
@@ -73,7 +75,12 @@ async def test_sale_is_idempotent_and_refundable(gateway):
     assert paid.status is GatewayPaymentStatus.SUCCEEDED and paid.captured_minor == 1234
     assert again.provider_payment_id == paid.provider_payment_id
     looked = await gateway.lookup(
-        LookupCall(gateway="stripe", payment_id=sale.payment_id, provider_payment_id=paid.provider_payment_id, amount=sale.amount)
+        LookupCall(
+            gateway="stripe",
+            payment_id=sale.payment_id,
+            provider_payment_id=paid.provider_payment_id,
+            amount=sale.amount,
+        )
     )
     assert looked.status is GatewayPaymentStatus.SUCCEEDED
     for n, amount in enumerate(("2.00", "3.00"), start=1):
@@ -93,12 +100,16 @@ async def test_sale_is_idempotent_and_refundable(gateway):
 
 async def test_decline_and_three_ds(gateway):
     declined = await gateway.authorize(call("pm_card_chargeDeclinedInsufficientFunds"))
-    challenged = await gateway.authorize(call("pm_card_threeDSecure2Required", return_url="https://example.com/back"))
+    challenged = await gateway.authorize(
+        call("pm_card_threeDSecure2Required", return_url="https://example.com/back")
+    )
 
     assert declined.status is GatewayPaymentStatus.DECLINED
     assert declined.failure is not None and declined.failure.decline_code == "insufficient_funds"
     assert challenged.status is GatewayPaymentStatus.REQUIRES_ACTION
-    assert challenged.next_action is not None and challenged.next_action.type is NextActionType.REDIRECT_TO_URL
+    assert (
+        challenged.next_action is not None and challenged.next_action.type is NextActionType.REDIRECT_TO_URL
+    )
 
 
 async def test_manual_capture_and_cancel(gateway):
@@ -133,7 +144,9 @@ async def test_manual_capture_and_cancel(gateway):
 
 async def test_customer_cards(gateway):
     customer = await gateway.create_customer(
-        email="live-test@example.com", name="durapay live test", idempotency_key=f"customer-{uuid.uuid4().hex}"
+        email="live-test@example.com",
+        name="durapay live test",
+        idempotency_key=f"customer-{uuid.uuid4().hex}",
     )
     saved = await gateway.attach_payment_method(customer_id=customer.id, payment_method="pm_card_visa")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -57,26 +57,41 @@ WECHAT = {
     "private_key": _secret("WECHATPAY_LIVE_PRIVATE_KEY"),
     "apiv3_key": _secret("WECHATPAY_LIVE_APIV3_KEY"),
 }
-needs_alipay = pytest.mark.skipif(not all(ALIPAY.values()), reason="set ALIPAY_SANDBOX_* to run against the AliPay sandbox")
-needs_wechat = pytest.mark.skipif(not all(WECHAT.values()), reason="set WECHATPAY_LIVE_* to run against WeChat Pay")
+needs_alipay = pytest.mark.skipif(
+    not all(ALIPAY.values()), reason="set ALIPAY_SANDBOX_* to run against the AliPay sandbox"
+)
+needs_wechat = pytest.mark.skipif(
+    not all(WECHAT.values()), reason="set WECHATPAY_LIVE_* to run against WeChat Pay"
+)
 
 
 def order(wallet: str, flow: str, minor: int) -> AuthorizeCall:
     payment_id = f"pay_live_{uuid.uuid4().hex[:16]}"
     return AuthorizeCall(
-        gateway=wallet, payment_id=payment_id, order_id=f"order_{payment_id}", amount=Amount(minor=minor, currency="CNY"),
-        method=WalletMethod(wallet=wallet, flow=flow), capture=True, description="durapay live test",
-        idempotency_key=f"payment-{payment_id}:authorize", expires_at=datetime.now(timezone.utc) + timedelta(minutes=10),
+        gateway=wallet,
+        payment_id=payment_id,
+        order_id=f"order_{payment_id}",
+        amount=Amount(minor=minor, currency="CNY"),
+        method=WalletMethod(wallet=wallet, flow=flow),
+        capture=True,
+        description="durapay live test",
+        idempotency_key=f"payment-{payment_id}:authorize",
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
     )
 
 
 def lookup(call: AuthorizeCall) -> LookupCall:
-    return LookupCall(gateway=call.gateway, payment_id=call.payment_id, amount=call.amount, method=call.method)
+    return LookupCall(
+        gateway=call.gateway, payment_id=call.payment_id, amount=call.amount, method=call.method
+    )
 
 
 def cancel(call: AuthorizeCall) -> CancelCall:
     return CancelCall(
-        gateway=call.gateway, payment_id=call.payment_id, provider_payment_id=None, reason="abandoned",
+        gateway=call.gateway,
+        payment_id=call.payment_id,
+        provider_payment_id=None,
+        reason="abandoned",
         idempotency_key=f"payment-{call.payment_id}:cancel",
     )
 
@@ -86,7 +101,9 @@ def cancel(call: AuthorizeCall) -> CancelCall:
 
 @pytest_asyncio.fixture
 async def alipay() -> AsyncIterator[AlipayGateway]:
-    gw = AlipayGateway(AlipaySettings(**ALIPAY, sandbox=True, notify_url="https://merchant.example/webhooks/alipay"))
+    gw = AlipayGateway(
+        AlipaySettings(**ALIPAY, sandbox=True, notify_url="https://merchant.example/webhooks/alipay")
+    )
     yield gw
     await gw.aclose()
 
@@ -112,7 +129,9 @@ async def test_alipay_unknown_trade_and_refund(alipay):
     call = order("alipay", "precreate", 1)
     assert (await alipay.lookup(lookup(call))).status is GatewayPaymentStatus.NOT_FOUND
     refund = await alipay.lookup_refund(
-        RefundLookupCall(gateway="alipay", payment_id=call.payment_id, provider_payment_id=None, refund_id="re_live")
+        RefundLookupCall(
+            gateway="alipay", payment_id=call.payment_id, provider_payment_id=None, refund_id="re_live"
+        )
     )
     assert refund.status is RefundStatus.FAILED
 
@@ -137,7 +156,9 @@ async def wechat() -> AsyncIterator[WechatPayGateway]:
             "platform_public_key": _secret("WECHATPAY_LIVE_PUBLIC_KEY"),
             "platform_public_key_id": os.environ.get("WECHATPAY_LIVE_PUBLIC_KEY_ID", ""),
         }
-    gw = WechatPayGateway(WechatPaySettings(**WECHAT, **extra, notify_url="https://merchant.example/webhooks/wechat_pay"))
+    gw = WechatPayGateway(
+        WechatPaySettings(**WECHAT, **extra, notify_url="https://merchant.example/webhooks/wechat_pay")
+    )
     yield gw
     await gw.aclose()
 
@@ -157,4 +178,6 @@ async def test_wechat_native_order_query_close(wechat):
 
 @needs_wechat
 async def test_wechat_unknown_order_is_not_found(wechat):
-    assert (await wechat.lookup(lookup(order("wechat_pay", "native", 1)))).status is GatewayPaymentStatus.NOT_FOUND
+    assert (
+        await wechat.lookup(lookup(order("wechat_pay", "native", 1)))
+    ).status is GatewayPaymentStatus.NOT_FOUND

@@ -63,7 +63,9 @@ def payment(unique: str, **fields) -> dict:
     return {**body, **fields}
 
 
-async def test_card_numbers_are_refused_and_recorded_nowhere(stack: Stack, unique: str, caplog: pytest.LogCaptureFixture):
+async def test_card_numbers_are_refused_and_recorded_nowhere(
+    stack: Stack, unique: str, caplog: pytest.LogCaptureFixture
+):
     caplog.set_level(logging.DEBUG)
     async with stack.http() as http:
 
@@ -76,28 +78,52 @@ async def test_card_numbers_are_refused_and_recorded_nowhere(stack: Stack, uniqu
         path = f"/v1/payments/{created.json()['id']}"
         method = lambda **extra: {"type": "card", "token": "tok_visa", **extra}  # noqa: E731
         refused = {
-            "token": await post("/v1/payments", payment(unique, payment_method=method(token=CARDS["token"])), f"{unique}-1"),
+            "token": await post(
+                "/v1/payments", payment(unique, payment_method=method(token=CARDS["token"])), f"{unique}-1"
+            ),
             "spaced token": await post(
-                "/v1/payments", payment(unique, payment_method=method(token=CARDS["spaced token"])), f"{unique}-2"
+                "/v1/payments",
+                payment(unique, payment_method=method(token=CARDS["spaced token"])),
+                f"{unique}-2",
             ),
             "metadata value": await post(
-                "/v1/payments", payment(unique, metadata={"note": f"card {CARDS['metadata value']}"}), f"{unique}-3"
+                "/v1/payments",
+                payment(unique, metadata={"note": f"card {CARDS['metadata value']}"}),
+                f"{unique}-3",
             ),
-            "metadata key": await post("/v1/payments", payment(unique, metadata={CARDS["metadata key"]: "x"}), f"{unique}-4"),
+            "metadata key": await post(
+                "/v1/payments", payment(unique, metadata={CARDS["metadata key"]: "x"}), f"{unique}-4"
+            ),
             "description": await post(
-                "/v1/payments", payment(unique, description=f"pay with {CARDS['description']} exp 12/34"), f"{unique}-5"
+                "/v1/payments",
+                payment(unique, description=f"pay with {CARDS['description']} exp 12/34"),
+                f"{unique}-5",
             ),
-            "customer id": await post("/v1/payments", payment(unique, customer_id=CARDS["customer id"]), f"{unique}-6"),
-            "order id": await post("/v1/payments", payment(unique, order_id=f"ord-{CARDS['order id']}"), f"{unique}-7"),
+            "customer id": await post(
+                "/v1/payments", payment(unique, customer_id=CARDS["customer id"]), f"{unique}-6"
+            ),
+            "order id": await post(
+                "/v1/payments", payment(unique, order_id=f"ord-{CARDS['order id']}"), f"{unique}-7"
+            ),
             "named field": await post(
-                "/v1/payments", payment(unique, payment_method=method(number=CARDS["named field"], cvc="123")), f"{unique}-8"
+                "/v1/payments",
+                payment(unique, payment_method=method(number=CARDS["named field"], cvc="123")),
+                f"{unique}-8",
             ),
             "json number": await post(
-                "/v1/payments", payment(unique, payment_method=method(token=int(CARDS["json number"]))), f"{unique}-9"
+                "/v1/payments",
+                payment(unique, payment_method=method(token=int(CARDS["json number"]))),
+                f"{unique}-9",
             ),
-            "capture body": await post(f"{path}/capture", {"amount": "10.00", "note": CARDS["capture body"]}, f"{unique}-c"),
-            "refund reason": await post(f"{path}/refunds", {"reason": f"back to {CARDS['refund reason']}"}, f"{unique}-r"),
-            "return data": await post(f"{path}/actions/complete", {"data": {"pan": CARDS["return data"]}}, f"{unique}-a"),
+            "capture body": await post(
+                f"{path}/capture", {"amount": "10.00", "note": CARDS["capture body"]}, f"{unique}-c"
+            ),
+            "refund reason": await post(
+                f"{path}/refunds", {"reason": f"back to {CARDS['refund reason']}"}, f"{unique}-r"
+            ),
+            "return data": await post(
+                f"{path}/actions/complete", {"data": {"pan": CARDS["return data"]}}, f"{unique}-a"
+            ),
         }
         for source, answer in refused.items():
             assert (answer.status_code, answer.json()["code"]) == (422, "card_data_not_allowed"), source
@@ -125,7 +151,11 @@ async def test_card_numbers_are_refused_and_recorded_nowhere(stack: Stack, uniqu
     )
     database = await database_text(stack.config.database.url.get_secret_value())
     histories = await temporal_bytes(stack.client, stack.task_queue)
-    assert (found(control[:1], logs), found(control, database), found(control, histories)) == (control[:1], control, control)
+    assert (found(control[:1], logs), found(control, database), found(control, histories)) == (
+        control[:1],
+        control,
+        control,
+    )
     assert found(every_number, logs) == []
     assert found(every_number, database) == []
     assert found(every_number, histories) == []

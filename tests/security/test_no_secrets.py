@@ -94,7 +94,9 @@ def every_secret(stack: Stack, fakes: Fakes, db_password: str) -> dict[str, set[
     }
 
 
-async def eventually_status(http: httpx.AsyncClient, stack: Stack, payment_id: str, status: str) -> dict | None:
+async def eventually_status(
+    http: httpx.AsyncClient, stack: Stack, payment_id: str, status: str
+) -> dict | None:
     deadline = asyncio.get_running_loop().time() + 15
     while asyncio.get_running_loop().time() < deadline:
         view = (await http.get(f"/v1/payments/{payment_id}", headers=stack.headers())).json()
@@ -127,7 +129,12 @@ def wallet_payment(unique: str, wallet: str, flow: str) -> dict:
 
 
 async def test_no_secret_leaves_its_place(
-    stack: Stack, fakes: Fakes, db_password: str, unique: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    stack: Stack,
+    fakes: Fakes,
+    db_password: str,
+    unique: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     paid: dict[str, str] = {}
@@ -145,37 +152,59 @@ async def test_no_secret_leaves_its_place(
         assert (await http.post("/webhooks/mock", content=body, headers=headers)).status_code == 200
 
         # Stripe: a sale whose events Stripe signs and delivers to the receiver.
-        created = await post("/v1/payments", card_payment(unique, "stripe", "pm_card_visa"), f"{unique}-stripe")
+        created = await post(
+            "/v1/payments", card_payment(unique, "stripe", "pm_card_visa"), f"{unique}-stripe"
+        )
         assert created.status_code == 201, created.text
         paid["stripe"] = created.json()["id"]
 
         # WeChat Pay and AliPay: a QR code, paid, and the provider's signed notification.
-        for wallet, fake, flow in (("wechat_pay", fakes.wechat, "native"), ("alipay", fakes.alipay, "precreate")):
+        for wallet, fake, flow in (
+            ("wechat_pay", fakes.wechat, "native"),
+            ("alipay", fakes.alipay, "precreate"),
+        ):
             created = await post("/v1/payments", wallet_payment(unique, wallet, flow), f"{unique}-{wallet}")
             assert created.status_code == 202, created.text
             paid[wallet] = created.json()["id"]
             fake.pay(paid[wallet])
             notification = (
-                fakes.wechat.payment_notification(paid[wallet]) if wallet == "wechat_pay" else fakes.alipay.trade_notification(paid[wallet])
+                fakes.wechat.payment_notification(paid[wallet])
+                if wallet == "wechat_pay"
+                else fakes.alipay.trade_notification(paid[wallet])
             )
             status, _ = await post_to(f"{stack.webhook_url}/{wallet}", *notification)
             assert status in (200, 204)
 
         for gateway, payment_id in paid.items():
             assert await eventually_status(http, stack, payment_id, "paid") is not None, gateway
-            refund = await post(f"/v1/payments/{payment_id}/refunds", {"amount": "1.00"}, f"{unique}-{gateway}-r")
+            refund = await post(
+                f"/v1/payments/{payment_id}/refunds", {"amount": "1.00"}, f"{unique}-{gateway}-r"
+            )
             assert refund.status_code == 201, (gateway, refund.text)
 
-        refused = await post("/v1/payments", {**card_payment(unique, "mock", CARD), "order_id": f"o-{unique}"}, f"{unique}-card")
+        refused = await post(
+            "/v1/payments",
+            {**card_payment(unique, "mock", CARD), "order_id": f"o-{unique}"},
+            f"{unique}-card",
+        )
         assert (refused.status_code, refused.json()["code"]) == (422, "card_data_not_allowed")
         await fakes.stripe.wait_for_webhooks()
     assert [status for _, status in fakes.stripe.deliveries if status != 200] == []
 
     await asyncio.to_thread(config_check, stack.config)
     shown = capsys.readouterr().out
-    for key in ("stripe.secret_key", "stripe.webhook_secret", "wechat_pay.private_key", "wechat_pay.apiv3_key", "alipay.app_private_key"):
-        assert any(line.startswith(f"payment.gateways.{key} = ") and "**********" in line for line in shown.splitlines()), key
-    assert "api.api_keys.test = \"**********\"" in shown.splitlines()
+    for key in (
+        "stripe.secret_key",
+        "stripe.webhook_secret",
+        "wechat_pay.private_key",
+        "wechat_pay.apiv3_key",
+        "alipay.app_private_key",
+    ):
+        assert any(
+            line.startswith(f"payment.gateways.{key} = ") and "**********" in line
+            for line in shown.splitlines()
+        ), key
+    assert 'api.api_keys.test = "**********"' in shown.splitlines()
     assert "# enabled gateways: alipay, mock, stripe, wechat_pay" in shown
 
     logs = caplog.text
@@ -191,7 +220,12 @@ async def test_no_secret_leaves_its_place(
     leaks = {
         (name, place)
         for name, needles in every_secret(stack, fakes, db_password).items()
-        for place, haystack in (("logs", logs), ("database", database), ("temporal", histories), ("config check", shown))
+        for place, haystack in (
+            ("logs", logs),
+            ("database", database),
+            ("temporal", histories),
+            ("config check", shown),
+        )
         if found(needles, haystack)
     }
     assert leaks == set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -47,7 +46,13 @@ async def test_registry_ports(runtime: Runtime) -> None:
         ports.parse("mock", {"Mock-Signature": "t=1,v1=00"}, b"{}")
     mock = runtime.registry.get("mock")
     headers, body = mock.build_webhook(
-        MockWebhook(type="payment.succeeded", payment_id="pay_x", provider_payment_id="pi_x", amount_minor=100, currency="USD")
+        MockWebhook(
+            type="payment.succeeded",
+            payment_id="pay_x",
+            provider_payment_id="pi_x",
+            amount_minor=100,
+            currency="USD",
+        )
     )
     [event] = ports.parse("mock", headers, body)
     assert event.payment_id == "pay_x"
@@ -59,19 +64,31 @@ async def test_store_ports(runtime: Runtime) -> None:
     assert await ports.list_by_order("order_missing") == []
     assert await ports.payment_id_for_provider_ref("mock", "pi_missing") is None
     first = await ports.record(
-        gateway="mock", event_id="evt_1", payment_id=None, verified=True,
-        outcome=WebhookOutcome.UNKNOWN_PAYMENT, event_type="payment.succeeded",
+        gateway="mock",
+        event_id="evt_1",
+        payment_id=None,
+        verified=True,
+        outcome=WebhookOutcome.UNKNOWN_PAYMENT,
+        event_type="payment.succeeded",
     )
     again = await ports.record(
-        gateway="mock", event_id="evt_1", payment_id=None, verified=True,
-        outcome=WebhookOutcome.UNKNOWN_PAYMENT, event_type="payment.succeeded",
+        gateway="mock",
+        event_id="evt_1",
+        payment_id=None,
+        verified=True,
+        outcome=WebhookOutcome.UNKNOWN_PAYMENT,
+        event_type="payment.succeeded",
     )
     assert (first, again) == (True, False)
     assert await runtime.store.webhook_outcome("mock", "evt_1") is StoredOutcome.UNKNOWN_PAYMENT
     for outcome in (WebhookOutcome.SIGNALLED, WebhookOutcome.REJECTED):  # same vocabulary in the store
         assert await ports.record(
-            gateway="mock", event_id=f"evt_{outcome.value}", payment_id="pay_y", verified=outcome is WebhookOutcome.SIGNALLED,
-            outcome=outcome, event_type="x",
+            gateway="mock",
+            event_id=f"evt_{outcome.value}",
+            payment_id="pay_y",
+            verified=outcome is WebhookOutcome.SIGNALLED,
+            outcome=outcome,
+            event_type="x",
         )
     assert await runtime.store.webhook_outcome("mock", "evt_signalled") is StoredOutcome.SIGNALLED
     assert await ports.hit("k", 60, 1) == (True, 0)
@@ -79,9 +96,7 @@ async def test_store_ports(runtime: Runtime) -> None:
     assert not allowed and retry_after > 0
 
 
-async def test_api_deps_from_config(
-    temporal_env: WorkflowEnvironment, sqlite_url: str
-) -> None:
+async def test_api_deps_from_config(temporal_env: WorkflowEnvironment, sqlite_url: str) -> None:
     config = config_for(sqlite_url, tds_threshold="50", supported_currencies=["EUR", "USD"])
     async with await Runtime.open(config, migrate_database=True) as runtime:
         deps = api_deps(temporal_env.client, config, runtime, task_queue="q-x")
@@ -92,7 +107,10 @@ async def test_api_deps_from_config(
     assert deps.settings_for("USD").tds_threshold_minor == 5000
     assert deps.settings_for("JPY").tds_threshold_minor == 50
     assert deps.api_rate_limit.limit == 7 and deps.decide_timeout_s == 3
-    assert (deps.order_attempt_limit.limit, deps.customer_attempt_limit.limit, deps.ip_attempt_limit.limit) == (2, 3, 4)
+    assert (
+        deps.order_attempt_limit.limit,
+        deps.customer_attempt_limit.limit,
+        deps.ip_attempt_limit.limit,
+    ) == (2, 3, 4)
     assert deps.order_attempt_limit.window_s == 3600
     assert deps.rate_limiter is not None
-

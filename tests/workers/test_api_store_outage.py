@@ -42,8 +42,12 @@ async def test_store_ports_report_an_unreachable_database(unreachable_runtime: R
         await ports.get("pay_any")
     with pytest.raises(StoreUnavailable):
         await ports.record(
-            gateway="mock", event_id="evt_1", payment_id="pay_any", verified=True,
-            outcome=WebhookOutcome.SIGNALLED, event_type="payment.succeeded",
+            gateway="mock",
+            event_id="evt_1",
+            payment_id="pay_any",
+            verified=True,
+            outcome=WebhookOutcome.SIGNALLED,
+            event_type="payment.succeeded",
         )
 
 
@@ -54,7 +58,8 @@ async def test_api_answers_503_while_the_database_is_down(
     try:
         async with httpx.AsyncClient(base_url=api.base_url) as http:
             response = await http.get(
-                f"/v1/payments/{derive_payment_id('m1', 'any')}", headers={"Authorization": f"Bearer {API_KEY}"}
+                f"/v1/payments/{derive_payment_id('m1', 'any')}",
+                headers={"Authorization": f"Bearer {API_KEY}"},
             )
     finally:
         await api.stop()

@@ -36,7 +36,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
         (["demo"], {"command": "demo"}),
         (["migrate"], {"command": "migrate"}),
         (["config", "check"], {"command": "config", "config_command": "check"}),
-        (["bench", "--server", "tuned", "--scale-n", "50"], {"command": "bench", "server": "tuned", "scale_n": 50}),
+        (
+            ["bench", "--server", "tuned", "--scale-n", "50"],
+            {"command": "bench", "server": "tuned", "scale_n": 50},
+        ),
         (
             ["--config", "x.toml", "--secrets-dir", "s", "--log-level", "debug", "worker"],
             {"config": "x.toml", "secrets_dir": "s", "log_level": "DEBUG", "command": "worker"},
@@ -100,7 +103,9 @@ def test_config_check_rejects_bad_config_with_exit_2(
     assert err.startswith("durapay: ") and message in err
 
 
-def test_migrate_creates_the_schema(clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_creates_the_schema(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "nested" / "dir" / "durapay.db"  # the directory does not exist yet
     clean_env.setenv("DURAPAY_DATABASE__URL", f"sqlite+aiosqlite:///{db}")
     assert main(["migrate"]) == EXIT_OK

@@ -85,7 +85,9 @@ async def test_tampering_is_detected() -> None:
 async def test_failure_messages_are_sealed_and_their_types_stay_readable() -> None:
     converter = data_converter(AesGcmCodec({"k1": new_key()}, "k1"))
     failure = Failure()
-    await converter.encode_failure(ApplicationError("card of ada@example.com declined", type="GatewayInvalidRequest"), failure)
+    await converter.encode_failure(
+        ApplicationError("card of ada@example.com declined", type="GatewayInvalidRequest"), failure
+    )
     assert b"ada@example.com" not in failure.SerializeToString()
     assert failure.application_failure_info.type == "GatewayInvalidRequest"  # what the workflow branches on
     decoded = await converter.decode_failure(failure)
@@ -127,7 +129,10 @@ def test_configuration_builds_the_codec_and_masks_its_keys() -> None:
         ({"codec_keys": {"k1": "c2hvcnQ="}}, "codec key 'k1': an AES-256 key is 32 bytes"),
         ({"codec_keys": {"k1": "***"}}, "codec key 'k1': not standard base64"),
         ({"codec_keys": {"k1": b64(new_key())}}, "codec_active_key None must name one of codec_keys"),
-        ({"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k2"}, "must name one of codec_keys (k1)"),
+        (
+            {"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k2"},
+            "must name one of codec_keys (k1)",
+        ),
         ({"codec_active_key": "k1"}, "codec_active_key is set but codec_keys is empty"),
     ],
 )
@@ -158,9 +163,12 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
     email = f"customer-{unique}@example.com"
     note = f"note-{unique}"
     codec_config = {"temporal": {"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k1"}}
-    async with running_stack(
-        temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=codec_config
-    ) as stack, stack.http() as http:
+    async with (
+        running_stack(
+            temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=codec_config
+        ) as stack,
+        stack.http() as http,
+    ):
         created = await http.post(
             "/v1/payments",
             json={
@@ -176,7 +184,9 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
         # The worker read its encrypted input and the API its encrypted answer.
         assert created.status_code == 201, created.text
         workflow_id = f"payment-{created.json()['id']}"
-        assert (await stack.client.get_workflow_handle(workflow_id).query(PaymentWorkflow.view)).status == "paid"
+        assert (
+            await stack.client.get_workflow_handle(workflow_id).query(PaymentWorkflow.view)
+        ).status == "paid"
 
         # What the Temporal server holds, read without the codec.
         plain_handle = temporal_env.client.get_workflow_handle(workflow_id)
@@ -185,7 +195,9 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
         stored += (await plain_handle.describe()).raw_description.SerializeToString()
         assert f"order-{unique}".encode() in stored  # a search attribute, in the clear by design
         assert email.encode() not in stored and note.encode() not in stored
-        started = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+        started = next(
+            e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+        )
         [sealed_input] = started.workflow_execution_started_event_attributes.input.payloads
         assert sealed_input.metadata["encoding"] == ENCODING
         with pytest.raises(KeyError, match="Unknown payload encoding"):  # nor can a client without the codec

@@ -29,7 +29,7 @@ action_timeout_seconds = 120
 enabled = true
 
 [payment.stripe]
-secret_key = "{SECRETS['stripe']}"
+secret_key = "{SECRETS["stripe"]}"
 
 [fraud_detection]
 max_amount = "5000"
@@ -149,7 +149,11 @@ def test_overrides_win(config_file: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "env", "expected"),
     [
-        ("[payment]\nrisk_threshold = 101\n", {}, "payment.risk_threshold: Input should be less than or equal to 100"),
+        (
+            "[payment]\nrisk_threshold = 101\n",
+            {},
+            "payment.risk_threshold: Input should be less than or equal to 100",
+        ),
         ("[payment]\ntds_threshold = 50.5\n", {}, 'write money as a string, e.g. tds_threshold = "50.5"'),
         ("[payment]\nsupported_currencies = ['USD', 'XYZ']\n", {}, "unknown ISO 4217 currency code(s): XYZ"),
         ("[api]\nprot = 1\n", {}, "api.prot: unknown key (a typo?)"),
@@ -233,4 +237,6 @@ def test_the_example_file_is_valid_and_matches_the_defaults() -> None:
     # Apart from its examples, the file documents the defaults rather than changing them.
     for section in ("api", "temporal", "worker", "database"):
         assert getattr(config, section) == getattr(defaults, section), section
-    assert config.payment.model_dump(exclude={"gateways"}) == defaults.payment.model_dump(exclude={"gateways"})
+    assert config.payment.model_dump(exclude={"gateways"}) == defaults.payment.model_dump(
+        exclude={"gateways"}
+    )

@@ -19,7 +19,9 @@ from workers.fake_providers.wechatpay import FakeWechatPay
 ACTION_TIMEOUT = {"payment": {"action_timeout_seconds": 4}}
 
 
-async def test_demo_flows_end_as_expected(temporal_env: WorkflowEnvironment, task_queue: str, sqlite_url: str) -> None:
+async def test_demo_flows_end_as_expected(
+    temporal_env: WorkflowEnvironment, task_queue: str, sqlite_url: str
+) -> None:
     async with AsyncExitStack() as running:
         fakes = FakeProviders(
             stripe=await running.enter_async_context(FakeStripe()),
@@ -28,7 +30,9 @@ async def test_demo_flows_end_as_expected(temporal_env: WorkflowEnvironment, tas
         )
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
         stack = await running.enter_async_context(
-            running_stack(temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides)
+            running_stack(
+                temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
+            )
         )
         fakes.deliver_webhooks_to(stack.webhook_url)
         outcomes = await run_demo(stack.base_url, stack.api_key, stack.gateway("mock"), fakes)
@@ -52,8 +56,13 @@ async def test_demo_flows_end_as_expected(temporal_env: WorkflowEnvironment, tas
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
         assert len(fakes.stripe.charges_for(by_flow[flow].payment_id)) == 1
     assert [status for _, status in fakes.stripe.deliveries if status != 200] == []
-    assert fakes.wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
-    assert fakes.alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    assert (
+        fakes.wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state
+        == "SUCCESS"
+    )
+    assert (
+        fakes.alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    )
 
 
 def test_table_marks_a_differing_outcome() -> None:
@@ -63,7 +72,11 @@ def test_table_marks_a_differing_outcome() -> None:
     ]
     table = format_table(outcomes, lambda workflow_id: f"ui/{workflow_id}")
     lines = table.splitlines()
-    assert lines[2].startswith("FAIL  decline") and "failed (card_declined)" in lines[2] and "ui/payment-pay_x" in lines[2]
+    assert (
+        lines[2].startswith("FAIL  decline")
+        and "failed (card_declined)" in lines[2]
+        and "ui/payment-pay_x" in lines[2]
+    )
     assert lines[3].startswith("ok") and lines[3].endswith("-")
     assert "failed (card_declined)" not in lines[3]
     assert lines[-1] == "1/2 flows as expected"

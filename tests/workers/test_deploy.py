@@ -15,7 +15,10 @@ DEPLOY = Path(__file__).parents[2] / "deploy"
 
 
 def manifests() -> dict[str, list[dict]]:
-    return {path.name: list(yaml.safe_load_all(path.read_text())) for path in sorted((DEPLOY / "k8s").glob("*.yaml"))}
+    return {
+        path.name: list(yaml.safe_load_all(path.read_text()))
+        for path in sorted((DEPLOY / "k8s").glob("*.yaml"))
+    }
 
 
 def test_configmap_and_secret_layout_make_a_valid_configuration(tmp_path: Path) -> None:

@@ -25,7 +25,12 @@ def free_port() -> int:
 
 def dev_config(tmp_path: Path, **temporal: object):
     overrides = {
-        "temporal": {"address": f"127.0.0.1:{free_port()}", "ui_port": free_port(), "data_dir": str(tmp_path / "data"), **temporal},
+        "temporal": {
+            "address": f"127.0.0.1:{free_port()}",
+            "ui_port": free_port(),
+            "data_dir": str(tmp_path / "data"),
+            **temporal,
+        },
         "api": {"port": 0},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'durapay.db'}"},
         # The 3-D Secure timeout flow, quickly (time enough to open AliPay's cashier on a busy machine).
@@ -34,7 +39,9 @@ def dev_config(tmp_path: Path, **temporal: object):
     return load_config(environ={}, use_default_file=False, defaults=demo_defaults(), overrides=overrides)
 
 
-async def test_dev_runs_the_demo_and_stops_everything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_dev_runs_the_demo_and_stops_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = dev_config(tmp_path)
     assert await run_dev(config, exit_after_demo=True) == EXIT_OK
     out = capsys.readouterr().out
@@ -61,7 +68,9 @@ def test_dev_api_key_is_kept_and_private(tmp_path: Path) -> None:
     again, _ = with_dev_api_key(config)
     assert first.api.api_keys["dev"].get_secret_value() == again.api.api_keys["dev"].get_secret_value()
     configured = load_config(
-        environ={}, use_default_file=False, overrides=deep_merge({"api": {"api_keys": {"mine": "x" * 20}}}, {})
+        environ={},
+        use_default_file=False,
+        overrides=deep_merge({"api": {"api_keys": {"mine": "x" * 20}}}, {}),
     )
     assert with_dev_api_key(configured) == (configured, None)  # configured keys win
 
@@ -82,7 +91,7 @@ async def test_dev_server_exit_is_reported_with_its_log(tmp_path: Path) -> None:
     config = TemporalConfig(address=f"127.0.0.1:{free_port()}", ui_port=free_port(), data_dir=tmp_path)
     server = TemporalDevServer(config)
     try:
-        with pytest.raises(DevServerError, match="exited with code .*temporal.log"):
+        with pytest.raises(DevServerError, match=r"exited with code .*temporal\.log"):
             await asyncio.wait_for(server.start(timeout=30), 60)
     finally:
         await server.stop()

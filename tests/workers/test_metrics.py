@@ -47,11 +47,17 @@ def total(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, pairs), v in samples.items() if n == name and wanted <= pairs)
 
 
-async def test_one_payment_moves_api_gateway_and_temporal_metrics(temporal_env, task_queue, sqlite_url, unique) -> None:
+async def test_one_payment_moves_api_gateway_and_temporal_metrics(
+    temporal_env, task_queue, sqlite_url, unique
+) -> None:
     sdk_bind = f"127.0.0.1:{free_port()}"
     address = temporal_env.client.service_client.config.target_host
     client = await connect(
-        load_config(environ={}, use_default_file=False, overrides={"temporal": {"address": address, "metrics_bind": sdk_bind}}),
+        load_config(
+            environ={},
+            use_default_file=False,
+            overrides={"temporal": {"address": address, "metrics_bind": sdk_bind}},
+        ),
         export_sdk_metrics=True,
     )
     overrides = {"api": {"metrics": True}, "worker": {"metrics_bind": "127.0.0.1:0"}}
@@ -80,8 +86,14 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(temporal_env, 
 
     assert total(api, "durapay_api_requests_total", method="POST", route="/v1/payments", status="201") == 1
     assert total(api, "durapay_payment_decisions_total", status="paid") == 1
-    assert total(gateway, "durapay_gateway_calls_total", gateway="mock", operation="authorize", outcome="ok") == 1
-    assert total(gateway, "durapay_gateway_call_duration_seconds_count", gateway="mock", operation="authorize") == 1
+    assert (
+        total(gateway, "durapay_gateway_calls_total", gateway="mock", operation="authorize", outcome="ok")
+        == 1
+    )
+    assert (
+        total(gateway, "durapay_gateway_call_duration_seconds_count", gateway="mock", operation="authorize")
+        == 1
+    )
     # The SDK's own: this worker's workflow and activity tasks, by task queue.
     assert total(sdk, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert total(sdk, "temporal_activity_execution_latency_count", task_queue=task_queue) >= 1
@@ -103,11 +115,13 @@ def test_bind_addresses() -> None:
     for bad in ("9464", ":9464", "host:port", "127.0.0.1:70000"):
         with pytest.raises(ValueError):
             parse_bind(bad)
-    with pytest.raises(ConfigError, match="worker.metrics_bind"):
+    with pytest.raises(ConfigError, match=r"worker\.metrics_bind"):
         load_config(environ={"DURAPAY_WORKER__METRICS_BIND": "9465"}, use_default_file=False)
 
 
-async def test_deployed_processes_serve_their_metrics_and_share_the_codec(temporal_env, task_queue, tmp_path, unique) -> None:
+async def test_deployed_processes_serve_their_metrics_and_share_the_codec(
+    temporal_env, task_queue, tmp_path, unique
+) -> None:
     """`durapay worker` and `durapay api` as separate processes, configured as a deployment would:
     the API encrypts what the worker decrypts, and each serves the metrics it owns."""
     api_key = secrets.token_urlsafe(24)
@@ -129,8 +143,14 @@ async def test_deployed_processes_serve_their_metrics_and_share_the_codec(tempor
 
     async def start(command: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.cli", command, cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "workers.cli",
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
 
     migrate = await start("migrate")
@@ -148,8 +168,13 @@ async def test_deployed_processes_serve_their_metrics_and_share_the_codec(tempor
                 await asyncio.sleep(0.1)
             created = await http.post(
                 f"http://127.0.0.1:{api_port}/v1/payments",
-                json={"order_id": f"o-{unique}", "currency": "EUR", "amount": "10.00",
-                      "payment_method": {"type": "card", "token": "tok_visa"}, "customer_email": f"{unique}@example.com"},
+                json={
+                    "order_id": f"o-{unique}",
+                    "currency": "EUR",
+                    "amount": "10.00",
+                    "payment_method": {"type": "card", "token": "tok_visa"},
+                    "customer_email": f"{unique}@example.com",
+                },
                 headers={"Authorization": f"Bearer {api_key}", "Idempotency-Key": unique},
             )
             assert created.status_code == 201, created.text

@@ -15,7 +15,6 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -36,10 +35,17 @@ async def test_worker_and_api_processes(
         "DURAPAY_API_KEYS": f"merchant:{api_key}",
         "DURAPAY_API__PORT": str(port),
     }
+
     async def start(command: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.cli", command, cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "workers.cli",
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
 
     # A deployment migrates once, before starting the processes.
@@ -59,8 +65,12 @@ async def test_worker_and_api_processes(
                 await asyncio.sleep(0.1)
             created = await http.post(
                 "/v1/payments",
-                json={"order_id": f"o-{unique}", "currency": "EUR", "amount": "10.00",
-                      "payment_method": {"type": "card", "token": "tok_visa"}},
+                json={
+                    "order_id": f"o-{unique}",
+                    "currency": "EUR",
+                    "amount": "10.00",
+                    "payment_method": {"type": "card", "token": "tok_visa"},
+                },
                 headers={"Authorization": f"Bearer {api_key}", "Idempotency-Key": unique},
             )
         assert created.status_code == 201, created.text

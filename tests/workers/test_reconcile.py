@@ -54,13 +54,20 @@ def test_durations_and_moments() -> None:
     ("argv", "message"),
     [
         (["reconcile"], "--since is required"),
-        (["reconcile", "--since", "2030-01-02T00:00Z", "--until", "2030-01-01T00:00Z"], "is not before --until"),
+        (
+            ["reconcile", "--since", "2030-01-02T00:00Z", "--until", "2030-01-01T00:00Z"],
+            "is not before --until",
+        ),
         (["reconcile", "--schedule", "--since", "1h"], "--since / --until do not apply"),
         (["reconcile", "--since", "1h", "--concurrency", "0"], "--concurrency must be positive"),
     ],
 )
 def test_usage_errors_exit_2(
-    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no ./durapay.toml; the defaults need nothing reachable for these
     monkeypatch.delenv("DURAPAY_CONFIG", raising=False)
@@ -152,7 +159,7 @@ async def eventually_status(stack: Stack, payment_id: str, status: PaymentStatus
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         view = await stack.store.get(payment_id)
-        if view is not None and view.status is status or asyncio.get_running_loop().time() > deadline:
+        if (view is not None and view.status is status) or asyncio.get_running_loop().time() > deadline:
             return view
         await asyncio.sleep(0.1)
 
@@ -160,20 +167,31 @@ async def eventually_status(stack: Stack, payment_id: str, status: PaymentStatus
 def around(view: dict) -> list[str]:
     created = datetime.fromisoformat(view["created_at"])
     return [
-        "--since", (created - timedelta(seconds=1)).isoformat(),
-        "--until", (created + timedelta(seconds=1)).isoformat(),
-        "--grace", "0s",
+        "--since",
+        (created - timedelta(seconds=1)).isoformat(),
+        "--until",
+        (created + timedelta(seconds=1)).isoformat(),
+        "--grace",
+        "0s",
     ]
 
 
 async def test_report_then_repair_a_payment_completed_at_stripe(
-    stack: Stack, fake: FakeStripe, config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], unique: str
+    stack: Stack,
+    fake: FakeStripe,
+    config_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    unique: str,
 ) -> None:
     waiting, intent_id = await waiting_for_three_ds(stack, fake, unique)
     fake.complete_three_ds(intent_id)  # the customer finished; the webhook saying so is lost
     report_file = tmp_path / "report.json"
 
-    assert await durapay("--config", str(config_file), "reconcile", *around(waiting), "--json", str(report_file)) == EXIT_FAILED
+    assert (
+        await durapay("--config", str(config_file), "reconcile", *around(waiting), "--json", str(report_file))
+        == EXIT_FAILED
+    )
 
     table = capsys.readouterr().out
     [row] = [line for line in table.splitlines() if line.startswith(waiting["id"])]
@@ -190,10 +208,16 @@ async def test_report_then_repair_a_payment_completed_at_stripe(
 
     assert capsys.readouterr().out.count("signalled") == 1
     paid = await eventually_status(stack, waiting["id"], PaymentStatus.PAID)
-    assert (paid.status, paid.captured_minor, paid.provider_payment_id) == (PaymentStatus.PAID, 4999, intent_id)
+    assert (paid.status, paid.captured_minor, paid.provider_payment_id) == (
+        PaymentStatus.PAID,
+        4999,
+        intent_id,
+    )
     assert len(fake.charges_for(waiting["id"])) == 1  # repairing charged nothing
 
-    assert await durapay("--config", str(config_file), "reconcile", *around(waiting), "--json", "-") == EXIT_OK
+    assert (
+        await durapay("--config", str(config_file), "reconcile", *around(waiting), "--json", "-") == EXIT_OK
+    )
     document = json.loads(capsys.readouterr().out)  # JSON only: no table around it
     assert (document["checked"], document["consistent"], document["drifts"]) == (1, 1, [])
 
@@ -204,19 +228,28 @@ async def test_a_refund_settled_at_stripe_is_repaired(
     paid = await post(
         stack,
         "/v1/payments",
-        {"order_id": f"order-{unique}", "amount": "49.99", "currency": "USD", "payment_method": {"type": "card", "token": "pm_card_visa"}},
+        {
+            "order_id": f"order-{unique}",
+            "amount": "49.99",
+            "currency": "USD",
+            "payment_method": {"type": "card", "token": "pm_card_visa"},
+        },
         unique,
     )
     assert paid.status_code == 201, paid.text
     fake.refund_status = "pending"  # Stripe takes its time over this one
     try:
-        refund = await post(stack, f"/v1/payments/{paid.json()['id']}/refunds", {"amount": "10.00"}, f"{unique}-r")
+        refund = await post(
+            stack, f"/v1/payments/{paid.json()['id']}/refunds", {"amount": "10.00"}, f"{unique}-r"
+        )
     finally:
         fake.refund_status = "succeeded"
     assert (refund.status_code, refund.json()["status"]) == (202, "pending"), refund.text
     fake.settle_refund(refund.json()["provider_refund_id"])
 
-    assert await durapay("--config", str(config_file), "reconcile", *around(paid.json()), "--repair") == EXIT_OK
+    assert (
+        await durapay("--config", str(config_file), "reconcile", *around(paid.json()), "--repair") == EXIT_OK
+    )
 
     assert "refund" in capsys.readouterr().out
 
@@ -225,7 +258,7 @@ async def test_a_refund_settled_at_stripe_is_repaired(
         return view if view.status is PaymentStatus.PARTIALLY_REFUNDED else None
 
     deadline = asyncio.get_running_loop().time() + 15
-    while (view := await refunded()) is None and asyncio.get_running_loop().time() < deadline:
+    while (view := await refunded()) is None and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 (polls the store)
         await asyncio.sleep(0.1)
     assert view is not None
     assert (view.refunded_minor, [r.status.value for r in view.refunds]) == (1000, ["succeeded"])
@@ -235,7 +268,16 @@ async def test_schedule_is_created_updated_in_place_and_repairs(
     stack: Stack, fake: FakeStripe, config_file: Path, capsys: pytest.CaptureFixture[str], unique: str
 ) -> None:
     schedule_id = f"reconcile-{unique}"
-    base = ["--config", str(config_file), "reconcile", "--schedule", "--schedule-id", schedule_id, "--grace", "0s"]
+    base = [
+        "--config",
+        str(config_file),
+        "reconcile",
+        "--schedule",
+        "--schedule-id",
+        schedule_id,
+        "--grace",
+        "0s",
+    ]
     handle = stack.client.get_schedule_handle(schedule_id)
     try:
         assert await durapay(*base, "--every", "1h", "--window", "2h") == EXIT_OK
@@ -267,6 +309,8 @@ async def test_schedule_is_created_updated_in_place_and_repairs(
 
         repaired = [d for d in report.drifts if d.payment_id == waiting["id"]]
         assert [(d.kind.value, d.action.value) for d in repaired] == [("status", "signalled")]
-        assert (await eventually_status(stack, waiting["id"], PaymentStatus.PAID)).status is PaymentStatus.PAID
+        assert (
+            await eventually_status(stack, waiting["id"], PaymentStatus.PAID)
+        ).status is PaymentStatus.PAID
     finally:
         await handle.delete()

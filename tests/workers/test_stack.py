@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.stack import Stack, stack  # noqa: F401,F811 - `stack` is the fixture
+from tests.stack import Stack, stack
 from workflows.domain import PaymentStatus
 
 

@@ -13,7 +13,9 @@ from workflows.messages import DecisionRequest
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
 
-PROFILE = GatewayProfile(id="fake", name="Fake", methods=["card", "wallet:wechat_pay"], currencies=["USD", "JPY", "CNY"])
+PROFILE = GatewayProfile(
+    id="fake", name="Fake", methods=["card", "wallet:wechat_pay"], currencies=["USD", "JPY", "CNY"]
+)
 
 
 def payment_input(payment_id: str, **overrides) -> PaymentInput:
@@ -41,7 +43,9 @@ async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -
         task_queue=task_queue,
     )
     view = await client.execute_update_with_start_workflow(
-        PaymentWorkflow.decide, DecisionRequest(request_fingerprint=inp.request_fingerprint), start_workflow_operation=op
+        PaymentWorkflow.decide,
+        DecisionRequest(request_fingerprint=inp.request_fingerprint),
+        start_workflow_operation=op,
     )
     return view, await op.workflow_handle()
 
@@ -71,5 +75,7 @@ async def wait_for(handle, predicate, *, timeout: float = 10.0) -> PaymentView:
         if predicate(view):
             return view
         if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last view: {view.status.value} v{view.version}")
+            raise AssertionError(
+                f"condition not met within {timeout}s; last view: {view.status.value} v{view.version}"
+            )
         await asyncio.sleep(0.05)

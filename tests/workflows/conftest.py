@@ -5,6 +5,7 @@ transitions carry strictly increasing versions (the store ignores a version it h
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,7 +30,10 @@ class DevRun:
 
     def worker(self) -> Worker:
         return Worker(
-            self.client, task_queue=self.task_queue, workflows=[PaymentWorkflow], activities=self.world.activities()
+            self.client,
+            task_queue=self.task_queue,
+            workflows=[PaymentWorkflow],
+            activities=self.world.activities(),
         )
 
     async def start(self, inp: PaymentInput) -> tuple[PaymentView, WorkflowHandle]:
@@ -53,8 +57,6 @@ async def dev(temporal_env, task_queue) -> AsyncIterator[DevRun]:
         yield run
     # The payments wait out their settlement window; nothing needs them after the test.
     for handle in run.handles:
-        try:
+        with contextlib.suppress(RPCError):  # already closed
             await handle.terminate()
-        except RPCError:
-            pass  # already closed
     assert_versions_increase(run.world)

@@ -53,7 +53,9 @@ class FakeWorld:
     """What the fake gateway and ledger saw. Scripts decide the gateway's answers."""
 
     authorize_answer: GatewayResult = field(
-        default_factory=lambda: GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_1")
+        default_factory=lambda: GatewayResult(
+            status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_1"
+        )
     )
     authorize_error: ApplicationError | None = None
     authorize_gate: Gate | None = None
@@ -116,14 +118,22 @@ class FakeWorld:
                 await world.refund_gate.pass_through()
             if world.refund_error:
                 raise world.refund_error
-            return RefundResult(refund_id=call.refund_id, status=RefundStatus.SUCCEEDED, provider_refund_id=f"re_{call.refund_id}")
+            return RefundResult(
+                refund_id=call.refund_id,
+                status=RefundStatus.SUCCEEDED,
+                provider_refund_id=f"re_{call.refund_id}",
+            )
 
         @activity.defn(name=act.LOOKUP_REFUND)
         async def lookup_refund(call: RefundLookupCall) -> RefundResult:
             world.calls["lookup_refund"].append(call)
             if world.lookup_refund_answers:
                 return world.lookup_refund_answers.pop(0)
-            return RefundResult(refund_id=call.refund_id, status=RefundStatus.SUCCEEDED, provider_refund_id=f"re_{call.refund_id}")
+            return RefundResult(
+                refund_id=call.refund_id,
+                status=RefundStatus.SUCCEEDED,
+                provider_refund_id=f"re_{call.refund_id}",
+            )
 
         @activity.defn(name=act.RESERVE_ORDER)
         async def reserve(r: OrderReservation) -> ReservationResult:
@@ -148,4 +158,16 @@ class FakeWorld:
         async def record(t: PaymentTransition) -> None:
             world.transitions.append(t)
 
-        return [authorize, capture, cancel, lookup, refund, lookup_refund, reserve, release, confirm, fraud, record]
+        return [
+            authorize,
+            capture,
+            cancel,
+            lookup,
+            refund,
+            lookup_refund,
+            reserve,
+            release,
+            confirm,
+            fraud,
+            record,
+        ]

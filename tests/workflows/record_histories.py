@@ -26,7 +26,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.workflows.builders import gateway_event, payment_input, start_and_decide, start_then_decide, wait_for
+from tests.workflows.builders import (
+    gateway_event,
+    payment_input,
+    start_and_decide,
+    start_then_decide,
+    wait_for,
+)
 from tests.workflows.fake_activities import FakeWorld
 from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
 from workflows.domain import (
@@ -48,7 +54,9 @@ HISTORIES = Path(__file__).parent / "histories"
 # Long enough for a scenario's messages to land inside the window on a busy machine.
 DEV_WINDOW = {"settlement_window_seconds": 5}
 FULL = Amount(minor=4999, currency="USD")
-AUTHORIZED = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+AUTHORIZED = GatewayResult(
+    status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
+)
 THREE_DS = GatewayResult(
     status=GatewayPaymentStatus.REQUIRES_ACTION,
     provider_payment_id="pi_3ds",
@@ -85,7 +93,9 @@ async def _decline(world, start, pid):
     world.authorize_answer = GatewayResult(
         status=GatewayPaymentStatus.DECLINED,
         provider_payment_id="pi_1",
-        failure=Failure(code="card_declined", message="insufficient funds", decline_code="insufficient_funds"),
+        failure=Failure(
+            code="card_declined", message="insufficient funds", decline_code="insufficient_funds"
+        ),
     )
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
     return handle
@@ -106,14 +116,19 @@ async def _three_ds_action_completed(world, start, pid):
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
     world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)]
-    await handle.signal(PaymentWorkflow.action_completed, ActionCompleted(data={"three_ds_result": "authenticated"}))
+    await handle.signal(
+        PaymentWorkflow.action_completed, ActionCompleted(data={"three_ds_result": "authenticated"})
+    )
     return handle
 
 
 async def _three_ds_webhook(world, start, pid):
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
-    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+    )
     return handle
 
 
@@ -130,14 +145,18 @@ async def _cancel_then_late_success(world, start, pid):
     world.authorize_answer = AUTHORIZED
     _, handle = await start(payment_input(pid, capture_method=CaptureMethod.MANUAL, settings=DEV_WINDOW))
     await handle.execute_update(PaymentWorkflow.cancel, CancelRequest())
-    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+    )
     return handle
 
 
 async def _dispute(world, start, pid):
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
     await handle.signal(
-        PaymentWorkflow.gateway_event, gateway_event("evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", amount=FULL)
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", amount=FULL),
     )
     await wait_for(handle, lambda v: v.status is PaymentStatus.DISPUTED)
     await handle.signal(
@@ -163,7 +182,9 @@ async def _authorization_expired(world, start, pid):
 
 async def _unknown_outcome_charged(world, start, pid):
     world.authorize_error = UNKNOWN
-    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)]
+    world.lookup_answers = [
+        GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)
+    ]
     # Time skips only while a client waits for a result: start without waiting for the decision.
     _, handle = await start(payment_input(pid), decide=False)
     return handle
@@ -184,8 +205,11 @@ async def _refund_unknown_polled(world, start, pid):
         RefundResult(refund_id="r1", status=RefundStatus.SUCCEEDED, provider_refund_id="re_1"),
     ]
     _, handle = await start(payment_input(pid))
-    await handle.start_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+    await handle.start_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
     return handle
+
 
 SCENARIOS = (
     Scenario("success", False, _success),
@@ -211,12 +235,16 @@ async def _record(client: Client, scenario: Scenario) -> None:
 
     async def start(inp, decide: bool = True):
         if not decide:
-            handle = await client.start_workflow(PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue)
+            handle = await client.start_workflow(
+                PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+            )
             return None, handle
         starter = start_then_decide if scenario.time_skipping else start_and_decide
         return await starter(client, task_queue, inp)
 
-    async with Worker(client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
+    ):
         handle = await scenario.drive(world, start, scenario.payment_id)
         view = await handle.result()
         history = await handle.fetch_history()

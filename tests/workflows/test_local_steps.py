@@ -58,14 +58,18 @@ class Rendezvous(FakeWorld):
             if "payment.completed" in types:
                 world.paid.set()
 
-        kept = [a for a in super().activities() if activity._Definition.must_from_callable(a).name not in replaced]
+        kept = [
+            a for a in super().activities() if activity._Definition.must_from_callable(a).name not in replaced
+        ]
         return [*kept, fraud, confirm, record]
 
 
 @pytest.fixture
 async def world(temporal_env, task_queue) -> AsyncIterator[Rendezvous]:
     world = Rendezvous()
-    async with Worker(temporal_env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()):
+    async with Worker(
+        temporal_env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
+    ):
         yield world
 
 
@@ -73,7 +77,9 @@ async def test_fraud_check_beside_the_created_record_and_order_confirmation_besi
     temporal_env, task_queue, unique, world
 ):
     # One after the other, the fraud check would time out and be retried for ever.
-    view, handle = await asyncio.wait_for(start_and_decide(temporal_env.client, task_queue, payment_input(unique)), 3 * WAIT_S)
+    view, handle = await asyncio.wait_for(
+        start_and_decide(temporal_env.client, task_queue, payment_input(unique)), 3 * WAIT_S
+    )
     assert view.status is PaymentStatus.PAID
     # The store knew the payment before the gateway was asked.
     assert world.events()[0] == "payment.created" and len(world.calls["authorize"]) == 1
@@ -84,7 +90,9 @@ async def test_fraud_check_beside_the_created_record_and_order_confirmation_besi
     await handle.terminate()
 
 
-async def test_a_webhook_is_recorded_with_what_it_causes_and_alone_when_it_causes_nothing(temporal_env, task_queue, unique, world):
+async def test_a_webhook_is_recorded_with_what_it_causes_and_alone_when_it_causes_nothing(
+    temporal_env, task_queue, unique, world
+):
     world.authorize_answer = GatewayResult(
         status=GatewayPaymentStatus.REQUIRES_ACTION,
         provider_payment_id="pi_1",
@@ -94,16 +102,26 @@ async def test_a_webhook_is_recorded_with_what_it_causes_and_alone_when_it_cause
     view, handle = await start_and_decide(temporal_env.client, task_queue, payment_input(unique))
     assert view.status is PaymentStatus.AUTHORIZING
     full = Amount(minor=4999, currency="USD")
-    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=full))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=full),
+    )
     await wait_for(handle, lambda v: v.status is PaymentStatus.PAID)
     # A confirmation of a paid payment changes nothing: its delivery is recorded on its own.
-    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=full))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=full),
+    )
     await wait_for(handle, lambda v: v.version == 4)
     received = [
-        ([e.type for e in t.events], [e.data.get("event_id") for e in t.events]) for t in world.transitions[2:]
+        ([e.type for e in t.events], [e.data.get("event_id") for e in t.events])
+        for t in world.transitions[2:]
     ]
     assert received == [
-        (["webhook.received", "payment.captured", "order.paid", "payment.completed"], ["evt_ok", None, None, None]),
+        (
+            ["webhook.received", "payment.captured", "order.paid", "payment.completed"],
+            ["evt_ok", None, None, None],
+        ),
         (["webhook.received"], ["evt_late"]),
     ]
     assert [t.view.version for t in world.transitions] == [1, 2, 3, 4]

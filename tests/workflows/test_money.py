@@ -12,7 +12,18 @@ from workflows.money import Amount, MoneyError, exponent, from_minor, is_known_c
 
 @pytest.mark.parametrize(
     ("currency", "places"),
-    [("USD", 2), ("EUR", 2), ("CNY", 2), ("JPY", 0), ("KRW", 0), ("ISK", 0), ("KWD", 3), ("BHD", 3), ("CLF", 4), ("usd", 2)],
+    [
+        ("USD", 2),
+        ("EUR", 2),
+        ("CNY", 2),
+        ("JPY", 0),
+        ("KRW", 0),
+        ("ISK", 0),
+        ("KWD", 3),
+        ("BHD", 3),
+        ("CLF", 4),
+        ("usd", 2),
+    ],
 )
 def test_exponent_follows_iso_4217(currency: str, places: int) -> None:
     assert exponent(currency) == places
@@ -20,7 +31,13 @@ def test_exponent_follows_iso_4217(currency: str, places: int) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"),
-    [("49.99", "USD", 4999), ("49.9", "USD", 4990), ("100", "JPY", 100), ("1.234", "KWD", 1234), ("0.01", "EUR", 1)],
+    [
+        ("49.99", "USD", 4999),
+        ("49.9", "USD", 4990),
+        ("100", "JPY", 100),
+        ("1.234", "KWD", 1234),
+        ("0.01", "EUR", 1),
+    ],
 )
 def test_to_and_from_minor_round_trip_exactly(amount: str, currency: str, minor: int) -> None:
     assert to_minor(Decimal(amount), currency) == minor

@@ -38,7 +38,9 @@ async def test_decline_fails_the_payment_and_releases_the_order(dev, unique):
     dev.world.authorize_answer = GatewayResult(
         status=GatewayPaymentStatus.DECLINED,
         provider_payment_id="pi_1",
-        failure=Failure(code="card_declined", message="insufficient funds", decline_code="insufficient_funds"),
+        failure=Failure(
+            code="card_declined", message="insufficient funds", decline_code="insufficient_funds"
+        ),
     )
     view, _ = await dev.start(payment_input(unique))
     assert view.status is PaymentStatus.FAILED
@@ -49,7 +51,9 @@ async def test_decline_fails_the_payment_and_releases_the_order(dev, unique):
 
 
 async def test_refusal_of_the_request_by_the_provider_is_a_decline(dev, unique):
-    dev.world.authorize_error = ApplicationError("bad token", type="GatewayInvalidRequest", non_retryable=True)
+    dev.world.authorize_error = ApplicationError(
+        "bad token", type="GatewayInvalidRequest", non_retryable=True
+    )
     view, _ = await dev.start(payment_input(unique))
     assert view.status is PaymentStatus.FAILED
     assert view.failure.code == "gateway_invalid_request"
@@ -76,7 +80,9 @@ async def test_fraud_score_at_the_threshold_is_allowed(dev, unique):
 
 
 async def test_order_refusal_fails_without_releasing_what_was_never_reserved(dev, unique):
-    dev.world.reservation = ReservationResult(accepted=False, refusal=OrderRefusal.ALREADY_PAID, message="paid")
+    dev.world.reservation = ReservationResult(
+        accepted=False, refusal=OrderRefusal.ALREADY_PAID, message="paid"
+    )
     view, _ = await dev.start(payment_input(unique))
     assert view.status is PaymentStatus.FAILED
     assert view.failure.code == "order_already_paid"
@@ -94,7 +100,10 @@ async def test_order_refusal_fails_without_releasing_what_was_never_reserved(dev
         ({"gateway": PROFILE.model_copy(update={"min_minor": 5000})}, "amount_too_small"),
         ({"gateway": PROFILE.model_copy(update={"max_minor": 4998})}, "amount_too_large"),
         (
-            {"gateway": PROFILE.model_copy(update={"supports_manual_capture": False}), "capture_method": CaptureMethod.MANUAL},
+            {
+                "gateway": PROFILE.model_copy(update={"supports_manual_capture": False}),
+                "capture_method": CaptureMethod.MANUAL,
+            },
             "manual_capture_not_supported",
         ),
     ],
@@ -114,7 +123,9 @@ async def test_three_ds_completed_by_the_customer_is_confirmed_by_a_lookup(dev, 
     assert view.status is PaymentStatus.AUTHORIZING
     assert view.next_action.url == "https://acs.example/3ds"
     dev.world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)]
-    await handle.signal(PaymentWorkflow.action_completed, ActionCompleted(data={"three_ds_result": "authenticated"}))
+    await handle.signal(
+        PaymentWorkflow.action_completed, ActionCompleted(data={"three_ds_result": "authenticated"})
+    )
     view = await wait_for(handle, lambda v: v.status is PaymentStatus.PAID)
     assert view.next_action is None
     [lookup] = dev.world.calls["lookup"]
@@ -128,7 +139,9 @@ async def test_three_ds_completed_by_a_webhook_needs_no_lookup(dev, unique):
     _, handle = await dev.start(payment_input(unique))
     await handle.signal(
         PaymentWorkflow.gateway_event,
-        gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=4999, currency="USD")),
+        gateway_event(
+            "evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=4999, currency="USD")
+        ),
     )
     view = await wait_for(handle, lambda v: v.status is PaymentStatus.PAID)
     assert view.captured_minor == 4999
@@ -147,7 +160,9 @@ async def test_webhook_arriving_while_authorize_runs_is_applied_after_it(dev, un
     handle = dev.client.get_workflow_handle(f"payment-{unique}")
     await handle.signal(
         PaymentWorkflow.gateway_event,
-        gateway_event("evt_early", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=4999, currency="USD")),
+        gateway_event(
+            "evt_early", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=4999, currency="USD")
+        ),
     )
     gate.open.set()
     await start
@@ -156,20 +171,32 @@ async def test_webhook_arriving_while_authorize_runs_is_applied_after_it(dev, un
     assert dev.world.calls["lookup"] == []
     events = dev.world.events()
     # Authorize's answer first, then the webhook that had been waiting.
-    assert events.index("payment.requires_action") < events.index("webhook.received") < events.index("payment.completed")
+    assert (
+        events.index("payment.requires_action")
+        < events.index("webhook.received")
+        < events.index("payment.completed")
+    )
 
 
 async def test_the_same_event_id_is_applied_once(dev, unique):
     _, handle = await dev.start(payment_input(unique))
     made_at_provider = gateway_event(
-        "evt_1", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_dash", amount=Amount(minor=1000, currency="USD")
+        "evt_1",
+        GatewayEventKind.REFUND_SUCCEEDED,
+        provider_refund_id="re_dash",
+        amount=Amount(minor=1000, currency="USD"),
     )
     await handle.signal(PaymentWorkflow.gateway_event, made_at_provider)
     await handle.signal(PaymentWorkflow.gateway_event, made_at_provider)
-    await handle.signal(PaymentWorkflow.gateway_event, gateway_event("evt_2", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1"))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_2", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1"),
+    )
     # Signals are applied in order: once evt_2 shows, both evt_1 deliveries have been handled.
     view = await wait_for(handle, lambda v: bool(v.disputes))
-    received = [t.events[0].data["event_id"] for t in dev.world.transitions if t.events[0].type == "webhook.received"]
+    received = [
+        t.events[0].data["event_id"] for t in dev.world.transitions if t.events[0].type == "webhook.received"
+    ]
     assert received == ["evt_1", "evt_2"]
     assert view.refunded_minor == 1000
     assert len(view.refunds) == 1
@@ -179,7 +206,9 @@ async def test_decide_with_another_request_under_the_same_key_is_rejected(dev, u
     inp = payment_input(unique)
     view, _ = await dev.start(inp)
     assert view.status is PaymentStatus.PAID
-    other = inp.model_copy(update={"request_fingerprint": "fp-other", "amount": Amount(minor=1, currency="USD")})
+    other = inp.model_copy(
+        update={"request_fingerprint": "fp-other", "amount": Amount(minor=1, currency="USD")}
+    )
     op = WithStartWorkflowOperation(
         PaymentWorkflow.run,
         other,
@@ -189,10 +218,11 @@ async def test_decide_with_another_request_under_the_same_key_is_rejected(dev, u
     )
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await dev.client.execute_update_with_start_workflow(
-            PaymentWorkflow.decide, DecisionRequest(request_fingerprint="fp-other"), start_workflow_operation=op
+            PaymentWorkflow.decide,
+            DecisionRequest(request_fingerprint="fp-other"),
+            start_workflow_operation=op,
         )
     assert err.value.cause.type == Rejection.IDEMPOTENCY_KEY_REUSED
     # The running payment is untouched and no second authorization was made.
     assert len(dev.world.calls["authorize"]) == 1
     assert (await (await op.workflow_handle()).query(PaymentWorkflow.view)).amount.minor == 4999
-

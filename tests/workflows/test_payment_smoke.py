@@ -8,7 +8,9 @@ from workflows.payment import PaymentWorkflow
 
 async def test_happy_path_on_dev_server(temporal_env, task_queue, unique):
     world = FakeWorld()
-    async with Worker(temporal_env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()):
+    async with Worker(
+        temporal_env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
+    ):
         view, handle = await start_and_decide(temporal_env.client, task_queue, payment_input(unique))
         assert view.status is PaymentStatus.PAID
         assert view.captured_minor == 4999

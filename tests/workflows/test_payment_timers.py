@@ -28,8 +28,12 @@ THREE_DS = GatewayResult(
 async def run(time_skipping_env, task_queue):
     world = FakeWorld()
     async with Worker(
-        time_skipping_env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[PaymentWorkflow],
+        activities=world.activities(),
     ):
+
         async def start(inp):
             return await start_then_decide(time_skipping_env.client, task_queue, inp)
 
@@ -37,7 +41,7 @@ async def run(time_skipping_env, task_queue):
 
 
 async def test_three_ds_timeout_cancels_at_gateway_and_releases_order(run, unique):
-    world, start, env = run
+    world, start, _env = run
     world.authorize_answer = THREE_DS
     view, handle = await start(payment_input(unique, settings={"action_timeout_seconds": 900}))
     assert view.status is PaymentStatus.AUTHORIZING
@@ -53,7 +57,7 @@ async def test_three_ds_timeout_cancels_at_gateway_and_releases_order(run, uniqu
 
 
 async def test_customer_paying_at_the_last_moment_wins_over_the_timeout(run, unique):
-    world, start, env = run
+    world, start, _env = run
     world.authorize_answer = THREE_DS
     world.cancel_answer = GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)
     _, handle = await start(payment_input(unique, settings={"action_timeout_seconds": 60}))
@@ -66,7 +70,9 @@ async def test_customer_paying_at_the_last_moment_wins_over_the_timeout(run, uni
 
 async def test_capture_delay_waits_then_captures(run, unique):
     world, start, env = run
-    world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+    world.authorize_answer = GatewayResult(
+        status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
+    )
     view, handle = await start(payment_input(unique, settings={"capture_delay_seconds": 3600}))
     assert view.status is PaymentStatus.AUTHORIZED
     assert world.calls["authorize"][0].capture is False
@@ -78,10 +84,12 @@ async def test_capture_delay_waits_then_captures(run, unique):
 
 
 async def test_authorization_never_captured_is_voided_at_expiry(run, unique):
-    world, start, env = run
+    world, start, _env = run
     world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")
     _, handle = await start(
-        payment_input(unique, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 86400})
+        payment_input(
+            unique, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 86400}
+        )
     )
     result = await handle.result()
     assert result.status is PaymentStatus.CANCELLED
@@ -92,7 +100,7 @@ async def test_authorization_never_captured_is_voided_at_expiry(run, unique):
 
 
 async def test_workflow_closes_when_the_settlement_window_ends(run, unique):
-    world, start, env = run
+    _world, start, env = run
     _, handle = await start(payment_input(unique, settings={"settlement_window_seconds": 7 * 86400}))
     await env.sleep(timedelta(days=6))
     description = await handle.describe()
@@ -102,7 +110,7 @@ async def test_workflow_closes_when_the_settlement_window_ends(run, unique):
 
 
 async def test_unknown_outcome_resolved_as_not_charged_only_by_lookup(run, unique, task_queue):
-    world, start, env = run
+    world, _start, env = run
     world.authorize_error = ApplicationError("read timeout", type="GatewayOutcomeUnknown")
     world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)]
     # Time skips only while a client waits for a result, so wait for the result, not the decision.
@@ -120,9 +128,11 @@ async def test_unknown_outcome_resolved_as_not_charged_only_by_lookup(run, uniqu
 
 
 async def test_unknown_outcome_resolved_as_charged(run, unique, task_queue):
-    world, start, env = run
+    world, _start, env = run
     world.authorize_error = ApplicationError("connection reset after send", type="GatewayOutcomeUnknown")
-    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)]
+    world.lookup_answers = [
+        GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)
+    ]
     handle = await env.client.start_workflow(
         PaymentWorkflow.run, payment_input(unique), id=f"payment-{unique}", task_queue=task_queue
     )
@@ -138,10 +148,14 @@ UNKNOWN = ApplicationError("read timeout after the request was sent", type="Gate
 async def test_capture_with_unknown_outcome_not_captured_is_sent_again_under_a_new_key(run, unique):
     """Retries ran out and the provider says the money is only held: the payment must not stay
     authorized for good. It asks again later and captures under a new key."""
-    world, start, env = run
-    world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+    world, start, _env = run
+    world.authorize_answer = GatewayResult(
+        status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
+    )
     world.capture_errors = {f"payment-{unique}:capture": UNKNOWN}
-    held = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+    held = GatewayResult(
+        status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
+    )
     world.lookup_answers = [held, held]  # after the unknown outcome, and before trying again
     _, handle = await start(payment_input(unique, settings={"capture_delay_seconds": 60}))
     result = await handle.result()
@@ -151,17 +165,23 @@ async def test_capture_with_unknown_outcome_not_captured_is_sent_again_under_a_n
     assert set(keys[:-1]) == {f"payment-{unique}:capture"} and len(keys) > 2
     assert keys[-1] == f"payment-{unique}:capture:2"
     events = world.events()
-    assert events.index("payment.capture_outcome_unknown") < events.index("payment.capture_pending") < events.index("payment.completed")
+    assert (
+        events.index("payment.capture_outcome_unknown")
+        < events.index("payment.capture_pending")
+        < events.index("payment.completed")
+    )
     assert world.calls["cancel"] == []
 
 
 async def test_void_with_unknown_outcome_still_held_ends_cancelled_not_authorized(run, unique):
-    world, start, env = run
+    world, start, _env = run
     world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")
     world.cancel_error = UNKNOWN
     world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")]
     _, handle = await start(
-        payment_input(unique, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 3600})
+        payment_input(
+            unique, capture_method=CaptureMethod.MANUAL, settings={"authorization_ttl_seconds": 3600}
+        )
     )
     result = await handle.result()
     assert result.status is PaymentStatus.CANCELLED
@@ -174,7 +194,7 @@ async def test_void_with_unknown_outcome_still_held_ends_cancelled_not_authorize
 async def test_refund_with_unknown_outcome_is_resolved_by_the_settlement_loop(run, unique, window_seconds):
     """The refund call's retries run out (5 minutes): the refund stays pending, and the settlement
     loop asks the gateway about it, on a backoff, past the end of the window if it has to."""
-    world, start, env = run
+    world, start, _env = run
     world.refund_error = UNKNOWN
     world.lookup_refund_answers = [
         RefundResult(refund_id="r1", status=RefundStatus.PENDING),

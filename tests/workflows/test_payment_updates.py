@@ -18,7 +18,9 @@ from workflows.messages import CancelRequest, CaptureRequest, RefundRequest
 from workflows.payment import PaymentWorkflow
 from workflows.rejections import Rejection
 
-AUTHORIZED = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999)
+AUTHORIZED = GatewayResult(
+    status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
+)
 
 
 def manual(payment_id: str):
@@ -55,7 +57,9 @@ async def test_partial_capture_bounds_what_can_be_refunded(dev, unique):
     assert view.status is PaymentStatus.PAID
     assert view.captured_minor == 3000
     assert dev.world.calls["capture"][0].amount.minor == 3000
-    rejection = await rejected(handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=3001)))
+    rejection = await rejected(
+        handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=3001))
+    )
     assert rejection == Rejection.AMOUNT_EXCEEDS
     refund = await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r2"))
     assert refund.amount.minor == 3000
@@ -65,12 +69,16 @@ async def test_partial_capture_bounds_what_can_be_refunded(dev, unique):
 async def test_over_capture_is_rejected_and_changes_nothing(dev, unique):
     dev.world.authorize_answer = AUTHORIZED
     before, handle = await dev.start(manual(unique))
-    rejection = await rejected(handle.execute_update(PaymentWorkflow.capture, CaptureRequest(amount_minor=5000)))
+    rejection = await rejected(
+        handle.execute_update(PaymentWorkflow.capture, CaptureRequest(amount_minor=5000))
+    )
     assert rejection == Rejection.AMOUNT_EXCEEDS
     assert await handle.query(PaymentWorkflow.view) == before
     assert dev.world.calls["capture"] == []
     # The authorization is still there to be captured properly.
-    assert (await handle.execute_update(PaymentWorkflow.capture, CaptureRequest())).status is PaymentStatus.PAID
+    assert (
+        await handle.execute_update(PaymentWorkflow.capture, CaptureRequest())
+    ).status is PaymentStatus.PAID
 
 
 async def test_capture_of_an_automatic_payment_is_rejected(dev, unique):
@@ -105,7 +113,9 @@ async def test_cancel_of_a_paid_payment_is_rejected(dev, unique):
 
 async def test_partial_refunds_up_to_the_captured_amount(dev, unique):
     _, handle = await dev.start(payment_input(unique))
-    first = await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000))
+    first = await handle.execute_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000)
+    )
     assert first.status is RefundStatus.SUCCEEDED
     assert first.provider_refund_id == "re_r1"
     assert (await handle.query(PaymentWorkflow.view)).status is PaymentStatus.PARTIALLY_REFUNDED
@@ -120,14 +130,19 @@ async def test_partial_refunds_up_to_the_captured_amount(dev, unique):
         f"payment-{unique}:refund:r2",
         f"payment-{unique}:refund:r3",
     ]
-    assert await rejected(handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r4"))) == Rejection.AMOUNT_EXCEEDS
+    assert (
+        await rejected(handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r4")))
+        == Rejection.AMOUNT_EXCEEDS
+    )
 
 
 async def test_over_refund_is_rejected_and_changes_nothing(dev, unique):
     _, handle = await dev.start(payment_input(unique))
     await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=4000))
     before = await handle.query(PaymentWorkflow.view)
-    rejection = await rejected(handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r2", amount_minor=1000)))
+    rejection = await rejected(
+        handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r2", amount_minor=1000))
+    )
     assert rejection == Rejection.AMOUNT_EXCEEDS
     assert await handle.query(PaymentWorkflow.view) == before
     assert len(dev.world.calls["refund"]) == 1
@@ -143,16 +158,22 @@ async def test_refund_before_the_payment_is_paid_is_rejected(dev, unique):
 
 async def test_a_replayed_refund_id_answers_with_the_same_refund(dev, unique):
     _, handle = await dev.start(payment_input(unique))
-    first = await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000), id="u1")
+    first = await handle.execute_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000), id="u1"
+    )
     # Another update id (e.g. a retried API call), same refund id: same refund, no second call.
-    again = await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000), id="u2")
+    again = await handle.execute_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=1000), id="u2"
+    )
     assert again == first
     assert len(dev.world.calls["refund"]) == 1
     assert (await handle.query(PaymentWorkflow.view)).refunded_minor == 1000
 
 
 async def test_refund_refused_by_the_provider_fails_and_is_not_counted(dev, unique):
-    dev.world.refund_error = ApplicationError("charge already refunded", type="GatewayInvalidRequest", non_retryable=True)
+    dev.world.refund_error = ApplicationError(
+        "charge already refunded", type="GatewayInvalidRequest", non_retryable=True
+    )
     _, handle = await dev.start(payment_input(unique))
     refund = await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"))
     assert refund.status is RefundStatus.FAILED
@@ -163,7 +184,9 @@ async def test_refund_refused_by_the_provider_fails_and_is_not_counted(dev, uniq
     assert view.refunded_minor == 0
     # A failed refund reserves nothing: the whole amount can still be refunded.
     dev.world.refund_error = None
-    assert (await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r2"))).amount.minor == 4999
+    assert (
+        await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r2"))
+    ).amount.minor == 4999
 
 
 async def test_refunds_delivered_together_never_exceed_the_captured_amount(temporal_env, task_queue, unique):

@@ -39,7 +39,9 @@ async def test_dispute_opened_then_won(dev, unique):
         dispute_reason="fraudulent",
     )
     view = await signal(handle, opened, status_is(PaymentStatus.DISPUTED))
-    assert [(d.dispute_id, d.status, d.reason) for d in view.disputes] == [("dp_1", "needs_response", "fraudulent")]
+    assert [(d.dispute_id, d.status, d.reason) for d in view.disputes] == [
+        ("dp_1", "needs_response", "fraudulent")
+    ]
     closed = gateway_event("evt_d2", GatewayEventKind.DISPUTE_CLOSED, dispute_id="dp_1", dispute_status="won")
     view = await signal(handle, closed, status_is(PaymentStatus.PAID))
     assert view.disputes[0].status == "won"
@@ -49,20 +51,33 @@ async def test_dispute_opened_then_won(dev, unique):
 async def test_dispute_lost_stays_disputed_and_won_restores_a_partial_refund(dev, unique):
     _, handle = await dev.start(payment_input(unique))
     await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1", amount_minor=999))
+
     def dispute(event_id: str, kind: GatewayEventKind, dispute_id: str, status: str | None = None):
         return gateway_event(event_id, kind, dispute_id=dispute_id, dispute_status=status)
 
     def dispute_is(dispute_id: str, status: str):
         return lambda view: any(d.dispute_id == dispute_id and d.status == status for d in view.disputes)
 
-    await signal(handle, dispute("evt_d1", GatewayEventKind.DISPUTE_OPENED, "dp_1"), status_is(PaymentStatus.DISPUTED))
-    view = await signal(handle, dispute("evt_d2", GatewayEventKind.DISPUTE_CLOSED, "dp_1", "lost"), dispute_is("dp_1", "lost"))
+    await signal(
+        handle, dispute("evt_d1", GatewayEventKind.DISPUTE_OPENED, "dp_1"), status_is(PaymentStatus.DISPUTED)
+    )
+    view = await signal(
+        handle, dispute("evt_d2", GatewayEventKind.DISPUTE_CLOSED, "dp_1", "lost"), dispute_is("dp_1", "lost")
+    )
     assert view.status is PaymentStatus.DISPUTED
     # Two disputes: the payment is disputed until both are closed in our favour.
-    await signal(handle, dispute("evt_d3", GatewayEventKind.DISPUTE_OPENED, "dp_2"), dispute_is("dp_2", "needs_response"))
-    view = await signal(handle, dispute("evt_d4", GatewayEventKind.DISPUTE_CLOSED, "dp_1", "won"), dispute_is("dp_1", "won"))
+    await signal(
+        handle,
+        dispute("evt_d3", GatewayEventKind.DISPUTE_OPENED, "dp_2"),
+        dispute_is("dp_2", "needs_response"),
+    )
+    view = await signal(
+        handle, dispute("evt_d4", GatewayEventKind.DISPUTE_CLOSED, "dp_1", "won"), dispute_is("dp_1", "won")
+    )
     assert view.status is PaymentStatus.DISPUTED
-    view = await signal(handle, dispute("evt_d5", GatewayEventKind.DISPUTE_CLOSED, "dp_2", "won"), dispute_is("dp_2", "won"))
+    view = await signal(
+        handle, dispute("evt_d5", GatewayEventKind.DISPUTE_CLOSED, "dp_2", "won"), dispute_is("dp_2", "won")
+    )
     assert view.status is PaymentStatus.PARTIALLY_REFUNDED
 
 
@@ -71,7 +86,9 @@ async def test_failure_after_success_is_stale(dev, unique):
     before = await handle.query(PaymentWorkflow.view)
     view = await signal(
         handle,
-        gateway_event("evt_f", GatewayEventKind.PAYMENT_FAILED, failure=Failure(code="card_declined", message="late")),
+        gateway_event(
+            "evt_f", GatewayEventKind.PAYMENT_FAILED, failure=Failure(code="card_declined", message="late")
+        ),
         lambda v: v.version > before.version,  # recorded as received, nothing else
     )
     assert view.status is PaymentStatus.PAID
@@ -88,7 +105,13 @@ async def test_refund_event_before_our_refund_call_returned_is_counted_once(dev,
     await asyncio.wait_for(gate.started.wait(), 10)
     await handle.signal(
         PaymentWorkflow.gateway_event,
-        gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, refund_id="r1", provider_refund_id="re_r1", amount=FULL),
+        gateway_event(
+            "evt_r",
+            GatewayEventKind.REFUND_SUCCEEDED,
+            refund_id="r1",
+            provider_refund_id="re_r1",
+            amount=FULL,
+        ),
     )
     view = await wait_for(handle, lambda v: v.refunds[0].status is RefundStatus.SUCCEEDED)
     assert view.status is PaymentStatus.REFUNDED
@@ -102,12 +125,18 @@ async def test_refund_event_before_our_refund_call_returned_is_counted_once(dev,
 
 
 async def test_success_for_a_cancelled_payment_is_refunded_once(dev, unique):
-    dev.world.authorize_answer = GatewayResult(status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1")
+    dev.world.authorize_answer = GatewayResult(
+        status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1"
+    )
     _, handle = await dev.start(payment_input(unique, capture_method=CaptureMethod.MANUAL))
-    assert (await handle.execute_update(PaymentWorkflow.cancel, CancelRequest())).status is PaymentStatus.CANCELLED
+    assert (
+        await handle.execute_update(PaymentWorkflow.cancel, CancelRequest())
+    ).status is PaymentStatus.CANCELLED
     # The provider captured it after all, and says so twice under different event ids.
     await signal(
-        handle, gateway_event("evt_s1", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL), lambda v: v.refunded_minor > 0
+        handle,
+        gateway_event("evt_s1", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+        lambda v: v.refunded_minor > 0,
     )
     view = await signal(
         handle,
@@ -149,13 +178,22 @@ async def test_refund_made_at_the_provider_is_recorded(dev, unique):
     _, handle = await dev.start(payment_input(unique))
     view = await signal(
         handle,
-        gateway_event("evt_x", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_dash", amount=Amount(minor=999, currency="USD")),
+        gateway_event(
+            "evt_x",
+            GatewayEventKind.REFUND_SUCCEEDED,
+            provider_refund_id="re_dash",
+            amount=Amount(minor=999, currency="USD"),
+        ),
         lambda v: v.refunded_minor > 0,
     )
     assert view.status is PaymentStatus.PARTIALLY_REFUNDED
-    assert [(r.refund_id, r.status, r.amount.minor) for r in view.refunds] == [("ext_re_dash", RefundStatus.SUCCEEDED, 999)]
+    assert [(r.refund_id, r.status, r.amount.minor) for r in view.refunds] == [
+        ("ext_re_dash", RefundStatus.SUCCEEDED, 999)
+    ]
     # What is left to refund through us accounts for it.
-    assert (await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"))).amount.minor == 4000
+    assert (
+        await handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r1"))
+    ).amount.minor == 4000
 
 
 async def test_refund_notified_before_the_payment_succeeded_is_held_then_counted_once(dev, unique):
@@ -165,15 +203,24 @@ async def test_refund_notified_before_the_payment_succeeded_is_held_then_counted
         next_action=NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code="weixin://pay"),
     )
     _, handle = await dev.start(payment_input(unique))
-    early = gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_1", amount=Amount(minor=999, currency="USD"))
+    early = gateway_event(
+        "evt_r",
+        GatewayEventKind.REFUND_SUCCEEDED,
+        provider_refund_id="re_1",
+        amount=Amount(minor=999, currency="USD"),
+    )
     await handle.signal(PaymentWorkflow.gateway_event, early)
     await wait_for(handle, lambda v: "refund.held_until_paid" in dev.world.events())
     assert (await handle.query(PaymentWorkflow.view)).refunded_minor == 0
     # The success arrives; a redelivery of the refund is de-duplicated by its event id.
     view = await signal(
-        handle, gateway_event("evt_s", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL), lambda v: v.refunded_minor > 0
+        handle,
+        gateway_event("evt_s", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+        lambda v: v.refunded_minor > 0,
     )
     await handle.signal(PaymentWorkflow.gateway_event, early)
     assert view.status is PaymentStatus.PARTIALLY_REFUNDED
-    assert [(r.provider_refund_id, r.status, r.amount.minor) for r in view.refunds] == [("re_1", RefundStatus.SUCCEEDED, 999)]
+    assert [(r.provider_refund_id, r.status, r.amount.minor) for r in view.refunds] == [
+        ("re_1", RefundStatus.SUCCEEDED, 999)
+    ]
     assert dev.world.events().count("refund.succeeded") == 1

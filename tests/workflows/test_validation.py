@@ -10,12 +10,20 @@ from workflows.money import Amount
 from workflows.validation import method_key, validate_payment
 
 PROFILE = GatewayProfile(
-    id="g", name="G", methods=["card", "wallet:wechat_pay"], currencies=["USD", "JPY"], min_minor=50, max_minor=10_000
+    id="g",
+    name="G",
+    methods=["card", "wallet:wechat_pay"],
+    currencies=["USD", "JPY"],
+    min_minor=50,
+    max_minor=10_000,
 )
 CARD = CardMethod(token="tok")
 
 
-def check(amount=Amount(minor=100, currency="USD"), method=CARD, capture=CaptureMethod.AUTOMATIC, profile=PROFILE):
+USD_1 = Amount(minor=100, currency="USD")
+
+
+def check(amount=USD_1, method=CARD, capture=CaptureMethod.AUTOMATIC, profile=PROFILE):
     failure = validate_payment(profile, amount, method, capture)
     return failure.code if failure else None
 
@@ -35,14 +43,23 @@ def test_wallets_are_accepted_one_by_one_or_all_by_type():
 
 @pytest.mark.parametrize(
     "minor, code",
-    [(49, "amount_too_small"), (50, None), (10_000, None), (10_001, "amount_too_large"), (0, "invalid_amount"), (-1, "invalid_amount")],
+    [
+        (49, "amount_too_small"),
+        (50, None),
+        (10_000, None),
+        (10_001, "amount_too_large"),
+        (0, "invalid_amount"),
+        (-1, "invalid_amount"),
+    ],
 )
 def test_limits_are_inclusive(minor, code):
     assert check(amount=Amount(minor=minor, currency="USD")) == code
 
 
 def test_the_first_reason_is_reported():
-    assert check(amount=Amount(minor=1, currency="EUR"), method=BankTransferMethod()) == "currency_not_supported"
+    assert (
+        check(amount=Amount(minor=1, currency="EUR"), method=BankTransferMethod()) == "currency_not_supported"
+    )
 
 
 def test_manual_capture_needs_a_gateway_that_holds_funds():

@@ -125,7 +125,9 @@ class Stack:
         started = time.monotonic()
         response = await self.http.post("/v1/payments", json=body, headers={"Idempotency-Key": order_id})
         elapsed = time.monotonic() - started
-        payment = response.json() if response.headers.get("content-type", "").startswith("application/") else {}
+        payment = (
+            response.json() if response.headers.get("content-type", "").startswith("application/") else {}
+        )
         if payment.get("status") != expected.value:
             raise UnexpectedAnswer(f"{response.status_code} {payment.get('status') or response.text[:200]}")
         self.payments.append(payment)
@@ -224,7 +226,9 @@ async def _stack_process(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.bench.stack_host",
+            sys.executable,
+            "-m",
+            "workers.bench.stack_host",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
@@ -237,7 +241,9 @@ async def _stack_process(
             process.stdin.close()
             line = await asyncio.wait_for(process.stdout.readline(), _READY_TIMEOUT_S)
             if not line:
-                raise RuntimeError(f"durapay stack exited with {await process.wait()} while starting; see {log_path}")
+                raise RuntimeError(
+                    f"durapay stack exited with {await process.wait()} while starting; see {log_path}"
+                )
             base_url = json.loads(line)["base_url"]
             connections = max(max(settings.levels), settings.batch_concurrency) + 8
             async with httpx.AsyncClient(
@@ -406,8 +412,12 @@ async def scale(server: Server, settings: BenchSettings, run_id: str, log_dir: P
             "concurrency": settings.batch_concurrency,
             "start": started,
             "complete_by_signal": completed,
-            "worker_memory": procstats.memory_while_waiting(stack.pid, rss_idle, rss_waiting, started["done"]),
-            "history_events_per_payment": await stack.histories([p["id"] for p in stack.payments[: history.SAMPLES]]),
+            "worker_memory": procstats.memory_while_waiting(
+                stack.pid, rss_idle, rss_waiting, started["done"]
+            ),
+            "history_events_per_payment": await stack.histories(
+                [p["id"] for p in stack.payments[: history.SAMPLES]]
+            ),
         }
         if server.pid is not None:
             result["server_rss_mb"] = round(procstats.rss_bytes(server.pid) / 2**20, 1)

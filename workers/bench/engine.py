@@ -46,7 +46,9 @@ async def run_engine_scenario(spec: EngineSpec, log_path: Path) -> dict[str, Any
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.bench.host",
+            sys.executable,
+            "-m",
+            "workers.bench.host",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,

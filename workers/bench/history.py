@@ -10,7 +10,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-
 SAMPLES = 3
 # Indices of the probe payments: far beyond what a time-bounded sweep reaches, so ids never collide.
 PROBE_FIRST_INDEX = 1_000_000
@@ -41,13 +40,21 @@ def breakdown(events: Sequence[HistoryEvent]) -> dict[str, float]:
     for event in events:
         at = times[event.event_id]
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            parts["workflow_task_wait"] += at - times[event.workflow_task_started_event_attributes.scheduled_event_id]
+            parts["workflow_task_wait"] += (
+                at - times[event.workflow_task_started_event_attributes.scheduled_event_id]
+            )
         elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            parts["workflow_task_work"] += at - times[event.workflow_task_completed_event_attributes.started_event_id]
+            parts["workflow_task_work"] += (
+                at - times[event.workflow_task_completed_event_attributes.started_event_id]
+            )
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            parts["activity_wait"] += at - times[event.activity_task_started_event_attributes.scheduled_event_id]
+            parts["activity_wait"] += (
+                at - times[event.activity_task_started_event_attributes.scheduled_event_id]
+            )
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            parts["activity_work"] += at - times[event.activity_task_completed_event_attributes.started_event_id]
+            parts["activity_work"] += (
+                at - times[event.activity_task_completed_event_attributes.started_event_id]
+            )
     total = float(times[events[-1].event_id] - times[events[0].event_id]) if events else 0.0
     return {**parts, "other": total - sum(parts.values()), "total": total}
 

@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="use this running server (on this machine) instead of starting one")
     parser.add_argument("--namespace", default="default", help="namespace on --address (default: default)")
     parser.add_argument(
-        "--scenarios", default=",".join(DEFAULT), help=f"comma-separated, any of: {names} (default: %(default)s)"
+        "--scenarios",
+        default=",".join(DEFAULT),
+        help=f"comma-separated, any of: {names} (default: %(default)s)",
     )
     parser.add_argument(
         "--concurrency",
@@ -56,13 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds per level before measuring")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per level")
-    parser.add_argument("--op-timeout", type=float, default=60.0, help="seconds before one payment counts as failed")
     parser.add_argument(
-        "--signal-n", type=int, default=200, help="payments per path (webhook, raw signal) in the webhooks scenario"
+        "--op-timeout", type=float, default=60.0, help="seconds before one payment counts as failed"
+    )
+    parser.add_argument(
+        "--signal-n",
+        type=int,
+        default=200,
+        help="payments per path (webhook, raw signal) in the webhooks scenario",
     )
     parser.add_argument("--scale-n", type=int, default=10_000, help="payments waiting for 3-D Secure at once")
-    parser.add_argument("--batch-concurrency", type=int, default=32, help="in-flight calls in the signal/scale batches")
-    parser.add_argument("--batch-timeout", type=float, default=300.0, help="seconds each signal/scale phase may take")
+    parser.add_argument(
+        "--batch-concurrency", type=int, default=32, help="in-flight calls in the signal/scale batches"
+    )
+    parser.add_argument(
+        "--batch-timeout", type=float, default=300.0, help="seconds each signal/scale phase may take"
+    )
     parser.add_argument("--out", type=Path, help="output directory (default: bench-results/<UTC time>)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
 
@@ -76,11 +87,19 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         servers: tuple[str, ...] = (EXTERNAL,)
     else:
         servers = (TUNED, UNTUNED) if args.server == "both" else (args.server,)
-    positive = {"--signal-n": args.signal_n, "--scale-n": args.scale_n, "--batch-concurrency": args.batch_concurrency}
+    positive = {
+        "--signal-n": args.signal_n,
+        "--scale-n": args.scale_n,
+        "--batch-concurrency": args.batch_concurrency,
+    }
     for flag, value in positive.items():
         if value < 1:
             raise ValueError(f"{flag} must be at least 1")
-    durations = {"--duration": args.duration, "--op-timeout": args.op_timeout, "--batch-timeout": args.batch_timeout}
+    durations = {
+        "--duration": args.duration,
+        "--op-timeout": args.op_timeout,
+        "--batch-timeout": args.batch_timeout,
+    }
     for flag, seconds in durations.items():
         if seconds <= 0:
             raise ValueError(f"{flag} must be positive")
@@ -194,7 +213,10 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as running:
         servers = [await running.enter_async_context(_server(settings, v, log_dir)) for v in settings.servers]
         for server in servers:
-            document["servers"][server.variant] = {"address": server.address, "dynamic_config": server.dynamic_config}
+            document["servers"][server.variant] = {
+                "address": server.address,
+                "dynamic_config": server.dynamic_config,
+            }
             document["results"][server.variant] = {}
         server_pids = [server.pid for server in servers if server.pid is not None]
         for name in settings.scenarios:

@@ -50,11 +50,15 @@ def own_cpu_seconds() -> float:
     return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
 
-def memory_while_waiting(pid: int, idle_bytes: int, waiting_bytes: int, waiting: int) -> dict[str, float | None]:
+def memory_while_waiting(
+    pid: int, idle_bytes: int, waiting_bytes: int, waiting: int
+) -> dict[str, float | None]:
     """RSS before and with `waiting` payments open, in MB, and what each one added, in KB."""
     return {
         "idle": round(idle_bytes / 2**20, 1),
         "all_waiting": round(waiting_bytes / 2**20, 1),
         "peak": round(peak_rss_bytes(pid) / 2**20, 1),
-        "per_waiting_payment_kb": round((waiting_bytes - idle_bytes) / 1024 / waiting, 1) if waiting else None,
+        "per_waiting_payment_kb": round((waiting_bytes - idle_bytes) / 1024 / waiting, 1)
+        if waiting
+        else None,
     }

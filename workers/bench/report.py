@@ -92,9 +92,15 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
         if "durapay" in scenarios:
             sweep_pair(f"{server}: durapay / engine baseline", f"{server}.durapay", f"{server}.{BASELINE}")
             if best:
-                sweep_pair(f"{server}: durapay / engine best ({best})", f"{server}.durapay", f"{server}.{best}")
+                sweep_pair(
+                    f"{server}: durapay / engine best ({best})", f"{server}.durapay", f"{server}.{best}"
+                )
         if best:
-            sweep_pair(f"{server}: engine best ({best}) / engine baseline", f"{server}.{best}", f"{server}.{BASELINE}")
+            sweep_pair(
+                f"{server}: engine best ({best}) / engine baseline",
+                f"{server}.{best}",
+                f"{server}.{BASELINE}",
+            )
         if "webhooks" in scenarios:
             for metric, path in (
                 ("p99 request to signal accepted", "latency_ms.p99"),
@@ -154,7 +160,9 @@ def markdown(document: Mapping[str, Any]) -> str:
         *_ratio_tables(document.get("ratios", [])),
         *_sharing_table(results),
     ]
-    skipped = [f"- {item['scenario']} ({item['server']}): {item['reason']}" for item in document.get("skipped", [])]
+    skipped = [
+        f"- {item['scenario']} ({item['server']}): {item['reason']}" for item in document.get("skipped", [])
+    ]
     if skipped:
         sections.append("Not measured in this run:\n\n" + "\n".join(skipped))
     return "\n\n".join(sections) + "\n"
@@ -188,8 +196,17 @@ def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"| {_fmt(lookup(result, 'history_events_per_payment.mean'))} |"
             )
     header = (
-        "server", "scenario", "c=1 p50 / p95 / p99 ms", "c=1 /s", "sat. c", "sat. p50 / p95 / p99 ms", "sat. /s",
-        "app CPU ms/pay", "store CPU ms/pay", "server CPU ms/pay", "events/pay",
+        "server",
+        "scenario",
+        "c=1 p50 / p95 / p99 ms",
+        "c=1 /s",
+        "sat. c",
+        "sat. p50 / p95 / p99 ms",
+        "sat. /s",
+        "app CPU ms/pay",
+        "store CPU ms/pay",
+        "server CPU ms/pay",
+        "events/pay",
     )
     return _table(header, rows)
 
@@ -205,8 +222,15 @@ def _time_split_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 cells = " | ".join(_fmt(sample["time_ms"][part]) for part in parts)
                 rows.append(f"| {server} | {_label(name, result)} | {_fmt(sample['mean'])} | {cells} |")
     header = (
-        "server", "scenario", "events", "workflow task wait ms", "workflow task work ms", "activity wait ms",
-        "activity work ms", "other ms", "total ms",
+        "server",
+        "scenario",
+        "events",
+        "workflow task wait ms",
+        "workflow task work ms",
+        "activity wait ms",
+        "activity work ms",
+        "other ms",
+        "total ms",
     )
     return _table(header, rows)
 
@@ -222,7 +246,9 @@ def _ratio_tables(found: Sequence[Mapping[str, Any]]) -> list[str]:
         kinds.setdefault(tuple(values), []).append(name)
     tables = []
     for metrics, names in kinds.items():
-        rows = [f"| {name} | " + " | ".join(f"{by_name[name][m]:.2f}x" for m in metrics) + " |" for name in names]
+        rows = [
+            f"| {name} | " + " | ".join(f"{by_name[name][m]:.2f}x" for m in metrics) + " |" for name in names
+        ]
         tables += _table(("comparison (ratio of this run's numbers)", *metrics), rows)
     return tables
 
@@ -235,7 +261,14 @@ def _sharing_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         for name, result in scenarios.items()
         if (during := result.get("machine_during"))
     ]
-    header = ("server", "scenario", "wall s", "all cores busy", "of which other processes", "load avg (1 min)")
+    header = (
+        "server",
+        "scenario",
+        "wall s",
+        "all cores busy",
+        "of which other processes",
+        "load avg (1 min)",
+    )
     return _table(header, rows)
 
 
@@ -258,7 +291,10 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     signal_rows, scale_rows = [], []
     for server, scenarios in results.items():
         for name, result in scenarios.items():
-            for label, key in (("signed webhooks via receiver", "webhooks"), ("raw client signals", "raw_signals")):
+            for label, key in (
+                ("signed webhooks via receiver", "webhooks"),
+                ("raw client signals", "raw_signals"),
+            ):
                 stats = result.get(key)
                 if isinstance(stats, Mapping):
                     cpu = stats.get("cpu_s_per_payment") or {}
@@ -284,12 +320,30 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                     f"| {start['errors'] + start['timed_out'] + done['errors'] + done['timed_out']} |"
                 )
     signal_header = (
-        "server", "path", "payments", "concurrency", "accepted/s", "accept p50 / p95 / p99 ms",
-        "paid (incl. the work they caused)", "app CPU ms/pay", "store CPU ms/pay", "server CPU ms/pay", "failed",
+        "server",
+        "path",
+        "payments",
+        "concurrency",
+        "accepted/s",
+        "accept p50 / p95 / p99 ms",
+        "paid (incl. the work they caused)",
+        "app CPU ms/pay",
+        "store CPU ms/pay",
+        "server CPU ms/pay",
+        "failed",
     )
     scale_header = (
-        "server", "scenario", "N", "started, waiting for 3DS", "completed by signal", "app RSS MB",
-        "KB per waiting payment", "app CPU ms/pay", "store CPU ms/pay", "server CPU ms/pay", "failed",
+        "server",
+        "scenario",
+        "N",
+        "started, waiting for 3DS",
+        "completed by signal",
+        "app RSS MB",
+        "KB per waiting payment",
+        "app CPU ms/pay",
+        "store CPU ms/pay",
+        "server CPU ms/pay",
+        "failed",
     )
     return [*_table(signal_header, signal_rows), *_table(scale_header, scale_rows)]
 
@@ -313,10 +367,22 @@ def plot(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
             levels = [lv for lv in result["levels"] if lv["latency_ms"]]
             xs = [lv["concurrency"] for lv in levels]
             for pct, style in (("p50", "-"), ("p99", ":")):
-                lat_ax.plot(xs, [lv["latency_ms"][pct] for lv in levels], style, color=color, marker="o",
-                            markersize=3, label=f"{name} {pct}")
-            tput_ax.plot(xs, [lv["throughput_per_s"] for lv in levels], "-", color=color, marker="o", label=name)
-        for ax, ylabel in ((lat_ax, "latency to answer (ms), p50 solid, p99 dotted"), (tput_ax, "payments / s")):
+                lat_ax.plot(
+                    xs,
+                    [lv["latency_ms"][pct] for lv in levels],
+                    style,
+                    color=color,
+                    marker="o",
+                    markersize=3,
+                    label=f"{name} {pct}",
+                )
+            tput_ax.plot(
+                xs, [lv["throughput_per_s"] for lv in levels], "-", color=color, marker="o", label=name
+            )
+        for ax, ylabel in (
+            (lat_ax, "latency to answer (ms), p50 solid, p99 dotted"),
+            (tput_ax, "payments / s"),
+        ):
             ax.set_xscale("log", base=2)
             ax.set_xticks(ticks, [str(c) for c in ticks])
             ax.set_xlabel("concurrent callers")

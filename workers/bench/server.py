@@ -71,11 +71,15 @@ async def dev_server(variant: str, log_path: Path) -> AsyncIterator[Server]:
         raise ValueError(f"unknown dev server variant {variant!r}")
     port = _free_port()
     args = [
-        "server", "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(port),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
         "--headless",
-        "--log-level", "error",
+        "--log-level",
+        "error",
         *search_attribute_args(),
     ]
     if variant == TUNED:

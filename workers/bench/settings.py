@@ -41,5 +41,7 @@ def require_loopback(address: str) -> str:
         except ValueError:
             loopback = False
         if not loopback:
-            raise ValueError(f"--address must be on this machine (127.0.0.1, ::1 or localhost), got {address!r}")
+            raise ValueError(
+                f"--address must be on this machine (127.0.0.1, ::1 or localhost), got {address!r}"
+            )
     return address

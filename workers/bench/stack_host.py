@@ -59,7 +59,11 @@ def config_for(spec: StackSpec) -> DurapayConfig:
             "default_gateway": "mock",
             "auto_capture": True,
             "enable_fraud_check": True,
-            "mock": {"enabled": True, "latency_ms": 0, "webhook_secret": spec.webhook_secret.get_secret_value()},
+            "mock": {
+                "enabled": True,
+                "latency_ms": 0,
+                "webhook_secret": spec.webhook_secret.get_secret_value(),
+            },
         },
     }
     # The developer's durapay.toml and DURAPAY_* variables must not change what is measured.
@@ -81,7 +85,9 @@ async def serve(spec: StackSpec) -> None:
 
 def main() -> None:
     # INFO, as `durapay api` and `durapay worker` log by default: the access log is part of the cost.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(serve(StackSpec.model_validate_json(sys.stdin.readline())))
 
 

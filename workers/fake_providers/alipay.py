@@ -38,7 +38,11 @@ CREATING_METHODS = {
 class AlipayError(Exception):
     def __init__(self, code: str, msg: str, sub_code: str = "", sub_msg: str = "") -> None:
         super().__init__(sub_code or code)
-        self.body = {"code": code, "msg": msg, **({"sub_code": sub_code, "sub_msg": sub_msg} if sub_code else {})}
+        self.body = {
+            "code": code,
+            "msg": msg,
+            **({"sub_code": sub_code, "sub_msg": sub_msg} if sub_code else {}),
+        }
 
 
 def business_error(sub_code: str, sub_msg: str) -> AlipayError:
@@ -67,8 +71,13 @@ class AlipayTrade:
 
 
 class FakeAlipay(FakeServer):
-    def __init__(self, *, app_id: str = "2021000000000001", seller_id: str = "2088102177846880",
-                 app_key_slot: str = "alipay-app") -> None:
+    def __init__(
+        self,
+        *,
+        app_id: str = "2021000000000001",
+        seller_id: str = "2088102177846880",
+        app_key_slot: str = "alipay-app",
+    ) -> None:
         super().__init__()
         self.app_id = app_id
         self.seller_id = seller_id
@@ -99,7 +108,9 @@ class FakeAlipay(FakeServer):
 
     def gateway_section(self, **overrides: Any) -> dict[str, Any]:
         """The raw `[payment.alipay]` config section for a running stack."""
-        section = self.settings(**overrides).model_dump(mode="json", exclude_none=True, exclude={"app_private_key"})
+        section = self.settings(**overrides).model_dump(
+            mode="json", exclude_none=True, exclude={"app_private_key"}
+        )
         section.update(enabled=True, app_private_key=self.app_private_key)
         return section
 
@@ -124,7 +135,9 @@ class FakeAlipay(FakeServer):
 
     # -------------------------------------------------------------- notifications
 
-    def notification(self, params: dict[str, str], *, sign_with: str | None = None) -> tuple[dict[str, str], bytes]:
+    def notification(
+        self, params: dict[str, str], *, sign_with: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
         """Headers and form body of an async notification, signed like AliPay (sorted pairs without
         sign and sign_type) unless `sign_with` names another private key."""
         params = {k: v for k, v in params.items() if v is not None}
@@ -154,12 +167,16 @@ class FakeAlipay(FakeServer):
             "subject": trade.subject,
             "gmt_create": _now(),
             "gmt_payment": trade.send_pay_date,
-            "fund_bill_list": json.dumps([{"amount": str(trade.total_amount), "fundChannel": "ALIPAYACCOUNT"}]),
+            "fund_bill_list": json.dumps(
+                [{"amount": str(trade.total_amount), "fundChannel": "ALIPAYACCOUNT"}]
+            ),
         }
         params.update(overrides)
         return self.notification(params)  # type: ignore[arg-type]
 
-    def refund_notification(self, out_trade_no: str, out_request_no: str, **overrides: str | None) -> tuple[dict[str, str], bytes]:
+    def refund_notification(
+        self, out_trade_no: str, out_request_no: str, **overrides: str | None
+    ) -> tuple[dict[str, str], bytes]:
         trade = self.trades[out_trade_no]
         return self.trade_notification(
             out_trade_no,
@@ -211,7 +228,9 @@ class FakeAlipay(FakeServer):
             if method in CREATING_METHODS:
                 body = self._create(method, biz, params)
                 if method in ("alipay.trade.page.pay", "alipay.trade.wap.pay", "alipay.trade.app.pay"):
-                    return web.Response(text="<html><body>AliPay cashier (fake)</body></html>", content_type="text/html")
+                    return web.Response(
+                        text="<html><body>AliPay cashier (fake)</body></html>", content_type="text/html"
+                    )
             else:
                 handler = {
                     "alipay.trade.query": self._query,
@@ -232,7 +251,9 @@ class FakeAlipay(FakeServer):
         out_trade_no = str(biz.get("out_trade_no", ""))
         amount = _yuan(biz.get("total_amount"))
         if not out_trade_no or not biz.get("subject") or amount is None:
-            raise AlipayError("40002", "Invalid Arguments", "isv.invalid-parameter", "out_trade_no / subject / total_amount")
+            raise AlipayError(
+                "40002", "Invalid Arguments", "isv.invalid-parameter", "out_trade_no / subject / total_amount"
+            )
         if biz.get("product_code", CREATING_METHODS[method]) != CREATING_METHODS[method]:
             raise business_error("ACQ.PRODUCT_CODE_ERROR", "product_code")
         time_expire = None
@@ -250,8 +271,13 @@ class FakeAlipay(FakeServer):
         if time_expire is not None and time_expire < datetime.now(CHINA):
             raise business_error("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
         trade = AlipayTrade(
-            out_trade_no=out_trade_no, total_amount=amount, subject=biz["subject"], product_code=CREATING_METHODS[method],
-            notify_url=params.get("notify_url", ""), biz=biz, time_expire=time_expire,
+            out_trade_no=out_trade_no,
+            total_amount=amount,
+            subject=biz["subject"],
+            product_code=CREATING_METHODS[method],
+            notify_url=params.get("notify_url", ""),
+            biz=biz,
+            time_expire=time_expire,
         )
         self.trades[out_trade_no] = trade
         return {"out_trade_no": out_trade_no, "qr_code": trade.qr_code}
@@ -273,7 +299,9 @@ class FakeAlipay(FakeServer):
             "buyer_pay_amount": str(trade.total_amount) if trade.send_pay_date else "0.00",
         }
         if trade.send_pay_date:
-            data.update(send_pay_date=trade.send_pay_date, buyer_user_id=trade.buyer_id, buyer_logon_id="159****5620")
+            data.update(
+                send_pay_date=trade.send_pay_date, buyer_user_id=trade.buyer_id, buyer_logon_id="159****5620"
+            )
         return data
 
     def _close(self, biz: dict[str, Any]) -> dict[str, Any]:
@@ -289,7 +317,11 @@ class FakeAlipay(FakeServer):
         request_no = str(biz.get("out_request_no") or trade.out_trade_no)
         if amount is None:
             raise AlipayError("40002", "Invalid Arguments", "isv.invalid-parameter", "refund_amount")
-        result = {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "buyer_logon_id": "159****5620"}
+        result = {
+            "trade_no": trade.trade_no,
+            "out_trade_no": trade.out_trade_no,
+            "buyer_logon_id": "159****5620",
+        }
         if request_no in trade.refunds:
             if trade.refunds[request_no] != amount:
                 raise business_error("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额与原请求不一致")
@@ -324,15 +356,23 @@ class FakeAlipay(FakeServer):
         exact text, and spacing that differs from Python's default so a re-serializing verifier fails."""
         key = method.replace(".", "_") + "_response"
         raw = json.dumps(member, ensure_ascii=False, separators=(",", ":"))
-        sign = rsa_sha256_sign(self.alipay_private_key, raw if not self.break_response_signatures else raw + " ")
+        sign = rsa_sha256_sign(
+            self.alipay_private_key, raw if not self.break_response_signatures else raw + " "
+        )
         body = f'{{"{key}":{raw},"sign":"{sign}"}}' if not self.unsigned_responses else f'{{"{key}":{raw}}}'
         return web.Response(text=body, content_type="application/json", charset="utf-8")
 
     def _fault_error(self, status: int) -> web.Response:
-        return web.Response(status=status, text=f"<html><body>{status}</body></html>", content_type="text/html")
+        return web.Response(
+            status=status, text=f"<html><body>{status}</body></html>", content_type="text/html"
+        )
 
     def _expired(self, trade: AlipayTrade) -> bool:
-        if trade.trade_status == "WAIT_BUYER_PAY" and trade.time_expire and datetime.now(CHINA) > trade.time_expire:
+        if (
+            trade.trade_status == "WAIT_BUYER_PAY"
+            and trade.time_expire
+            and datetime.now(CHINA) > trade.time_expire
+        ):
             trade.trade_status = "TRADE_CLOSED"
         return trade.trade_status == "TRADE_CLOSED"
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import secrets
@@ -43,15 +44,39 @@ API_VERSION = "2026-10-28.endive"
 DEFAULT_SECRET_KEY = "sk_test_durapay_fake_0123456789"
 DEFAULT_WEBHOOK_SECRET = "whsec_durapay_fake_0123456789"
 
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+ZERO_DECIMAL = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50}
 
 # Stripe's test cards: how each behaves, and what its PaymentMethod shows.
 TEST_CARDS: dict[str, dict[str, Any]] = {
     "visa": {"brand": "visa", "last4": "4242", "outcome": "succeed"},
     "mastercard": {"brand": "mastercard", "last4": "4444", "outcome": "succeed"},
-    "chargeDeclined": {"brand": "visa", "last4": "0002", "outcome": "decline", "decline_code": "generic_decline"},
+    "chargeDeclined": {
+        "brand": "visa",
+        "last4": "0002",
+        "outcome": "decline",
+        "decline_code": "generic_decline",
+    },
     "chargeDeclinedInsufficientFunds": {
         "brand": "visa",
         "last4": "9995",
@@ -68,21 +93,31 @@ DECLINE_MESSAGES = {
 
 PARAMS = web.RequestKey("params", dict)
 IDEMPOTENCY_KEY = web.RequestKey("idempotency_key", str)
-INTENT_CANCELABLE = {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing"}
+INTENT_CANCELABLE = {
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+}
 
 
 class StripeFailure(Exception):
     """An error Stripe answers with its envelope. `executed`: endpoint work had begun, so the
     answer is saved under the idempotency key and replayed."""
 
-    def __init__(self, status: int, type_: str, message: str, *, executed: bool = False, **fields: Any) -> None:
+    def __init__(
+        self, status: int, type_: str, message: str, *, executed: bool = False, **fields: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.executed = executed
         self.error = {"type": type_, "message": message, **{k: v for k, v in fields.items() if v is not None}}
 
 
-def invalid(message: str, *, param: str | None = None, code: str | None = None, status: int = 400) -> StripeFailure:
+def invalid(
+    message: str, *, param: str | None = None, code: str | None = None, status: int = 400
+) -> StripeFailure:
     return StripeFailure(status, "invalid_request_error", message, param=param, code=code)
 
 
@@ -242,7 +277,9 @@ class FakeStripe:
 
     # -- fault knobs ----------------------------------------------------------------------------------
 
-    def fail_next(self, count: int, *, status: int = 500, path: str | None = None, executed: bool = False) -> None:
+    def fail_next(
+        self, count: int, *, status: int = 500, path: str | None = None, executed: bool = False
+    ) -> None:
         """The next `count` requests (to exactly `path`, when given) answer `status`. `executed=True`: Stripe got as far as
         doing the work (and saves the 5xx under the key, so a retry replays it)."""
         self._faults.append(_Fault(remaining=count, path=path, status=status, executed=executed))
@@ -257,12 +294,18 @@ class FakeStripe:
     # -- ledger and helpers for tests ----------------------------------------------------------------
 
     def intents_for(self, payment_id: str) -> list[dict[str, Any]]:
-        return [pi for pi in self.payment_intents.values() if pi["metadata"].get("durapay_payment_id") == payment_id]
+        return [
+            pi
+            for pi in self.payment_intents.values()
+            if pi["metadata"].get("durapay_payment_id") == payment_id
+        ]
 
     def charges_for(self, payment_id: str, *, status: str = "succeeded") -> list[dict[str, Any]]:
         """Charges that moved (or held) money for our payment: what "charged once" is checked on."""
         intents = {pi["id"] for pi in self.intents_for(payment_id)}
-        return [ch for ch in self.charges.values() if ch["payment_intent"] in intents and ch["status"] == status]
+        return [
+            ch for ch in self.charges.values() if ch["payment_intent"] in intents and ch["status"] == status
+        ]
 
     def events_of(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == event_type]
@@ -275,7 +318,9 @@ class FakeStripe:
 
     # -- webhooks -----------------------------------------------------------------------------------------
 
-    def build_event(self, event_type: str, obj: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+    def build_event(
+        self, event_type: str, obj: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         return {
             "id": _new_id("evt"),
             "object": "event",
@@ -288,7 +333,9 @@ class FakeStripe:
             "type": event_type,
         }
 
-    def sign(self, payload: bytes, *, timestamp: int | None = None, secrets_: Iterable[str] | None = None) -> str:
+    def sign(
+        self, payload: bytes, *, timestamp: int | None = None, secrets_: Iterable[str] | None = None
+    ) -> str:
         """`Stripe-Signature`: one `v1` per active endpoint secret, as Stripe sends while rolling."""
         ts = int(time.time()) if timestamp is None else timestamp
         signed = f"{ts}.".encode() + payload
@@ -318,7 +365,9 @@ class FakeStripe:
         while self._deliveries:
             await asyncio.gather(*list(self._deliveries), return_exceptions=True)
 
-    def _emit(self, event_type: str, obj: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    def _emit(
+        self, event_type: str, obj: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         event = self.build_event(event_type, obj, idempotency_key=idempotency_key)
         self.events.append(event)
         if self.webhook_url is not None:
@@ -382,10 +431,9 @@ class FakeStripe:
             return intent
         intent["next_action"] = None
         if succeed:
-            try:
+            # A decline is recorded on the intent and its charge.
+            with contextlib.suppress(StripeFailure):
                 self._authorize(intent, self.payment_methods[intent["payment_method"]], None)
-            except StripeFailure:
-                pass  # the decline is recorded on the intent and its charge
         else:
             intent["status"] = "requires_payment_method"
             intent["last_payment_error"] = {
@@ -472,7 +520,12 @@ class FakeStripe:
         return self._json(status, body_bytes)
 
     async def _run(
-        self, request: web.Request, handler: Any, params: dict[str, Any], key: str | None, fault: _Fault | None
+        self,
+        request: web.Request,
+        handler: Any,
+        params: dict[str, Any],
+        key: str | None,
+        fault: _Fault | None,
     ) -> tuple[int, dict[str, Any], bool]:
         request[PARAMS] = params
         request[IDEMPOTENCY_KEY] = key
@@ -483,7 +536,11 @@ class FakeStripe:
         if fault is not None:
             # A failure after the work was done: saved and replayed like any other answer.
             fault.remaining -= 1
-            return fault.status, {"error": {"type": "api_error", "message": "An unknown error occurred"}}, True
+            return (
+                fault.status,
+                {"error": {"type": "api_error", "message": "An unknown error occurred"}},
+                True,
+            )
         return 200, result, True
 
     def _authorized(self, header: str) -> bool:
@@ -504,8 +561,12 @@ class FakeStripe:
             if fault.retry_after is not None:
                 headers["Retry-After"] = f"{fault.retry_after:g}"
             return self._error_response(
-                invalid("Request rate limit exceeded. Learn more about rate limits here "
-                        "https://stripe.com/docs/rate-limits.", code="rate_limit", status=429),
+                invalid(
+                    "Request rate limit exceeded. Learn more about rate limits here "
+                    "https://stripe.com/docs/rate-limits.",
+                    code="rate_limit",
+                    status=429,
+                ),
                 headers=headers,
             )
         # Nothing was executed: Stripe tells the client a retry is safe.
@@ -514,21 +575,25 @@ class FakeStripe:
             headers={"Stripe-Should-Retry": "true"},
         )
 
-    def _json(self, status: int, body: bytes, *, replayed: bool = False, headers: dict[str, str] | None = None) -> web.Response:
+    def _json(
+        self, status: int, body: bytes, *, replayed: bool = False, headers: dict[str, str] | None = None
+    ) -> web.Response:
         all_headers = {"Request-Id": _new_id("req"), "Stripe-Version": API_VERSION, **(headers or {})}
         if replayed:
             all_headers["Idempotent-Replayed"] = "true"
         return web.Response(status=status, body=body, content_type="application/json", headers=all_headers)
 
     def _error_response(self, failure: StripeFailure, headers: dict[str, str] | None = None) -> web.Response:
-        return self._json(failure.status, json.dumps({"error": failure.error}, indent=2).encode(), headers=headers)
+        return self._json(
+            failure.status, json.dumps({"error": failure.error}, indent=2).encode(), headers=headers
+        )
 
     # -- payment methods -----------------------------------------------------------------------------------
 
     def _payment_method(self, ident: str, *, param: str = "payment_method") -> dict[str, Any]:
         """A PaymentMethod by id. Stripe's test ids (pm_card_visa ...) mint a fresh one each use."""
-        if ident.startswith("pm_card_") and ident[len("pm_card_"):] in TEST_CARDS:
-            return self._mint_payment_method(TEST_CARDS[ident[len("pm_card_"):]])
+        if ident.startswith("pm_card_") and ident[len("pm_card_") :] in TEST_CARDS:
+            return self._mint_payment_method(TEST_CARDS[ident[len("pm_card_") :]])
         method = self.payment_methods.get(ident)
         if method is None:
             raise missing("PaymentMethod", ident, param)
@@ -541,7 +606,7 @@ class FakeStripe:
         return method
 
     def _payment_method_from_token(self, token: str) -> dict[str, Any]:
-        name = token[len("tok_"):]
+        name = token[len("tok_") :]
         if name not in TEST_CARDS:
             raise missing("token", token, "payment_method_data[card][token]")
         return self._mint_payment_method(TEST_CARDS[name])
@@ -648,7 +713,9 @@ class FakeStripe:
         data = p.get("payment_method_data")
         if data:
             if data.get("type") != "card" or not (data.get("card") or {}).get("token"):
-                raise invalid("payment_method_data must be a card with a token here.", param="payment_method_data")
+                raise invalid(
+                    "payment_method_data must be a card with a token here.", param="payment_method_data"
+                )
             return self._payment_method_from_token(data["card"]["token"])
         if p.get("payment_method"):
             method = self._payment_method(p["payment_method"])
@@ -664,7 +731,11 @@ class FakeStripe:
     @staticmethod
     def _check_amount(amount: int, currency: str) -> None:
         if amount < 1:
-            raise invalid("This value must be greater than or equal to 1.", param="amount", code="parameter_invalid_integer")
+            raise invalid(
+                "This value must be greater than or equal to 1.",
+                param="amount",
+                code="parameter_invalid_integer",
+            )
         if currency in THREE_DECIMAL and amount % 10:
             raise invalid(
                 f"Amounts in {currency.upper()} must be divisible by 10 (the last digit must be 0).",
@@ -672,16 +743,24 @@ class FakeStripe:
                 code="invalid_amount",
             )
         if currency == "isk" and amount % 100:
-            raise invalid("ISK amounts must be whole krónur (divisible by 100).", param="amount", code="invalid_amount")
+            raise invalid(
+                "ISK amounts must be whole krónur (divisible by 100).", param="amount", code="invalid_amount"
+            )
         if amount < MINIMUM_CHARGE.get(currency, 1):
-            raise invalid("Amount must be at least the minimum charge amount.", param="amount", code="amount_too_small")
+            raise invalid(
+                "Amount must be at least the minimum charge amount.", param="amount", code="amount_too_small"
+            )
         if amount > 99_999_999:
             raise invalid("Amount must be no more than 99999999.", param="amount", code="amount_too_large")
 
-    def _confirm(self, intent: dict[str, Any], method: dict[str, Any], return_url: str | None, key: str | None) -> None:
+    def _confirm(
+        self, intent: dict[str, Any], method: dict[str, Any], return_url: str | None, key: str | None
+    ) -> None:
         intent["last_payment_error"] = None
-        behaviour = method["_behaviour"] if "_behaviour" in method else {"outcome": "succeed"}
-        wants_3ds = (intent["payment_method_options"].get("card") or {}).get("request_three_d_secure") == "any"
+        behaviour = method.get("_behaviour", {"outcome": "succeed"})
+        wants_3ds = (intent["payment_method_options"].get("card") or {}).get(
+            "request_three_d_secure"
+        ) == "any"
         if behaviour.get("three_ds") or wants_3ds:
             intent["status"] = "requires_action"
             url = self.three_ds_url(intent["id"])
@@ -693,7 +772,11 @@ class FakeStripe:
             else:
                 intent["next_action"] = {
                     "type": "use_stripe_sdk",
-                    "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url, "source": _new_id("src")},
+                    "use_stripe_sdk": {
+                        "type": "three_d_secure_redirect",
+                        "stripe_js": url,
+                        "source": _new_id("src"),
+                    },
                 }
             intent["_return_url"] = return_url
             self._emit("payment_intent.requires_action", self._public(intent), key)
@@ -715,12 +798,15 @@ class FakeStripe:
             "customer": intent["customer"],
             "disputed": False,
             "failure_code": "card_declined" if declined else None,
-            "failure_message": DECLINE_MESSAGES.get(behaviour.get("decline_code", ""), None) if declined else None,
+            "failure_message": DECLINE_MESSAGES.get(behaviour.get("decline_code", "")) if declined else None,
             "metadata": dict(intent["metadata"]),
             "paid": not declined,
             "payment_intent": intent["id"],
             "payment_method": method["id"],
-            "payment_method_details": {"type": "card", "card": {k: method["card"][k] for k in ("brand", "last4")}},
+            "payment_method_details": {
+                "type": "card",
+                "card": {k: method["card"][k] for k in ("brand", "last4")},
+            },
             "refunded": False,
             "status": "failed" if declined else "succeeded",
             "created": int(time.time()),
@@ -744,7 +830,12 @@ class FakeStripe:
             self._emit("payment_intent.payment_failed", self._public(intent), key)
             details = {k: v for k, v in error.items() if k not in ("type", "message")}
             raise StripeFailure(
-                402, "card_error", error["message"], executed=True, payment_intent=self._public(intent), **details
+                402,
+                "card_error",
+                error["message"],
+                executed=True,
+                payment_intent=self._public(intent),
+                **details,
             )
         if intent["capture_method"] == "manual":
             intent["status"] = "requires_capture"
@@ -779,8 +870,10 @@ class FakeStripe:
         if method is None and intent["payment_method"]:
             method = self.payment_methods[intent["payment_method"]]
         if method is None:
-            raise invalid("You cannot confirm this PaymentIntent because it's missing a payment method.",
-                          code="payment_intent_unexpected_state")
+            raise invalid(
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                code="payment_intent_unexpected_state",
+            )
         intent["payment_method"] = method["id"]
         self._confirm(intent, method, p.get("return_url"), request[IDEMPOTENCY_KEY])
         return self._public(intent)
@@ -812,13 +905,19 @@ class FakeStripe:
     async def _cancel_intent(self, request: web.Request) -> dict[str, Any]:
         intent = self._intent(request)
         reason = request[PARAMS].get("cancellation_reason")
-        if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer", "abandoned"):
+        if reason is not None and reason not in (
+            "duplicate",
+            "fraudulent",
+            "requested_by_customer",
+            "abandoned",
+        ):
             raise invalid(f"Invalid cancellation_reason: {reason}", param="cancellation_reason")
         if intent["status"] not in INTENT_CANCELABLE:
             raise invalid(
                 f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. Only a "
                 "PaymentIntent with one of the following statuses may be canceled: "
-                + ", ".join(sorted(INTENT_CANCELABLE)) + ".",
+                + ", ".join(sorted(INTENT_CANCELABLE))
+                + ".",
                 code="payment_intent_unexpected_state",
             )
         if intent["latest_charge"] and intent["status"] == "requires_capture":
@@ -864,9 +963,14 @@ class FakeStripe:
             if charge is None:
                 raise missing("charge", p["charge"], "charge")
         else:
-            raise invalid("One of the following params should be provided for this request: payment_intent or charge.")
+            raise invalid(
+                "One of the following params should be provided for this request: payment_intent or charge."
+            )
         if charge is None or not charge["captured"]:
-            raise invalid("This PaymentIntent does not have a successful charge to refund.", code="charge_not_refundable")
+            raise invalid(
+                "This PaymentIntent does not have a successful charge to refund.",
+                code="charge_not_refundable",
+            )
         remaining = charge["amount_captured"] - charge["amount_refunded"]
         if remaining <= 0:
             raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
@@ -971,7 +1075,9 @@ class FakeStripe:
     async def _detach(self, request: web.Request) -> dict[str, Any]:
         method = self._payment_method(request.match_info["id"], param="id")
         if not method["customer"]:
-            raise invalid("The payment method you provided is not attached to a customer so detachment is impossible.")
+            raise invalid(
+                "The payment method you provided is not attached to a customer so detachment is impossible."
+            )
         method["customer"] = None
         self._detached.add(method["id"])
         return self._public(method)
@@ -981,7 +1087,7 @@ class FakeStripe:
         after = p.get("starting_after")
         if after:
             ids = [item["id"] for item in items]
-            items = items[ids.index(after) + 1:] if after in ids else []
+            items = items[ids.index(after) + 1 :] if after in ids else []
         return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "url": url}
 
     # -- the customer's browser ----------------------------------------------------------------------
@@ -999,7 +1105,9 @@ class FakeStripe:
             {
                 "payment_intent": ident,
                 "payment_intent_client_secret": intent["client_secret"],
-                "redirect_status": "succeeded" if intent["status"] in ("succeeded", "requires_capture") else "failed",
+                "redirect_status": "succeeded"
+                if intent["status"] in ("succeeded", "requires_capture")
+                else "failed",
             }
         )
         raise web.HTTPFound(f"{return_url}{'&' if '?' in return_url else '?'}{query}")

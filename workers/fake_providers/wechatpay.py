@@ -80,7 +80,9 @@ class FaultPlan:
         """Answer `status` without doing the work."""
         self._faults.append(_Fault("status", match, times, status=status))
 
-    def rate_limit_next(self, *, times: int = 1, retry_after: str | None = "1", match: str | None = None) -> None:
+    def rate_limit_next(
+        self, *, times: int = 1, retry_after: str | None = "1", match: str | None = None
+    ) -> None:
         self._faults.append(_Fault("status", match, times, status=429, retry_after=retry_after))
 
     def drop_next(self, *, times: int = 1, match: str | None = None) -> None:
@@ -239,7 +241,11 @@ class FakeWechatPay(FakeServer):
 
     @property
     def platform_serial(self) -> str:
-        return certificate_serial_hex(self.platform_certificate) if self.mode == "certificate" else self.public_key_id
+        return (
+            certificate_serial_hex(self.platform_certificate)
+            if self.mode == "certificate"
+            else self.public_key_id
+        )
 
     def settings(self, **overrides: Any) -> WechatPaySettings:
         values: dict[str, Any] = dict(
@@ -252,7 +258,9 @@ class FakeWechatPay(FakeServer):
             notify_url="https://merchant.example/webhooks/wechat_pay",
         )
         if self.mode == "public_key":
-            values.update(platform_public_key=self.platform_public_key, platform_public_key_id=self.public_key_id)
+            values.update(
+                platform_public_key=self.platform_public_key, platform_public_key_id=self.public_key_id
+            )
         values.update(overrides)
         return WechatPaySettings(**values)
 
@@ -321,7 +329,10 @@ class FakeWechatPay(FakeServer):
                 "original_type": original_type,
                 "algorithm": "AEAD_AES_256_GCM",
                 "ciphertext": aes_256_gcm_encrypt(
-                    apiv3_key or self.apiv3_key, nonce, associated_data, json.dumps(resource, ensure_ascii=False)
+                    apiv3_key or self.apiv3_key,
+                    nonce,
+                    associated_data,
+                    json.dumps(resource, ensure_ascii=False),
                 ),
                 "associated_data": associated_data,
                 "nonce": nonce,
@@ -332,8 +343,11 @@ class FakeWechatPay(FakeServer):
 
     def payment_notification(self, out_trade_no: str, **kwargs: Any) -> tuple[dict[str, str], bytes]:
         return self.notification(
-            "TRANSACTION.SUCCESS", self._trade_json(self.trades[out_trade_no]),
-            original_type="transaction", summary="支付成功", **kwargs,
+            "TRANSACTION.SUCCESS",
+            self._trade_json(self.trades[out_trade_no]),
+            original_type="transaction",
+            summary="支付成功",
+            **kwargs,
         )
 
     def refund_notification(self, out_refund_no: str, **kwargs: Any) -> tuple[dict[str, str], bytes]:
@@ -348,16 +362,25 @@ class FakeWechatPay(FakeServer):
             "refund_status": refund.status,
             "success_time": refund.success_time,
             "user_received_account": "招商银行信用卡0403",
-            "amount": {"total": refund.total, "refund": refund.amount, "payer_total": refund.total, "payer_refund": refund.amount},
+            "amount": {
+                "total": refund.total,
+                "refund": refund.amount,
+                "payer_total": refund.total,
+                "payer_refund": refund.amount,
+            },
         }
-        event_type = {"SUCCESS": "REFUND.SUCCESS", "ABNORMAL": "REFUND.ABNORMAL", "CLOSED": "REFUND.CLOSED"}[refund.status]
+        event_type = {"SUCCESS": "REFUND.SUCCESS", "ABNORMAL": "REFUND.ABNORMAL", "CLOSED": "REFUND.CLOSED"}[
+            refund.status
+        ]
         return self.notification(event_type, resource, original_type="refund", summary="退款状态", **kwargs)
 
     # -------------------------------------------------------------- HTTP handlers
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         trade_type = request.match_info["trade_type"]
-        return await self._guarded(request, f"create:{trade_type}", lambda body: self._do_create(trade_type, body))
+        return await self._guarded(
+            request, f"create:{trade_type}", lambda body: self._do_create(trade_type, body)
+        )
 
     async def _do_create(self, trade_type: str, body: dict[str, Any]) -> web.StreamResponse:
         if trade_type not in ("native", "jsapi", "h5", "app"):
@@ -384,7 +407,7 @@ class FakeWechatPay(FakeServer):
             time_expire = datetime.fromisoformat(body["time_expire"])
             if time_expire.utcoffset() is None:
                 return self._error(400, "PARAM_ERROR", "time_expire needs an offset")
-        key = {k: v for k, v in body.items()}
+        key = dict(body.items())
         existing = self.trades.get(body["out_trade_no"])
         if existing is not None:
             if existing.trade_state in ("SUCCESS", "REFUND"):
@@ -395,16 +418,25 @@ class FakeWechatPay(FakeServer):
                 return self._error(400, "INVALID_REQUEST", "201 商户订单号重复")
             return self._signed_json(200, existing.artifact)
         trade = Trade(
-            out_trade_no=body["out_trade_no"], trade_type=trade_type, appid=body["appid"],
-            description=body["description"], total=amount["total"], currency=amount.get("currency", "CNY"),
-            notify_url=body["notify_url"], request=key, attach=body.get("attach", ""), time_expire=time_expire,
+            out_trade_no=body["out_trade_no"],
+            trade_type=trade_type,
+            appid=body["appid"],
+            description=body["description"],
+            total=amount["total"],
+            currency=amount.get("currency", "CNY"),
+            notify_url=body["notify_url"],
+            request=key,
+            attach=body.get("attach", ""),
+            time_expire=time_expire,
         )
         prepay_id = "wx" + secrets.token_hex(16)
         trade.artifact = {
             "native": {"code_url": f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(6)}"},
             "jsapi": {"prepay_id": prepay_id},
             "app": {"prepay_id": prepay_id},
-            "h5": {"h5_url": f"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={prepay_id}&package=1"},
+            "h5": {
+                "h5_url": f"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={prepay_id}&package=1"
+            },
         }[trade_type]
         self.trades[trade.out_trade_no] = trade
         return self._signed_json(200, trade.artifact)
@@ -448,7 +480,11 @@ class FakeWechatPay(FakeServer):
                 return self._error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
             amount = body.get("amount") or {}
             refund_no = body.get("out_refund_no", "")
-            if not refund_no or not isinstance(amount.get("refund"), int) or amount.get("total") != trade.total:
+            if (
+                not refund_no
+                or not isinstance(amount.get("refund"), int)
+                or amount.get("total") != trade.total
+            ):
                 return self._error(400, "PARAM_ERROR", "amount.refund / amount.total")
             existing = self.refunds.get(refund_no)
             if existing is not None:
@@ -462,9 +498,15 @@ class FakeWechatPay(FakeServer):
             trade.refunded += amount["refund"]
             trade.trade_state = "REFUND"
             refund = Refund(
-                out_refund_no=refund_no, out_trade_no=trade.out_trade_no, refund_id="5030" + secrets.token_hex(12),
-                amount=amount["refund"], total=trade.total, status=self.refund_outcome, reason=body.get("reason", ""),
-                create_time=_now_text(), success_time=_now_text() if self.refund_outcome == "SUCCESS" else None,
+                out_refund_no=refund_no,
+                out_trade_no=trade.out_trade_no,
+                refund_id="5030" + secrets.token_hex(12),
+                amount=amount["refund"],
+                total=trade.total,
+                status=self.refund_outcome,
+                reason=body.get("reason", ""),
+                create_time=_now_text(),
+                success_time=_now_text() if self.refund_outcome == "SUCCESS" else None,
             )
             self.refunds[refund_no] = refund
             return self._signed_json(200, self._refund_json(refund))
@@ -497,7 +539,9 @@ class FakeWechatPay(FakeServer):
                     "algorithm": "AEAD_AES_256_GCM",
                     "nonce": nonce,
                     "associated_data": "certificate",
-                    "ciphertext": aes_256_gcm_encrypt(self.apiv3_key, nonce, "certificate", self.platform_certificate),
+                    "ciphertext": aes_256_gcm_encrypt(
+                        self.apiv3_key, nonce, "certificate", self.platform_certificate
+                    ),
                 },
             }
             return self._signed_json(200, {"data": [item]})
@@ -505,7 +549,10 @@ class FakeWechatPay(FakeServer):
         return await self._guarded(request, "certificates", work)
 
     async def _guarded(
-        self, request: web.Request, operation: str, work: Callable[[dict[str, Any]], Awaitable[web.StreamResponse]]
+        self,
+        request: web.Request,
+        operation: str,
+        work: Callable[[dict[str, Any]], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         """Authenticate like WeChat (401 SIGN_ERROR), then run `work` under the fault plan."""
         raw = await request.read()
@@ -531,7 +578,9 @@ class FakeWechatPay(FakeServer):
             return "unknown merchant certificate serial"
         if abs(time.time() - int(fields.get("timestamp", "0"))) > 300:
             return "timestamp expired"
-        message = line_message(request.method, request.raw_path, fields["timestamp"], fields.get("nonce_str", ""), raw.decode())
+        message = line_message(
+            request.method, request.raw_path, fields["timestamp"], fields.get("nonce_str", ""), raw.decode()
+        )
         if not rsa_sha256_verify(self.merchant_public_key, message, fields.get("signature", "")):
             return "signature does not verify"
         return None
@@ -539,7 +588,12 @@ class FakeWechatPay(FakeServer):
     # -------------------------------------------------------------- answers
 
     def _signed_headers(
-        self, body: bytes, *, timestamp: int | None = None, serial: str | None = None, signature: str | None = None
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        serial: str | None = None,
+        signature: str | None = None,
     ) -> dict[str, str]:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         nonce = random_nonce()
@@ -590,8 +644,14 @@ class FakeWechatPay(FakeServer):
             "out_trade_no": trade.out_trade_no,
             "trade_type": trade.trade_type.upper(),
             "trade_state": trade.trade_state,
-            "trade_state_desc": {"NOTPAY": "未支付", "SUCCESS": "支付成功", "CLOSED": "已关闭", "REFUND": "转入退款",
-                                 "USERPAYING": "用户支付中", "PAYERROR": "支付失败"}.get(trade.trade_state, ""),
+            "trade_state_desc": {
+                "NOTPAY": "未支付",
+                "SUCCESS": "支付成功",
+                "CLOSED": "已关闭",
+                "REFUND": "转入退款",
+                "USERPAYING": "用户支付中",
+                "PAYERROR": "支付失败",
+            }.get(trade.trade_state, ""),
             "attach": trade.attach,
             "amount": {"total": trade.total, "currency": trade.currency},
         }
@@ -617,8 +677,11 @@ class FakeWechatPay(FakeServer):
             "create_time": refund.create_time,
             "status": refund.status,
             "amount": {
-                "total": refund.total, "refund": refund.amount, "payer_total": refund.total,
-                "payer_refund": refund.amount, "currency": trade.currency,
+                "total": refund.total,
+                "refund": refund.amount,
+                "payer_total": refund.total,
+                "payer_refund": refund.amount,
+                "currency": trade.currency,
             },
         }
         if refund.success_time:

@@ -14,7 +14,14 @@ import pytest_asyncio
 from activities.gateways.base import Gateway
 from activities.gateways.http import HttpSettings
 from workflows.domain import CardMethod, PaymentMethod, WalletMethod
-from workflows.gateway_io import AuthorizeCall, CancelCall, CaptureCall, LookupCall, RefundCall, RefundLookupCall
+from workflows.gateway_io import (
+    AuthorizeCall,
+    CancelCall,
+    CaptureCall,
+    LookupCall,
+    RefundCall,
+    RefundLookupCall,
+)
 from workflows.money import Amount
 
 # Timeouts of a second, so that a fake answering 1.5 s late times the adapter out quickly.
@@ -120,17 +127,26 @@ class GatewayCalls:
 
     def refund_lookup(self, payment_id: str, refund_id: str, **fields: Any) -> RefundLookupCall:
         values: dict[str, Any] = {
-            "gateway": self.gateway, "payment_id": payment_id, "provider_payment_id": None, "refund_id": refund_id,
+            "gateway": self.gateway,
+            "payment_id": payment_id,
+            "provider_payment_id": None,
+            "refund_id": refund_id,
         }
         return RefundLookupCall(**(values | fields))
 
 
 ALIPAY = GatewayCalls(
-    "alipay", "CNY", lambda flow="precreate": WalletMethod(wallet="alipay", flow=flow), minor=8888,
+    "alipay",
+    "CNY",
+    lambda flow="precreate": WalletMethod(wallet="alipay", flow=flow),
+    minor=8888,
     refund_reason="customer request",
 )
 WECHAT_PAY = GatewayCalls(
-    "wechat_pay", "CNY", lambda flow="native": WalletMethod(wallet="wechat_pay", flow=flow), minor=8888,
+    "wechat_pay",
+    "CNY",
+    lambda flow="native": WalletMethod(wallet="wechat_pay", flow=flow),
+    minor=8888,
     refund_reason="customer request",
 )
 STRIPE = GatewayCalls("stripe", "USD", lambda token="pm_card_visa": CardMethod(token=token), minor=4999)
@@ -141,7 +157,12 @@ class WalletFake(Protocol):
 
 
 async def paid(
-    fake: WalletFake, gateway: Gateway, calls: GatewayCalls, payment_id: str, minor: int | None = None, **fields: Any
+    fake: WalletFake,
+    gateway: Gateway,
+    calls: GatewayCalls,
+    payment_id: str,
+    minor: int | None = None,
+    **fields: Any,
 ) -> None:
     """A wallet payment the customer has paid: the order created through the adapter, then paid at
     the fake provider (the customer's side)."""

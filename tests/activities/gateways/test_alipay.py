@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
@@ -75,7 +75,7 @@ def test_raw_member_is_the_exact_signed_text():
 
 
 def test_alipay_time_is_beijing_time():
-    assert alipay_time(datetime(2026, 1, 1, 16, 30, 5, tzinfo=timezone.utc)) == "2026-01-02 00:30:05"
+    assert alipay_time(datetime(2026, 1, 1, 16, 30, 5, tzinfo=UTC)) == "2026-01-02 00:30:05"
     assert alipay_time(datetime(2026, 1, 1, 16, 30, 5)) == "2026-01-02 00:30:05"  # naive is UTC
 
 
@@ -83,7 +83,7 @@ def test_alipay_time_is_beijing_time():
 
 
 async def test_precreate_returns_the_qr_code_with_yuan_amount_and_expiry(fake, gateway, unique):
-    expires = datetime(2030, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    expires = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
     result = await gateway.authorize(ALIPAY.authorize(pid(unique), expires_at=expires, description="龙井茶"))
 
     trade = fake.trades[pid(unique)]
@@ -121,24 +121,32 @@ async def test_precreate_after_the_customer_paid_reports_the_payment(fake, gatew
 
 async def test_precreate_with_other_parameters_under_the_same_number_is_refused(gateway, unique):
     await gateway.authorize(ALIPAY.authorize(pid(unique)))
-    with pytest.raises(GatewayInvalidRequest, match="ACQ.CONTEXT_INCONSISTENT"):
+    with pytest.raises(GatewayInvalidRequest, match=r"ACQ\.CONTEXT_INCONSISTENT"):
         await gateway.authorize(ALIPAY.authorize(pid(unique), minor=1))
 
 
 @pytest.mark.parametrize(("flow", "product"), [("page", "FAST_INSTANT_TRADE_PAY"), ("wap", "QUICK_WAP_WAY")])
 async def test_page_and_wap_redirect_to_a_signed_gateway_url(fake, gateway, unique, flow, product):
-    result = await gateway.authorize(ALIPAY.authorize(pid(unique), flow, return_url="https://shop.example/back"))
+    result = await gateway.authorize(
+        ALIPAY.authorize(pid(unique), flow, return_url="https://shop.example/back")
+    )
 
     action = result.next_action
     assert action.type is NextActionType.REDIRECT_TO_URL
     assert action.url.startswith(fake.gateway_url + "?")
     params = dict(parse_qsl(urlsplit(action.url).query))
-    assert params["method"] == f"alipay.trade.{flow}.pay" and params["return_url"] == "https://shop.example/back"
+    assert (
+        params["method"] == f"alipay.trade.{flow}.pay" and params["return_url"] == "https://shop.example/back"
+    )
     assert json.loads(params["biz_content"])["product_code"] == product
     assert fake.trades == {}  # AliPay creates the trade when the customer opens the page
     # Until then a lookup that knows the flow keeps waiting; without the flow it is "not found".
-    assert (await gateway.lookup(ALIPAY.lookup(pid(unique), flow))).status is GatewayPaymentStatus.REQUIRES_ACTION
-    assert (await gateway.lookup(ALIPAY.lookup(pid(unique), method=None))).status is GatewayPaymentStatus.NOT_FOUND
+    assert (
+        await gateway.lookup(ALIPAY.lookup(pid(unique), flow))
+    ).status is GatewayPaymentStatus.REQUIRES_ACTION
+    assert (
+        await gateway.lookup(ALIPAY.lookup(pid(unique), method=None))
+    ).status is GatewayPaymentStatus.NOT_FOUND
 
     assert await fake.open(action.url) == 200
     assert fake.trades[pid(unique)].product_code == product
@@ -157,7 +165,9 @@ async def test_app_returns_a_signed_order_string(fake, gateway, unique):
     assert action.type is NextActionType.USE_SDK
     params = dict(parse_qsl(action.data["order_string"]))
     assert params["method"] == "alipay.trade.app.pay" and "return_url" not in params
-    assert rsa_sha256_verify(fake.app_public_key, sorted_params_content(params, exclude=("sign",)), params["sign"])
+    assert rsa_sha256_verify(
+        fake.app_public_key, sorted_params_content(params, exclude=("sign",)), params["sign"]
+    )
     assert await fake.open(action.data["order_string"]) == 200
     assert pid(unique) in fake.trades
 
@@ -166,9 +176,13 @@ async def test_manual_capture_other_currencies_wallets_and_flows_are_refused(gat
     with pytest.raises(NotSupported):
         await gateway.authorize(ALIPAY.authorize(pid(unique), capture=False))
     with pytest.raises(GatewayInvalidRequest, match="CNY"):
-        await gateway.authorize(ALIPAY.authorize(pid(unique)).model_copy(update={"amount": Amount(minor=1, currency="EUR")}))
+        await gateway.authorize(
+            ALIPAY.authorize(pid(unique)).model_copy(update={"amount": Amount(minor=1, currency="EUR")})
+        )
     with pytest.raises(GatewayInvalidRequest):
-        await gateway.authorize(ALIPAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay")}))
+        await gateway.authorize(
+            ALIPAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay")})
+        )
     with pytest.raises(GatewayInvalidRequest, match="native"):
         await gateway.authorize(ALIPAY.authorize(pid(unique), "native"))
 
@@ -182,7 +196,7 @@ def test_profile(fake):
 async def test_wrong_app_key_is_a_configuration_error(fake, unique):
     other = FakeAlipay(app_key_slot="another-alipay-app")
     async with aclosing(AlipayGateway(fake.settings(app_private_key=other.app_private_key))) as gw:
-        with pytest.raises(GatewayConfigError, match="isv.invalid-signature"):
+        with pytest.raises(GatewayConfigError, match=r"isv\.invalid-signature"):
             await gw.lookup(ALIPAY.lookup(pid(unique)))
 
 
@@ -203,7 +217,7 @@ async def test_lookup_states(fake, gateway, unique):
 
 async def test_expired_unpaid_trade_is_cancelled(fake, gateway, unique):
     await gateway.authorize(ALIPAY.authorize(pid(unique)))
-    fake.trades[pid(unique)].time_expire = datetime.now(timezone.utc) - timedelta(seconds=1)
+    fake.trades[pid(unique)].time_expire = datetime.now(UTC) - timedelta(seconds=1)
     assert (await gateway.lookup(ALIPAY.lookup(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
@@ -254,13 +268,17 @@ async def test_several_partial_refunds(fake, gateway, unique):
     trade = fake.trades[pid(unique)]
     assert {k: str(v) for k, v in trade.refunds.items()} == {"ref_a": "30.00", "ref_b": "20.50"}
     assert trade.trade_status == "TRADE_SUCCESS"
-    assert (await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_b"))).status is RefundStatus.SUCCEEDED
+    assert (
+        await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_b"))
+    ).status is RefundStatus.SUCCEEDED
 
 
 async def test_retried_refund_is_the_same_refund(fake, gateway, unique):
     await paid(fake, gateway, ALIPAY, pid(unique))
     await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 3000))
-    again = await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 3000))  # fund_change N, confirmed by query
+    again = await gateway.refund(
+        ALIPAY.refund(pid(unique), "ref_a", 3000)
+    )  # fund_change N, confirmed by query
     assert again.status is RefundStatus.SUCCEEDED
     assert str(fake.trades[pid(unique)].refunded) == "30.00"
 
@@ -269,12 +287,18 @@ async def test_refund_over_what_is_left_fails_with_alipay_code(fake, gateway, un
     await paid(fake, gateway, ALIPAY, pid(unique), minor=1000)
     await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 900))
     result = await gateway.refund(ALIPAY.refund(pid(unique), "ref_b", 200))
-    assert result.status is RefundStatus.FAILED and result.failure.decline_code == "ACQ.REFUND_AMT_RESTRICTION"
+    assert (
+        result.status is RefundStatus.FAILED and result.failure.decline_code == "ACQ.REFUND_AMT_RESTRICTION"
+    )
 
 
 async def test_refund_unknown_trade_or_request(gateway, unique):
-    assert (await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 100))).failure.decline_code == "ACQ.TRADE_NOT_EXIST"
-    assert (await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_a"))).status is RefundStatus.FAILED
+    assert (
+        await gateway.refund(ALIPAY.refund(pid(unique), "ref_a", 100))
+    ).failure.decline_code == "ACQ.TRADE_NOT_EXIST"
+    assert (
+        await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_a"))
+    ).status is RefundStatus.FAILED
 
 
 async def test_lookup_of_a_refund_never_made_fails(fake, gateway, unique):
@@ -336,7 +360,9 @@ async def test_alipay_system_error_is_retried(fake, gateway, unique, monkeypatch
     from workers.fake_providers import alipay as alipay_server
 
     def system_error(biz):
-        raise alipay_server.AlipayError("20000", "Service Currently Unavailable", "isp.unknow-error", "系统繁忙")
+        raise alipay_server.AlipayError(
+            "20000", "Service Currently Unavailable", "isp.unknow-error", "系统繁忙"
+        )
 
     monkeypatch.setattr(fake, "_query", system_error)
     with pytest.raises(GatewayTransientError, match="20000"):
@@ -368,8 +394,10 @@ async def test_connection_refused_is_transient(fake, unique):
 
 def settings_values(**overrides):
     values = dict(
-        app_id="2021000000000001", app_private_key=keypair("alipay-app")[0],
-        alipay_public_key=keypair("alipay-platform")[1], notify_url="https://merchant.example/webhooks/alipay",
+        app_id="2021000000000001",
+        app_private_key=keypair("alipay-app")[0],
+        alipay_public_key=keypair("alipay-platform")[1],
+        notify_url="https://merchant.example/webhooks/alipay",
     )
     values.update(overrides)
     return values
@@ -378,15 +406,22 @@ def settings_values(**overrides):
 def test_gateway_switches_between_production_and_sandbox():
     assert AlipaySettings(**settings_values()).endpoint == PRODUCTION_GATEWAY
     assert AlipaySettings(**settings_values(sandbox=True)).endpoint == SANDBOX_GATEWAY
-    assert AlipaySettings(**settings_values(sandbox=True, gateway_url="http://x/gateway.do")).endpoint == "http://x/gateway.do"
+    assert (
+        AlipaySettings(**settings_values(sandbox=True, gateway_url="http://x/gateway.do")).endpoint
+        == "http://x/gateway.do"
+    )
 
 
 def test_keys_from_files_and_bare_base64(tmp_path):
     private_pem, _ = keypair("alipay-app")
-    bare = "".join(line for line in private_pem.splitlines() if "-----" not in line)  # as AliPay's console shows it
+    bare = "".join(
+        line for line in private_pem.splitlines() if "-----" not in line
+    )  # as AliPay's console shows it
     public = tmp_path / "alipay_public_key.pem"
     public.write_text(keypair("alipay-platform")[1])
-    settings = AlipaySettings(**settings_values(app_private_key=bare, alipay_public_key=None, alipay_public_key_file=public))
+    settings = AlipaySettings(
+        **settings_values(app_private_key=bare, alipay_public_key=None, alipay_public_key_file=public)
+    )
     assert settings.alipay_public_key == keypair("alipay-platform")[1]
     assert bare not in repr(settings)
 
@@ -408,5 +443,7 @@ def test_invalid_settings_fail_at_start(overrides, message):
 async def test_the_registry_builds_it_from_a_config_section():
     from activities.gateways.registry import GatewayRegistry
 
-    async with GatewayRegistry.from_config({"alipay": settings_values(enabled=True, sandbox=True)}) as registry:
+    async with GatewayRegistry.from_config(
+        {"alipay": settings_values(enabled=True, sandbox=True)}
+    ) as registry:
         assert isinstance(registry.get("alipay"), AlipayGateway)

@@ -28,7 +28,9 @@ async def gateway(fake: FakeAlipay) -> AsyncIterator[AlipayGateway]:
         yield gw
 
 
-async def paid_trade(fake: FakeAlipay, gateway: AlipayGateway, payment_id: str, minor: int | None = None) -> None:
+async def paid_trade(
+    fake: FakeAlipay, gateway: AlipayGateway, payment_id: str, minor: int | None = None
+) -> None:
     # The subject travels in the notification: non-ASCII, and an "&" the form encoding must escape.
     await paid(fake, gateway, ALIPAY, payment_id, minor=minor, description="测试商品 & more")
 
@@ -57,13 +59,19 @@ async def test_the_amount_is_carried_as_sent_for_the_workflow_to_check(fake, gat
 
 async def test_trade_finished_and_closed(fake, gateway, unique):
     await paid_trade(fake, gateway, f"pay_{unique}")
-    [finished] = gateway.parse_webhook(*fake.trade_notification(f"pay_{unique}", trade_status="TRADE_FINISHED"))
+    [finished] = gateway.parse_webhook(
+        *fake.trade_notification(f"pay_{unique}", trade_status="TRADE_FINISHED")
+    )
     assert finished.kind is GatewayEventKind.PAYMENT_SUCCEEDED
     [closed] = gateway.parse_webhook(
-        *fake.trade_notification(f"pay_{unique}", trade_status="TRADE_CLOSED", gmt_payment=None, gmt_close="2026-11-27 10:00:00")
+        *fake.trade_notification(
+            f"pay_{unique}", trade_status="TRADE_CLOSED", gmt_payment=None, gmt_close="2026-11-27 10:00:00"
+        )
     )
     assert closed.kind is GatewayEventKind.PAYMENT_CANCELLED
-    [waiting] = gateway.parse_webhook(*fake.trade_notification(f"pay_{unique}", trade_status="WAIT_BUYER_PAY"))
+    [waiting] = gateway.parse_webhook(
+        *fake.trade_notification(f"pay_{unique}", trade_status="WAIT_BUYER_PAY")
+    )
     assert waiting.kind is GatewayEventKind.PAYMENT_REQUIRES_ACTION
 
 
@@ -72,7 +80,9 @@ async def test_partial_and_full_refund_notifications(fake, gateway, unique):
     await paid_trade(fake, gateway, payment_id, minor=1000)
     for refund_id, minor in (("ref_a", 300), ("ref_b", 700)):
         await gateway.refund(ALIPAY.refund(payment_id, refund_id, minor))
-    [partial] = gateway.parse_webhook(*fake.refund_notification(payment_id, "ref_a", trade_status="TRADE_SUCCESS"))
+    [partial] = gateway.parse_webhook(
+        *fake.refund_notification(payment_id, "ref_a", trade_status="TRADE_SUCCESS")
+    )
     assert partial.kind is GatewayEventKind.REFUND_SUCCEEDED
     assert (partial.payment_id, partial.refund_id) == (payment_id, "ref_a")
     # refund_fee is cumulative: the event must not pass it off as this refund's amount.
@@ -147,17 +157,16 @@ async def test_seller_is_checked_when_configured(fake, unique):
 async def test_form_is_decoded_exactly_once(fake, gateway, unique):
     """A value that itself looks URL-encoded stays as sent: decoding twice would change what was signed."""
     await paid_trade(fake, gateway, f"pay_{unique}")
-    [event] = gateway.parse_webhook(*fake.trade_notification(f"pay_{unique}", body="a%2Bb+c", passback_params="x=1&y=2"))
+    [event] = gateway.parse_webhook(
+        *fake.trade_notification(f"pay_{unique}", body="a%2Bb+c", passback_params="x=1&y=2")
+    )
     assert event.kind is GatewayEventKind.PAYMENT_SUCCEEDED
 
 
 async def test_plus_in_the_signature_must_arrive_encoded(fake, gateway, unique):
     await paid_trade(fake, gateway, f"pay_{unique}")
     # Base64 of 256 bytes almost always holds a '+'; a fresh notify_id gives a fresh signature.
-    params = next(
-        p for _, p in (genuine_form(fake, f"pay_{unique}") for _ in range(20))
-        if "+" in p["sign"]
-    )
+    params = next(p for _, p in (genuine_form(fake, f"pay_{unique}") for _ in range(20)) if "+" in p["sign"])
     assert gateway.parse_webhook({}, urlencode(params).encode())  # '+' sent as %2B: fine
     # The sign with '+' left raw: a form decoder reads a space, and the signature no longer checks.
     raw = "&".join(f"{k}={quote(v, safe='+/=') if k == 'sign' else quote(v)}" for k, v in params.items())

@@ -47,8 +47,13 @@ async def provider() -> AsyncIterator[FaultyProvider]:
         body = await request.read()
         seen.append(request.path)
         return web.json_response(
-            {"method": request.method, "path": request.path_qs, "body": body.decode(),
-             "auth": request.headers.get("Authorization"), "agent": request.headers.get("X-Client")}
+            {
+                "method": request.method,
+                "path": request.path_qs,
+                "body": body.decode(),
+                "auth": request.headers.get("Authorization"),
+                "agent": request.headers.get("X-Client"),
+            }
         )
 
     async def status(request: web.Request) -> web.Response:
@@ -134,14 +139,20 @@ def unresponsive_port() -> Iterator[int]:
 
 
 async def test_success_uses_base_url_default_headers_and_exact_body(transport: HttpTransport) -> None:
-    request = transport.build_request("POST", "/echo", params={"a": "1"}, content=b'{"x":1}',
-                                      headers={"Authorization": "signed"})
+    request = transport.build_request(
+        "POST", "/echo", params={"a": "1"}, content=b'{"x":1}', headers={"Authorization": "signed"}
+    )
     # What an adapter signs is what goes on the wire.
     assert (request.url.raw_path, request.content) == (b"/echo?a=1", b'{"x":1}')
     response = await transport.send(request)
     assert response.status_code == 200
-    assert response.json() == {"method": "POST", "path": "/echo?a=1", "body": '{"x":1}',
-                               "auth": "signed", "agent": "durapay"}
+    assert response.json() == {
+        "method": "POST",
+        "path": "/echo?a=1",
+        "body": '{"x":1}',
+        "auth": "signed",
+        "agent": "durapay",
+    }
     assert (await transport.request("GET", "/echo")).json()["method"] == "GET"
 
 
@@ -263,7 +274,13 @@ async def test_bad_scheme_is_a_configuration_error() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (None, None), ("", None), ("120", 120.0), (" 3 ", 3.0), ("1.5", 1.5), ("soon", None), ("-5", None),
+        (None, None),
+        ("", None),
+        ("120", 120.0),
+        (" 3 ", 3.0),
+        ("1.5", 1.5),
+        ("soon", None),
+        ("-5", None),
         ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
         ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: retry now, never a negative delay
     ],

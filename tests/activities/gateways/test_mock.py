@@ -49,7 +49,13 @@ def gateway() -> MockGateway:
 
 
 def authorize_call(
-    unique: str, token: str = "tok_visa", *, capture: bool = True, minor: int = 5000, currency: str = "USD", **extra
+    unique: str,
+    token: str = "tok_visa",
+    *,
+    capture: bool = True,
+    minor: int = 5000,
+    currency: str = "USD",
+    **extra,
 ) -> AuthorizeCall:
     payment_id = f"pay_{unique}"
     return AuthorizeCall(
@@ -109,7 +115,10 @@ async def test_authorize_only_holds_without_capturing(gateway: MockGateway, uniq
 
 @pytest.mark.parametrize(
     ("token", "decline_code"),
-    [("tok_chargeDeclined", "generic_decline"), ("tok_chargeDeclinedInsufficientFunds", "insufficient_funds")],
+    [
+        ("tok_chargeDeclined", "generic_decline"),
+        ("tok_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ],
 )
 async def test_decline_tokens(gateway: MockGateway, unique: str, token: str, decline_code: str) -> None:
     result = await gateway.authorize(authorize_call(unique, token))
@@ -120,7 +129,9 @@ async def test_decline_tokens(gateway: MockGateway, unique: str, token: str, dec
     assert result.provider_response["decline_code"] == decline_code
 
 
-async def test_three_ds_redirect_then_completes_on_lookup_with_return_data(gateway: MockGateway, unique: str) -> None:
+async def test_three_ds_redirect_then_completes_on_lookup_with_return_data(
+    gateway: MockGateway, unique: str
+) -> None:
     auth = authorize_call(unique, "tok_threeDSecure2Required", return_url="https://shop.example/back")
     result = await gateway.authorize(auth)
     assert result.status == GatewayPaymentStatus.REQUIRES_ACTION
@@ -160,7 +171,9 @@ async def test_requested_three_ds_challenges_a_success_token(gateway: MockGatewa
     assert result.status == GatewayPaymentStatus.REQUIRES_ACTION
 
 
-async def test_transient_token_fails_n_times_per_key_then_charges_once(gateway: MockGateway, unique: str) -> None:
+async def test_transient_token_fails_n_times_per_key_then_charges_once(
+    gateway: MockGateway, unique: str
+) -> None:
     auth = authorize_call(unique, "tok_transient_2")
     for _ in range(2):
         with pytest.raises(GatewayTransientError) as err:
@@ -180,7 +193,9 @@ async def test_transient_token_fails_n_times_per_key_then_charges_once(gateway: 
     assert (await gateway.refund(refund)).status == RefundStatus.SUCCEEDED
 
 
-async def test_timeout_token_records_the_charge_then_drops_the_answer(gateway: MockGateway, unique: str) -> None:
+async def test_timeout_token_records_the_charge_then_drops_the_answer(
+    gateway: MockGateway, unique: str
+) -> None:
     auth = authorize_call(unique, "tok_timeout")
     with pytest.raises(GatewayOutcomeUnknown):
         await gateway.authorize(auth)
@@ -282,7 +297,9 @@ async def test_latency_is_simulated(unique: str) -> None:
 # -- capture, cancel, refunds, lookups ------------------------------------------------------------
 
 
-async def test_partial_capture_then_several_refunds_never_above_captured(gateway: MockGateway, unique: str) -> None:
+async def test_partial_capture_then_several_refunds_never_above_captured(
+    gateway: MockGateway, unique: str
+) -> None:
     auth = authorize_call(unique, capture=False, minor=10000)
     await gateway.authorize(auth)
     with pytest.raises(GatewayInvalidRequest) as err:
@@ -291,7 +308,9 @@ async def test_partial_capture_then_several_refunds_never_above_captured(gateway
 
     captured = await gateway.capture(capture_call(auth, 7000))
     assert (captured.status, captured.authorized_minor, captured.captured_minor) == (
-        GatewayPaymentStatus.SUCCEEDED, 10000, 7000,
+        GatewayPaymentStatus.SUCCEEDED,
+        10000,
+        7000,
     )
     assert await gateway.capture(capture_call(auth, 7000)) == captured  # retry: same answer
     with pytest.raises(GatewayInvalidRequest):
@@ -307,13 +326,21 @@ async def test_partial_capture_then_several_refunds_never_above_captured(gateway
     assert (await gateway.refund(refund_call(auth, "ref_c", 1000))).status == RefundStatus.SUCCEEDED
 
     looked_up = await gateway.lookup_refund(
-        RefundLookupCall(gateway="mock", payment_id=auth.payment_id, provider_payment_id=None, refund_id="ref_b")
+        RefundLookupCall(
+            gateway="mock", payment_id=auth.payment_id, provider_payment_id=None, refund_id="ref_b"
+        )
     )
     assert looked_up == second
     missing = await gateway.lookup_refund(
-        RefundLookupCall(gateway="mock", payment_id=auth.payment_id, provider_payment_id=None, refund_id="ref_x")
+        RefundLookupCall(
+            gateway="mock", payment_id=auth.payment_id, provider_payment_id=None, refund_id="ref_x"
+        )
     )
-    assert missing.status == RefundStatus.FAILED and missing.failure and missing.failure.code == "refund_not_found"
+    assert (
+        missing.status == RefundStatus.FAILED
+        and missing.failure
+        and missing.failure.code == "refund_not_found"
+    )
 
 
 async def test_refund_id_names_one_refund_across_keys(gateway: MockGateway, unique: str) -> None:
@@ -342,7 +369,10 @@ async def test_cancel_voids_an_authorization_but_not_a_capture(gateway: MockGate
     held = authorize_call(unique, capture=False)
     await gateway.authorize(held)
     cancel = CancelCall(
-        gateway="mock", payment_id=held.payment_id, provider_payment_id=None, reason="requested_by_customer",
+        gateway="mock",
+        payment_id=held.payment_id,
+        provider_payment_id=None,
+        reason="requested_by_customer",
         idempotency_key=f"payment-{held.payment_id}:cancel",
     )
     voided = await gateway.cancel(cancel)
@@ -354,14 +384,21 @@ async def test_cancel_voids_an_authorization_but_not_a_capture(gateway: MockGate
     sold = authorize_call(unique + "s")
     await gateway.authorize(sold)
     with pytest.raises(GatewayInvalidRequest):
-        await gateway.cancel(cancel.model_copy(update={"payment_id": sold.payment_id, "idempotency_key": "k2"}))
+        await gateway.cancel(
+            cancel.model_copy(update={"payment_id": sold.payment_id, "idempotency_key": "k2"})
+        )
 
 
 async def test_unknown_payment(gateway: MockGateway, unique: str) -> None:
     auth = authorize_call(unique)
     assert (await gateway.lookup(lookup_call(auth))).status == GatewayPaymentStatus.NOT_FOUND
-    cancel = CancelCall(gateway="mock", payment_id=auth.payment_id, provider_payment_id=None, reason="abandoned",
-                        idempotency_key="k")
+    cancel = CancelCall(
+        gateway="mock",
+        payment_id=auth.payment_id,
+        provider_payment_id=None,
+        reason="abandoned",
+        idempotency_key="k",
+    )
     assert (await gateway.cancel(cancel)).status == GatewayPaymentStatus.NOT_FOUND
     with pytest.raises(GatewayInvalidRequest) as err:
         await gateway.capture(capture_call(auth, 100))
@@ -382,16 +419,22 @@ async def test_lookup_by_provider_id(gateway: MockGateway, unique: str) -> None:
 
 async def test_saved_payment_methods(gateway: MockGateway, unique: str) -> None:
     customer = await gateway.create_customer(email="a@example.com", name="A", idempotency_key=f"cus-{unique}")
-    assert customer == await gateway.create_customer(email="a@example.com", name="A", idempotency_key=f"cus-{unique}")
+    assert customer == await gateway.create_customer(
+        email="a@example.com", name="A", idempotency_key=f"cus-{unique}"
+    )
     visa = await gateway.attach_payment_method(customer_id=customer.id, payment_method="tok_visa")
-    declined = await gateway.attach_payment_method(customer_id=customer.id, payment_method="tok_chargeDeclined")
+    declined = await gateway.attach_payment_method(
+        customer_id=customer.id, payment_method="tok_chargeDeclined"
+    )
     assert (visa.brand, visa.last4) == ("visa", "4242")
     assert await gateway.list_payment_methods(customer_id=customer.id) == [visa, declined]
 
     # A saved method behaves like the token it was attached with.
     auth = authorize_call(unique, visa.id)
     assert (await gateway.authorize(auth)).status == GatewayPaymentStatus.SUCCEEDED
-    assert (await gateway.authorize(authorize_call(unique + "d", declined.id))).status == GatewayPaymentStatus.DECLINED
+    assert (
+        await gateway.authorize(authorize_call(unique + "d", declined.id))
+    ).status == GatewayPaymentStatus.DECLINED
 
     assert await gateway.detach_payment_method(payment_method=visa.id) == visa
     assert await gateway.list_payment_methods(customer_id=customer.id) == [declined]
@@ -410,8 +453,14 @@ async def test_saved_payment_methods(gateway: MockGateway, unique: str) -> None:
 
 def test_webhook_round_trip_normalizes_the_event(gateway: MockGateway) -> None:
     event = MockWebhook(
-        type="refund.succeeded", payment_id="pay_1", provider_payment_id="pi_1", amount_minor=1250,
-        currency="eur", refund_id="ref_1", provider_refund_id="re_1", created=1_700_000_000,
+        type="refund.succeeded",
+        payment_id="pay_1",
+        provider_payment_id="pi_1",
+        amount_minor=1250,
+        currency="eur",
+        refund_id="ref_1",
+        provider_refund_id="re_1",
+        created=1_700_000_000,
     )
     headers, body = gateway.build_webhook(event)
     assert json.loads(body)["data"]["amount_minor"] == 1250
@@ -435,15 +484,26 @@ def test_webhook_body_and_header_layout(gateway: MockGateway) -> None:
 
 
 def test_webhook_failure_and_dispute_fields(gateway: MockGateway) -> None:
-    failed = MockWebhook(type="payment.failed", payment_id="p", failure_code="card_declined", decline_code="fraudulent")
+    failed = MockWebhook(
+        type="payment.failed", payment_id="p", failure_code="card_declined", decline_code="fraudulent"
+    )
     [event] = gateway.parse_webhook(*gateway.build_webhook(failed))
     assert event.failure is not None
     assert (event.failure.code, event.failure.decline_code) == ("card_declined", "fraudulent")
-    dispute = MockWebhook(type="dispute.opened", provider_payment_id="pi", dispute_id="dp_1",
-                          dispute_status="needs_response", dispute_reason="fraudulent")
+    dispute = MockWebhook(
+        type="dispute.opened",
+        provider_payment_id="pi",
+        dispute_id="dp_1",
+        dispute_status="needs_response",
+        dispute_reason="fraudulent",
+    )
     [event] = gateway.parse_webhook(*gateway.build_webhook(dispute))
     assert event.kind == GatewayEventKind.DISPUTE_OPENED
-    assert (event.dispute_id, event.dispute_status, event.dispute_reason) == ("dp_1", "needs_response", "fraudulent")
+    assert (event.dispute_id, event.dispute_status, event.dispute_reason) == (
+        "dp_1",
+        "needs_response",
+        "fraudulent",
+    )
 
 
 @pytest.mark.parametrize("event_type", ["charge.captured", "unknown", "payment"])
@@ -476,13 +536,17 @@ def test_bad_signature_is_refused(gateway: MockGateway) -> None:
 
 @pytest.mark.parametrize("age", [301, -301])
 def test_stale_or_future_timestamp_is_refused(gateway: MockGateway, age: int) -> None:
-    headers, body = gateway.build_webhook(MockWebhook(type="payment.succeeded"), timestamp=int(time.time()) - age)
+    headers, body = gateway.build_webhook(
+        MockWebhook(type="payment.succeeded"), timestamp=int(time.time()) - age
+    )
     with pytest.raises(WebhookVerificationError, match="tolerance"):
         gateway.parse_webhook(headers, body)
 
 
 def test_timestamp_inside_tolerance_is_accepted(gateway: MockGateway) -> None:
-    headers, body = gateway.build_webhook(MockWebhook(type="payment.succeeded"), timestamp=int(time.time()) - 290)
+    headers, body = gateway.build_webhook(
+        MockWebhook(type="payment.succeeded"), timestamp=int(time.time()) - 290
+    )
     assert gateway.parse_webhook(headers, body)
 
 
@@ -499,9 +563,13 @@ def test_malformed_signature_header_is_refused(gateway: MockGateway, header: str
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"id": "evt", "type": "payment.succeeded"}',
-     b'{"id": 1, "type": "payment.succeeded", "created": 1, "data": {}}',
-     b'{"id": "e", "type": "payment.succeeded", "created": 1, "data": {"amount_minor": 1, "currency": "XXX"}}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"id": "evt", "type": "payment.succeeded"}',
+        b'{"id": 1, "type": "payment.succeeded", "created": 1, "data": {}}',
+        b'{"id": "e", "type": "payment.succeeded", "created": 1, "data": {"amount_minor": 1, "currency": "XXX"}}',
+    ],
 )
 def test_signed_but_malformed_body_is_refused(gateway: MockGateway, body: bytes) -> None:
     t = int(time.time())
@@ -540,7 +608,9 @@ def test_no_secret_configured_is_a_config_error() -> None:
 
 
 def test_secrets_stay_out_of_reprs() -> None:
-    settings = MockSettings(webhook_secret=SecretStr(SECRET), previous_webhook_secrets=[SecretStr(OLD_SECRET)])
+    settings = MockSettings(
+        webhook_secret=SecretStr(SECRET), previous_webhook_secrets=[SecretStr(OLD_SECRET)]
+    )
     assert SECRET not in repr(settings) and OLD_SECRET not in repr(settings)
     assert SECRET not in str(settings.model_dump())
 
@@ -567,7 +637,9 @@ async def test_send_webhook_posts_a_verifiable_notification(gateway: MockGateway
         auth = authorize_call(unique, "tok_async_webhook")
         await gateway.authorize(auth)
         event = gateway.settle(auth.payment_id)
-        sender = build(gateway.settings.model_copy(update={"webhook_url": f"http://127.0.0.1:{port}/webhooks/mock"}))
+        sender = build(
+            gateway.settings.model_copy(update={"webhook_url": f"http://127.0.0.1:{port}/webhooks/mock"})
+        )
         response = await sender.send_webhook(event)
         assert response.status_code == 200, response.text
         assert [e.kind for e in received] == [GatewayEventKind.PAYMENT_SUCCEEDED]

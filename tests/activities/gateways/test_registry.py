@@ -64,7 +64,14 @@ def test_unknown_gateway_fails_only_when_enabled() -> None:
 def test_invalid_settings_name_the_key_but_never_the_value() -> None:
     with pytest.raises(GatewayConfigError) as err:
         GatewayRegistry.from_config(
-            {"mock": {"enabled": True, "webhook_secret": {"nested": SECRET}, "latency_ms": -1, "typo_key": SECRET}}
+            {
+                "mock": {
+                    "enabled": True,
+                    "webhook_secret": {"nested": SECRET},
+                    "latency_ms": -1,
+                    "typo_key": SECRET,
+                }
+            }
         )
     message = str(err.value)
     assert "[payment.mock]" in message
@@ -74,7 +81,9 @@ def test_invalid_settings_name_the_key_but_never_the_value() -> None:
 
 
 def test_provider_modules_are_imported_lazily(factories: dict[str, GatewayFactory]) -> None:
-    factories["ghost"] = GatewayFactory("activities.gateways.ghost_provider_that_does_not_exist", "GhostSettings")
+    factories["ghost"] = GatewayFactory(
+        "activities.gateways.ghost_provider_that_does_not_exist", "GhostSettings"
+    )
     # Disabled: never imported, the others still build.
     registry = GatewayRegistry.from_config({"ghost": {"enabled": False}, "mock": {"enabled": True}})
     assert registry.ids() == ["mock"]

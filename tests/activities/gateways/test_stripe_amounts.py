@@ -7,7 +7,7 @@ import pytest
 from activities.gateways.base import GatewayInvalidRequest
 from activities.gateways.stripe import from_stripe_amount, stripe_exponent, to_stripe_amount
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,

@@ -20,7 +20,7 @@ from activities.gateways.base import (
 )
 from activities.gateways.stripe import StripeGateway, StripeSettings, translate_error
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,
@@ -48,7 +48,9 @@ async def test_a_5xx_burst_before_execution_is_transient_then_one_charge(stripe_
     assert {r.idempotency_key for r in fake_stripe.posts()} == {call.idempotency_key}
 
 
-async def test_a_5xx_after_execution_is_an_unknown_outcome_the_lookup_resolves(stripe_gateway, fake_stripe, unique):
+async def test_a_5xx_after_execution_is_an_unknown_outcome_the_lookup_resolves(
+    stripe_gateway, fake_stripe, unique
+):
     call = STRIPE.authorize(pid(unique))
     fake_stripe.fail_next(1, status=500, executed=True)
 
@@ -74,7 +76,9 @@ async def test_a_5xx_on_a_read_is_transient(stripe_gateway, fake_stripe, unique)
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(2, 2.0), (None, None)])
-async def test_429_is_rate_limited_with_stripes_delay(stripe_gateway, fake_stripe, unique, retry_after, expected):
+async def test_429_is_rate_limited_with_stripes_delay(
+    stripe_gateway, fake_stripe, unique, retry_after, expected
+):
     call = STRIPE.authorize(pid(unique))
     fake_stripe.rate_limit_next(1, retry_after=retry_after)
 
@@ -138,7 +142,9 @@ async def test_nobody_listening_is_transient_never_unknown(unique):
 
 
 async def test_a_wrong_secret_key_is_a_configuration_error(stripe_server, unique):
-    settings = StripeSettings.model_validate(gateway_section(stripe_server, secret_key="sk_test_not_the_right_one"))
+    settings = StripeSettings.model_validate(
+        gateway_section(stripe_server, secret_key="sk_test_not_the_right_one")
+    )
     async with aclosing(StripeGateway(settings)) as gateway:
         with pytest.raises(GatewayConfigError) as caught:
             await gateway.authorize(STRIPE.authorize(pid(unique)))

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 import stripe
 
-from tests.activities.gateways.stripe_fixtures import fake_stripe, stripe_server  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import fake_stripe, stripe_server
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -21,7 +21,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationW
 async def sdk(fake_stripe) -> AsyncIterator[stripe.StripeClient]:
     http_client = stripe.HTTPXClient()
     yield stripe.StripeClient(
-        fake_stripe.secret_key, base_addresses={"api": fake_stripe.url}, max_network_retries=0, http_client=http_client
+        fake_stripe.secret_key,
+        base_addresses={"api": fake_stripe.url},
+        max_network_retries=0,
+        http_client=http_client,
     )
     await http_client.close_async()
 
@@ -33,7 +36,9 @@ async def test_create_then_confirm_in_two_calls(sdk, fake_stripe):
     )
     assert created.status == "requires_confirmation"
 
-    confirmed = await sdk.v1.payment_intents.confirm_async(created.id, options={"idempotency_key": "k-confirm"})
+    confirmed = await sdk.v1.payment_intents.confirm_async(
+        created.id, options={"idempotency_key": "k-confirm"}
+    )
 
     assert (confirmed.status, confirmed.amount_capturable) == ("requires_capture", 1500)
     with pytest.raises(stripe.InvalidRequestError) as caught:
@@ -59,7 +64,10 @@ async def test_form_encoding_with_brackets_is_read_like_stripe(fake_stripe):
         response = await client.post(
             "/v1/payment_intents",
             content=body,
-            headers={"Authorization": f"Bearer {fake_stripe.secret_key}", "Content-Type": "application/x-www-form-urlencoded"},
+            headers={
+                "Authorization": f"Bearer {fake_stripe.secret_key}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
         )
 
     assert response.status_code == 200, response.text
@@ -71,7 +79,9 @@ def test_signed_events_verify_with_the_sdk(fake_stripe):
     event = fake_stripe.build_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"})
     headers, body = fake_stripe.encode_event(event)
 
-    verified = stripe.Webhook.construct_event(body, headers["Stripe-Signature"], fake_stripe.webhook_secrets[0])
+    verified = stripe.Webhook.construct_event(
+        body, headers["Stripe-Signature"], fake_stripe.webhook_secrets[0]
+    )
 
     assert verified.id == event["id"]
     assert json.loads(body) == event

@@ -7,7 +7,7 @@ import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,
@@ -19,7 +19,9 @@ from workflows.money import Amount
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
-async def test_sale_with_a_payment_method_succeeds_with_our_ids_in_metadata(stripe_gateway, fake_stripe, unique):
+async def test_sale_with_a_payment_method_succeeds_with_our_ids_in_metadata(
+    stripe_gateway, fake_stripe, unique
+):
     call = STRIPE.authorize(pid(unique), metadata={"cart": "c-1"})
 
     result = await stripe_gateway.authorize(call)
@@ -27,7 +29,11 @@ async def test_sale_with_a_payment_method_succeeds_with_our_ids_in_metadata(stri
     assert result.status is GatewayPaymentStatus.SUCCEEDED
     assert result.captured_minor == result.authorized_minor == 4999
     intent = fake_stripe.payment_intents[result.provider_payment_id]
-    assert intent["metadata"] == {"cart": "c-1", "durapay_payment_id": call.payment_id, "durapay_order_id": call.order_id}
+    assert intent["metadata"] == {
+        "cart": "c-1",
+        "durapay_payment_id": call.payment_id,
+        "durapay_order_id": call.order_id,
+    }
     assert intent["currency"] == "usd" and intent["amount"] == 4999
     assert intent["statement_descriptor_suffix"] == "ORDER"
     [request] = fake_stripe.posts()
@@ -48,7 +54,9 @@ async def test_a_card_token_is_confirmed_through_payment_method_data(stripe_gate
     [request] = fake_stripe.posts()
     assert request.params["payment_method_data"] == {"type": "card", "card": {"token": "tok_mastercard"}}
     assert "payment_method" not in request.params
-    method = fake_stripe.payment_methods[fake_stripe.payment_intents[result.provider_payment_id]["payment_method"]]
+    method = fake_stripe.payment_methods[
+        fake_stripe.payment_intents[result.provider_payment_id]["payment_method"]
+    ]
     assert method["card"]["brand"] == "mastercard"
 
 
@@ -56,11 +64,17 @@ async def test_a_card_token_is_confirmed_through_payment_method_data(stripe_gate
     ("token", "decline_code", "message"),
     [
         ("pm_card_chargeDeclined", "generic_decline", "Your card was declined."),
-        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds", "Your card has insufficient funds."),
+        (
+            "pm_card_chargeDeclinedInsufficientFunds",
+            "insufficient_funds",
+            "Your card has insufficient funds.",
+        ),
         ("tok_chargeDeclined", "generic_decline", "Your card was declined."),
     ],
 )
-async def test_a_decline_is_a_final_result_with_stripes_codes(stripe_gateway, fake_stripe, unique, token, decline_code, message):
+async def test_a_decline_is_a_final_result_with_stripes_codes(
+    stripe_gateway, fake_stripe, unique, token, decline_code, message
+):
     call = STRIPE.authorize(pid(unique), token)
 
     result = await stripe_gateway.authorize(call)
@@ -77,7 +91,10 @@ async def test_a_decline_is_a_final_result_with_stripes_codes(stripe_gateway, fa
     # The retried activity hears the same decline, and Stripe does not try the card again.
     again = await stripe_gateway.authorize(call)
     assert again == result
-    assert fake_stripe.requests[-1].replayed and len(fake_stripe.charges_for(call.payment_id, status="failed")) == 1
+    assert (
+        fake_stripe.requests[-1].replayed
+        and len(fake_stripe.charges_for(call.payment_id, status="failed")) == 1
+    )
 
 
 async def test_manual_capture_authorizes_then_captures_part(stripe_gateway, fake_stripe, unique):
@@ -100,7 +117,9 @@ async def test_manual_capture_authorizes_then_captures_part(stripe_gateway, fake
     assert fake_stripe.requests[-1].replayed
 
 
-async def test_full_capture_without_the_intent_id_finds_it_by_our_reference(stripe_gateway, fake_stripe, unique):
+async def test_full_capture_without_the_intent_id_finds_it_by_our_reference(
+    stripe_gateway, fake_stripe, unique
+):
     call = STRIPE.authorize(pid(unique), capture=False)
     held = await stripe_gateway.authorize(call)
 
@@ -111,8 +130,12 @@ async def test_full_capture_without_the_intent_id_finds_it_by_our_reference(stri
     assert captured.captured_minor == 4999
 
 
-async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(stripe_gateway, fake_stripe, unique):
-    call = STRIPE.authorize(pid(unique), "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
+async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(
+    stripe_gateway, fake_stripe, unique
+):
+    call = STRIPE.authorize(
+        pid(unique), "pm_card_threeDSecure2Required", return_url="https://shop.example/return"
+    )
 
     pending = await stripe_gateway.authorize(call)
 
@@ -121,7 +144,9 @@ async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(s
     assert pending.next_action.type is NextActionType.REDIRECT_TO_URL
     assert pending.next_action.url == fake_stripe.three_ds_url(pending.provider_payment_id)
     assert pending.next_action.data == {"return_url": "https://shop.example/return"}
-    before = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id))
+    before = await stripe_gateway.lookup(
+        STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id)
+    )
     assert before.status is GatewayPaymentStatus.REQUIRES_ACTION
 
     async with httpx.AsyncClient() as browser:
@@ -131,7 +156,11 @@ async def test_three_ds_redirect_then_the_lookup_after_the_return_sees_success(s
 
     # What the return carried is a hint only; the lookup asks Stripe.
     after = await stripe_gateway.lookup(
-        STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id, action_data={"redirect_status": "failed"})
+        STRIPE.lookup(
+            call.payment_id,
+            provider_payment_id=pending.provider_payment_id,
+            action_data={"redirect_status": "failed"},
+        )
     )
     assert after.status is GatewayPaymentStatus.SUCCEEDED
     assert after.captured_minor == 4999
@@ -156,12 +185,16 @@ async def test_three_ds_without_return_url_asks_for_stripe_js(stripe_gateway, fa
 
 
 async def test_failed_three_ds_is_a_decline_after_the_lookup(stripe_gateway, fake_stripe, unique):
-    call = STRIPE.authorize(pid(unique), "pm_card_threeDSecure2Required", return_url="https://shop.example/return")
+    call = STRIPE.authorize(
+        pid(unique), "pm_card_threeDSecure2Required", return_url="https://shop.example/return"
+    )
     pending = await stripe_gateway.authorize(call)
 
     async with httpx.AsyncClient() as browser:
         await browser.get(pending.next_action.url, params={"outcome": "fail"})
-    result = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id))
+    result = await stripe_gateway.lookup(
+        STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id)
+    )
 
     assert result.status is GatewayPaymentStatus.DECLINED
     assert result.failure is not None and result.failure.code == "authentication_failed"
@@ -169,14 +202,20 @@ async def test_failed_three_ds_is_a_decline_after_the_lookup(stripe_gateway, fak
 
 
 async def test_requested_three_ds_on_a_manual_capture_ends_authorized(stripe_gateway, fake_stripe, unique):
-    call = STRIPE.authorize(pid(unique), capture=False, request_three_ds=True, return_url="https://shop.example/r")
+    call = STRIPE.authorize(
+        pid(unique), capture=False, request_three_ds=True, return_url="https://shop.example/r"
+    )
 
     pending = await stripe_gateway.authorize(call)
     assert pending.status is GatewayPaymentStatus.REQUIRES_ACTION
-    assert fake_stripe.posts()[0].params["payment_method_options"] == {"card": {"request_three_d_secure": "any"}}
+    assert fake_stripe.posts()[0].params["payment_method_options"] == {
+        "card": {"request_three_d_secure": "any"}
+    }
     fake_stripe.complete_three_ds(pending.provider_payment_id)
 
-    result = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id))
+    result = await stripe_gateway.lookup(
+        STRIPE.lookup(call.payment_id, provider_payment_id=pending.provider_payment_id)
+    )
     assert result.status is GatewayPaymentStatus.AUTHORIZED
     assert result.authorized_minor == 4999
 
@@ -185,7 +224,9 @@ async def test_cancel_releases_an_authorization_with_stripes_reason(stripe_gatew
     call = STRIPE.authorize(pid(unique), capture=False)
     held = await stripe_gateway.authorize(call)
 
-    cancelled = await stripe_gateway.cancel(STRIPE.cancel(call.payment_id, provider_payment_id=held.provider_payment_id))
+    cancelled = await stripe_gateway.cancel(
+        STRIPE.cancel(call.payment_id, provider_payment_id=held.provider_payment_id)
+    )
 
     assert cancelled.status is GatewayPaymentStatus.CANCELLED
     assert cancelled.provider_response["cancellation_reason"] == "abandoned"
@@ -198,7 +239,9 @@ async def test_cancel_with_a_reason_stripe_does_not_know_sends_none(stripe_gatew
     pending = await stripe_gateway.authorize(call)
 
     cancelled = await stripe_gateway.cancel(
-        STRIPE.cancel(call.payment_id, "customer changed their mind", provider_payment_id=pending.provider_payment_id)
+        STRIPE.cancel(
+            call.payment_id, "customer changed their mind", provider_payment_id=pending.provider_payment_id
+        )
     )
 
     assert cancelled.status is GatewayPaymentStatus.CANCELLED
@@ -224,7 +267,9 @@ async def test_cancel_of_a_payment_never_made_is_not_found(stripe_gateway, fake_
     assert fake_stripe.posts() == []
 
 
-async def test_lookup_by_our_reference_finds_the_intent_or_says_not_found(stripe_gateway, fake_stripe, unique):
+async def test_lookup_by_our_reference_finds_the_intent_or_says_not_found(
+    stripe_gateway, fake_stripe, unique
+):
     call = STRIPE.authorize(pid(unique))
     paid = await stripe_gateway.authorize(call)
 
@@ -254,7 +299,9 @@ async def test_lookup_refuses_an_intent_of_another_payment(stripe_gateway, uniqu
 
 
 async def test_a_saved_payment_method_is_used_with_its_stripe_customer(stripe_gateway, fake_stripe, unique):
-    customer = await stripe_gateway.create_customer(email="a@example.com", name="A", idempotency_key=f"customer-{unique}")
+    customer = await stripe_gateway.create_customer(
+        email="a@example.com", name="A", idempotency_key=f"customer-{unique}"
+    )
     saved = await stripe_gateway.attach_payment_method(customer_id=customer.id, payment_method="pm_card_visa")
 
     result = await stripe_gateway.authorize(STRIPE.authorize(pid(unique), saved.id, customer_id=customer.id))

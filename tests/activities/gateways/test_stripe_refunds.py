@@ -6,7 +6,7 @@ import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,
@@ -48,7 +48,10 @@ async def test_several_partial_refunds_each_under_its_own_key(stripe_gateway, fa
     assert "reason" not in posts[1].params
     assert posts[1].params["metadata"]["durapay_refund_reason"] == "damaged in transit"
     refunds = [fake_stripe.refunds[r.provider_refund_id] for r in (first, second)]
-    assert [(r["amount"], r["metadata"]["durapay_refund_id"]) for r in refunds] == [(3000, "re_1"), (2000, "re_2")]
+    assert [(r["amount"], r["metadata"]["durapay_refund_id"]) for r in refunds] == [
+        (3000, "re_1"),
+        (2000, "re_2"),
+    ]
     assert all(r["metadata"]["durapay_payment_id"] == payment_id for r in refunds)
     [charge] = fake_stripe.charges_for(payment_id)
     assert charge["amount_refunded"] == 5000 and not charge["refunded"]
@@ -77,7 +80,9 @@ async def test_refunding_more_than_is_left_is_a_final_invalid_request(stripe_gat
     assert "greater than unrefunded amount" in caught.value.message
 
 
-async def test_refund_finds_the_intent_by_our_reference_when_its_id_was_lost(stripe_gateway, fake_stripe, unique):
+async def test_refund_finds_the_intent_by_our_reference_when_its_id_was_lost(
+    stripe_gateway, fake_stripe, unique
+):
     payment_id, intent_id = await charged(stripe_gateway, unique)
 
     result = await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=None))
@@ -89,15 +94,21 @@ async def test_refund_finds_the_intent_by_our_reference_when_its_id_was_lost(str
 async def test_a_pending_refund_is_looked_up_by_either_id(stripe_gateway, fake_stripe, unique):
     fake_stripe.refund_status = "pending"
     payment_id, intent_id = await charged(stripe_gateway, unique)
-    pending = await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=intent_id))
+    pending = await stripe_gateway.refund(
+        STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=intent_id)
+    )
     await stripe_gateway.refund(STRIPE.refund(payment_id, "re_2", 1500, provider_payment_id=intent_id))
     assert pending.status is RefundStatus.PENDING
     fake_stripe.settle_refund(pending.provider_refund_id)
 
     by_provider_id = await stripe_gateway.lookup_refund(
-        STRIPE.refund_lookup(payment_id, "re_1", provider_payment_id=intent_id, provider_refund_id=pending.provider_refund_id)
+        STRIPE.refund_lookup(
+            payment_id, "re_1", provider_payment_id=intent_id, provider_refund_id=pending.provider_refund_id
+        )
     )
-    by_our_id = await stripe_gateway.lookup_refund(STRIPE.refund_lookup(payment_id, "re_2", provider_payment_id=intent_id))
+    by_our_id = await stripe_gateway.lookup_refund(
+        STRIPE.refund_lookup(payment_id, "re_2", provider_payment_id=intent_id)
+    )
 
     assert by_provider_id.status is RefundStatus.SUCCEEDED
     assert (by_our_id.refund_id, by_our_id.status) == ("re_2", RefundStatus.PENDING)
@@ -107,11 +118,17 @@ async def test_a_pending_refund_is_looked_up_by_either_id(stripe_gateway, fake_s
 async def test_a_failed_refund_and_one_never_made(stripe_gateway, fake_stripe, unique):
     fake_stripe.refund_status = "pending"
     payment_id, intent_id = await charged(stripe_gateway, unique)
-    pending = await stripe_gateway.refund(STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=intent_id))
+    pending = await stripe_gateway.refund(
+        STRIPE.refund(payment_id, "re_1", 1000, provider_payment_id=intent_id)
+    )
     fake_stripe.settle_refund(pending.provider_refund_id, succeed=False)
 
-    failed = await stripe_gateway.lookup_refund(STRIPE.refund_lookup(payment_id, "re_1", provider_payment_id=intent_id))
-    never = await stripe_gateway.lookup_refund(STRIPE.refund_lookup(payment_id, "re_9", provider_payment_id=intent_id))
+    failed = await stripe_gateway.lookup_refund(
+        STRIPE.refund_lookup(payment_id, "re_1", provider_payment_id=intent_id)
+    )
+    never = await stripe_gateway.lookup_refund(
+        STRIPE.refund_lookup(payment_id, "re_9", provider_payment_id=intent_id)
+    )
 
     assert failed.status is RefundStatus.FAILED
     assert failed.failure is not None and "expired_or_canceled_card" in failed.failure.message
@@ -130,7 +147,9 @@ async def test_customers_save_list_and_detach_cards(stripe_gateway, fake_stripe,
     assert (customer.email, customer.name) == ("ada@example.com", "Ada")
 
     visa = await stripe_gateway.attach_payment_method(customer_id=customer.id, payment_method="pm_card_visa")
-    mastercard = await stripe_gateway.attach_payment_method(customer_id=customer.id, payment_method="pm_card_mastercard")
+    mastercard = await stripe_gateway.attach_payment_method(
+        customer_id=customer.id, payment_method="pm_card_mastercard"
+    )
     assert (visa.brand, visa.last4, visa.type) == ("visa", "4242", "card")
     assert visa.id.startswith("pm_") and visa.id != "pm_card_visa"  # test ids mint a new method
     # Attached under a key derived from the operation, never a random one.
@@ -143,14 +162,18 @@ async def test_customers_save_list_and_detach_cards(stripe_gateway, fake_stripe,
 
     detached = await stripe_gateway.detach_payment_method(payment_method=visa.id)
     assert detached.id == visa.id
-    assert [m.id for m in await stripe_gateway.list_payment_methods(customer_id=customer.id)] == [mastercard.id]
+    assert [m.id for m in await stripe_gateway.list_payment_methods(customer_id=customer.id)] == [
+        mastercard.id
+    ]
     # Stripe never lets a detached card back in.
     with pytest.raises(GatewayInvalidRequest):
         await stripe_gateway.attach_payment_method(customer_id=customer.id, payment_method=visa.id)
 
 
 async def test_listing_pages_through_many_cards(stripe_gateway, fake_stripe, unique):
-    customer = await stripe_gateway.create_customer(email=None, name=None, idempotency_key=f"customer-{unique}")
+    customer = await stripe_gateway.create_customer(
+        email=None, name=None, idempotency_key=f"customer-{unique}"
+    )
     for test_card in ("pm_card_visa", "pm_card_mastercard", "pm_card_chargeDeclined"):
         await stripe_gateway.attach_payment_method(customer_id=customer.id, payment_method=test_card)
     fake_stripe.max_page_size = 2

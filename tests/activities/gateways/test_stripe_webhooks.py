@@ -13,7 +13,7 @@ import pytest
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.stripe import StripeGateway, StripeSettings
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (  # noqa: F401 (fixtures)
+from tests.activities.gateways.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,
@@ -41,7 +41,9 @@ async def authorize(gateway: StripeGateway, unique: str, *token: str, **fields) 
     return call.payment_id, await gateway.authorize(call)
 
 
-async def refund(gateway: StripeGateway, payment_id: str, intent_id: str, refund_id: str, minor: int) -> RefundResult:
+async def refund(
+    gateway: StripeGateway, payment_id: str, intent_id: str, refund_id: str, minor: int
+) -> RefundResult:
     return await gateway.refund(STRIPE.refund(payment_id, refund_id, minor, provider_payment_id=intent_id))
 
 
@@ -73,9 +75,13 @@ async def test_payment_failed_carries_the_decline(stripe_gateway, fake_stripe, u
 
 
 async def test_requires_action_authorized_and_cancelled(stripe_gateway, fake_stripe, unique):
-    payment_id, pending = await authorize(stripe_gateway, unique, "pm_card_threeDSecure2Required", capture=False)
+    payment_id, pending = await authorize(
+        stripe_gateway, unique, "pm_card_threeDSecure2Required", capture=False
+    )
     fake_stripe.complete_three_ds(pending.provider_payment_id)
-    await stripe_gateway.cancel(STRIPE.cancel(payment_id, "fraudulent", provider_payment_id=pending.provider_payment_id))
+    await stripe_gateway.cancel(
+        STRIPE.cancel(payment_id, "fraudulent", provider_payment_id=pending.provider_payment_id)
+    )
 
     mapped = [parse(stripe_gateway, fake_stripe, e)[0] for e in fake_stripe.events]
 
@@ -112,7 +118,10 @@ async def test_charge_refunded_with_embedded_refunds_maps_each(stripe_gateway, f
     charge = dict(fake_stripe.events_of("charge.refunded")[-1]["data"]["object"])
     charge["refunds"] = {
         "object": "list",
-        "data": [fake_stripe.refunds[first.provider_refund_id], fake_stripe.refunds[second.provider_refund_id]],
+        "data": [
+            fake_stripe.refunds[first.provider_refund_id],
+            fake_stripe.refunds[second.provider_refund_id],
+        ],
     }
     event = fake_stripe.build_event("charge.refunded", charge)
 
@@ -168,7 +177,13 @@ async def test_dispute_opened_and_closed(stripe_gateway, fake_stripe, unique):
 @pytest.mark.parametrize(
     "event",
     [
-        {"id": "evt_1", "object": "event", "type": "customer.created", "created": 1, "data": {"object": {"id": "cus_1"}}},
+        {
+            "id": "evt_1",
+            "object": "event",
+            "type": "customer.created",
+            "created": 1,
+            "data": {"object": {"id": "cus_1"}},
+        },
         {"id": "evt_2", "object": "event", "type": "charge.dispute.funds_withdrawn", "data": {"object": {}}},
         {"id": "evt_3", "object": "v2.core.event", "type": "v1.billing.meter.error_report_triggered"},
     ],
@@ -181,7 +196,13 @@ def test_events_we_do_not_act_on_are_acknowledged_as_unknown(stripe_gateway, fak
 
 
 def test_amounts_in_events_follow_stripes_currency_rules(stripe_gateway, fake_stripe):
-    intent = {"id": "pi_1", "object": "payment_intent", "amount_received": 50000, "currency": "isk", "metadata": {}}
+    intent = {
+        "id": "pi_1",
+        "object": "payment_intent",
+        "amount_received": 50000,
+        "currency": "isk",
+        "metadata": {},
+    }
 
     [mapped] = parse(stripe_gateway, fake_stripe, fake_stripe.build_event("payment_intent.succeeded", intent))
 
@@ -192,7 +213,13 @@ def test_amounts_in_events_follow_stripes_currency_rules(stripe_gateway, fake_st
 
 
 def sample(fake: FakeStripe) -> dict:
-    intent = {"id": "pi_x", "object": "payment_intent", "amount_received": 100, "currency": "usd", "metadata": {}}
+    intent = {
+        "id": "pi_x",
+        "object": "payment_intent",
+        "amount_received": 100,
+        "currency": "usd",
+        "metadata": {},
+    }
     return fake.build_event("payment_intent.succeeded", intent)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -46,7 +46,7 @@ async def gateway(fake: FakeWechatPay) -> AsyncIterator[WechatPayGateway]:
 
 
 async def test_native_order_returns_qr_code_and_sends_fen_and_expiry(fake, gateway, unique):
-    expires = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    expires = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique), expires_at=expires, description="Tea"))
 
     assert result.status is GatewayPaymentStatus.REQUIRES_ACTION
@@ -102,13 +102,18 @@ async def test_app_order_returns_signed_sdk_parameters(fake, gateway, unique):
 
 async def test_h5_order_redirects_and_carries_the_return_url(fake, gateway, unique):
     result = await gateway.authorize(
-        WECHAT_PAY.authorize(pid(unique), "h5", customer_ip="203.0.113.9", return_url="https://shop.example/back?o=1")
+        WECHAT_PAY.authorize(
+            pid(unique), "h5", customer_ip="203.0.113.9", return_url="https://shop.example/back?o=1"
+        )
     )
     action = result.next_action
     assert action.type is NextActionType.REDIRECT_TO_URL
     assert action.url.startswith(fake.trades[pid(unique)].artifact["h5_url"])
     assert parse_qs(urlparse(action.url).query)["redirect_url"] == ["https://shop.example/back?o=1"]
-    assert fake.trades[pid(unique)].request["scene_info"] == {"payer_client_ip": "203.0.113.9", "h5_info": {"type": "Wap"}}
+    assert fake.trades[pid(unique)].request["scene_info"] == {
+        "payer_client_ip": "203.0.113.9",
+        "h5_info": {"type": "Wap"},
+    }
 
 
 async def test_h5_needs_the_customer_ip(gateway, unique):
@@ -125,7 +130,9 @@ async def test_manual_capture_and_other_currencies_and_wallets_are_refused(gatew
     call = WECHAT_PAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="alipay")})
     with pytest.raises(GatewayInvalidRequest):
         await gateway.authorize(call)
-    call = WECHAT_PAY.authorize(pid(unique)).model_copy(update={"method": WalletMethod(wallet="wechat_pay", flow="page")})
+    call = WECHAT_PAY.authorize(pid(unique)).model_copy(
+        update={"method": WalletMethod(wallet="wechat_pay", flow="page")}
+    )
     with pytest.raises(GatewayInvalidRequest, match="page"):
         await gateway.authorize(call)
 
@@ -174,7 +181,7 @@ def test_ids_that_do_not_fit_wechat_business_numbers_are_refused():
 
 
 def test_wechat_time_is_beijing_time_with_offset():
-    assert wechat_time(datetime(2026, 1, 1, 0, 0, 30, 999, tzinfo=timezone.utc)) == "2026-01-01T08:00:30+08:00"
+    assert wechat_time(datetime(2026, 1, 1, 0, 0, 30, 999, tzinfo=UTC)) == "2026-01-01T08:00:30+08:00"
 
 
 # -------------------------------------------------------------------- lookup, capture, cancel
@@ -215,8 +222,10 @@ async def test_lookup_of_an_unknown_trade_is_not_found(gateway, unique):
 
 
 async def test_unpaid_trade_past_time_expire_is_closed(fake, gateway, unique):
-    await gateway.authorize(WECHAT_PAY.authorize(pid(unique), expires_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
-    fake.trades[pid(unique)].time_expire = datetime.now(timezone.utc) - timedelta(seconds=1)
+    await gateway.authorize(
+        WECHAT_PAY.authorize(pid(unique), expires_at=datetime.now(UTC) + timedelta(seconds=1))
+    )
+    fake.trades[pid(unique)].time_expire = datetime.now(UTC) - timedelta(seconds=1)
     assert (await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))).status is GatewayPaymentStatus.CANCELLED
 
 
@@ -276,7 +285,9 @@ async def test_partial_refunds_then_lookup(fake, gateway, unique):
     looked = await gateway.lookup_refund(WECHAT_PAY.refund_lookup(pid(unique), "ref_b"))
     assert looked.status is RefundStatus.SUCCEEDED and looked.provider_refund_id == second.provider_refund_id
     # The trade stays paid (state REFUND) for the workflow.
-    assert (await gateway.lookup(WECHAT_PAY.lookup(pid(unique), minor=10000))).status is GatewayPaymentStatus.SUCCEEDED
+    assert (
+        await gateway.lookup(WECHAT_PAY.lookup(pid(unique), minor=10000))
+    ).status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_retried_refund_is_the_same_refund(fake, gateway, unique):
@@ -334,7 +345,9 @@ async def test_dropped_answer_after_the_order_was_created(fake, gateway, unique)
     with pytest.raises(GatewayOutcomeUnknown):
         await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     assert pid(unique) in fake.trades  # it happened at WeChat
-    assert (await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))).status is GatewayPaymentStatus.REQUIRES_ACTION
+    assert (
+        await gateway.lookup(WECHAT_PAY.lookup(pid(unique)))
+    ).status is GatewayPaymentStatus.REQUIRES_ACTION
     result = await gateway.authorize(WECHAT_PAY.authorize(pid(unique)))
     assert result.next_action.qr_code == fake.trades[pid(unique)].artifact["code_url"]
 
@@ -365,10 +378,18 @@ async def test_forged_response_signature_is_not_trusted(fake, gateway, unique):
 
 
 async def test_request_carries_a_verifiable_signature_over_path_query_and_body(fake, gateway):
-    auth = gateway.authorization("GET", "/v3/x?mchid=1", "", timestamp=1554208460, nonce="593BEC0C930BF1AFEB40B4A08C8FB242")
-    assert auth.startswith('WECHATPAY2-SHA256-RSA2048 mchid="1900009191",nonce_str="593BEC0C930BF1AFEB40B4A08C8FB242",')
+    auth = gateway.authorization(
+        "GET", "/v3/x?mchid=1", "", timestamp=1554208460, nonce="593BEC0C930BF1AFEB40B4A08C8FB242"
+    )
+    assert auth.startswith(
+        'WECHATPAY2-SHA256-RSA2048 mchid="1900009191",nonce_str="593BEC0C930BF1AFEB40B4A08C8FB242",'
+    )
     signature = auth.split('signature="')[1].split('"')[0]
-    assert rsa_sha256_verify(fake.merchant_public_key, "GET\n/v3/x?mchid=1\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n", signature)
+    assert rsa_sha256_verify(
+        fake.merchant_public_key,
+        "GET\n/v3/x?mchid=1\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n",
+        signature,
+    )
     assert f'serial_no="{fake.merchant_serial_no}"' in auth
 
 

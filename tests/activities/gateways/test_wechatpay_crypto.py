@@ -35,7 +35,11 @@ def test_gcm_empty_associated_data():
 
 @pytest.mark.parametrize(
     ("key", "nonce", "aad"),
-    [("f" * 32, "abcdefghijkl", "transaction"), (KEY, "abcdefghijkX", "transaction"), (KEY, "abcdefghijkl", "refund")],
+    [
+        ("f" * 32, "abcdefghijkl", "transaction"),
+        (KEY, "abcdefghijkX", "transaction"),
+        (KEY, "abcdefghijkl", "refund"),
+    ],
 )
 def test_gcm_rejects_wrong_key_nonce_or_associated_data(key, nonce, aad):
     ciphertext = aes_256_gcm_encrypt(KEY, "abcdefghijkl", "transaction", "x")
@@ -91,7 +95,9 @@ def test_keys_can_come_from_files(tmp_path):
     public = tmp_path / "pub_key.pem"
     public.write_text(keypair("wechat-platform")[1])
     settings = base_settings(
-        private_key=None, private_key_file=private, platform_public_key_file=public,
+        private_key=None,
+        private_key_file=private,
+        platform_public_key_file=public,
         platform_public_key_id="PUB_KEY_ID_0000000000000024101100397200000006",
     )
     assert settings.private_key.get_secret_value() == keypair("wechat-merchant")[0]
@@ -128,7 +134,9 @@ async def test_the_registry_builds_it_from_a_config_section():
     from activities.gateways.registry import GatewayRegistry
     from activities.gateways.wechatpay import WechatPayGateway
 
-    section = base_settings(fetch_platform_certificates=True).model_dump(mode="json", exclude={"private_key", "apiv3_key"})
+    section = base_settings(fetch_platform_certificates=True).model_dump(
+        mode="json", exclude={"private_key", "apiv3_key"}
+    )
     section.update(enabled=True, private_key=keypair("wechat-merchant")[0], apiv3_key=KEY)
     async with GatewayRegistry.from_config({"wechat_pay": section}) as registry:
         assert isinstance(registry.get("wechat_pay"), WechatPayGateway)

@@ -64,7 +64,11 @@ async def test_refund_notifications_map_success_abnormal_and_closed(fake, gatewa
 
     [ok] = gateway.parse_webhook(*fake.refund_notification(f"{payment_id}-ref_ok"))
     assert ok.kind is GatewayEventKind.REFUND_SUCCEEDED
-    assert (ok.payment_id, ok.refund_id, ok.amount) == (payment_id, "ref_ok", Amount(minor=3000, currency="CNY"))
+    assert (ok.payment_id, ok.refund_id, ok.amount) == (
+        payment_id,
+        "ref_ok",
+        Amount(minor=3000, currency="CNY"),
+    )
     assert ok.provider_refund_id == fake.refunds[f"{payment_id}-ref_ok"].refund_id
 
     [bad] = gateway.parse_webhook(*fake.refund_notification(f"{payment_id}-ref_bad"))
@@ -77,8 +81,10 @@ async def test_refund_notifications_map_success_abnormal_and_closed(fake, gatewa
 
 async def test_other_event_types_are_recorded_as_unknown(fake, gateway):
     headers, body = fake.notification(
-        "COMPLAINT.CREATE", {"complaint_id": "200201820200101080076610000", "action_type": "CREATE_COMPLAINT"},
-        original_type="complaint", summary="产生新投诉",
+        "COMPLAINT.CREATE",
+        {"complaint_id": "200201820200101080076610000", "action_type": "CREATE_COMPLAINT"},
+        original_type="complaint",
+        summary="产生新投诉",
     )
     [event] = gateway.parse_webhook(headers, body)
     assert event.kind is GatewayEventKind.UNKNOWN and event.provider_type == "COMPLAINT.CREATE"
@@ -132,7 +138,9 @@ async def test_timestamps_inside_the_window_pass(fake, gateway, unique, skew):
     assert gateway.parse_webhook(headers, body)[0].kind is GatewayEventKind.PAYMENT_SUCCEEDED
 
 
-@pytest.mark.parametrize("header", ["Wechatpay-Signature", "Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce"])
+@pytest.mark.parametrize(
+    "header", ["Wechatpay-Signature", "Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce"]
+)
 async def test_missing_headers_are_rejected(fake, gateway, unique, header):
     await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     headers, body = fake.payment_notification(f"pay_{unique}")
@@ -151,7 +159,9 @@ async def test_resource_encrypted_with_another_apiv3_key_is_rejected(fake, gatew
 async def test_notification_for_another_merchant_is_rejected(fake, gateway, unique):
     await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
     resource = fake._trade_json(fake.trades[f"pay_{unique}"]) | {"mchid": "1234567890"}
-    headers, body = fake.notification("TRANSACTION.SUCCESS", resource, original_type="transaction", summary="支付成功")
+    headers, body = fake.notification(
+        "TRANSACTION.SUCCESS", resource, original_type="transaction", summary="支付成功"
+    )
     with pytest.raises(WebhookVerificationError, match="another merchant"):
         gateway.parse_webhook(headers, body)
 
@@ -205,10 +215,15 @@ async def test_first_api_call_downloads_certificates_to_verify_the_answer(fake, 
 
 
 async def test_pinned_certificate_needs_no_download(fake, unique):
-    pinned = fake.settings(platform_certificates=[fake.platform_certificate], fetch_platform_certificates=False)
+    pinned = fake.settings(
+        platform_certificates=[fake.platform_certificate], fetch_platform_certificates=False
+    )
     async with aclosing(WechatPayGateway(pinned)) as gw:
         await paid(fake, gw, WECHAT_PAY, f"pay_{unique}")
-        assert gw.parse_webhook(*fake.payment_notification(f"pay_{unique}"))[0].kind is GatewayEventKind.PAYMENT_SUCCEEDED
+        assert (
+            gw.parse_webhook(*fake.payment_notification(f"pay_{unique}"))[0].kind
+            is GatewayEventKind.PAYMENT_SUCCEEDED
+        )
         assert fake.certificate_downloads == 0
 
 
@@ -221,7 +236,9 @@ async def test_public_key_mode_verifies_answers_and_notifications_without_certif
             [event] = gw.parse_webhook(headers, body)
             assert event.kind is GatewayEventKind.PAYMENT_SUCCEEDED
             assert fake.certificate_downloads == 0
-            headers, body = fake.payment_notification(f"pay_{unique}", serial="PUB_KEY_ID_0000000000000024101100397200000006")
+            headers, body = fake.payment_notification(
+                f"pay_{unique}", serial="PUB_KEY_ID_0000000000000024101100397200000006"
+            )
             with pytest.raises(WebhookVerificationError):
                 gw.parse_webhook(headers, body)
 
@@ -240,8 +257,10 @@ def test_ack_is_204_without_body_and_reject_is_the_json_wechat_documents(fake):
 
 async def test_genuine_notification_without_the_documented_fields_is_refused(fake, gateway):
     headers, body = fake.notification(
-        "TRANSACTION.SUCCESS", {"mchid": fake.mchid, "out_trade_no": "pay_123456", "trade_state": "SUCCESS"},
-        original_type="transaction", summary="支付成功",
+        "TRANSACTION.SUCCESS",
+        {"mchid": fake.mchid, "out_trade_no": "pay_123456", "trade_state": "SUCCESS"},
+        original_type="transaction",
+        summary="支付成功",
     )
-    with pytest.raises(WebhookVerificationError, match="unexpected TRANSACTION.SUCCESS content"):
+    with pytest.raises(WebhookVerificationError, match=r"unexpected TRANSACTION\.SUCCESS content"):
         gateway.parse_webhook(headers, body)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.store.repository import PaymentStore
 from activities.store.tables import WebhookOutcome, payment_events, payments, rate_limit_hits
-from tests.activities.store.helpers import T0, engine, make_view, store  # noqa: F401  (fixtures)
+from tests.activities.store.helpers import T0, engine, make_view, store
 from workflows.domain import (
     Failure,
     FraudDecision,
@@ -51,14 +51,19 @@ async def test_a_transition_is_projected_into_columns_and_the_view(
     stored = await row(engine, view.id)
     assert stored["amount_minor"] == 9_007_199_254_740_993 and stored["currency"] == "JPY"
     assert (stored["status"], stored["method_type"], stored["card_last4"], stored["card_brand"]) == (
-        "failed", "card", "4242", "visa",
+        "failed",
+        "card",
+        "4242",
+        "visa",
     )
     assert (stored["card_fingerprint"], stored["customer_ip"]) == (f"fp_pay_{unique}", "203.0.113.7")
     assert (stored["failure_code"], stored["fraud_score"], stored["version"]) == ("card_declined", 42, 1)
     assert stored["completed_at"] == T0 + timedelta(minutes=1)
 
 
-async def test_a_wallet_payment_has_no_card_columns(store: PaymentStore, engine: AsyncEngine, unique: str) -> None:
+async def test_a_wallet_payment_has_no_card_columns(
+    store: PaymentStore, engine: AsyncEngine, unique: str
+) -> None:
     view = make_view(f"pay_{unique}", method=WalletMethod(wallet="wechat_pay", flow="native"))
     await store.record_transition(transition(view))
     stored = await row(engine, view.id)
@@ -66,10 +71,14 @@ async def test_a_wallet_payment_has_no_card_columns(store: PaymentStore, engine:
     assert (stored["card_last4"], stored["card_brand"], stored["card_fingerprint"]) == (None, None, None)
 
 
-async def test_times_in_any_zone_come_back_as_the_same_instant_in_utc(store: PaymentStore, unique: str) -> None:
+async def test_times_in_any_zone_come_back_as_the_same_instant_in_utc(
+    store: PaymentStore, unique: str
+) -> None:
     tokyo = timezone(timedelta(hours=9))
     created = datetime(2030, 1, 1, 21, 0, tzinfo=tokyo)
-    await store.record_transition(transition(make_view(f"pay_{unique}", created_at=created, updated_at=created)))
+    await store.record_transition(
+        transition(make_view(f"pay_{unique}", created_at=created, updated_at=created))
+    )
     got = await store.get(f"pay_{unique}")
     assert got.created_at == created
     async with store._engine.connect() as conn:
@@ -82,11 +91,15 @@ async def test_naive_times_are_refused(store: PaymentStore, unique: str) -> None
         await store.count_recent(datetime(2030, 1, 1), customer_id="c")
 
 
-async def test_an_older_or_repeated_version_never_moves_the_projection_back(store: PaymentStore, unique: str) -> None:
+async def test_an_older_or_repeated_version_never_moves_the_projection_back(
+    store: PaymentStore, unique: str
+) -> None:
     pid = f"pay_{unique}"
     v1 = make_view(pid, version=1)
     v2 = make_view(pid, version=2, status=PaymentStatus.AUTHORIZED, updated_at=T0 + timedelta(seconds=5))
-    v3 = make_view(pid, version=3, status=PaymentStatus.PAID, captured_minor=4999, updated_at=T0 + timedelta(seconds=9))
+    v3 = make_view(
+        pid, version=3, status=PaymentStatus.PAID, captured_minor=4999, updated_at=T0 + timedelta(seconds=9)
+    )
 
     await store.record_transition(transition(v2, "payment.authorized"))
     await store.record_transition(transition(v1, "payment.created"))  # arrives late
@@ -94,7 +107,9 @@ async def test_an_older_or_repeated_version_never_moves_the_projection_back(stor
 
     await store.record_transition(transition(v3, "payment.captured", "order.paid"))
     await store.record_transition(transition(v2, "payment.authorized"))  # a retry of an old step
-    await store.record_transition(transition(v3.model_copy(update={"status": PaymentStatus.FAILED})))  # same version
+    await store.record_transition(
+        transition(v3.model_copy(update={"status": PaymentStatus.FAILED}))
+    )  # same version
     assert await store.get(pid) == v3
 
     # The late event is kept (it happened), each exactly once, in version order.
@@ -106,9 +121,16 @@ async def test_an_older_or_repeated_version_never_moves_the_projection_back(stor
     ]
 
 
-async def test_a_retried_transition_stores_its_events_once(store: PaymentStore, engine: AsyncEngine, unique: str) -> None:
+async def test_a_retried_transition_stores_its_events_once(
+    store: PaymentStore, engine: AsyncEngine, unique: str
+) -> None:
     pid = f"pay_{unique}"
-    t = transition(make_view(pid, updated_at=T0 + timedelta(seconds=3)), "refund.succeeded", refund_id="ref_1", amount="10.00 USD")
+    t = transition(
+        make_view(pid, updated_at=T0 + timedelta(seconds=3)),
+        "refund.succeeded",
+        refund_id="ref_1",
+        amount="10.00 USD",
+    )
     await asyncio.gather(*(store.record_transition(t) for _ in range(5)))
     await store.record_transition(t)
 
@@ -117,14 +139,18 @@ async def test_a_retried_transition_stores_its_events_once(store: PaymentStore, 
     assert event.data == {"refund_id": "ref_1", "amount": "10.00 USD"}
     assert event.created_at == T0 + timedelta(seconds=3)  # the transition's time, stable across retries
     async with engine.connect() as conn:
-        count = len((await conn.execute(select(payment_events.c.id).where(payment_events.c.payment_id == pid))).all())
+        count = len(
+            (await conn.execute(select(payment_events.c.id).where(payment_events.c.payment_id == pid))).all()
+        )
     assert count == 1
 
 
 async def test_concurrent_transitions_keep_the_newest(store: PaymentStore, unique: str) -> None:
     pid = f"pay_{unique}"
     views = [make_view(pid, version=v, captured_minor=v) for v in range(1, 11)]
-    await asyncio.gather(*(store.record_transition(transition(v, f"step.{v.version}")) for v in reversed(views)))
+    await asyncio.gather(
+        *(store.record_transition(transition(v, f"step.{v.version}")) for v in reversed(views))
+    )
     assert (await store.get(pid)).version == 10
     assert len(await store.events(pid)) == 10
 
@@ -135,7 +161,9 @@ async def test_concurrent_transitions_keep_the_newest(store: PaymentStore, uniqu
 async def test_lookups_by_order_and_provider_reference(store: PaymentStore, unique: str) -> None:
     order = f"ord_{unique}"
     first = make_view(f"pay_a{unique}", order_id=order, provider_payment_id=f"pi_{unique}")
-    second = make_view(f"pay_b{unique}", order_id=order, created_at=T0 + timedelta(seconds=1), gateway="stripe")
+    second = make_view(
+        f"pay_b{unique}", order_id=order, created_at=T0 + timedelta(seconds=1), gateway="stripe"
+    )
     for view in (second, first):
         await store.record_transition(transition(view))
 
@@ -143,7 +171,9 @@ async def test_lookups_by_order_and_provider_reference(store: PaymentStore, uniq
     assert await store.list_by_order(f"other_{unique}") == []
     assert await store.get(f"missing_{unique}") is None
     assert await store.payment_id_for_provider_ref("mock", f"pi_{unique}") == first.id
-    assert await store.payment_id_for_provider_ref("stripe", f"pi_{unique}") is None  # other gateway's id space
+    assert (
+        await store.payment_id_for_provider_ref("stripe", f"pi_{unique}") is None
+    )  # other gateway's id space
 
 
 async def test_list_payments_filters_by_status_and_creation_time(store: PaymentStore, unique: str) -> None:
@@ -151,7 +181,12 @@ async def test_list_payments_filters_by_status_and_creation_time(store: PaymentS
     base = datetime(2031, 3, 1, tzinfo=UTC) + timedelta(days=int(unique[:6], 16) % 3000)
     statuses = [PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.OUTCOME_UNKNOWN, PaymentStatus.PAID]
     views = [
-        make_view(f"pay_{i}{unique}", status=s, created_at=base + timedelta(minutes=i), updated_at=base + timedelta(minutes=i))
+        make_view(
+            f"pay_{i}{unique}",
+            status=s,
+            created_at=base + timedelta(minutes=i),
+            updated_at=base + timedelta(minutes=i),
+        )
         for i, s in enumerate(statuses)
     ]
     for view in views:
@@ -160,8 +195,14 @@ async def test_list_payments_filters_by_status_and_creation_time(store: PaymentS
 
     assert await store.list_payments(**window) == views
     assert await store.list_payments(PaymentStatus.PAID, **window) == [views[0], views[3]]
-    assert await store.list_payments({PaymentStatus.FAILED, PaymentStatus.OUTCOME_UNKNOWN}, **window) == views[1:3]
-    assert await store.list_payments(since=base + timedelta(minutes=1), until=base + timedelta(minutes=3)) == views[1:3]
+    assert (
+        await store.list_payments({PaymentStatus.FAILED, PaymentStatus.OUTCOME_UNKNOWN}, **window)
+        == views[1:3]
+    )
+    assert (
+        await store.list_payments(since=base + timedelta(minutes=1), until=base + timedelta(minutes=3))
+        == views[1:3]
+    )
     assert await store.list_payments(limit=2, **window) == views[:2]
     with pytest.raises(ValueError):
         await store.list_payments(limit=0)
@@ -194,10 +235,16 @@ async def test_count_recent_counts_one_key_since_a_moment(store: PaymentStore, u
 # ---------------------------------------------------------------------- webhook inbox
 
 
-async def test_a_duplicate_webhook_delivery_is_reported_and_changes_nothing(store: PaymentStore, unique: str) -> None:
+async def test_a_duplicate_webhook_delivery_is_reported_and_changes_nothing(
+    store: PaymentStore, unique: str
+) -> None:
     event = f"evt_{unique}"
-    assert await store.record_webhook("stripe", event, "pay_1", True, WebhookOutcome.SIGNALLED, "payment_intent.succeeded")
-    assert not await store.record_webhook("stripe", event, None, True, WebhookOutcome.UNKNOWN_PAYMENT, "other")
+    assert await store.record_webhook(
+        "stripe", event, "pay_1", True, WebhookOutcome.SIGNALLED, "payment_intent.succeeded"
+    )
+    assert not await store.record_webhook(
+        "stripe", event, None, True, WebhookOutcome.UNKNOWN_PAYMENT, "other"
+    )
     assert await store.webhook_outcome("stripe", event) is WebhookOutcome.SIGNALLED
     # The same id from another provider is another event.
     assert await store.record_webhook("alipay", event, None, True, WebhookOutcome.IGNORED, "TRADE_FINISHED")
@@ -207,7 +254,10 @@ async def test_a_duplicate_webhook_delivery_is_reported_and_changes_nothing(stor
 
 async def test_concurrent_deliveries_of_one_event_record_it_once(store: PaymentStore, unique: str) -> None:
     results = await asyncio.gather(
-        *(store.record_webhook("stripe", f"evt_{unique}", "pay_1", True, WebhookOutcome.SIGNALLED, "t") for _ in range(6))
+        *(
+            store.record_webhook("stripe", f"evt_{unique}", "pay_1", True, WebhookOutcome.SIGNALLED, "t")
+            for _ in range(6)
+        )
     )
     assert sorted(results) == [False] * 5 + [True]
 
@@ -240,7 +290,9 @@ async def test_rate_limit_allows_up_to_the_limit_per_window(store: PaymentStore,
 
     # Finished windows are dropped: one row per key.
     async with store._engine.connect() as conn:
-        rows = (await conn.execute(select(rate_limit_hits).where(rate_limit_hits.c.key == key))).mappings().all()
+        rows = (
+            (await conn.execute(select(rate_limit_hits).where(rate_limit_hits.c.key == key))).mappings().all()
+        )
     assert [(r["window_start"], r["count"]) for r in rows] == [(int(at(60).timestamp()), 1)]
 
 

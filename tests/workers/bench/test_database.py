@@ -17,9 +17,20 @@ from workers.bench.settings import BenchSettings
 
 def settings(out_dir: Path) -> BenchSettings:
     return BenchSettings(
-        servers=("tuned",), address=None, namespace="default", scenarios=("durapay",), levels=(1,),
-        warmup_s=0, duration_s=1, op_timeout_s=5, signal_n=1, scale_n=1, batch_concurrency=1,
-        batch_timeout_s=5, out_dir=out_dir, plot=False,
+        servers=("tuned",),
+        address=None,
+        namespace="default",
+        scenarios=("durapay",),
+        levels=(1,),
+        warmup_s=0,
+        duration_s=1,
+        op_timeout_s=5,
+        signal_n=1,
+        scale_n=1,
+        batch_concurrency=1,
+        batch_timeout_s=5,
+        out_dir=out_dir,
+        plot=False,
     )
 
 

@@ -33,7 +33,12 @@ async def test_closed_loop_measures_what_the_op_takes() -> None:
         return load.OpTiming(answer_s=0.02, completion_s=0.03)
 
     level = await load.closed_loop(
-        op, concurrency=4, warmup_s=0.1, duration_s=0.5, op_timeout_s=1, cpu_probe=lambda: {"app": float(next(cpu))}
+        op,
+        concurrency=4,
+        warmup_s=0.1,
+        duration_s=0.5,
+        op_timeout_s=1,
+        cpu_probe=lambda: {"app": float(next(cpu))},
     )
     assert level["concurrency"] == 4 and level["errors"] == 0
     # 4 callers x 0.5 s / ~0.02 s per op: about 100 ops, fewer on a loaded machine.
@@ -54,7 +59,9 @@ async def test_closed_loop_counts_failures_and_timeouts() -> None:
         op, concurrency=2, warmup_s=0, duration_s=0.3, op_timeout_s=0.05, cpu_probe=lambda: {"app": 0.0}
     )
     assert level["ops"] == 0 and level["errors"] >= 2
-    assert level["throughput_per_s"] == 0 and level["latency_ms"] is None and level["cpu_s_per_payment"] is None
+    assert (
+        level["throughput_per_s"] == 0 and level["latency_ms"] is None and level["cpu_s_per_payment"] is None
+    )
     assert any("declined" in error for error in level["first_errors"])
 
 
@@ -63,14 +70,24 @@ async def test_sweep_stops_after_two_levels_without_gain(monkeypatch: pytest.Mon
     measured = {1: 10.0, 2: 9.0, 4: 20.0, 8: 20.5, 16: 19.0, 32: 30.0, 64: 31.0}
     ran: list[int] = []
 
-    async def fake_level(op: load.Op, *, concurrency: int, first_index: int, **_: object) -> dict[str, object]:
+    async def fake_level(
+        op: load.Op, *, concurrency: int, first_index: int, **_: object
+    ) -> dict[str, object]:
         ran.append(concurrency)
-        return {"concurrency": concurrency, "throughput_per_s": measured[concurrency], "next_index": first_index + 1}
+        return {
+            "concurrency": concurrency,
+            "throughput_per_s": measured[concurrency],
+            "next_index": first_index + 1,
+        }
 
     monkeypatch.setattr(load, "closed_loop", fake_level)
     levels = await load.sweep(
-        lambda index: asyncio.sleep(0), levels=sorted(measured), warmup_s=0, duration_s=1, op_timeout_s=1,
-        cpu_probe=lambda: {},
+        lambda index: asyncio.sleep(0),
+        levels=sorted(measured),
+        warmup_s=0,
+        duration_s=1,
+        op_timeout_s=1,
+        cpu_probe=dict,
     )
     # The dip at 2 alone does not stop it; 8 and 16 not beating 20 by 5% do.
     assert ran == [1, 2, 4, 8, 16]

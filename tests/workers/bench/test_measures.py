@@ -28,7 +28,9 @@ def test_memory_is_read_in_bytes() -> None:
     assert 10 * 2**20 < procstats.rss_bytes(pid) <= procstats.peak_rss_bytes(pid)
 
 
-def _event(event_id: int, at_ms: int, event_type: EventType.ValueType, **attributes: dict[str, int]) -> HistoryEvent:
+def _event(
+    event_id: int, at_ms: int, event_type: EventType.ValueType, **attributes: dict[str, int]
+) -> HistoryEvent:
     stamp = Timestamp()
     stamp.FromMilliseconds(at_ms)
     return HistoryEvent(event_id=event_id, event_time=stamp, event_type=event_type, **attributes)
@@ -38,20 +40,44 @@ def test_breakdown_splits_a_history_into_waiting_and_work() -> None:
     events = [
         _event(1, 1000, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED),
         _event(2, 1000, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
-        _event(3, 1040, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-               workflow_task_started_event_attributes={"scheduled_event_id": 2}),
-        _event(4, 1050, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-               workflow_task_completed_event_attributes={"started_event_id": 3}),
+        _event(
+            3,
+            1040,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            workflow_task_started_event_attributes={"scheduled_event_id": 2},
+        ),
+        _event(
+            4,
+            1050,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+            workflow_task_completed_event_attributes={"started_event_id": 3},
+        ),
         _event(5, 1050, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
-        _event(6, 1052, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
-               activity_task_started_event_attributes={"scheduled_event_id": 5}),
-        _event(7, 1060, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-               activity_task_completed_event_attributes={"started_event_id": 6}),
+        _event(
+            6,
+            1052,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            activity_task_started_event_attributes={"scheduled_event_id": 5},
+        ),
+        _event(
+            7,
+            1060,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+            activity_task_completed_event_attributes={"started_event_id": 6},
+        ),
         _event(8, 1065, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
-        _event(9, 1105, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-               workflow_task_started_event_attributes={"scheduled_event_id": 8}),
-        _event(10, 1110, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-               workflow_task_completed_event_attributes={"started_event_id": 9}),
+        _event(
+            9,
+            1105,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            workflow_task_started_event_attributes={"scheduled_event_id": 8},
+        ),
+        _event(
+            10,
+            1110,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+            workflow_task_completed_event_attributes={"started_event_id": 9},
+        ),
         _event(11, 1110, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED),
     ]
     assert history.breakdown(events) == {

@@ -10,16 +10,27 @@ from workers.bench import report
 
 def _sweep(p50: float, throughput: float, app_cpu: float, events: float) -> dict[str, Any]:
     level_1 = {
-        "concurrency": 1, "ops": 10, "errors": 0, "throughput_per_s": throughput / 4,
+        "concurrency": 1,
+        "ops": 10,
+        "errors": 0,
+        "throughput_per_s": throughput / 4,
         "latency_ms": {"p50": p50, "p95": p50 * 1.5, "p99": p50 * 2, "max": p50 * 3},
         "cpu_s_per_payment": {"app": app_cpu, "server": app_cpu * 2},
     }
     level_8 = {
-        **level_1, "concurrency": 8, "throughput_per_s": throughput,
+        **level_1,
+        "concurrency": 8,
+        "throughput_per_s": throughput,
         "latency_ms": {"p50": p50 * 4, "p95": p50 * 6, "p99": p50 * 8, "max": p50 * 9},
     }
-    split = {"workflow_task_wait": 8.0, "workflow_task_work": p50 / 2, "activity_wait": 0.0,
-             "activity_work": 10.0, "other": 1.0, "total": p50}
+    split = {
+        "workflow_task_wait": 8.0,
+        "workflow_task_work": p50 / 2,
+        "activity_wait": 0.0,
+        "activity_work": 10.0,
+        "other": 1.0,
+        "total": p50,
+    }
     history = {"mean": events, "min": events, "max": events, "time_ms": split}
     return report.summarize_sweep({"levels": [level_1, level_8], "history_events_per_payment": history})
 

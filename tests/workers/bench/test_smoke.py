@@ -21,15 +21,24 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     argv = [
-        "--server", "both",
-        "--concurrency", "1",
-        "--warmup", "0.1",
-        "--duration", "0.6",
-        "--signal-n", "4",
-        "--scale-n", "6",
-        "--batch-concurrency", "4",
-        "--batch-timeout", "60",
-        "--out", str(tmp_path),
+        "--server",
+        "both",
+        "--concurrency",
+        "1",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.6",
+        "--signal-n",
+        "4",
+        "--scale-n",
+        "6",
+        "--batch-concurrency",
+        "4",
+        "--batch-timeout",
+        "60",
+        "--out",
+        str(tmp_path),
     ]
     if not HAS_MATPLOTLIB:
         argv.append("--no-plot")
@@ -39,7 +48,10 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     document = json.loads((tmp_path / "result.json").read_text())
     assert document["schema"] == "durapay-bench/1" and document["errors"] == []
     assert document["machine"]["cpus"] >= 1 and "Server" in document["machine"]["temporal_cli"]
-    assert document["servers"]["tuned"]["dynamic_config"] and not document["servers"]["untuned"]["dynamic_config"]
+    assert (
+        document["servers"]["tuned"]["dynamic_config"]
+        and not document["servers"]["untuned"]["dynamic_config"]
+    )
 
     sweeps = ("engine_baseline", "engine_best_eager", "engine_best_uws", "durapay")
     for server in ("tuned", "untuned"):
@@ -76,7 +88,8 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     assert scale["start"]["done"] == 6 and scale["complete_by_signal"]["completed"] == 6
     assert scale["worker_memory"]["all_waiting"] > 0 and scale["server_rss_mb"] > 0
     assert {(item["scenario"], item["server"]) for item in document["skipped"]} == {
-        ("webhooks", "untuned"), ("scale", "untuned")
+        ("webhooks", "untuned"),
+        ("scale", "untuned"),
     }
 
     # Every ratio is this run's numerator / this run's denominator, found where it says.
@@ -101,12 +114,27 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
         assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
 
 
-async def test_a_running_server_on_this_machine_can_be_used(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+async def test_a_running_server_on_this_machine_can_be_used(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     address = temporal_env.client.service_client.config.target_host
-    argv = ["--address", address, "--scenarios", "engine_baseline", "--concurrency", "1", "--warmup", "0",
-            "--duration", "0.5", "--out", str(tmp_path), "--no-plot"]
+    argv = [
+        "--address",
+        address,
+        "--scenarios",
+        "engine_baseline",
+        "--concurrency",
+        "1",
+        "--warmup",
+        "0",
+        "--duration",
+        "0.5",
+        "--out",
+        str(tmp_path),
+        "--no-plot",
+    ]
 
     assert await run(parser.parse_args(argv)) == 0
 

@@ -55,14 +55,10 @@ def upgrade() -> None:
     op.create_index("ix_payments_order_id", "payments", ["order_id"])
     op.create_index("ix_payments_status", "payments", ["status"])
     op.create_index("ix_payments_created_at", "payments", ["created_at"])
-    op.create_index(
-        "ix_payments_provider_payment_id_gateway", "payments", ["provider_payment_id", "gateway"]
-    )
+    op.create_index("ix_payments_provider_payment_id_gateway", "payments", ["provider_payment_id", "gateway"])
     op.create_index("ix_payments_customer_id_created_at", "payments", ["customer_id", "created_at"])
     op.create_index("ix_payments_customer_ip_created_at", "payments", ["customer_ip", "created_at"])
-    op.create_index(
-        "ix_payments_card_fingerprint_created_at", "payments", ["card_fingerprint", "created_at"]
-    )
+    op.create_index("ix_payments_card_fingerprint_created_at", "payments", ["card_fingerprint", "created_at"])
 
     op.create_table(
         "payment_events",
