@@ -1,8 +1,8 @@
 """Record representative PaymentWorkflow histories for the replay test.
 
-    python -m tests.workflows.record_histories
+    python -m tests.workflows.record_histories [scenario ...]
 
-Runs each scenario against the fake activities, to completion, and writes its history as JSON
+Runs each scenario (or only the named ones) against the fake activities, to completion, and writes its history as JSON
 (`WorkflowHistory.to_json()`) to tests/workflows/histories/<scenario>.json. Scenarios that need
 update-with-start run on a private dev server (the same binary and tuning as the `temporal_env`
 fixture) with a short settlement window; scenarios that need hours of timers run on a time-skipping
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ HISTORIES = Path(__file__).parent / "histories"
 # Long enough for a scenario's messages to land inside the window on a busy machine.
 DEV_WINDOW = {"settlement_window_seconds": 5}
 FULL = Amount(minor=4999, currency="USD")
+PART = Amount(minor=999, currency="USD")
 AUTHORIZED = GatewayResult(
     status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
 )
@@ -166,6 +168,23 @@ async def _dispute(world, start, pid):
     return handle
 
 
+async def _refund_before_paid(world, start, pid):
+    """A refund notified before the payment's own success: held until it is paid, then counted
+    (patch `hold-refund-events-until-paid`)."""
+    world.authorize_answer = THREE_DS
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_1", amount=PART),
+    )
+    await wait_for(handle, lambda _: "refund.held_until_paid" in world.events())
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+    )
+    return handle
+
+
 async def _three_ds_timeout(world, start, pid):
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings={"action_timeout_seconds": 900}))
@@ -221,6 +240,7 @@ SCENARIOS = (
     Scenario("manual_partial_capture_refunds", False, _manual_partial_capture_refunds),
     Scenario("cancel_then_late_success", False, _cancel_then_late_success),
     Scenario("dispute", False, _dispute),
+    Scenario("refund_before_paid", False, _refund_before_paid),
     Scenario("three_ds_timeout", True, _three_ds_timeout),
     Scenario("authorization_expired", True, _authorization_expired),
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
@@ -254,7 +274,11 @@ async def _record(client: Client, scenario: Scenario) -> None:
     print(f"{scenario.name:32} {view.status.value:20} {len(history.events):4} events  {path.name}")
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"no such scenario: {', '.join(sorted(unknown))}")
+    scenarios = [s for s in SCENARIOS if not names or s.name in names]
     HISTORIES.mkdir(exist_ok=True)
     dev = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
@@ -264,11 +288,11 @@ async def main() -> None:
     )
     try:
         # Dev-server scenarios wait out real settlement windows: run them side by side.
-        await asyncio.gather(*(_record(dev.client, s) for s in SCENARIOS if not s.time_skipping))
+        await asyncio.gather(*(_record(dev.client, s) for s in scenarios if not s.time_skipping))
     finally:
         await dev.shutdown()
     # One time-skipping server per scenario: its clock is shared by everything on it.
-    for scenario in (s for s in SCENARIOS if s.time_skipping):
+    for scenario in (s for s in scenarios if s.time_skipping):
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
         )
@@ -287,4 +311,4 @@ async def main() -> None:
 if __name__ == "__main__":
     # The scenarios script gateway failures on purpose: their per-attempt warnings are noise here.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
