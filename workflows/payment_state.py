@@ -161,9 +161,10 @@ class PaymentState:
     def advance(self, status: PaymentStatus | None) -> bool:
         """A transition: move to `status` (None: stay), bump the version. True if the status moved."""
         view = self.view
-        moved = status is not None and status is not view.status
-        if status is not None and moved:
-            view.status = status
+        if status is None or status is view.status:
+            moved = False
+        else:
+            view.status, moved = status, True
         view.version += 1
         view.updated_at = self._clock()
         return moved
