@@ -210,7 +210,7 @@ async def admitted(client, workflow_id: str, update_id: str) -> None:
             try:
                 response = await client.workflow_service.poll_workflow_execution_update(request)
             except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:  # not sent yet
+                if err.status is not RPCStatusCode.NOT_FOUND:  # NOT_FOUND: not at the server yet
                     raise
             else:
                 if response.stage >= request.wait_policy.lifecycle_stage:
