@@ -66,12 +66,14 @@ class _CodeOnceLoader(importlib.machinery.SourceFileLoader):
         super().__init__(fullname, path)
         self._codes = codes
 
-    def get_code(self, fullname: str) -> CodeType:
+    def get_code(self, fullname: str) -> CodeType | None:
         stat = os.stat(self.path)
         key = (self.path, stat.st_mtime_ns, stat.st_size)
         code = self._codes.get(key)
         if code is None:
-            code = self._codes[key] = super().get_code(fullname)
+            code = super().get_code(fullname)
+            if code is not None:  # None is for a module without source: nothing to keep
+                self._codes[key] = code
         return code
 
 
@@ -163,7 +165,9 @@ def data_converter(codec: AesGcmCodec | None) -> DataConverter:
 def with_data_converter(client: Client, converter: DataConverter) -> Client:
     """`client`'s connection with `converter`, for a client made elsewhere (a test's server, the
     dev stack's) that must read and write exactly what this configuration's processes do."""
-    return Client(**{**client.config(), "data_converter": converter})
+    config = client.config()  # a copy: the client's own is untouched
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 async def prepare_database(config: DurapayConfig) -> None:
