@@ -42,6 +42,9 @@ from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities.fraud import FraudActivities, FraudSettings
+from activities.fraud_providers.activities import FraudScreeningActivities
+from activities.fraud_providers.base import FraudProvider
+from activities.fraud_providers.registry import build_providers, close_providers
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
@@ -188,6 +191,8 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Clients of the screening services configured under [fraud_detection.<provider>].
+    fraud_providers: dict[str, FraudProvider] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -206,9 +211,19 @@ class Runtime:
             await registry.aclose()
             raise
         store = PaymentStore(engine)
-        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec)
+        return cls(
+            config,
+            engine,
+            store,
+            registry,
+            SqlOrderLedger(engine),
+            fraud,
+            codec,
+            fraud_providers=build_providers(fraud),
+        )
 
     async def aclose(self) -> None:
+        await close_providers(self.fraud_providers)
         await self.registry.aclose()
         await self.engine.dispose()
 
@@ -224,6 +239,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
+        *FraudScreeningActivities(runtime.fraud_providers).definitions(),
         *StoreActivities(runtime.store).definitions(),
     ]
 
