@@ -422,7 +422,12 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
 def create_status(view: PaymentView) -> int:
     if view.status in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
         return 201
-    if view.status in (PaymentStatus.AUTHORIZING, PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN):
+    if view.status in (
+        PaymentStatus.AUTHORIZING,
+        PaymentStatus.PENDING,
+        PaymentStatus.OUTCOME_UNKNOWN,
+        PaymentStatus.REQUIRES_REVIEW,
+    ):
         return 202
     if view.status is PaymentStatus.FAILED:
         return 402

@@ -13,6 +13,8 @@ RELEASE_ORDER = "orders.release"
 CONFIRM_ORDER = "orders.confirm"
 
 CHECK_FRAUD = "fraud.check"
+SCREEN_FRAUD = "fraud.screen"
+FRAUD_FEEDBACK = "fraud.feedback"
 
 RECORD_TRANSITION = "store.record_transition"
 

@@ -25,6 +25,9 @@ class PaymentStatus(StrEnum):
     PENDING = "pending"  # accepted, checks running
     AUTHORIZING = "authorizing"  # waiting for the customer (3-D Secure, redirect, QR) or the provider
     OUTCOME_UNKNOWN = "outcome_unknown"  # a gateway call was sent but its result is not known yet
+    # Held by the fraud check for an operator: a card is authorized, not captured; other methods
+    # have nothing at the provider yet.
+    REQUIRES_REVIEW = "requires_review"
     AUTHORIZED = "authorized"
     PAID = "paid"
     FAILED = "failed"
@@ -114,10 +117,43 @@ class FraudDecision(StrEnum):
     BLOCK = "block"
 
 
+class FraudPolicy(Contract):
+    """How a payment's fraud check goes on after the rules, fixed when the rules ran (the worker's
+    `[fraud_detection]` at that moment): the workflow cannot read configuration itself."""
+
+    # The screening service to ask next; None: the rules decided alone.
+    provider: str | None = None
+    # What a provider that stays unreachable past its short retry budget counts as.
+    on_provider_error: FraudDecision = FraudDecision.REVIEW
+    # How long a payment held for review waits for an operator before it is rejected.
+    review_timeout_seconds: int = Field(default=24 * 3600, gt=0)
+
+
 class FraudResult(Contract):
-    score: int = Field(ge=0, le=100)
+    score: int = Field(ge=0, le=100)  # 0-100, higher is riskier, whoever scored it
     decision: FraudDecision
     reasons: list[str] = Field(default_factory=list)
+    source: str = "rules"  # who decided: rules, or the screening service (sift, signifyd, kount)
+    # The screening service's own id for this payment (Sift run id, signifydId, Kount orderId).
+    reference: str | None = None
+    policy: FraudPolicy | None = None  # None: recorded before screening services existed
+
+
+class ReviewDecisionKind(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ReviewView(Contract):
+    """A manual review: asked for when the fraud check said `review`, decided by an operator (the
+    API key id, or whoever sent the update from the Temporal UI) or by the clock."""
+
+    requested_at: datetime
+    deadline: datetime  # no decision by then: rejected
+    decision: ReviewDecisionKind | None = None
+    decided_by: str | None = None  # API key id, "temporal-ui", or "timeout"
+    note: str | None = None
+    decided_at: datetime | None = None
 
 
 class RefundStatus(StrEnum):
@@ -207,6 +243,7 @@ class PaymentView(Contract):
     next_action: NextAction | None = None
     failure: Failure | None = None
     fraud: FraudResult | None = None
+    review: ReviewView | None = None
     refunds: list[RefundView] = Field(default_factory=list)
     disputes: list[DisputeView] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -35,4 +35,12 @@ HOLD_REFUND_EVENTS_UNTIL_PAID = Patch(
     kept_histories=None,
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS)
+FRAUD_SCREENING = Patch(
+    id="fraud-screening",
+    since=date(2026, 12, 6),
+    why="after the rules, a screening service (Sift, Signifyd, Kount) is asked, a `review` decision "
+    "holds the payment for an operator, and the service hears what became of the payment",
+    kept_histories=None,
+)
+
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, FRAUD_SCREENING)

@@ -39,13 +39,17 @@ from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_te
 from workflows.domain import (
     CaptureMethod,
     Failure,
+    FraudDecision,
+    FraudPolicy,
     NextAction,
     NextActionType,
     PaymentStatus,
     RefundStatus,
+    ReviewDecisionKind,
+    WalletMethod,
 )
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundResult
-from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
+from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest, ReviewDecision
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
@@ -106,6 +110,53 @@ async def _decline(world, start, pid):
 async def _fraud_blocked(world, start, pid):
     world.fraud_score = 90
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _fraud_screened(world, start, pid):
+    # Screened by a service after the rules, paid, then disputed: feedback after each.
+    world.fraud_policy = FraudPolicy(provider="sift")
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event(
+            "evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", dispute_reason="fraudulent"
+        ),
+    )
+    await wait_for(handle, lambda v: v.status is PaymentStatus.DISPUTED)
+    return handle
+
+
+def _held_for_review(world):
+    world.fraud_score = 60
+    world.fraud_decision = FraudDecision.REVIEW
+    world.fraud_policy = FraudPolicy(review_timeout_seconds=3600)
+    world.authorize_answer = AUTHORIZED
+
+
+async def _review_card_approved(world, start, pid):
+    _held_for_review(world)
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.execute_update(
+        PaymentWorkflow.review,
+        ReviewDecision(decision=ReviewDecisionKind.APPROVE, note="known customer", decided_by="ops"),
+    )
+    return handle
+
+
+async def _review_qr_rejected(world, start, pid):
+    _held_for_review(world)
+    method = WalletMethod(wallet="wechat_pay", flow="native")
+    _, handle = await start(payment_input(pid, method=method, settings=DEV_WINDOW))
+    await handle.execute_update(
+        PaymentWorkflow.review, ReviewDecision(decision=ReviewDecisionKind.REJECT, decided_by="ops")
+    )
+    return handle
+
+
+async def _review_timeout(world, start, pid):
+    _held_for_review(world)
+    _, handle = await start(payment_input(pid, settings={"settlement_window_seconds": 60}))
     return handle
 
 
@@ -235,6 +286,9 @@ SCENARIOS = (
     Scenario("decline", False, _decline),
     Scenario("fraud_blocked", False, _fraud_blocked),
     Scenario("invalid_currency", False, _invalid_currency),
+    Scenario("fraud_screened", False, _fraud_screened),
+    Scenario("review_card_approved", False, _review_card_approved),
+    Scenario("review_qr_rejected", False, _review_qr_rejected),
     Scenario("three_ds_action_completed", False, _three_ds_action_completed),
     Scenario("three_ds_webhook", False, _three_ds_webhook),
     Scenario("manual_partial_capture_refunds", False, _manual_partial_capture_refunds),
@@ -246,6 +300,7 @@ SCENARIOS = (
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
     Scenario("capture_unknown_retried", True, _capture_unknown_retried),
     Scenario("refund_unknown_polled", True, _refund_unknown_polled),
+    Scenario("review_timeout", True, _review_timeout),
 )
 
 
