@@ -15,6 +15,7 @@ amounts or anything a caller chose, so the number of series stays fixed. Each `G
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -31,8 +32,14 @@ class GatewayOutcome(StrEnum):
     ERROR = "error"  # not a gateway answer at all (a bug): Temporal retries the activity
 
 
+class OutcomeListener(Protocol):
+    def record(self, gateway: str, outcome: GatewayOutcome) -> None: ...
+
+
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, health: OutcomeListener | None = None) -> None:
+        """`health` also hears every outcome: the routing circuits (activities/routing/health.py)."""
+        self.health = health
         self.registry = CollectorRegistry()
         self._calls = Counter(
             "durapay_gateway_calls",
@@ -51,3 +58,5 @@ class GatewayMetrics:
     def observe(self, gateway: str, operation: str, outcome: GatewayOutcome, seconds: float) -> None:
         self._calls.labels(gateway, operation, outcome.value).inc()
         self._duration.labels(gateway, operation).observe(seconds)
+        if self.health is not None:
+            self.health.record(gateway, outcome)

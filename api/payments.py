@@ -71,6 +71,7 @@ from workflows.domain import (
     PaymentStatus,
     PaymentView,
     RefundStatus,
+    RoutingRequest,
 )
 from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
 from workflows.money import MoneyError, to_minor
@@ -457,6 +458,8 @@ async def create_payment(request: web.Request) -> web.Response:
         metadata=body.metadata,
         request_fingerprint=fingerprint(body),
         settings=deps.settings_for(amount.currency),
+        # No gateway named: the worker's routing rules may choose another (workflows/payment.py).
+        routing=RoutingRequest(merchant=api_key_id) if body.gateway is None else None,
     )
     await limit_attempts(deps, payment_input)
     try:

@@ -51,6 +51,9 @@ from activities.gateways.registry import GatewayRegistry
 from activities.metrics import GatewayMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
+from activities.routing.activity import RoutingActivities
+from activities.routing.health import GatewayHealth
+from activities.routing.rules import RoutingSettings
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
@@ -119,6 +122,25 @@ def fraud_settings(config: DurapayConfig) -> FraudSettings:
             for e in exc.errors(include_input=False, include_url=False)
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def routing_settings(config: DurapayConfig, registry: GatewayRegistry) -> RoutingSettings:
+    """`[payment.routing]`, whose candidates must be enabled gateways."""
+    try:
+        settings = RoutingSettings.model_validate(config.payment.routing)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"payment.routing.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    for number, rule in enumerate(settings.rules, 1):
+        unknown = [g for g in rule.gateways if g not in registry]
+        if unknown:
+            raise ConfigError(
+                f"payment.routing rule {number}: {', '.join(unknown)} is not an enabled gateway"
+            )
+    return settings
 
 
 def gateway_registry(config: DurapayConfig) -> GatewayRegistry:
@@ -193,6 +215,7 @@ class Runtime:
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     # Clients of the screening services configured under [fraud_detection.<provider>].
     fraud_providers: dict[str, FraudProvider] = field(default_factory=dict)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -204,6 +227,7 @@ class Runtime:
         registry = gateway_registry(config)
         url = config.database.url.get_secret_value()
         try:
+            routing = routing_settings(config, registry)
             if migrate_database:
                 await prepare_database(config)
             engine = create_engine(url)
@@ -219,8 +243,18 @@ class Runtime:
             SqlOrderLedger(engine),
             fraud,
             codec,
+            # The routing circuits hear every gateway call outcome the metrics count.
+            gateway_metrics=GatewayMetrics(GatewayHealth(routing.circuit)),
             fraud_providers=build_providers(fraud),
+            routing=routing,
         )
+
+    @property
+    def gateway_health(self) -> GatewayHealth:
+        health = self.gateway_metrics.health
+        if not isinstance(health, GatewayHealth):  # a Runtime built by hand (tests) without one
+            health = self.gateway_metrics.health = GatewayHealth(self.routing.circuit)
+        return health
 
     async def aclose(self) -> None:
         await close_providers(self.fraud_providers)
@@ -240,6 +274,9 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
         *FraudScreeningActivities(runtime.fraud_providers).definitions(),
+        *RoutingActivities(
+            runtime.routing, runtime.registry.profiles(), runtime.gateway_health
+        ).definitions(),
         *StoreActivities(runtime.store).definitions(),
     ]
 

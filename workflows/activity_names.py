@@ -16,6 +16,8 @@ CHECK_FRAUD = "fraud.check"
 SCREEN_FRAUD = "fraud.screen"
 FRAUD_FEEDBACK = "fraud.feedback"
 
+ROUTE_PAYMENT = "routing.choose"
+
 RECORD_TRANSITION = "store.record_transition"
 
 RECONCILE = "reconcile.run"

@@ -205,6 +205,21 @@ class PaymentSettings(Contract):
     status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
 
 
+class RoutingRequest(Contract):
+    """Sent by the API when the request names no gateway: the worker's routing rules choose one
+    (by currency, method, amount, merchant) among the healthy candidates, before any money moves."""
+
+    merchant: str  # the API key id the payment was created with
+
+
+class RoutingView(Contract):
+    """Which gateway routing chose for the payment, and why."""
+
+    gateway: str
+    reason: str  # e.g. "rule 1: first healthy candidate", "rule 1: stripe unhealthy, next candidate"
+    skipped: list[str] = Field(default_factory=list)  # candidates passed over (circuit open)
+
+
 class PaymentInput(Contract):
     """How a payment is started: everything the workflow needs, decided once by the API."""
 
@@ -222,6 +237,8 @@ class PaymentInput(Contract):
     metadata: dict[str, str] = Field(default_factory=dict)
     request_fingerprint: str  # hash of the API request, to tell a replay from a key reused for another
     settings: PaymentSettings = Field(default_factory=PaymentSettings)
+    # None: the request named its gateway (never rerouted), or it was started before routing.
+    routing: RoutingRequest | None = None
 
 
 class PaymentView(Contract):
@@ -244,6 +261,7 @@ class PaymentView(Contract):
     failure: Failure | None = None
     fraud: FraudResult | None = None
     review: ReviewView | None = None
+    routing: RoutingView | None = None
     refunds: list[RefundView] = Field(default_factory=list)
     disputes: list[DisputeView] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)

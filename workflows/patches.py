@@ -43,4 +43,12 @@ FRAUD_SCREENING = Patch(
     kept_histories=None,
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, FRAUD_SCREENING)
+GATEWAY_ROUTING = Patch(
+    id="gateway-routing",
+    since=date(2026, 12, 6),
+    why="a request that names no gateway is routed by the worker's rules and circuits (a local step) "
+    "before anything else",
+    kept_histories=None,
+)
+
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, FRAUD_SCREENING, GATEWAY_ROUTING)

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentView,
         RefundView,
         ReviewDecisionKind,
+        RoutingRequest,
     )
     from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict
     from workflows.gateway_io import GatewayEvent, GatewayPaymentStatus, GatewayResult
@@ -57,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         ReviewDecision,
     )
-    from workflows.patches import FEWER_LOCAL_STEPS, FRAUD_SCREENING
+    from workflows.patches import FEWER_LOCAL_STEPS, FRAUD_SCREENING, GATEWAY_ROUTING
     from workflows.payment_gateway import PaymentGateway
     from workflows.payment_state import (
         NOT_CAPTURED_YET,
@@ -73,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         failure_for,
         screened,
     )
+    from workflows.routing_io import RoutingCall, RoutingDecision
     from workflows.validation import validate_payment
 
 MAX_POLL_INTERVAL = timedelta(minutes=10)
@@ -104,7 +106,9 @@ class PaymentWorkflow:
 
     @workflow.run
     async def run(self, input: PaymentInput) -> PaymentView:
-        failure = validate_payment(input.gateway, input.amount, input.method, input.capture_method)
+        if input.routing is not None and workflow.patched(GATEWAY_ROUTING.id):
+            await self._route(input.routing)
+        failure = validate_payment(self._input.gateway, input.amount, input.method, input.capture_method)
         if failure:
             await self._fail(failure, release_order=False)
             return await self._close(settle=False)
@@ -182,6 +186,32 @@ class PaymentWorkflow:
             pass  # nobody decided in time: rejected
         await self._run(self._state.decide_review(request))
         return self._state.review_approved()
+
+    async def _route(self, request: RoutingRequest) -> None:
+        """Choose the gateway before anything moves money, once: a declined payment is never
+        retried elsewhere (tokens are per provider; card networks limit re-attempts)."""
+        default = self._input.gateway
+        decision: RoutingDecision = await workflow.execute_local_activity(
+            act.ROUTE_PAYMENT,
+            RoutingCall(
+                amount=self._input.amount,
+                method=self._input.method,
+                merchant=request.merchant,
+                default=default,
+            ),
+            result_type=RoutingDecision,
+            **LOCAL_STEP,
+        )
+        self._input = self._state.route(decision)
+        self._gateway = PaymentGateway(self._input, self._state, outcome_unknown=self._outcome_unknown)
+        if decision.gateway.id != default.id:
+            workflow.upsert_search_attributes([sa.GATEWAY.value_set(decision.gateway.id)])
+        # On the record with the payment's first transition.
+        self._carried.append(
+            PaymentEventRecord(
+                type="payment.routed", data={"gateway": decision.gateway.id, "reason": decision.reason}
+            )
+        )
 
     async def _check_fraud(self) -> FraudResult:
         method = self._input.method

@@ -34,6 +34,7 @@ from workflows.domain import (
     RefundView,
     ReviewDecisionKind,
     ReviewView,
+    RoutingView,
 )
 from workflows.fraud_io import FeedbackCall, FeedbackKind, ScreeningVerdict, strictest
 from workflows.gateway_io import (
@@ -52,6 +53,7 @@ from workflows.messages import (
 )
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
 from workflows.rejections import Rejection
+from workflows.routing_io import RoutingDecision
 
 # Statuses in which the payment is waiting on the customer or the provider.
 OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN)
@@ -179,6 +181,17 @@ class PaymentState:
     def status(self) -> PaymentStatus:
         return self.view.status
 
+    # ------------------------------------------------------------ routing
+
+    def route(self, decision: RoutingDecision) -> PaymentInput:
+        """Take the gateway routing chose (before anything happened); the input from now on."""
+        self._input = self._input.model_copy(update={"gateway": decision.gateway})
+        self.view.gateway = decision.gateway.id
+        self.view.routing = RoutingView(
+            gateway=decision.gateway.id, reason=decision.reason, skipped=decision.skipped
+        )
+        return self._input
+
     # ------------------------------------------------------------ recording
 
     def advance(self, status: PaymentStatus | None) -> bool:
@@ -210,6 +223,8 @@ class PaymentState:
             lines.append(f"captured {view.amount.with_minor(view.captured_minor)}")
         if view.refunded_minor:
             lines.append(f"refunded {view.amount.with_minor(view.refunded_minor)}")
+        if view.routing:
+            lines.append(f"routed to {view.routing.gateway}: {view.routing.reason}")
         if view.failure:
             lines.append(f"failure: `{view.failure.code}` {view.failure.message}")
         if view.next_action:

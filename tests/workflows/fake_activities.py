@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows import activity_names as act
-from workflows.domain import FraudDecision, FraudPolicy, FraudResult, RefundStatus
+from workflows.domain import FraudDecision, FraudPolicy, FraudResult, GatewayProfile, RefundStatus
 from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict
 from workflows.gateway_io import (
     AuthorizeCall,
@@ -35,6 +35,7 @@ from workflows.ledger_io import (
     PaymentTransition,
     ReservationResult,
 )
+from workflows.routing_io import RoutingCall, RoutingDecision
 
 
 @dataclass
@@ -80,6 +81,8 @@ class FakeWorld:
         default_factory=lambda: ScreeningVerdict(decision=FraudDecision.ALLOW, score=10, reference="ref_1")
     )
     screen_error: ApplicationError | None = None
+    # What routing chooses; None: keeps the API's gateway.
+    routed_to: GatewayProfile | None = None
     reservation: ReservationResult = field(default_factory=lambda: ReservationResult(accepted=True))
     calls: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     transitions: list[PaymentTransition] = field(default_factory=list)
@@ -178,6 +181,15 @@ class FakeWorld:
                 raise world.screen_error
             return world.screen_verdict
 
+        @activity.defn(name=act.ROUTE_PAYMENT)
+        async def route(call: RoutingCall) -> RoutingDecision:
+            world.calls["route"].append(call)
+            if world.routed_to is None:
+                return RoutingDecision(gateway=call.default, reason="no rule matched: default gateway")
+            return RoutingDecision(
+                gateway=world.routed_to, reason="rule 1: circuit open for fake", skipped=["fake"]
+            )
+
         @activity.defn(name=act.FRAUD_FEEDBACK)
         async def feedback(call: FeedbackCall) -> bool:
             world.calls["feedback"].append(call)
@@ -200,5 +212,6 @@ class FakeWorld:
             fraud,
             screen,
             feedback,
+            route,
             record,
         ]

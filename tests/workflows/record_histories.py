@@ -28,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.workflows.builders import (
+    PROFILE,
     gateway_event,
     payment_input,
     start_and_decide,
@@ -46,6 +47,7 @@ from workflows.domain import (
     PaymentStatus,
     RefundStatus,
     ReviewDecisionKind,
+    RoutingRequest,
     WalletMethod,
 )
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundResult
@@ -157,6 +159,13 @@ async def _review_qr_rejected(world, start, pid):
 async def _review_timeout(world, start, pid):
     _held_for_review(world)
     _, handle = await start(payment_input(pid, settings={"settlement_window_seconds": 60}))
+    return handle
+
+
+async def _routed(world, start, pid):
+    # No gateway named: routing moves it to the second candidate (the first's circuit is open).
+    world.routed_to = PROFILE.model_copy(update={"id": "fake-backup", "name": "Fake backup"})
+    _, handle = await start(payment_input(pid, routing=RoutingRequest(merchant="shop"), settings=DEV_WINDOW))
     return handle
 
 
@@ -289,6 +298,7 @@ SCENARIOS = (
     Scenario("fraud_screened", False, _fraud_screened),
     Scenario("review_card_approved", False, _review_card_approved),
     Scenario("review_qr_rejected", False, _review_qr_rejected),
+    Scenario("routed", False, _routed),
     Scenario("three_ds_action_completed", False, _three_ds_action_completed),
     Scenario("three_ds_webhook", False, _three_ds_webhook),
     Scenario("manual_partial_capture_refunds", False, _manual_partial_capture_refunds),
