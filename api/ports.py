@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
+from workflows.client import PaymentWorkflows
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent
 
@@ -143,3 +144,8 @@ class ApiDeps:
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+
+    @property
+    def workflows(self) -> PaymentWorkflows:
+        """The payments' workflows, through `client`."""
+        return PaymentWorkflows(self.client)

@@ -14,6 +14,7 @@ from api.payments import derive_payment_id, derive_refund_id, fingerprint
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.schemas import CreatePayment
 from tests.api.fakes import AUTH, FakeStore, a_view, make_deps, serve
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 CARD = "4242424242424242"
@@ -266,4 +267,4 @@ async def test_get_falls_back_to_the_workflow_when_the_store_lags():
         async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
             assert resp.status == 200
             assert (await resp.json())["status"] == "authorizing"
-    assert temporal.queried == [f"payment-{view.id}"]
+    assert temporal.queried == [workflow_id(view.id)]

@@ -25,6 +25,7 @@ from tests.api.fakes import AUTH, CountingRateLimiter, make_deps, serve
 from tests.stack import API_KEY_ID, Stack, running_stack
 from workers.api_server import start_api
 from workers.worker import Runtime
+from workflows.client import workflow_id
 
 
 def body(order: str, token: str = "tok_visa", **fields) -> dict:
@@ -122,7 +123,7 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
     assert (refused.json()["code"], refused.json()["limit"]) == ("payment_attempts_exceeded", "order")
     assert 1 <= int(refused.headers["Retry-After"]) <= 3600
     # The refused attempt started nothing.
-    handle = apis.stack.client.get_workflow_handle(f"payment-{derive_payment_id(API_KEY_ID, f'{unique}-5')}")
+    handle = apis.stack.client.get_workflow_handle(workflow_id(derive_payment_id(API_KEY_ID, f"{unique}-5")))
     try:
         await handle.describe()
         raise AssertionError("a refused attempt started a workflow")

@@ -12,6 +12,7 @@ from api.ports import WebhookOutcome
 from api.problems import PROBLEM_CONTENT_TYPE
 from tests.api.fakes import FakeStore, make_deps, serve, signed
 from tests.workflows.builders import payment_input
+from workflows.client import workflow_id
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.payment import PaymentWorkflow
 
@@ -116,7 +117,7 @@ async def test_events_are_signalled_and_duplicates_signalled_again(
     # No worker: the signals wait in the workflow's history, which is all the receiver is responsible for.
     payment_id = f"pay_{unique}"
     handle = await temporal_env.client.start_workflow(
-        PaymentWorkflow.run, payment_input(payment_id), id=f"payment-{payment_id}", task_queue=task_queue
+        PaymentWorkflow.run, payment_input(payment_id), id=workflow_id(payment_id), task_queue=task_queue
     )
     try:
         store = FakeStore(provider_refs={("mock", "pi_123"): payment_id})
