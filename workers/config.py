@@ -52,7 +52,7 @@ from pydantic_settings import (
 )
 
 from workers.codec import CodecError, decode_key
-from workflows.domain import PaymentSettings
+from workflows.domain import PaymentPolicy, PaymentSettings
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -95,22 +95,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PaymentConfig(_Section):
+class PaymentConfig(PaymentPolicy):
+    """`[payment]`: the policy every payment starts with (its fields are declared once, in
+    `workflows.domain.PaymentPolicy`), what the deployment accepts, and the gateway sections."""
+
     default_gateway: str = "mock"
     # Ask for 3-D Secure at or above this amount, read in each payment's own currency.
     tds_threshold: Decimal | None = Field(default=None, gt=0)
     auto_capture: bool = True
-    capture_delay_seconds: int = Field(default=0, ge=0)
     # NoDecode: from the environment "USD,EUR" is more natural than JSON (see _split_currencies).
     supported_currencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["USD", "EUR", "GBP", "JPY", "CNY"]
     )
-    enable_fraud_check: bool = True
-    risk_threshold: int = Field(default=75, ge=0, le=100)
-    action_timeout_seconds: int = Field(default=900, gt=0)
-    authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
-    settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
-    status_poll_seconds: int = Field(default=30, gt=0)
     # `[payment.<gateway>]` tables, validated by the gateway registry. Hidden from repr: they hold
     # provider secrets as plain strings until the registry turns them into SecretStr.
     gateways: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
@@ -177,16 +173,8 @@ class PaymentConfig(_Section):
 
     def settings_for(self, currency: str) -> PaymentSettings:
         """The settings a payment in `currency` starts with (fixed for its whole life)."""
-        return PaymentSettings(
-            capture_delay_seconds=self.capture_delay_seconds,
-            action_timeout_seconds=self.action_timeout_seconds,
-            authorization_ttl_seconds=self.authorization_ttl_seconds,
-            settlement_window_seconds=self.settlement_window_seconds,
-            enable_fraud_check=self.enable_fraud_check,
-            risk_threshold=self.risk_threshold,
-            tds_threshold_minor=self.tds_threshold_minor(currency),
-            status_poll_seconds=self.status_poll_seconds,
-        )
+        policy = {name: getattr(self, name) for name in PaymentPolicy.model_fields}
+        return PaymentSettings(**policy, tds_threshold_minor=self.tds_threshold_minor(currency))
 
 
 class ApiConfig(_Section):
@@ -340,7 +328,9 @@ class DurapayConfig(BaseSettings):
         if spec.secrets_dir is not None:
             sources.append(
                 _SecretsDirSource(
-                    settings_cls,
+                    # The source pydantic-settings built (its settings class and init state), with
+                    # the directory and naming chosen here.
+                    file_secret_settings,
                     secrets_dir=spec.secrets_dir,
                     secrets_dir_missing="error",
                     secrets_prefix="",
