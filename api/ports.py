@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import SecretStr
@@ -18,6 +17,7 @@ from temporalio.converter import PayloadCodec
 from workflows.client import PaymentWorkflows
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 
 class WebhookRejected(Exception):
@@ -33,14 +33,6 @@ class StoreUnavailable(Exception):
     workers/ raises it in place of the database driver's connection errors, so that the API can
     answer 503 (retry with the same Idempotency-Key; providers send the webhook again) instead
     of a 500 that tells the caller something is broken for good."""
-
-
-class WebhookOutcome(StrEnum):
-    """What the receiver did with one notification, as recorded in the inbox."""
-
-    SIGNALLED = "signalled"  # Temporal accepted the signal
-    UNKNOWN_PAYMENT = "unknown_payment"  # no payment of ours: acknowledged so the provider stops
-    REJECTED = "rejected"  # signature check failed: nothing signalled
 
 
 class PaymentReader(Protocol):

@@ -15,10 +15,11 @@ from aiohttp import web
 from temporalio.service import RPCError
 
 from api.payments import DEPS
-from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
+from api.ports import ApiDeps, WebhookRejected
 from api.problems import Problem, temporal_unavailable
 from workflows.client import PaymentNotRunning
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 log = logging.getLogger("durapay.webhooks")
 

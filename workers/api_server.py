@@ -1,8 +1,9 @@
 """The API process: `api.app.create_app` over the store and the gateway registry.
 
 `api/` never imports `activities/`; the adapters below implement its `api/ports.py` Protocols with
-activities' objects, and translate their vocabulary (the store's `WebhookOutcome`, the gateways'
-`WebhookVerificationError`, the database's connection errors) into the API's.
+activities' objects, and translate their vocabulary (the gateways' `WebhookVerificationError`, the
+database's connection errors) into the API's. Webhook outcomes need no translation: both sides
+speak `workflows.webhook_inbox.WebhookOutcome`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from temporalio.client import Client
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.registry import GatewayRegistry
 from activities.store.repository import PaymentStore
-from activities.store.tables import WebhookOutcome as StoredWebhookOutcome
 from api.app import AccessLogger, create_app
 from api.ports import (
     ApiDeps,
     RateLimit,
     StoreUnavailable,
-    WebhookOutcome,
     WebhookRejected,
 )
 from workers.config import DurapayConfig
@@ -38,6 +37,7 @@ from workers.worker import (
 )
 from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 log = logging.getLogger("durapay.api")
 
@@ -87,7 +87,7 @@ class StorePorts:
     ) -> bool:
         with store_errors():
             return await self._store.record_webhook(
-                gateway, event_id, payment_id, verified, StoredWebhookOutcome(outcome.value), event_type
+                gateway, event_id, payment_id, verified, outcome, event_type
             )
 
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:

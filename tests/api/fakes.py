@@ -14,10 +14,11 @@ from pydantic import SecretStr
 
 from activities.gateways.signing import constant_time_equals, hmac_sha256_hex
 from api.app import AccessLogger, create_app
-from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
+from api.ports import ApiDeps, WebhookRejected
 from workflows.domain import CaptureMethod, CardMethod, GatewayProfile, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
 from workflows.money import Amount
+from workflows.webhook_inbox import WebhookOutcome
 
 API_KEY_ID = "key_test"
 API_SECRET = "sk_test_0123456789abcdef"

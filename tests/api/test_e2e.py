@@ -15,11 +15,11 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
 from activities.gateways.mock import MockWebhook
-from activities.store.tables import WebhookOutcome
 from tests.stack import Stack, running_stack
 from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 from workflows.gateway_io import GatewayEventKind
+from workflows.webhook_inbox import WebhookOutcome
 
 PROBLEM = "application/problem+json"
 

@@ -22,7 +22,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
 from activities.gateways.mock import MockGateway, MockWebhook
-from activities.store.tables import WebhookOutcome
 from api.payments import derive_payment_id
 from tests.stack import API_KEY_ID, Stack, running_stack
 from workers.fake_providers.stripe import FakeStripe, gateway_section
@@ -31,6 +30,7 @@ from workflows.domain import PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEventKind, RefundCall
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

@@ -8,13 +8,13 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.ports import WebhookOutcome
 from api.problems import PROBLEM_CONTENT_TYPE
 from tests.api.fakes import FakeStore, make_deps, serve, signed
 from tests.workflows.builders import payment_input
 from workflows.client import workflow_id
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 
 def _event(event_id: str = "evt_1", **fields) -> GatewayEvent:

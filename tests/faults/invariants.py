@@ -25,12 +25,12 @@ from typing import Any
 import httpx
 from temporalio.service import RPCError
 
-from activities.store.tables import WebhookOutcome
 from tests.faults.harness import Expect, FaultStack, wait_until
 from tests.faults.report import FIGURES
 from workflows.client import workflow_id
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 # Statuses in which Stripe holds or has taken the customer's money.
 _MONEY_HELD = frozenset(
