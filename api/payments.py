@@ -300,11 +300,11 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         return
     if await deps.payments.get(payment_input.payment_id) is not None:
         return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
-    checks = [("order", payment_input.order_id, deps.order_attempt_limit)]
+    checks = [("order", payment_input.order_id, deps.limits.order_attempt_limit)]
     if payment_input.customer_id:
-        checks.append(("customer", payment_input.customer_id, deps.customer_attempt_limit))
+        checks.append(("customer", payment_input.customer_id, deps.limits.customer_attempt_limit))
     if payment_input.customer_ip:
-        checks.append(("ip", payment_input.customer_ip, deps.ip_attempt_limit))
+        checks.append(("ip", payment_input.customer_ip, deps.limits.ip_attempt_limit))
     refused = []
     for name, value, limit in checks:
         allowed, retry_after = await deps.rate_limiter.hit(
@@ -360,7 +360,7 @@ async def create_payment(request: web.Request) -> web.Response:
     )
     await limit_attempts(deps, payment_input)
     try:
-        async with asyncio.timeout(deps.decide_timeout_s):
+        async with asyncio.timeout(deps.limits.decide_timeout_seconds):
             view = await deps.workflows.start_and_decide(payment_input, task_queue=deps.task_queue)
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
@@ -497,7 +497,7 @@ async def complete_action(request: web.Request) -> web.Response:
     except PaymentNotRunning:  # closed between the query and the signal
         return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + deps.action_complete_wait_s
+    deadline = loop.time() + deps.limits.action_complete_wait_seconds
     while True:
         view = await deps.workflows.view(payment_id)
         if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:

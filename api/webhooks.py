@@ -49,9 +49,9 @@ async def receive(request: web.Request) -> web.Response:
     gateway = request.match_info["gateway"]
     if not deps.webhooks.known(gateway):
         raise Problem(404, "unknown_gateway", "Unknown gateway", f"No webhook endpoint for {gateway!r}.")
-    if request.content_length is not None and request.content_length > deps.max_body_bytes:
+    if request.content_length is not None and request.content_length > deps.limits.max_body_bytes:
         raise Problem(
-            413, "payload_too_large", "Request body too large", f"At most {deps.max_body_bytes} bytes."
+            413, "payload_too_large", "Request body too large", f"At most {deps.limits.max_body_bytes} bytes."
         )
     body = await request.read()
 

@@ -23,7 +23,6 @@ from activities.store.repository import PaymentStore
 from api.app import AccessLogger, create_app
 from api.ports import (
     ApiDeps,
-    RateLimit,
     StoreUnavailable,
     WebhookRejected,
 )
@@ -138,15 +137,8 @@ def api_deps(
         settings_for=payment.settings_for,
         default_gateway=payment.default_gateway,
         supported_currencies=frozenset(payment.supported_currencies),
-        max_body_bytes=config.api.max_body_bytes,
+        limits=config.api,  # an `ApiLimits`: [api] extends it
         rate_limiter=store if config.api.rate_limiting else None,
-        api_rate_limit=RateLimit(limit=config.api.rate_limit_per_minute, window_s=60),
-        webhook_rate_limit=RateLimit(limit=config.api.webhook_rate_limit_per_minute, window_s=60),
-        order_attempt_limit=RateLimit(limit=config.api.order_attempts_per_hour, window_s=3600),
-        customer_attempt_limit=RateLimit(limit=config.api.customer_attempts_per_hour, window_s=3600),
-        ip_attempt_limit=RateLimit(limit=config.api.ip_attempts_per_hour, window_s=3600),
-        decide_timeout_s=config.api.decide_timeout_seconds,
-        action_complete_wait_s=config.api.action_complete_wait_seconds,
         serve_metrics=config.api.metrics,
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),

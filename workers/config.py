@@ -51,6 +51,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
 from workflows.domain import PaymentPolicy, PaymentSettings
 from workflows.money import exponent, is_known_currency
@@ -177,25 +178,16 @@ class PaymentConfig(PaymentPolicy):
         return PaymentSettings(**policy, tds_threshold_minor=self.tds_threshold_minor(currency))
 
 
-class ApiConfig(_Section):
+class ApiConfig(ApiLimits):
+    """`[api]`: where the API listens, its keys, and its limits (declared once, in
+    `api.ports.ApiLimits`)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: an ephemeral port (tests)
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    max_body_bytes: int = Field(default=64 * 1024, gt=0)
     # Fixed-window limits shared by every API process through the database (per API key, payment
     # attempts), and webhook flood protection per instance in memory; off for benchmarks.
     rate_limiting: bool = True
-    rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
-    # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
-    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
-    # New payments per hour (with rate_limiting): per order, per customer, per customer IP address.
-    order_attempts_per_hour: int = Field(default=5, gt=0)
-    customer_attempts_per_hour: int = Field(default=10, gt=0)
-    ip_attempts_per_hour: int = Field(default=20, gt=0)
-    # How long POST /v1/payments waits for a decision before answering 202 (the payment goes on).
-    decide_timeout_seconds: float = Field(default=30, gt=0)
-    # How long POST /actions/complete waits for the outcome before answering 202.
-    action_complete_wait_seconds: float = Field(default=5, ge=0)
     # GET /metrics (Prometheus, no API key) on this listener. Off by default: the listener faces
     # providers' webhooks, and traffic counts are nobody's business outside; turn it on where the
     # ingress keeps /metrics internal.

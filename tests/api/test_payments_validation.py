@@ -221,13 +221,13 @@ class _SlowTemporal:
 async def test_undecided_in_time_answers_202_with_the_payment_as_it_stands():
     payment_id = derive_payment_id("key_test", "slow-1")
     store = FakeStore(views={payment_id: a_view(payment_id, status=PaymentStatus.PENDING, captured_minor=0)})
-    deps = make_deps(client=_SlowTemporal(), store=store, decide_timeout_s=0.2)
+    deps = make_deps(client=_SlowTemporal(), store=store, limits={"decide_timeout_seconds": 0.2})
     status, _, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "slow-1"}, deps=deps)
     assert (status, body["id"], body["status"]) == (202, payment_id, "pending")
 
 
 async def test_undecided_and_unknown_answers_503_to_retry_with_the_same_key():
-    deps = make_deps(client=_SlowTemporal(), decide_timeout_s=0.2)
+    deps = make_deps(client=_SlowTemporal(), limits={"decide_timeout_seconds": 0.2})
     status, content_type, body = await _post(
         "/v1/payments", BODY, headers={"Idempotency-Key": "slow-2"}, deps=deps
     )

@@ -42,7 +42,7 @@ async def test_unknown_gateway_is_404():
 async def test_oversized_body_is_413_and_not_parsed():
     deps = make_deps()
     body, headers = signed([_event(f"evt_{i}") for i in range(40)])
-    assert len(body) > deps.max_body_bytes
+    assert len(body) > deps.limits.max_body_bytes
     status, content_type, _ = await _deliver(deps, body, headers)
     assert (status, content_type) == (413, PROBLEM_CONTENT_TYPE)
     assert deps.inbox.entries == []

@@ -106,11 +106,11 @@ async def test_api_deps_from_config(temporal_env: WorkflowEnvironment, sqlite_ur
     # The 3-D Secure threshold is read in each payment's own currency.
     assert deps.settings_for("USD").tds_threshold_minor == 5000
     assert deps.settings_for("JPY").tds_threshold_minor == 50
-    assert deps.api_rate_limit.limit == 7 and deps.decide_timeout_s == 3
+    assert deps.limits.api_rate_limit.limit == 7 and deps.limits.decide_timeout_seconds == 3
     assert (
-        deps.order_attempt_limit.limit,
-        deps.customer_attempt_limit.limit,
-        deps.ip_attempt_limit.limit,
+        deps.limits.order_attempt_limit.limit,
+        deps.limits.customer_attempt_limit.limit,
+        deps.limits.ip_attempt_limit.limit,
     ) == (2, 3, 4)
-    assert deps.order_attempt_limit.window_s == 3600
+    assert deps.limits.order_attempt_limit.window_s == 3600
     assert deps.rate_limiter is not None
