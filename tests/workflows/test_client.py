@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from workflows.client import payment_id_from, workflow_id
+from workflows.client import PaymentNotRunning, PaymentWorkflows, payment_id_from, workflow_id
+from workflows.messages import ActionCompleted, CaptureRequest, RefundRequest
 
 
 def test_a_payment_id_round_trips_through_its_workflow_id():
@@ -27,3 +28,19 @@ def test_the_workflow_module_does_not_load_the_client():
     probe = "import sys, workflows.payment; print('workflows.client' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+async def test_a_payment_without_a_running_workflow_is_one_clear_error(temporal_env, unique):
+    # Temporal answers NOT_FOUND to each of these in its own way; callers see one exception.
+    workflows = PaymentWorkflows(temporal_env.client)
+    payment_id = f"pay_{unique}"
+    calls = [
+        workflows.view(payment_id),
+        workflows.action_completed(payment_id, ActionCompleted()),
+        workflows.capture(payment_id, CaptureRequest(), idempotency_token="t1"),
+        workflows.refund(payment_id, RefundRequest(refund_id="re_1")),
+    ]
+    for call in calls:
+        with pytest.raises(PaymentNotRunning) as caught:
+            await call
+        assert caught.value.payment_id == payment_id
