@@ -106,7 +106,7 @@ def fingerprint(request: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def update_token(api_key_id: str, idempotency_key: str) -> str:
+def _update_token(api_key_id: str, idempotency_key: str) -> str:
     # Scoped by key id so that two API keys sending the same key are two updates (the workflow
     # client scopes it by operation: capture and then cancel with one key are two updates too).
     # Hashed: an update id is kept in the workflow's history and shown in its UI, and the key is
@@ -441,7 +441,7 @@ async def capture_payment(request: web.Request) -> web.Response:
         view = await deps.workflows.capture(
             payment_id,
             CaptureRequest(amount_minor=amount_minor),
-            idempotency_token=update_token(request[API_KEY_ID], key),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
         )
     return _json(PaymentOut.of(view), 200)
 
@@ -456,7 +456,7 @@ async def cancel_payment(request: web.Request) -> web.Response:
         view = await deps.workflows.cancel(
             payment_id,
             CancelRequest(reason=body.reason),
-            idempotency_token=update_token(request[API_KEY_ID], key),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
         )
     return _json(PaymentOut.of(view), 200)
 
