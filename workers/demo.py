@@ -21,6 +21,7 @@ import httpx
 
 from activities.gateways.mock import MockGateway
 from workers.fake_providers.local import ALIPAY, STRIPE, WECHAT_PAY, FakeProviders
+from workflows.client import workflow_id
 
 # What the demo's flows rely on; `durapay dev` / `durapay demo` load these under the user's own
 # configuration (which still wins): a short customer-action timeout so the 3-D Secure timeout
@@ -316,7 +317,7 @@ async def run_demo(
 def format_table(outcomes: list[Outcome], workflow_url: Callable[[str], str]) -> str:
     rows = [("", "flow", "outcome", "expected (when different)", "Temporal UI")]
     for outcome in outcomes:
-        link = workflow_url(f"payment-{outcome.payment_id}") if outcome.payment_id else "-"
+        link = workflow_url(workflow_id(outcome.payment_id)) if outcome.payment_id else "-"
         rows.append(
             (
                 "ok" if outcome.ok else "FAIL",

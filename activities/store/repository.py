@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from activities.store.db import write_transaction
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
-    WebhookOutcome,
     payment_events,
     payments,
     rate_limit_hits,
@@ -24,6 +23,7 @@ from activities.store.tables import (
 )
 from workflows.domain import CardMethod, PaymentStatus, PaymentView
 from workflows.ledger_io import PaymentTransition
+from workflows.webhook_inbox import WebhookOutcome
 
 
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:

@@ -13,6 +13,7 @@ from workers.fake_providers.alipay import FakeAlipay
 from workers.fake_providers.local import FakeProviders
 from workers.fake_providers.stripe import FakeStripe
 from workers.fake_providers.wechatpay import FakeWechatPay
+from workflows.client import workflow_id
 
 # The 3-D Secure timeout flow waits this long: short, to keep the test fast, yet long enough for the
 # AliPay page flow's customer to open the cashier before the trade expires on a busy machine.
@@ -43,7 +44,9 @@ async def test_demo_flows_end_as_expected(
     assert len(outcomes) == 12
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
     assert "12/12 flows as expected" in table
-    assert f"http://127.0.0.1:8233/namespaces/default/workflows/payment-{outcomes[0].payment_id}" in table
+    assert (
+        f"http://127.0.0.1:8233/namespaces/default/workflows/{workflow_id(outcomes[0].payment_id)}" in table
+    )
 
     by_flow = {o.flow: o for o in outcomes}
     assert {flow: by_flow[flow].actual for flow in list(by_flow)[8:]} == {
@@ -75,7 +78,7 @@ def test_table_marks_a_differing_outcome() -> None:
     assert (
         lines[2].startswith("FAIL  decline")
         and "failed (card_declined)" in lines[2]
-        and "ui/payment-pay_x" in lines[2]
+        and f"ui/{workflow_id('pay_x')}" in lines[2]
     )
     assert lines[3].startswith("ok") and lines[3].endswith("-")
     assert "failed (card_declined)" not in lines[3]

@@ -15,6 +15,7 @@ from workers.demo import demo_defaults
 from workers.dev import EXIT_OK, run_demo_against, run_dev, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
 from workers.fake_providers.local import running_fake_providers
+from workflows.client import workflow_id
 
 
 def free_port() -> int:
@@ -50,7 +51,10 @@ async def test_dev_runs_the_demo_and_stops_everything(
         assert f"ok  {flow}" in out
     for gateway in ("stripe", "wechat_pay", "alipay"):
         assert f"provider     {gateway} (fake) at http://127.0.0.1:" in out
-    assert f"http://127.0.0.1:{config.temporal.ui_port}/namespaces/default/workflows/payment-pay_" in out
+    assert (
+        f"http://127.0.0.1:{config.temporal.ui_port}/namespaces/default/workflows/{workflow_id('pay_')}"
+        in out
+    )
     data = tmp_path / "data"
     assert (data / "temporal.db").stat().st_size > 0  # file persistence
     assert (data / "temporal.log").exists()

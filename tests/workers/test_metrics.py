@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.stack import running_stack
 from workers.config import ConfigError, load_config, parse_bind
 from workers.worker import connect
+from workflows.client import workflow_id
 
 
 def free_port() -> int:
@@ -197,7 +198,7 @@ async def test_deployed_processes_serve_their_metrics_and_share_the_codec(
     assert total(gateway_samples, "durapay_gateway_calls_total", operation="authorize", outcome="ok") == 1
     assert total(sdk_samples, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert "payloads encrypted" in outputs[1] and "codec server at" in outputs[0]
-    history = await temporal_env.client.get_workflow_handle(f"payment-{created.json()['id']}").fetch_history()
+    history = await temporal_env.client.get_workflow_handle(workflow_id(created.json()["id"])).fetch_history()
     stored = b"".join(event.SerializeToString() for event in history.events)
     assert f"o-{unique}".encode() in stored  # the order id, a search attribute: the scan read something
     assert f"{unique}@example.com".encode() not in stored
