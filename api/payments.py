@@ -499,7 +499,10 @@ async def complete_action(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deps.limits.action_complete_wait_seconds
     while True:
-        view = await deps.workflows.view(payment_id)
+        polled = await _query_view(deps, payment_id)
+        if polled is None:  # gone since the signal (retention): the store has the last word
+            return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+        view = polled
         if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:
             break
         await asyncio.sleep(_ACTION_POLL_S)
