@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.stack import running_stack
+from tests.workers.observability import alert_queries, dashboard_queries, metric_names
 from workers.config import ConfigError, load_config, parse_bind
 from workers.worker import connect
 
@@ -105,6 +106,13 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
     # The SDK's own: this worker's workflow and activity tasks, by task queue.
     assert total(sdk, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert total(sdk, "temporal_activity_execution_latency_count", task_queue=task_queue) >= 1
+    # Every SDK metric the dashboard and the alert rules query is one this SDK really exports.
+    queried = {
+        n
+        for n in metric_names(dashboard_queries()) | metric_names(alert_queries())
+        if n.startswith("temporal_")
+    }
+    assert queried <= {name for name, _ in sdk}, queried - {name for name, _ in sdk}
     for text in (api_text, gateway_text):
         assert payment_id not in text and unique not in text and "49.99" not in text
 
