@@ -18,8 +18,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.observability import alert_queries, dashboard_queries, metric_names
 from tests.stack import running_stack
-from tests.workers.observability import alert_queries, dashboard_queries, metric_names
 from workers.config import ConfigError, load_config, parse_bind
 from workers.worker import connect
 

@@ -1,5 +1,5 @@
 """The metric names deploy/grafana/durapay.json and deploy/prometheus/alerts.yaml query, and the names
-durapay's own registries export: shared by the deploy test (names agree with the code) and the metrics
+durapay's own registries export: shared by tests/deploy (names agree with the code) and the metrics
 test (the Temporal SDK names appear in a real scrape)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from api.metrics import ApiMetrics
 DEPLOY = Path(__file__).parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "durapay.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
+OPERATIONS = DEPLOY.parent / "docs" / "OPERATIONS.md"
 
 _METRIC = re.compile(r"\b((?:durapay|temporal)_[a-z0-9_]+)\b")
 # What a family of each type is scraped as (prometheus-client's exposition).
