@@ -4,7 +4,7 @@ each flow must have, printed as a table with links to the payments' workflows in
 It runs against a live worker + API with the mock gateway enabled (`durapay dev`, `durapay demo`,
 tests). The webhook flow settles the payment at the mock "provider", which lives in the worker's
 process: so the demo runs in that process too, and takes the mock gateway object. Given the fake
-providers (workers/fake_providers), it adds their flows: Stripe card and 3-D Secure payments, a
+providers (workers/fake_providers/local.py), it adds their flows: Stripe card and 3-D Secure payments, a
 WeChat Pay Native QR payment and an AliPay page payment, both paid by the fake's signed notification.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from activities.gateways.mock import MockGateway
+from activities.gateways.mock.adapter import MockGateway
 from workers.fake_providers.local import ALIPAY, STRIPE, WECHAT_PAY, FakeProviders
 
 # What the demo's flows rely on; `durapay dev` / `durapay demo` load these under the user's own

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
-from activities.gateways.mock import MockGateway, MockSettings
+from activities.gateways.mock.adapter import MockGateway, MockSettings
 from activities.gateways.registry import GatewayRegistry
 from activities.reconciliation import (
     Reconciler,

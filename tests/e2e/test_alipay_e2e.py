@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest_asyncio
 
+from activities.gateways.alipay.fake import FakeAlipay
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import (
     awaiting_customer,
@@ -30,7 +31,6 @@ from tests.e2e.helpers import (
     wallet_payment,
 )
 from tests.stack import Stack
-from workers.fake_providers.alipay import FakeAlipay
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to pay here
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from activities.gateways.stripe import StripeGateway, StripeSettings
+from activities.gateways.stripe.adapter import StripeGateway, StripeSettings
 from workflows.domain import CardMethod, NextActionType, RefundStatus
 from workflows.gateway_io import (
     AuthorizeCall,

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from activities.gateways.alipay import AlipayGateway, AlipaySettings
-from activities.gateways.wechatpay import WechatPayGateway, WechatPaySettings
+from activities.gateways.alipay.adapter import AlipayGateway, AlipaySettings
+from activities.gateways.wechat_pay.adapter import WechatPayGateway, WechatPaySettings
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import AuthorizeCall, CancelCall, GatewayPaymentStatus, LookupCall, RefundLookupCall
 from workflows.money import Amount

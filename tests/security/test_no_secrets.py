@@ -21,12 +21,13 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import make_url
 
+from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.fake_server import post_to
+from activities.gateways.stripe.fake import FakeStripe
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.security.leaks import database_text, found, temporal_bytes, variants
 from tests.stack import Stack, running_stack
 from workers.cli import config_check
-from workers.fake_providers.alipay import FakeAlipay
-from workers.fake_providers.stripe import FakeStripe, gateway_section
-from workers.fake_providers.wechatpay import FakeWechatPay, post_to
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -58,7 +59,7 @@ async def stack(temporal_env, pg_url, fakes: Fakes, db_password: str) -> AsyncIt
     db_url = make_url(pg_url).set(password=db_password).render_as_string(hide_password=False)
     overrides = {
         "payment": {
-            "stripe": gateway_section(fakes.stripe),
+            "stripe": fakes.stripe.gateway_section(),
             "wechat_pay": fakes.wechat.gateway_section(),
             "alipay": fakes.alipay.gateway_section(),
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.gateways.mock import MockWebhook
+from activities.gateways.mock.adapter import MockWebhook
 from activities.store.tables import WebhookOutcome as StoredOutcome
 from api.ports import WebhookOutcome, WebhookRejected
 from workers.api_server import RegistryPorts, StorePorts, api_deps

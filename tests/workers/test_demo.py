@@ -7,12 +7,12 @@ from contextlib import AsyncExitStack
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.stripe.fake import FakeStripe
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.stack import deep_merge, running_stack
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
-from workers.fake_providers.alipay import FakeAlipay
 from workers.fake_providers.local import FakeProviders
-from workers.fake_providers.stripe import FakeStripe
-from workers.fake_providers.wechatpay import FakeWechatPay
 
 # The 3-D Secure timeout flow waits this long: short, to keep the test fast, yet long enough for the
 # AliPay page flow's customer to open the cashier before the trade expires on a busy machine.
@@ -85,7 +85,7 @@ def test_table_marks_a_differing_outcome() -> None:
 async def test_an_unreachable_api_is_reported_per_flow() -> None:
     import socket
 
-    from activities.gateways.mock import MockGateway, MockSettings
+    from activities.gateways.mock.adapter import MockGateway, MockSettings
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

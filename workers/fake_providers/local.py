@@ -13,14 +13,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from activities.gateways.alipay import GATEWAY_ID as ALIPAY
+from activities.gateways.alipay.fake import FakeAlipay
 from activities.gateways.stripe import GATEWAY_ID as STRIPE
+from activities.gateways.stripe.fake import FakeStripe
+from activities.gateways.wechat_pay import GATEWAY_ID as WECHAT_PAY
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from workers.config import DurapayConfig
-from workers.fake_providers.alipay import FakeAlipay
-from workers.fake_providers.stripe import FakeStripe, gateway_section
-from workers.fake_providers.wechatpay import FakeWechatPay
-
-WECHAT_PAY = "wechat_pay"
-ALIPAY = "alipay"
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class FakeProviders:
         """`[payment.<gateway>]` sections for the running fakes."""
         sections: dict[str, dict[str, Any]] = {}
         if self.stripe is not None:
-            sections[STRIPE] = gateway_section(self.stripe)
+            sections[STRIPE] = self.stripe.gateway_section()
         if self.wechat_pay is not None:
             sections[WECHAT_PAY] = self.wechat_pay.gateway_section()
         if self.alipay is not None:

@@ -1,4 +1,4 @@
-"""pytest fixtures around the fake Stripe (workers/fake_providers/stripe.py): import them into a test
+"""pytest fixtures around the fake Stripe (activities/gateways/stripe/fake.py): import them into a test
 module to use them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from workers.fake_providers.stripe import FakeStripe, gateway_section
+from activities.gateways.stripe.fake import FakeStripe
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -28,10 +28,10 @@ def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stripe_gateway(stripe_server: FakeStripe) -> AsyncIterator[Any]:
-    from activities.gateways.stripe import StripeGateway, StripeSettings
+    from activities.gateways.stripe.adapter import StripeGateway, StripeSettings
 
     gateway = StripeGateway(
-        StripeSettings.model_validate(gateway_section(stripe_server, statement_descriptor_suffix="ORDER"))
+        StripeSettings.model_validate(stripe_server.gateway_section(statement_descriptor_suffix="ORDER"))
     )
     yield gateway
     await gateway.aclose()

@@ -20,15 +20,15 @@ from activities.gateways.base import (
     NotSupported,
 )
 from activities.gateways.signing import line_message, rsa_sha256_verify
-from activities.gateways.wechatpay import (
+from activities.gateways.wechat_pay.adapter import (
     WechatPayGateway,
     out_refund_no_for,
     out_trade_no_for,
     refund_id_from,
     wechat_time,
 )
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.activities.gateways.helpers import QUICK_HTTP, WECHAT_PAY, paid, pid, serving
-from workers.fake_providers.wechatpay import FakeWechatPay
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount

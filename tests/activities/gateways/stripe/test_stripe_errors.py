@@ -18,14 +18,13 @@ from activities.gateways.base import (
     GatewayRateLimited,
     GatewayTransientError,
 )
-from activities.gateways.stripe import StripeGateway, StripeSettings, translate_error
+from activities.gateways.stripe.adapter import StripeGateway, StripeSettings, translate_error
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (
+from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,
 )
-from workers.fake_providers.stripe import gateway_section
 from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
 
@@ -111,7 +110,7 @@ async def test_a_dropped_response_after_the_charge_is_unknown_and_the_retry_repl
 async def test_a_timeout_is_unknown_a_retry_while_stripe_works_is_transient(stripe_server, unique):
     stripe_server.reset()
     call = STRIPE.authorize(pid(unique))
-    settings = StripeSettings.model_validate(gateway_section(stripe_server, timeout_seconds=0.2))
+    settings = StripeSettings.model_validate(stripe_server.gateway_section(timeout_seconds=0.2))
     async with aclosing(StripeGateway(settings)) as gateway:
         stripe_server.latency = 0.6
         with pytest.raises(GatewayOutcomeUnknown):
@@ -143,7 +142,7 @@ async def test_nobody_listening_is_transient_never_unknown(unique):
 
 async def test_a_wrong_secret_key_is_a_configuration_error(stripe_server, unique):
     settings = StripeSettings.model_validate(
-        gateway_section(stripe_server, secret_key="sk_test_not_the_right_one")
+        stripe_server.gateway_section(secret_key="sk_test_not_the_right_one")
     )
     async with aclosing(StripeGateway(settings)) as gateway:
         with pytest.raises(GatewayConfigError) as caught:

@@ -6,7 +6,7 @@ import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (
+from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,

@@ -18,7 +18,7 @@ from activities.gateways.base import (
     GatewayTransientError,
     WebhookVerificationError,
 )
-from activities.gateways.mock import MockGateway, MockSettings, MockWebhook, build
+from activities.gateways.mock.adapter import MockGateway, MockSettings, MockWebhook, build
 from activities.gateways.signing import hmac_sha256_hex
 from workflows.domain import (
     BankTransferMethod,

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from activities.gateways.base import WebhookVerificationError
-from activities.gateways.wechatpay import UnknownPlatformSerial, WechatPayGateway
+from activities.gateways.wechat_pay.adapter import UnknownPlatformSerial, WechatPayGateway
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.activities.gateways.helpers import WECHAT_PAY, paid, serving
-from workers.fake_providers.wechatpay import FakeWechatPay
 from workflows.gateway_io import GatewayEventKind
 from workflows.money import Amount
 

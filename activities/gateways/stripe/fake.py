@@ -269,6 +269,18 @@ class FakeStripe:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def gateway_section(self, **overrides: Any) -> dict[str, Any]:
+        """A `[payment.stripe]` config section pointing at this fake."""
+        return {
+            "enabled": True,
+            "secret_key": self.secret_key,
+            "publishable_key": "pk_test_durapay_fake",
+            "webhook_secret": list(self.webhook_secrets),
+            "api_base": self.url,
+            "currencies": ["USD", "EUR", "JPY", "ISK", "KWD", "MGA"],
+            **overrides,
+        }
+
     async def __aenter__(self) -> FakeStripe:
         return await self.start()
 
@@ -1111,16 +1123,3 @@ class FakeStripe:
             }
         )
         raise web.HTTPFound(f"{return_url}{'&' if '?' in return_url else '?'}{query}")
-
-
-def gateway_section(fake: FakeStripe, **overrides: Any) -> dict[str, Any]:
-    """A `[payment.stripe]` config section pointing at `fake`."""
-    return {
-        "enabled": True,
-        "secret_key": fake.secret_key,
-        "publishable_key": "pk_test_durapay_fake",
-        "webhook_secret": list(fake.webhook_secrets),
-        "api_base": fake.url,
-        "currencies": ["USD", "EUR", "JPY", "ISK", "KWD", "MGA"],
-        **overrides,
-    }

@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl, quote, urlencode
 import pytest
 import pytest_asyncio
 
-from activities.gateways.alipay import AlipayGateway
+from activities.gateways.alipay.adapter import AlipayGateway
+from activities.gateways.alipay.fake import FakeAlipay
 from activities.gateways.base import WebhookVerificationError
+from activities.gateways.fake_server import keypair
 from tests.activities.gateways.helpers import ALIPAY, paid, serving
-from workers.fake_providers.alipay import FakeAlipay
-from workers.fake_providers.wechatpay import keypair
 from workflows.gateway_io import GatewayEventKind
 from workflows.money import Amount
 

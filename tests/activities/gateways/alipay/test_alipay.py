@@ -13,14 +13,9 @@ import pytest
 import pytest_asyncio
 from pydantic import ValidationError
 
-from activities.gateways.alipay import (
-    PRODUCTION_GATEWAY,
-    SANDBOX_GATEWAY,
-    AlipayGateway,
-    AlipaySettings,
-    alipay_time,
-    raw_member,
-)
+from activities.gateways.alipay.adapter import AlipayGateway, alipay_time, raw_member
+from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.alipay.settings import PRODUCTION_GATEWAY, SANDBOX_GATEWAY, AlipaySettings
 from activities.gateways.base import (
     GatewayConfigError,
     GatewayInvalidRequest,
@@ -29,10 +24,9 @@ from activities.gateways.base import (
     GatewayTransientError,
     NotSupported,
 )
+from activities.gateways.fake_server import keypair
 from activities.gateways.signing import rsa_sha256_verify, sorted_params_content
 from tests.activities.gateways.helpers import ALIPAY, QUICK_HTTP, paid, pid, serving
-from workers.fake_providers.alipay import FakeAlipay
-from workers.fake_providers.wechatpay import keypair
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import GatewayPaymentStatus
 from workflows.money import Amount
@@ -357,7 +351,7 @@ async def test_a_slow_provider_times_out_as_unknown_outcome(fake, gateway, uniqu
 
 
 async def test_alipay_system_error_is_retried(fake, gateway, unique, monkeypatch):
-    from workers.fake_providers import alipay as alipay_server
+    from activities.gateways.alipay import fake as alipay_server
 
     def system_error(biz):
         raise alipay_server.AlipayError(

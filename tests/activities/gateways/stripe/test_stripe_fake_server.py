@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 import stripe
 
-from tests.activities.gateways.stripe_fixtures import fake_stripe, stripe_server
+from tests.activities.gateways.stripe.stripe_fixtures import fake_stripe, stripe_server
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

@@ -25,13 +25,14 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel
 
+from activities.gateways.alipay import GATEWAY_ID as ALIPAY
+from activities.gateways.alipay.settings import AlipaySettings
 from activities.gateways.base import (
     Gateway,
     GatewayConfigError,
@@ -43,10 +44,8 @@ from activities.gateways.base import (
     WebhookVerificationError,
 )
 from activities.gateways.china import CHINA_TIME, in_china_time
-from activities.gateways.http import HttpSettings, HttpTransport, raise_rejection
+from activities.gateways.http import HttpTransport, raise_rejection
 from activities.gateways.signing import (
-    load_private_key,
-    load_public_key,
     rsa_sha256_sign,
     rsa_sha256_verify,
     sorted_params_content,
@@ -77,9 +76,6 @@ from workflows.money import Amount, MoneyError, from_minor
 
 logger = logging.getLogger(__name__)
 
-ALIPAY = "alipay"
-PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
-SANDBOX_GATEWAY = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
 # AliPay reads and writes times as "yyyy-MM-dd HH:mm:ss" in Beijing time.
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -111,53 +107,6 @@ _CONFIG_SUB_CODES = (
     "isv.invalid-signature-type",
 )
 _SYSTEM_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR"})
-
-
-class AlipaySettings(BaseModel):
-    """`[payment.alipay]`. Keys are PEM text, AliPay's bare base64, or a file (`*_file`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    app_id: str = Field(min_length=1, max_length=32)
-    app_private_key: SecretStr | None = None
-    app_private_key_file: Path | None = None
-    alipay_public_key: str | None = Field(default=None, description="AliPay's public key (not the app's)")
-    alipay_public_key_file: Path | None = None
-    sandbox: bool = False
-    gateway_url: str | None = Field(default=None, description="overrides the production / sandbox gateway")
-    notify_url: str = Field(min_length=1)
-    return_url: str | None = None
-    seller_id: str | None = Field(default=None, description="when set, notifications must name this seller")
-    currency: str = "CNY"
-    http: HttpSettings = Field(default_factory=HttpSettings)
-
-    @model_validator(mode="after")
-    def _resolve_keys(self) -> AlipaySettings:
-        if self.app_private_key_file is not None:
-            if self.app_private_key is not None:
-                raise ValueError("give app_private_key or app_private_key_file, not both")
-            self.app_private_key = SecretStr(self.app_private_key_file.read_text())
-        if self.app_private_key is None:
-            raise ValueError("app_private_key (or app_private_key_file) is required")
-        try:
-            load_private_key(self.app_private_key.get_secret_value())
-        except ValueError as exc:
-            raise ValueError("app_private_key is not an RSA private key (PEM or base64 PKCS#8)") from exc
-        if self.alipay_public_key_file is not None:
-            self.alipay_public_key = self.alipay_public_key_file.read_text()
-        if not self.alipay_public_key:
-            raise ValueError("alipay_public_key (or alipay_public_key_file) is required to verify AliPay")
-        try:
-            load_public_key(self.alipay_public_key)
-        except ValueError as exc:
-            raise ValueError("alipay_public_key is not an RSA public key") from exc
-        self.currency = self.currency.upper()
-        return self
-
-    @property
-    def endpoint(self) -> str:
-        return self.gateway_url or (SANDBOX_GATEWAY if self.sandbox else PRODUCTION_GATEWAY)
 
 
 class _Answer(BaseModel):

@@ -21,9 +21,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 from aiohttp import web
 
-from activities.gateways.alipay import AlipaySettings
+from activities.gateways.alipay.settings import AlipaySettings
+from activities.gateways.fake_server import FakeServer, FaultPlan, keypair
 from activities.gateways.signing import rsa_sha256_sign, rsa_sha256_verify, sorted_params_content
-from workers.fake_providers.wechatpay import FakeServer, FaultPlan, keypair
 
 CHINA = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

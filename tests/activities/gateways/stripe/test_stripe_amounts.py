@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
-from activities.gateways.stripe import from_stripe_amount, stripe_exponent, to_stripe_amount
+from activities.gateways.stripe.adapter import from_stripe_amount, stripe_exponent, to_stripe_amount
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (
+from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,

@@ -8,6 +8,7 @@ import base64
 import pytest
 from pydantic import ValidationError
 
+from activities.gateways.fake_server import keypair
 from activities.gateways.signing import (
     DecryptionError,
     aes_256_gcm_decrypt,
@@ -16,8 +17,7 @@ from activities.gateways.signing import (
     line_message,
     self_signed_certificate,
 )
-from activities.gateways.wechatpay import WechatPaySettings
-from workers.fake_providers.wechatpay import keypair
+from activities.gateways.wechat_pay.adapter import WechatPaySettings
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -132,7 +132,7 @@ def test_invalid_settings_fail_at_start(overrides, message):
 
 async def test_the_registry_builds_it_from_a_config_section():
     from activities.gateways.registry import GatewayRegistry
-    from activities.gateways.wechatpay import WechatPayGateway
+    from activities.gateways.wechat_pay.adapter import WechatPayGateway
 
     section = base_settings(fetch_platform_certificates=True).model_dump(
         mode="json", exclude={"private_key", "apiv3_key"}

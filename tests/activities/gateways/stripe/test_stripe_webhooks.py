@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 import pytest
 
 from activities.gateways.base import WebhookVerificationError
-from activities.gateways.stripe import StripeGateway, StripeSettings
+from activities.gateways.stripe.adapter import StripeGateway, StripeSettings
+from activities.gateways.stripe.fake import FakeStripe
 from tests.activities.gateways.helpers import STRIPE, pid
-from tests.activities.gateways.stripe_fixtures import (
+from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,
     stripe_gateway,
     stripe_server,
 )
-from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workflows.gateway_io import GatewayEventKind, GatewayResult, RefundResult
 from workflows.money import Amount
 
@@ -267,7 +267,7 @@ def test_timestamp_tolerance_is_300_seconds_both_ways(stripe_gateway, fake_strip
 
 async def test_several_secrets_during_rotation(stripe_server):
     settings = StripeSettings.model_validate(
-        gateway_section(stripe_server, webhook_secret=["whsec_old_one", "whsec_new_one"])
+        stripe_server.gateway_section(webhook_secret=["whsec_old_one", "whsec_new_one"])
     )
     async with aclosing(StripeGateway(settings)) as gateway:
         event = sample(stripe_server)
