@@ -85,7 +85,8 @@ def test_table_marks_a_differing_outcome() -> None:
 async def test_an_unreachable_api_is_reported_per_flow() -> None:
     import socket
 
-    from activities.gateways.mock.adapter import MockGateway, MockSettings
+    from activities.gateways.mock.adapter import MockGateway
+    from activities.gateways.mock.settings import MockSettings
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

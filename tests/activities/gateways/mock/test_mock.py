@@ -18,7 +18,8 @@ from activities.gateways.base import (
     GatewayTransientError,
     WebhookVerificationError,
 )
-from activities.gateways.mock.adapter import MockGateway, MockSettings, MockWebhook, build
+from activities.gateways.mock.adapter import MockGateway, MockWebhook, build
+from activities.gateways.mock.settings import MockSettings
 from activities.gateways.signing import hmac_sha256_hex
 from workflows.domain import (
     BankTransferMethod,

@@ -28,7 +28,8 @@ def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stripe_gateway(stripe_server: FakeStripe) -> AsyncIterator[Any]:
-    from activities.gateways.stripe.adapter import StripeGateway, StripeSettings
+    from activities.gateways.stripe.adapter import StripeGateway
+    from activities.gateways.stripe.settings import StripeSettings
 
     gateway = StripeGateway(
         StripeSettings.model_validate(stripe_server.gateway_section(statement_descriptor_suffix="ORDER"))

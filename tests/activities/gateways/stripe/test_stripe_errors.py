@@ -18,7 +18,8 @@ from activities.gateways.base import (
     GatewayRateLimited,
     GatewayTransientError,
 )
-from activities.gateways.stripe.adapter import StripeGateway, StripeSettings, translate_error
+from activities.gateways.stripe.adapter import StripeGateway, translate_error
+from activities.gateways.stripe.settings import StripeSettings
 from tests.activities.gateways.helpers import STRIPE, pid
 from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,

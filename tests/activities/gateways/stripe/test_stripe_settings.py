@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
-from activities.gateways.stripe.adapter import StripeGateway, StripeSettings
+from activities.gateways.stripe.adapter import StripeGateway
+from activities.gateways.stripe.settings import StripeSettings
 
 SECRET_KEY = "sk_test_51Secretdonotshow"
 WEBHOOK_SECRET = "whsec_alsodonotshow"

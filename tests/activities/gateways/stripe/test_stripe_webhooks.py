@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import pytest
 
 from activities.gateways.base import WebhookVerificationError
-from activities.gateways.stripe.adapter import StripeGateway, StripeSettings
+from activities.gateways.stripe.adapter import StripeGateway
 from activities.gateways.stripe.fake import FakeStripe
+from activities.gateways.stripe.settings import StripeSettings
 from tests.activities.gateways.helpers import STRIPE, pid
 from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,

@@ -17,7 +17,7 @@ from activities.gateways.signing import (
     line_message,
     self_signed_certificate,
 )
-from activities.gateways.wechat_pay.adapter import WechatPaySettings
+from activities.gateways.wechat_pay.settings import WechatPaySettings
 
 KEY = "0123456789abcdef0123456789abcdef"
 
