@@ -99,7 +99,6 @@ _SENT_WITH_TWO_DECIMALS = frozenset({"ISK"})
 _CANCELLATION_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer", "abandoned"})
 _REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 _IDEMPOTENCY_KEY_MAX = 255
-# Statement descriptors: Latin letters, digits, spaces and a little punctuation; never <>\'"*.
 
 
 # --- amounts -----------------------------------------------------------------------------------

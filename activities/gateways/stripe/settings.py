@@ -13,7 +13,7 @@ from workflows.money import is_known_currency
 DEFAULT_API_BASE = "https://api.stripe.com"
 WEBHOOK_TOLERANCE_SECONDS = 300
 
-
+# Statement descriptors: Latin letters, digits, spaces and a little punctuation; never <>\'"*.
 _DESCRIPTOR_FORBIDDEN = re.compile(r"[<>\\'\"*]")
 
 
