@@ -7,7 +7,7 @@ API first, then the worker (draining), then the Temporal server.
 
 `durapay demo` is the same minus the Temporal server: against an already running one.
 
-Both run the fake Stripe, WeChat Pay and AliPay servers in-process (activities/gateways/<id>/fake.py, via workers/fake_providers) for the
+Both run the fake of every gateway plugin that has one in-process (activities/gateways/<id>/fake.py, via workers/fake_providers) for the
 gateways the user did not configure, and the demo runs those providers' flows too; turned off with
 `fake_providers=False` (`--no-fake-providers`).
 """

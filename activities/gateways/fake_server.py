@@ -123,6 +123,11 @@ class FakeServer:
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
+    @property
+    def url(self) -> str:
+        """Where the fake listens, for `durapay dev`'s banner."""
+        return self.base_url
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

@@ -15,18 +15,36 @@ import typing
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, SecretStr
 
 from activities.gateways.base import Gateway, GatewayConfigError
 
+if TYPE_CHECKING:
+    from activities.gateways.demo_flow import DemoFlow
+
 
 class FakeProvider(Protocol):
     """A running fake provider server (`async with` starts and stops it)."""
 
+    @property
+    def url(self) -> str:
+        """Where the fake listens, as shown in `durapay dev`'s banner."""
+        ...
+
     def gateway_section(self) -> dict[str, Any]:
         """The `[payment.<id>]` section that points the gateway at this fake."""
+        ...
+
+
+@runtime_checkable
+class PushesWebhooks(Protocol):
+    """A fake that sends its notifications by itself, as its provider does (Stripe): it needs the
+    receiver's URL, known only once the API listens. The others' notifications are sent by the demo."""
+
+    def deliver_webhooks_to(self, url: str) -> None:
+        """Send every later event to `url` (`POST /webhooks/<id>` of our receiver)."""
         ...
 
 
@@ -53,7 +71,9 @@ class GatewayPlugin:
     # A callable returning an async context manager that yields a `FakeProvider`; None when the
     # gateway needs no server (the mock is in-process).
     fake: str | None = None
-    demo_flows: Sequence[Any] = ()  # the demo's flows for this gateway (filled by the demo work)
+    # A sequence of `activities.gateways.demo_flow.DemoFlow`: this gateway's flows in the demo, run
+    # when its fake is running (the mock's: always).
+    demo_flows: str | None = None
     testkit: Any = None  # the conformance suite's hooks for this gateway (filled by that work)
 
     def settings_model(self) -> type[BaseModel]:
@@ -74,6 +94,9 @@ class GatewayPlugin:
             raise GatewayConfigError(f"gateway {self.id!r} has no fake provider server")
         start: Callable[[], AbstractAsyncContextManager[FakeProvider]] = _load(self.fake)
         return start()
+
+    def load_demo_flows(self) -> Sequence[DemoFlow]:
+        return () if self.demo_flows is None else tuple(_load(self.demo_flows))
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

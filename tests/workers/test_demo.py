@@ -23,11 +23,10 @@ async def test_demo_flows_end_as_expected(
     temporal_env: WorkflowEnvironment, task_queue: str, sqlite_url: str
 ) -> None:
     async with AsyncExitStack() as running:
-        fakes = FakeProviders(
-            stripe=await running.enter_async_context(FakeStripe()),
-            wechat_pay=await running.enter_async_context(FakeWechatPay()),
-            alipay=await running.enter_async_context(FakeAlipay()),
-        )
+        stripe = await running.enter_async_context(FakeStripe())
+        wechat_pay = await running.enter_async_context(FakeWechatPay())
+        alipay = await running.enter_async_context(FakeAlipay())
+        fakes = FakeProviders({"stripe": stripe, "wechat_pay": wechat_pay, "alipay": alipay})
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
         stack = await running.enter_async_context(
             running_stack(
@@ -37,8 +36,7 @@ async def test_demo_flows_end_as_expected(
         fakes.deliver_webhooks_to(stack.webhook_url)
         outcomes = await run_demo(stack.base_url, stack.api_key, stack.gateway("mock"), fakes)
         table = format_table(outcomes, stack.config.temporal.workflow_url)
-        assert fakes.stripe is not None
-        await fakes.stripe.wait_for_webhooks()
+        await stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
     assert len(outcomes) == 12
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
@@ -54,15 +52,12 @@ async def test_demo_flows_end_as_expected(
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
-        assert len(fakes.stripe.charges_for(by_flow[flow].payment_id)) == 1
-    assert [status for _, status in fakes.stripe.deliveries if status != 200] == []
+        assert len(stripe.charges_for(by_flow[flow].payment_id)) == 1
+    assert [status for _, status in stripe.deliveries if status != 200] == []
     assert (
-        fakes.wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state
-        == "SUCCESS"
+        wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
-    assert (
-        fakes.alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
-    )
+    assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
 
 
 def test_table_marks_a_differing_outcome() -> None:

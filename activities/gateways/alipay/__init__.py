@@ -8,6 +8,7 @@ PLUGIN = GatewayPlugin(
     id=GATEWAY_ID,
     settings="activities.gateways.alipay.settings:AlipaySettings",
     builder="activities.gateways.alipay.adapter:build",
+    demo_flows="activities.gateways.alipay.demo:FLOWS",
     webhook=WebhookNeeds(
         body_format="form", acknowledgement="200 with the text body `success` (`fail` on rejection)"
     ),

@@ -94,6 +94,10 @@ class FakeAlipay(FakeServer):
     def gateway_url(self) -> str:
         return f"{self.base_url}/gateway.do"
 
+    @property
+    def url(self) -> str:
+        return self.gateway_url  # AliPay has one endpoint: the gateway is what to show
+
     def settings(self, **overrides: Any) -> AlipaySettings:
         values: dict[str, Any] = dict(
             app_id=self.app_id,

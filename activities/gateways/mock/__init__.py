@@ -8,5 +8,6 @@ PLUGIN = GatewayPlugin(
     id=GATEWAY_ID,
     settings="activities.gateways.mock.settings:MockSettings",
     builder="activities.gateways.mock.adapter:build",
+    demo_flows="activities.gateways.mock.demo:FLOWS",
     webhook=WebhookNeeds(body_format="json", acknowledgement="200, empty body"),
 )

@@ -8,6 +8,7 @@ PLUGIN = GatewayPlugin(
     id=GATEWAY_ID,
     settings="activities.gateways.stripe.settings:StripeSettings",
     builder="activities.gateways.stripe.adapter:build",
+    demo_flows="activities.gateways.stripe.demo:FLOWS",
     webhook=WebhookNeeds(body_format="json", acknowledgement="200, empty body"),
     fake="activities.gateways.stripe.fake:FakeStripe",
 )

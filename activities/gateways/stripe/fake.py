@@ -281,6 +281,9 @@ class FakeStripe:
             **overrides,
         }
 
+    def deliver_webhooks_to(self, url: str) -> None:
+        self.webhook_url = url
+
     async def __aenter__(self) -> FakeStripe:
         return await self.start()
 

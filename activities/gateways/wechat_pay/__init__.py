@@ -8,6 +8,7 @@ PLUGIN = GatewayPlugin(
     id=GATEWAY_ID,
     settings="activities.gateways.wechat_pay.settings:WechatPaySettings",
     builder="activities.gateways.wechat_pay.adapter:build",
+    demo_flows="activities.gateways.wechat_pay.demo:FLOWS",
     webhook=WebhookNeeds(
         body_format="json", acknowledgement="204, empty body; a rejection is 400 with a JSON code/message"
     ),

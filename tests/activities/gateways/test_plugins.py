@@ -25,7 +25,18 @@ def test_every_gateway_folder_is_a_plugin_listed_under_its_id() -> None:
         assert plugin.id == gateway_id
         assert plugin.settings.startswith(f"activities.gateways.{gateway_id}.")
         assert plugin.builder.startswith(f"activities.gateways.{gateway_id}.")
-        assert plugin.demo_flows == () and plugin.testkit is None  # filled by later work
+        assert plugin.demo_flows == f"activities.gateways.{gateway_id}.demo:FLOWS"
+        assert plugin.testkit is None  # filled by later work
+
+
+def test_every_gateway_shows_its_own_demo_flows() -> None:
+    flows = {
+        gateway_id: [flow.name for flow in plugin.load_demo_flows()] for gateway_id, plugin in PLUGINS.items()
+    }
+    assert all(flows.values()), flows
+    names = [name for gateway_flows in flows.values() for name in gateway_flows]
+    assert len(names) == len(set(names)) == 12
+    assert flows["wechat_pay"] == ["WeChat Pay Native QR + notification"]
 
 
 def test_secret_fields_come_from_the_settings_models() -> None:
