@@ -47,6 +47,10 @@ class PushesWebhooks(Protocol):
         """Send every later event to `url` (`POST /webhooks/<id>` of our receiver)."""
         ...
 
+    async def wait_for_webhooks(self) -> None:
+        """Return once the deliveries in flight are done."""
+        ...
+
 
 @dataclass(frozen=True)
 class WebhookNeeds:
