@@ -16,7 +16,20 @@ SANDBOX_GATEWAY = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
 class AlipaySettings(BaseModel):
     """`[payment.alipay]`. Keys are PEM text, AliPay's bare base64, or a file (`*_file`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The example configuration's snippet (workers/config_example.py); secrets go only to the
+    # example Kubernetes Secret.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "app_id": "2021000000000000",
+                    "notify_url": "https://pay.example.com/webhooks/alipay",
+                    "app_private_key": "CHANGE-ME (the app's RSA2 private key, PEM)",
+                }
+            ]
+        },
+    )
 
     enabled: bool = False
     app_id: str = Field(min_length=1, max_length=32)

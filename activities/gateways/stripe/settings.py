@@ -21,7 +21,21 @@ class StripeSettings(BaseModel):
     """`[payment.stripe]`."""
 
     # Validation errors end up in logs: never with the values, which may be keys.
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        # The example configuration's snippet (workers/config_example.py); secrets go only to the
+        # example Kubernetes Secret.
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret_key": "sk_live_CHANGE-ME",
+                    "webhook_secret": "whsec_CHANGE-ME",
+                    "publishable_key": "pk_live_...",
+                }
+            ]
+        },
+    )
 
     enabled: bool = False
     secret_key: SecretStr

@@ -15,7 +15,23 @@ DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 class WechatPaySettings(BaseModel):
     """`[payment.wechat_pay]`. Keys are PEM text or the path of a PEM file (`*_file`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The example configuration's snippet (workers/config_example.py); secrets go only to the
+    # example Kubernetes Secret.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "mchid": "1900000001",
+                    "appid": "wx0000000000000000",
+                    "merchant_serial_no": "EXAMPLE",
+                    "notify_url": "https://pay.example.com/webhooks/wechat_pay",
+                    "private_key": "CHANGE-ME (apiclient_key.pem)",
+                    "apiv3_key": "CHANGE-ME-to-the-32-byte-APIv3-key",
+                }
+            ]
+        },
+    )
 
     enabled: bool = False
     mchid: str = Field(min_length=1, max_length=32)
