@@ -35,7 +35,8 @@ class ExampleError(Exception):
 def snippet(model: type[BaseModel]) -> dict[str, Any]:
     extra = model.model_config.get("json_schema_extra")
     examples = extra.get("examples") if isinstance(extra, dict) else None
-    return dict(examples[0]) if isinstance(examples, list) and examples else {}
+    first = examples[0] if isinstance(examples, list) and examples else None
+    return dict(first) if isinstance(first, dict) else {}
 
 
 def toml_sections() -> str:
