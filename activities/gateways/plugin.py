@@ -54,14 +54,14 @@ class PushesWebhooks(Protocol):
 
 @dataclass(frozen=True)
 class WebhookNeeds:
-    """What the webhook receiver (`POST /webhooks/<id>`) must know about this provider's
-    notifications. The acknowledgement itself is rendered by the gateway (`Gateway.webhook_ack`,
-    `Gateway.webhook_reject`); `acknowledgement` says what it is, for readers and the docs."""
+    """How this provider's notifications reach `POST /webhooks/<id>`. The receiver itself needs
+    nothing per provider: it hands the raw bytes, whatever their format, to the gateway, which
+    verifies and parses them and renders the acknowledgement (`Gateway.webhook_ack`,
+    `Gateway.webhook_reject`), all under the receiver's one body limit (`api.max_body_bytes`, no
+    provider sends more). So these fields describe the protocol for readers and the docs."""
 
     body_format: Literal["json", "form"]
     acknowledgement: str
-    # None: the receiver's own limit (ApiConfig); a provider sending bigger bodies says so here.
-    max_body_bytes: int | None = None
 
 
 @dataclass(frozen=True)
