@@ -8,11 +8,13 @@ from contextlib import AsyncExitStack
 from temporalio.testing import WorkflowEnvironment
 
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.stack import deep_merge, running_stack
+from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
-from workers.fake_providers.local import FakeProviders
+from workers.fake_providers.local import running_fake_providers
 
 # The 3-D Secure timeout flow waits this long: short, to keep the test fast, yet long enough for the
 # AliPay page flow's customer to open the cashier before the trade expires on a busy machine.
@@ -23,10 +25,13 @@ async def test_demo_flows_end_as_expected(
     temporal_env: WorkflowEnvironment, task_queue: str, sqlite_url: str
 ) -> None:
     async with AsyncExitStack() as running:
-        stripe = await running.enter_async_context(FakeStripe())
-        wechat_pay = await running.enter_async_context(FakeWechatPay())
-        alipay = await running.enter_async_context(FakeAlipay())
-        fakes = FakeProviders({"stripe": stripe, "wechat_pay": wechat_pay, "alipay": alipay})
+        # Every plugin's fake, as `durapay dev` starts them for a configuration naming no gateway.
+        _, fakes = await running.enter_async_context(
+            running_fake_providers(load_config(environ={}, use_default_file=False))
+        )
+        stripe, wechat_pay, alipay = (fakes.running[g] for g in ("stripe", "wechat_pay", "alipay"))
+        assert isinstance(stripe, FakeStripe) and isinstance(wechat_pay, FakeWechatPay)
+        assert isinstance(alipay, FakeAlipay)
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
         stack = await running.enter_async_context(
             running_stack(
@@ -38,9 +43,10 @@ async def test_demo_flows_end_as_expected(
         table = format_table(outcomes, stack.config.temporal.workflow_url)
         await stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
-    assert len(outcomes) == 12
+    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values())  # every plugin's fake runs
+    assert len(outcomes) == flows
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
-    assert "12/12 flows as expected" in table
+    assert f"{flows}/{flows} flows as expected" in table
     assert f"http://127.0.0.1:8233/namespaces/default/workflows/payment-{outcomes[0].payment_id}" in table
 
     by_flow = {o.flow: o for o in outcomes}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.stack import deep_merge
@@ -48,11 +49,13 @@ async def test_dev_runs_the_demo_and_stops_everything(
     config = dev_config(tmp_path)
     assert await run_dev(config, exit_after_demo=True) == EXIT_OK
     out = capsys.readouterr().out
-    assert "12/12 flows as expected" in out  # the mock's 8 and the fake providers' 4
-    for flow in ("Stripe card success", "Stripe 3-D Secure completed", "WeChat Pay Native QR", "AliPay page"):
+    flows = [flow.name for plugin in PLUGINS.values() for flow in plugin.load_demo_flows()]
+    assert f"{len(flows)}/{len(flows)} flows as expected" in out  # the mock's and every fake provider's
+    for flow in flows:
         assert f"ok  {flow}" in out
-    for gateway in ("stripe", "wechat_pay", "alipay"):
-        assert f"provider     {gateway} (fake) at http://127.0.0.1:" in out
+    for gateway_id, plugin in PLUGINS.items():
+        if plugin.fake is not None:
+            assert f"provider     {gateway_id} (fake) at http://127.0.0.1:" in out
     assert f"http://127.0.0.1:{config.temporal.ui_port}/namespaces/default/workflows/payment-pay_" in out
     data = tmp_path / "data"
     assert (data / "temporal.db").stat().st_size > 0  # file persistence

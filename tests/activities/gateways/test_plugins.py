@@ -35,7 +35,7 @@ def test_every_gateway_shows_its_own_demo_flows() -> None:
     }
     assert all(flows.values()), flows
     names = [name for gateway_flows in flows.values() for name in gateway_flows]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names))  # the demo's table tells them apart by name
     assert flows["wechat_pay"] == ["WeChat Pay Native QR + notification"]
 
 
