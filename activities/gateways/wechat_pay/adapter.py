@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -37,7 +36,6 @@ from activities.gateways.base import (
     WebhookAck,
     WebhookVerificationError,
 )
-from activities.gateways.china import in_china_time
 from activities.gateways.http import HttpTransport, raise_rejection
 from activities.gateways.signing import (
     DecryptionError,
@@ -51,13 +49,24 @@ from activities.gateways.signing import (
 )
 from activities.gateways.wechat_pay import GATEWAY_ID as WECHAT_PAY
 from activities.gateways.wechat_pay.settings import WechatPaySettings
-from workflows.domain import Failure, GatewayProfile, NextAction, NextActionType, RefundStatus, WalletMethod
+from activities.gateways.wechat_pay.transform import (
+    FLOWS,
+    notification_event,
+    order_request,
+    out_refund_no_for,
+    out_trade_no_for,
+    refund_failed,
+    refund_request,
+    refund_result,
+    required,
+    trade_result,
+)
+from workflows.domain import GatewayProfile, NextAction, NextActionType, WalletMethod
 from workflows.gateway_io import (
     AuthorizeCall,
     CancelCall,
     CaptureCall,
     GatewayEvent,
-    GatewayEventKind,
     GatewayPaymentStatus,
     GatewayResult,
     LookupCall,
@@ -77,9 +86,6 @@ TIMESTAMP_TOLERANCE_SECONDS = 300
 # turn into a stream of downloads.
 MIN_REFRESH_INTERVAL_SECONDS = 60.0
 
-FLOWS = ("native", "jsapi", "h5", "app")
-_OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
-_OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
 _PATH_FOR_FLOW = {flow: f"/v3/pay/transactions/{flow}" for flow in FLOWS}
 
 # Create-order refusals that mean "this out_trade_no already has a history": the truth is in a
@@ -87,23 +93,6 @@ _PATH_FOR_FLOW = {flow: f"/v3/pay/transactions/{flow}" for flow in FLOWS}
 _ORDER_STATE_CONFLICTS = frozenset(
     {"ORDERPAID", "ORDER_PAID", "ORDERCLOSED", "ORDER_CLOSED", "OUT_TRADE_NO_USED"}
 )
-
-_TRADE_STATES: dict[str, GatewayPaymentStatus] = {
-    "SUCCESS": GatewayPaymentStatus.SUCCEEDED,
-    "REFUND": GatewayPaymentStatus.SUCCEEDED,  # paid, then (partly) refunded: the payment happened
-    "NOTPAY": GatewayPaymentStatus.REQUIRES_ACTION,
-    "USERPAYING": GatewayPaymentStatus.PROCESSING,
-    "CLOSED": GatewayPaymentStatus.CANCELLED,
-    "REVOKED": GatewayPaymentStatus.CANCELLED,
-    "PAYERROR": GatewayPaymentStatus.DECLINED,
-}
-
-_REFUND_STATES: dict[str, RefundStatus] = {
-    "SUCCESS": RefundStatus.SUCCEEDED,
-    "PROCESSING": RefundStatus.PENDING,
-    "ABNORMAL": RefundStatus.FAILED,  # e.g. the payer's card was closed: needs an operator
-    "CLOSED": RefundStatus.FAILED,
-}
 
 
 class UnknownPlatformSerial(WebhookVerificationError):
@@ -160,33 +149,7 @@ class WechatPayGateway(Gateway):
             )
         self._check_currency(call.amount)
         out_trade_no = out_trade_no_for(call.payment_id)
-        body: dict[str, Any] = {
-            "appid": self._settings.appid,
-            "mchid": self._settings.mchid,
-            # WeChat shows it to the payer and caps it at 127 characters.
-            "description": (call.description or f"Order {call.order_id}")[:127],
-            "out_trade_no": out_trade_no,
-            "attach": call.order_id[:128],
-            "notify_url": self._settings.notify_url,
-            "amount": {"total": call.amount.minor, "currency": call.amount.currency},
-        }
-        if call.expires_at is not None:
-            # The order stops accepting payment when the workflow stops waiting for it.
-            body["time_expire"] = wechat_time(call.expires_at)
-        method = call.method
-        assert isinstance(method, WalletMethod)  # _flow checked it
-        if flow == "jsapi":
-            if not method.payer_id:
-                raise GatewayInvalidRequest(
-                    "a WeChat JSAPI payment needs the payer's openid (method.payer_id)"
-                )
-            body["payer"] = {"openid": method.payer_id}
-        if flow == "h5":
-            if not call.customer_ip:
-                raise GatewayInvalidRequest("a WeChat H5 payment needs the customer's IP address")
-            body["scene_info"] = {"payer_client_ip": call.customer_ip, "h5_info": {"type": "Wap"}}
-        elif call.customer_ip:
-            body["scene_info"] = {"payer_client_ip": call.customer_ip}
+        body = order_request(call, flow, self._settings)
 
         response = await self._send("POST", _PATH_FOR_FLOW[flow], body, mutating=True)
         if response.status_code >= 400:
@@ -209,16 +172,16 @@ class WechatPayGateway(Gateway):
         if flow == "native":
             return NextAction(
                 type=NextActionType.DISPLAY_QR_CODE,
-                qr_code=_required(data, "code_url"),
+                qr_code=required(data, "code_url"),
                 expires_at=expires_at,
             )
         if flow == "h5":
-            url = _required(data, "h5_url")
+            url = required(data, "h5_url")
             if call.return_url:
                 # WeChat sends the customer back here after the cashier page (documented parameter).
                 url += ("&" if "?" in url else "?") + urlencode({"redirect_url": call.return_url})
             return NextAction(type=NextActionType.REDIRECT_TO_URL, url=url, expires_at=expires_at)
-        prepay_id = _required(data, "prepay_id")
+        prepay_id = required(data, "prepay_id")
         timestamp = str(int(self._clock()))
         nonce = random_nonce()
         if flow == "jsapi":
@@ -307,7 +270,7 @@ class WechatPayGateway(Gateway):
     async def refund(self, call: RefundCall) -> RefundResult:
         self._check_currency(call.amount)
         out_trade_no = out_trade_no_for(call.payment_id)
-        out_refund_no = out_refund_no_for(call.payment_id, call.refund_id)
+        out_refund_no_for(call.payment_id, call.refund_id)  # refused before anything is sent
         # WeChat wants the order total beside the refund amount; the trade itself is the authority.
         trade = await self._send(
             "GET",
@@ -320,18 +283,11 @@ class WechatPayGateway(Gateway):
             code, message = _error_of(trade)
             if trade.status_code == 401:
                 raise_rejection(trade, code=code, message=message)
-            return _refund_failed(
+            return refund_failed(
                 call.refund_id, code or "ORDER_NOT_EXIST", message or "the payment is not known to WeChat Pay"
             )
         total = int(_json(trade)["amount"]["total"])
-        body: dict[str, Any] = {
-            "out_trade_no": out_trade_no,
-            "out_refund_no": out_refund_no,
-            "notify_url": self._settings.notify_url,
-            "amount": {"refund": call.amount.minor, "total": total, "currency": call.amount.currency},
-        }
-        if call.reason:
-            body["reason"] = call.reason[:80]
+        body = refund_request(call, total, self._settings)
         response = await self._send("POST", "/v3/refund/domestic/refunds", body, mutating=True)
         if response.status_code >= 400:
             code, message = _error_of(response)
@@ -339,7 +295,7 @@ class WechatPayGateway(Gateway):
                 raise_rejection(response, code=code, message=message)
             # Refused for a business reason (balance - a 403 NOT_ENOUGH -, amount, state): final
             # for this refund id.
-            return _refund_failed(call.refund_id, code or "REFUND_REJECTED", message or "refund refused")
+            return refund_failed(call.refund_id, code or "REFUND_REJECTED", message or "refund refused")
         return refund_result(call.refund_id, _json(response))
 
     async def lookup_refund(self, call: RefundLookupCall) -> RefundResult:
@@ -348,7 +304,7 @@ class WechatPayGateway(Gateway):
             "GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no)}", None, mutating=False
         )
         if response.status_code == 404:
-            return _refund_failed(
+            return refund_failed(
                 call.refund_id, "RESOURCE_NOT_EXISTS", "WeChat Pay has no refund under this number"
             )
         if response.status_code >= 400:
@@ -392,64 +348,11 @@ class WechatPayGateway(Gateway):
             raise WebhookVerificationError("the notification is for another merchant")
         logger.debug("WeChat Pay notification %s (%s) verified with %s", event_id, event_type, serial)
         try:
-            return [self._event(event_id, event_type, envelope, data)]
+            return [notification_event(event_id, event_type, envelope, data, self._settings.currency)]
         except (KeyError, ValueError, TypeError) as exc:
             # Genuine but not what WeChat documents (e.g. no amount): refuse it rather than fail
             # with a 500 whose traceback would carry the decrypted payload; WeChat will resend.
             raise WebhookVerificationError(f"unexpected {event_type} content") from exc
-
-    def _event(
-        self, event_id: str, event_type: str, envelope: Mapping[str, Any], data: Mapping[str, Any]
-    ) -> GatewayEvent:
-        out_trade_no = data.get("out_trade_no")
-        base = dict(
-            gateway=WECHAT_PAY,
-            event_id=event_id,
-            provider_type=event_type,
-            payment_id=out_trade_no,
-            provider_payment_id=data.get("transaction_id"),
-            occurred_at=_parse_time(data.get("success_time") or envelope.get("create_time")),
-        )
-        amount = data.get("amount") or {}
-        if event_type == "TRANSACTION.SUCCESS" and data.get("trade_state", "SUCCESS") == "SUCCESS":
-            return GatewayEvent(
-                kind=GatewayEventKind.PAYMENT_SUCCEEDED,
-                amount=Amount(
-                    minor=int(amount["total"]), currency=amount.get("currency") or self._settings.currency
-                ),
-                **base,
-            )
-        if event_type.startswith("REFUND."):
-            out_refund_no = str(data.get("out_refund_no", ""))
-            refund_id = refund_id_from(out_trade_no, out_refund_no) if out_trade_no else None
-            refund_amount = (
-                Amount(minor=int(amount["refund"]), currency=self._settings.currency)
-                if "refund" in amount
-                else None
-            )
-            if event_type == "REFUND.SUCCESS":
-                return GatewayEvent(
-                    kind=GatewayEventKind.REFUND_SUCCEEDED,
-                    amount=refund_amount,
-                    refund_id=refund_id,
-                    provider_refund_id=data.get("refund_id"),
-                    **base,
-                )
-            if event_type in ("REFUND.ABNORMAL", "REFUND.CLOSED"):
-                status = str(data.get("refund_status") or event_type.removeprefix("REFUND."))
-                return GatewayEvent(
-                    kind=GatewayEventKind.REFUND_FAILED,
-                    amount=refund_amount,
-                    refund_id=refund_id,
-                    provider_refund_id=data.get("refund_id"),
-                    failure=Failure(
-                        code=f"refund_{status.lower()}",
-                        message=f"WeChat Pay refund {status}",
-                        decline_code=status,
-                    ),
-                    **base,
-                )
-        return GatewayEvent(kind=GatewayEventKind.UNKNOWN, **base)
 
     def webhook_ack(self) -> WebhookAck:
         # "HTTP 200 or 204 with no body means success."
@@ -649,88 +552,6 @@ def build(settings: WechatPaySettings) -> WechatPayGateway:
     return WechatPayGateway(settings)
 
 
-# ---------------------------------------------------------------------- mapping (pure)
-
-
-def out_trade_no_for(payment_id: str) -> str:
-    """Our payment id *is* the merchant order number: a retried create repeats the same order and
-    a notification names the payment it belongs to."""
-    if not _OUT_TRADE_NO.match(payment_id):
-        raise GatewayInvalidRequest(
-            "the payment id does not fit WeChat's out_trade_no (6-32 of 0-9A-Za-z_-|*)"
-        )
-    return payment_id
-
-
-def out_refund_no_for(payment_id: str, refund_id: str) -> str:
-    """Unique per merchant (WeChat's rule) even for refund ids only unique within a payment."""
-    value = f"{payment_id}-{refund_id}"
-    if not _OUT_REFUND_NO.match(value):
-        raise GatewayInvalidRequest(
-            "payment id + refund id do not fit WeChat's out_refund_no (64 characters)"
-        )
-    return value
-
-
-def refund_id_from(out_trade_no: str, out_refund_no: str) -> str | None:
-    prefix = f"{out_trade_no}-"
-    return out_refund_no[len(prefix) :] if out_refund_no.startswith(prefix) else None
-
-
-def wechat_time(moment: datetime) -> str:
-    """RFC 3339 in Beijing time with an explicit offset, as WeChat Pay wants its timestamps
-    (time_expire), seconds precision: `2026-11-27T23:35:00+08:00`."""
-    return in_china_time(moment).replace(microsecond=0).isoformat()
-
-
-def trade_result(data: Mapping[str, Any]) -> GatewayResult:
-    """A queried trade as the workflow sees it."""
-    state = str(data.get("trade_state", ""))
-    status = _TRADE_STATES.get(state, GatewayPaymentStatus.PROCESSING)
-    total = (data.get("amount") or {}).get("total")
-    summary = {"trade_state": state}
-    for key in ("trade_type", "transaction_id", "out_trade_no"):
-        if data.get(key):
-            summary[key] = str(data[key])
-    failure = None
-    if status is GatewayPaymentStatus.DECLINED:
-        failure = Failure(
-            code="payment_failed",
-            message=str(data.get("trade_state_desc") or "payment failed"),
-            decline_code=state,
-        )
-    paid = status is GatewayPaymentStatus.SUCCEEDED
-    return GatewayResult(
-        status=status,
-        provider_payment_id=data.get("transaction_id") or None,
-        authorized_minor=int(total) if paid and total is not None else None,
-        captured_minor=int(total) if paid and total is not None else None,
-        failure=failure,
-        provider_response=summary,
-    )
-
-
-def refund_result(refund_id: str, data: Mapping[str, Any]) -> RefundResult:
-    state = str(data.get("status", ""))
-    status = _REFUND_STATES.get(state, RefundStatus.PENDING)
-    failure = None
-    if status is RefundStatus.FAILED:
-        failure = Failure(
-            code=f"refund_{state.lower()}", message=f"WeChat Pay refund {state}", decline_code=state
-        )
-    return RefundResult(
-        refund_id=refund_id, status=status, provider_refund_id=data.get("refund_id") or None, failure=failure
-    )
-
-
-def _refund_failed(refund_id: str, code: str, message: str) -> RefundResult:
-    return RefundResult(
-        refund_id=refund_id,
-        status=RefundStatus.FAILED,
-        failure=Failure(code="refund_rejected", message=message[:200], decline_code=code),
-    )
-
-
 def _error_of(response: httpx.Response) -> tuple[str | None, str | None]:
     """WeChat's error body: `{"code": "PARAM_ERROR", "message": "..."}` (absent from proxies' 5xx)."""
     try:
@@ -753,19 +574,3 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GatewayOutcomeUnknown(f"WeChat Pay {response.request.url.path}: unexpected answer")
     return data
-
-
-def _required(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not value:
-        raise GatewayOutcomeUnknown(f"WeChat Pay answered without {key}")
-    return str(value)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None

@@ -20,14 +20,14 @@ from activities.gateways.base import (
     NotSupported,
 )
 from activities.gateways.signing import line_message, rsa_sha256_verify
-from activities.gateways.wechat_pay.adapter import (
-    WechatPayGateway,
+from activities.gateways.wechat_pay.adapter import WechatPayGateway
+from activities.gateways.wechat_pay.fake import FakeWechatPay
+from activities.gateways.wechat_pay.transform import (
     out_refund_no_for,
     out_trade_no_for,
     refund_id_from,
     wechat_time,
 )
-from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.activities.gateways.helpers import QUICK_HTTP, WECHAT_PAY, paid, pid, serving
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import GatewayPaymentStatus
