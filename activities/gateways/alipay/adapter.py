@@ -21,18 +21,31 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel
 
 from activities.gateways.alipay import GATEWAY_ID as ALIPAY
 from activities.gateways.alipay.settings import AlipaySettings
+from activities.gateways.alipay.transform import (
+    API_METHOD,
+    CUSTOMER_CREATED_FLOWS,
+    FLOWS,
+    TIME_FORMAT,
+    notification_event,
+    out_request_no_for,
+    out_trade_no_for,
+    parse_notification,
+    refund_query_result,
+    refund_request,
+    required,
+    trade_request,
+    trade_result,
+)
 from activities.gateways.base import (
     Gateway,
     GatewayConfigError,
@@ -43,7 +56,7 @@ from activities.gateways.base import (
     WebhookAck,
     WebhookVerificationError,
 )
-from activities.gateways.china import CHINA_TIME, in_china_time
+from activities.gateways.china import CHINA_TIME
 from activities.gateways.http import HttpTransport, raise_rejection
 from activities.gateways.signing import (
     rsa_sha256_sign,
@@ -64,7 +77,6 @@ from workflows.gateway_io import (
     CancelCall,
     CaptureCall,
     GatewayEvent,
-    GatewayEventKind,
     GatewayPaymentStatus,
     GatewayResult,
     LookupCall,
@@ -72,29 +84,9 @@ from workflows.gateway_io import (
     RefundLookupCall,
     RefundResult,
 )
-from workflows.money import Amount, MoneyError, from_minor
 
 logger = logging.getLogger(__name__)
 
-# AliPay reads and writes times as "yyyy-MM-dd HH:mm:ss" in Beijing time.
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-FLOWS = ("precreate", "page", "wap", "app")
-_API_METHOD = {
-    "precreate": "alipay.trade.precreate",
-    "page": "alipay.trade.page.pay",
-    "wap": "alipay.trade.wap.pay",
-    "app": "alipay.trade.app.pay",
-}
-_PRODUCT_CODE = {
-    "precreate": "FACE_TO_FACE_PAYMENT",
-    "page": "FAST_INSTANT_TRADE_PAY",
-    "wap": "QUICK_WAP_WAY",
-    "app": "QUICK_MSECURITY_PAY",
-}
-# Signed requests the customer submits; the trade exists at AliPay only once they do.
-CUSTOMER_CREATED_FLOWS = frozenset({"page", "wap", "app"})
-_OUT_NO = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
 
 SUCCESS = "10000"
 # Common (non-business) error codes: https://opendocs.alipay.com/common/02km9f
@@ -154,17 +146,8 @@ class AlipayGateway(Gateway):
                 "AliPay takes the money when the customer pays: manual capture is not supported"
             )
         out_trade_no = out_trade_no_for(call.payment_id)
-        biz: dict[str, Any] = {
-            "out_trade_no": out_trade_no,
-            "total_amount": self._yuan(call.amount),
-            "subject": (call.description or f"Order {call.order_id}")[:256],
-            "product_code": _PRODUCT_CODE[flow],
-        }
-        if call.expires_at is not None:
-            # The trade stops accepting payment when the workflow stops waiting for it; for the
-            # customer-created flows this also bounds how long the signed link can start a trade.
-            biz["time_expire"] = alipay_time(call.expires_at)
-        summary = {"method": _API_METHOD[flow], "out_trade_no": out_trade_no}
+        biz = trade_request(call, flow, self._settings)
+        summary = {"method": API_METHOD[flow], "out_trade_no": out_trade_no}
         if flow == "precreate":
             answer = await self._call("alipay.trade.precreate", biz, mutating=True)
             if answer.code != SUCCESS:
@@ -178,7 +161,7 @@ class AlipayGateway(Gateway):
                 self._refuse(answer)
             action = NextAction(
                 type=NextActionType.DISPLAY_QR_CODE,
-                qr_code=_required(answer.data, "qr_code"),
+                qr_code=required(answer.data, "qr_code"),
                 expires_at=call.expires_at,
             )
             return GatewayResult(
@@ -186,9 +169,7 @@ class AlipayGateway(Gateway):
             )
 
         return_url = call.return_url or self._settings.return_url
-        if flow == "wap" and return_url:
-            biz["quit_url"] = return_url  # where "cancel" on AliPay's mobile cashier goes
-        params = self.signed_params(_API_METHOD[flow], biz, return_url=return_url if flow != "app" else None)
+        params = self.signed_params(API_METHOD[flow], biz, return_url=return_url if flow != "app" else None)
         if flow == "app":
             action = NextAction(
                 type=NextActionType.USE_SDK,
@@ -254,45 +235,13 @@ class AlipayGateway(Gateway):
                     status=GatewayPaymentStatus.NOT_FOUND, provider_response={"trade_status": "NOT_EXIST"}
                 )
             self._refuse(answer)
-        return self._trade_result(answer.data)
-
-    def _trade_result(self, data: Mapping[str, Any]) -> GatewayResult:
-        status_text = str(data.get("trade_status", ""))
-        summary = {"trade_status": status_text}
-        if data.get("trade_no"):
-            summary["trade_no"] = str(data["trade_no"])
-        paid_minor = self._minor(data.get("total_amount"))
-        if status_text in ("TRADE_SUCCESS", "TRADE_FINISHED") or (
-            status_text == "TRADE_CLOSED" and data.get("send_pay_date")
-        ):
-            # A closed trade with a payment date was paid and then fully refunded: it was paid.
-            return GatewayResult(
-                status=GatewayPaymentStatus.SUCCEEDED,
-                provider_payment_id=data.get("trade_no") or None,
-                authorized_minor=paid_minor,
-                captured_minor=paid_minor,
-                provider_response=summary,
-            )
-        status = {
-            "WAIT_BUYER_PAY": GatewayPaymentStatus.REQUIRES_ACTION,
-            "TRADE_CLOSED": GatewayPaymentStatus.CANCELLED,
-        }.get(status_text, GatewayPaymentStatus.PROCESSING)
-        return GatewayResult(
-            status=status, provider_payment_id=data.get("trade_no") or None, provider_response=summary
-        )
+        return trade_result(answer.data, self._settings.currency)
 
     # ------------------------------------------------------------------ refunds
 
     async def refund(self, call: RefundCall) -> RefundResult:
         out_trade_no = out_trade_no_for(call.payment_id)
-        biz: dict[str, Any] = {
-            "out_trade_no": out_trade_no,
-            "refund_amount": self._yuan(call.amount),
-            # Required for partial refunds, and what makes a retried refund the same refund.
-            "out_request_no": out_request_no_for(call.refund_id),
-        }
-        if call.reason:
-            biz["refund_reason"] = call.reason[:256]
+        biz = refund_request(call, self._settings)
         answer = await self._call("alipay.trade.refund", biz, mutating=True)
         if answer.code != SUCCESS:
             return _refund_failed(call.refund_id, answer)
@@ -318,16 +267,7 @@ class AlipayGateway(Gateway):
             if answer.sub_code == "ACQ.TRADE_NOT_EXIST":
                 return _refund_failed(refund_id, answer)
             self._refuse(answer)
-        if answer.data.get("refund_status") == "REFUND_SUCCESS":
-            return RefundResult(refund_id=refund_id, status=RefundStatus.SUCCEEDED)
-        # "Not returned: the refund request was not received, or it failed."
-        return RefundResult(
-            refund_id=refund_id,
-            status=RefundStatus.FAILED,
-            failure=Failure(
-                code="refund_not_found", message="AliPay has no successful refund under this request number"
-            ),
-        )
+        return refund_query_result(refund_id, answer.data)
 
     # ------------------------------------------------------------------ notifications
 
@@ -348,46 +288,7 @@ class AlipayGateway(Gateway):
             raise WebhookVerificationError("the notification is for another seller")
         if not params.get("notify_id") or not params.get("out_trade_no"):
             raise WebhookVerificationError("notify_id and out_trade_no are required")
-        return [self._event(params)]
-
-    def _event(self, params: Mapping[str, str]) -> GatewayEvent:
-        trade_status = params.get("trade_status", "")
-        base = dict(
-            gateway=ALIPAY,
-            event_id=params["notify_id"],
-            provider_type=f"{params.get('notify_type', 'trade_status_sync')}:{trade_status}",
-            payment_id=params["out_trade_no"],
-            provider_payment_id=params.get("trade_no") or None,
-        )
-        if params.get("out_biz_no") or params.get("gmt_refund") or params.get("refund_fee"):
-            # A refund on the trade (partial: TRADE_SUCCESS, full: TRADE_CLOSED). `refund_fee` is the
-            # trade's *cumulative* refund, not this refund's amount, so the event carries none.
-            return GatewayEvent(
-                kind=GatewayEventKind.REFUND_SUCCEEDED,
-                refund_id=params.get("out_biz_no") or None,
-                occurred_at=_parse_time(params.get("gmt_refund")),
-                **base,
-            )
-        if trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-            try:
-                amount = Amount.of(params.get("total_amount", ""), self._settings.currency)
-            except MoneyError as exc:
-                raise WebhookVerificationError("total_amount is not a yuan amount") from exc
-            return GatewayEvent(
-                kind=GatewayEventKind.PAYMENT_SUCCEEDED,
-                amount=amount,
-                occurred_at=_parse_time(params.get("gmt_payment") or params.get("notify_time")),
-                **base,
-            )
-        if trade_status == "TRADE_CLOSED":
-            return GatewayEvent(
-                kind=GatewayEventKind.PAYMENT_CANCELLED,
-                occurred_at=_parse_time(params.get("gmt_close") or params.get("notify_time")),
-                **base,
-            )
-        if trade_status == "WAIT_BUYER_PAY":
-            return GatewayEvent(kind=GatewayEventKind.PAYMENT_REQUIRES_ACTION, **base)
-        return GatewayEvent(kind=GatewayEventKind.UNKNOWN, **base)
+        return [notification_event(params, self._settings.currency)]
 
     def webhook_ack(self) -> WebhookAck:
         # Exactly `success`: any other body makes AliPay resend (8 times over about 25 h).
@@ -496,18 +397,6 @@ class AlipayGateway(Gateway):
             raise GatewayInvalidRequest(f"AliPay has no {flow!r} flow; use one of {', '.join(FLOWS)}")
         return flow
 
-    def _yuan(self, amount: Amount) -> str:
-        if amount.currency != self._settings.currency:
-            raise GatewayInvalidRequest(
-                f"AliPay is configured for {self._settings.currency}, not {amount.currency}"
-            )
-        return str(from_minor(amount.minor, amount.currency))
-
-    def _minor(self, yuan: Any) -> int | None:
-        if yuan in (None, ""):
-            return None
-        return Amount.of(Decimal(str(yuan)), self._settings.currency).minor
-
     async def aclose(self) -> None:
         await self._transport.aclose()
 
@@ -517,26 +406,7 @@ def build(settings: AlipaySettings) -> AlipayGateway:
     return AlipayGateway(settings)
 
 
-# ---------------------------------------------------------------------- wire helpers (pure)
-
-
-def out_trade_no_for(payment_id: str) -> str:
-    """Our payment id *is* the merchant trade number: a retried create repeats the same trade and
-    a notification names the payment it belongs to."""
-    if not _OUT_NO.match(payment_id):
-        raise GatewayInvalidRequest("the payment id does not fit AliPay's out_trade_no (64 of 0-9A-Za-z_-)")
-    return payment_id
-
-
-def out_request_no_for(refund_id: str) -> str:
-    """Unique within the trade, which is all AliPay asks of a refund request number."""
-    if not _OUT_NO.match(refund_id):
-        raise GatewayInvalidRequest("the refund id does not fit AliPay's out_request_no (64 of 0-9A-Za-z_-)")
-    return refund_id
-
-
-def alipay_time(moment: datetime) -> str:
-    return in_china_time(moment).strftime(TIME_FORMAT)
+# ---------------------------------------------------------------------- answers
 
 
 def raw_member(text: str, key: str) -> str:
@@ -561,20 +431,6 @@ def raw_member(text: str, key: str) -> str:
         index = cursor
 
 
-def parse_notification(body: bytes) -> dict[str, str]:
-    """A form-encoded notification, URL-decoded exactly once; a repeated key is malformed."""
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WebhookVerificationError("malformed AliPay notification") from exc
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key in params:
-            raise WebhookVerificationError(f"repeated parameter {key!r}")
-        params[key] = value
-    return params
-
-
 def _refund_failed(refund_id: str, answer: _Answer) -> RefundResult:
     return RefundResult(
         refund_id=refund_id,
@@ -585,20 +441,3 @@ def _refund_failed(refund_id: str, answer: _Answer) -> RefundResult:
             decline_code=answer.sub_code or answer.code,
         ),
     )
-
-
-def _required(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not value:
-        raise GatewayOutcomeUnknown(f"AliPay answered without {key}")
-    return str(value)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        # gmt_refund carries milliseconds ("yyyy-MM-dd HH:mm:ss.SSS"); the others do not.
-        return datetime.strptime(value[:19], TIME_FORMAT).replace(tzinfo=CHINA_TIME)
-    except ValueError:
-        return None

@@ -13,9 +13,10 @@ import pytest
 import pytest_asyncio
 from pydantic import ValidationError
 
-from activities.gateways.alipay.adapter import AlipayGateway, alipay_time, raw_member
+from activities.gateways.alipay.adapter import AlipayGateway, raw_member
 from activities.gateways.alipay.fake import FakeAlipay
 from activities.gateways.alipay.settings import PRODUCTION_GATEWAY, SANDBOX_GATEWAY, AlipaySettings
+from activities.gateways.alipay.transform import alipay_time
 from activities.gateways.base import (
     GatewayConfigError,
     GatewayInvalidRequest,
