@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
-from activities.gateways.stripe.adapter import from_stripe_amount, stripe_exponent, to_stripe_amount
+from activities.gateways.stripe.transform import from_stripe_amount, stripe_exponent, to_stripe_amount
 from tests.activities.gateways.helpers import STRIPE, pid
 from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,
