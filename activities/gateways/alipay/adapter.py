@@ -42,7 +42,6 @@ from activities.gateways.alipay.transform import (
     parse_notification,
     refund_query_result,
     refund_request,
-    required,
     trade_request,
     trade_result,
 )
@@ -55,6 +54,7 @@ from activities.gateways.base import (
     NotSupported,
     WebhookAck,
     WebhookVerificationError,
+    required_field,
 )
 from activities.gateways.china import CHINA_TIME
 from activities.gateways.http import HttpTransport, raise_rejection
@@ -161,7 +161,7 @@ class AlipayGateway(Gateway):
                 self._refuse(answer)
             action = NextAction(
                 type=NextActionType.DISPLAY_QR_CODE,
-                qr_code=required(answer.data, "qr_code"),
+                qr_code=required_field(answer.data, "qr_code", "AliPay"),
                 expires_at=call.expires_at,
             )
             return GatewayResult(

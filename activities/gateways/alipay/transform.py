@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from activities.gateways.alipay import GATEWAY_ID as ALIPAY
 from activities.gateways.alipay.settings import AlipaySettings
-from activities.gateways.base import GatewayInvalidRequest, GatewayOutcomeUnknown, WebhookVerificationError
+from activities.gateways.base import GatewayInvalidRequest, WebhookVerificationError
 from activities.gateways.china import CHINA_TIME, in_china_time
 from workflows.domain import Failure, RefundStatus
 from workflows.gateway_io import (
@@ -208,13 +208,6 @@ def minor_of(value: Any, currency: str) -> int | None:
     if value in (None, ""):
         return None
     return Amount.of(Decimal(str(value)), currency).minor
-
-
-def required(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not value:
-        raise GatewayOutcomeUnknown(f"AliPay answered without {key}")
-    return str(value)
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -35,6 +35,7 @@ from activities.gateways.base import (
     NotSupported,
     WebhookAck,
     WebhookVerificationError,
+    required_field,
 )
 from activities.gateways.http import HttpTransport, raise_rejection
 from activities.gateways.signing import (
@@ -58,7 +59,6 @@ from activities.gateways.wechat_pay.transform import (
     refund_failed,
     refund_request,
     refund_result,
-    required,
     trade_result,
 )
 from workflows.domain import GatewayProfile, NextAction, NextActionType, WalletMethod
@@ -172,16 +172,16 @@ class WechatPayGateway(Gateway):
         if flow == "native":
             return NextAction(
                 type=NextActionType.DISPLAY_QR_CODE,
-                qr_code=required(data, "code_url"),
+                qr_code=required_field(data, "code_url", "WeChat Pay"),
                 expires_at=expires_at,
             )
         if flow == "h5":
-            url = required(data, "h5_url")
+            url = required_field(data, "h5_url", "WeChat Pay")
             if call.return_url:
                 # WeChat sends the customer back here after the cashier page (documented parameter).
                 url += ("&" if "?" in url else "?") + urlencode({"redirect_url": call.return_url})
             return NextAction(type=NextActionType.REDIRECT_TO_URL, url=url, expires_at=expires_at)
-        prepay_id = required(data, "prepay_id")
+        prepay_id = required_field(data, "prepay_id", "WeChat Pay")
         timestamp = str(int(self._clock()))
         nonce = random_nonce()
         if flow == "jsapi":

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from activities.gateways.base import GatewayInvalidRequest, GatewayOutcomeUnknown
+from activities.gateways.base import GatewayInvalidRequest
 from activities.gateways.china import in_china_time
 from activities.gateways.wechat_pay import GATEWAY_ID as WECHAT_PAY
 from activities.gateways.wechat_pay.settings import WechatPaySettings
@@ -217,13 +217,6 @@ def notification_event(
                 **base,
             )
     return GatewayEvent(kind=GatewayEventKind.UNKNOWN, **base)
-
-
-def required(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not value:
-        raise GatewayOutcomeUnknown(f"WeChat Pay answered without {key}")
-    return str(value)
 
 
 def _parse_time(value: Any) -> datetime | None:

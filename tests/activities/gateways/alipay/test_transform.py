@@ -20,8 +20,9 @@ from activities.gateways.alipay.transform import (
     yuan,
 )
 from activities.gateways.base import GatewayInvalidRequest, WebhookVerificationError
-from workflows.domain import RefundStatus, WalletMethod
-from workflows.gateway_io import AuthorizeCall, GatewayEventKind, GatewayPaymentStatus, RefundCall
+from tests.activities.gateways.helpers import ALIPAY
+from workflows.domain import RefundStatus
+from workflows.gateway_io import AuthorizeCall, GatewayEventKind, GatewayPaymentStatus
 from workflows.money import Amount
 
 
@@ -30,18 +31,11 @@ def settings() -> AlipaySettings:
     return FakeAlipay().settings(return_url="https://shop.example/paid")
 
 
+PAY = "pay_0123456789"
+
+
 def authorize(flow: str, **changes: object) -> AuthorizeCall:
-    values: dict[str, object] = dict(
-        gateway="alipay",
-        payment_id="pay_0123456789",
-        order_id="order-42",
-        amount=Amount(minor=6660, currency="CNY"),
-        method=WalletMethod(wallet="alipay", flow=flow),
-        capture=True,
-        idempotency_key="k",
-    )
-    values.update(changes)
-    return AuthorizeCall.model_validate(values)
+    return ALIPAY.authorize(PAY, flow, minor=6660, **({"expires_at": None} | changes))
 
 
 def test_a_trade_carries_our_id_the_yuan_amount_and_the_deadline_in_beijing_time(
@@ -51,7 +45,7 @@ def test_a_trade_carries_our_id_the_yuan_amount_and_the_deadline_in_beijing_time
     assert trade_request(call, "page", settings) == {
         "out_trade_no": "pay_0123456789",
         "total_amount": "66.60",
-        "subject": "Order order-42",
+        "subject": "Order order_pay_0123456789",
         "product_code": "FAST_INSTANT_TRADE_PAY",
         "time_expire": "2026-11-27 23:35:12",
     }
@@ -73,15 +67,7 @@ def test_amounts_are_yuan_of_the_configured_currency_only() -> None:
 
 
 def test_a_refund_is_its_own_request_number_on_the_trade(settings: AlipaySettings) -> None:
-    call = RefundCall(
-        gateway="alipay",
-        payment_id="pay_0123456789",
-        provider_payment_id=None,
-        refund_id="rf_1",
-        amount=Amount(minor=1000, currency="CNY"),
-        reason="late",
-        idempotency_key="k",
-    )
+    call = ALIPAY.refund(PAY, "rf_1", 1000, reason="late")
     assert refund_request(call, settings) == {
         "out_trade_no": "pay_0123456789",
         "refund_amount": "10.00",

@@ -19,6 +19,7 @@ from activities.gateways.stripe.transform import (
     refund_params,
     refund_result,
 )
+from tests.activities.gateways.helpers import STRIPE
 from workflows.domain import CardMethod, NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import AuthorizeCall, GatewayEventKind, GatewayPaymentStatus, RefundCall
 from workflows.money import Amount
@@ -32,17 +33,7 @@ SETTINGS = StripeSettings(
 
 
 def authorize(**changes: object) -> AuthorizeCall:
-    values: dict[str, object] = dict(
-        gateway="stripe",
-        payment_id="pay_1",
-        order_id="order-42",
-        amount=Amount(minor=2500, currency="USD"),
-        method=CardMethod(token="pm_card_visa"),
-        capture=True,
-        idempotency_key="k",
-    )
-    values.update(changes)
-    return AuthorizeCall.model_validate(values)
+    return STRIPE.authorize("pay_1", minor=2500, **changes)
 
 
 def test_a_payment_is_one_confirmed_intent_carrying_our_ids() -> None:
@@ -54,7 +45,7 @@ def test_a_payment_is_one_confirmed_intent_carrying_our_ids() -> None:
         "capture_method": "manual",
         "payment_method_types": ["card"],
         "payment_method_options": {"card": {"request_three_d_secure": "any"}},
-        "metadata": {METADATA_PAYMENT_ID: "pay_1", "durapay_order_id": "order-42"},
+        "metadata": {METADATA_PAYMENT_ID: "pay_1", "durapay_order_id": "order_pay_1"},
         "payment_method": "pm_card_visa",
         "customer": "cus_9",
         "statement_descriptor_suffix": "ORDER",
@@ -79,15 +70,7 @@ def test_what_stripe_cannot_take_is_refused_before_sending() -> None:
 
 
 def test_refund_and_cancel_reasons_outside_stripes_enum_stay_ours() -> None:
-    call = RefundCall(
-        gateway="stripe",
-        payment_id="pay_1",
-        provider_payment_id="pi_1",
-        refund_id="rf_1",
-        amount=Amount(minor=500, currency="JPY"),
-        reason="customer changed their mind",
-        idempotency_key="k",
-    )
+    call = STRIPE.refund("pay_1", "rf_1", 500, reason="customer changed their mind")
     assert refund_params(call, "pi_1", SETTINGS) == {
         "payment_intent": "pi_1",
         "amount": 500,

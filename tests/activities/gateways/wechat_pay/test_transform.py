@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from activities.gateways.base import GatewayInvalidRequest, GatewayOutcomeUnknown
+from activities.gateways.base import GatewayInvalidRequest, GatewayOutcomeUnknown, required_field
 from activities.gateways.wechat_pay.fake import FakeWechatPay
 from activities.gateways.wechat_pay.settings import WechatPaySettings
 from activities.gateways.wechat_pay.transform import (
@@ -16,9 +16,9 @@ from activities.gateways.wechat_pay.transform import (
     refund_failed,
     refund_request,
     refund_result,
-    required,
     trade_result,
 )
+from tests.activities.gateways.helpers import WECHAT_PAY
 from workflows.domain import RefundStatus, WalletMethod
 from workflows.gateway_io import (
     AuthorizeCall,
@@ -34,18 +34,11 @@ def settings() -> WechatPaySettings:
     return FakeWechatPay().settings(notify_url="https://pay.example/webhooks/wechat_pay")
 
 
+PAY = "pay_0123456789"
+
+
 def authorize(flow: str = "native", **changes: object) -> AuthorizeCall:
-    values: dict[str, object] = dict(
-        gateway="wechat_pay",
-        payment_id="pay_0123456789",
-        order_id="order-42",
-        amount=Amount(minor=8888, currency="CNY"),
-        method=WalletMethod(wallet="wechat_pay", flow=flow),
-        capture=True,
-        idempotency_key="k",
-    )
-    values.update(changes)
-    return AuthorizeCall.model_validate(values)
+    return WECHAT_PAY.authorize(PAY, flow, **({"expires_at": None} | changes))
 
 
 def test_an_order_carries_our_ids_the_minor_amount_and_the_deadline_in_beijing_time(
@@ -57,9 +50,9 @@ def test_an_order_carries_our_ids_the_minor_amount_and_the_deadline_in_beijing_t
     assert order_request(call, "native", settings) == {
         "appid": settings.appid,
         "mchid": settings.mchid,
-        "description": "Order order-42",
+        "description": "Order order_pay_0123456789",
         "out_trade_no": "pay_0123456789",
-        "attach": "order-42",
+        "attach": "order_pay_0123456789",
         "notify_url": "https://pay.example/webhooks/wechat_pay",
         "amount": {"total": 8888, "currency": "CNY"},
         "time_expire": "2026-11-27T23:35:12+08:00",
@@ -87,15 +80,7 @@ def test_a_long_description_is_cut_to_wechats_limit(settings: WechatPaySettings)
 def test_a_refund_names_the_order_total_and_a_merchant_unique_refund_number(
     settings: WechatPaySettings,
 ) -> None:
-    call = RefundCall(
-        gateway="wechat_pay",
-        payment_id="pay_0123456789",
-        provider_payment_id=None,
-        refund_id="rf_1",
-        amount=Amount(minor=1000, currency="CNY"),
-        reason="r" * 100,
-        idempotency_key="k",
-    )
+    call = WECHAT_PAY.refund(PAY, "rf_1", 1000, reason="r" * 100)
     body = refund_request(call, 8888, settings)
     assert body["out_refund_no"] == "pay_0123456789-rf_1"
     assert body["amount"] == {"refund": 1000, "total": 8888, "currency": "CNY"}
@@ -137,9 +122,9 @@ def test_refund_answers_map_to_our_refund_results() -> None:
 
 
 def test_an_answer_without_what_the_flow_needs_is_an_unknown_outcome() -> None:
-    assert required({"code_url": "weixin://wxpay/x"}, "code_url") == "weixin://wxpay/x"
-    with pytest.raises(GatewayOutcomeUnknown, match="code_url"):
-        required({}, "code_url")
+    assert required_field({"code_url": "weixin://wxpay/x"}, "code_url", "WeChat Pay") == "weixin://wxpay/x"
+    with pytest.raises(GatewayOutcomeUnknown, match="WeChat Pay answered without code_url"):
+        required_field({}, "code_url", "WeChat Pay")
 
 
 def test_notifications_map_to_events() -> None:
