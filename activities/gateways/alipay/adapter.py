@@ -36,15 +36,14 @@ from activities.gateways.alipay.transform import (
     CUSTOMER_CREATED_FLOWS,
     FLOWS,
     TIME_FORMAT,
-    notification_event,
     out_request_no_for,
     out_trade_no_for,
-    parse_notification,
     refund_query_result,
     refund_request,
     trade_request,
     trade_result,
 )
+from activities.gateways.alipay.webhooks import notification_event, verified_notification
 from activities.gateways.base import (
     Gateway,
     GatewayConfigError,
@@ -53,7 +52,6 @@ from activities.gateways.base import (
     GatewayTransientError,
     NotSupported,
     WebhookAck,
-    WebhookVerificationError,
     required_field,
 )
 from activities.gateways.china import CHINA_TIME
@@ -272,22 +270,7 @@ class AlipayGateway(Gateway):
     # ------------------------------------------------------------------ notifications
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
-        params = parse_notification(body)
-        sign = params.get("sign")
-        if not sign:
-            raise WebhookVerificationError("missing sign")
-        # sign_type is not covered by the signature: it must never choose the algorithm.
-        if params.get("sign_type", "RSA2") != "RSA2":
-            raise WebhookVerificationError(f"unsupported sign_type {params.get('sign_type')!r}")
-        content = sorted_params_content(params, exclude=("sign", "sign_type"))
-        if not rsa_sha256_verify(self._settings.alipay_public_key or "", content, sign):
-            raise WebhookVerificationError("sign does not verify with the AliPay public key")
-        if params.get("app_id") != self._settings.app_id:
-            raise WebhookVerificationError("the notification is for another app_id")
-        if self._settings.seller_id and params.get("seller_id") != self._settings.seller_id:
-            raise WebhookVerificationError("the notification is for another seller")
-        if not params.get("notify_id") or not params.get("out_trade_no"):
-            raise WebhookVerificationError("notify_id and out_trade_no are required")
+        params = verified_notification(body, self._settings)
         return [notification_event(params, self._settings.currency)]
 
     def webhook_ack(self) -> WebhookAck:

@@ -10,23 +10,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
-from activities.gateways.alipay import GATEWAY_ID as ALIPAY
 from activities.gateways.alipay.settings import AlipaySettings
-from activities.gateways.base import GatewayInvalidRequest, WebhookVerificationError
+from activities.gateways.base import GatewayInvalidRequest
 from activities.gateways.china import CHINA_TIME, in_china_time
 from workflows.domain import Failure, RefundStatus
 from workflows.gateway_io import (
     AuthorizeCall,
-    GatewayEvent,
-    GatewayEventKind,
     GatewayPaymentStatus,
     GatewayResult,
     RefundCall,
     RefundResult,
 )
-from workflows.money import Amount, MoneyError, from_minor
+from workflows.money import Amount, from_minor
 
 # AliPay reads and writes times as "yyyy-MM-dd HH:mm:ss" in Beijing time.
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -120,61 +116,6 @@ def refund_query_result(refund_id: str, data: Mapping[str, Any]) -> RefundResult
             code="refund_not_found", message="AliPay has no successful refund under this request number"
         ),
     )
-
-
-def notification_event(params: Mapping[str, str], currency: str) -> GatewayEvent:
-    """A verified notification's parameters as the workflow's event."""
-    trade_status = params.get("trade_status", "")
-    base = dict(
-        gateway=ALIPAY,
-        event_id=params["notify_id"],
-        provider_type=f"{params.get('notify_type', 'trade_status_sync')}:{trade_status}",
-        payment_id=params["out_trade_no"],
-        provider_payment_id=params.get("trade_no") or None,
-    )
-    if params.get("out_biz_no") or params.get("gmt_refund") or params.get("refund_fee"):
-        # A refund on the trade (partial: TRADE_SUCCESS, full: TRADE_CLOSED). `refund_fee` is the
-        # trade's *cumulative* refund, not this refund's amount, so the event carries none.
-        return GatewayEvent(
-            kind=GatewayEventKind.REFUND_SUCCEEDED,
-            refund_id=params.get("out_biz_no") or None,
-            occurred_at=parse_time(params.get("gmt_refund")),
-            **base,
-        )
-    if trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-        try:
-            amount = Amount.of(params.get("total_amount", ""), currency)
-        except MoneyError as exc:
-            raise WebhookVerificationError("total_amount is not a yuan amount") from exc
-        return GatewayEvent(
-            kind=GatewayEventKind.PAYMENT_SUCCEEDED,
-            amount=amount,
-            occurred_at=parse_time(params.get("gmt_payment") or params.get("notify_time")),
-            **base,
-        )
-    if trade_status == "TRADE_CLOSED":
-        return GatewayEvent(
-            kind=GatewayEventKind.PAYMENT_CANCELLED,
-            occurred_at=parse_time(params.get("gmt_close") or params.get("notify_time")),
-            **base,
-        )
-    if trade_status == "WAIT_BUYER_PAY":
-        return GatewayEvent(kind=GatewayEventKind.PAYMENT_REQUIRES_ACTION, **base)
-    return GatewayEvent(kind=GatewayEventKind.UNKNOWN, **base)
-
-
-def parse_notification(body: bytes) -> dict[str, str]:
-    """A form-encoded notification, URL-decoded exactly once; a repeated key is malformed."""
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WebhookVerificationError("malformed AliPay notification") from exc
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key in params:
-            raise WebhookVerificationError(f"repeated parameter {key!r}")
-        params[key] = value
-    return params
 
 
 def out_trade_no_for(payment_id: str) -> str:

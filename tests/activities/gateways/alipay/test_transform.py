@@ -1,5 +1,5 @@
-"""AliPay's pure transformers: `biz_content` from our contracts, answers and notifications to our
-results, yuan <-> minor units. No HTTP: the inputs are plain data."""
+"""AliPay's pure transformers: `biz_content` from our contracts, answers to our results, yuan <->
+minor units. No HTTP: the inputs are plain data."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from activities.gateways.alipay.fake import FakeAlipay
 from activities.gateways.alipay.settings import AlipaySettings
 from activities.gateways.alipay.transform import (
     minor_of,
-    notification_event,
-    parse_notification,
     refund_query_result,
     refund_request,
     trade_request,
@@ -98,40 +96,3 @@ def test_only_a_refund_query_saying_success_is_a_refund() -> None:
     missing = refund_query_result("rf_1", {})
     assert missing.status is RefundStatus.FAILED and missing.failure is not None
     assert missing.failure.code == "refund_not_found"
-
-
-def test_notifications_map_to_events() -> None:
-    common = {"notify_id": "n1", "out_trade_no": "pay_1", "trade_no": "2026"}
-    paid = notification_event(
-        {
-            **common,
-            "trade_status": "TRADE_SUCCESS",
-            "total_amount": "66.60",
-            "gmt_payment": "2026-11-27 23:35:12",
-        },
-        "CNY",
-    )
-    assert (paid.kind, paid.payment_id, paid.amount) == (
-        GatewayEventKind.PAYMENT_SUCCEEDED,
-        "pay_1",
-        Amount(minor=6660, currency="CNY"),
-    )
-    assert paid.occurred_at == datetime(2026, 11, 27, 15, 35, 12, tzinfo=UTC)
-    refund = notification_event(
-        {**common, "trade_status": "TRADE_SUCCESS", "out_biz_no": "rf_1", "refund_fee": "10.00"}, "CNY"
-    )
-    assert (refund.kind, refund.refund_id, refund.amount) == (GatewayEventKind.REFUND_SUCCEEDED, "rf_1", None)
-    assert notification_event({**common, "trade_status": "TRADE_CLOSED"}, "CNY").kind is (
-        GatewayEventKind.PAYMENT_CANCELLED
-    )
-    with pytest.raises(WebhookVerificationError, match="yuan"):
-        notification_event({**common, "trade_status": "TRADE_SUCCESS", "total_amount": "6.666"}, "CNY")
-
-
-def test_a_notification_is_url_decoded_once_and_a_repeated_key_is_refused() -> None:
-    assert parse_notification(b"subject=%25E4&out_trade_no=pay_1") == {
-        "subject": "%E4",
-        "out_trade_no": "pay_1",
-    }
-    with pytest.raises(WebhookVerificationError, match="repeated"):
-        parse_notification(b"a=1&a=2")
