@@ -18,8 +18,6 @@ per-refund news.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -35,7 +33,6 @@ from activities.gateways.base import (
     GatewayRateLimited,
     GatewayTransientError,
     SavedPaymentMethod,
-    WebhookVerificationError,
 )
 from activities.gateways.http import parse_retry_after
 from activities.gateways.stripe import GATEWAY_ID
@@ -45,7 +42,6 @@ from activities.gateways.stripe.transform import (
     METADATA_REFUND_ID,
     cancel_params,
     declined_result,
-    events_of,
     intent_params,
     intent_result,
     refund_params,
@@ -53,6 +49,7 @@ from activities.gateways.stripe.transform import (
     saved_method,
     stripe_amount,
 )
+from activities.gateways.stripe.webhooks import events_of, verified_event
 from workflows.domain import (
     Failure,
     GatewayProfile,
@@ -392,49 +389,10 @@ class StripeGateway(Gateway):
     # -- webhooks -----------------------------------------------------------------------------------
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
-        self._verify_signature(_header(headers, "Stripe-Signature"), body)
-        try:
-            event = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WebhookVerificationError("Stripe webhook body is not JSON") from exc
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event.get("type"):
-            raise WebhookVerificationError("Stripe webhook body is not an event")
-        return events_of(event, self.id)
-
-    def _verify_signature(self, header: str | None, body: bytes) -> None:
-        if not header:
-            raise WebhookVerificationError("missing Stripe-Signature header")
-        try:
-            payload = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise WebhookVerificationError("Stripe webhook body is not UTF-8") from exc
-        tolerance = self._settings.webhook_tolerance_seconds
-        verified = False
-        for secret in self._settings.webhook_secret:
-            try:
-                stripe.WebhookSignature.verify_header(payload, header, secret.get_secret_value(), tolerance)
-            except stripe.SignatureVerificationError:
-                continue
-            verified = True
-            break
-        if not verified:
-            raise WebhookVerificationError("Stripe-Signature does not match, or its timestamp is too old")
-        # The SDK bounds only the past. A timestamp far in the future is no clock skew we should
-        # honour: it would let a captured request be replayed for as long as it claims.
-        timestamp = _signature_timestamp(header)
-        if timestamp > time.time() + tolerance:
-            raise WebhookVerificationError("Stripe-Signature timestamp is in the future")
+        return events_of(verified_event(_header(headers, "Stripe-Signature"), body, self._settings), self.id)
 
     async def aclose(self) -> None:
         await self._http.close_async()
-
-
-def _signature_timestamp(header: str) -> int:
-    for item in header.split(","):
-        key, _, value = item.partition("=")
-        if key.strip() == "t":
-            return int(value)
-    raise WebhookVerificationError("Stripe-Signature has no timestamp")
 
 
 def build(settings: StripeSettings) -> StripeGateway:

@@ -1,5 +1,5 @@
 """Stripe's pure transformers: PaymentIntent / Refund parameters from our contracts, PaymentIntents,
-card errors, refunds and events to our results. No HTTP, no SDK: the inputs are plain data."""
+card errors and refunds to our results. No HTTP, no SDK: the inputs are plain data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from activities.gateways.stripe.transform import (
     METADATA_REFUND_REASON,
     cancel_params,
     declined_result,
-    events_of,
     intent_params,
     intent_result,
     refund_params,
@@ -175,64 +174,3 @@ def test_refunds_map_to_our_refund_results() -> None:
     )
     assert failed.status is RefundStatus.FAILED and failed.failure is not None
     assert "expired_or_canceled_card" in failed.failure.message
-
-
-def test_events_map_to_ours() -> None:
-    intent = {
-        "id": "pi_1",
-        "object": "payment_intent",
-        "amount_received": 2500,
-        "currency": "usd",
-        "metadata": {METADATA_PAYMENT_ID: "pay_1"},
-    }
-    [paid] = events_of(
-        {
-            "id": "evt_1",
-            "object": "event",
-            "type": "payment_intent.succeeded",
-            "created": 0,
-            "data": {"object": intent},
-        },
-        "stripe",
-    )
-    assert (paid.kind, paid.payment_id, paid.amount, paid.gateway) == (
-        GatewayEventKind.PAYMENT_SUCCEEDED,
-        "pay_1",
-        Amount(minor=2500, currency="USD"),
-        "stripe",
-    )
-    refunds = {
-        "data": [
-            {
-                "id": "re_1",
-                "status": "succeeded",
-                "amount": 100,
-                "currency": "usd",
-                "metadata": {METADATA_REFUND_ID: "rf_1"},
-            },
-            {
-                "id": "re_2",
-                "status": "failed",
-                "amount": 200,
-                "currency": "usd",
-                "metadata": {METADATA_REFUND_ID: "rf_2"},
-            },
-        ]
-    }
-    events = events_of(
-        {
-            "id": "evt_2",
-            "object": "event",
-            "type": "charge.refunded",
-            "data": {"object": {"refunds": refunds}},
-        },
-        "stripe",
-    )
-    assert [(e.event_id, e.kind, e.refund_id) for e in events] == [
-        ("evt_2:re_1", GatewayEventKind.REFUND_SUCCEEDED, "rf_1"),
-        ("evt_2:re_2", GatewayEventKind.REFUND_FAILED, "rf_2"),
-    ]
-    [other] = events_of(
-        {"id": "evt_3", "object": "event", "type": "customer.created", "data": {"object": {}}}, "stripe"
-    )
-    assert other.kind is GatewayEventKind.UNKNOWN
