@@ -46,7 +46,6 @@ from activities.gateways.signing import (
     line_message,
     random_nonce,
     rsa_sha256_sign,
-    rsa_sha256_verify,
 )
 from activities.gateways.wechat_pay import GATEWAY_ID as WECHAT_PAY
 from activities.gateways.wechat_pay.settings import WechatPaySettings
@@ -60,6 +59,12 @@ from activities.gateways.wechat_pay.transform import (
     refund_request,
     refund_result,
     trade_result,
+)
+from activities.gateways.wechat_pay.webhooks import (
+    AUTH_SCHEME,
+    UnknownPlatformSerial,
+    decrypted_notification,
+    verified_signature,
 )
 from workflows.domain import GatewayProfile, NextAction, NextActionType, WalletMethod
 from workflows.gateway_io import (
@@ -78,10 +83,6 @@ from workflows.money import Amount
 
 logger = logging.getLogger(__name__)
 
-AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
-# The official Go SDK's window, applied both ways: a notification from the future is as suspect as
-# a replayed old one.
-TIMESTAMP_TOLERANCE_SECONDS = 300
 # An unknown serial may trigger a certificate download, but a stream of forged serials must not
 # turn into a stream of downloads.
 MIN_REFRESH_INTERVAL_SECONDS = 60.0
@@ -93,10 +94,6 @@ _PATH_FOR_FLOW = {flow: f"/v3/pay/transactions/{flow}" for flow in FLOWS}
 _ORDER_STATE_CONFLICTS = frozenset(
     {"ORDERPAID", "ORDER_PAID", "ORDERCLOSED", "ORDER_CLOSED", "OUT_TRADE_NO_USED"}
 )
-
-
-class UnknownPlatformSerial(WebhookVerificationError):
-    """Signed with a key we do not (yet) have: fails verification, may trigger a certificate download."""
 
 
 class WechatPayGateway(Gateway):
@@ -316,36 +313,13 @@ class WechatPayGateway(Gateway):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         try:
-            serial = self._verify(headers, body, self._platform_keys)
+            serial = verified_signature(headers, body, self._platform_keys, self._clock())
         except UnknownPlatformSerial:
             # Never skip verification; fetch the certificates so that WeChat's retry (15 s later)
             # finds the new key.
             self._refresh_in_background()
             raise
-        try:
-            envelope = json.loads(body)
-            resource = envelope["resource"]
-            event_id = str(envelope["id"])
-            event_type = str(envelope["event_type"])
-            if resource.get("algorithm") != "AEAD_AES_256_GCM":
-                raise WebhookVerificationError(
-                    f"unsupported resource algorithm {resource.get('algorithm')!r}"
-                )
-            plaintext = aes_256_gcm_decrypt(
-                self._settings.apiv3_key.get_secret_value(),
-                resource["nonce"],
-                resource.get("associated_data") or "",
-                resource["ciphertext"],
-            )
-            data = json.loads(plaintext)
-        except DecryptionError as exc:
-            raise WebhookVerificationError(
-                "the notification resource did not decrypt with the APIv3 key"
-            ) from exc
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise WebhookVerificationError("malformed WeChat Pay notification") from exc
-        if str(data.get("mchid", self._settings.mchid)) != self._settings.mchid:
-            raise WebhookVerificationError("the notification is for another merchant")
+        event_id, event_type, envelope, data = decrypted_notification(body, self._settings)
         logger.debug("WeChat Pay notification %s (%s) verified with %s", event_id, event_type, serial)
         try:
             return [notification_event(event_id, event_type, envelope, data, self._settings.currency)]
@@ -362,34 +336,6 @@ class WechatPayGateway(Gateway):
         # Anything but 2xx makes WeChat retry (15s, 15s, 30s, 3m, ... over 24h).
         body = json.dumps({"code": "FAIL", "message": reason[:200]}, ensure_ascii=False).encode()
         return WebhookAck(status=400, body=body, content_type="application/json")
-
-    def _verify(self, headers: Mapping[str, str], body: bytes, keys: Mapping[str, str]) -> str:
-        """Check a WeChat Pay signature (notification or response) against `keys` (serial -> PEM);
-        return the serial it used."""
-        h = {k.lower(): v for k, v in headers.items()}
-        try:
-            timestamp = h["wechatpay-timestamp"]
-            nonce = h["wechatpay-nonce"]
-            signature = h["wechatpay-signature"]
-            serial = h["wechatpay-serial"]
-        except KeyError as exc:
-            raise WebhookVerificationError(f"missing header {exc.args[0]}") from exc
-        scheme = h.get("wechatpay-signature-type", AUTH_SCHEME)
-        if scheme != AUTH_SCHEME:
-            raise WebhookVerificationError(f"unsupported signature type {scheme!r}")
-        try:
-            ts = int(timestamp)
-        except ValueError as exc:
-            raise WebhookVerificationError("Wechatpay-Timestamp is not a number") from exc
-        if abs(self._clock() - ts) > TIMESTAMP_TOLERANCE_SECONDS:
-            raise WebhookVerificationError("Wechatpay-Timestamp is outside the 300 s window")
-        key = keys.get(serial)
-        if key is None:
-            raise UnknownPlatformSerial(f"unknown Wechatpay-Serial {serial!r}")
-        message = line_message(timestamp, nonce, body.decode("utf-8", errors="replace"))
-        if not rsa_sha256_verify(key, message, signature):
-            raise WebhookVerificationError("Wechatpay-Signature does not verify")
-        return serial
 
     # ------------------------------------------------------------------ platform certificates
 
@@ -432,7 +378,9 @@ class WechatPayGateway(Gateway):
         # The download proves itself by decrypting with our APIv3 key; its own signature must then
         # verify with one of the certificates it delivered (or one we already trust).
         try:
-            self._verify(response.headers, response.content, {**self._platform_keys, **downloaded})
+            verified_signature(
+                response.headers, response.content, {**self._platform_keys, **downloaded}, self._clock()
+            )
         except WebhookVerificationError as exc:
             raise GatewayTransientError(
                 f"WeChat Pay certificate download: response signature rejected ({exc})"
@@ -502,7 +450,7 @@ class WechatPayGateway(Gateway):
         if verify and 200 <= response.status_code < 300:
             await self._ensure_platform_key(response.headers.get("Wechatpay-Serial", ""))
             try:
-                self._verify(response.headers, response.content, self._platform_keys)
+                verified_signature(response.headers, response.content, self._platform_keys, self._clock())
             except WebhookVerificationError as exc:
                 # Not proof that nothing happened: a mutating call may have gone through.
                 error = GatewayOutcomeUnknown if mutating else GatewayTransientError

@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 
 from activities.gateways.base import WebhookVerificationError
-from activities.gateways.wechat_pay.adapter import UnknownPlatformSerial, WechatPayGateway
+from activities.gateways.wechat_pay.adapter import WechatPayGateway
 from activities.gateways.wechat_pay.fake import FakeWechatPay
+from activities.gateways.wechat_pay.webhooks import UnknownPlatformSerial
 from tests.activities.gateways.helpers import WECHAT_PAY, paid, serving
 from workflows.gateway_io import GatewayEventKind
 from workflows.money import Amount
