@@ -4,6 +4,7 @@ platform keys we hold within the time window, a resource decrypted for this merc
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ SETTINGS = FAKE.settings(
 KEYS = {FAKE.platform_serial: FAKE.platform_public_key}
 
 
-def notification(**overrides: object) -> tuple[dict[str, str], bytes]:
+def notification(**overrides: Any) -> tuple[dict[str, str], bytes]:
     resource = {"mchid": FAKE.mchid, "out_trade_no": "pay_1", "trade_state": "SUCCESS"}
     return FAKE.notification(
         "TRANSACTION.SUCCESS",
