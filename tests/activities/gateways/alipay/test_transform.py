@@ -4,6 +4,7 @@ minor units. No HTTP: the inputs are plain data."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def settings() -> AlipaySettings:
 PAY = "pay_0123456789"
 
 
-def authorize(flow: str, **changes: object) -> AuthorizeCall:
+def authorize(flow: str, **changes: Any) -> AuthorizeCall:
     return ALIPAY.authorize(PAY, flow, minor=6660, **({"expires_at": None} | changes))
 
 

@@ -3,6 +3,8 @@ card errors and refunds to our results. No HTTP, no SDK: the inputs are plain da
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from activities.gateways.base import GatewayInvalidRequest
@@ -31,7 +33,7 @@ SETTINGS = StripeSettings(
 )
 
 
-def authorize(**changes: object) -> AuthorizeCall:
+def authorize(**changes: Any) -> AuthorizeCall:
     return STRIPE.authorize("pay_1", minor=2500, **changes)
 
 

@@ -4,6 +4,7 @@ our results. No HTTP: the inputs are plain data."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def settings() -> WechatPaySettings:
 PAY = "pay_0123456789"
 
 
-def authorize(flow: str = "native", **changes: object) -> AuthorizeCall:
+def authorize(flow: str = "native", **changes: Any) -> AuthorizeCall:
     return WECHAT_PAY.authorize(PAY, flow, **({"expires_at": None} | changes))
 
 
