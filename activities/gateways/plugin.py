@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, SecretStr
 
 from activities.gateways.base import Gateway, GatewayConfigError
+from activities.gateways.testkit import GatewayKit
 
 
 class FakeProvider(Protocol):
@@ -54,7 +55,9 @@ class GatewayPlugin:
     # gateway needs no server (the mock is in-process).
     fake: str | None = None
     demo_flows: Sequence[Any] = ()  # the demo's flows for this gateway (filled by the demo work)
-    testkit: Any = None  # the conformance suite's hooks for this gateway (filled by that work)
+    # `"module:Kit"`, a `activities.gateways.testkit.GatewayKit`: the conformance suite's control
+    # over this gateway's fake provider.
+    testkit: str | None = None
 
     def settings_model(self) -> type[BaseModel]:
         model = _load(self.settings)
@@ -74,6 +77,14 @@ class GatewayPlugin:
             raise GatewayConfigError(f"gateway {self.id!r} has no fake provider server")
         start: Callable[[], AbstractAsyncContextManager[FakeProvider]] = _load(self.fake)
         return start()
+
+    def testkit_class(self) -> type[GatewayKit]:
+        if self.testkit is None:
+            raise GatewayConfigError(f"gateway {self.id!r} has no conformance testkit")
+        kit = _load(self.testkit)
+        if not (isinstance(kit, type) and issubclass(kit, GatewayKit)):
+            raise GatewayConfigError(f"{self.testkit} is not a GatewayKit")
+        return kit
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

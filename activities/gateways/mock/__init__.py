@@ -9,4 +9,5 @@ PLUGIN = GatewayPlugin(
     settings="activities.gateways.mock.settings:MockSettings",
     builder="activities.gateways.mock.adapter:build",
     webhook=WebhookNeeds(body_format="json", acknowledgement="200, empty body"),
+    testkit="activities.gateways.mock.testkit:Kit",
 )

@@ -439,6 +439,10 @@ class MockGateway(Gateway):
         }[charge.status]
         return self.webhook_for(payment_id, kind)
 
+    def charges_for(self, payment_id: str) -> list[_Charge]:
+        """Every charge the ledger holds for our payment: what "charged once" is checked on."""
+        return [charge for charge in self._charges.values() if charge.payment_id == payment_id]
+
     def webhook_for(self, payment_id: str, kind: GatewayEventKind | str, **fields: str | int) -> MockWebhook:
         """A notification about one of the ledger's payments: ids, amount and failure filled in."""
         charge = self._find(payment_id, None)

@@ -10,4 +10,5 @@ PLUGIN = GatewayPlugin(
     builder="activities.gateways.stripe.adapter:build",
     webhook=WebhookNeeds(body_format="json", acknowledgement="200, empty body"),
     fake="activities.gateways.stripe.fake:FakeStripe",
+    testkit="activities.gateways.stripe.testkit:Kit",
 )
