@@ -29,7 +29,7 @@ from workflows.money import Amount
 MethodKind = Literal["success", "decline", "action"]
 # A notification as the provider posts it: (headers, raw body).
 Delivery = tuple[dict[str, str], bytes]
-GatewayFactory = Callable[[BaseModel], Gateway]
+GatewayFactory = Callable[[Any], Gateway]  # settings model -> gateway
 
 
 @dataclass(frozen=True)
