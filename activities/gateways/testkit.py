@@ -27,6 +27,8 @@ from workflows.money import Amount
 
 # success: approved; decline: refused by the provider; action: the customer must act (3DS, QR, redirect).
 MethodKind = Literal["success", "decline", "action"]
+# The money-moving calls whose answer a kit can lose on the wire.
+LostAnswer = Literal["authorize", "refund"]
 # A notification as the provider posts it: (headers, raw body).
 Delivery = tuple[dict[str, str], bytes]
 GatewayFactory = Callable[[Any], Gateway]  # settings model -> gateway
@@ -126,9 +128,9 @@ class GatewayKit(ABC):
         """What the provider really holds for the payment."""
 
     @abstractmethod
-    def lose_next_create_answer(self) -> PaymentMethod:
-        """Arm the fault "the provider made the payment, the answer never arrived" for the next
-        create; return the payment method to create it with."""
+    def lose_next_answer(self, operation: LostAnswer) -> PaymentMethod:
+        """Arm the fault "the provider did it, the answer never arrived" for the next `operation`;
+        return the payment method the payment must be made with."""
 
     @abstractmethod
     def webhook(self, payment_id: str, *, timestamp: int | None = None) -> Delivery:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from activities.gateways.alipay import GATEWAY_ID
 from activities.gateways.alipay.fake import FakeAlipay
-from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, MethodKind
+from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, LostAnswer, MethodKind
 from workflows.domain import PaymentMethod, WalletMethod
 from workflows.gateway_io import GatewayResult
 from workflows.money import Amount
@@ -50,8 +50,9 @@ class Kit(GatewayKit):
             refunds=[_yuan(amount) for amount in trade.refunds.values()],
         )
 
-    def lose_next_create_answer(self) -> PaymentMethod:
-        self.fake.faults.drop_next(match="alipay.trade.precreate")
+    def lose_next_answer(self, operation: LostAnswer) -> PaymentMethod:
+        method = "alipay.trade.precreate" if operation == "authorize" else "alipay.trade.refund"
+        self.fake.faults.drop_next(match=method)
         return WalletMethod(wallet="alipay", flow="precreate")
 
     def webhook(self, payment_id: str, *, timestamp: int | None = None) -> Delivery:

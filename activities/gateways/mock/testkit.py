@@ -10,7 +10,7 @@ from typing import Any
 
 from activities.gateways.mock import GATEWAY_ID
 from activities.gateways.mock.adapter import MockGateway
-from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, MethodKind
+from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, LostAnswer, MethodKind
 from workflows.domain import CardMethod, PaymentMethod, RefundStatus
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult
 
@@ -56,8 +56,8 @@ class Kit(GatewayKit):
             ],
         )
 
-    def lose_next_create_answer(self) -> PaymentMethod:
-        return CardMethod(token="tok_timeout")
+    def lose_next_answer(self, operation: LostAnswer) -> PaymentMethod:
+        return CardMethod(token="tok_timeout")  # loses the first answer of every call it makes
 
     def webhook(self, payment_id: str, *, timestamp: int | None = None) -> Delivery:
         event = self.mock.webhook_for(payment_id, GatewayEventKind.PAYMENT_SUCCEEDED)

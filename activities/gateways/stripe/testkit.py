@@ -10,7 +10,7 @@ from typing import Any
 
 from activities.gateways.stripe import GATEWAY_ID
 from activities.gateways.stripe.fake import THREE_DECIMAL, ZERO_DECIMAL, FakeStripe
-from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, MethodKind
+from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, LostAnswer, MethodKind
 from workflows.domain import CardMethod, PaymentMethod
 from workflows.gateway_io import GatewayResult
 from workflows.money import Amount
@@ -20,6 +20,8 @@ _CARDS = {
     "decline": "pm_card_chargeDeclined",
     "action": "pm_card_threeDSecure2Required",
 }
+
+_PATHS = {"authorize": "/v1/payment_intents", "refund": "/v1/refunds"}
 
 
 class Kit(GatewayKit):
@@ -55,8 +57,8 @@ class Kit(GatewayKit):
             ],
         )
 
-    def lose_next_create_answer(self) -> PaymentMethod:
-        self.fake.drop_response_next(path="/v1/payment_intents")
+    def lose_next_answer(self, operation: LostAnswer) -> PaymentMethod:
+        self.fake.drop_response_next(path=_PATHS[operation])
         return self.method("success")
 
     def webhook(self, payment_id: str, *, timestamp: int | None = None) -> Delivery:

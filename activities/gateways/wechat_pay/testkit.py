@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from activities.gateways.base import Gateway
-from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, MethodKind
+from activities.gateways.testkit import Delivery, GatewayKit, KitTraits, Ledger, LostAnswer, MethodKind
 from activities.gateways.wechat_pay import GATEWAY_ID
 from activities.gateways.wechat_pay.adapter import TIMESTAMP_TOLERANCE_SECONDS, WechatPayGateway
 from activities.gateways.wechat_pay.fake import FakeWechatPay
@@ -64,8 +64,9 @@ class Kit(GatewayKit):
             ],
         )
 
-    def lose_next_create_answer(self) -> PaymentMethod:
-        self.fake.faults.drop_next(match="create:native")
+    def lose_next_answer(self, operation: LostAnswer) -> PaymentMethod:
+        # The fake's operation names: `create:<trade type>`, `query`, `close`, `refund`, ...
+        self.fake.faults.drop_next(match="create:native" if operation == "authorize" else "refund")
         return WalletMethod(wallet="wechat_pay", flow="native")
 
     def webhook(self, payment_id: str, *, timestamp: int | None = None) -> Delivery:

@@ -79,10 +79,20 @@ def refused_with(*errors: type[BaseException]) -> Iterator[None]:
     raise AssertionError(f"not refused: expected {' or '.join(e.__name__ for e in errors)}")
 
 
-async def paid(kit: GatewayKit, c: GatewayCalls, payment_id: str, minor: int | None = None) -> GatewayResult:
+async def paid(
+    kit: GatewayKit,
+    c: GatewayCalls,
+    payment_id: str,
+    minor: int | None = None,
+    method: PaymentMethod | None = None,
+) -> GatewayResult:
     """A sale, with the customer's action done at the fake where the provider asks for one."""
     gateway = kit.gateway
-    result = await gateway.authorize(c.authorize(payment_id, minor=minor))
+    call = c.authorize(payment_id, minor=minor, **({"method": method} if method else {}))
+    try:
+        result = await gateway.authorize(call)
+    except GatewayOutcomeUnknown:
+        result = await gateway.authorize(call)  # the activity's retry: a method that loses answers
     if result.status is GatewayPaymentStatus.REQUIRES_ACTION:
         action_data = await kit.complete_action(payment_id, result)
         result = await gateway.lookup(
@@ -246,7 +256,7 @@ async def check_lost_create_answer(kit: GatewayKit, unique: str) -> None:
     """The provider made the payment but its answer was lost: the lookup by our reference finds it,
     the retried create repeats it rather than making another, and the customer is charged once."""
     payment_id = pid(unique)
-    method = kit.lose_next_create_answer()
+    method = kit.lose_next_answer("authorize")
     c = calls(kit)
     call = c.authorize(payment_id, method=method)
     with refused_with(GatewayTransientError):  # GatewayOutcomeUnknown, or another transient error
@@ -260,6 +270,22 @@ async def check_lost_create_answer(kit: GatewayKit, unique: str) -> None:
         again = await kit.gateway.lookup(c.lookup(payment_id, method=method, action_data=action_data))
     assert again.status is GatewayPaymentStatus.SUCCEEDED
     assert kit.ledger(payment_id).charges == [c.amount()]
+
+
+async def check_lost_refund_answer(kit: GatewayKit, unique: str) -> None:
+    """The provider refunded but its answer was lost: the retried refund repeats it, and the
+    customer is refunded once."""
+    payment_id = pid(unique)
+    method = kit.lose_next_answer("refund")
+    c = calls(kit)
+    sale = await paid(kit, c, payment_id, method=method)
+    refund = c.refund(payment_id, "rf_1", 4_000, provider_payment_id=sale.provider_payment_id)
+    with refused_with(GatewayTransientError):
+        await kit.gateway.refund(refund)
+    assert kit.ledger(payment_id).refunds == [c.amount(4_000)]  # the provider did refund
+    again = await kit.gateway.refund(refund)
+    assert (again.refund_id, again.status) == ("rf_1", RefundStatus.SUCCEEDED)
+    assert kit.ledger(payment_id).refunds == [c.amount(4_000)]
 
 
 # -- idempotent retries --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ CHECKS: dict[str, Check] = {
     "partial_refunds": conformance.check_partial_refunds,
     "lookup_by_our_reference": conformance.check_lookup_by_our_reference,
     "lost_create_answer": conformance.check_lost_create_answer,
+    "lost_refund_answer": conformance.check_lost_refund_answer,
     "retried_sale_charges_once": conformance.check_retried_sale_charges_once,
     "retried_capture_captures_once": conformance.check_retried_capture_captures_once,
     "retried_refund_refunds_once": conformance.check_retried_refund_refunds_once,

@@ -135,6 +135,7 @@ BROKEN = [
     (MockKit, SkipsTheSignature, conformance.check_tampered_webhook_rejected),
     (MockKit, MockRefundsUnderFreshIds, conformance.check_retried_refund_refunds_once),
     (AlipayKit, AlipayRefundsUnderFreshIds, conformance.check_retried_refund_refunds_once),
+    (AlipayKit, AlipayRefundsUnderFreshIds, conformance.check_lost_refund_answer),
     (MockKit, CapturesTheWholeHold, conformance.check_partial_capture),
     (WechatPayKit, FakesManualCapture, conformance.check_authorize_and_capture),
     (StripeKit, LosesOurReference, conformance.check_lost_create_answer),
