@@ -15,12 +15,14 @@ import typing
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
 from activities.gateways.base import Gateway, GatewayConfigError
-from activities.gateways.testkit import GatewayKit
+
+if TYPE_CHECKING:
+    from activities.gateways.testkit import GatewayKit
 
 
 class FakeProvider(Protocol):
@@ -81,6 +83,9 @@ class GatewayPlugin:
     def testkit_class(self) -> type[GatewayKit]:
         if self.testkit is None:
             raise GatewayConfigError(f"gateway {self.id!r} has no conformance testkit")
+        # Imported here: test machinery stays out of a production import of the descriptors.
+        from activities.gateways.testkit import GatewayKit
+
         kit = _load(self.testkit)
         if not (isinstance(kit, type) and issubclass(kit, GatewayKit)):
             raise GatewayConfigError(f"{self.testkit} is not a GatewayKit")

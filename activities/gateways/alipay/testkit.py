@@ -33,9 +33,16 @@ class Kit(GatewayKit):
         await self.fake.stop()
 
     def method(self, kind: MethodKind) -> PaymentMethod | None:
-        return None if kind == "decline" else WalletMethod(wallet="alipay", flow="precreate")
+        # "action": the PC page flow, whose trade AliPay creates only when the customer opens it.
+        flow = {"success": "precreate", "action": "page"}.get(kind)
+        return WalletMethod(wallet="alipay", flow=flow) if flow else None
 
     async def complete_action(self, payment_id: str, result: GatewayResult) -> dict[str, str]:
+        action = result.next_action
+        if action is not None and action.url:
+            status = await self.fake.open(action.url)  # the customer's browser follows the link
+            if status != 200:
+                raise ValueError(f"AliPay refused to open the payment page ({status})")
         self.fake.pay(payment_id)  # out_trade_no is our payment id
         return {}
 

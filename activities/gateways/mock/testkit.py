@@ -1,6 +1,6 @@
 """The conformance kit of the mock gateway: the adapter is its own provider, so the ledger is the
 adapter's, the customer's 3-D Secure result travels in the return data, and the lost answer is the
-`tok_timeout` test token."""
+`tok_timeout` test token. The mock has no wire: its ledger holds the amounts of the calls it got."""
 
 from __future__ import annotations
 
