@@ -35,7 +35,7 @@ from activities.gateways.base import (
 from activities.gateways.testkit import Delivery, GatewayKit, Ledger, MethodKind
 from tests.activities.gateways.helpers import GatewayCalls, pid
 from workflows.domain import CaptureMethod, PaymentMethod, RefundStatus
-from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundResult
+from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundCall
 from workflows.money import Amount, exponent
 from workflows.validation import validate_payment
 
@@ -337,6 +337,20 @@ async def check_refund(kit: GatewayKit, unique: str) -> None:
         )
     )
     assert looked.status is RefundStatus.SUCCEEDED
+    # Refunded in full, the payment still happened: it is no void.
+    after = await kit.gateway.lookup(c.lookup(payment_id, provider_payment_id=sale.provider_payment_id))
+    assert after.status is GatewayPaymentStatus.SUCCEEDED and after.captured_minor == MINOR
+
+
+async def check_refund_of_an_unpaid_payment_refused(kit: GatewayKit, unique: str) -> None:
+    """Nothing was paid (the customer has not acted): a refund is refused and moves nothing."""
+    c = calls(kit)
+    payment_id = pid(unique)
+    pending = await kit.gateway.authorize(c.authorize(payment_id, "action"))
+    assert pending.status is GatewayPaymentStatus.REQUIRES_ACTION
+    refund = c.refund(payment_id, "rf_1", MINOR, provider_payment_id=pending.provider_payment_id)
+    await _refused_refund(kit, refund)
+    assert kit.ledger(payment_id) == Ledger(holds=[], charges=[], refunds=[])
 
 
 async def check_partial_refunds(kit: GatewayKit, unique: str) -> None:
@@ -353,14 +367,17 @@ async def check_partial_refunds(kit: GatewayKit, unique: str) -> None:
     too_much = c.refund(
         payment_id, "rf_over", MINOR - sum(parts) + 1, provider_payment_id=sale.provider_payment_id
     )
-    # Refused: an invalid request (card providers) or a failed refund (the wallets' answer).
-    over: RefundResult | None
-    try:
-        over = await kit.gateway.refund(too_much)
-    except GatewayInvalidRequest:
-        over = None
-    assert over is None or over.status is RefundStatus.FAILED, over
+    await _refused_refund(kit, too_much)
     assert sorted(r.minor for r in kit.ledger(payment_id).refunds) == sorted(parts)
+
+
+async def _refused_refund(kit: GatewayKit, refund: RefundCall) -> None:
+    """Refused: an invalid request (the card providers) or a failed refund (the wallets' answer)."""
+    try:
+        result = await kit.gateway.refund(refund)
+    except GatewayInvalidRequest:
+        return
+    assert result.status is RefundStatus.FAILED, result
 
 
 async def check_retried_refund_refunds_once(kit: GatewayKit, unique: str) -> None:

@@ -36,6 +36,7 @@ CHECKS: dict[str, Check] = {
     "void": conformance.check_void,
     "refund": conformance.check_refund,
     "partial_refunds": conformance.check_partial_refunds,
+    "refund_of_an_unpaid_payment_refused": conformance.check_refund_of_an_unpaid_payment_refused,
     "lookup_by_our_reference": conformance.check_lookup_by_our_reference,
     "lost_create_answer": conformance.check_lost_create_answer,
     "lost_refund_answer": conformance.check_lost_refund_answer,
