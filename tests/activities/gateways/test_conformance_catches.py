@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 
 import pytest
 
 from activities.gateways.alipay.adapter import AlipayGateway
 from activities.gateways.alipay.testkit import Kit as AlipayKit
+from activities.gateways.base import GatewayConfigError
 from activities.gateways.mock.adapter import MockGateway
 from activities.gateways.mock.settings import MockSettings
 from activities.gateways.mock.testkit import Kit as MockKit
+from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.adapter import StripeGateway
 from activities.gateways.stripe.testkit import Kit as StripeKit
 from activities.gateways.testkit import GatewayFactory, GatewayKit
@@ -153,3 +156,12 @@ async def test_conformance_check_catches_a_broken_gateway(
     async with kit_class(build=broken) as kit:
         with pytest.raises(AssertionError):
             await check(kit, unique)
+
+
+def test_a_plugin_without_a_testkit_cannot_join_the_suite() -> None:
+    kitless = replace(PLUGINS["mock"], testkit=None)
+    with pytest.raises(GatewayConfigError, match="has no conformance testkit"):
+        kitless.testkit_class()
+    not_a_kit = replace(PLUGINS["mock"], testkit="activities.gateways.mock.adapter:MockGateway")
+    with pytest.raises(GatewayConfigError, match="is not a GatewayKit"):
+        not_a_kit.testkit_class()
