@@ -239,6 +239,17 @@ async def check_void(kit: GatewayKit, unique: str) -> None:
     assert kit.ledger(payment_id) == Ledger(holds=[], charges=[], refunds=[])
 
 
+async def check_void_after_payment_answers_paid(kit: GatewayKit, unique: str) -> None:
+    """A void that comes too late (the customer paid, the sale went through) is no error and undoes
+    nothing: the gateway answers the payment's current state, which PaymentWorkflow then applies."""
+    c = calls(kit)
+    payment_id = pid(unique)
+    sale = await paid(kit, c, payment_id)
+    late = await kit.gateway.cancel(c.cancel(payment_id, provider_payment_id=sale.provider_payment_id))
+    assert late.status is GatewayPaymentStatus.SUCCEEDED, late
+    assert kit.ledger(payment_id) == Ledger(holds=[], charges=[c.amount()], refunds=[])
+
+
 async def check_lookup_by_our_reference(kit: GatewayKit, unique: str) -> None:
     """Found by our payment id alone (no provider id), and "not found" for a payment never made."""
     c = calls(kit)

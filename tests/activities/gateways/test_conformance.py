@@ -36,6 +36,7 @@ CHECKS: dict[str, Check] = {
     "authorize_and_capture": conformance.check_authorize_and_capture,
     "partial_capture": conformance.check_partial_capture,
     "void": conformance.check_void,
+    "void_after_payment_answers_paid": conformance.check_void_after_payment_answers_paid,
     "refund": conformance.check_refund,
     "partial_refunds": conformance.check_partial_refunds,
     "refund_of_an_unpaid_payment_refused": conformance.check_refund_of_an_unpaid_payment_refused,
