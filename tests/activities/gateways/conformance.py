@@ -88,7 +88,8 @@ async def paid(
 ) -> GatewayResult:
     """A sale, with the customer's action done at the fake where the provider asks for one."""
     gateway = kit.gateway
-    call = c.authorize(payment_id, minor=minor, **({"method": method} if method else {}))
+    chosen = {"method": method} if method else {}
+    call = c.authorize(payment_id, minor=minor, **chosen)
     try:
         result = await gateway.authorize(call)
     except GatewayOutcomeUnknown:
@@ -101,6 +102,7 @@ async def paid(
                 minor=minor,
                 provider_payment_id=result.provider_payment_id,
                 action_data=action_data,
+                **chosen,
             )
         )
     assert result.status is GatewayPaymentStatus.SUCCEEDED, result
@@ -447,6 +449,7 @@ async def check_signed_webhook_accepted(kit: GatewayKit, unique: str) -> None:
 
 async def check_tampered_webhook_rejected(kit: GatewayKit, unique: str) -> None:
     _, delivery = await _paid_delivery(kit, unique)
+    assert kit.gateway.parse_webhook(*delivery)  # as sent: accepted
     with refused_with(WebhookVerificationError):
         kit.gateway.parse_webhook(*kit.tamper(delivery))
 
@@ -457,7 +460,10 @@ async def check_stale_webhook_rejected(kit: GatewayKit, unique: str) -> None:
         # Nothing signed tells a stale notification: the workflow de-duplicates on the event id.
         await check_resent_webhook_has_the_same_event_id(kit, unique)
         return
-    _, (headers, body) = await _paid_delivery(kit, unique, timestamp=int(time.time()) - window - 30)
+    age = window + 30
+    _, (headers, body) = await _paid_delivery(kit, unique, timestamp=int(time.time()) - age)
+    with kit.later(-age):
+        assert kit.gateway.parse_webhook(headers, body)  # when it was signed: accepted
     with refused_with(WebhookVerificationError):
         kit.gateway.parse_webhook(headers, body)
 
