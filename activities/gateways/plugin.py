@@ -23,6 +23,7 @@ from activities.gateways.base import Gateway, GatewayConfigError
 
 if TYPE_CHECKING:
     from activities.gateways.demo_flow import DemoFlow
+    from activities.gateways.testkit import GatewayKit
 
 
 class FakeProvider(Protocol):
@@ -78,7 +79,9 @@ class GatewayPlugin:
     # A sequence of `activities.gateways.demo_flow.DemoFlow`: this gateway's flows in the demo, run
     # when its fake is running (the mock's: always).
     demo_flows: str | None = None
-    testkit: Any = None  # the conformance suite's hooks for this gateway (filled by that work)
+    # `"module:Kit"`, a `activities.gateways.testkit.GatewayKit`: the conformance suite's control
+    # over this gateway's fake provider.
+    testkit: str | None = None
 
     def settings_model(self) -> type[BaseModel]:
         model = _load(self.settings)
@@ -101,6 +104,17 @@ class GatewayPlugin:
 
     def load_demo_flows(self) -> Sequence[DemoFlow]:
         return () if self.demo_flows is None else tuple(_load(self.demo_flows))
+
+    def testkit_class(self) -> type[GatewayKit]:
+        if self.testkit is None:
+            raise GatewayConfigError(f"gateway {self.id!r} has no conformance testkit")
+        # Imported here: test machinery stays out of a production import of the descriptors.
+        from activities.gateways.testkit import GatewayKit
+
+        kit = _load(self.testkit)
+        if not (isinstance(kit, type) and issubclass(kit, GatewayKit)):
+            raise GatewayConfigError(f"{self.testkit} is not a GatewayKit")
+        return kit
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

@@ -13,4 +13,5 @@ PLUGIN = GatewayPlugin(
         body_format="form", acknowledgement="200 with the text body `success` (`fail` on rejection)"
     ),
     fake="activities.gateways.alipay.fake:FakeAlipay",
+    testkit="activities.gateways.alipay.testkit:Kit",
 )

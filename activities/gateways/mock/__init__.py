@@ -10,4 +10,5 @@ PLUGIN = GatewayPlugin(
     builder="activities.gateways.mock.adapter:build",
     demo_flows="activities.gateways.mock.demo:FLOWS",
     webhook=WebhookNeeds(body_format="json", acknowledgement="200, empty body"),
+    testkit="activities.gateways.mock.testkit:Kit",
 )

@@ -344,12 +344,9 @@ class MockGateway(Gateway):
             return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)
 
         def run() -> GatewayResult:
-            if charge.status == GatewayPaymentStatus.SUCCEEDED:
-                raise GatewayInvalidRequest(
-                    "a captured payment cannot be cancelled: refund it",
-                    code="payment_intent_unexpected_state",
-                )
-            if charge.status != GatewayPaymentStatus.CANCELLED:
+            # Too late to void a captured payment: nothing changes, and the answer is its current
+            # state, as the other adapters give it; PaymentWorkflow applies it.
+            if charge.status not in (GatewayPaymentStatus.SUCCEEDED, GatewayPaymentStatus.CANCELLED):
                 charge.status = GatewayPaymentStatus.CANCELLED
                 charge.next_action = None
                 charge.authorized_minor = 0
@@ -438,6 +435,10 @@ class MockGateway(Gateway):
             GatewayPaymentStatus.DECLINED: GatewayEventKind.PAYMENT_FAILED,
         }[charge.status]
         return self.webhook_for(payment_id, kind)
+
+    def charges_for(self, payment_id: str) -> list[_Charge]:
+        """Every charge the ledger holds for our payment: what "charged once" is checked on."""
+        return [charge for charge in self._charges.values() if charge.payment_id == payment_id]
 
     def webhook_for(self, payment_id: str, kind: GatewayEventKind | str, **fields: str | int) -> MockWebhook:
         """A notification about one of the ledger's payments: ids, amount and failure filled in."""

@@ -11,4 +11,5 @@ PLUGIN = GatewayPlugin(
     demo_flows="activities.gateways.stripe.demo:FLOWS",
     webhook=WebhookNeeds(body_format="json", acknowledgement="200, empty body"),
     fake="activities.gateways.stripe.fake:FakeStripe",
+    testkit="activities.gateways.stripe.testkit:Kit",
 )

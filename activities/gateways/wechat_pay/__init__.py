@@ -13,4 +13,5 @@ PLUGIN = GatewayPlugin(
         body_format="json", acknowledgement="204, empty body; a rejection is 400 with a JSON code/message"
     ),
     fake="activities.gateways.wechat_pay.fake:FakeWechatPay",
+    testkit="activities.gateways.wechat_pay.testkit:Kit",
 )

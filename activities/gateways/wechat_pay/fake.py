@@ -268,6 +268,8 @@ class FakeWechatPay(FakeServer):
         amount = body["amount"]
         if not isinstance(amount.get("total"), int) or amount["total"] <= 0:
             return self._error(400, "PARAM_ERROR", "amount.total must be a positive integer (fen)")
+        if amount.get("currency", "CNY") != "CNY":  # direct merchants are paid in yuan only
+            return self._error(400, "PARAM_ERROR", "amount.currency must be CNY")
         if not re.fullmatch(r"[0-9A-Za-z_\-|*]{6,32}", body["out_trade_no"]):
             return self._error(400, "PARAM_ERROR", "out_trade_no format")
         time_expire = None
@@ -351,9 +353,11 @@ class FakeWechatPay(FakeServer):
             if (
                 not refund_no
                 or not isinstance(amount.get("refund"), int)
+                or amount["refund"] <= 0
                 or amount.get("total") != trade.total
+                or amount.get("currency") != "CNY"  # required on refunds, and yuan only
             ):
-                return self._error(400, "PARAM_ERROR", "amount.refund / amount.total")
+                return self._error(400, "PARAM_ERROR", "amount.refund / amount.total / amount.currency")
             existing = self.refunds.get(refund_no)
             if existing is not None:
                 if existing.amount != amount["refund"] or existing.out_trade_no != trade.out_trade_no:

@@ -42,7 +42,8 @@ def verified_signature(headers: Mapping[str, str], body: bytes, keys: Mapping[st
         ts = int(timestamp)
     except ValueError as exc:
         raise WebhookVerificationError("Wechatpay-Timestamp is not a number") from exc
-    if abs(now - ts) > TIMESTAMP_TOLERANCE_SECONDS:
+    # Rejected at 300 s exactly too, as the Go SDK does (`>= FiveMinute`).
+    if abs(now - ts) >= TIMESTAMP_TOLERANCE_SECONDS:
         raise WebhookVerificationError("Wechatpay-Timestamp is outside the 300 s window")
     key = keys.get(serial)
     if key is None:

@@ -27,7 +27,7 @@ def test_every_gateway_folder_is_a_plugin_listed_under_its_id() -> None:
         assert plugin.settings.startswith(f"activities.gateways.{gateway_id}.")
         assert plugin.builder.startswith(f"activities.gateways.{gateway_id}.")
         assert plugin.demo_flows == f"activities.gateways.{gateway_id}.demo:FLOWS"
-        assert plugin.testkit is None  # filled by later work
+        assert plugin.testkit == f"activities.gateways.{gateway_id}.testkit:Kit"
 
 
 def test_every_gateway_shows_its_own_demo_flows() -> None:

@@ -366,7 +366,9 @@ async def test_refund_needs_a_capture_and_the_same_currency(gateway: MockGateway
     assert err.value.code == "currency_mismatch"
 
 
-async def test_cancel_voids_an_authorization_but_not_a_capture(gateway: MockGateway, unique: str) -> None:
+async def test_cancel_voids_an_authorization_and_answers_a_capture_with_its_state(
+    gateway: MockGateway, unique: str
+) -> None:
     held = authorize_call(unique, capture=False)
     await gateway.authorize(held)
     cancel = CancelCall(
@@ -384,10 +386,11 @@ async def test_cancel_voids_an_authorization_but_not_a_capture(gateway: MockGate
 
     sold = authorize_call(unique + "s")
     await gateway.authorize(sold)
-    with pytest.raises(GatewayInvalidRequest):
-        await gateway.cancel(
-            cancel.model_copy(update={"payment_id": sold.payment_id, "idempotency_key": "k2"})
-        )
+    late = await gateway.cancel(
+        cancel.model_copy(update={"payment_id": sold.payment_id, "idempotency_key": "k2"})
+    )
+    assert (late.status, late.captured_minor) == (GatewayPaymentStatus.SUCCEEDED, sold.amount.minor)
+    assert (await gateway.lookup(lookup_call(sold))).status == GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_unknown_payment(gateway: MockGateway, unique: str) -> None:

@@ -398,3 +398,11 @@ async def test_body_is_sent_exactly_as_signed(fake, gateway, unique):
     await gateway.authorize(WECHAT_PAY.authorize(pid(unique), description="龙井茶"))
     assert fake.trades[pid(unique)].description == "龙井茶"
     assert json.dumps(fake.trades[pid(unique)].request, ensure_ascii=False).count("龙井茶") == 1
+
+
+async def test_the_fake_refuses_a_currency_other_than_yuan_as_wechat_does(fake, unique):
+    async with aclosing(WechatPayGateway(fake.settings(currency="USD", http=QUICK_HTTP))) as usd:
+        with pytest.raises(GatewayInvalidRequest):
+            await usd.authorize(WECHAT_PAY.authorize(pid(unique), amount=Amount(minor=100, currency="USD")))
+
+    assert pid(unique) not in fake.trades

@@ -132,6 +132,20 @@ async def test_timestamps_outside_300_seconds_are_rejected(fake, gateway, unique
         gateway.parse_webhook(headers, body)
 
 
+@pytest.mark.parametrize(("skew", "accepted"), [(-300, False), (300, False), (-299, True), (299, True)])
+async def test_the_window_ends_at_300_seconds_as_in_the_go_sdk(fake, gateway, unique, skew, accepted):
+    await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
+    now = int(time.time())
+    headers, body = fake.payment_notification(f"pay_{unique}", timestamp=now + skew)
+    async with aclosing(WechatPayGateway(fake.settings(), clock=lambda: now)) as fixed_clock:
+        await fixed_clock.refresh_platform_certificates()
+        if accepted:
+            assert fixed_clock.parse_webhook(headers, body)
+        else:
+            with pytest.raises(WebhookVerificationError, match="300"):
+                fixed_clock.parse_webhook(headers, body)
+
+
 @pytest.mark.parametrize("skew", [-290, 290])
 async def test_timestamps_inside_the_window_pass(fake, gateway, unique, skew):
     await paid(fake, gateway, WECHAT_PAY, f"pay_{unique}")
