@@ -15,15 +15,14 @@ from api.payments import (
     PAYMENT_ID_PATTERN,
     _json,
     _payment_id,
-    _update,
-    _update_id,
+    _update_problems,
+    _update_token,
     idempotency_key,
     read_json,
     require_view,
 )
 from api.schemas import PaymentOut, ReviewPayment
 from workflows.messages import ReviewDecision
-from workflows.payment import PaymentWorkflow
 
 
 async def review_payment(request: web.Request) -> web.Response:
@@ -32,13 +31,12 @@ async def review_payment(request: web.Request) -> web.Response:
     body = await read_json(request, ReviewPayment)
     payment_id = _payment_id(request)
     await require_view(deps, payment_id)
-    view = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.review,
-        ReviewDecision(decision=body.decision, note=body.note, decided_by=request[API_KEY_ID]),
-        update_id=_update_id("review", request[API_KEY_ID], key),
-    )
+    with _update_problems(payment_id):
+        view = await deps.workflows.review(
+            payment_id,
+            ReviewDecision(decision=body.decision, note=body.note, decided_by=request[API_KEY_ID]),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
+        )
     return _json(PaymentOut.of(view), 200)
 
 

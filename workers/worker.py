@@ -8,7 +8,7 @@ of gateway clients.
 
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
-gateway metrics (activities/metrics.py) from whichever process runs the worker. With
+gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
 `[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
 """
 
@@ -48,7 +48,7 @@ from activities.fraud_providers.registry import build_providers, close_providers
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
-from activities.metrics import GatewayMetrics
+from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
 from activities.routing.activity import RoutingActivities
@@ -216,6 +216,15 @@ class Runtime:
     # Clients of the screening services configured under [fraud_detection.<provider>].
     fraud_providers: dict[str, FraudProvider] = field(default_factory=dict)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    # Served with the gateway metrics, from the same registry.
+    payment_metrics: PaymentMetrics = field(init=False)
+    # The routing circuits: they hear every gateway call outcome the metrics count.
+    gateway_health: GatewayHealth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
+        self.gateway_health = GatewayHealth(self.routing.circuit)
+        self.gateway_metrics.health = self.gateway_health
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -243,18 +252,9 @@ class Runtime:
             SqlOrderLedger(engine),
             fraud,
             codec,
-            # The routing circuits hear every gateway call outcome the metrics count.
-            gateway_metrics=GatewayMetrics(GatewayHealth(routing.circuit)),
             fraud_providers=build_providers(fraud),
             routing=routing,
         )
-
-    @property
-    def gateway_health(self) -> GatewayHealth:
-        health = self.gateway_metrics.health
-        if not isinstance(health, GatewayHealth):  # a Runtime built by hand (tests) without one
-            health = self.gateway_metrics.health = GatewayHealth(self.routing.circuit)
-        return health
 
     async def aclose(self) -> None:
         await close_providers(self.fraud_providers)
@@ -277,7 +277,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *RoutingActivities(
             runtime.routing, runtime.registry.profiles(), runtime.gateway_health
         ).definitions(),
-        *StoreActivities(runtime.store).definitions(),
+        *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
     ]
 
 
@@ -325,7 +325,8 @@ async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> As
         ) from None
     try:
         bound_host = f"[{host}]" if ":" in host else host
-        yield f"http://{bound_host}:{server.server_port}"
+        async with runtime.payment_metrics.watching_waiting(runtime.store):
+            yield f"http://{bound_host}:{server.server_port}"
     finally:
         # shutdown() waits for the serving thread to notice (up to its poll interval): not on the loop.
         await asyncio.to_thread(server.shutdown)

@@ -108,7 +108,7 @@ CIRCUIT = CircuitSettings(window_calls=10, min_calls=4, failure_ratio=0.5, open_
 def test_a_5xx_burst_opens_the_circuit_and_a_good_probe_closes_it():
     clock = Clock()
     health = GatewayHealth(CIRCUIT, clock)
-    metrics = GatewayMetrics(health)  # fed the way GatewayActivities feeds it
+    metrics = GatewayMetrics(health=health)  # fed the way GatewayActivities feeds it
     for outcome in (GatewayOutcome.OK, GatewayOutcome.TRANSIENT, GatewayOutcome.UNKNOWN):
         metrics.observe("stripe", "authorize", outcome, 0.1)
     assert health.admit("stripe")  # 3 calls: too few to judge

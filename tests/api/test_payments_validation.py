@@ -14,6 +14,7 @@ from api.payments import derive_payment_id, derive_refund_id, fingerprint
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.schemas import CreatePayment
 from tests.api.fakes import AUTH, FakeStore, a_view, make_deps, serve
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 CARD = "4242424242424242"
@@ -220,13 +221,13 @@ class _SlowTemporal:
 async def test_undecided_in_time_answers_202_with_the_payment_as_it_stands():
     payment_id = derive_payment_id("key_test", "slow-1")
     store = FakeStore(views={payment_id: a_view(payment_id, status=PaymentStatus.PENDING, captured_minor=0)})
-    deps = make_deps(client=_SlowTemporal(), store=store, decide_timeout_s=0.2)
+    deps = make_deps(client=_SlowTemporal(), store=store, limits={"decide_timeout_seconds": 0.2})
     status, _, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "slow-1"}, deps=deps)
     assert (status, body["id"], body["status"]) == (202, payment_id, "pending")
 
 
 async def test_undecided_and_unknown_answers_503_to_retry_with_the_same_key():
-    deps = make_deps(client=_SlowTemporal(), decide_timeout_s=0.2)
+    deps = make_deps(client=_SlowTemporal(), limits={"decide_timeout_seconds": 0.2})
     status, content_type, body = await _post(
         "/v1/payments", BODY, headers={"Idempotency-Key": "slow-2"}, deps=deps
     )
@@ -269,4 +270,4 @@ async def test_get_falls_back_to_the_workflow_when_the_store_lags():
         async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
             assert resp.status == 200
             assert (await resp.json())["status"] == "authorizing"
-    assert temporal.queried == [f"payment-{view.id}"]
+    assert temporal.queried == [workflow_id(view.id)]

@@ -9,7 +9,7 @@ import math
 import aiohttp
 
 from api.app import TokenBuckets
-from api.ports import RateLimit
+from api.limits import RateLimit
 from tests.api.fakes import CountingRateLimiter, make_deps, serve
 
 
@@ -54,7 +54,7 @@ def test_buckets_stay_bounded_full_ones_first_then_the_least_recently_used():
 
 async def test_webhooks_are_limited_in_memory_and_never_touch_the_database_limiter():
     database = CountingRateLimiter()
-    deps = make_deps(rate_limiter=database, webhook_rate_limit=RateLimit(limit=2, window_s=60))
+    deps = make_deps(rate_limiter=database, limits={"webhook_rate_limit_per_minute": 2})
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         statuses, retry_after = [], None
         started = asyncio.get_running_loop().time()
@@ -75,7 +75,7 @@ async def test_webhooks_are_limited_in_memory_and_never_touch_the_database_limit
 
 
 async def test_without_rate_limiting_webhooks_are_not_limited():
-    deps = make_deps(webhook_rate_limit=RateLimit(limit=1, window_s=60))
+    deps = make_deps(limits={"webhook_rate_limit_per_minute": 1})
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         for _ in range(3):
             async with http.post(f"{base}/webhooks/mock", data=b"{}") as resp:

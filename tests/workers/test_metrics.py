@@ -18,9 +18,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.observability import alert_queries, dashboard_queries, metric_names
 from tests.stack import running_stack
 from workers.config import ConfigError, load_config, parse_bind
 from workers.worker import connect
+from workflows.client import workflow_id
 
 
 def free_port() -> int:
@@ -86,7 +88,11 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
 
         api = await scrape(http, f"{stack.base_url}/metrics")
         assert stack.gateway_metrics_url is not None
-        gateway = await scrape(http, f"{stack.gateway_metrics_url}/metrics")
+        for _ in range(100):  # the payment's end is recorded by a local activity, maybe just after the answer
+            gateway = await scrape(http, f"{stack.gateway_metrics_url}/metrics")
+            if total(gateway, "durapay_payments_total"):
+                break
+            await asyncio.sleep(0.05)
         sdk = await scrape(http, f"http://{sdk_bind}/metrics")
 
     assert total(api, "durapay_api_requests_total", method="POST", route="/v1/payments", status="201") == 1
@@ -99,9 +105,20 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
         total(gateway, "durapay_gateway_call_duration_seconds_count", gateway="mock", operation="authorize")
         == 1
     )
+    # The payment's end, counted by the worker that recorded it, next to its gateway calls.
+    assert total(gateway, "durapay_payments_total", gateway="mock", outcome="paid") == 1
+    assert total(gateway, "durapay_payment_processing_seconds_count", gateway="mock", outcome="paid") == 1
+    assert ("durapay_payments_waiting", frozenset({("status", "outcome_unknown")})) in gateway
     # The SDK's own: this worker's workflow and activity tasks, by task queue.
     assert total(sdk, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert total(sdk, "temporal_activity_execution_latency_count", task_queue=task_queue) >= 1
+    # Every SDK metric the dashboard and the alert rules query is one this SDK really exports.
+    queried = {
+        n
+        for n in metric_names(dashboard_queries()) | metric_names(alert_queries())
+        if n.startswith("temporal_")
+    }
+    assert queried <= {name for name, _ in sdk}, queried - {name for name, _ in sdk}
     # Nothing from the request is a label: neither the payment, the customer nor the amount.
     for samples in (api, gateway):
         assert not [v for v in label_values(samples) if payment_id in v or unique in v or "49.99" in v]
@@ -197,7 +214,7 @@ async def test_deployed_processes_serve_their_metrics_and_share_the_codec(
     assert total(gateway_samples, "durapay_gateway_calls_total", operation="authorize", outcome="ok") == 1
     assert total(sdk_samples, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert "payloads encrypted" in outputs[1] and "codec server at" in outputs[0]
-    history = await temporal_env.client.get_workflow_handle(f"payment-{created.json()['id']}").fetch_history()
+    history = await temporal_env.client.get_workflow_handle(workflow_id(created.json()["id"])).fetch_history()
     stored = b"".join(event.SerializeToString() for event in history.events)
     assert f"o-{unique}".encode() in stored  # the order id, a search attribute: the scan read something
     assert f"{unique}@example.com".encode() not in stored

@@ -37,6 +37,7 @@ from tests.workflows.builders import (
 )
 from tests.workflows.fake_activities import FakeWorld
 from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
+from workflows.client import workflow_id
 from workflows.domain import (
     CaptureMethod,
     Failure,
@@ -271,7 +272,7 @@ async def _unknown_outcome_charged(world, start, pid):
 
 async def _capture_unknown_retried(world, start, pid):
     world.authorize_answer = AUTHORIZED
-    world.capture_errors = {f"payment-{pid}:capture": UNKNOWN}
+    world.capture_errors = {f"{workflow_id(pid)}:capture": UNKNOWN}
     world.lookup_answers = [AUTHORIZED, AUTHORIZED]
     _, handle = await start(payment_input(pid, settings={"capture_delay_seconds": 60}))
     return handle
@@ -321,7 +322,7 @@ async def _record(client: Client, scenario: Scenario) -> None:
     async def start(inp, decide: bool = True):
         if not decide:
             handle = await client.start_workflow(
-                PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+                PaymentWorkflow.run, inp, id=workflow_id(inp.payment_id), task_queue=task_queue
             )
             return None, handle
         starter = start_then_decide if scenario.time_skipping else start_and_decide

@@ -16,7 +16,8 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.gateway_activities import GatewayActivities
-from activities.gateways.mock import MockGateway, MockSettings
+from activities.gateways.mock.adapter import MockGateway
+from activities.gateways.mock.settings import MockSettings
 from activities.gateways.registry import GatewayRegistry
 from activities.metrics import GatewayMetrics
 from activities.routing.activity import RoutingActivities
@@ -81,7 +82,7 @@ async def routed(temporal_env, task_queue):
         workflows=[PaymentWorkflow],
         activities=[
             *faked,
-            *GatewayActivities(registry, GatewayMetrics(health)).definitions(),
+            *GatewayActivities(registry, GatewayMetrics(health=health)).definitions(),
             *RoutingActivities(settings, registry.profiles(), health).definitions(),
         ],
     ):

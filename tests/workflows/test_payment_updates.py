@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tests.workflows.builders import payment_input
 from tests.workflows.conftest import DevRun, assert_versions_increase
 from tests.workflows.fake_activities import Gate
+from workflows.client import workflow_id
 from workflows.domain import CaptureMethod, PaymentStatus, RefundStatus
 from workflows.gateway_io import GatewayPaymentStatus, GatewayResult
 from workflows.messages import CancelRequest, CaptureRequest, RefundRequest
@@ -51,7 +52,7 @@ async def test_manual_capture_of_the_whole_authorization(dev, unique):
     [call] = dev.world.calls["capture"]
     assert call.amount.minor == 4999
     assert call.provider_payment_id == "pi_1"
-    assert call.idempotency_key == f"payment-{unique}:capture"
+    assert call.idempotency_key == f"{workflow_id(unique)}:capture"
     assert len(dev.world.calls["confirm"]) == 1
 
 
@@ -102,7 +103,7 @@ async def test_cancel_before_capture_voids_and_releases_the_order(dev, unique):
     [void] = dev.world.calls["cancel"]
     assert void.reason == "requested_by_customer"
     assert void.provider_payment_id == "pi_1"
-    assert void.idempotency_key == f"payment-{unique}:cancel"
+    assert void.idempotency_key == f"{workflow_id(unique)}:cancel"
     assert len(dev.world.calls["release"]) == 1
     assert dev.world.calls["capture"] == []
     assert dev.world.calls["confirm"] == []
@@ -131,9 +132,9 @@ async def test_partial_refunds_up_to_the_captured_amount(dev, unique):
     assert view.status is PaymentStatus.REFUNDED
     assert view.refunded_minor == 4999
     assert [c.idempotency_key for c in dev.world.calls["refund"]] == [
-        f"payment-{unique}:refund:r1",
-        f"payment-{unique}:refund:r2",
-        f"payment-{unique}:refund:r3",
+        f"{workflow_id(unique)}:refund:r1",
+        f"{workflow_id(unique)}:refund:r2",
+        f"{workflow_id(unique)}:refund:r3",
     ]
     assert (
         await rejected(handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r4")))
