@@ -14,6 +14,7 @@ from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.stack import deep_merge, running_stack
 from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
+from workers.demo_review import FLOWS as REVIEW_FLOWS
 from workers.fake_providers.local import running_fake_providers
 from workflows.client import workflow_id
 
@@ -44,7 +45,8 @@ async def test_demo_flows_end_as_expected(
         table = format_table(outcomes, stack.config.temporal.workflow_url)
         await stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
-    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values())  # every plugin's fake runs
+    # Every plugin's fake runs; then the manual review flow (workers/demo_review.py).
+    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values()) + len(REVIEW_FLOWS)
     assert len(outcomes) == flows
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
     assert f"{flows}/{flows} flows as expected" in table
@@ -58,6 +60,7 @@ async def test_demo_flows_end_as_expected(
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
+        "review approved by the operator": "paid captured 30.00",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
@@ -96,5 +99,5 @@ async def test_an_unreachable_api_is_reported_per_flow() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     outcomes = await run_demo(f"http://127.0.0.1:{port}", "k" * 20, MockGateway(MockSettings(enabled=True)))
-    assert len(outcomes) == 8
+    assert len(outcomes) == 8 + len(REVIEW_FLOWS)
     assert all(not o.ok and o.actual.startswith("error: ConnectError") for o in outcomes)

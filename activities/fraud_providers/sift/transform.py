@@ -15,7 +15,7 @@ from typing import Any
 
 from activities.fraud_providers.base import verdict_for_score
 from workflows.domain import FraudDecision
-from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict, strictest
+from workflows.fraud_io import FeedbackCall, FeedbackKind, ScreeningCall, ScreeningVerdict, strictest
 from workflows.money import Amount, exponent
 
 ABUSE_TYPE = "payment_abuse"
@@ -28,6 +28,8 @@ _CATEGORY_DECISION = {
     "watch": FraudDecision.REVIEW,
     "block": FraudDecision.BLOCK,
 }
+# Our gateway ids Sift has a `$payment_gateway` value for; others are left out.
+_SIFT_GATEWAYS = {"stripe": "$stripe", "alipay": "$alipay", "paypal": "$paypal"}
 # Our dispute reasons (the gateways' words) onto Sift's `$chargeback_reason`.
 _CHARGEBACK_REASONS = {
     "fraudulent": "$fraud",
@@ -53,7 +55,8 @@ def create_order(call: ScreeningCall, api_key: str) -> dict[str, Any]:
     method: dict[str, Any] = {
         "$payment_type": "$credit_card" if call.method_type == "card" else "$third_party_processor"
     }
-    method["$payment_gateway"] = call.gateway
+    if call.gateway in _SIFT_GATEWAYS:
+        method["$payment_gateway"] = _SIFT_GATEWAYS[call.gateway]
     if call.card_last4:
         method["$card_last4"] = call.card_last4
     event: dict[str, Any] = {
@@ -81,7 +84,7 @@ def feedback_event(call: FeedbackCall, api_key: str) -> dict[str, Any]:
     }
     if call.provider_payment_id:
         common["$transaction_id"] = call.provider_payment_id
-    if call.kind.value == "captured":
+    if call.kind is FeedbackKind.CAPTURED:
         return {
             "$type": "$transaction",
             **common,
