@@ -354,6 +354,7 @@ async def create_payment(request: web.Request) -> web.Response:
     profile = _check_profile(deps, body)
     payment_id = derive_payment_id(api_key_id, key)
     amount = body.money()
+    settings = deps.settings_for(amount.currency)
     payment_input = PaymentInput(
         payment_id=payment_id,
         order_id=body.order_id,
@@ -368,9 +369,11 @@ async def create_payment(request: web.Request) -> web.Response:
         description=body.description,
         metadata=body.metadata,
         request_fingerprint=fingerprint(body),
-        settings=deps.settings_for(amount.currency),
+        settings=settings,
         # No gateway named: the worker's routing rules may choose another (workflows/payment.py).
-        routing=RoutingRequest(merchant=api_key_id) if body.gateway is None else None,
+        routing=RoutingRequest(merchant=api_key_id)
+        if body.gateway is None and settings.routing_rules
+        else None,
     )
     await limit_attempts(deps, payment_input)
     try:

@@ -39,6 +39,7 @@ from workflows.domain import (
     RefundStatus,
     RefundView,
     ReviewDecisionKind,
+    RoutingView,
 )
 from workflows.money import Amount, MoneyError, from_minor, is_known_currency, to_minor
 
@@ -319,6 +320,7 @@ class PaymentOut(BaseModel):
     failure: FailureOut | None = None
     fraud: FraudOut | None = None
     review: ReviewOut | None = None
+    routing: RoutingView | None = None  # the gateway routing chose and why; None: named or default
     refunds: list[RefundOut] = Field(default_factory=list)
     disputes: list[DisputeOut] = Field(default_factory=list)
     provider_payment_id: str | None = None
@@ -348,6 +350,7 @@ class PaymentOut(BaseModel):
             failure=FailureOut.of(view.failure),
             fraud=FraudOut(score=view.fraud.score, decision=view.fraud.decision) if view.fraud else None,
             review=ReviewOut.model_validate(view.review.model_dump()) if view.review else None,
+            routing=view.routing,
             refunds=[RefundOut.of(view.id, refund) for refund in view.refunds],
             disputes=[DisputeOut.of(dispute) for dispute in view.disputes],
             provider_payment_id=view.provider_payment_id,

@@ -181,7 +181,11 @@ class PaymentConfig(PaymentPolicy):
     def settings_for(self, currency: str) -> PaymentSettings:
         """The settings a payment in `currency` starts with (fixed for its whole life)."""
         policy = {name: getattr(self, name) for name in PaymentPolicy.model_fields}
-        return PaymentSettings(**policy, tds_threshold_minor=self.tds_threshold_minor(currency))
+        return PaymentSettings(
+            **policy,
+            tds_threshold_minor=self.tds_threshold_minor(currency),
+            routing_rules=bool(self.routing.get("rules")),
+        )
 
 
 class ApiConfig(ApiLimits):

@@ -209,6 +209,8 @@ class PaymentSettings(PaymentPolicy):
     """The part of the configuration a payment is started with; fixed for its whole life."""
 
     tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
+    # `[payment.routing]` has rules: a request naming no gateway is routed by the worker.
+    routing_rules: bool = False
 
 
 class RoutingRequest(Contract):
