@@ -7,7 +7,8 @@ store, the gateway registry and the webhook inbox, and hands them over in an `Ap
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -15,7 +16,8 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
-from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
+from workflows.customer_io import CustomerRecord, SavedMethodRecord
+from workflows.domain import GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
 
 
@@ -42,12 +44,60 @@ class WebhookOutcome(StrEnum):
     REJECTED = "rejected"  # signature check failed: nothing signalled
 
 
+@dataclass(frozen=True)
+class PaymentEvent:
+    """One recorded event of a payment, as the store keeps it."""
+
+    type: str
+    version: int
+    data: Mapping[str, str]
+    created_at: datetime
+
+
 class PaymentReader(Protocol):
     """The payments projection (the store)."""
 
     async def get(self, payment_id: str) -> PaymentView | None: ...
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]: ...
+    async def page(
+        self,
+        merchant_id: str,
+        *,
+        status: PaymentStatus | None = None,
+        gateway: str | None = None,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        provider_payment_id: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 10,
+    ) -> tuple[list[PaymentView], bool]:
+        """The merchant's payments matching every filter given, newest first, strictly after the
+        `after` position; and whether more follow."""
+        ...
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        """`payment_id`'s place in the merchant's list (for `page(after=...)`); None if not theirs."""
+        ...
+
+    async def events(self, payment_id: str) -> list[PaymentEvent]: ...
+
+
+class CustomerDirectory(Protocol):
+    """Customers and their saved payment methods (the store); the workflows write the methods."""
+
+    async def create_customer(self, customer: CustomerRecord) -> CustomerRecord:
+        """Insert unless the id exists; the stored customer either way."""
+        ...
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None: ...
+
+    async def provider_customer(self, customer_id: str, gateway: str) -> str | None: ...
+
+    async def get_method(self, method_id: str) -> SavedMethodRecord | None: ...
+
+    async def list_methods(self, customer_id: str) -> list[SavedMethodRecord]: ...
 
 
 class ProviderRefIndex(Protocol):
@@ -109,6 +159,14 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class MerchantSettings:
+    """What the API enforces per merchant ([merchants.<id>])."""
+
+    allowed_gateways: frozenset[str] = frozenset()  # empty: every enabled gateway
+    default_gateway: str | None = None  # None: the deployment's default gateway
+
+
+@dataclass(frozen=True)
 class ApiDeps:
     client: Client
     task_queue: str
@@ -143,3 +201,9 @@ class ApiDeps:
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+    # API key id -> its merchant / its scopes; a key missing here: `default`, payments:write+read.
+    key_merchants: Mapping[str, str] = field(default_factory=dict)
+    key_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    merchants: Mapping[str, MerchantSettings] = field(default_factory=dict)
+    # None: no customers endpoints (404) and no saved-method payments.
+    customers: CustomerDirectory | None = None

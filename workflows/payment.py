@@ -108,6 +108,8 @@ GATEWAY_LOOKUP = dict(
 # `webhook.received` record travels with the transition the webhook causes, instead of one local
 # activity (and one database transaction) after another.
 FEWER_LOCAL_STEPS = "fewer-local-steps"
+# The provider's payment id becomes the ProviderPaymentId search attribute once it is known.
+INDEX_PROVIDER_ID = "index-provider-payment-id"
 
 MAX_POLL_INTERVAL = timedelta(minutes=10)
 # Refunds take days, not minutes, and the settlement loop may ask about one for weeks: asking at
@@ -141,6 +143,7 @@ class PaymentWorkflow:
         now = workflow.now()
         self._view = PaymentView(
             id=input.payment_id,
+            merchant_id=input.merchant_id,
             order_id=input.order_id,
             gateway=input.gateway.id,
             status=PaymentStatus.PENDING,
@@ -261,7 +264,7 @@ class PaymentWorkflow:
             method=inp.method,
             capture=capture_now,
             request_three_ds=threshold is not None and inp.amount.minor >= threshold,
-            customer_id=inp.customer_id,
+            customer_id=inp.provider_customer_id or inp.customer_id,
             customer_email=inp.customer_email,
             customer_ip=inp.customer_ip,
             return_url=inp.return_url,
@@ -888,6 +891,13 @@ class PaymentWorkflow:
         if status is not None and status is not view.status:
             view.status = status
             workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status.value)])
+        provider_id = view.provider_payment_id
+        if (
+            provider_id
+            and workflow.info().typed_search_attributes.get(sa.PROVIDER_PAYMENT_ID) != provider_id
+            and workflow.patched(INDEX_PROVIDER_ID)
+        ):
+            workflow.upsert_search_attributes([sa.PROVIDER_PAYMENT_ID.value_set(provider_id)])
         view.version += 1
         view.updated_at = workflow.now()
         workflow.set_current_details(self._details())

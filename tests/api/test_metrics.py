@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.ports import RateLimit
 from tests.api.fakes import (
@@ -67,6 +68,9 @@ class DecidingTemporal:
 
     async def signal(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    async def describe(self) -> None:  # no payment from before merchants (legacy ids)
+        raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
 
 
 async def test_metrics_are_off_unless_configured() -> None:

@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store.db import create_engine
 from activities.store.tables import rate_limit_hits
+from api.auth import DEFAULT_MERCHANT
 from api.payments import derive_payment_id
 from api.ports import RateLimit
 from api.problems import PROBLEM_CONTENT_TYPE
@@ -122,7 +123,9 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
     assert (refused.json()["code"], refused.json()["limit"]) == ("payment_attempts_exceeded", "order")
     assert 1 <= int(refused.headers["Retry-After"]) <= 3600
     # The refused attempt started nothing.
-    handle = apis.stack.client.get_workflow_handle(f"payment-{derive_payment_id(API_KEY_ID, f'{unique}-5')}")
+    handle = apis.stack.client.get_workflow_handle(
+        f"payment-{derive_payment_id(DEFAULT_MERCHANT, f'{unique}-5')}"
+    )
     try:
         await handle.describe()
         raise AssertionError("a refused attempt started a workflow")
