@@ -9,6 +9,8 @@ every such request is a 404 (or, for a payment made with another merchant's save
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +20,9 @@ import httpx
 import pytest_asyncio
 
 from api.payments import derive_payment_id
+from tests.e2e.helpers import eventually
 from tests.stack import Stack, running_stack
+from workers.temporal_binaries import temporal_cli
 
 PROBLEM = "application/problem+json"
 KEYS = {name: secrets.token_urlsafe(24) for name in ("acme-1", "reader", "writer")}
@@ -275,3 +279,53 @@ async def test_a_token_the_gateway_refuses_is_a_clear_422(
         "payment_method_refused",
         "mock",
     )
+
+
+async def _cli_list(stack: Stack, query: str) -> list[dict[str, Any]]:
+    address = stack.client.service_client.config.target_host
+    process = await asyncio.create_subprocess_exec(
+        temporal_cli(),
+        "workflow",
+        "list",
+        "--address",
+        address,
+        "--namespace",
+        stack.client.namespace,
+        "--query",
+        query,
+        "--output",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    text = out.decode().strip()
+    if not text:
+        return []
+    parsed = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+    return parsed
+
+
+async def test_the_temporal_cli_finds_a_payment_by_its_provider_id(
+    http: httpx.AsyncClient, stack: Stack, unique: str
+) -> None:
+    made = await http.post(
+        "/v1/payments",
+        json=payment(unique, customer_id=f"cus-{unique}"),
+        headers=as_key(stack, "acme-1", unique),
+    )
+    assert made.status_code == 201
+    view = made.json()
+    assert view["provider_payment_id"].startswith("pi_mock_")
+    workflow_id = f"payment-{view['id']}"
+
+    async def found(query: str) -> list[str] | None:
+        ids = [w["execution"]["workflowId"] for w in await _cli_list(stack, query)]
+        return ids or None  # visibility is eventually consistent: poll
+
+    for query in (
+        f"ProviderPaymentId='{view['provider_payment_id']}'",
+        f"MerchantId='acme' AND CustomerId='cus-{unique}'",
+    ):
+        assert await eventually(lambda q=query: found(q)) == [workflow_id], query
