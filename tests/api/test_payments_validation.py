@@ -272,3 +272,42 @@ async def test_get_falls_back_to_the_workflow_when_the_store_lags():
             assert resp.status == 200
             assert (await resp.json())["status"] == "authorizing"
     assert temporal.queried == [f"payment-{view.id}"]
+
+
+class _StartedBeforeMerchants:
+    """Temporal holding a payment started under the old per-key id and not yet recorded in the
+    store (its workers were down across the upgrade, say)."""
+
+    def __init__(self, legacy_workflow_id: str, view) -> None:
+        self.legacy_workflow_id = legacy_workflow_id
+        self.view = view
+        self.started: list[str] = []
+        self._workflow_id = ""
+
+    def get_workflow_handle(self, workflow_id):
+        self._workflow_id = workflow_id
+        return self
+
+    async def describe(self):
+        if self._workflow_id != self.legacy_workflow_id:
+            raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
+        return object()
+
+    async def execute_update_with_start_workflow(self, *args, start_workflow_operation, **kwargs):
+        self.started.append(start_workflow_operation._start_workflow_input.id)
+        return self.view
+
+
+async def test_a_retry_of_a_payment_from_before_merchants_lands_on_its_workflow():
+    legacy = legacy_payment_id("key_test", "before-1")
+    temporal = _StartedBeforeMerchants(f"payment-{legacy}", a_view(legacy))
+    status, _, body = await _post(
+        "/v1/payments", BODY, headers={"Idempotency-Key": "before-1"}, deps=make_deps(client=temporal)
+    )
+    assert (status, body["id"]) == (201, legacy)
+    assert temporal.started == [f"payment-{legacy}"]
+    # A new key makes a new, merchant-scoped id.
+    status, _, body = await _post(
+        "/v1/payments", BODY, headers={"Idempotency-Key": "after-1"}, deps=make_deps(client=temporal)
+    )
+    assert temporal.started[-1] == f"payment-{derive_payment_id('default', 'after-1')}"
