@@ -73,10 +73,6 @@ class StorePorts:
         with store_errors():
             return await self._store.get(payment_id)
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]:
-        with store_errors():
-            return await self._store.list_by_order(order_id)
-
     async def page(self, merchant_id: str, **filters: Any) -> tuple[list[PaymentView], bool]:
         with store_errors():
             return await self._store.page(merchant_id, **filters)

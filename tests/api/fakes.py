@@ -54,9 +54,6 @@ class FakeStore:
     async def get(self, payment_id: str) -> PaymentView | None:
         return self.views.get(payment_id)
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]:
-        return [view for view in self.views.values() if view.order_id == order_id]
-
     async def page(
         self, merchant_id: str, *, after: tuple[datetime, str] | None = None, limit: int = 10, **filters: Any
     ) -> tuple[list[PaymentView], bool]:
