@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 
 from api.auth import CALLER, Scope, requires
 from api.payments import DEPS, _b32, idempotency_key, read_json
@@ -101,8 +101,8 @@ def _gateway_for(deps: ApiDeps, merchant_id: str, requested: str | None) -> str:
 def _refusal(exc: WorkflowFailureError, gateway: str) -> Problem:
     """The gateway's final answer as a problem; anything else is not the caller's to fix."""
     cause: BaseException | None = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.cause
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
+        cause = cause.cause  # the activity's error, under the workflow's
     if isinstance(cause, ApplicationError) and cause.type == "NotSupported":
         return Problem(
             422,

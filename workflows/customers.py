@@ -23,11 +23,9 @@ with workflow.unsafe.imports_passed_through():
         SaveMethodRequest,
     )
 
+CALL_TIMEOUT = timedelta(seconds=30)
 # Gateway errors that are final (refused, not supported) come back non-retryable; the rest retry.
-CUSTOMER_CALL = dict(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10),
-)
+CALL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 
 
 def save_workflow_id(method_id: str) -> str:
@@ -54,14 +52,16 @@ class SavePaymentMethodWorkflow:
             ),
             result_type=str,
             summary=f"customer at {request.gateway}",
-            **CUSTOMER_CALL,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=CALL_RETRY,
         )
         return await workflow.execute_activity(
             act.ATTACH_PAYMENT_METHOD,
             AttachMethodCall(request=request, provider_customer_id=provider_customer_id),
             result_type=SavedMethodRecord,
             summary=f"attach at {request.gateway}",
-            **CUSTOMER_CALL,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=CALL_RETRY,
         )
 
 
@@ -74,5 +74,6 @@ class DetachPaymentMethodWorkflow:
             request,
             result_type=SavedMethodRecord,
             summary="detach",
-            **CUSTOMER_CALL,
+            start_to_close_timeout=CALL_TIMEOUT,
+            retry_policy=CALL_RETRY,
         )
