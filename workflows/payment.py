@@ -182,7 +182,12 @@ class PaymentWorkflow:
 
         reservation: ReservationResult = await workflow.execute_local_activity(
             act.RESERVE_ORDER,
-            OrderReservation(order_id=input.order_id, payment_id=input.payment_id, amount=input.amount),
+            OrderReservation(
+                order_id=input.order_id,
+                payment_id=input.payment_id,
+                amount=input.amount,
+                merchant_id=input.merchant_id,
+            ),
             result_type=ReservationResult,
             **LOCAL_STEP,
         )
@@ -633,7 +638,11 @@ class PaymentWorkflow:
         view.failure = None
         confirm = workflow.execute_local_activity(
             act.CONFIRM_ORDER,
-            OrderRelease(order_id=self._input.order_id, payment_id=self._input.payment_id),
+            OrderRelease(
+                order_id=self._input.order_id,
+                payment_id=self._input.payment_id,
+                merchant_id=self._input.merchant_id,
+            ),
             **LOCAL_STEP,
         )
         if workflow.patched(FEWER_LOCAL_STEPS):
@@ -669,7 +678,11 @@ class PaymentWorkflow:
         if release_order:
             await workflow.execute_local_activity(
                 act.RELEASE_ORDER,
-                OrderRelease(order_id=self._input.order_id, payment_id=self._input.payment_id),
+                OrderRelease(
+                    order_id=self._input.order_id,
+                    payment_id=self._input.payment_id,
+                    merchant_id=self._input.merchant_id,
+                ),
                 **LOCAL_STEP,
             )
         self._view.failure = failure

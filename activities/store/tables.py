@@ -149,6 +149,8 @@ payment_events = Table(
 orders = Table(
     "orders",
     metadata,
+    # Order ids are the merchant's own: the same id at two merchants is two orders.
+    Column("merchant_id", String(64), primary_key=True, server_default=text("'default'")),
     Column("order_id", String(255), primary_key=True),
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),

@@ -329,3 +329,18 @@ async def test_the_temporal_cli_finds_a_payment_by_its_provider_id(
         f"MerchantId='acme' AND CustomerId='cus-{unique}'",
     ):
         assert await eventually(lambda q=query: found(q)) == [workflow_id], query
+
+
+async def test_two_merchants_may_use_the_same_order_id(
+    http: httpx.AsyncClient, stack: Stack, unique: str
+) -> None:
+    ours = await http.post("/v1/payments", json=payment(unique), headers=as_key(stack, None, f"{unique}-1"))
+    theirs = await http.post(
+        "/v1/payments", json=payment(unique, amount="5.00"), headers=as_key(stack, "acme-1", f"{unique}-2")
+    )
+    assert (ours.status_code, theirs.status_code) == (201, 201), theirs.text
+    # Each merchant's order is paid once: a second payment for it is refused, at each merchant.
+    again = await http.post(
+        "/v1/payments", json=payment(unique, amount="5.00"), headers=as_key(stack, "acme-1", f"{unique}-3")
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "order_already_paid")

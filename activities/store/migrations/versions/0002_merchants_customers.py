@@ -1,5 +1,5 @@
-"""Merchants and customers: payments.merchant_id with the list indexes of GET /v1/payments, customers,
-their gateway-side accounts and saved payment methods.
+"""Merchants and customers: payments.merchant_id with the list indexes of GET /v1/payments, orders
+keyed by (merchant, order id), customers, their gateway-side accounts and saved payment methods.
 
 Every payment made before merchants belongs to the `default` merchant (the column's server default
 fills existing rows). On PostgreSQL, a large payments table is better indexed beforehand with
@@ -45,6 +45,14 @@ def upgrade() -> None:
         if name not in existing:
             op.create_index(name, "payments", columns)
 
+    # Order ids are each merchant's own: the order ledger is keyed by (merchant, order).
+    with op.batch_alter_table("orders") as batch:
+        batch.add_column(
+            sa.Column("merchant_id", sa.String(64), nullable=False, server_default=sa.text("'default'"))
+        )
+        batch.drop_constraint("pk_orders", type_="primary")
+        batch.create_primary_key("pk_orders", ["merchant_id", "order_id"])
+
     op.create_table(
         "customers",
         sa.Column("id", sa.String(64), nullable=False),
@@ -88,6 +96,10 @@ def downgrade() -> None:
     op.drop_table("customer_gateway_accounts")
     op.drop_index("ix_customers_merchant_id", table_name="customers")
     op.drop_table("customers")
+    with op.batch_alter_table("orders") as batch:
+        batch.drop_constraint("pk_orders", type_="primary")
+        batch.create_primary_key("pk_orders", ["order_id"])
+        batch.drop_column("merchant_id")
     for name in reversed(list(_list_indexes)):
         op.drop_index(name, table_name="payments")
     with op.batch_alter_table("payments") as batch:
