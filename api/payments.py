@@ -467,9 +467,11 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         return
     if await deps.payments.get(payment_input.payment_id) is not None:
         return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
-    checks = [("order", payment_input.order_id, deps.order_attempt_limit)]
+    # Order and customer ids are the merchant's own; an address is the same customer's anywhere.
+    merchant = payment_input.merchant_id
+    checks = [("order", f"{merchant}/{payment_input.order_id}", deps.order_attempt_limit)]
     if payment_input.customer_id:
-        checks.append(("customer", payment_input.customer_id, deps.customer_attempt_limit))
+        checks.append(("customer", f"{merchant}/{payment_input.customer_id}", deps.customer_attempt_limit))
     if payment_input.customer_ip:
         checks.append(("ip", payment_input.customer_ip, deps.ip_attempt_limit))
     refused = []

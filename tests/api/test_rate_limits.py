@@ -58,8 +58,8 @@ async def test_an_attempt_over_a_limit_is_refused_before_anything_starts():
     # Every limit counted the attempt; the address in its canonical form, so spellings share a count.
     assert limiter.hits == {
         f"api:{FAKE_KEY_ID}": 1,
-        "attempts:order:o-limited": 1,
-        "attempts:customer:cus_1": 1,
+        "attempts:order:default/o-limited": 1,
+        "attempts:customer:default/cus_1": 1,
         "attempts:ip:2001:db8::1": 1,
     }
 
@@ -141,7 +141,9 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
     try:
         async with engine.connect() as conn:
             count = await conn.scalar(
-                select(rate_limit_hits.c.count).where(rate_limit_hits.c.key == f"attempts:order:{order}")
+                select(rate_limit_hits.c.count).where(
+                    rate_limit_hits.c.key == f"attempts:order:default/{order}"
+                )
             )
     finally:
         await engine.dispose()
