@@ -1,8 +1,8 @@
 """Merchant API handlers: `/v1/payments...`.
 
 Every POST needs an `Idempotency-Key`. The payment id is derived from it and the merchant's id, so a
-retried create lands on the same workflow, whichever of the merchant's keys sends it; the request fingerprint lets the workflow tell a replay
-from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
+retried create lands on the same workflow, whichever of the merchant's keys sends it; the request
+fingerprint lets the workflow tell a replay from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
 refund ids are derived from it, so retrying any of them never does the work twice.
 
 Status codes of `POST /v1/payments`: 201 paid/authorized, 202 waiting for the customer (next_action)
@@ -175,11 +175,11 @@ def fingerprint(request: BaseModel) -> str:
 
 
 def _update_id(operation: str, api_key_id: str, idempotency_key: str) -> str:
-    # Left per API key: a capture or cancel retried across the upgrade keeps its update id, and
-    # the payment (hence the merchant) is already fixed by the path.
     # Scoped by operation and key id so the same key sent to capture and then cancel, or by two
     # API keys, are two updates rather than a replay of one another. Hashed: an update id is kept
     # in the workflow's history and shown in its UI, and the key is whatever text the caller chose.
+    # Still per API key, not per merchant: the path already fixes the payment (hence the
+    # merchant), and a capture retried across the upgrade to merchants keeps its update id.
     return f"{operation}:{_b32(f'{api_key_id}:{idempotency_key}')}"
 
 

@@ -29,11 +29,11 @@ CALL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempt
 
 
 def save_workflow_id(method_id: str) -> str:
-    return f"payment-method-{method_id}"
+    return f"saved-method-{method_id}"
 
 
 def detach_workflow_id(method_id: str) -> str:
-    return f"payment-method-{method_id}-detach"
+    return f"saved-method-{method_id}-detach"
 
 
 @workflow.defn
