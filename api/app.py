@@ -22,9 +22,10 @@ from api import customers, payment_list, payments, webhooks
 from api.auth import API_KEY_ID, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
+from api.limits import RateLimit
 from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
-from api.ports import ApiDeps, RateLimit
+from api.ports import ApiDeps
 from api.problems import problem_middleware, rate_limited
 from api.schemas import mask_card_numbers
 
@@ -160,7 +161,7 @@ def create_app(deps: ApiDeps) -> web.Application:
         deps = replace(deps, inbox=metrics.counting(deps.inbox))
         middlewares.insert(0, metrics.middleware)
     # The root app creates every request, so its client_max_size bounds every body, webhooks too.
-    app = web.Application(middlewares=middlewares, client_max_size=deps.max_body_bytes)
+    app = web.Application(middlewares=middlewares, client_max_size=deps.limits.max_body_bytes)
     app[DEPS] = deps
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
@@ -171,7 +172,9 @@ def create_app(deps: ApiDeps) -> web.Application:
         middlewares=[
             auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
             scope_middleware,
-            _rate_limit_middleware(deps, deps.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"),
+            _rate_limit_middleware(
+                deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
+            ),
         ]
     )
     v1.add_routes(payments.routes())
@@ -186,7 +189,7 @@ def create_app(deps: ApiDeps) -> web.Application:
             # needs no global count, and the receiver's hot path no extra database write.
             _token_bucket_middleware(
                 deps,
-                deps.webhook_rate_limit,
+                deps.limits.webhook_rate_limit,
                 lambda request: f"webhook:{_known_gateway(deps, request)}:{request.remote}",
             )
         ]

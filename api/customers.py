@@ -130,7 +130,7 @@ def _refusal(exc: WorkflowFailureError, gateway: str) -> Problem:
 async def _run(deps: ApiDeps, workflow, arg, workflow_id: str, gateway: str) -> SavedMethodRecord:
     """Run (or join, or read the outcome of) the workflow `workflow_id`."""
     try:
-        async with asyncio.timeout(deps.decide_timeout_s):
+        async with asyncio.timeout(deps.limits.decide_timeout_seconds):
             try:
                 return await deps.client.execute_workflow(
                     workflow,

@@ -19,32 +19,20 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from temporalio.client import (
-    WithStartWorkflowOperation,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from pydantic_core import ErrorDetails
+from temporalio.client import WorkflowUpdateFailedError
 
 from api.auth import API_KEY_ID, CALLER, DEFAULT_MERCHANT, Caller, Scope, requires
 from api.ports import ApiDeps, MerchantSettings
 from api.problems import (
     Problem,
     field_error,
-    is_not_found,
     problem_for_update_failure,
     rate_limited,
     temporal_unavailable,
@@ -63,18 +51,10 @@ from api.schemas import (
     find_card_data,
     mask_card_numbers,
 )
-from workflows import search_attributes as sa
-from workflows.domain import (
-    CardMethod,
-    GatewayProfile,
-    PaymentInput,
-    PaymentStatus,
-    PaymentView,
-    RefundStatus,
-)
-from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
+from workflows.client import PaymentNotRunning
+from workflows.domain import GatewayProfile, PaymentInput, PaymentStatus, PaymentView, RefundStatus
+from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
 from workflows.money import MoneyError, to_minor
-from workflows.payment import PaymentWorkflow
 from workflows.validation import validate_payment
 
 log = logging.getLogger("durapay.api")
@@ -146,27 +126,13 @@ async def started_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str
     if caller.merchant_id != DEFAULT_MERCHANT:
         return payment_id
     legacy = legacy_payment_id(caller.key_id, idempotency_key)
-    if payment_id != legacy and await _workflow_exists(deps, legacy):
+    if payment_id != legacy and await deps.workflows.exists(legacy):
         return legacy
     return payment_id
 
 
-async def _workflow_exists(deps: ApiDeps, payment_id: str) -> bool:
-    try:
-        await _handle(deps, payment_id).describe()
-    except RPCError as exc:
-        if is_not_found(exc):
-            return False
-        raise
-    return True
-
-
 def derive_refund_id(payment_id: str, idempotency_key: str) -> str:
     return "re_" + _b32(f"{payment_id}:{idempotency_key}")
-
-
-def workflow_id(payment_id: str) -> str:
-    return f"payment-{payment_id}"
 
 
 def fingerprint(request: BaseModel) -> str:
@@ -174,13 +140,14 @@ def fingerprint(request: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _update_id(operation: str, api_key_id: str, idempotency_key: str) -> str:
-    # Scoped by operation and key id so the same key sent to capture and then cancel, or by two
-    # API keys, are two updates rather than a replay of one another. Hashed: an update id is kept
-    # in the workflow's history and shown in its UI, and the key is whatever text the caller chose.
-    # Still per API key, not per merchant: the path already fixes the payment (hence the
-    # merchant), and a capture retried across the upgrade to merchants keeps its update id.
-    return f"{operation}:{_b32(f'{api_key_id}:{idempotency_key}')}"
+def _update_token(api_key_id: str, idempotency_key: str) -> str:
+    # Scoped by key id so that two API keys sending the same key are two updates (the workflow
+    # client scopes it by operation: capture and then cancel with one key are two updates too).
+    # Hashed: an update id is kept in the workflow's history and shown in its UI, and the key is
+    # whatever text the caller chose. Still per API key, not per merchant: the path already fixes
+    # the payment (hence the merchant), and a capture retried across the upgrade to merchants
+    # keeps its update id.
+    return _b32(f"{api_key_id}:{idempotency_key}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +193,7 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
     return "/" + "/".join(parts)
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     message = error["msg"]
     return message.removeprefix("Value error, ")
 
@@ -300,10 +267,6 @@ def _payment_id(request: web.Request) -> str:
     return request.match_info["payment_id"]
 
 
-def _handle(deps: ApiDeps, payment_id: str) -> WorkflowHandle:
-    return deps.client.get_workflow_handle(workflow_id(payment_id))
-
-
 def _owned(view: PaymentView | None, merchant_id: str) -> PaymentView | None:
     """Another merchant's payment is no payment at all to this caller (404, not 403: its
     existence is not theirs to learn)."""
@@ -312,11 +275,9 @@ def _owned(view: PaymentView | None, merchant_id: str) -> PaymentView | None:
 
 async def _query_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView | None:
     try:
-        return _owned(await _handle(deps, payment_id).query(PaymentWorkflow.view), merchant_id)
-    except RPCError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+        return _owned(await deps.workflows.view(payment_id), merchant_id)
+    except PaymentNotRunning:
+        return None
 
 
 async def current_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView | None:
@@ -369,82 +330,6 @@ def _check_profile(deps: ApiDeps, merchant_id: str, body: CreatePayment) -> Gate
     return profile
 
 
-def _summary(payment_input: PaymentInput) -> str:
-    return (
-        f"{payment_input.amount} · order {payment_input.order_id} · {payment_input.gateway.id}"
-        f" · merchant {payment_input.merchant_id}"
-    )
-
-
-def _details(payment_input: PaymentInput) -> str:
-    method = payment_input.method
-    method_text = method.type
-    if isinstance(method, CardMethod) and method.last4:
-        method_text = f"card {method.brand or ''} ····{method.last4}".replace("  ", " ")
-    rows = [
-        ("payment", f"`{payment_input.payment_id}`"),
-        ("merchant", f"`{payment_input.merchant_id}`"),
-        ("order", f"`{payment_input.order_id}`"),
-        ("amount", str(payment_input.amount)),
-        ("gateway", payment_input.gateway.name),
-        ("method", method_text),
-        ("capture", payment_input.capture_method.value),
-    ]
-    if payment_input.customer_id:
-        rows.append(("customer", f"`{payment_input.customer_id}`"))
-    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
-
-
-def _search_attributes(payment_input: PaymentInput) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PENDING.value),
-            SearchAttributePair(sa.GATEWAY, payment_input.gateway.id),
-            SearchAttributePair(sa.ORDER_ID, payment_input.order_id),
-            SearchAttributePair(sa.CURRENCY, payment_input.amount.currency),
-            SearchAttributePair(sa.AMOUNT_MINOR, payment_input.amount.minor),
-            SearchAttributePair(sa.MERCHANT_ID, payment_input.merchant_id),
-            *(
-                [SearchAttributePair(sa.CUSTOMER_ID, payment_input.customer_id)]
-                if payment_input.customer_id
-                else []
-            ),
-        ]
-    )
-
-
-async def _start_and_decide(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
-    operation = WithStartWorkflowOperation(
-        PaymentWorkflow.run,
-        payment_input,
-        id=workflow_id(payment_input.payment_id),
-        task_queue=deps.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # A payment whose workflow has closed (after its settlement window) is never started again
-        # under the same id: that would be a second charge for one idempotency key.
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=_search_attributes(payment_input),
-        static_summary=_summary(payment_input),
-        static_details=_details(payment_input),
-    )
-    try:
-        return await deps.client.execute_update_with_start_workflow(
-            PaymentWorkflow.decide,
-            DecisionRequest(request_fingerprint=payment_input.request_fingerprint),
-            start_workflow_operation=operation,
-            # One update per distinct request: a replay attaches to the first one and gets its
-            # answer, instead of adding an update to the history on every retry.
-            id=f"decide:{payment_input.request_fingerprint[:32]}",
-        )
-    except (RPCError, WorkflowAlreadyStartedError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        # When the start fails, the SDK also fails the operation's handle with the same error;
-        # retrieve it, or asyncio logs "Future exception was never retrieved". Bounded in case a
-        # future SDK leaves the handle pending instead.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(operation.workflow_handle(), timeout=1)
-        raise
-
-
 async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
     """The key's workflow has closed: answer it as a replay. Its fingerprint is out of reach now,
     so at least the order and the amount must match, or the key was reused for another payment."""
@@ -469,11 +354,13 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
     # Order and customer ids are the merchant's own; an address is the same customer's anywhere.
     merchant = payment_input.merchant_id
-    checks = [("order", f"{merchant}/{payment_input.order_id}", deps.order_attempt_limit)]
+    checks = [("order", f"{merchant}/{payment_input.order_id}", deps.limits.order_attempt_limit)]
     if payment_input.customer_id:
-        checks.append(("customer", f"{merchant}/{payment_input.customer_id}", deps.customer_attempt_limit))
+        checks.append(
+            ("customer", f"{merchant}/{payment_input.customer_id}", deps.limits.customer_attempt_limit)
+        )
     if payment_input.customer_ip:
-        checks.append(("ip", payment_input.customer_ip, deps.ip_attempt_limit))
+        checks.append(("ip", payment_input.customer_ip, deps.limits.ip_attempt_limit))
     refused = []
     for name, value, limit in checks:
         allowed, retry_after = await deps.rate_limiter.hit(
@@ -536,18 +423,19 @@ async def create_payment(request: web.Request) -> web.Response:
     payment_id = await started_payment_id(deps, caller, key, payment_id)
     payment_input = payment_input.model_copy(update={"payment_id": payment_id})
     try:
-        async with asyncio.timeout(deps.decide_timeout_s):
-            view = await _start_and_decide(deps, payment_input)
+        async with asyncio.timeout(deps.limits.decide_timeout_seconds):
+            view = await deps.workflows.start_and_decide(payment_input, task_queue=deps.task_queue)
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
-    except WorkflowAlreadyStartedError:
+    except PaymentNotRunning:
         view = await _replay_of_closed(deps, payment_input)
     except TimeoutError:
         # Not decided in time (a slow provider): the payment goes on; answer what we know and let
         # the merchant poll. Without a workflow to show, it is safe to retry with the same key.
-        view = await current_view(deps, payment_id, caller.merchant_id)
-        if view is None:
+        current = await current_view(deps, payment_id, caller.merchant_id)
+        if current is None:
             raise temporal_unavailable() from None
+        view = current
     log.info("payment %s order %s: %s", view.id, view.order_id, view.status.value)
     if view.status is PaymentStatus.FAILED and view.failure and view.failure.code in ORDER_REFUSALS:
         raise Problem(
@@ -577,17 +465,16 @@ async def get_payment(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------
 
 
-async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str):
+@contextlib.contextmanager
+def _update_problems(payment_id: str) -> Iterator[None]:
     try:
-        return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
+        yield
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
-    except RPCError as exc:
-        if is_not_found(exc):  # gone since we read it: closed after its settlement window
-            raise Problem(
-                409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
-            ) from None
-        raise
+    except PaymentNotRunning:  # gone since we read it: closed after its settlement window
+        raise Problem(
+            409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
+        ) from None
 
 
 async def capture_payment(request: web.Request) -> web.Response:
@@ -597,13 +484,12 @@ async def capture_payment(request: web.Request) -> web.Response:
     payment_id = _payment_id(request)
     view = await require_view(deps, payment_id, request[CALLER].merchant_id)
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
-    view = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.capture,
-        CaptureRequest(amount_minor=amount_minor),
-        update_id=_update_id("capture", request[API_KEY_ID], key),
-    )
+    with _update_problems(payment_id):
+        view = await deps.workflows.capture(
+            payment_id,
+            CaptureRequest(amount_minor=amount_minor),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
+        )
     return _json(PaymentOut.of(view), 200)
 
 
@@ -613,13 +499,12 @@ async def cancel_payment(request: web.Request) -> web.Response:
     body = await read_json(request, CancelPayment, body_optional=True)
     payment_id = _payment_id(request)
     await require_view(deps, payment_id, request[CALLER].merchant_id)
-    view = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.cancel,
-        CancelRequest(reason=body.reason),
-        update_id=_update_id("cancel", request[API_KEY_ID], key),
-    )
+    with _update_problems(payment_id):
+        view = await deps.workflows.cancel(
+            payment_id,
+            CancelRequest(reason=body.reason),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
+        )
     return _json(PaymentOut.of(view), 200)
 
 
@@ -631,13 +516,10 @@ async def create_refund(request: web.Request) -> web.Response:
     view = await require_view(deps, payment_id, request[CALLER].merchant_id)
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
     refund_id = derive_refund_id(payment_id, key)
-    refund = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.refund,
-        RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason),
-        update_id=f"refund:{refund_id}",
-    )
+    with _update_problems(payment_id):
+        refund = await deps.workflows.refund(
+            payment_id, RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason)
+        )
     # 202 while the provider is still processing it; 201 once it has an outcome (see `status`).
     status = 202 if refund.status is RefundStatus.PENDING else 201
     return _json(RefundOut.of(payment_id, refund), status)
@@ -658,17 +540,17 @@ async def complete_action(request: web.Request) -> web.Response:
         return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     if view.status is not PaymentStatus.AUTHORIZING:
         return _json(PaymentOut.of(view), 200)
-    handle = _handle(deps, payment_id)
     try:
-        await handle.signal(PaymentWorkflow.action_completed, ActionCompleted(data=body.data))
-    except RPCError as exc:
-        if is_not_found(exc):  # closed between the query and the signal
-            return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
-        raise
+        await deps.workflows.action_completed(payment_id, ActionCompleted(data=body.data))
+    except PaymentNotRunning:  # closed between the query and the signal
+        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + deps.action_complete_wait_s
+    deadline = loop.time() + deps.limits.action_complete_wait_seconds
     while True:
-        view = await handle.query(PaymentWorkflow.view)
+        polled = await _query_view(deps, payment_id, merchant_id)
+        if polled is None:  # gone since the signal (retention): the store has the last word
+            return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
+        view = polled
         if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:
             break
         await asyncio.sleep(_ACTION_POLL_S)

@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
+from api.limits import ApiLimits
+from workflows.client import PaymentWorkflows
 from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 
 class WebhookRejected(Exception):
@@ -34,14 +36,6 @@ class StoreUnavailable(Exception):
     workers/ raises it in place of the database driver's connection errors, so that the API can
     answer 503 (retry with the same Idempotency-Key; providers send the webhook again) instead
     of a 500 that tells the caller something is broken for good."""
-
-
-class WebhookOutcome(StrEnum):
-    """What the receiver did with one notification, as recorded in the inbox."""
-
-    SIGNALLED = "signalled"  # Temporal accepted the signal
-    UNKNOWN_PAYMENT = "unknown_payment"  # no payment of ours: acknowledged so the provider stops
-    REJECTED = "rejected"  # signature check failed: nothing signalled
 
 
 @dataclass(frozen=True)
@@ -150,15 +144,6 @@ class RateLimiter(Protocol):
 
 
 @dataclass(frozen=True)
-class RateLimit:
-    """At most `limit` requests per `window_s` seconds, per API key (merchant API), per gateway
-    and sender address (webhooks), or payment attempts per order, customer or customer IP."""
-
-    limit: int
-    window_s: int = 60
-
-
-@dataclass(frozen=True)
 class MerchantSettings:
     """What the API enforces per merchant ([merchants.<id>])."""
 
@@ -181,20 +166,8 @@ class ApiDeps:
     default_gateway: str = "mock"
     # Currencies this deployment accepts at all; a gateway's profile narrows it further.
     supported_currencies: frozenset[str] = frozenset({"USD", "EUR", "GBP", "CNY", "JPY"})
-    max_body_bytes: int = 64 * 1024
-    rate_limiter: RateLimiter | None = None
-    api_rate_limit: RateLimit = RateLimit(limit=600)
-    webhook_rate_limit: RateLimit = RateLimit(limit=6000)
-    # New payments (a replay of one is not a new attempt), against card testing and retry storms.
-    order_attempt_limit: RateLimit = RateLimit(limit=5, window_s=3600)
-    customer_attempt_limit: RateLimit = RateLimit(limit=10, window_s=3600)
-    ip_attempt_limit: RateLimit = RateLimit(limit=20, window_s=3600)  # the customer's, as sent
-    # How long POST /v1/payments waits for a decision before it answers 202 with the payment as it
-    # stands (a provider that is slow to answer); the payment itself goes on either way.
-    decide_timeout_s: float = 30.0
-    # How long POST /actions/complete waits for the payment to leave `authorizing` before it
-    # answers 202 and leaves the rest to polling or the merchant's own webhook.
-    action_complete_wait_s: float = 5.0
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    rate_limiter: RateLimiter | None = None  # None: no rate limits (benchmarks)
     # GET /metrics (Prometheus; api/metrics.py), without an API key.
     serve_metrics: bool = False
     # The payload codec the client encrypts with: served at /codec for the Temporal UI and CLI
@@ -207,3 +180,8 @@ class ApiDeps:
     merchants: Mapping[str, MerchantSettings] = field(default_factory=dict)
     # None: no customers endpoints (404) and no saved-method payments.
     customers: CustomerDirectory | None = None
+
+    @property
+    def workflows(self) -> PaymentWorkflows:
+        """The payments' workflows, through `client`."""
+        return PaymentWorkflows(self.client)

@@ -1,8 +1,9 @@
 """The API process: `api.app.create_app` over the store and the gateway registry.
 
 `api/` never imports `activities/`; the adapters below implement its `api/ports.py` Protocols with
-activities' objects, and translate their vocabulary (the store's `WebhookOutcome`, the gateways'
-`WebhookVerificationError`, the database's connection errors) into the API's.
+activities' objects, and translate their vocabulary (the gateways' `WebhookVerificationError`, the
+database's connection errors) into the API's. Webhook outcomes need no translation: both sides
+speak `workflows.webhook_inbox.WebhookOutcome`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ from activities.gateways.base import WebhookVerificationError
 from activities.gateways.registry import GatewayRegistry
 from activities.store.customers import CustomerStore
 from activities.store.repository import PaymentStore
-from activities.store.tables import WebhookOutcome as StoredWebhookOutcome
 from api.app import AccessLogger, create_app
 from api.ports import (
     ApiDeps,
     MerchantSettings,
     PaymentEvent,
-    RateLimit,
     StoreUnavailable,
-    WebhookOutcome,
     WebhookRejected,
 )
 from workers.config import DurapayConfig
@@ -44,6 +42,7 @@ from workers.worker import (
 from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 log = logging.getLogger("durapay.api")
 
@@ -104,7 +103,7 @@ class StorePorts:
     ) -> bool:
         with store_errors():
             return await self._store.record_webhook(
-                gateway, event_id, payment_id, verified, StoredWebhookOutcome(outcome.value), event_type
+                gateway, event_id, payment_id, verified, outcome, event_type
             )
 
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
@@ -191,15 +190,8 @@ def api_deps(
         settings_for=payment.settings_for,
         default_gateway=payment.default_gateway,
         supported_currencies=frozenset(payment.supported_currencies),
-        max_body_bytes=config.api.max_body_bytes,
+        limits=config.api,  # an `ApiLimits`: [api] extends it
         rate_limiter=store if config.api.rate_limiting else None,
-        api_rate_limit=RateLimit(limit=config.api.rate_limit_per_minute, window_s=60),
-        webhook_rate_limit=RateLimit(limit=config.api.webhook_rate_limit_per_minute, window_s=60),
-        order_attempt_limit=RateLimit(limit=config.api.order_attempts_per_hour, window_s=3600),
-        customer_attempt_limit=RateLimit(limit=config.api.customer_attempts_per_hour, window_s=3600),
-        ip_attempt_limit=RateLimit(limit=config.api.ip_attempts_per_hour, window_s=3600),
-        decide_timeout_s=config.api.decide_timeout_seconds,
-        action_complete_wait_s=config.api.action_complete_wait_seconds,
         serve_metrics=config.api.metrics,
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),

@@ -52,9 +52,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from activities.gateways.plugins import PLUGINS
 from api.auth import DEFAULT_MERCHANT, DEFAULT_SCOPES, SHA256_PREFIX, Scope
+from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
-from workflows.domain import PaymentSettings
+from workflows.domain import PaymentPolicy, PaymentSettings
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -64,8 +66,9 @@ API_KEYS_ENV = "DURAPAY_API_KEYS"
 DEFAULT_CONFIG_FILE = "durapay.toml"
 MASK = "**********"
 
-# Keys of raw (gateway) mappings whose values are treated as secrets when displayed. The gateway
-# settings models use SecretStr themselves; this is the net under them for `config check`.
+# Keys of raw mappings whose values are treated as secrets when displayed. A known gateway's secret
+# fields come from its plugin (`GatewayPlugin.secret_fields`); this is the net under them, for a
+# section no plugin claims (refused by the registry, yet shown) and for fraud_detection.
 _SECRET_KEY_PATTERN = re.compile(
     r"secret|password|passphrase|private|token|credential|api_?key|apiv3|cert|signing", re.I
 )
@@ -99,22 +102,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PaymentConfig(_Section):
+class PaymentConfig(PaymentPolicy):
+    """`[payment]`: the policy every payment starts with (its fields are declared once, in
+    `workflows.domain.PaymentPolicy`), what the deployment accepts, and the gateway sections."""
+
     default_gateway: str = "mock"
     # Ask for 3-D Secure at or above this amount, read in each payment's own currency.
     tds_threshold: Decimal | None = Field(default=None, gt=0)
     auto_capture: bool = True
-    capture_delay_seconds: int = Field(default=0, ge=0)
     # NoDecode: from the environment "USD,EUR" is more natural than JSON (see _split_currencies).
     supported_currencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["USD", "EUR", "GBP", "JPY", "CNY"]
     )
-    enable_fraud_check: bool = True
-    risk_threshold: int = Field(default=75, ge=0, le=100)
-    action_timeout_seconds: int = Field(default=900, gt=0)
-    authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
-    settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
-    status_poll_seconds: int = Field(default=30, gt=0)
     # `[payment.<gateway>]` tables, validated by the gateway registry. Hidden from repr: they hold
     # provider secrets as plain strings until the registry turns them into SecretStr.
     gateways: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
@@ -181,37 +180,20 @@ class PaymentConfig(_Section):
 
     def settings_for(self, currency: str) -> PaymentSettings:
         """The settings a payment in `currency` starts with (fixed for its whole life)."""
-        return PaymentSettings(
-            capture_delay_seconds=self.capture_delay_seconds,
-            action_timeout_seconds=self.action_timeout_seconds,
-            authorization_ttl_seconds=self.authorization_ttl_seconds,
-            settlement_window_seconds=self.settlement_window_seconds,
-            enable_fraud_check=self.enable_fraud_check,
-            risk_threshold=self.risk_threshold,
-            tds_threshold_minor=self.tds_threshold_minor(currency),
-            status_poll_seconds=self.status_poll_seconds,
-        )
+        policy = {name: getattr(self, name) for name in PaymentPolicy.model_fields}
+        return PaymentSettings(**policy, tds_threshold_minor=self.tds_threshold_minor(currency))
 
 
-class ApiConfig(_Section):
+class ApiConfig(ApiLimits):
+    """`[api]`: where the API listens, its keys, and its limits (declared once, in
+    `api.ports.ApiLimits`)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: an ephemeral port (tests)
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    max_body_bytes: int = Field(default=64 * 1024, gt=0)
     # Fixed-window limits shared by every API process through the database (per API key, payment
     # attempts), and webhook flood protection per instance in memory; off for benchmarks.
     rate_limiting: bool = True
-    rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
-    # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
-    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
-    # New payments per hour (with rate_limiting): per order, per customer, per customer IP address.
-    order_attempts_per_hour: int = Field(default=5, gt=0)
-    customer_attempts_per_hour: int = Field(default=10, gt=0)
-    ip_attempts_per_hour: int = Field(default=20, gt=0)
-    # How long POST /v1/payments waits for a decision before answering 202 (the payment goes on).
-    decide_timeout_seconds: float = Field(default=30, gt=0)
-    # How long POST /actions/complete waits for the outcome before answering 202.
-    action_complete_wait_seconds: float = Field(default=5, ge=0)
     # GET /metrics (Prometheus, no API key) on this listener. Off by default: the listener faces
     # providers' webhooks, and traffic counts are nobody's business outside; turn it on where the
     # ingress keeps /metrics internal.
@@ -420,7 +402,9 @@ class DurapayConfig(BaseSettings):
         if spec.secrets_dir is not None:
             sources.append(
                 _SecretsDirSource(
-                    settings_cls,
+                    # The source pydantic-settings built (its settings class and init state), with
+                    # the directory and naming chosen here.
+                    file_secret_settings,
                     secrets_dir=spec.secrets_dir,
                     secrets_dir_missing="error",
                     secrets_prefix="",
@@ -437,11 +421,31 @@ class DurapayConfig(BaseSettings):
         """The effective configuration as plain data, every secret replaced by a mask."""
         data = self.model_dump(mode="json", exclude={"database"})
         data["payment"]["gateways"] = {
-            name: _mask_mapping(section) for name, section in self.payment.gateways.items()
+            name: _mask_mapping(_mask_gateway_secrets(name, section))
+            for name, section in self.payment.gateways.items()
         }
         data["fraud_detection"] = _mask_mapping(self.fraud_detection)
         data["database"] = {"url": self.database.display_url}
         return data
+
+
+def _mask_gateway_secrets(gateway_id: str, section: Mapping[str, Any]) -> dict[str, Any]:
+    """The section with the secret fields its plugin declares masked (dotted names)."""
+    masked = dict(section)
+    plugin = PLUGINS.get(gateway_id)
+    for field_name in plugin.secret_fields if plugin else ():
+        *parents, leaf = field_name.split(".")
+        table: Any = masked
+        for parent in parents:
+            if not isinstance(table.get(parent), Mapping):
+                break
+            nested = dict(table[parent])  # a copy: the configuration itself stays as it is
+            table[parent] = nested
+            table = nested
+        else:
+            if table.get(leaf) not in (None, "", []):
+                table[leaf] = [MASK] * len(table[leaf]) if isinstance(table[leaf], list) else MASK
+    return masked
 
 
 def _mask_mapping(value: Any, key: str = "") -> Any:

@@ -8,7 +8,7 @@ of gateway clients.
 
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
-gateway metrics (activities/metrics.py) from whichever process runs the worker. With
+gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
 `[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
 """
 
@@ -46,7 +46,7 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
-from activities.metrics import GatewayMetrics
+from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
 from activities.store.customers import CustomerStore
@@ -69,12 +69,14 @@ class _CodeOnceLoader(importlib.machinery.SourceFileLoader):
         super().__init__(fullname, path)
         self._codes = codes
 
-    def get_code(self, fullname: str) -> CodeType:
+    def get_code(self, fullname: str) -> CodeType | None:
         stat = os.stat(self.path)
         key = (self.path, stat.st_mtime_ns, stat.st_size)
         code = self._codes.get(key)
         if code is None:
-            code = self._codes[key] = super().get_code(fullname)
+            code = super().get_code(fullname)
+            if code is not None:  # None is for a module without source: nothing to keep
+                self._codes[key] = code
         return code
 
 
@@ -166,7 +168,9 @@ def data_converter(codec: AesGcmCodec | None) -> DataConverter:
 def with_data_converter(client: Client, converter: DataConverter) -> Client:
     """`client`'s connection with `converter`, for a client made elsewhere (a test's server, the
     dev stack's) that must read and write exactly what this configuration's processes do."""
-    return Client(**{**client.config(), "data_converter": converter})
+    config = client.config()  # a copy: the client's own is untouched
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 async def prepare_database(config: DurapayConfig) -> None:
@@ -187,6 +191,11 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Served with the gateway metrics, from the same registry.
+    payment_metrics: PaymentMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -227,7 +236,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store).definitions(),
+        *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
         *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
 
@@ -276,7 +285,8 @@ async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> As
         ) from None
     try:
         bound_host = f"[{host}]" if ":" in host else host
-        yield f"http://{bound_host}:{server.server_port}"
+        async with runtime.payment_metrics.watching_waiting(runtime.store):
+            yield f"http://{bound_host}:{server.server_port}"
     finally:
         # shutdown() waits for the serving thread to notice (up to its poll interval): not on the loop.
         await asyncio.to_thread(server.shutdown)

@@ -159,8 +159,9 @@ class GatewayProfile(Contract):
     supports_manual_capture: bool = True
 
 
-class PaymentSettings(Contract):
-    """The part of the configuration a payment is started with; fixed for its whole life."""
+class PaymentPolicy(Contract):
+    """The rules every payment follows, whatever its currency. The configuration's `[payment]`
+    section extends this model (workers/config.py), so these are also its keys."""
 
     capture_delay_seconds: int = Field(default=0, ge=0)
     action_timeout_seconds: int = Field(default=900, gt=0)
@@ -168,8 +169,13 @@ class PaymentSettings(Contract):
     settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
     enable_fraud_check: bool = True
     risk_threshold: int = Field(default=75, ge=0, le=100)
-    tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
     status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
+
+
+class PaymentSettings(PaymentPolicy):
+    """The part of the configuration a payment is started with; fixed for its whole life."""
+
+    tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
 
 
 class PaymentInput(Contract):

@@ -67,14 +67,6 @@ class OrderStatus(StrEnum):
     PAID = "paid"
 
 
-class WebhookOutcome(StrEnum):
-    SIGNALLED = "signalled"  # delivered to the payment's workflow
-    UNKNOWN_PAYMENT = "unknown_payment"  # verified, but no payment of ours matches it
-    DUPLICATE = "duplicate"  # the same (gateway, event_id) was already recorded
-    REJECTED = "rejected"  # failed signature verification
-    IGNORED = "ignored"  # verified, but an event type durapay does not act on
-
-
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -14,10 +14,12 @@ from pydantic import SecretStr
 
 from activities.gateways.signing import constant_time_equals, hmac_sha256_hex
 from api.app import AccessLogger, create_app
-from api.ports import ApiDeps, PaymentEvent, WebhookOutcome, WebhookRejected
+from api.limits import ApiLimits
+from api.ports import ApiDeps, PaymentEvent, WebhookRejected
 from workflows.domain import CaptureMethod, CardMethod, GatewayProfile, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
 from workflows.money import Amount
+from workflows.webhook_inbox import WebhookOutcome
 
 API_KEY_ID = "key_test"
 API_SECRET = "sk_test_0123456789abcdef"
@@ -149,7 +151,9 @@ class CountingRateLimiter:
 
 
 def make_deps(client: Any = None, **overrides: Any) -> ApiDeps:
+    """`limits` is a mapping of `ApiLimits` fields, over this module's small body limit."""
     store = overrides.pop("store", FakeStore())
+    limits = ApiLimits(**{"max_body_bytes": 4096, **overrides.pop("limits", {})})
     deps = ApiDeps(
         client=client if client is not None else UnreachableTemporal(),
         task_queue="unused",
@@ -160,7 +164,7 @@ def make_deps(client: Any = None, **overrides: Any) -> ApiDeps:
         inbox=FakeInbox(),
         profiles=FakeProfiles(PROFILE, AUTO_ONLY),
         supported_currencies=frozenset({"USD", "EUR", "JPY", "KWD", "GBP"}),
-        max_body_bytes=4096,
+        limits=limits,
     )
     return replace(deps, **overrides)
 

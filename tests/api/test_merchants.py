@@ -23,6 +23,7 @@ from api.payments import derive_payment_id
 from tests.e2e.helpers import eventually
 from tests.stack import Stack, running_stack
 from workers.temporal_binaries import temporal_cli
+from workflows.client import workflow_id
 
 PROBLEM = "application/problem+json"
 KEYS = {name: secrets.token_urlsafe(24) for name in ("acme-1", "reader", "writer")}
@@ -163,7 +164,7 @@ async def test_idempotency_keys_are_scoped_per_merchant(
     )
     assert again.json()["id"] == theirs.json()["id"]
     # The merchant is a search attribute and in the workflow's summary.
-    described = await stack.client.get_workflow_handle(f"payment-{theirs.json()['id']}").describe()
+    described = await stack.client.get_workflow_handle(workflow_id(theirs.json()["id"])).describe()
     assert "merchant acme" in (await described.static_summary() or "")
 
 
@@ -318,7 +319,7 @@ async def test_the_temporal_cli_finds_a_payment_by_its_provider_id(
     assert made.status_code == 201
     view = made.json()
     assert view["provider_payment_id"].startswith("pi_mock_")
-    workflow_id = f"payment-{view['id']}"
+    payment_workflow_id = workflow_id(view["id"])
 
     async def found(query: str) -> list[str] | None:
         ids = [w["execution"]["workflowId"] for w in await _cli_list(stack, query)]
@@ -328,7 +329,7 @@ async def test_the_temporal_cli_finds_a_payment_by_its_provider_id(
         f"ProviderPaymentId='{view['provider_payment_id']}'",
         f"MerchantId='acme' AND CustomerId='cus-{unique}'",
     ):
-        assert await eventually(lambda q=query: found(q)) == [workflow_id], query
+        assert await eventually(lambda q=query: found(q)) == [payment_workflow_id], query
 
 
 async def test_two_merchants_may_use_the_same_order_id(

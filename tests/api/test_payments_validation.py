@@ -14,6 +14,7 @@ from api.payments import derive_payment_id, derive_refund_id, fingerprint, legac
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.schemas import CreatePayment
 from tests.api.fakes import AUTH, FakeStore, a_view, make_deps, serve
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 CARD = "4242424242424242"
@@ -225,13 +226,13 @@ async def test_undecided_in_time_answers_202_with_the_payment_as_it_stands():
     # A payment from before merchants: its key-scoped id is found and answered.
     payment_id = legacy_payment_id("key_test", "slow-1")
     store = FakeStore(views={payment_id: a_view(payment_id, status=PaymentStatus.PENDING, captured_minor=0)})
-    deps = make_deps(client=_SlowTemporal(), store=store, decide_timeout_s=0.2)
+    deps = make_deps(client=_SlowTemporal(), store=store, limits={"decide_timeout_seconds": 0.2})
     status, _, body = await _post("/v1/payments", BODY, headers={"Idempotency-Key": "slow-1"}, deps=deps)
     assert (status, body["id"], body["status"]) == (202, payment_id, "pending")
 
 
 async def test_undecided_and_unknown_answers_503_to_retry_with_the_same_key():
-    deps = make_deps(client=_SlowTemporal(), decide_timeout_s=0.2)
+    deps = make_deps(client=_SlowTemporal(), limits={"decide_timeout_seconds": 0.2})
     status, content_type, body = await _post(
         "/v1/payments", BODY, headers={"Idempotency-Key": "slow-2"}, deps=deps
     )
@@ -243,7 +244,10 @@ async def test_access_log_has_no_query_string(caplog):
         with caplog.at_level(logging.INFO, logger="aiohttp.access"):
             async with http.get(f"{base}/v1/payments", params={"order_id": CARD}, headers=AUTH) as resp:
                 assert resp.status == 422  # card data, refused even as a lookup
-            await asyncio.sleep(0.05)  # the access line is written after the response
+            # The access line is written after the response: wait for it, not for a fixed time.
+            async with asyncio.timeout(10):
+                while not any(r.name == "aiohttp.access" for r in caplog.records):  # noqa: ASYNC110 (polls the captured records)
+                    await asyncio.sleep(0.01)
     lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert lines and "GET /v1/payments 422" in lines[0] and "key=key_test" in lines[0]
     assert CARD not in " ".join(lines)
@@ -271,7 +275,7 @@ async def test_get_falls_back_to_the_workflow_when_the_store_lags():
         async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
             assert resp.status == 200
             assert (await resp.json())["status"] == "authorizing"
-    assert temporal.queried == [f"payment-{view.id}"]
+    assert temporal.queried == [workflow_id(view.id)]
 
 
 class _StartedBeforeMerchants:
@@ -300,14 +304,14 @@ class _StartedBeforeMerchants:
 
 async def test_a_retry_of_a_payment_from_before_merchants_lands_on_its_workflow():
     legacy = legacy_payment_id("key_test", "before-1")
-    temporal = _StartedBeforeMerchants(f"payment-{legacy}", a_view(legacy))
+    temporal = _StartedBeforeMerchants(workflow_id(legacy), a_view(legacy))
     status, _, body = await _post(
         "/v1/payments", BODY, headers={"Idempotency-Key": "before-1"}, deps=make_deps(client=temporal)
     )
     assert (status, body["id"]) == (201, legacy)
-    assert temporal.started == [f"payment-{legacy}"]
+    assert temporal.started == [workflow_id(legacy)]
     # A new key makes a new, merchant-scoped id.
     status, _, body = await _post(
         "/v1/payments", BODY, headers={"Idempotency-Key": "after-1"}, deps=make_deps(client=temporal)
     )
-    assert temporal.started[-1] == f"payment-{derive_payment_id('default', 'after-1')}"
+    assert temporal.started[-1] == workflow_id(derive_payment_id("default", "after-1"))

@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import authenticate
-from api.ports import RateLimit
 from api.problems import PROBLEM_CONTENT_TYPE, Problem, problem_for_update_failure, problem_middleware
 from tests.api.fakes import AUTH, CountingRateLimiter, FakeStore, a_view, make_deps, serve
 from workflows.rejections import Rejection
@@ -188,7 +187,7 @@ async def test_healthz_and_openapi_need_no_key():
 async def test_rate_limit_per_api_key():
     limiter = CountingRateLimiter()
     store = FakeStore(views={a_view().id: a_view()})
-    deps = make_deps(store=store, rate_limiter=limiter, api_rate_limit=RateLimit(limit=2))
+    deps = make_deps(store=store, rate_limiter=limiter, limits={"rate_limit_per_minute": 2})
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         statuses = []
         for _ in range(3):

@@ -14,10 +14,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from activities.gateways.stripe.fake import FakeStripe
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import awaiting_customer, eventually, gateway_stack, post, until_status
 from tests.stack import Stack
-from workers.fake_providers.stripe import FakeStripe, gateway_section
+from workflows.client import workflow_id
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -31,7 +32,7 @@ async def stack(temporal_env, pg_url, fake: FakeStripe) -> AsyncIterator[Stack]:
     async with gateway_stack(
         temporal_env.client,
         "stripe",
-        gateway_section(fake),
+        fake.gateway_section(),
         db_url=pg_url,  # the production store
         action_timeout_seconds=ACTION_TIMEOUT_SECONDS,
     ) as running:
@@ -149,7 +150,7 @@ async def test_manual_capture_partial(stack, http, fake, unique):
     [charge] = fake.charges_for(created.json()["id"])
     assert (charge["amount"], charge["amount_captured"]) == (4999, 2000)
     [capture] = fake.posts(f"/v1/payment_intents/{charge['payment_intent']}/capture")
-    assert capture.idempotency_key == f"payment-{created.json()['id']}:capture"
+    assert capture.idempotency_key == f"{workflow_id(created.json()['id'])}:capture"
 
 
 async def test_several_partial_refunds(stack, http, fake, unique):
@@ -175,8 +176,8 @@ async def test_several_partial_refunds(stack, http, fake, unique):
     intent_id = at_stripe[0]["payment_intent"]
     keys = [p.idempotency_key for p in fake.posts("/v1/refunds") if p.params["payment_intent"] == intent_id]
     assert keys == [
-        f"payment-{payment_id}:refund:{first.json()['id']}",
-        f"payment-{payment_id}:refund:{second.json()['id']}",
+        f"{workflow_id(payment_id)}:refund:{first.json()['id']}",
+        f"{workflow_id(payment_id)}:refund:{second.json()['id']}",
     ]
     view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "25.00"
@@ -203,7 +204,7 @@ async def test_a_dropped_response_still_charges_exactly_once(stack, http, fake, 
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "paid"
     payment_id = created.json()["id"]
-    key = f"payment-{payment_id}:authorize"
+    key = f"{workflow_id(payment_id)}:authorize"
     creates = [r for r in fake.posts("/v1/payment_intents") if r.idempotency_key == key]
     assert [r.replayed for r in creates] == [False, True]  # the retry heard Stripe's saved answer
     assert len(fake.intents_for(payment_id)) == 1

@@ -19,6 +19,7 @@ from tests.stack import API_KEY_ID, running_stack
 from workers.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, CodecError, decode_key
 from workers.config import ConfigError, load_config
 from workers.worker import Runtime, build_worker, data_converter, payload_codec
+from workflows.client import workflow_id
 from workflows.payment import PaymentWorkflow
 
 SECRET_TEXT = b'{"customer_email":"ada@example.com","metadata":{"note":"private"}}'
@@ -187,13 +188,13 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
         )
         # The worker read its encrypted input and the API its encrypted answer.
         assert created.status_code == 201, created.text
-        workflow_id = f"payment-{created.json()['id']}"
+        payment_workflow_id = workflow_id(created.json()["id"])
         assert (
-            await stack.client.get_workflow_handle(workflow_id).query(PaymentWorkflow.view)
+            await stack.client.get_workflow_handle(payment_workflow_id).query(PaymentWorkflow.view)
         ).status == "paid"
 
         # What the Temporal server holds, read without the codec.
-        plain_handle = temporal_env.client.get_workflow_handle(workflow_id)
+        plain_handle = temporal_env.client.get_workflow_handle(payment_workflow_id)
         history = await plain_handle.fetch_history()
         stored = b"".join(event.SerializeToString() for event in history.events)
         stored += (await plain_handle.describe()).raw_description.SerializeToString()
