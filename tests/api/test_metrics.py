@@ -186,7 +186,7 @@ async def test_payment_decisions_by_status() -> None:
 
 async def test_attempt_limit_refusals_by_limit() -> None:
     limiter = CountingRateLimiter()
-    limiter.hits["attempts:customer:cus_1"] = 1  # this customer's one attempt of the hour is used up
+    limiter.hits["attempts:customer:default/cus_1"] = 1  # this customer's one attempt of the hour is used up
     deps = make_deps(
         rate_limiter=limiter, store=FakeStore(), limits={"customer_attempts_per_hour": 1}, serve_metrics=True
     )
