@@ -41,6 +41,7 @@ from temporalio.runtime import PrometheusConfig, TelemetryConfig
 from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
+from activities.customers import CustomerActivities
 from activities.fraud import FraudActivities, FraudSettings
 from activities.fraud_providers.activities import FraudScreeningActivities
 from activities.fraud_providers.base import FraudProvider
@@ -54,11 +55,13 @@ from activities.reconciliation import ReconciliationActivities
 from activities.routing.activity import RoutingActivities
 from activities.routing.health import GatewayHealth
 from activities.routing.rules import RoutingSettings
+from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -256,6 +259,10 @@ class Runtime:
             routing=routing,
         )
 
+    @property
+    def customers(self) -> CustomerStore:
+        return CustomerStore(self.engine)  # stateless over the engine: cheap to make per use
+
     async def aclose(self) -> None:
         await close_providers(self.fraud_providers)
         await self.registry.aclose()
@@ -278,6 +285,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
             runtime.routing, runtime.registry.profiles(), runtime.gateway_health
         ).definitions(),
         *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
+        *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
 
 
@@ -356,7 +364,12 @@ async def build_worker(
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
-        workflows=[PaymentWorkflow, ReconciliationWorkflow],
+        workflows=[
+            PaymentWorkflow,
+            ReconciliationWorkflow,
+            SavePaymentMethodWorkflow,
+            DetachPaymentMethodWorkflow,
+        ],
         # Reconciliation repairs drift by signalling payment workflows, hence the client.
         activities=[
             *activities(runtime),

@@ -21,3 +21,7 @@ ROUTE_PAYMENT = "routing.choose"
 RECORD_TRANSITION = "store.record_transition"
 
 RECONCILE = "reconcile.run"
+
+ENSURE_GATEWAY_CUSTOMER = "customers.ensure_gateway_customer"
+ATTACH_PAYMENT_METHOD = "customers.attach_payment_method"
+DETACH_PAYMENT_METHOD = "customers.detach_payment_method"

@@ -35,6 +35,13 @@ HOLD_REFUND_EVENTS_UNTIL_PAID = Patch(
     kept_histories=None,
 )
 
+INDEX_PROVIDER_PAYMENT_ID = Patch(
+    id="index-provider-payment-id",
+    since=date(2026, 12, 6),
+    why="the ProviderPaymentId search attribute is upserted once the provider's payment id is known",
+    kept_histories=None,
+)
+
 FRAUD_SCREENING = Patch(
     id="fraud-screening",
     since=date(2026, 12, 6),
@@ -51,4 +58,10 @@ GATEWAY_ROUTING = Patch(
     kept_histories=None,
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, FRAUD_SCREENING, GATEWAY_ROUTING)
+ALL = (
+    HOLD_REFUND_EVENTS_UNTIL_PAID,
+    FEWER_LOCAL_STEPS,
+    INDEX_PROVIDER_PAYMENT_ID,
+    FRAUD_SCREENING,
+    GATEWAY_ROUTING,
+)

@@ -30,7 +30,7 @@ class RoutingRule(BaseModel):
     # Empty: any. Methods as `GatewayProfile.methods` names them: "card", "wallet:alipay", ...
     currencies: list[str] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=list)
-    merchants: list[str] = Field(default_factory=list)  # API key ids
+    merchants: list[str] = Field(default_factory=list)  # merchant ids
     min_amount: Decimal | None = None
     max_amount: Decimal | None = None  # inclusive
     gateways: list[str] = Field(min_length=1)

@@ -13,6 +13,8 @@ import pytest_asyncio
 from tests.stack import API_KEY_ID, Stack, running_stack
 
 PROBLEM = "application/problem+json"
+# A second key of the same merchant, without the ops scope: it pays, it does not review.
+SHOP_KEY_ID, SHOP_KEY = "shop", "shop-key-" + uuid.uuid4().hex
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -21,7 +23,11 @@ async def review_stack(temporal_env, pg_url) -> AsyncIterator[Stack]:
         temporal_env.client,
         task_queue=f"tq-api-review-{uuid.uuid4().hex[:8]}",
         db_url=pg_url,
-        config_overrides={"fraud_detection": {"review_threshold": 0}},
+        config_overrides={
+            "fraud_detection": {"review_threshold": 0},
+            "api": {"api_keys": {SHOP_KEY_ID: SHOP_KEY}},
+            "api_key_scopes": {API_KEY_ID: ["payments:write", "payments:read", "ops"]},
+        },
     ) as stack:
         yield stack
 
@@ -97,5 +103,11 @@ async def test_bad_decisions_change_nothing(http, review_stack, unique):
     assert bad.status_code in (400, 422) and bad.headers["content-type"].startswith(PROBLEM)
     unauthenticated = await http.post(path, json={"decision": "approve"}, headers={"Idempotency-Key": "x"})
     assert unauthenticated.status_code == 401
+    no_ops = await http.post(
+        path,
+        json={"decision": "approve"},
+        headers={"Authorization": f"Bearer {SHOP_KEY}", "Idempotency-Key": f"shop-{unique}"},
+    )
+    assert no_ops.status_code == 403 and no_ops.json()["code"] == "insufficient_scope"
     current = await http.get(f"/v1/payments/{payment['id']}", headers=review_stack.headers())
     assert current.json()["status"] == "requires_review"

@@ -11,7 +11,7 @@ from activities.gateways.alipay.fake import FakeAlipay
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
-from tests.stack import deep_merge, running_stack
+from tests.stack import API_KEY_ID, deep_merge, running_stack
 from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
 from workers.demo_review import FLOWS as REVIEW_FLOWS
@@ -35,6 +35,8 @@ async def test_demo_flows_end_as_expected(
         assert isinstance(stripe, FakeStripe) and isinstance(wechat_pay, FakeWechatPay)
         assert isinstance(alipay, FakeAlipay)
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
+        # The review flow decides as an operator, as `durapay dev`'s key (every scope) does.
+        overrides["api_key_scopes"] = {API_KEY_ID: ["payments:write", "payments:read", "ops"]}
         stack = await running.enter_async_context(
             running_stack(
                 temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
