@@ -79,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         failure_for,
         screened,
     )
+    from workflows.rejections import Rejection
     from workflows.routing_io import RoutingCall, RoutingDecision
     from workflows.validation import validate_payment
 
@@ -677,6 +678,10 @@ class PaymentWorkflow:
 
     @review.validator
     def _validate_review(self, request: ReviewDecision) -> None:
+        if self._review_request is not None:  # another decision arrived first, not yet applied
+            raise ApplicationError(
+                "the payment's review is being decided", type=Rejection.INVALID_STATE, non_retryable=True
+            )
         _reject(self._state.review_refusal(request))
 
     @workflow.signal
