@@ -1,10 +1,13 @@
 """PayPal through its REST v2 Orders and Payments APIs, over the shared httpx transport.
 
-Why httpx and not the official `paypal-server-sdk` (2.4.0): the SDK does take a custom base URL and
-a `paypal_request_id` per call, but it is a generated client with its own HTTP stack (requests,
-synchronous: every call would block the worker's event loop or need a thread), its own retry layer
-and its own exception types; our transport already maps every wire failure to the gateway errors in
-one place (activities/gateways/http.py), and the handful of JSON calls below need nothing more.
+Why httpx and not the official `paypal-server-sdk` (2.4.0, read before deciding): it does send
+`PayPal-Request-Id` (a `paypal_request_id` option per call), but its base URL is one of two
+hard-coded environments (`Configuration.environments`: production, sandbox), so pointing it at a
+fake means patching a class attribute; it is synchronous (requests, through apimatic-core), so every
+call would block the worker's event loop or need a thread; it retries on its own; and it has no
+webhook-verification call at all. Our shared transport (activities/gateways/http.py) already maps
+every wire failure to the gateway errors in one place, and the handful of JSON calls below need
+nothing more.
 
 A payment is an order. PayPal moves no money until the payer approves the order on PayPal's page
 (`next_action` redirect); then *we* must capture it (intent CAPTURE) or authorize it (intent
