@@ -175,6 +175,8 @@ class FakePayPal:
         self.orders: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.token_requests = 0
+        # Every mutating call: (path, PayPal-Request-Id, answered from an earlier request).
+        self.requests: list[tuple[str, str | None, bool]] = []
         self._tokens: dict[str, float] = {}  # bearer token -> expiry (monotonic)
         self._owner: dict[str, str] = {}  # authorization / capture / refund id -> order id
         self._requests: dict[tuple[str, str], tuple[int, Callable[[], Any]]] = {}
@@ -391,6 +393,7 @@ class FakePayPal:
         body = await self._json(request)
         request_id = request.headers.get("PayPal-Request-Id")
         key = (request.path, request_id) if request_id else None
+        self.requests.append((request.path, request_id, key in self._requests))
         if key is not None and key in self._requests:
             status, render = self._requests[key]
             return self._answer(status if status == 204 else 200, render())

@@ -41,6 +41,13 @@ _DISPUTE_EVENTS = {
     "CUSTOMER.DISPUTE.UPDATED": GatewayEventKind.DISPUTE_OPENED,
     "CUSTOMER.DISPUTE.RESOLVED": GatewayEventKind.DISPUTE_CLOSED,
 }
+# PayPal's dispute status / outcome in the words our dispute view uses (the rest lower-cased).
+_DISPUTE_WORDS = {
+    "OPEN": "needs_response",
+    "WAITING_FOR_SELLER_RESPONSE": "needs_response",
+    "RESOLVED_SELLER_FAVOUR": "won",
+    "RESOLVED_BUYER_FAVOUR": "lost",
+}
 
 
 @dataclass(frozen=True)
@@ -188,11 +195,15 @@ def _dispute_event(
         kind=kind,
         payment_id=transactions[0].get("invoice_number") or transactions[0].get("custom"),
         dispute_id=dispute.get("dispute_id"),
-        dispute_status=str(outcome or dispute.get("status") or "").lower() or None,
+        dispute_status=_dispute_word(str(outcome or dispute.get("status") or "")),
         dispute_reason=dispute.get("reason"),
         amount=amount_of(money) if money else None,
         **common,
     )
+
+
+def _dispute_word(value: str) -> str | None:
+    return _DISPUTE_WORDS.get(value, value.lower()) if value else None
 
 
 def _time(value: Any) -> datetime | None:
