@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from activities.gateways.paypal.adapter import PayPalGateway
 from activities.gateways.paypal.fake import FakePayPal
+from activities.gateways.paypal.settings import PayPalSettings
 from activities.gateways.paypal.testkit import approve
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import (
@@ -31,6 +33,8 @@ from tests.e2e.helpers import (
 )
 from tests.stack import Stack
 from workflows.client import workflow_id
+from workflows.gateway_io import GatewayPaymentStatus, LookupCall
+from workflows.money import Amount
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -147,9 +151,24 @@ async def test_approval_never_given_cancels(stack, http, fake, unique):
     assert gave_up is not None and gave_up["failure"]["code"] == "action_timeout"
     order = the_order(fake, waiting["id"])
     assert order["status"] == "PAYER_ACTION_REQUIRED" and "payments" not in order["purchase_units"][0]
-    fake.age_order(order["id"], 4 * 3600)  # PayPal lets an order nobody approved expire
-    with pytest.raises(ValueError):
-        await approve(waiting["next_action"]["url"])
+    assert order["purchase_units"][0]["custom_id"] == f"{waiting['id']}:cancelled"  # marked at PayPal
+
+    # The payer approves too late; a later lookup (reconciliation's) must not capture it.
+    await approve(waiting["next_action"]["url"])
+    gateway = PayPalGateway(PayPalSettings.model_validate(fake.gateway_section()))
+    try:
+        looked = await gateway.lookup(
+            LookupCall(
+                gateway="paypal",
+                payment_id=waiting["id"],
+                provider_payment_id=order["id"],
+                amount=Amount(minor=4999, currency="USD"),
+            )
+        )
+    finally:
+        await gateway.aclose()
+    assert looked.status is GatewayPaymentStatus.CANCELLED
+    assert "payments" not in the_order(fake, waiting["id"])["purchase_units"][0]
 
 
 async def test_manual_partial_capture(stack, http, fake, unique):

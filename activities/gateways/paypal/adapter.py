@@ -265,13 +265,20 @@ class PayPalGateway(Gateway):
             order = await self._known_order(call.provider_payment_id)
         current = tf.order_result(order)
         if current.status is GatewayPaymentStatus.REQUIRES_ACTION:
-            # Orders have no cancel call: an order never approved (or approved and never captured
-            # by us) moves no money and expires at PayPal. It is not finished here.
-            return GatewayResult(
-                status=GatewayPaymentStatus.CANCELLED,
-                provider_payment_id=current.provider_payment_id,
-                provider_response={**current.provider_response, "left_to_expire": "true"},
+            # Orders have no cancel call: an order not approved yet (or approved, not finished)
+            # moves no money and expires at PayPal. Marked, so that no later lookup finishes it
+            # (the payer may still approve it); a PATCH refused because it was finished meanwhile
+            # leaves what PayPal says to decide.
+            status, _ = await self._api.call(
+                "PATCH",
+                f"/v2/checkout/orders/{order['id']}",
+                body=tf.cancel_patch(call.payment_id),
+                allow=(422,),
             )
+            order = await self._known_order(call.provider_payment_id)
+            current = tf.order_result(order)
+            if status != 422 and current.status is not GatewayPaymentStatus.CANCELLED:
+                raise GatewayOutcomeUnknown("PayPal took the cancel mark but does not show it")
         return current  # voided now, or paid / declined already: what PayPal says decides
 
     # ------------------------------------------------------------------ refunds
@@ -349,7 +356,7 @@ class PayPalGateway(Gateway):
 
     async def _current(self, order: dict[str, Any]) -> GatewayResult:
         """The order's state, once an approved order is captured / authorized as its intent says."""
-        if order.get("status") != "APPROVED":
+        if order.get("status") != "APPROVED" or tf.cancelled_by_us(order):
             return tf.order_result(order)
         order_id = str(order["id"])
         intent = str(order.get("intent") or "CAPTURE").lower()

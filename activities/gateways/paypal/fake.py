@@ -70,6 +70,7 @@ PAYPAL_CURRENCIES = frozenset(
 WHOLE_UNITS = frozenset({"HUF", "JPY", "TWD"})
 _VALUE = re.compile(r"^\d{1,10}(\.\d+)?$")
 ORDER_TTL_SECONDS = 3 * 3600  # an order never approved expires
+_PATCHABLE = frozenset({"custom_id", "invoice_id", "description", "soft_descriptor"})
 
 
 class PayPalError(Exception):
@@ -193,6 +194,7 @@ class FakePayPal:
         app.router.add_post("/v1/oauth2/token", self._token)
         app.router.add_post("/v2/checkout/orders", self._create_order)
         app.router.add_get("/v2/checkout/orders/{id}", self._get_order)
+        app.router.add_patch("/v2/checkout/orders/{id}", self._patch_order)
         app.router.add_post("/v2/checkout/orders/{id}/capture", self._capture_order)
         app.router.add_post("/v2/checkout/orders/{id}/authorize", self._authorize_order)
         app.router.add_post("/v2/payments/authorizations/{id}/capture", self._capture_authorization)
@@ -270,7 +272,8 @@ class FakePayPal:
             return [
                 json.loads(json.dumps(self._render(o)))
                 for o in self.orders.values()
-                if o["purchase_units"][0].get("custom_id") == payment_id
+                if payment_id
+                in (o["purchase_units"][0].get("invoice_id"), o["purchase_units"][0].get("custom_id"))
             ]
 
     def events_of(self, event_type: str) -> list[dict[str, Any]]:
@@ -462,6 +465,32 @@ class FakePayPal:
 
     async def _get_order(self, request: web.Request) -> web.Response:
         return web.json_response(self._render(self._order(request.match_info["id"])))
+
+    async def _patch_order(self, request: web.Request) -> web.Response:
+        order = self._order(request.match_info["id"])
+        try:
+            ops = json.loads(await request.read())
+        except ValueError:
+            raise _invalid("MALFORMED_REQUEST_JSON", "the body is not JSON") from None
+        if not isinstance(ops, list) or not ops:
+            raise _invalid("MALFORMED_REQUEST_JSON", "a JSON Patch array is required")
+        if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED", "APPROVED"):
+            raise _unprocessable("ORDER_ALREADY_COMPLETED", f"the order is {order['status']}")
+        unit = order["purchase_units"][0]
+        for op in ops:
+            prefix = "/purchase_units/@reference_id=='default'/"
+            path = op.get("path", "") if isinstance(op, dict) else ""
+            field = path.removeprefix(prefix)
+            if (
+                op.get("op") not in ("replace", "add")
+                or not path.startswith(prefix)
+                or field not in _PATCHABLE
+            ):
+                raise _unprocessable("INVALID_PATCH_OPERATION", f"cannot patch {path!r}")
+            if len(str(op.get("value") or "")) > 127:
+                raise _invalid("INVALID_STRING_LENGTH", f"{field} is longer than 127")
+            unit[field] = op.get("value")
+        return web.Response(status=204)
 
     def _approved(self, order: dict[str, Any], intent: str) -> None:
         if order["intent"] != intent:

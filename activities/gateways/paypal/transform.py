@@ -119,9 +119,26 @@ def payments_of(order: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list
     return list(payments.get("captures") or []), list(payments.get("authorizations") or [])
 
 
+# Appended to the order's custom_id when we cancel an order PayPal still lets the payer approve
+# (Orders have no cancel call): whoever looks the order up later (the workflow, reconciliation) must
+# never capture it.
+CANCELLED_MARK = ":cancelled"
+CUSTOM_ID_PATH = "/purchase_units/@reference_id=='default'/custom_id"
+
+
 def payment_id_of(order: Mapping[str, Any]) -> str | None:
     """Our payment id, as the order carries it."""
-    return _unit(order).get("custom_id")
+    custom_id = _unit(order).get("custom_id")
+    return custom_id.removesuffix(CANCELLED_MARK) if isinstance(custom_id, str) else None
+
+
+def cancelled_by_us(order: Mapping[str, Any]) -> bool:
+    return str(_unit(order).get("custom_id") or "").endswith(CANCELLED_MARK)
+
+
+def cancel_patch(payment_id: str) -> list[dict[str, Any]]:
+    """`PATCH /v2/checkout/orders/{id}`: the mark that the order is cancelled on our side."""
+    return [{"op": "replace", "path": CUSTOM_ID_PATH, "value": payment_id + CANCELLED_MARK}]
 
 
 def refunds_of(order: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -153,6 +170,12 @@ def order_result(order: Mapping[str, Any]) -> GatewayResult:
     order_id = str(order.get("id") or "")
     status = str(order.get("status") or "")
     summary = {"order_status": status}
+    if status in _WAITING and cancelled_by_us(order):
+        return GatewayResult(
+            status=GatewayPaymentStatus.CANCELLED,
+            provider_payment_id=order_id,
+            provider_response={**summary, "cancelled_by_us": "true"},
+        )
     if status in _WAITING:
         link = approval_link(order)
         action = NextAction(type=NextActionType.REDIRECT_TO_URL, url=link) if link else None

@@ -139,3 +139,11 @@ def test_error_body() -> None:
     }
     assert tf.error_of(body) == ("UNPROCESSABLE_ENTITY", "ORDER_NOT_APPROVED", "d")
     assert tf.error_of("nope") == (None, None, None)
+
+
+def test_an_order_we_cancelled_stays_cancelled_even_once_approved() -> None:
+    marked = order("APPROVED")
+    marked["purchase_units"][0]["custom_id"] = tf.cancel_patch("pay_1")[0]["value"]
+    assert tf.cancelled_by_us(marked) and tf.payment_id_of(marked) == "pay_1"
+    assert tf.order_result(marked).status is GatewayPaymentStatus.CANCELLED
+    assert not tf.cancelled_by_us(order("APPROVED"))
