@@ -4,10 +4,12 @@ table says so."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from decimal import Decimal
 
 from temporalio.testing import WorkflowEnvironment
 
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
@@ -58,6 +60,8 @@ async def test_demo_flows_end_as_expected(
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
+        "Braintree sale + settlement notification": "paid captured 30.00",
+        "Braintree partial capture + partial refund": "partially_refunded captured 50.00 refunded 20.00",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
@@ -67,6 +71,13 @@ async def test_demo_flows_end_as_expected(
         wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
     assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    braintree = fakes.running["braintree"]
+    assert isinstance(braintree, FakeBraintree)
+    [sale] = braintree.sales_for(by_flow["Braintree sale + settlement notification"].payment_id)
+    assert (sale.status, sale.amount) == ("settled", Decimal("30.00"))
+    [held] = braintree.sales_for(by_flow["Braintree partial capture + partial refund"].payment_id)
+    assert held.amount == Decimal("50.00")
+    assert [r.amount for r in braintree.refunds_of(held)] == [Decimal("20.00")]
 
 
 def test_table_marks_a_differing_outcome() -> None:
