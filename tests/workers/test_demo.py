@@ -61,7 +61,7 @@ async def test_demo_flows_end_as_expected(
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
         "Braintree sale + settlement notification": "paid captured 30.00",
-        "Braintree partial capture + partial refund": "partially_refunded captured 50.00 refunded 20.00",
+        "Braintree partial capture": "paid captured 50.00",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
@@ -75,9 +75,8 @@ async def test_demo_flows_end_as_expected(
     assert isinstance(braintree, FakeBraintree)
     [sale] = braintree.sales_for(by_flow["Braintree sale + settlement notification"].payment_id)
     assert (sale.status, sale.amount) == ("settled", Decimal("30.00"))
-    [held] = braintree.sales_for(by_flow["Braintree partial capture + partial refund"].payment_id)
-    assert held.amount == Decimal("50.00")
-    assert [r.amount for r in braintree.refunds_of(held)] == [Decimal("20.00")]
+    [held] = braintree.sales_for(by_flow["Braintree partial capture"].payment_id)
+    assert held.status in ("submitted_for_settlement", "settled") and held.amount == Decimal("50.00")
 
 
 def test_table_marks_a_differing_outcome() -> None:
