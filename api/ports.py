@@ -63,6 +63,11 @@ class WebhookGateways(Protocol):
         """(status, body, content type) the provider expects once its notification is handled."""
         ...
 
+    def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        """The answer to the provider's endpoint check by GET; None when it sends none. Raises
+        `WebhookRejected` for a malformed check."""
+        ...
+
 
 class WebhookInbox(Protocol):
     """Every notification received, verified or not, with what was done about it."""

@@ -100,7 +100,27 @@ async def receive(request: web.Request) -> web.Response:
     return web.Response(status=status, body=ack_body, headers={"Content-Type": content_type})
 
 
+async def challenge(request: web.Request) -> web.Response:
+    """`GET /webhooks/{gateway}`: a provider checking the endpoint before it sends to it
+    (Braintree's `?bt_challenge=`), answered by the gateway; nothing is recorded."""
+    deps = request.config_dict[DEPS]
+    gateway = request.match_info["gateway"]
+    if not deps.webhooks.known(gateway):
+        raise Problem(404, "unknown_gateway", "Unknown gateway", f"No webhook endpoint for {gateway!r}.")
+    try:
+        answer = deps.webhooks.challenge(gateway, request.query)
+    except WebhookRejected:
+        raise Problem(
+            400, "webhook_challenge_invalid", "Invalid endpoint check", "Malformed challenge."
+        ) from None
+    if answer is None:  # this provider checks no endpoint by GET: as if the route were POST only
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    status, body, content_type = answer
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
 def routes() -> web.RouteTableDef:
     table = web.RouteTableDef()
     table.post("/{gateway}")(receive)
+    table.get("/{gateway}", allow_head=False)(challenge)
     return table

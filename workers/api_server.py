@@ -113,6 +113,13 @@ class RegistryPorts:
         ack = self._registry.get(gateway_id).webhook_ack()
         return ack.status, ack.body, ack.content_type
 
+    def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        try:
+            answer = self._registry.get(gateway_id).webhook_challenge(query)
+        except WebhookVerificationError as exc:
+            raise WebhookRejected(str(exc)) from None
+        return None if answer is None else (answer.status, answer.body, answer.content_type)
+
     def get(self, gateway_id: str) -> GatewayProfile | None:
         return self._registry.get(gateway_id).profile if gateway_id in self._registry else None
 

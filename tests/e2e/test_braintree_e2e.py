@@ -8,10 +8,13 @@ One stack and one fake serve the whole module (each test has its own ids).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -268,3 +271,18 @@ async def test_forged_and_tampered_webhooks_are_refused(stack, http, fake, uniqu
 
     assert (await payment_view(http, stack, paid["id"]))["status"] == "paid"
     assert await received_event_ids(stack, paid["id"]) == []
+
+
+async def test_the_endpoint_check_is_answered(stack, fake):
+    """Braintree's legacy check of the URL: `GET ?bt_challenge=<hex>` answered `public_key|HMAC`."""
+    challenge = "20f9f8ed05f77439fe955c977e4c8a53"
+    async with httpx.AsyncClient() as client:
+        answered = await client.get(f"{stack.webhook_url}/braintree", params={"bt_challenge": challenge})
+        malformed = await client.get(f"{stack.webhook_url}/braintree", params={"bt_challenge": "<x>"})
+        none = await client.get(f"{stack.webhook_url}/braintree")
+        mock = await client.get(f"{stack.webhook_url}/mock", params={"bt_challenge": challenge})
+
+    key = hashlib.sha1(fake.private_key.encode()).digest()
+    expected = f"{fake.public_key}|{hmac.new(key, challenge.encode(), hashlib.sha1).hexdigest()}"
+    assert (answered.status_code, answered.text) == (200, expected)
+    assert (malformed.status_code, none.status_code, mock.status_code) == (400, 405, 405)

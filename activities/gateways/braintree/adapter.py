@@ -43,6 +43,7 @@ from braintree.exceptions import (
 from braintree.exceptions.http import ConnectionError as SdkConnectionError
 from braintree.exceptions.http.timeout_error import ConnectTimeoutError
 from braintree.exceptions.http.timeout_error import TimeoutError as SdkTimeoutError
+from braintree.exceptions.invalid_challenge_error import InvalidChallengeError
 
 from activities.gateways.base import (
     Customer,
@@ -54,6 +55,8 @@ from activities.gateways.base import (
     GatewayRateLimited,
     GatewayTransientError,
     SavedPaymentMethod,
+    WebhookAck,
+    WebhookVerificationError,
 )
 from activities.gateways.braintree import GATEWAY_ID
 from activities.gateways.braintree.settings import BraintreeSettings
@@ -397,6 +400,15 @@ class BraintreeGateway(Gateway):
     def answer_challenge(self, challenge: str) -> str:
         """The answer to Braintree's endpoint check (`bt_challenge`): `public_key|HMAC`."""
         return self._sdk.webhook_notification.verify(challenge)
+
+    def webhook_challenge(self, query: Mapping[str, str]) -> WebhookAck | None:
+        challenge = query.get("bt_challenge")
+        if challenge is None:
+            return None
+        try:
+            return WebhookAck(body=self.answer_challenge(challenge).encode())
+        except InvalidChallengeError as exc:
+            raise WebhookVerificationError("malformed bt_challenge") from exc
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
