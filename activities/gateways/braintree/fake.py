@@ -12,6 +12,9 @@ Braintree's sandbox nonces are understood: `fake-valid-nonce` (and `fake-valid-v
 `fake-gateway-rejected-fraud-nonce`, `fake-three-d-secure-visa-full-authentication-nonce` and
 `fake-three-d-secure-visa-failed-authentication-nonce`.
 
+Duplicate checking as Braintree does it by default: the same amount, payment method and order id
+within 30 s is gateway rejected (`duplicate`).
+
 Settlement: a sale submitted for settlement settles the next time anyone reads it (`auto_settle`;
 off: `settle(id)` does it), which emits `transaction_settled`. Notifications are signed exactly as
 Braintree signs them (`notification(kind, subject)`), never pushed: tests and the demo deliver them.
@@ -73,6 +76,7 @@ NONCES: dict[str, dict[str, Any]] = {
         "three_d_secure": {"status": "authenticate_failed", "liability_shifted": False},
     },
 }
+DUPLICATE_WINDOW_SECONDS = 30
 _PASSED_3DS = {"authenticate_successful", "authenticate_attempt_successful"}
 _UNSETTLED = {"authorized", "submitted_for_settlement", "settlement_pending"}
 _CAPTURED = {"submitted_for_settlement", "settling", "settled", "settlement_pending"}
@@ -159,6 +163,7 @@ class FakeTransaction:
     gateway_rejection_reason: str | None = None
     refund_ids: list[str] = field(default_factory=list)
     refunded_transaction_id: str | None = None
+    paid_with: str = ""  # the nonce or vault token, for Braintree's duplicate check
 
     def to_xml(self) -> dict[str, Any]:
         return {
@@ -413,6 +418,7 @@ class FakeBraintree(FakeServer):
         else:
             behaviour = self._consume(str(nonce), "91565", "transaction")
         options = params.get("options") or {}
+        duplicate = self._duplicate_of(amount, order_id, str(nonce or token))
         txn = FakeTransaction(
             id=secrets.token_hex(4),
             type="sale",
@@ -424,11 +430,14 @@ class FakeBraintree(FakeServer):
             card={**behaviour["card"], **({"token": token} if token else {})},
             created_at=datetime.now(UTC).replace(microsecond=0),
             three_d_secure=behaviour.get("three_d_secure"),
+            paid_with=str(nonce or token),
         )
         self.transactions[txn.id] = txn
         required = (options.get("three_d_secure") or {}).get("required") is True
         passed = (txn.three_d_secure or {}).get("status") in _PASSED_3DS
-        if required and not passed:
+        if duplicate:
+            txn.status, txn.gateway_rejection_reason = "gateway_rejected", "duplicate"
+        elif required and not passed:
             txn.status, txn.gateway_rejection_reason = "gateway_rejected", "three_d_secure"
         elif behaviour.get("reject"):
             txn.status, txn.gateway_rejection_reason = "gateway_rejected", behaviour["reject"]
@@ -444,6 +453,19 @@ class FakeBraintree(FakeServer):
             )
             raise _Declined(txn, message)
         return 201, "transaction", txn.to_xml()
+
+    def _duplicate_of(self, amount: Decimal, order_id: str | None, paid_with: str) -> bool:
+        """Braintree's duplicate transaction checking (on by default): a sale with the same amount,
+        payment method and order id within the window is gateway rejected. Not idempotency: past
+        the window the same sale goes through again."""
+        now = datetime.now(UTC)
+        return any(
+            t.type == "sale"
+            and t.status != "gateway_rejected"
+            and (t.amount, t.order_id, t.paid_with) == (amount, order_id, paid_with)
+            and (now - t.created_at).total_seconds() < DUPLICATE_WINDOW_SECONDS
+            for t in self.transactions.values()
+        )
 
     def _consume(self, nonce: str, consumed_code: str, obj: str) -> dict[str, Any]:
         if nonce not in NONCES:

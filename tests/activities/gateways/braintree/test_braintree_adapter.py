@@ -211,3 +211,18 @@ async def test_the_conformance_suite_catches_a_broken_braintree_adapter(broken, 
     async with Kit(build=broken) as kit:
         with pytest.raises(AssertionError):
             await check(kit, unique)
+
+
+async def test_the_fake_rejects_a_duplicate_sale_as_braintree_does(fake, gateway, unique):
+    params = {"amount": "10.00", "order_id": pid(unique), "payment_method_nonce": "fake-valid-nonce"}
+    first = await asyncio.to_thread(gateway.sdk.transaction.sale, dict(params))
+    second = await asyncio.to_thread(gateway.sdk.transaction.sale, dict(params))
+    other_order = await asyncio.to_thread(
+        gateway.sdk.transaction.sale, {**params, "order_id": pid(unique + "b")}
+    )
+    assert first.is_success and other_order.is_success
+    assert (second.is_success, second.transaction.status, second.transaction.gateway_rejection_reason) == (
+        False,
+        "gateway_rejected",
+        "duplicate",
+    )
