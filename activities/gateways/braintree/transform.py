@@ -116,9 +116,10 @@ def refund_params(payment_id: str, refund_id: str, amount: Decimal) -> dict[str,
 # --- answers -------------------------------------------------------------------------------------
 
 
-def rank(transaction: Any) -> tuple[int, Any]:
+def rank(transaction: Any) -> tuple[int, str]:
     """Order sales found under one order id: the one that moved money first, then the newest."""
-    return (_RANK.get(getattr(transaction, "status", ""), 0), getattr(transaction, "created_at", None) or 0)
+    created = getattr(transaction, "created_at", None)
+    return (_RANK.get(getattr(transaction, "status", ""), 0), created.isoformat() if created else "")
 
 
 def failure_of(transaction: Any) -> Failure:

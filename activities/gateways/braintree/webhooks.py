@@ -140,25 +140,31 @@ def _transaction_event(kind: str, transaction: Any, common: dict[str, Any]) -> G
     )
 
 
+_DISPUTE_CLOSED = frozenset(
+    {"dispute_won", "dispute_lost", "dispute_accepted", "dispute_auto_accepted", "dispute_expired"}
+)
+
+
 def _dispute_event(kind: str, dispute: Any, common: dict[str, Any]) -> GatewayEvent:
     details = getattr(dispute, "transaction_details", None)
     payment_id, _ = _ours(getattr(details, "order_id", None))
-    opened = kind == "dispute_opened"
+    status: str | None
+    if kind == "dispute_opened":
+        # Braintree's "open" is what the workflow calls a dispute that needs a response.
+        event_kind, status = GatewayEventKind.DISPUTE_OPENED, "needs_response"
+    elif kind in _DISPUTE_CLOSED:
+        event_kind, status = GatewayEventKind.DISPUTE_CLOSED, getattr(dispute, "status", None)
+    else:  # under review, disputed: recorded, nothing decided
+        event_kind, status = GatewayEventKind.UNKNOWN, getattr(dispute, "status", None)
     return GatewayEvent(
-        kind=GatewayEventKind.DISPUTE_OPENED
-        if opened
-        else GatewayEventKind.DISPUTE_CLOSED
-        if kind
-        in ("dispute_won", "dispute_lost", "dispute_accepted", "dispute_auto_accepted", "dispute_expired")
-        else GatewayEventKind.UNKNOWN,
+        kind=event_kind,
         payment_id=payment_id,
         provider_payment_id=getattr(details, "id", None),
         amount=amount_of(
             getattr(dispute, "amount_disputed", None), getattr(dispute, "currency_iso_code", None)
         ),
         dispute_id=getattr(dispute, "id", None),
-        # Braintree's "open" is what the workflow calls a dispute that needs a response.
-        dispute_status="needs_response" if opened else getattr(dispute, "status", None),
+        dispute_status=status,
         dispute_reason=getattr(dispute, "reason", None),
         **common,
     )
