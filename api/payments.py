@@ -50,6 +50,7 @@ from api.problems import (
     temporal_unavailable,
     validation_problem,
 )
+from api.reopen import Reopener
 from api.schemas import (
     CancelPayment,
     CapturePayment,
@@ -514,15 +515,20 @@ async def list_payments(request: web.Request) -> web.Response:
 
 async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str):
     try:
-        return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
+        try:
+            return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
+        except RPCError as exc:
+            if not is_not_found(exc):
+                raise
+        # Closed after its window: a run started from the stored payment takes the request.
+        reopened = await Reopener.of(deps).start(payment_id)
+        if reopened is None:
+            raise Problem(
+                409, "payment_closed", "The payment is closed", f"{payment_id} can no longer be changed."
+            )
+        return await reopened.execute_update(update, arg, id=update_id)
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
-    except RPCError as exc:
-        if is_not_found(exc):  # gone since we read it: closed after its settlement window
-            raise Problem(
-                409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
-            ) from None
-        raise
 
 
 async def capture_payment(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 from api.payments import DEPS, workflow_id
 from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
 from api.problems import Problem, is_not_found, temporal_unavailable
+from api.reopen import Reopener
 from workflows.gateway_io import GatewayEvent
 from workflows.payment import PaymentWorkflow
 
@@ -37,12 +38,23 @@ async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> Webhoo
             PaymentWorkflow.gateway_event, event
         )
     except RPCError as exc:
-        if is_not_found(exc):  # never started, or closed after its settlement window
-            return WebhookOutcome.UNKNOWN_PAYMENT
+        if is_not_found(exc):  # never started, or closed after its window: reopened if stored
+            return await _signal_closed(deps, payment_id, event)
         # Nothing recorded: the provider's retry must find the inbox as if this never happened.
         log.warning("signal %s to %s failed: %s; answering 503", event.event_id, payment_id, exc.status.name)
         raise temporal_unavailable() from None
     return WebhookOutcome.SIGNALLED
+
+
+async def _signal_closed(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
+    try:
+        reopened = await Reopener.of(deps).signal(payment_id, event)
+    except RPCError as exc:
+        log.warning(
+            "reopening %s for %s failed: %s; answering 503", payment_id, event.event_id, exc.status.name
+        )
+        raise temporal_unavailable() from None
+    return WebhookOutcome.SIGNALLED if reopened else WebhookOutcome.UNKNOWN_PAYMENT
 
 
 async def receive(request: web.Request) -> web.Response:

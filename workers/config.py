@@ -110,6 +110,8 @@ class PaymentConfig(_Section):
     action_timeout_seconds: int = Field(default=900, gt=0)
     authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
+    # How long payments take refunds, disputes and late events; unset: each gateway's own window.
+    payment_window_seconds: int | None = Field(default=None, ge=0)
     status_poll_seconds: int = Field(default=30, gt=0)
     # `[payment.<gateway>]` tables, validated by the gateway registry. Hidden from repr: they hold
     # provider secrets as plain strings until the registry turns them into SecretStr.
@@ -182,6 +184,7 @@ class PaymentConfig(_Section):
             action_timeout_seconds=self.action_timeout_seconds,
             authorization_ttl_seconds=self.authorization_ttl_seconds,
             settlement_window_seconds=self.settlement_window_seconds,
+            payment_window_seconds=self.payment_window_seconds,
             enable_fraud_check=self.enable_fraud_check,
             risk_threshold=self.risk_threshold,
             tds_threshold_minor=self.tds_threshold_minor(currency),

@@ -35,4 +35,14 @@ HOLD_REFUND_EVENTS_UNTIL_PAID = Patch(
     kept_histories=None,
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS)
+LONG_LIVED_PAYMENTS = Patch(
+    id="long-lived-payments",
+    since=date(2026, 12, 6),
+    why=(
+        "a settled payment lives for its gateway's window (default 365 days), continuing as new at "
+        "each settlement period or when its history grows, instead of closing after 30 days"
+    ),
+    kept_histories="long-lived-payments",
+)
+
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, LONG_LIVED_PAYMENTS)

@@ -1,0 +1,79 @@
+"""Starting a closed payment's workflow again, on demand, from the store's projection.
+
+A payment's workflow closes once its gateway's window has passed (or, for a payment started before
+`long-lived-payments`, after its 30-day settlement window). A refund asked for later, or a provider
+event that still comes (a chargeback, a refund made in the provider's dashboard), starts a fresh
+run of `PaymentWorkflow` under the same id from the stored view: it goes straight to the settlement
+phase (it can never authorize or capture), takes the request or the event, records it, and closes
+again after a short while (workflows/payment.py, `REOPENED_FOR`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+from api.ports import ApiDeps, GatewayProfiles, PaymentReader
+from workflows.domain import PaymentInput, PaymentSettings, PaymentView
+from workflows.gateway_io import GatewayEvent
+from workflows.payment import PaymentWorkflow
+from workflows.payment_resume import reopening
+
+
+@dataclass(frozen=True)
+class Reopener:
+    client: Client
+    task_queue: str
+    payments: PaymentReader
+    profiles: GatewayProfiles
+    settings_for: Callable[[str], PaymentSettings]
+
+    @classmethod
+    def of(cls, deps: ApiDeps) -> Reopener:
+        return cls(deps.client, deps.task_queue, deps.payments, deps.profiles, deps.settings_for)
+
+    async def start(self, payment_id: str) -> WorkflowHandle[PaymentWorkflow, PaymentView] | None:
+        """A running workflow for the stored payment (the one already running, if another request
+        reopened it first); None when the store does not know the payment."""
+        payment_input = await self._input(payment_id)
+        if payment_input is None:
+            return None
+        return await self.client.start_workflow(
+            PaymentWorkflow.run,
+            payment_input,
+            id=f"payment-{payment_id}",
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+
+    async def signal(
+        self, payment_id: str, event: GatewayEvent
+    ) -> WorkflowHandle[PaymentWorkflow, PaymentView] | None:
+        """Deliver a provider event to the payment, starting a run if none is open
+        (signal-with-start: the event cannot miss the run). None when the store does not know
+        the payment."""
+        payment_input = await self._input(payment_id)
+        if payment_input is None:
+            return None
+        return await self.client.start_workflow(
+            PaymentWorkflow.run,
+            payment_input,
+            id=f"payment-{payment_id}",
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal=PaymentWorkflow.gateway_event.__name__,
+            start_signal_args=[event],
+        )
+
+    async def _input(self, payment_id: str) -> PaymentInput | None:
+        view = await self.payments.get(payment_id)
+        if view is None:
+            return None
+        profile = self.profiles.get(view.gateway)
+        if profile is None:
+            return None  # the gateway is no longer configured: nothing could refund through it
+        return reopening(view, profile, self.settings_for(view.amount.currency))
