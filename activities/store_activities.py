@@ -1,25 +1,40 @@
-"""The payment store as a Temporal (local) activity: the workflow records every transition."""
+"""The payment store as a Temporal (local) activity: the workflow records every transition, with
+the merchant events it raised; events to deliver start (or wake) the payment's webhook delivery."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
 
+from activities.merchant_webhooks import EndpointFor, first_status
 from activities.store.repository import PaymentStore
 from workflows import activity_names
 from workflows.ledger_io import PaymentTransition
+from workflows.merchant_events import DeliveryStatus, merchant_events
 
 
 class StoreActivities:
-    def __init__(self, store: PaymentStore) -> None:
+    def __init__(
+        self,
+        store: PaymentStore,
+        *,
+        endpoint_for: EndpointFor = lambda _merchant: None,
+        start_delivery: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
+        self._endpoint_for = endpoint_for
+        self._start_delivery = start_delivery
 
     @activity.defn(name=activity_names.RECORD_TRANSITION)
     async def record_transition(self, t: PaymentTransition) -> None:
-        # Idempotent and version-ordered in the store, so Temporal may retry it freely.
-        await self._store.record_transition(t)
+        # Idempotent and version-ordered in the store, so Temporal may retry it freely; a retry
+        # after the store committed signals the delivery again, which is harmless.
+        merchant = [(event, first_status(event, self._endpoint_for)) for event in merchant_events(t)]
+        await self._store.record_transition(t, merchant)
+        if self._start_delivery and any(status is DeliveryStatus.PENDING for _, status in merchant):
+            await self._start_delivery(t.view.id)
 
     def definitions(self) -> list[Callable[..., Any]]:
         return [self.record_transition]

@@ -51,8 +51,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from activities.merchant_webhooks import MerchantEndpoint, secret_key
 from workers.codec import CodecError, decode_key
 from workflows.domain import PaymentSettings
+from workflows.merchant_events import MerchantEventType
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -227,6 +229,36 @@ class ApiConfig(_Section):
         return value
 
 
+class MerchantWebhooksConfig(_Section):
+    """`[merchant_webhooks]`: where the merchant's events are sent (Standard Webhooks). No `url`:
+    events are only recorded (GET /v1/events lists them)."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    # `whsec_` + base64 of at least 24 random bytes; env DURAPAY_MERCHANT_WEBHOOKS__SECRET.
+    secret: SecretStr | None = None
+    enabled_events: list[MerchantEventType] = Field(default_factory=lambda: list(MerchantEventType))
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> MerchantWebhooksConfig:
+        if self.url and self.secret is None:
+            raise ValueError("merchant_webhooks.url needs merchant_webhooks.secret to sign with")
+        return self
+
+    def endpoint_for(self, merchant_id: str | None) -> MerchantEndpoint | None:
+        """The endpoint a merchant's events go to: the global one for every merchant (until
+        per-merchant endpoints are configured)."""
+        if self.url is None or self.secret is None:
+            return None
+        return MerchantEndpoint(self.url, self.secret, frozenset(self.enabled_events))
+
+
 class TemporalConfig(_Section):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
@@ -325,6 +357,7 @@ class DurapayConfig(BaseSettings):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    merchant_webhooks: MerchantWebhooksConfig = Field(default_factory=MerchantWebhooksConfig)
 
     @classmethod
     def settings_customise_sources(

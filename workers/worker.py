@@ -45,6 +45,7 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
+from activities.merchant_webhooks import DeliveryStarter, MerchantWebhookActivities
 from activities.metrics import GatewayMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
@@ -53,6 +54,7 @@ from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -184,6 +186,13 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Holds the HTTP session merchant webhooks are sent with.
+    merchant_webhooks: MerchantWebhookActivities = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.merchant_webhooks = MerchantWebhookActivities(
+            self.store, self.config.merchant_webhooks.endpoint_for
+        )
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -206,6 +215,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        await self.merchant_webhooks.aclose()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Runtime:
@@ -215,12 +225,16 @@ class Runtime:
         await self.aclose()
 
 
-def activities(runtime: Runtime) -> list[Callable[..., Any]]:
+def activities(runtime: Runtime, client: Client, task_queue: str) -> list[Callable[..., Any]]:
+    endpoint_for = runtime.config.merchant_webhooks.endpoint_for
     return [
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store).definitions(),
+        *StoreActivities(
+            runtime.store, endpoint_for=endpoint_for, start_delivery=DeliveryStarter(client, task_queue)
+        ).definitions(),
+        *runtime.merchant_webhooks.definitions(),
     ]
 
 
@@ -298,10 +312,11 @@ async def build_worker(
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
-        workflows=[PaymentWorkflow, ReconciliationWorkflow],
-        # Reconciliation repairs drift by signalling payment workflows, hence the client.
+        workflows=[PaymentWorkflow, ReconciliationWorkflow, MerchantWebhooksWorkflow],
+        # Reconciliation repairs drift by signalling payment workflows, and recorded merchant
+        # events start their delivery: hence the client.
         activities=[
-            *activities(runtime),
+            *activities(runtime, client, task_queue or config.temporal.task_queue),
             *ReconciliationActivities(runtime.store, runtime.registry, client).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,

@@ -17,3 +17,7 @@ CHECK_FRAUD = "fraud.check"
 RECORD_TRANSITION = "store.record_transition"
 
 RECONCILE = "reconcile.run"
+
+PENDING_MERCHANT_EVENTS = "merchant_webhooks.pending"
+DELIVER_MERCHANT_EVENT = "merchant_webhooks.deliver"
+GIVE_UP_MERCHANT_EVENT = "merchant_webhooks.give_up"

@@ -4,7 +4,7 @@ and API rate-limit windows. Every write is one transaction and safe to repeat.""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,8 @@ from activities.store.db import write_transaction
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
     WebhookOutcome,
+    merchant_event_attempts,
+    merchant_events,
     payment_events,
     payments,
     rate_limit_hits,
@@ -24,6 +26,12 @@ from activities.store.tables import (
 )
 from workflows.domain import CardMethod, PaymentStatus, PaymentView
 from workflows.ledger_io import PaymentTransition
+from workflows.merchant_events import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    MerchantEvent,
+    StoredMerchantEvent,
+)
 
 
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
@@ -54,9 +62,15 @@ class PaymentStore:
 
     # ------------------------------------------------------------------ payments
 
-    async def record_transition(self, t: PaymentTransition) -> None:
+    async def record_transition(
+        self,
+        t: PaymentTransition,
+        merchant: Sequence[tuple[MerchantEvent, DeliveryStatus]] = (),
+    ) -> None:
         """Apply one workflow transition: the projection moves only forward (a retried or late
-        write with an older or equal version changes nothing), events are stored once."""
+        write with an older or equal version changes nothing), events are stored once. The
+        `merchant` events it raised are written in the same transaction (an outbox: none is lost
+        between the store and the webhook delivery), each with its first delivery status."""
         view = t.view
         row = _projection(view)
         async with write_transaction(self._engine) as conn:
@@ -88,6 +102,17 @@ class PaymentStore:
                 await conn.execute(
                     events.on_conflict_do_nothing(index_elements=["payment_id", "version", "type"])
                 )
+            if merchant:
+                rows = [
+                    {
+                        **event.model_dump(mode="json"),
+                        "created_at": event.created_at,
+                        "delivery_status": status,
+                    }
+                    for event, status in merchant
+                ]
+                insert = upsert_insert(conn, merchant_events).values(rows)
+                await conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
 
     async def get(self, payment_id: str) -> PaymentView | None:
         async with self._engine.connect() as conn:
@@ -239,6 +264,107 @@ class PaymentStore:
             outcome = await conn.scalar(query)
         return None if outcome is None else WebhookOutcome(outcome)
 
+    # ------------------------------------------------------------------ merchant events
+
+    async def pending_merchant_events(self, payment_id: str) -> list[str]:
+        """The payment's events still to deliver, oldest first."""
+        query = (
+            select(merchant_events.c.id)
+            .where(
+                merchant_events.c.payment_id == payment_id,
+                merchant_events.c.delivery_status == DeliveryStatus.PENDING.value,
+            )
+            .order_by(merchant_events.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    async def merchant_event(self, event_id: str) -> StoredMerchantEvent | None:
+        """One event with its delivery attempts, oldest first."""
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(select(merchant_events).where(merchant_events.c.id == event_id)))
+                .mappings()
+                .one_or_none()
+            )
+            if row is None:
+                return None
+            attempts = (
+                (
+                    await conn.execute(
+                        select(
+                            merchant_event_attempts.c.attempted_at,
+                            merchant_event_attempts.c.http_status,
+                            merchant_event_attempts.c.latency_ms,
+                            merchant_event_attempts.c.error,
+                        )
+                        .where(merchant_event_attempts.c.event_id == event_id)
+                        .order_by(merchant_event_attempts.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return _stored_event(row, [DeliveryAttempt.model_validate(dict(a)) for a in attempts])
+
+    async def list_merchant_events(
+        self,
+        *,
+        payment_id: str | None = None,
+        type: str | None = None,
+        limit: int = 10,
+        starting_after: str | None = None,
+    ) -> tuple[list[StoredMerchantEvent], bool]:
+        """Events newest first, after the event `starting_after` (a cursor: the last id of the
+        previous page); (page, whether more follow). Attempts are not listed (see
+        `merchant_event`). An unknown cursor gives an empty page."""
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        conditions: list[ColumnElement[bool]] = []
+        if payment_id is not None:
+            conditions.append(merchant_events.c.payment_id == payment_id)
+        if type is not None:
+            conditions.append(merchant_events.c.type == type)
+        async with self._engine.connect() as conn:
+            if starting_after is not None:
+                cursor = await conn.scalar(
+                    select(merchant_events.c.seq).where(merchant_events.c.id == starting_after)
+                )
+                if cursor is None:
+                    return [], False
+                conditions.append(merchant_events.c.seq < cursor)
+            query = (
+                select(merchant_events)
+                .where(*conditions)
+                .order_by(merchant_events.c.seq.desc())
+                .limit(limit + 1)
+            )
+            rows = (await conn.execute(query)).mappings().all()
+        return [_stored_event(row, []) for row in rows[:limit]], len(rows) > limit
+
+    async def record_delivery_attempt(self, event_id: str, attempt: DeliveryAttempt, delivered: bool) -> None:
+        """Log one attempt to deliver `event_id`; a 2xx (`delivered`) marks it delivered."""
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                merchant_event_attempts.insert().values(event_id=event_id, **attempt.model_dump())
+            )
+            if delivered:
+                await conn.execute(
+                    merchant_events.update()
+                    .where(merchant_events.c.id == event_id)
+                    .values(delivery_status=DeliveryStatus.DELIVERED.value)
+                )
+
+    async def set_delivery_status(self, event_id: str, status: DeliveryStatus) -> bool:
+        """Give up on an event (FAILED) or queue it again (PENDING). False: no such event."""
+        async with write_transaction(self._engine) as conn:
+            result = await conn.execute(
+                merchant_events.update()
+                .where(merchant_events.c.id == event_id)
+                .values(delivery_status=status.value)
+            )
+        return result.rowcount > 0
+
     # ------------------------------------------------------------------ rate limits
 
     async def hit(
@@ -272,6 +398,11 @@ class PaymentStore:
         if count <= limit:
             return True, 0
         return False, max(1, math.ceil(window_start + window_seconds - instant))
+
+
+def _stored_event(row: Mapping[str, Any], attempts: list[DeliveryAttempt]) -> StoredMerchantEvent:
+    fields = {k: v for k, v in row.items() if k != "seq"}
+    return StoredMerchantEvent.model_validate({**fields, "attempts": attempts})
 
 
 def _projection(view: PaymentView) -> Mapping[str, Any]:

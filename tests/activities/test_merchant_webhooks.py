@@ -1,0 +1,216 @@
+"""Merchant webhooks: Standard Webhooks signatures (checked with the `standardwebhooks` reference
+library), the outbox written with each transition, and delivery by MerchantWebhooksWorkflow through
+real sockets: in order, at least once, through an hour of the endpoint being down (time skipping)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
+
+from activities.merchant_webhooks import (
+    DeliveryStarter,
+    MerchantEndpoint,
+    MerchantSecretError,
+    MerchantWebhookActivities,
+    secret_key,
+)
+from activities.store.repository import PaymentStore
+from activities.store_activities import StoreActivities
+from tests.activities.store.helpers import engine, make_view, store
+from workflows.domain import PaymentStatus
+from workflows.ledger_io import PaymentEventRecord, PaymentTransition
+from workflows.merchant_events import DeliveryStatus, MerchantEventType
+from workflows.merchant_webhooks import MerchantWebhooksWorkflow
+
+SECRET = SecretStr("whsec_" + base64.b64encode(os.urandom(32)).decode())
+
+
+@dataclass
+class MerchantEndpointServer:
+    """The merchant's endpoint on 127.0.0.1: answers `status` and keeps every request."""
+
+    status: int = 200
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((dict(request.headers), await request.read()))
+        return web.Response(status=self.status)
+
+    def ids(self) -> list[str]:
+        return [h["webhook-id"] for h, _ in self.received]
+
+
+@pytest_asyncio.fixture
+async def endpoint() -> AsyncIterator[MerchantEndpointServer]:
+    server = MerchantEndpointServer()
+    app = web.Application()
+    app.router.add_post("/hooks", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}/hooks"
+    yield server
+    await runner.cleanup()
+
+
+def _transitions(payment_id: str) -> list[PaymentTransition]:
+    """A payment's life as the workflow records it: created, paid, refunded in part."""
+    steps = [
+        (PaymentStatus.PENDING, ["payment.created"]),
+        (PaymentStatus.PAID, ["payment.captured", "order.paid", "payment.completed"]),
+        (PaymentStatus.PARTIALLY_REFUNDED, ["refund.succeeded"]),
+    ]
+    return [
+        PaymentTransition(
+            view=make_view(payment_id, status=status, version=n + 1),
+            events=[PaymentEventRecord(type=t) for t in types],
+        )
+        for n, (status, types) in enumerate(steps)
+    ]
+
+
+async def _record_all(store: PaymentStore, payment_id: str, endpoint_url: str, started: list[str]) -> None:
+    async def start(pid: str) -> None:
+        started.append(pid)
+
+    target = MerchantEndpoint(endpoint_url, SECRET)
+    activities = StoreActivities(store, endpoint_for=lambda _: target, start_delivery=start)
+    for t in _transitions(payment_id):
+        await ActivityEnvironment().run(activities.record_transition, t)
+
+
+def test_secrets_are_whsec_base64_of_enough_bytes():
+    assert len(secret_key(SECRET)) == 32
+    for bad in ("abc", "whsec_not base64!", "whsec_" + base64.b64encode(b"short").decode()):
+        with pytest.raises(MerchantSecretError):
+            secret_key(SecretStr(bad))
+
+
+async def test_recorded_transitions_write_merchant_events_and_start_their_delivery(store, unique, endpoint):
+    started: list[str] = []
+    await _record_all(store, f"pay_{unique}", endpoint.url, started)
+    await _record_all(store, f"pay_{unique}", endpoint.url, started)  # retried: nothing twice
+
+    page, more = await store.list_merchant_events(payment_id=f"pay_{unique}", limit=10)
+    assert [e.type for e in page] == [  # newest first; payment.created, order.paid are internal
+        MerchantEventType.REFUND_SUCCEEDED,
+        MerchantEventType.PAYMENT_SUCCEEDED,
+        MerchantEventType.PAYMENT_CAPTURED,
+    ]
+    assert not more
+    assert {e.delivery_status for e in page} == {DeliveryStatus.PENDING}
+    assert started == [f"pay_{unique}"] * 4  # once per transition that raised an event to send
+    assert await store.pending_merchant_events(f"pay_{unique}") == [e.id for e in reversed(page)]
+    first, more = await store.list_merchant_events(payment_id=f"pay_{unique}", limit=2)
+    rest, after = await store.list_merchant_events(
+        payment_id=f"pay_{unique}", limit=2, starting_after=first[-1].id
+    )
+    assert (more, after, [e.id for e in first + rest]) == (True, False, [e.id for e in page])
+
+
+async def test_webhooks_verify_with_standard_webhooks_and_tampered_ones_do_not(store, unique, endpoint):
+    await _record_all(store, f"pay_{unique}", endpoint.url, [])
+    delivery = MerchantWebhookActivities(store, lambda _: MerchantEndpoint(endpoint.url, SECRET))
+    try:
+        for event_id in await store.pending_merchant_events(f"pay_{unique}"):
+            result = await ActivityEnvironment().run(delivery.deliver, event_id)
+            assert result.done
+    finally:
+        await delivery.aclose()
+
+    verifier = Webhook(SECRET.get_secret_value())
+    types = []
+    for headers, body in endpoint.received:
+        lower = {k.lower(): v for k, v in headers.items()}
+        payload = verifier.verify(body, lower)
+        assert set(payload) == {"type", "timestamp", "data"}
+        assert payload["data"]["payment_id"] == f"pay_{unique}"
+        types.append(payload["type"])
+        tampered = {
+            "body": (body.replace(b'"status"', b'"Status"'), lower),
+            "id": (body, {**lower, "webhook-id": "evt_other"}),
+            "timestamp": (body, {**lower, "webhook-timestamp": str(int(lower["webhook-timestamp"]) - 1)}),
+            "secret": (body, {**lower, "webhook-signature": "v1," + base64.b64encode(b"x" * 32).decode()}),
+        }
+        for name, (bad_body, bad_headers) in tampered.items():
+            with pytest.raises(WebhookVerificationError):
+                verifier.verify(bad_body, bad_headers)
+                pytest.fail(f"tampered {name} verified")
+    assert types == ["payment.captured", "payment.succeeded", "refund.succeeded"]
+    event = await store.merchant_event(endpoint.received[0][0]["webhook-id"])
+    assert event is not None and event.delivery_status is DeliveryStatus.DELIVERED
+    [attempt] = event.attempts
+    assert attempt.http_status == 200 and attempt.latency_ms >= 0
+
+
+async def test_events_a_merchant_did_not_enable_are_recorded_not_sent(store, unique, endpoint):
+    only_refunds = MerchantEndpoint(endpoint.url, SECRET, frozenset({MerchantEventType.REFUND_SUCCEEDED}))
+    activities = StoreActivities(store, endpoint_for=lambda _: only_refunds)
+    for t in _transitions(f"pay_{unique}"):
+        await ActivityEnvironment().run(activities.record_transition, t)
+    page, _ = await store.list_merchant_events(payment_id=f"pay_{unique}")
+    assert [(e.type.value, e.delivery_status) for e in page] == [
+        ("refund.succeeded", DeliveryStatus.PENDING),
+        ("payment.succeeded", DeliveryStatus.NOT_SENT),
+        ("payment.captured", DeliveryStatus.NOT_SENT),
+    ]
+
+
+async def test_delivery_survives_the_endpoint_down_for_an_hour(
+    time_skipping_env, task_queue, sqlite_url, unique, endpoint
+):
+    from activities.store.db import create_engine, migrate
+
+    await migrate(sqlite_url)
+    db = create_engine(sqlite_url)
+    store = PaymentStore(db)
+    delivery = MerchantWebhookActivities(store, lambda _: MerchantEndpoint(endpoint.url, SECRET))
+    client = time_skipping_env.client
+    endpoint.status = 503
+    payment_id = f"pay_{unique}"
+    try:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[MerchantWebhooksWorkflow],
+            activities=delivery.definitions(),
+        ):
+            await _record_all(store, payment_id, endpoint.url, [])
+            await DeliveryStarter(client, task_queue)(payment_id)
+            await time_skipping_env.sleep(timedelta(hours=1))
+            down = len(endpoint.received)
+            endpoint.status = 204
+            await time_skipping_env.sleep(timedelta(hours=1))
+            handle = client.get_workflow_handle(f"merchant-webhooks-{payment_id}")
+            await time_skipping_env.sleep(timedelta(hours=2))  # idle: the workflow closes
+            history = await handle.fetch_history()
+    finally:
+        await delivery.aclose()
+        await db.dispose()
+    # Down: the first event retried on a backoff (10 s, 20 s, ... about 9 attempts in an hour),
+    # never the next one before it.
+    assert 6 <= down <= 12
+    first = endpoint.received[0][0]["webhook-id"]
+    assert {h["webhook-id"] for h, _ in endpoint.received[:down]} == {first}
+    # Up: every event, in order, each delivered once after the retries of the first.
+    order = list(dict.fromkeys(endpoint.ids()))
+    assert len(order) == 3
+    assert endpoint.ids()[down:] == order
+    assert await store.pending_merchant_events(payment_id) == []
+    assert json.loads(endpoint.received[-1][1])["type"] == "refund.succeeded"
+    assert history.events[-1].HasField("workflow_execution_completed_event_attributes")
