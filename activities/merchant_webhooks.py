@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +58,22 @@ def sign(secret: SecretStr, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: SecretStr, headers: Mapping[str, str], body: bytes, *, tolerance_s: int = 300) -> bool:
+    """What a merchant does with a delivery: the signature over exactly these bytes, by this
+    secret, sent within `tolerance_s` of now (a replayed capture fails). Any `v1,` signature in
+    the space-separated header may match (secret rotation sends several)."""
+    try:
+        msg_id = headers["webhook-id"]
+        timestamp = int(headers["webhook-timestamp"])
+        signatures = headers["webhook-signature"].split()
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, msg_id, timestamp, body)
+    return any(hmac.compare_digest(expected, given) for given in signatures)
 
 
 def body_of(event: MerchantEvent) -> bytes:

@@ -17,6 +17,7 @@ from temporalio.converter import PayloadCodec
 
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.merchant_events import StoredMerchantEvent
 
 
 class WebhookRejected(Exception):
@@ -89,6 +90,23 @@ class WebhookInbox(Protocol):
         ...
 
 
+class MerchantEventLog(Protocol):
+    """The merchant events (workflows/merchant_events.py) and their webhook delivery."""
+
+    async def list(
+        self, *, payment_id: str | None, type: str | None, limit: int, starting_after: str | None
+    ) -> tuple[list[StoredMerchantEvent], bool]:
+        """Newest first after the cursor event; (page, more follow)."""
+        ...
+
+    async def get(self, event_id: str) -> StoredMerchantEvent | None: ...
+
+    async def redeliver(self, event_id: str) -> StoredMerchantEvent | None:
+        """Queue the event for delivery again (with its id: the merchant de-duplicates) and wake
+        its payment's delivery; None when there is no such event."""
+        ...
+
+
 class GatewayProfiles(Protocol):
     def get(self, gateway_id: str) -> GatewayProfile | None: ...
 
@@ -143,3 +161,5 @@ class ApiDeps:
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+    # GET /v1/events and redelivery (api/events.py); None: the routes answer 404.
+    events: MerchantEventLog | None = None

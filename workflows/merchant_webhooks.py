@@ -11,6 +11,7 @@ the next recorded event starts it again. See docs/ARCHITECTURE.md, "Merchant web
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from temporalio import workflow
@@ -68,7 +69,7 @@ class MerchantWebhooksWorkflow:
                 workflow.continue_as_new(delivery)
             try:
                 await workflow.wait_condition(
-                    lambda seen=seen: self._recorded > seen,
+                    functools.partial(self._recorded_since, seen),
                     timeout=IDLE_FOR,
                     timeout_summary="idle",
                 )
@@ -89,6 +90,9 @@ class MerchantWebhooksWorkflow:
                 return
             await workflow.sleep(delay, summary=f"retry {event_id}")
             delay = min(delay * 2, MAX_RETRY_INTERVAL)
+
+    def _recorded_since(self, seen: int) -> bool:
+        return self._recorded > seen
 
     @workflow.signal
     def events_recorded(self) -> None:

@@ -281,31 +281,30 @@ class PaymentStore:
 
     async def merchant_event(self, event_id: str) -> StoredMerchantEvent | None:
         """One event with its delivery attempts, oldest first."""
+        page = await self._merchant_events(select(merchant_events).where(merchant_events.c.id == event_id))
+        return page[0] if page else None
+
+    async def _merchant_events(self, query: Any) -> list[StoredMerchantEvent]:
+        """The events `query` selects, in its order, each with its delivery attempts."""
         async with self._engine.connect() as conn:
-            row = (
-                (await conn.execute(select(merchant_events).where(merchant_events.c.id == event_id)))
-                .mappings()
-                .one_or_none()
-            )
-            if row is None:
-                return None
-            attempts = (
-                (
-                    await conn.execute(
-                        select(
-                            merchant_event_attempts.c.attempted_at,
-                            merchant_event_attempts.c.http_status,
-                            merchant_event_attempts.c.latency_ms,
-                            merchant_event_attempts.c.error,
-                        )
-                        .where(merchant_event_attempts.c.event_id == event_id)
-                        .order_by(merchant_event_attempts.c.id)
+            rows = (await conn.execute(query)).mappings().all()
+            attempts: dict[str, list[DeliveryAttempt]] = {row["id"]: [] for row in rows}
+            if attempts:
+                found = await conn.execute(
+                    select(
+                        merchant_event_attempts.c.event_id,
+                        merchant_event_attempts.c.attempted_at,
+                        merchant_event_attempts.c.http_status,
+                        merchant_event_attempts.c.latency_ms,
+                        merchant_event_attempts.c.error,
                     )
+                    .where(merchant_event_attempts.c.event_id.in_(list(attempts)))
+                    .order_by(merchant_event_attempts.c.id)
                 )
-                .mappings()
-                .all()
-            )
-        return _stored_event(row, [DeliveryAttempt.model_validate(dict(a)) for a in attempts])
+                for attempt in found.mappings():
+                    fields = {k: v for k, v in attempt.items() if k != "event_id"}
+                    attempts[attempt["event_id"]].append(DeliveryAttempt.model_validate(fields))
+        return [_stored_event(dict(row), attempts[row["id"]]) for row in rows]
 
     async def list_merchant_events(
         self,
@@ -316,8 +315,7 @@ class PaymentStore:
         starting_after: str | None = None,
     ) -> tuple[list[StoredMerchantEvent], bool]:
         """Events newest first, after the event `starting_after` (a cursor: the last id of the
-        previous page); (page, whether more follow). Attempts are not listed (see
-        `merchant_event`). An unknown cursor gives an empty page."""
+        previous page); (page, whether more follow). An unknown cursor gives an empty page."""
         if limit <= 0:
             raise ValueError("limit must be positive")
         conditions: list[ColumnElement[bool]] = []
@@ -325,22 +323,17 @@ class PaymentStore:
             conditions.append(merchant_events.c.payment_id == payment_id)
         if type is not None:
             conditions.append(merchant_events.c.type == type)
-        async with self._engine.connect() as conn:
-            if starting_after is not None:
+        if starting_after is not None:
+            async with self._engine.connect() as conn:
                 cursor = await conn.scalar(
                     select(merchant_events.c.seq).where(merchant_events.c.id == starting_after)
                 )
-                if cursor is None:
-                    return [], False
-                conditions.append(merchant_events.c.seq < cursor)
-            query = (
-                select(merchant_events)
-                .where(*conditions)
-                .order_by(merchant_events.c.seq.desc())
-                .limit(limit + 1)
-            )
-            rows = (await conn.execute(query)).mappings().all()
-        return [_stored_event(row, []) for row in rows[:limit]], len(rows) > limit
+            if cursor is None:
+                return [], False
+            conditions.append(merchant_events.c.seq < cursor)
+        query = select(merchant_events).where(*conditions).order_by(merchant_events.c.seq.desc())
+        page = await self._merchant_events(query.limit(limit + 1))
+        return page[:limit], len(page) > limit
 
     async def record_delivery_attempt(self, event_id: str, attempt: DeliveryAttempt, delivered: bool) -> None:
         """Log one attempt to deliver `event_id`; a 2xx (`delivered`) marks it delivered."""

@@ -5,15 +5,12 @@ real sockets: in order, at least once, through an hour of the endpoint being dow
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from temporalio.testing import ActivityEnvironment
@@ -29,6 +26,7 @@ from activities.merchant_webhooks import (
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from tests.activities.store.helpers import engine, make_view, store
+from workers.merchant_endpoint import LocalMerchantEndpoint
 from workflows.domain import PaymentStatus
 from workflows.ledger_io import PaymentEventRecord, PaymentTransition
 from workflows.merchant_events import DeliveryStatus, MerchantEventType
@@ -37,35 +35,10 @@ from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 SECRET = SecretStr("whsec_" + base64.b64encode(os.urandom(32)).decode())
 
 
-@dataclass
-class MerchantEndpointServer:
-    """The merchant's endpoint on 127.0.0.1: answers `status` and keeps every request."""
-
-    status: int = 200
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.status)
-
-    def ids(self) -> list[str]:
-        return [h["webhook-id"] for h, _ in self.received]
-
-
 @pytest_asyncio.fixture
-async def endpoint() -> AsyncIterator[MerchantEndpointServer]:
-    server = MerchantEndpointServer()
-    app = web.Application()
-    app.router.add_post("/hooks", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}/hooks"
-    yield server
-    await runner.cleanup()
+async def endpoint() -> AsyncIterator[LocalMerchantEndpoint]:
+    async with LocalMerchantEndpoint(SECRET) as server:
+        yield server
 
 
 def _transitions(payment_id: str) -> list[PaymentTransition]:
@@ -135,8 +108,9 @@ async def test_webhooks_verify_with_standard_webhooks_and_tampered_ones_do_not(s
 
     verifier = Webhook(SECRET.get_secret_value())
     types = []
-    for headers, body in endpoint.received:
-        lower = {k.lower(): v for k, v in headers.items()}
+    assert all(r.verified for r in endpoint.received)  # our own check, as the demo's merchant does
+    for received in endpoint.received:
+        lower, body = dict(received.headers), received.body
         payload = verifier.verify(body, lower)
         assert set(payload) == {"type", "timestamp", "data"}
         assert payload["data"]["payment_id"] == f"pay_{unique}"
@@ -152,7 +126,7 @@ async def test_webhooks_verify_with_standard_webhooks_and_tampered_ones_do_not(s
                 verifier.verify(bad_body, bad_headers)
                 pytest.fail(f"tampered {name} verified")
     assert types == ["payment.captured", "payment.succeeded", "refund.succeeded"]
-    event = await store.merchant_event(endpoint.received[0][0]["webhook-id"])
+    event = await store.merchant_event(endpoint.received[0].id)
     assert event is not None and event.delivery_status is DeliveryStatus.DELIVERED
     [attempt] = event.attempts
     assert attempt.http_status == 200 and attempt.latency_ms >= 0
@@ -205,12 +179,12 @@ async def test_delivery_survives_the_endpoint_down_for_an_hour(
     # Down: the first event retried on a backoff (10 s, 20 s, ... about 9 attempts in an hour),
     # never the next one before it.
     assert 6 <= down <= 12
-    first = endpoint.received[0][0]["webhook-id"]
-    assert {h["webhook-id"] for h, _ in endpoint.received[:down]} == {first}
+    first = endpoint.received[0].id
+    assert {r.id for r in endpoint.received[:down]} == {first}
     # Up: every event, in order, each delivered once after the retries of the first.
     order = list(dict.fromkeys(endpoint.ids()))
     assert len(order) == 3
     assert endpoint.ids()[down:] == order
     assert await store.pending_merchant_events(payment_id) == []
-    assert json.loads(endpoint.received[-1][1])["type"] == "refund.succeeded"
+    assert endpoint.received[-1].payload["type"] == "refund.succeeded"
     assert history.events[-1].HasField("workflow_execution_completed_event_attributes")

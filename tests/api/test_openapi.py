@@ -11,6 +11,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from api.app import create_app, load_openapi
+from api.events import EventList, EventOut
 from api.schemas import (
     CancelPayment,
     CapturePayment,
@@ -22,6 +23,7 @@ from api.schemas import (
     RefundOut,
 )
 from tests.api.fakes import make_deps, serve
+from workflows.merchant_events import DeliveryAttempt, MerchantEventType
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -83,6 +85,9 @@ def test_public_routes_need_no_api_key_and_every_post_documents_idempotency():
         ("Payment", PaymentOut),
         ("Refund", RefundOut),
         ("Failure", FailureOut),
+        ("Event", EventOut),
+        ("EventList", EventList),
+        ("DeliveryAttempt", DeliveryAttempt),
     ],
 )
 def test_schemas_have_the_models_fields(schema, model):
@@ -97,3 +102,9 @@ async def test_document_is_served_as_json():
         async with http.get(f"{base}/openapi.json") as resp:
             assert resp.status == 200
             assert await resp.json() == load_openapi()
+
+
+def test_event_types_are_the_documented_ones():
+    assert load_openapi()["components"]["schemas"]["EventType"]["enum"] == [
+        t.value for t in MerchantEventType
+    ]
