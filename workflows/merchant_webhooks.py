@@ -35,7 +35,7 @@ MAX_HISTORY_EVENTS = 2000
 # attempt made again (the merchant may see a duplicate, with the same webhook-id). Errors are the
 # worker's own (the database): retried until it answers; the endpoint's answer is a result.
 _STEP = ActivityOptions(
-    start_to_close_timeout=timedelta(seconds=20),
+    start_to_close_timeout=timedelta(seconds=15),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
 )
 
