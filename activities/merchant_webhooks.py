@@ -11,15 +11,17 @@ where the key is the base64 part of the `whsec_...` secret. A 2xx within 10 s is
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,8 @@ from activities.store.repository import PaymentStore
 from workflows import activity_names
 from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEvent, MerchantEventType
 from workflows.merchant_webhooks import DeliveryResult, MerchantDelivery, MerchantWebhooksWorkflow
+
+log = logging.getLogger("durapay.merchant_webhooks")
 
 SECRET_PREFIX = "whsec_"
 DELIVERY_TIMEOUT_S = 10.0
@@ -117,6 +121,59 @@ class DeliveryStarter:
             task_queue=self._task_queue,
             start_signal=MerchantWebhooksWorkflow.events_recorded.__name__,
         )
+
+
+class DeliveryWaker:
+    """Tells a payment's delivery workflow about recorded events without the payment waiting.
+
+    `wake` returns at once: the signal-with-start (a few ms, tens at the 95th percentile on a
+    loaded server) runs beside the payment instead of inside its transition. A wake lost with its
+    process (killed between the store's commit and the signal) or refused by Temporal leaves the
+    events pending in the store, where `sweep`, run at worker start and every few minutes, finds
+    them and starts their delivery."""
+
+    SWEEP_EVERY_S = 300.0
+    # Older than this, an event nobody has tried to deliver was missed (a wake takes milliseconds).
+    MISSED_AFTER = timedelta(minutes=1)
+
+    def __init__(self, store: PaymentStore, start: DeliveryStarter) -> None:
+        self._store = store
+        self._start = start
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self, payment_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._wake(payment_id))
+        self._in_flight.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _wake(self, payment_id: str) -> None:
+        try:
+            await self._start(payment_id)
+        except Exception as exc:  # the sweep starts it later; the payment must not notice
+            log.warning("waking the webhook delivery of %s failed (%s); the sweep will", payment_id, exc)
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Start the delivery of every payment whose pending events were missed; how many."""
+        cutoff = (now or datetime.now(UTC)) - self.MISSED_AFTER
+        missed = await self._store.payments_awaiting_delivery(cutoff)
+        for payment_id in missed:
+            await self._start(payment_id)
+        if missed:
+            log.info("started the webhook delivery of %d payment(s) whose wake was lost", len(missed))
+        return len(missed)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:  # the database or Temporal is away: next round
+                log.warning("merchant webhook sweep failed: %s", exc)
+            await asyncio.sleep(self.SWEEP_EVERY_S)
+
+    async def drain(self) -> None:
+        """Let wakes under way finish (a worker stopping gracefully)."""
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=5)
 
 
 class MerchantWebhookActivities:

@@ -1,9 +1,10 @@
 """The payment store as a Temporal (local) activity: the workflow records every transition, with
-the merchant events it raised; events to deliver start (or wake) the payment's webhook delivery."""
+the merchant events it raised; events to deliver wake the payment's webhook delivery, without the
+payment waiting for it (activities/merchant_webhooks.py, `DeliveryWaker`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
@@ -21,20 +22,20 @@ class StoreActivities:
         store: PaymentStore,
         *,
         endpoint_for: EndpointFor = lambda _merchant: None,
-        start_delivery: Callable[[str], Awaitable[None]] | None = None,
+        wake_delivery: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._endpoint_for = endpoint_for
-        self._start_delivery = start_delivery
+        self._wake_delivery = wake_delivery
 
     @activity.defn(name=activity_names.RECORD_TRANSITION)
     async def record_transition(self, t: PaymentTransition) -> None:
         # Idempotent and version-ordered in the store, so Temporal may retry it freely; a retry
-        # after the store committed signals the delivery again, which is harmless.
+        # after the store committed wakes the delivery again, which is harmless.
         merchant = [(event, first_status(event, self._endpoint_for)) for event in merchant_events(t)]
         await self._store.record_transition(t, merchant)
-        if self._start_delivery and any(status is DeliveryStatus.PENDING for _, status in merchant):
-            await self._start_delivery(t.view.id)
+        if self._wake_delivery and any(status is DeliveryStatus.PENDING for _, status in merchant):
+            self._wake_delivery(t.view.id)
 
     def definitions(self) -> list[Callable[..., Any]]:
         return [self.record_transition]

@@ -15,6 +15,7 @@ gateway metrics (activities/metrics.py) from whichever process runs the worker. 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.abc
 import importlib.machinery
 import logging
@@ -45,7 +46,7 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
-from activities.merchant_webhooks import DeliveryStarter, MerchantWebhookActivities
+from activities.merchant_webhooks import DeliveryStarter, DeliveryWaker, MerchantWebhookActivities
 from activities.metrics import GatewayMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
@@ -225,17 +226,33 @@ class Runtime:
         await self.aclose()
 
 
-def activities(runtime: Runtime, client: Client, task_queue: str) -> list[Callable[..., Any]]:
+def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any]]:
     endpoint_for = runtime.config.merchant_webhooks.endpoint_for
     return [
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(
-            runtime.store, endpoint_for=endpoint_for, start_delivery=DeliveryStarter(client, task_queue)
-        ).definitions(),
+        *StoreActivities(runtime.store, endpoint_for=endpoint_for, wake_delivery=waker.wake).definitions(),
         *runtime.merchant_webhooks.definitions(),
     ]
+
+
+def delivery_waker(client: Client, runtime: Runtime, task_queue: str) -> DeliveryWaker:
+    return DeliveryWaker(runtime.store, DeliveryStarter(client, task_queue))
+
+
+@asynccontextmanager
+async def sweeping(waker: DeliveryWaker) -> AsyncIterator[None]:
+    """Sweep for merchant events whose delivery was never woken while the block runs (see
+    `DeliveryWaker`): once now, then every few minutes."""
+    task = asyncio.create_task(waker.sweep_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await waker.drain()
 
 
 @cache  # one exporter per address for the life of the process: it holds its port until exit
@@ -296,9 +313,11 @@ async def build_worker(
     *,
     runtime: Runtime,
     task_queue: str | None = None,
+    waker: DeliveryWaker | None = None,
 ) -> Worker:
     """The payment worker for `task_queue` (default `temporal.task_queue`). The caller runs it
-    (`async with worker:` or `await worker.run()`) and closes `runtime` afterwards."""
+    (`async with worker:` or `await worker.run()`) and closes `runtime` afterwards; with `waker`
+    it also runs `sweeping(waker)` beside it."""
     if client.data_converter.payload_converter_class is not PydanticPayloadConverter:
         # The default converter turns pydantic models into dicts: the workflow would fail on
         # its first payload, far from this cause.
@@ -309,14 +328,15 @@ async def build_worker(
         raise ValueError("the client's payload codec does not match [temporal] codec_keys (see connect())")
     cache_workflow_code()
     tuning = config.worker
+    queue = task_queue or config.temporal.task_queue
     return Worker(
         client,
-        task_queue=task_queue or config.temporal.task_queue,
+        task_queue=queue,
         workflows=[PaymentWorkflow, ReconciliationWorkflow, MerchantWebhooksWorkflow],
         # Reconciliation repairs drift by signalling payment workflows, and recorded merchant
         # events start their delivery: hence the client.
         activities=[
-            *activities(runtime, client, task_queue or config.temporal.task_queue),
+            *activities(runtime, waker or delivery_waker(client, runtime, queue)),
             *ReconciliationActivities(runtime.store, runtime.registry, client).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,
@@ -344,7 +364,8 @@ async def run_worker(config: DurapayConfig) -> None:
     """`durapay worker`: poll the task queue until SIGINT/SIGTERM, then drain and exit."""
     async with await Runtime.open(config) as runtime:
         client = await connect(config, export_sdk_metrics=True)
-        worker = await build_worker(client, config, runtime=runtime)
+        waker = delivery_waker(client, runtime, config.temporal.task_queue)
+        worker = await build_worker(client, config, runtime=runtime, waker=waker)
         log.info(
             "worker polling %s on %s (namespace %s); gateways: %s%s",
             config.temporal.task_queue,
@@ -358,7 +379,7 @@ async def run_worker(config: DurapayConfig) -> None:
                 log.info("gateway metrics at %s/metrics", metrics_url)
             if config.temporal.metrics_bind is not None:
                 log.info("Temporal SDK metrics at http://%s/metrics", config.temporal.metrics_bind)
-            async with worker:
+            async with worker, sweeping(waker):
                 await wait_for_stop_signal()
                 log.info(
                     "stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds

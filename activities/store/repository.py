@@ -279,6 +279,28 @@ class PaymentStore:
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).scalars().all())
 
+    async def payments_awaiting_delivery(self, recorded_before: datetime, limit: int = 1000) -> list[str]:
+        """Payments with events pending since before `recorded_before` that no delivery has
+        attempted yet: their delivery workflow was never told (see `DeliveryWaker.sweep`). A payment
+        whose delivery is retrying an event has attempts and is left alone."""
+        attempted = (
+            select(merchant_events.c.payment_id)
+            .join(merchant_event_attempts, merchant_event_attempts.c.event_id == merchant_events.c.id)
+            .where(merchant_events.c.delivery_status == DeliveryStatus.PENDING.value)
+        )
+        query = (
+            select(merchant_events.c.payment_id)
+            .where(
+                merchant_events.c.delivery_status == DeliveryStatus.PENDING.value,
+                merchant_events.c.created_at < recorded_before,
+                merchant_events.c.payment_id.not_in(attempted),
+            )
+            .distinct()
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
     async def merchant_event(self, event_id: str) -> StoredMerchantEvent | None:
         """One event with its delivery attempts, oldest first."""
         page = await self._merchant_events(select(merchant_events).where(merchant_events.c.id == event_id))

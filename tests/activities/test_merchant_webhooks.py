@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.merchant_webhooks import (
     DeliveryStarter,
+    DeliveryWaker,
     MerchantEndpoint,
     MerchantSecretError,
     MerchantWebhookActivities,
@@ -25,11 +26,11 @@ from activities.merchant_webhooks import (
 )
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
-from tests.activities.store.helpers import engine, make_view, store
+from tests.activities.store.helpers import T0, engine, make_view, store
 from workers.merchant_endpoint import LocalMerchantEndpoint
 from workflows.domain import PaymentStatus
 from workflows.ledger_io import PaymentEventRecord, PaymentTransition
-from workflows.merchant_events import DeliveryStatus, MerchantEventType
+from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEventType
 from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 
 SECRET = SecretStr("whsec_" + base64.b64encode(os.urandom(32)).decode())
@@ -57,12 +58,9 @@ def _transitions(payment_id: str) -> list[PaymentTransition]:
     ]
 
 
-async def _record_all(store: PaymentStore, payment_id: str, endpoint_url: str, started: list[str]) -> None:
-    async def start(pid: str) -> None:
-        started.append(pid)
-
+async def _record_all(store: PaymentStore, payment_id: str, endpoint_url: str, woken: list[str]) -> None:
     target = MerchantEndpoint(endpoint_url, SECRET)
-    activities = StoreActivities(store, endpoint_for=lambda _: target, start_delivery=start)
+    activities = StoreActivities(store, endpoint_for=lambda _: target, wake_delivery=woken.append)
     for t in _transitions(payment_id):
         await ActivityEnvironment().run(activities.record_transition, t)
 
@@ -87,7 +85,7 @@ async def test_recorded_transitions_write_merchant_events_and_start_their_delive
     ]
     assert not more
     assert {e.delivery_status for e in page} == {DeliveryStatus.PENDING}
-    assert started == [f"pay_{unique}"] * 4  # once per transition that raised an event to send
+    assert started == [f"pay_{unique}"] * 4  # woken per transition that raised an event to send
     assert await store.pending_merchant_events(f"pay_{unique}") == [e.id for e in reversed(page)]
     first, more = await store.list_merchant_events(payment_id=f"pay_{unique}", limit=2)
     rest, after = await store.list_merchant_events(
@@ -188,3 +186,25 @@ async def test_delivery_survives_the_endpoint_down_for_an_hour(
     assert await store.pending_merchant_events(payment_id) == []
     assert endpoint.received[-1].payload["type"] == "refund.succeeded"
     assert history.events[-1].HasField("workflow_execution_completed_event_attributes")
+
+
+async def test_the_sweep_starts_deliveries_whose_wake_was_lost(store, unique, endpoint):
+    """The record activity's wake never reached Temporal (the worker died right after the commit):
+    the sweep finds the payment by its pending, never attempted events, and only that payment."""
+    started: list[str] = []
+
+    async def start(payment_id: str) -> None:
+        started.append(payment_id)
+
+    lost, retrying = f"pay_{unique}_lost", f"pay_{unique}_retrying"
+    await _record_all(store, lost, endpoint.url, [])
+    await _record_all(store, retrying, endpoint.url, [])
+    [head, *_] = await store.pending_merchant_events(retrying)
+    attempt = DeliveryAttempt(attempted_at=T0, http_status=503, latency_ms=3)
+    await store.record_delivery_attempt(head, attempt, delivered=False)
+    waker = DeliveryWaker(store, start)  # type: ignore[arg-type]
+
+    assert await waker.sweep(now=T0) == 0  # recorded at T0: a wake may still be on its way
+    later = T0 + DeliveryWaker.MISSED_AFTER + timedelta(seconds=1)
+    await waker.sweep(now=later)
+    assert lost in started and retrying not in started
