@@ -4,14 +4,19 @@ webhooks") and keeps what it received, so the demo can print the event types per
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
-from collections.abc import Mapping
+import secrets
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from activities.merchant_webhooks import verify
+from workers.config import DurapayConfig
 
 
 @dataclass(frozen=True)
@@ -79,3 +84,39 @@ class LocalMerchantEndpoint:
             if r.verified and r.payload["data"].get("payment_id") == payment_id:
                 seen.setdefault(r.id, r.payload["type"])
         return list(seen.values())
+
+    async def quiet(self, *, for_s: float = 1.0, at_most_s: float = 15.0) -> None:
+        """Wait until no delivery arrived for `for_s` (deliveries follow the payments by a moment)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + at_most_s
+        seen, last_change = -1, loop.time()
+        while loop.time() < deadline:
+            if len(self.received) != seen:
+                seen, last_change = len(self.received), loop.time()
+            elif loop.time() - last_change >= for_s:
+                return
+            await asyncio.sleep(0.1)
+
+    def report(self, flows: Iterable[tuple[str, str | None]]) -> str:
+        """The event types each (flow, payment id) got, and whether every delivery verified."""
+        rows = [f"  {flow:40} {', '.join(self.types_for(pid)) if pid else '-'}" for flow, pid in flows]
+        bad = sum(not r.verified for r in self.received)
+        verdict = "all verified" if not bad else f"{bad} FAILED verification"
+        return "\n".join(
+            [f"merchant webhooks received at {self.url} ({len(self.received)}, {verdict}):", *rows]
+        )
+
+
+@asynccontextmanager
+async def demo_merchant(
+    config: DurapayConfig,
+) -> AsyncIterator[tuple[DurapayConfig, LocalMerchantEndpoint | None]]:
+    """For the demo: unless `[merchant_webhooks] url` is configured, a local merchant endpoint with
+    a fresh secret, and `config` pointing the merchant webhooks at it (None: the configured one)."""
+    if config.merchant_webhooks.url is not None:
+        yield config, None
+        return
+    secret = SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    async with LocalMerchantEndpoint(secret) as endpoint:
+        webhooks = config.merchant_webhooks.model_copy(update={"url": endpoint.url, "secret": secret})
+        yield config.model_copy(update={"merchant_webhooks": webhooks}), endpoint

@@ -108,6 +108,15 @@ async def test_demo_command_against_a_running_server(
     out = capsys.readouterr().out
     assert "8/8 flows as expected" in out  # the mock's flows only
     assert "(fake)" not in out
+    # A local merchant endpoint verified every webhook and lists the event types per flow.
+    assert "merchant webhooks received at http://127.0.0.1:" in out and "all verified" in out
+    lines = {
+        line.split("  ")[1].strip(): line
+        for line in out.splitlines()
+        if line.startswith("  ") and "payment." in line
+    }
+    assert "payment.captured, payment.succeeded, refund.succeeded" in lines["partial refunds"]
+    assert lines["decline"].rstrip().endswith("payment.failed")
     assert "http://127.0.0.1:8080" not in out  # its own API took an ephemeral port
 
 
