@@ -513,15 +513,16 @@ async def list_payments(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------
 
 
-async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str):
+async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str, reopen: bool = False):
+    """`reopen`: a payment whose workflow has closed takes the request in a run started from the
+    stored payment (api/reopen.py); otherwise it is 409 `payment_closed`."""
     try:
         try:
             return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
         except RPCError as exc:
             if not is_not_found(exc):
                 raise
-        # Closed after its window: a run started from the stored payment takes the request.
-        reopened = await Reopener.of(deps).start(payment_id)
+        reopened = await Reopener.of(deps).start(payment_id) if reopen else None
         if reopened is None:
             raise Problem(
                 409, "payment_closed", "The payment is closed", f"{payment_id} can no longer be changed."
@@ -578,6 +579,7 @@ async def create_refund(request: web.Request) -> web.Response:
         PaymentWorkflow.refund,
         RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason),
         update_id=f"refund:{refund_id}",
+        reopen=True,
     )
     # 202 while the provider is still processing it; 201 once it has an outcome (see `status`).
     status = 202 if refund.status is RefundStatus.PENDING else 201
