@@ -28,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.gateway_activities import safe_message
 from activities.gateways.base import Gateway, GatewayError
 from activities.gateways.registry import GatewayRegistry
+from activities.reopen import Reopener
 from activities.store.repository import PaymentStore
 from workflows import activity_names as names
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus, RefundView
@@ -60,18 +61,23 @@ class PaymentSignals(Protocol):
 
 
 class TemporalPaymentSignals:
-    """`PaymentSignals` over a Temporal client (payment workflow ids are `payment-<payment id>`)."""
+    """`PaymentSignals` over a Temporal client (payment workflow ids are `payment-<payment id>`).
+    With `reopener`, a payment whose workflow has closed takes the event in a run started from
+    the stored payment (activities/reopen.py) instead of being left as it is."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, reopener: Reopener | None = None) -> None:
         self._client = client
+        self._reopener = reopener
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
         handle = self._client.get_workflow_handle(f"payment-{payment_id}")
         try:
             await handle.signal(PaymentWorkflow.gateway_event, event)
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # closed after its settlement window
-                return False
+            if exc.status == RPCStatusCode.NOT_FOUND:  # closed after its window
+                return (
+                    self._reopener is not None and await self._reopener.signal(payment_id, event) is not None
+                )
             raise
         return True
 
@@ -361,8 +367,10 @@ def _drift(view: PaymentView, theirs: str | None, kind: DriftKind, detail: str) 
 class ReconciliationActivities:
     """`ReconciliationActivities(store, registry, client).definitions()` is what the worker registers."""
 
-    def __init__(self, store: PaymentStore, registry: GatewayRegistry, client: Client) -> None:
-        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client))
+    def __init__(
+        self, store: PaymentStore, registry: GatewayRegistry, client: Client, reopener: Reopener | None = None
+    ) -> None:
+        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, reopener))
 
     @activity.defn(name=names.RECONCILE)
     async def reconcile(self, request: ReconcileRequest) -> ReconcileReport:

@@ -50,7 +50,6 @@ from api.problems import (
     temporal_unavailable,
     validation_problem,
 )
-from api.reopen import Reopener
 from api.schemas import (
     CancelPayment,
     CapturePayment,
@@ -515,14 +514,14 @@ async def list_payments(request: web.Request) -> web.Response:
 
 async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str, reopen: bool = False):
     """`reopen`: a payment whose workflow has closed takes the request in a run started from the
-    stored payment (api/reopen.py); otherwise it is 409 `payment_closed`."""
+    stored payment (activities/reopen.py); otherwise it is 409 `payment_closed`."""
     try:
         try:
             return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
         except RPCError as exc:
             if not is_not_found(exc):
                 raise
-        reopened = await Reopener.of(deps).start(payment_id) if reopen else None
+        reopened = await deps.reopener.start(payment_id) if reopen and deps.reopener else None
         if reopened is None:
             raise Problem(
                 409, "payment_closed", "The payment is closed", f"{payment_id} can no longer be changed."

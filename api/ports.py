@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import PayloadCodec
 
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
@@ -107,6 +107,18 @@ class MerchantEventLog(Protocol):
         ...
 
 
+class PaymentReopener(Protocol):
+    """Starts a run of a closed payment's workflow from the stored payment (activities/reopen.py)."""
+
+    async def start(self, payment_id: str) -> WorkflowHandle[Any, Any] | None:
+        """A running workflow for the payment; None when the store does not know it."""
+        ...
+
+    async def signal(self, payment_id: str, event: GatewayEvent) -> WorkflowHandle[Any, Any] | None:
+        """`event` delivered to the payment, in a run started for it if none is open."""
+        ...
+
+
 class GatewayProfiles(Protocol):
     def get(self, gateway_id: str) -> GatewayProfile | None: ...
 
@@ -163,3 +175,6 @@ class ApiDeps:
     codec_cors_origins: frozenset[str] = frozenset()
     # GET /v1/events and redelivery (api/events.py); None: the routes answer 404.
     events: MerchantEventLog | None = None
+    # A refund or a provider event for a payment whose workflow has closed; None: 409
+    # `payment_closed` and `unknown_payment`.
+    reopener: PaymentReopener | None = None

@@ -17,7 +17,6 @@ from temporalio.service import RPCError
 from api.payments import DEPS, workflow_id
 from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
 from api.problems import Problem, is_not_found, temporal_unavailable
-from api.reopen import Reopener
 from workflows.gateway_io import GatewayEvent
 from workflows.payment import PaymentWorkflow
 
@@ -47,8 +46,10 @@ async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> Webhoo
 
 
 async def _signal_closed(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
+    if deps.reopener is None:
+        return WebhookOutcome.UNKNOWN_PAYMENT
     try:
-        reopened = await Reopener.of(deps).signal(payment_id, event)
+        reopened = await deps.reopener.signal(payment_id, event)
     except RPCError as exc:
         log.warning(
             "reopening %s for %s failed: %s; answering 503", payment_id, event.event_id, exc.status.name

@@ -34,6 +34,7 @@ from workers.worker import (
     Runtime,
     connect,
     data_converter,
+    payment_reopener,
     wait_for_stop_signal,
     with_data_converter,
 )
@@ -184,6 +185,7 @@ def api_deps(
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),
         events=EventPorts(runtime.store, DeliveryStarter(client, task_queue)),
+        reopener=payment_reopener(client, runtime, task_queue),
     )
 
 

@@ -50,11 +50,13 @@ from activities.merchant_webhooks import DeliveryStarter, DeliveryWaker, Merchan
 from activities.metrics import GatewayMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
+from activities.reopen import Reopener
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workflows.domain import GatewayProfile
 from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -237,6 +239,15 @@ def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any
     ]
 
 
+def payment_reopener(client: Client, runtime: Runtime, task_queue: str) -> Reopener:
+    """Refunds and provider events for payments whose workflow has closed (activities/reopen.py)."""
+
+    def profile_for(gateway_id: str) -> GatewayProfile | None:
+        return runtime.registry.get(gateway_id).profile if gateway_id in runtime.registry else None
+
+    return Reopener(client, task_queue, runtime.store.get, profile_for, runtime.config.payment.settings_for)
+
+
 def delivery_waker(client: Client, runtime: Runtime, task_queue: str) -> DeliveryWaker:
     return DeliveryWaker(runtime.store, DeliveryStarter(client, task_queue))
 
@@ -337,7 +348,9 @@ async def build_worker(
         # events start their delivery: hence the client.
         activities=[
             *activities(runtime, waker or delivery_waker(client, runtime, queue)),
-            *ReconciliationActivities(runtime.store, runtime.registry, client).definitions(),
+            *ReconciliationActivities(
+                runtime.store, runtime.registry, client, payment_reopener(client, runtime, queue)
+            ).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,
         max_concurrent_local_activities=tuning.max_concurrent_local_activities,

@@ -362,7 +362,7 @@ class PaymentWorkflow:
         """The settlement phase of a long-lived payment (patch `long-lived-payments`): runs of at
         most one settlement period, or `max_history_events` events, each continuing as new with
         the payment's state, until `end`. A refund or an event after `end` starts a fresh run
-        from the stored projection (api/reopen.py)."""
+        from the stored projection (activities/reopen.py)."""
         period = timedelta(seconds=self._input.settings.settlement_window_seconds)
         period_end = min(end, workflow.now() + period) if period else end
         while True:

@@ -309,7 +309,7 @@ async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite
 
 async def test_refund_after_the_workflow_closed(temporal_env, task_queue, sqlite_url, unique):
     """Past its window the workflow is closed; a refund starts a run from the stored payment
-    (api/reopen.py) and is made, once, however often it is retried."""
+    (activities/reopen.py) and is made, once, however often it is retried."""
     overrides = {"payment": {"settlement_window_seconds": 0, "payment_window_seconds": 0}}
     async with (
         running_stack(

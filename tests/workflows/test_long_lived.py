@@ -1,7 +1,7 @@
 """Long-lived payments (patch `long-lived-payments`), on the time-skipping test server: a payment
 takes refunds, disputes and provider events for its gateway's whole window (365 days by default),
 in runs of one settlement period each; after the window a refund or an event starts a fresh run
-from the stored projection (api/reopen.py)."""
+from the stored projection (activities/reopen.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from api.reopen import Reopener
+from activities.reopen import Reopener
 from tests.workflows.builders import PROFILE, gateway_event, payment_input, start_then_decide, wait_for
 from tests.workflows.fake_activities import FakeWorld
 from workflows.domain import PaymentSettings, PaymentStatus, PaymentView, RefundStatus
@@ -31,7 +31,7 @@ LONG_LIVED = {"settlement_window_seconds": MONTH, "payment_window_seconds": None
 
 
 class StoredViews:
-    """The store's projection as the fake record activity left it (what api/reopen.py reads)."""
+    """The store's projection as the fake record activity left it (what the reopener reads)."""
 
     def __init__(self, world: FakeWorld) -> None:
         self._world = world
@@ -39,9 +39,6 @@ class StoredViews:
     async def get(self, payment_id: str) -> PaymentView | None:
         views = [t.view for t in self._world.transitions if t.view.id == payment_id]
         return max(views, key=lambda v: v.version) if views else None
-
-    async def list_by_order(self, order_id: str) -> list[PaymentView]:
-        raise NotImplementedError
 
 
 @pytest.fixture
@@ -52,7 +49,7 @@ async def run(time_skipping_env, task_queue):
         client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
     ):
         reopener = Reopener(
-            client, task_queue, StoredViews(world), {PROFILE.id: PROFILE}, lambda _: PaymentSettings()
+            client, task_queue, StoredViews(world).get, {PROFILE.id: PROFILE}.get, lambda _: PaymentSettings()
         )
         yield world, time_skipping_env, reopener
 
@@ -182,7 +179,7 @@ async def test_a_payment_from_before_long_lived_payments_refunds_after_its_windo
         client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=world.activities()
     ):
         reopener = Reopener(
-            client, task_queue, StoredViews(world), {PROFILE.id: PROFILE}, lambda _: PaymentSettings()
+            client, task_queue, StoredViews(world).get, {PROFILE.id: PROFILE}.get, lambda _: PaymentSettings()
         )
         handle = await reopener.start(unique)
         assert handle is not None

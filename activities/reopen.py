@@ -6,18 +6,20 @@ event that still comes (a chargeback, a refund made in the provider's dashboard)
 run of `PaymentWorkflow` under the same id from the stored view: it goes straight to the settlement
 phase (it can never authorize or capture), takes the request or the event, records it, and closes
 again after a short while (workflows/payment.py, `REOPENED_FOR`).
+
+The API (refunds, provider webhooks; through `api.ports.PaymentReopener`) and reconciliation's
+repairs use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from api.ports import ApiDeps, GatewayProfiles, PaymentReader
-from workflows.domain import PaymentInput, PaymentSettings, PaymentView
+from workflows.domain import GatewayProfile, PaymentInput, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent
 from workflows.payment import PaymentWorkflow
 from workflows.payment_resume import reopening
@@ -27,13 +29,9 @@ from workflows.payment_resume import reopening
 class Reopener:
     client: Client
     task_queue: str
-    payments: PaymentReader
-    profiles: GatewayProfiles
-    settings_for: Callable[[str], PaymentSettings]
-
-    @classmethod
-    def of(cls, deps: ApiDeps) -> Reopener:
-        return cls(deps.client, deps.task_queue, deps.payments, deps.profiles, deps.settings_for)
+    stored_view: Callable[[str], Awaitable[PaymentView | None]]  # the store's projection
+    profile_for: Callable[[str], GatewayProfile | None]  # a configured gateway's profile
+    settings_for: Callable[[str], PaymentSettings]  # by currency, as new payments get them
 
     async def start(self, payment_id: str) -> WorkflowHandle[PaymentWorkflow, PaymentView] | None:
         """A running workflow for the stored payment (the one already running, if another request
@@ -70,10 +68,10 @@ class Reopener:
         )
 
     async def _input(self, payment_id: str) -> PaymentInput | None:
-        view = await self.payments.get(payment_id)
+        view = await self.stored_view(payment_id)
         if view is None:
             return None
-        profile = self.profiles.get(view.gateway)
+        profile = self.profile_for(view.gateway)
         if profile is None:
             return None  # the gateway is no longer configured: nothing could refund through it
         return reopening(view, profile, self.settings_for(view.amount.currency))
