@@ -132,14 +132,18 @@ def _data(
                 "failure_code": refund.failure.code if refund.failure else None,
             }
     if kind in (MerchantEventType.DISPUTE_OPENED, MerchantEventType.DISPUTE_CLOSED) and view.disputes:
-        data["dispute"] = _dispute(view, status)
+        data["dispute"] = _dispute(view, recorded.get("dispute_id"), status)
     return data
 
 
-def _dispute(view: PaymentView, status: str) -> dict[str, object]:
-    """The dispute a `dispute.<status>` record is about. The record does not name it: the one in
-    that status, else the latest (a transition applies one provider event, so one dispute)."""
-    matching = [d for d in view.disputes if d.status == status] or view.disputes
+def _dispute(view: PaymentView, dispute_id: str | None, status: str) -> dict[str, object]:
+    """The dispute a `dispute.<status>` record is about: the one it names (payments recorded
+    before records named it: the one in that status, else the latest)."""
+    matching = (
+        [d for d in view.disputes if d.dispute_id == dispute_id]
+        or [d for d in view.disputes if d.status == status]
+        or view.disputes
+    )
     dispute = matching[-1]
     return {
         "id": dispute.dispute_id,

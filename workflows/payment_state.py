@@ -354,9 +354,11 @@ class PaymentState:
         elif kind in (GatewayEventKind.REFUND_SUCCEEDED, GatewayEventKind.REFUND_FAILED):
             return self._apply_refund_event(event)
         elif kind is GatewayEventKind.DISPUTE_OPENED or kind is GatewayEventKind.DISPUTE_CLOSED:
-            self._apply_dispute(event)
+            dispute_id = self._apply_dispute(event)
             settled = self.settled_status() if view.status in SETTLED else None
-            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",))]
+            # Named on the record: the merchant's dispute event says which dispute moved.
+            data = {"dispute_id": dispute_id}
+            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",), data)]
         return []
 
     def _apply_refund_event(self, event: GatewayEvent) -> list[Effect]:
@@ -392,7 +394,8 @@ class PaymentState:
             self.view.refunds.append(refund)
         return self.settle_refund(refund.refund_id, status, event.provider_refund_id, event.failure)
 
-    def _apply_dispute(self, event: GatewayEvent) -> None:
+    def _apply_dispute(self, event: GatewayEvent) -> str:
+        """Open or move the event's dispute; its id."""
         dispute_id = event.dispute_id or event.event_id
         status = event.dispute_status or (
             "needs_response" if event.kind is GatewayEventKind.DISPUTE_OPENED else "closed"
@@ -400,12 +403,13 @@ class PaymentState:
         for dispute in self.view.disputes:
             if dispute.dispute_id == dispute_id:
                 dispute.status = status
-                return
+                return dispute_id
         self.view.disputes.append(
             DisputeView(
                 dispute_id=dispute_id, status=status, amount=event.amount, reason=event.dispute_reason
             )
         )
+        return dispute_id
 
     # ------------------------------------------------------------ refunds
 

@@ -208,3 +208,26 @@ async def test_the_sweep_starts_deliveries_whose_wake_was_lost(store, unique, en
     later = T0 + DeliveryWaker.MISSED_AFTER + timedelta(seconds=1)
     await waker.sweep(now=later)
     assert lost in started and retrying not in started
+
+
+def test_a_dispute_event_names_the_dispute_that_moved():
+    """Two disputes on one payment: the event for the second one's opening is about the second,
+    and the first one's win closes the first, whatever their order in the view."""
+    from workflows.domain import DisputeView
+    from workflows.merchant_events import merchant_events
+
+    disputes = [
+        DisputeView(dispute_id="dp_1", status="won"),
+        DisputeView(dispute_id="dp_2", status="needs_response"),
+    ]
+    view = make_view("pay_d", status=PaymentStatus.DISPUTED, version=7, disputes=disputes)
+    opened = PaymentTransition(
+        view=view, events=[PaymentEventRecord(type="dispute.needs_response", data={"dispute_id": "dp_2"})]
+    )
+    won = PaymentTransition(
+        view=view, events=[PaymentEventRecord(type="dispute.won", data={"dispute_id": "dp_1"})]
+    )
+    [event] = merchant_events(opened)
+    assert (event.type, event.data["dispute"]["id"]) == (MerchantEventType.DISPUTE_OPENED, "dp_2")  # type: ignore[index]
+    [event] = merchant_events(won)
+    assert (event.type, event.data["dispute"]["id"]) == (MerchantEventType.DISPUTE_CLOSED, "dp_1")  # type: ignore[index]
