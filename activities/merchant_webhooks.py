@@ -31,6 +31,7 @@ from temporalio.client import Client
 
 from activities.store.repository import PaymentStore
 from workflows import activity_names
+from workflows.client import merchant_webhooks_workflow_id
 from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEvent, MerchantEventType
 from workflows.merchant_webhooks import DeliveryResult, MerchantDelivery, MerchantWebhooksWorkflow
 
@@ -95,9 +96,9 @@ class MerchantEndpoint:
         return event_type in self.enabled_events
 
 
-# Which endpoint a merchant's events go to (None: the merchant has none). Today every event goes to
-# the global `[merchant_webhooks]` endpoint; per-merchant endpoints plug in here.
-EndpointFor = Callable[[str | None], MerchantEndpoint | None]
+# Which endpoint a merchant's events go to (None: the merchant has none): its own, else the global
+# one (workers/config.py DurapayConfig.merchant_endpoint).
+EndpointFor = Callable[[str], MerchantEndpoint | None]
 
 
 def first_status(event: MerchantEvent, endpoint_for: EndpointFor) -> DeliveryStatus:
@@ -117,7 +118,7 @@ class DeliveryStarter:
         await self._client.start_workflow(
             MerchantWebhooksWorkflow.run,
             MerchantDelivery(payment_id=payment_id),
-            id=f"merchant-webhooks-{payment_id}",
+            id=merchant_webhooks_workflow_id(payment_id),
             task_queue=self._task_queue,
             start_signal=MerchantWebhooksWorkflow.events_recorded.__name__,
         )

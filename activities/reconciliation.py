@@ -23,7 +23,6 @@ from typing import Protocol
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.gateway_activities import safe_message
 from activities.gateways.base import Gateway, GatewayError
@@ -31,6 +30,7 @@ from activities.gateways.registry import GatewayRegistry
 from activities.reopen import Reopener
 from activities.store.repository import PaymentStore
 from workflows import activity_names as names
+from workflows.client import PaymentNotRunning, PaymentWorkflows
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus, RefundView
 from workflows.gateway_io import (
     GatewayEvent,
@@ -41,7 +41,6 @@ from workflows.gateway_io import (
     RefundLookupCall,
     RefundResult,
 )
-from workflows.payment import PaymentWorkflow
 from workflows.reconcile_io import Drift, DriftKind, ReconcileReport, ReconcileRequest, RepairAction
 
 log = logging.getLogger("durapay.reconcile")
@@ -61,24 +60,19 @@ class PaymentSignals(Protocol):
 
 
 class TemporalPaymentSignals:
-    """`PaymentSignals` over a Temporal client (payment workflow ids are `payment-<payment id>`).
-    With `reopener`, a payment whose workflow has closed takes the event in a run started from
-    the stored payment (activities/reopen.py) instead of being left as it is."""
+    """`PaymentSignals` over a Temporal client. With `reopener`, a payment whose workflow has
+    closed takes the event in a run started from the stored payment (activities/reopen.py)
+    instead of being left as it is."""
 
     def __init__(self, client: Client, reopener: Reopener | None = None) -> None:
-        self._client = client
+        self._workflows = PaymentWorkflows(client)
         self._reopener = reopener
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
-        handle = self._client.get_workflow_handle(f"payment-{payment_id}")
         try:
-            await handle.signal(PaymentWorkflow.gateway_event, event)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # closed after its window
-                return (
-                    self._reopener is not None and await self._reopener.signal(payment_id, event) is not None
-                )
-            raise
+            await self._workflows.gateway_event(payment_id, event)
+        except PaymentNotRunning:  # closed after its window
+            return self._reopener is not None and await self._reopener.signal(payment_id, event) is not None
         return True
 
 

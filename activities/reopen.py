@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
+from workflows.client import PaymentWorkflows
 from workflows.domain import GatewayProfile, PaymentInput, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent
 from workflows.payment import PaymentWorkflow
@@ -39,14 +39,7 @@ class Reopener:
         payment_input = await self._input(payment_id)
         if payment_input is None:
             return None
-        return await self.client.start_workflow(
-            PaymentWorkflow.run,
-            payment_input,
-            id=f"payment-{payment_id}",
-            task_queue=self.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        return await PaymentWorkflows(self.client).reopen(payment_input, task_queue=self.task_queue)
 
     async def signal(
         self, payment_id: str, event: GatewayEvent
@@ -57,14 +50,8 @@ class Reopener:
         payment_input = await self._input(payment_id)
         if payment_input is None:
             return None
-        return await self.client.start_workflow(
-            PaymentWorkflow.run,
-            payment_input,
-            id=f"payment-{payment_id}",
-            task_queue=self.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            start_signal=PaymentWorkflow.gateway_event.__name__,
-            start_signal_args=[event],
+        return await PaymentWorkflows(self.client).reopen_with_event(
+            payment_input, event, task_queue=self.task_queue
         )
 
     async def _input(self, payment_id: str) -> PaymentInput | None:

@@ -18,13 +18,14 @@ import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from api import events, payments, webhooks
-from api.auth import API_KEY_ID, auth_middleware
+from api import customers, events, payment_list, payments, webhooks
+from api.auth import API_KEY_ID, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
+from api.limits import RateLimit
 from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
-from api.ports import ApiDeps, RateLimit
+from api.ports import ApiDeps
 from api.problems import problem_middleware, rate_limited
 from api.schemas import mask_card_numbers
 
@@ -160,7 +161,7 @@ def create_app(deps: ApiDeps) -> web.Application:
         deps = replace(deps, inbox=metrics.counting(deps.inbox))
         middlewares.insert(0, metrics.middleware)
     # The root app creates every request, so its client_max_size bounds every body, webhooks too.
-    app = web.Application(middlewares=middlewares, client_max_size=deps.max_body_bytes)
+    app = web.Application(middlewares=middlewares, client_max_size=deps.limits.max_body_bytes)
     app[DEPS] = deps
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
@@ -169,11 +170,16 @@ def create_app(deps: ApiDeps) -> web.Application:
 
     v1 = web.Application(
         middlewares=[
-            auth_middleware(deps.api_keys),
-            _rate_limit_middleware(deps, deps.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"),
+            auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
+            scope_middleware,
+            _rate_limit_middleware(
+                deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
+            ),
         ]
     )
     v1.add_routes(payments.routes())
+    v1.add_routes(payment_list.routes())
+    v1.add_routes(customers.routes())
     v1.add_routes(events.routes())
     app.add_subapp("/v1", v1)
 
@@ -184,7 +190,7 @@ def create_app(deps: ApiDeps) -> web.Application:
             # needs no global count, and the receiver's hot path no extra database write.
             _token_bucket_middleware(
                 deps,
-                deps.webhook_rate_limit,
+                deps.limits.webhook_rate_limit,
                 lambda request: f"webhook:{_known_gateway(deps, request)}:{request.remote}",
             )
         ]
@@ -193,6 +199,11 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.add_subapp("/webhooks", hooks)
 
     if deps.codec is not None:
-        codec = create_codec_app(deps.codec, api_keys=deps.api_keys, cors_origins=deps.codec_cors_origins)
+        codec = create_codec_app(
+            deps.codec,
+            api_keys=deps.api_keys,
+            key_scopes=deps.key_scopes,
+            cors_origins=deps.codec_cors_origins,
+        )
         app.add_subapp(CODEC_PREFIX, codec)
     return app

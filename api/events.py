@@ -1,5 +1,8 @@
 """The events API: what durapay told (or will tell) the merchant, with each webhook delivery attempt.
 
+A merchant sees only its own events (another's answer 404). Reading needs payments:read, redelivery
+payments:write.
+
 GET  /v1/events?payment_id=&type=&limit=&starting_after=   newest first, cursor pagination
 GET  /v1/events/{id}                                        one event and its delivery attempts
 POST /v1/events/{id}/redeliver                              send it again (same webhook-id)
@@ -14,6 +17,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from api.auth import CALLER, Scope, requires
 from api.payments import DEPS, PAYMENT_ID_PATTERN, idempotency_key
 from api.ports import MerchantEventLog
 from api.problems import Problem, field_error, validation_problem
@@ -24,7 +28,7 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 
 
-class EventOut(BaseModel):
+class MerchantEventOut(BaseModel):
     id: str
     object: Literal["event"] = "event"
     type: MerchantEventType
@@ -35,7 +39,7 @@ class EventOut(BaseModel):
     attempts: list[DeliveryAttempt]
 
     @classmethod
-    def of(cls, event: StoredMerchantEvent) -> EventOut:
+    def of(cls, event: StoredMerchantEvent) -> MerchantEventOut:
         return cls(
             id=event.id,
             type=event.type,
@@ -47,9 +51,9 @@ class EventOut(BaseModel):
         )
 
 
-class EventList(BaseModel):
+class MerchantEventList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[EventOut]
+    data: list[MerchantEventOut]
     has_more: bool
 
 
@@ -95,30 +99,31 @@ def _not_found(event_id: str) -> Problem:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    page, more = await _log(request).list(**_query(request))
-    return _json(EventList(data=[EventOut.of(e) for e in page], has_more=more), 200)
+    page, more = await _log(request).list(request[CALLER].merchant_id, **_query(request))
+    return _json(MerchantEventList(data=[MerchantEventOut.of(e) for e in page], has_more=more), 200)
 
 
 async def get_event(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
-    event = await _log(request).get(event_id)
+    event = await _log(request).get(request[CALLER].merchant_id, event_id)
     if event is None:
         raise _not_found(event_id)
-    return _json(EventOut.of(event), 200)
+    return _json(MerchantEventOut.of(event), 200)
 
 
 async def redeliver_event(request: web.Request) -> web.Response:
     idempotency_key(request)  # required on every POST; queueing the same event twice is harmless
     event_id = request.match_info["event_id"]
-    event = await _log(request).redeliver(event_id)
+    event = await _log(request).redeliver(request[CALLER].merchant_id, event_id)
     if event is None:
         raise _not_found(event_id)
-    return _json(EventOut.of(event), 202)
+    return _json(MerchantEventOut.of(event), 202)
 
 
 def routes() -> web.RouteTableDef:
     table = web.RouteTableDef()
-    table.get("/events", allow_head=False)(list_events)
-    table.get(f"/events/{{event_id:{EVENT_ID_PATTERN}}}", allow_head=False)(get_event)
-    table.post(f"/events/{{event_id:{EVENT_ID_PATTERN}}}/redeliver")(redeliver_event)
+    write, read = requires(Scope.PAYMENTS_WRITE), requires(Scope.PAYMENTS_READ)
+    table.get("/events", allow_head=False)(read(list_events))
+    table.get(f"/events/{{event_id:{EVENT_ID_PATTERN}}}", allow_head=False)(read(get_event))
+    table.post(f"/events/{{event_id:{EVENT_ID_PATTERN}}}/redeliver")(write(redeliver_event))
     return table

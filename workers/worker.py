@@ -8,7 +8,7 @@ of gateway clients.
 
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
-gateway metrics (activities/metrics.py) from whichever process runs the worker. With
+gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
 `[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
 """
 
@@ -42,20 +42,23 @@ from temporalio.runtime import PrometheusConfig, TelemetryConfig
 from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
+from activities.customers import CustomerActivities
 from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
 from activities.merchant_webhooks import DeliveryStarter, DeliveryWaker, MerchantWebhookActivities
-from activities.metrics import GatewayMetrics
+from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
 from activities.reopen import Reopener
+from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
 from workflows.domain import GatewayProfile
 from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 from workflows.payment import PaymentWorkflow
@@ -71,12 +74,14 @@ class _CodeOnceLoader(importlib.machinery.SourceFileLoader):
         super().__init__(fullname, path)
         self._codes = codes
 
-    def get_code(self, fullname: str) -> CodeType:
+    def get_code(self, fullname: str) -> CodeType | None:
         stat = os.stat(self.path)
         key = (self.path, stat.st_mtime_ns, stat.st_size)
         code = self._codes.get(key)
         if code is None:
-            code = self._codes[key] = super().get_code(fullname)
+            code = super().get_code(fullname)
+            if code is not None:  # None is for a module without source: nothing to keep
+                self._codes[key] = code
         return code
 
 
@@ -168,7 +173,9 @@ def data_converter(codec: AesGcmCodec | None) -> DataConverter:
 def with_data_converter(client: Client, converter: DataConverter) -> Client:
     """`client`'s connection with `converter`, for a client made elsewhere (a test's server, the
     dev stack's) that must read and write exactly what this configuration's processes do."""
-    return Client(**{**client.config(), "data_converter": converter})
+    config = client.config()  # a copy: the client's own is untouched
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 async def prepare_database(config: DurapayConfig) -> None:
@@ -192,10 +199,12 @@ class Runtime:
     # Holds the HTTP session merchant webhooks are sent with.
     merchant_webhooks: MerchantWebhookActivities = field(init=False)
 
+    # Served with the gateway metrics, from the same registry.
+    payment_metrics: PaymentMetrics = field(init=False)
+
     def __post_init__(self) -> None:
-        self.merchant_webhooks = MerchantWebhookActivities(
-            self.store, self.config.merchant_webhooks.endpoint_for
-        )
+        self.merchant_webhooks = MerchantWebhookActivities(self.store, self.config.merchant_endpoint)
+        self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -216,6 +225,10 @@ class Runtime:
         store = PaymentStore(engine)
         return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec)
 
+    @property
+    def customers(self) -> CustomerStore:
+        return CustomerStore(self.engine)  # stateless over the engine: cheap to make per use
+
     async def aclose(self) -> None:
         await self.registry.aclose()
         await self.merchant_webhooks.aclose()
@@ -229,13 +242,19 @@ class Runtime:
 
 
 def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any]]:
-    endpoint_for = runtime.config.merchant_webhooks.endpoint_for
+    store = StoreActivities(
+        runtime.store,
+        runtime.payment_metrics,
+        endpoint_for=runtime.config.merchant_endpoint,
+        wake_delivery=waker.wake,
+    )
     return [
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store, endpoint_for=endpoint_for, wake_delivery=waker.wake).definitions(),
+        *store.definitions(),
         *runtime.merchant_webhooks.definitions(),
+        *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
 
 
@@ -310,7 +329,8 @@ async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> As
         ) from None
     try:
         bound_host = f"[{host}]" if ":" in host else host
-        yield f"http://{bound_host}:{server.server_port}"
+        async with runtime.payment_metrics.watching_waiting(runtime.store):
+            yield f"http://{bound_host}:{server.server_port}"
     finally:
         # shutdown() waits for the serving thread to notice (up to its poll interval): not on the loop.
         await asyncio.to_thread(server.shutdown)
@@ -343,7 +363,13 @@ async def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[PaymentWorkflow, ReconciliationWorkflow, MerchantWebhooksWorkflow],
+        workflows=[
+            PaymentWorkflow,
+            ReconciliationWorkflow,
+            MerchantWebhooksWorkflow,
+            SavePaymentMethodWorkflow,
+            DetachPaymentMethodWorkflow,
+        ],
         # Reconciliation repairs drift by signalling payment workflows, and recorded merchant
         # events start their delivery: hence the client.
         activities=[

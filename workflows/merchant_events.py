@@ -14,7 +14,7 @@ from hashlib import sha256
 
 from pydantic import Field
 
-from workflows.domain import Contract, PaymentView
+from workflows.domain import DEFAULT_MERCHANT_ID, Contract, PaymentView
 from workflows.ledger_io import PaymentTransition
 
 
@@ -66,7 +66,7 @@ class MerchantEvent(Contract):
     payment_id: str
     created_at: datetime
     data: dict[str, object]
-    merchant_id: str | None = None  # the merchant whose endpoint receives it; None: the global one
+    merchant_id: str = DEFAULT_MERCHANT_ID  # the payment's merchant: whose endpoint receives it, who lists it
 
 
 class DeliveryAttempt(Contract):
@@ -97,6 +97,7 @@ def merchant_events(t: PaymentTransition) -> list[MerchantEvent]:
                 id=f"evt_{digest[:24]}",
                 type=kind,
                 payment_id=t.view.id,
+                merchant_id=t.view.merchant_id,
                 created_at=t.view.updated_at,
                 data=_data(t.view, record.data, kind, record.type.removeprefix("dispute.")),
             )

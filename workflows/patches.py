@@ -35,6 +35,13 @@ HOLD_REFUND_EVENTS_UNTIL_PAID = Patch(
     kept_histories=None,
 )
 
+INDEX_PROVIDER_PAYMENT_ID = Patch(
+    id="index-provider-payment-id",
+    since=date(2026, 12, 6),
+    why="the ProviderPaymentId search attribute is upserted once the provider's payment id is known",
+    kept_histories=None,
+)
+
 LONG_LIVED_PAYMENTS = Patch(
     id="long-lived-payments",
     since=date(2026, 12, 6),
@@ -45,4 +52,4 @@ LONG_LIVED_PAYMENTS = Patch(
     kept_histories="long-lived-payments",
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, LONG_LIVED_PAYMENTS)
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID, LONG_LIVED_PAYMENTS)

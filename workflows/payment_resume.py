@@ -25,6 +25,7 @@ def reopening(view: PaymentView, gateway: GatewayProfile, settings: PaymentSetti
         capture_method=view.capture_method,
         customer_id=view.customer_id,
         customer_ip=view.customer_ip,
+        merchant_id=view.merchant_id,
         metadata=view.metadata,
         request_fingerprint="",
         settings=settings,

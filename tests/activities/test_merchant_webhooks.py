@@ -28,6 +28,7 @@ from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from tests.activities.store.helpers import T0, engine, make_view, store
 from workers.merchant_endpoint import LocalMerchantEndpoint
+from workflows.client import merchant_webhooks_workflow_id
 from workflows.domain import PaymentStatus
 from workflows.ledger_io import PaymentEventRecord, PaymentTransition
 from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEventType
@@ -168,7 +169,7 @@ async def test_delivery_survives_the_endpoint_down_for_an_hour(
             down = len(endpoint.received)
             endpoint.status = 204
             await time_skipping_env.sleep(timedelta(hours=1))
-            handle = client.get_workflow_handle(f"merchant-webhooks-{payment_id}")
+            handle = client.get_workflow_handle(merchant_webhooks_workflow_id(payment_id))
             await time_skipping_env.sleep(timedelta(hours=2))  # idle: the workflow closes
             history = await handle.fetch_history()
     finally:

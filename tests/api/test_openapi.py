@@ -11,16 +11,23 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from api.app import create_app, load_openapi
-from api.events import EventList, EventOut
+from api.events import MerchantEventList, MerchantEventOut
 from api.schemas import (
+    AttachPaymentMethod,
     CancelPayment,
     CapturePayment,
     CompleteAction,
+    CreateCustomer,
     CreatePayment,
     CreateRefund,
+    CustomerOut,
+    EventOut,
     FailureOut,
+    PaymentList,
     PaymentOut,
     RefundOut,
+    SavedMethodOut,
+    SavedMethodRef,
 )
 from tests.api.fakes import make_deps, serve
 from workflows.merchant_events import DeliveryAttempt, MerchantEventType
@@ -85,9 +92,16 @@ def test_public_routes_need_no_api_key_and_every_post_documents_idempotency():
         ("Payment", PaymentOut),
         ("Refund", RefundOut),
         ("Failure", FailureOut),
-        ("Event", EventOut),
-        ("EventList", EventList),
+        ("Event", MerchantEventOut),
+        ("EventList", MerchantEventList),
         ("DeliveryAttempt", DeliveryAttempt),
+        ("PaymentList", PaymentList),
+        ("PaymentEvent", EventOut),
+        ("CreateCustomer", CreateCustomer),
+        ("Customer", CustomerOut),
+        ("AttachPaymentMethod", AttachPaymentMethod),
+        ("SavedPaymentMethod", SavedMethodOut),
+        ("SavedMethodRef", SavedMethodRef),
     ],
 )
 def test_schemas_have_the_models_fields(schema, model):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
+from workflows.client import workflow_id
 from workflows.domain import (
     CardMethod,
     GatewayProfile,
@@ -71,7 +72,7 @@ async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -
     op = WithStartWorkflowOperation(
         PaymentWorkflow.run,
         inp,
-        id=f"payment-{inp.payment_id}",
+        id=workflow_id(inp.payment_id),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         task_queue=task_queue,
     )
@@ -86,7 +87,7 @@ async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -
 async def start_then_decide(client: Client, task_queue: str, inp: PaymentInput):
     """Start, then ask for the decision: the time-skipping test server has no update-with-start."""
     handle = await client.start_workflow(
-        PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+        PaymentWorkflow.run, inp, id=workflow_id(inp.payment_id), task_queue=task_queue
     )
     view = await handle.execute_update(
         PaymentWorkflow.decide, DecisionRequest(request_fingerprint=inp.request_fingerprint)

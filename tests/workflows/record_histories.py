@@ -38,6 +38,7 @@ from tests.workflows.builders import (
 )
 from tests.workflows.fake_activities import FakeWorld
 from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
+from workflows.client import workflow_id
 from workflows.domain import (
     CaptureMethod,
     Failure,
@@ -92,6 +93,20 @@ def payment_id_for(name: str) -> str:
 
 async def _success(world, start, pid):
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _merchant_saved_method(world, start, pid):
+    # A merchant's payment with a saved method (charged with the gateway's customer): the provider's
+    # payment id is indexed as ProviderPaymentId (patch `index-provider-payment-id`).
+    inp = payment_input(
+        pid,
+        merchant_id="acme",
+        customer_id="cus-1",
+        provider_customer_id="cus_provider_1",
+        settings=DEV_WINDOW,
+    )
+    _, handle = await start(inp)
     return handle
 
 
@@ -215,7 +230,7 @@ async def _unknown_outcome_charged(world, start, pid):
 
 async def _capture_unknown_retried(world, start, pid):
     world.authorize_answer = AUTHORIZED
-    world.capture_errors = {f"payment-{pid}:capture": UNKNOWN}
+    world.capture_errors = {f"{workflow_id(pid)}:capture": UNKNOWN}
     world.lookup_answers = [AUTHORIZED, AUTHORIZED]
     _, handle = await start(payment_input(pid, settings={"capture_delay_seconds": 60}))
     return handle
@@ -264,6 +279,7 @@ SCENARIOS = (
     Scenario("cancel_then_late_success", False, _cancel_then_late_success),
     Scenario("dispute", False, _dispute),
     Scenario("refund_before_paid", False, _refund_before_paid),
+    Scenario("merchant_saved_method", False, _merchant_saved_method),
     Scenario("three_ds_timeout", True, _three_ds_timeout),
     Scenario("authorization_expired", True, _authorization_expired),
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
@@ -281,7 +297,7 @@ async def _record(client: Client, scenario: Scenario) -> None:
     async def start(inp, decide: bool = True):
         if not decide:
             handle = await client.start_workflow(
-                PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+                PaymentWorkflow.run, inp, id=workflow_id(inp.payment_id), task_queue=task_queue
             )
             return None, handle
         starter = start_then_decide if scenario.time_skipping else start_and_decide

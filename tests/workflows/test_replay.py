@@ -25,6 +25,7 @@ from temporalio.worker import Replayer
 
 from tests.workflows.record_histories import HISTORIES, SCENARIOS, payment_id_for
 from workflows import patches
+from workflows.client import workflow_id
 from workflows.payment import PaymentWorkflow
 
 ALL_HISTORIES = sorted(HISTORIES.rglob("*.json"))
@@ -37,7 +38,7 @@ def test_every_scenario_has_a_current_history():
 @pytest.mark.parametrize("path", ALL_HISTORIES, ids=lambda p: str(p.relative_to(HISTORIES)))
 async def test_history_replays(path: Path):
     text = path.read_text()  # noqa: ASYNC240 (a small local file)
-    history = WorkflowHistory.from_json(f"payment-{payment_id_for(path.stem)}", json.loads(text))
+    history = WorkflowHistory.from_json(workflow_id(payment_id_for(path.stem)), json.loads(text))
     # A whole life, from start to completion, not a prefix of one.
     assert history.events[-1].HasField("workflow_execution_completed_event_attributes")
     replayer = Replayer(workflows=[PaymentWorkflow], data_converter=pydantic_data_converter)

@@ -17,10 +17,13 @@ TABLES = {
     "orders",
     "webhook_inbox",
     "rate_limit_hits",
+    "customers",
+    "customer_gateway_accounts",
+    "saved_payment_methods",
     "merchant_events",
     "merchant_event_attempts",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 async def _state(url: str) -> tuple[set[str], str | None]:
