@@ -124,6 +124,15 @@ async def test_demo_command_against_a_running_server(
     out = capsys.readouterr().out
     assert "9/9 flows as expected" in out  # the mock's flows and the manual review's only
     assert "(fake)" not in out
+    # A local merchant endpoint verified every webhook and lists the event types per flow.
+    assert "merchant webhooks received at http://127.0.0.1:" in out and "all verified" in out
+    lines = {
+        line.split("  ")[1].strip(): line
+        for line in out.splitlines()
+        if line.startswith("  ") and "payment." in line
+    }
+    assert "payment.captured, payment.succeeded, refund.succeeded" in lines["partial refunds"]
+    assert lines["decline"].rstrip().endswith("payment.failed")
     assert "http://127.0.0.1:8080" not in out  # its own API took an ephemeral port
 
 
@@ -140,6 +149,7 @@ async def test_fake_providers_never_replace_a_configured_gateway(tmp_path: Path)
         assert fakes.describe() == [
             f"wechat_pay (fake) at {wechat_pay.base_url}",
             f"alipay (fake) at {alipay.gateway_url}",
+            f"paypal (fake) at {fakes.running['paypal'].url}",
         ]
     assert "wechat_pay" not in config.payment.gateways  # the user's config object is left as it was
 
