@@ -1,0 +1,75 @@
+"""JSON log lines (workers/logging_setup.py): one object per line, with the payment, workflow,
+merchant and trace ids known where the line was logged. (Lines from inside activities, with their
+payment, are checked on a real stack in tests/security/test_no_secrets.py.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from api.app import REQUEST_PAYMENT_ID
+from workers.logging_setup import log_handler
+
+
+@pytest.fixture
+def logged() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    logger = logging.getLogger(f"durapay.test.{id(stream)}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(log_handler("json", stream))
+    yield logger, stream
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_outside_any_context_the_ids_are_null(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = logged
+    logger.info("started %s", "worker")
+    [entry] = lines(stream)
+    assert entry.pop("time").endswith("+00:00")
+    assert entry == {
+        "level": "INFO",
+        "logger": logger.name,
+        "message": "started worker",
+        "payment_id": None,
+        "workflow_id": None,
+        "merchant_id": None,
+        "trace_id": None,
+    }
+
+
+def test_request_payment_and_trace_ids(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = logged
+    tracer = TracerProvider().get_tracer("test")
+    token = REQUEST_PAYMENT_ID.set("pay_123")
+    try:
+        with tracer.start_as_current_span("request") as span:
+            logger.warning("refund refused")
+            trace_id = format(span.get_span_context().trace_id, "032x")
+    finally:
+        REQUEST_PAYMENT_ID.reset(token)
+    [entry] = lines(stream)
+    assert (entry["payment_id"], entry["trace_id"]) == ("pay_123", trace_id)
+
+
+def test_explicit_ids_win_and_an_exception_stays_on_its_line(
+    logged: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = logged
+    try:
+        raise ValueError("line one\nline two")
+    except ValueError:
+        logger.exception("failed", extra={"payment_id": "pay_9"})
+    assert len(stream.getvalue().splitlines()) == 1
+    [entry] = lines(stream)
+    assert entry["payment_id"] == "pay_9"
+    assert "ValueError: line one\nline two" in entry["exception"]
