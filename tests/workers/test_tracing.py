@@ -2,15 +2,20 @@
 test runs (the real exporter, protobuf over HTTP), a card payment through the HTTP API, a real
 worker on the dev server and the fake Stripe (real HTTP) is exported as spans that all share the
 API request's trace id and form one tree: API request -> update-with-start -> workflow ->
-activities -> gateway HTTP calls. Without the key, nothing is installed."""
+activities -> gateway HTTP calls; the activities' JSON log lines carry the same trace id. Without
+the key, nothing is installed."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -22,6 +27,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.stack import Stack, running_stack, stack
 from workers.fake_providers.stripe import FakeStripe, gateway_section
+from workers.logging_setup import log_handler
+
+# The stripe SDK's httpx client passes bytes as data=: its warning, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
 @dataclass(frozen=True)
@@ -87,8 +96,16 @@ async def fake_stripe() -> AsyncIterator[FakeStripe]:
 
 
 async def test_one_payment_is_one_connected_trace(
-    temporal_env: WorkflowEnvironment, fake_stripe: FakeStripe, task_queue: str, sqlite_url: str
+    temporal_env: WorkflowEnvironment,
+    fake_stripe: FakeStripe,
+    task_queue: str,
+    sqlite_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
+    log = io.StringIO()
+    handler = log_handler("json", log)
+    logging.getLogger().addHandler(handler)
     async with OtlpReceiver() as receiver:
         async with running_stack(
             temporal_env.client,
@@ -115,8 +132,10 @@ async def test_one_payment_is_one_connected_trace(
                     headers=stack.headers(uuid.uuid4().hex),
                 ) as created:
                     assert created.status == 201, await created.text()
-                    assert (await created.json())["status"] == "paid"
+                    payment = await created.json()
+                    assert payment["status"] == "paid"
         # Leaving the stack shut the tracer provider down: every span is exported by now.
+    logging.getLogger().removeHandler(handler)
 
     roots = [s for s in receiver.spans if s.name == "POST /v1/payments" and not s.parent_id]
     assert len(roots) == 1, [s.name for s in receiver.spans]
@@ -154,6 +173,20 @@ async def test_one_payment_is_one_connected_trace(
     assert stripe_calls, names
     for call in stripe_calls:
         assert ancestors(call)[0] == "RunActivity:gateway.authorize", ancestors(call)
+    # The JSON log lines of the payment's activities carry the trace's id: every line logged
+    # inside an activity, that is: the SDK's own lines around it (starting, completing) fall
+    # outside the activity's span.
+    entries = [json.loads(line) for line in log.getvalue().splitlines()]
+    in_activities = [
+        e
+        for e in entries
+        if e["payment_id"] == payment["id"]
+        and e["workflow_id"] is not None
+        and not e["message"].startswith("Starting activity")
+        and e["logger"] != "temporalio.worker._activity"
+    ]
+    assert {e["logger"] for e in in_activities} >= {"httpx", "stripe"}
+    assert {e["trace_id"] for e in in_activities} == {roots[0].trace_id}
     print(f"{len(trace)} spans in one trace: {sorted(set(names))}")
 
 
