@@ -375,6 +375,19 @@ def test_config_check_refuses_bad_tls_material(
     assert err.startswith("durapay: ") and message in err, err
 
 
+def test_tls_material_from_file_variables(pki: Pki, tmp_path: Path) -> None:
+    """`DURAPAY_..._FILE` names the file, as for every other secret."""
+    config = load_config(
+        environ={
+            "DURAPAY_TEMPORAL__TLS_CLIENT_KEY_FILE": str(write(tmp_path, "k.pem", pki.client.key)),
+            "DURAPAY_TEMPORAL__TLS_CLIENT_CERT_FILE": str(write(tmp_path, "c.pem", pki.client.cert)),
+        },
+        use_default_file=False,
+    )
+    assert check_security(config.temporal)[-1].endswith("; key matches")
+    assert pki.client.key not in repr(config)
+
+
 def test_check_security_describes_plaintext() -> None:
     config = load_config(environ={}, use_default_file=False)
     assert check_security(config.temporal) == ["temporal connection: plaintext (no TLS)"]
