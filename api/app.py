@@ -178,6 +178,16 @@ def health_routes(readiness: ReadinessProbe | None) -> list[web.RouteDef]:
 REQUEST_PAYMENT_ID: ContextVar[str | None] = ContextVar("durapay_request_payment_id", default=None)
 
 
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Sets `REQUEST_PAYMENT_ID` while the request is handled."""
+    token = REQUEST_PAYMENT_ID.set(request.match_info.get("payment_id"))
+    try:
+        return await handler(request)
+    finally:
+        REQUEST_PAYMENT_ID.reset(token)
+
+
 def _tracing_middleware(tracer: Tracer) -> Any:
     """A server span per request, continuing a caller's `traceparent`. Named by route template,
     never by path: a path is the caller's and could hold anything."""
@@ -186,25 +196,21 @@ def _tracing_middleware(tracer: Tracer) -> Any:
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        payment_token = REQUEST_PAYMENT_ID.set(request.match_info.get("payment_id"))
-        try:
-            with tracer.start_as_current_span(
-                f"{request.method} {route}",
-                context=propagate.extract(request.headers),
-                kind=SpanKind.SERVER,
-                attributes={"http.request.method": request.method, "http.route": route},
-            ) as span:
-                try:
-                    response = await handler(request)
-                except web.HTTPException as exc:
-                    span.set_attribute("http.response.status_code", exc.status)
-                    raise
-                span.set_attribute("http.response.status_code", response.status)
-                if response.status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                return response
-        finally:
-            REQUEST_PAYMENT_ID.reset(payment_token)
+        with tracer.start_as_current_span(
+            f"{request.method} {route}",
+            context=propagate.extract(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route},
+        ) as span:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                span.set_attribute("http.response.status_code", exc.status)
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
 
     return middleware
 
@@ -219,7 +225,7 @@ def create_app(
 
     # One registry per app: two apps in a process (tests, two instances) keep their own counts.
     metrics = ApiMetrics() if deps.serve_metrics else None
-    middlewares = [problem_middleware]
+    middlewares = [request_context_middleware, problem_middleware]
     if metrics is not None:
         deps = replace(deps, inbox=metrics.counting(deps.inbox))
         middlewares.insert(0, metrics.middleware)

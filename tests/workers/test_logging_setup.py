@@ -10,11 +10,16 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from api.app import REQUEST_PAYMENT_ID
+from tests.api.fakes import API_SECRET, FakeStore, make_deps, serve
 from workers.logging_setup import log_handler
+from workflows.domain import PaymentView
+
+PAYMENT = "pay_" + "a" * 26
 
 
 @pytest.fixture
@@ -73,3 +78,20 @@ def test_explicit_ids_win_and_an_exception_stays_on_its_line(
     [entry] = lines(stream)
     assert entry["payment_id"] == "pay_9"
     assert "ValueError: line one\nline two" in entry["exception"]
+
+
+async def test_api_requests_on_a_payment_log_its_id(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    """The real app: a store read made while answering GET /v1/payments/{id} logs that id."""
+    logger, stream = logged
+
+    class LoggingStore(FakeStore):
+        async def get(self, payment_id: str) -> PaymentView | None:
+            logger.info("reading")
+            return await super().get(payment_id)
+
+    async with serve(make_deps(store=LoggingStore())) as base_url, httpx.AsyncClient() as http:
+        # Not in the store: the answer then depends on Temporal, which this app has none of.
+        await http.get(f"{base_url}/v1/payments/{PAYMENT}", headers={"Authorization": f"Bearer {API_SECRET}"})
+    [entry] = lines(stream)
+    assert (entry["message"], entry["payment_id"]) == ("reading", PAYMENT)
+    assert REQUEST_PAYMENT_ID.get() is None  # reset after the request
