@@ -147,13 +147,7 @@ def config_check(config: DurapayConfig) -> int:
 
     fraud = fraud_settings(config)
     registry = gateway_registry(config)
-    # A loop of its own, not asyncio.run: that unsets the thread's current loop on the way out,
-    # and a caller (a test session's loop) may still need it.
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(registry.aclose())
-    finally:
-        loop.close()
+    asyncio.run(registry.aclose())
     connection = check_security(config.temporal)
     shown = config.masked()
     shown["fraud_detection"] = fraud.model_dump(mode="json")  # the effective rules, defaults included
