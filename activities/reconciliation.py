@@ -23,13 +23,13 @@ from typing import Protocol
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.gateway_activities import safe_message
 from activities.gateways.base import Gateway, GatewayError
 from activities.gateways.registry import GatewayRegistry
 from activities.store.repository import PaymentStore
 from workflows import activity_names as names
+from workflows.client import PaymentNotRunning, PaymentWorkflows
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus, RefundView
 from workflows.gateway_io import (
     GatewayEvent,
@@ -40,7 +40,6 @@ from workflows.gateway_io import (
     RefundLookupCall,
     RefundResult,
 )
-from workflows.payment import PaymentWorkflow
 from workflows.reconcile_io import Drift, DriftKind, ReconcileReport, ReconcileRequest, RepairAction
 
 log = logging.getLogger("durapay.reconcile")
@@ -60,19 +59,16 @@ class PaymentSignals(Protocol):
 
 
 class TemporalPaymentSignals:
-    """`PaymentSignals` over a Temporal client (payment workflow ids are `payment-<payment id>`)."""
+    """`PaymentSignals` over a Temporal client."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        self._workflows = PaymentWorkflows(client)
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
-        handle = self._client.get_workflow_handle(f"payment-{payment_id}")
         try:
-            await handle.signal(PaymentWorkflow.gateway_event, event)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # closed after its settlement window
-                return False
-            raise
+            await self._workflows.gateway_event(payment_id, event)
+        except PaymentNotRunning:  # closed after its settlement window
+            return False
         return True
 
 

@@ -23,13 +23,14 @@ from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from api import payments, webhooks
-from api.auth import API_KEY_ID, auth_middleware
+from api import customers, payment_list, payments, webhooks
+from api.auth import API_KEY_ID, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
+from api.limits import RateLimit
 from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
-from api.ports import ApiDeps, RateLimit
+from api.ports import ApiDeps
 from api.problems import problem_middleware, rate_limited
 from api.schemas import mask_card_numbers
 
@@ -232,7 +233,7 @@ def create_app(
     if tracer is not None:
         middlewares.insert(0, _tracing_middleware(tracer))
     # The root app creates every request, so its client_max_size bounds every body, webhooks too.
-    app = web.Application(middlewares=middlewares, client_max_size=deps.max_body_bytes)
+    app = web.Application(middlewares=middlewares, client_max_size=deps.limits.max_body_bytes)
     app[DEPS] = deps
     app.add_routes(health_routes(readiness))
     app.router.add_get("/openapi.json", openapi, allow_head=False)
@@ -241,11 +242,16 @@ def create_app(
 
     v1 = web.Application(
         middlewares=[
-            auth_middleware(deps.api_keys),
-            _rate_limit_middleware(deps, deps.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"),
+            auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
+            scope_middleware,
+            _rate_limit_middleware(
+                deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
+            ),
         ]
     )
     v1.add_routes(payments.routes())
+    v1.add_routes(payment_list.routes())
+    v1.add_routes(customers.routes())
     app.add_subapp("/v1", v1)
 
     hooks = web.Application(
@@ -255,7 +261,7 @@ def create_app(
             # needs no global count, and the receiver's hot path no extra database write.
             _token_bucket_middleware(
                 deps,
-                deps.webhook_rate_limit,
+                deps.limits.webhook_rate_limit,
                 lambda request: f"webhook:{_known_gateway(deps, request)}:{request.remote}",
             )
         ]
@@ -264,6 +270,11 @@ def create_app(
     app.add_subapp("/webhooks", hooks)
 
     if deps.codec is not None:
-        codec = create_codec_app(deps.codec, api_keys=deps.api_keys, cors_origins=deps.codec_cors_origins)
+        codec = create_codec_app(
+            deps.codec,
+            api_keys=deps.api_keys,
+            key_scopes=deps.key_scopes,
+            cors_origins=deps.codec_cors_origins,
+        )
         app.add_subapp(CODEC_PREFIX, codec)
     return app

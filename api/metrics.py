@@ -25,9 +25,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 
 from api.payments import ORDER_REFUSALS, create_payment
-from api.ports import WebhookInbox, WebhookOutcome
+from api.ports import WebhookInbox
 from api.problems import PROBLEM_CONTENT_TYPE
 from workflows.domain import PaymentStatus
+from workflows.webhook_inbox import WebhookOutcome
 
 METRICS_PATH = "/metrics"
 UNMATCHED = "unmatched"

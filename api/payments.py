@@ -1,8 +1,8 @@
 """Merchant API handlers: `/v1/payments...`.
 
-Every POST needs an `Idempotency-Key`. The payment id is derived from it (and the API key's id), so a
-retried create lands on the same workflow; the request fingerprint lets the workflow tell a replay
-from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
+Every POST needs an `Idempotency-Key`. The payment id is derived from it and the merchant's id, so a
+retried create lands on the same workflow, whichever of the merchant's keys sends it; the request
+fingerprint lets the workflow tell a replay from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
 refund ids are derived from it, so retrying any of them never does the work twice.
 
 Status codes of `POST /v1/payments`: 201 paid/authorized, 202 waiting for the customer (next_action)
@@ -19,62 +19,42 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from temporalio.client import (
-    WithStartWorkflowOperation,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from pydantic_core import ErrorDetails
+from temporalio.client import WorkflowUpdateFailedError
 
-from api.auth import API_KEY_ID
-from api.ports import ApiDeps
+from api.auth import API_KEY_ID, CALLER, DEFAULT_MERCHANT, Caller, Scope, requires
+from api.ports import ApiDeps, MerchantSettings
 from api.problems import (
     Problem,
     field_error,
-    is_not_found,
     problem_for_update_failure,
     rate_limited,
     temporal_unavailable,
     validation_problem,
 )
+from api.saved_methods import resolve_saved_method
 from api.schemas import (
     CancelPayment,
     CapturePayment,
     CompleteAction,
     CreatePayment,
     CreateRefund,
-    PaymentList,
     PaymentOut,
     RefundOut,
-    contains_card_number,
+    SavedMethodRef,
     find_card_data,
     mask_card_numbers,
 )
-from workflows import search_attributes as sa
-from workflows.domain import (
-    CardMethod,
-    GatewayProfile,
-    PaymentInput,
-    PaymentStatus,
-    PaymentView,
-    RefundStatus,
-)
-from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
+from workflows.client import PaymentNotRunning
+from workflows.domain import GatewayProfile, PaymentInput, PaymentStatus, PaymentView, RefundStatus
+from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
 from workflows.money import MoneyError, to_minor
-from workflows.payment import PaymentWorkflow
 from workflows.validation import validate_payment
 
 log = logging.getLogger("durapay.api")
@@ -113,16 +93,46 @@ def _b32(text: str) -> str:
     return base64.b32encode(digest).decode().lower()[:26]
 
 
-def derive_payment_id(api_key_id: str, idempotency_key: str) -> str:
+def derive_payment_id(merchant_id: str, idempotency_key: str) -> str:
+    # "/" is in no API key id, so no text hashed here is ever one `legacy_payment_id` hashed.
+    return "pay_" + _b32(f"merchant/{merchant_id}:{idempotency_key}")
+
+
+def legacy_payment_id(api_key_id: str, idempotency_key: str) -> str:
+    """The id payments had before merchants, scoped per API key rather than per merchant."""
     return "pay_" + _b32(f"{api_key_id}:{idempotency_key}")
+
+
+async def stored_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str) -> str:
+    """The payment id of (merchant, Idempotency-Key), as far as the store knows.
+
+    Payments made before merchants existed all belong to the `default` merchant and were keyed per
+    API key (`legacy_payment_id`). A retry of one of them must land on its workflow, not start a
+    second payment: for the default merchant, a recorded payment under the legacy id wins; one
+    started but not yet recorded is `started_payment_id`'s to find. Other merchants never had
+    legacy ids."""
+    if caller.merchant_id == DEFAULT_MERCHANT:
+        legacy = legacy_payment_id(caller.key_id, idempotency_key)
+        if await deps.payments.get(legacy) is not None:
+            return legacy
+    return derive_payment_id(caller.merchant_id, idempotency_key)
+
+
+async def started_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str, payment_id: str) -> str:
+    """`payment_id`, unless a default-merchant payment from before merchants was started under its
+    legacy id and not yet recorded (its workers were down, say, across the upgrade): that one. Costs
+    the default merchant's new payments one describe, after the attempt limits (which must refuse
+    without touching Temporal)."""
+    if caller.merchant_id != DEFAULT_MERCHANT:
+        return payment_id
+    legacy = legacy_payment_id(caller.key_id, idempotency_key)
+    if payment_id != legacy and await deps.workflows.exists(legacy):
+        return legacy
+    return payment_id
 
 
 def derive_refund_id(payment_id: str, idempotency_key: str) -> str:
     return "re_" + _b32(f"{payment_id}:{idempotency_key}")
-
-
-def workflow_id(payment_id: str) -> str:
-    return f"payment-{payment_id}"
 
 
 def fingerprint(request: BaseModel) -> str:
@@ -130,11 +140,14 @@ def fingerprint(request: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _update_id(operation: str, api_key_id: str, idempotency_key: str) -> str:
-    # Scoped by operation and key id so the same key sent to capture and then cancel, or by two
-    # API keys, are two updates rather than a replay of one another. Hashed: an update id is kept
-    # in the workflow's history and shown in its UI, and the key is whatever text the caller chose.
-    return f"{operation}:{_b32(f'{api_key_id}:{idempotency_key}')}"
+def _update_token(api_key_id: str, idempotency_key: str) -> str:
+    # Scoped by key id so that two API keys sending the same key are two updates (the workflow
+    # client scopes it by operation: capture and then cancel with one key are two updates too).
+    # Hashed: an update id is kept in the workflow's history and shown in its UI, and the key is
+    # whatever text the caller chose. Still per API key, not per merchant: the path already fixes
+    # the payment (hence the merchant), and a capture retried across the upgrade to merchants
+    # keeps its update id.
+    return _b32(f"{api_key_id}:{idempotency_key}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,13 +183,17 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
             continue  # pydantic's marker for "the key itself" of a dict entry
         # A discriminated union puts the tag in the location ("payment_method", "card", "token");
         # the JSON document has no such level.
-        if index == 1 and loc[0] == "payment_method" and text in ("card", "bank_transfer", "wallet", "bnpl"):
+        if (
+            index == 1
+            and loc[0] == "payment_method"
+            and text in ("card", "bank_transfer", "wallet", "bnpl", "saved")
+        ):
             continue
         parts.append(text.replace("~", "~0").replace("/", "~1"))
     return "/" + "/".join(parts)
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     message = error["msg"]
     return message.removeprefix("Value error, ")
 
@@ -214,14 +231,14 @@ async def read_json(request: web.Request, model: type[Model], *, body_optional: 
         log.warning(
             "refused raw card data on %s %s at %s", request.method, mask_card_numbers(request.path), pointers
         )
-        raise _card_data_problem(pointers)
+        raise card_data_problem(pointers)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
         raise problem_from_validation(exc) from None
 
 
-def _card_data_problem(pointers: list[str]) -> Problem:
+def card_data_problem(pointers: list[str]) -> Problem:
     return Problem(
         422,
         "card_data_not_allowed",
@@ -250,34 +267,34 @@ def _payment_id(request: web.Request) -> str:
     return request.match_info["payment_id"]
 
 
-def _handle(deps: ApiDeps, payment_id: str) -> WorkflowHandle:
-    return deps.client.get_workflow_handle(workflow_id(payment_id))
+def _owned(view: PaymentView | None, merchant_id: str) -> PaymentView | None:
+    """Another merchant's payment is no payment at all to this caller (404, not 403: its
+    existence is not theirs to learn)."""
+    return view if view is not None and view.merchant_id == merchant_id else None
 
 
-async def _query_view(deps: ApiDeps, payment_id: str) -> PaymentView | None:
+async def _query_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView | None:
     try:
-        return await _handle(deps, payment_id).query(PaymentWorkflow.view)
-    except RPCError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+        return _owned(await deps.workflows.view(payment_id), merchant_id)
+    except PaymentNotRunning:
+        return None
 
 
-async def current_view(deps: ApiDeps, payment_id: str) -> PaymentView | None:
+async def current_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView | None:
     """The store's projection first (cheap, survives workflow retention); the workflow itself when
-    the store has not caught up yet."""
+    the store has not caught up yet. Only the merchant's own payments."""
     view = await deps.payments.get(payment_id)
     if view is not None:
-        return view
-    return await _query_view(deps, payment_id)
+        return _owned(view, merchant_id)
+    return await _query_view(deps, payment_id, merchant_id)
 
 
 def _not_found(payment_id: str) -> Problem:
     return Problem(404, "payment_not_found", "Payment not found", f"No payment {payment_id}.")
 
 
-async def require_view(deps: ApiDeps, payment_id: str) -> PaymentView:
-    view = await current_view(deps, payment_id)
+async def require_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView:
+    view = await current_view(deps, payment_id, merchant_id)
     if view is None:
         raise _not_found(payment_id)
     return view
@@ -292,13 +309,19 @@ def _json(model: BaseModel, status: int) -> web.Response:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
-    gateway_id = body.gateway or deps.default_gateway
+def _check_profile(deps: ApiDeps, merchant_id: str, body: CreatePayment) -> GatewayProfile:
+    merchant = deps.merchants.get(merchant_id, MerchantSettings())
+    gateway_id = body.gateway or merchant.default_gateway or deps.default_gateway
     profile = deps.profiles.get(gateway_id)
     if profile is None:
         raise validation_problem([field_error("/gateway", f"unknown gateway {gateway_id!r}")])
+    if merchant.allowed_gateways and gateway_id not in merchant.allowed_gateways:
+        raise validation_problem(
+            [field_error("/gateway", f"gateway {gateway_id!r} is not enabled for this merchant")]
+        )
     if body.currency not in deps.supported_currencies:
         raise validation_problem([field_error("/currency", f"{body.currency} is not accepted here")])
+    assert not isinstance(body.payment_method, SavedMethodRef)  # resolved by the caller
     failure = validate_payment(profile, body.money(), body.payment_method, body.capture_method)
     if failure is not None:
         raise validation_problem(
@@ -307,76 +330,10 @@ def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
     return profile
 
 
-def _summary(payment_input: PaymentInput) -> str:
-    return f"{payment_input.amount} · order {payment_input.order_id} · {payment_input.gateway.id}"
-
-
-def _details(payment_input: PaymentInput) -> str:
-    method = payment_input.method
-    method_text = method.type
-    if isinstance(method, CardMethod) and method.last4:
-        method_text = f"card {method.brand or ''} ····{method.last4}".replace("  ", " ")
-    rows = [
-        ("payment", f"`{payment_input.payment_id}`"),
-        ("order", f"`{payment_input.order_id}`"),
-        ("amount", str(payment_input.amount)),
-        ("gateway", payment_input.gateway.name),
-        ("method", method_text),
-        ("capture", payment_input.capture_method.value),
-    ]
-    if payment_input.customer_id:
-        rows.append(("customer", f"`{payment_input.customer_id}`"))
-    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
-
-
-def _search_attributes(payment_input: PaymentInput) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PENDING.value),
-            SearchAttributePair(sa.GATEWAY, payment_input.gateway.id),
-            SearchAttributePair(sa.ORDER_ID, payment_input.order_id),
-            SearchAttributePair(sa.CURRENCY, payment_input.amount.currency),
-            SearchAttributePair(sa.AMOUNT_MINOR, payment_input.amount.minor),
-        ]
-    )
-
-
-async def _start_and_decide(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
-    operation = WithStartWorkflowOperation(
-        PaymentWorkflow.run,
-        payment_input,
-        id=workflow_id(payment_input.payment_id),
-        task_queue=deps.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # A payment whose workflow has closed (after its settlement window) is never started again
-        # under the same id: that would be a second charge for one idempotency key.
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=_search_attributes(payment_input),
-        static_summary=_summary(payment_input),
-        static_details=_details(payment_input),
-    )
-    try:
-        return await deps.client.execute_update_with_start_workflow(
-            PaymentWorkflow.decide,
-            DecisionRequest(request_fingerprint=payment_input.request_fingerprint),
-            start_workflow_operation=operation,
-            # One update per distinct request: a replay attaches to the first one and gets its
-            # answer, instead of adding an update to the history on every retry.
-            id=f"decide:{payment_input.request_fingerprint[:32]}",
-        )
-    except (RPCError, WorkflowAlreadyStartedError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        # When the start fails, the SDK also fails the operation's handle with the same error;
-        # retrieve it, or asyncio logs "Future exception was never retrieved". Bounded in case a
-        # future SDK leaves the handle pending instead.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(operation.workflow_handle(), timeout=1)
-        raise
-
-
 async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
     """The key's workflow has closed: answer it as a replay. Its fingerprint is out of reach now,
     so at least the order and the amount must match, or the key was reused for another payment."""
-    view = await require_view(deps, payment_input.payment_id)
+    view = await require_view(deps, payment_input.payment_id, payment_input.merchant_id)
     if view.order_id != payment_input.order_id or view.amount != payment_input.amount:
         raise Problem(
             422,
@@ -395,11 +352,15 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         return
     if await deps.payments.get(payment_input.payment_id) is not None:
         return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
-    checks = [("order", payment_input.order_id, deps.order_attempt_limit)]
+    # Order and customer ids are the merchant's own; an address is the same customer's anywhere.
+    merchant = payment_input.merchant_id
+    checks = [("order", f"{merchant}/{payment_input.order_id}", deps.limits.order_attempt_limit)]
     if payment_input.customer_id:
-        checks.append(("customer", payment_input.customer_id, deps.customer_attempt_limit))
+        checks.append(
+            ("customer", f"{merchant}/{payment_input.customer_id}", deps.limits.customer_attempt_limit)
+        )
     if payment_input.customer_ip:
-        checks.append(("ip", payment_input.customer_ip, deps.ip_attempt_limit))
+        checks.append(("ip", payment_input.customer_ip, deps.limits.ip_attempt_limit))
     refused = []
     for name, value, limit in checks:
         allowed, retry_after = await deps.rate_limiter.hit(
@@ -431,14 +392,19 @@ def create_status(view: PaymentView) -> int:
 
 async def create_payment(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
-    api_key_id = request[API_KEY_ID]
+    caller = request[CALLER]
     key = idempotency_key(request)
-    body = await read_json(request, CreatePayment)
-    profile = _check_profile(deps, body)
-    payment_id = derive_payment_id(api_key_id, key)
+    requested = await read_json(request, CreatePayment)
+    # A saved method becomes the card it stands for, on its gateway, with its customer.
+    body, provider_customer_id = await resolve_saved_method(deps, caller.merchant_id, requested)
+    assert not isinstance(body.payment_method, SavedMethodRef)
+    profile = _check_profile(deps, caller.merchant_id, body)
+    payment_id = await stored_payment_id(deps, caller, key)
     amount = body.money()
     payment_input = PaymentInput(
         payment_id=payment_id,
+        merchant_id=caller.merchant_id,
+        provider_customer_id=provider_customer_id,
         order_id=body.order_id,
         gateway=profile,
         amount=amount,
@@ -450,23 +416,26 @@ async def create_payment(request: web.Request) -> web.Response:
         return_url=str(body.return_url) if body.return_url else None,
         description=body.description,
         metadata=body.metadata,
-        request_fingerprint=fingerprint(body),
+        request_fingerprint=fingerprint(requested),
         settings=deps.settings_for(amount.currency),
     )
     await limit_attempts(deps, payment_input)
+    payment_id = await started_payment_id(deps, caller, key, payment_id)
+    payment_input = payment_input.model_copy(update={"payment_id": payment_id})
     try:
-        async with asyncio.timeout(deps.decide_timeout_s):
-            view = await _start_and_decide(deps, payment_input)
+        async with asyncio.timeout(deps.limits.decide_timeout_seconds):
+            view = await deps.workflows.start_and_decide(payment_input, task_queue=deps.task_queue)
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
-    except WorkflowAlreadyStartedError:
+    except PaymentNotRunning:
         view = await _replay_of_closed(deps, payment_input)
     except TimeoutError:
         # Not decided in time (a slow provider): the payment goes on; answer what we know and let
         # the merchant poll. Without a workflow to show, it is safe to retry with the same key.
-        view = await current_view(deps, payment_id)
-        if view is None:
+        current = await current_view(deps, payment_id, caller.merchant_id)
+        if current is None:
             raise temporal_unavailable() from None
+        view = current
     log.info("payment %s order %s: %s", view.id, view.order_id, view.status.value)
     if view.status is PaymentStatus.FAILED and view.failure and view.failure.code in ORDER_REFUSALS:
         raise Problem(
@@ -486,25 +455,9 @@ async def create_payment(request: web.Request) -> web.Response:
 
 async def get_payment(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
-    return _json(PaymentOut.of(await require_view(deps, _payment_id(request))), 200)
-
-
-async def list_payments(request: web.Request) -> web.Response:
-    deps = request.config_dict[DEPS]
-    order_id = request.query.get("order_id", "")
-    if not order_id or len(order_id) > 128:
-        raise Problem(
-            400,
-            "order_id_required",
-            "order_id required",
-            "List payments with ?order_id=<order id> (1 to 128 characters).",
-        )
-    if contains_card_number(order_id):
-        # No payment can have such an order id (creating one refuses it): nothing to look up, and
-        # the number must not travel on into the store's query (or a debug log of it).
-        raise _card_data_problem(["/order_id"])
-    views = await deps.payments.list_by_order(order_id)
-    return _json(PaymentList(data=[PaymentOut.of(view) for view in views]), 200)
+    return _json(
+        PaymentOut.of(await require_view(deps, _payment_id(request), request[CALLER].merchant_id)), 200
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,17 +465,16 @@ async def list_payments(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------
 
 
-async def _update(deps: ApiDeps, payment_id: str, update, arg, *, update_id: str):
+@contextlib.contextmanager
+def _update_problems(payment_id: str) -> Iterator[None]:
     try:
-        return await _handle(deps, payment_id).execute_update(update, arg, id=update_id)
+        yield
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
-    except RPCError as exc:
-        if is_not_found(exc):  # gone since we read it: closed after its settlement window
-            raise Problem(
-                409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
-            ) from None
-        raise
+    except PaymentNotRunning:  # gone since we read it: closed after its settlement window
+        raise Problem(
+            409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
+        ) from None
 
 
 async def capture_payment(request: web.Request) -> web.Response:
@@ -530,15 +482,14 @@ async def capture_payment(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = await read_json(request, CapturePayment, body_optional=True)
     payment_id = _payment_id(request)
-    view = await require_view(deps, payment_id)
+    view = await require_view(deps, payment_id, request[CALLER].merchant_id)
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
-    view = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.capture,
-        CaptureRequest(amount_minor=amount_minor),
-        update_id=_update_id("capture", request[API_KEY_ID], key),
-    )
+    with _update_problems(payment_id):
+        view = await deps.workflows.capture(
+            payment_id,
+            CaptureRequest(amount_minor=amount_minor),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
+        )
     return _json(PaymentOut.of(view), 200)
 
 
@@ -547,14 +498,13 @@ async def cancel_payment(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = await read_json(request, CancelPayment, body_optional=True)
     payment_id = _payment_id(request)
-    await require_view(deps, payment_id)
-    view = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.cancel,
-        CancelRequest(reason=body.reason),
-        update_id=_update_id("cancel", request[API_KEY_ID], key),
-    )
+    await require_view(deps, payment_id, request[CALLER].merchant_id)
+    with _update_problems(payment_id):
+        view = await deps.workflows.cancel(
+            payment_id,
+            CancelRequest(reason=body.reason),
+            idempotency_token=_update_token(request[API_KEY_ID], key),
+        )
     return _json(PaymentOut.of(view), 200)
 
 
@@ -563,16 +513,13 @@ async def create_refund(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = await read_json(request, CreateRefund, body_optional=True)
     payment_id = _payment_id(request)
-    view = await require_view(deps, payment_id)
+    view = await require_view(deps, payment_id, request[CALLER].merchant_id)
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
     refund_id = derive_refund_id(payment_id, key)
-    refund = await _update(
-        deps,
-        payment_id,
-        PaymentWorkflow.refund,
-        RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason),
-        update_id=f"refund:{refund_id}",
-    )
+    with _update_problems(payment_id):
+        refund = await deps.workflows.refund(
+            payment_id, RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason)
+        )
     # 202 while the provider is still processing it; 201 once it has an outcome (see `status`).
     status = 202 if refund.status is RefundStatus.PENDING else 201
     return _json(RefundOut.of(payment_id, refund), status)
@@ -585,24 +532,25 @@ async def complete_action(request: web.Request) -> web.Response:
     idempotency_key(request)  # required on every POST; the signal itself is harmless to repeat
     body = await read_json(request, CompleteAction, body_optional=True)
     payment_id = _payment_id(request)
+    merchant_id = request[CALLER].merchant_id
     # The workflow, not the store: the store may not show `authorizing` yet right after the create
     # answered 202, and the signal must not be skipped for that.
-    view = await _query_view(deps, payment_id)
+    view = await _query_view(deps, payment_id, merchant_id)
     if view is None:
-        return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     if view.status is not PaymentStatus.AUTHORIZING:
         return _json(PaymentOut.of(view), 200)
-    handle = _handle(deps, payment_id)
     try:
-        await handle.signal(PaymentWorkflow.action_completed, ActionCompleted(data=body.data))
-    except RPCError as exc:
-        if is_not_found(exc):  # closed between the query and the signal
-            return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
-        raise
+        await deps.workflows.action_completed(payment_id, ActionCompleted(data=body.data))
+    except PaymentNotRunning:  # closed between the query and the signal
+        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + deps.action_complete_wait_s
+    deadline = loop.time() + deps.limits.action_complete_wait_seconds
     while True:
-        view = await handle.query(PaymentWorkflow.view)
+        polled = await _query_view(deps, payment_id, merchant_id)
+        if polled is None:  # gone since the signal (retention): the store has the last word
+            return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
+        view = polled
         if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:
             break
         await asyncio.sleep(_ACTION_POLL_S)
@@ -611,11 +559,12 @@ async def complete_action(request: web.Request) -> web.Response:
 
 def routes() -> web.RouteTableDef:
     table = web.RouteTableDef()
-    table.post("/payments")(create_payment)
-    table.get("/payments", allow_head=False)(list_payments)
-    table.get(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}", allow_head=False)(get_payment)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/capture")(capture_payment)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/cancel")(cancel_payment)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/refunds")(create_refund)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/actions/complete")(complete_action)
+    write, read = requires(Scope.PAYMENTS_WRITE), requires(Scope.PAYMENTS_READ)
+    one = f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}"
+    table.post("/payments")(write(create_payment))
+    table.get(one, allow_head=False)(read(get_payment))
+    table.post(f"{one}/capture")(write(capture_payment))
+    table.post(f"{one}/cancel")(write(cancel_payment))
+    table.post(f"{one}/refunds")(write(create_refund))
+    table.post(f"{one}/actions/complete")(write(complete_action))
     return table

@@ -7,16 +7,20 @@ store, the gateway registry and the webhook inbox, and hands them over in an `Ap
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
-from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
+from api.limits import ApiLimits
+from workflows.client import PaymentWorkflows
+from workflows.customer_io import CustomerRecord, SavedMethodRecord
+from workflows.domain import GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 
 class WebhookRejected(Exception):
@@ -34,12 +38,14 @@ class StoreUnavailable(Exception):
     of a 500 that tells the caller something is broken for good."""
 
 
-class WebhookOutcome(StrEnum):
-    """What the receiver did with one notification, as recorded in the inbox."""
+@dataclass(frozen=True)
+class PaymentEvent:
+    """One recorded event of a payment, as the store keeps it."""
 
-    SIGNALLED = "signalled"  # Temporal accepted the signal
-    UNKNOWN_PAYMENT = "unknown_payment"  # no payment of ours: acknowledged so the provider stops
-    REJECTED = "rejected"  # signature check failed: nothing signalled
+    type: str
+    version: int
+    data: Mapping[str, str]
+    created_at: datetime
 
 
 class PaymentReader(Protocol):
@@ -47,7 +53,45 @@ class PaymentReader(Protocol):
 
     async def get(self, payment_id: str) -> PaymentView | None: ...
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]: ...
+    async def page(
+        self,
+        merchant_id: str,
+        *,
+        status: PaymentStatus | None = None,
+        gateway: str | None = None,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        provider_payment_id: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 10,
+    ) -> tuple[list[PaymentView], bool]:
+        """The merchant's payments matching every filter given, newest first, strictly after the
+        `after` position; and whether more follow."""
+        ...
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        """`payment_id`'s place in the merchant's list (for `page(after=...)`); None if not theirs."""
+        ...
+
+    async def events(self, payment_id: str) -> list[PaymentEvent]: ...
+
+
+class CustomerDirectory(Protocol):
+    """Customers and their saved payment methods (the store); the workflows write the methods."""
+
+    async def create_customer(self, customer: CustomerRecord) -> CustomerRecord:
+        """Insert unless the id exists; the stored customer either way."""
+        ...
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None: ...
+
+    async def provider_customer(self, customer_id: str, gateway: str) -> str | None: ...
+
+    async def get_method(self, method_id: str) -> SavedMethodRecord | None: ...
+
+    async def list_methods(self, customer_id: str) -> list[SavedMethodRecord]: ...
 
 
 class ProviderRefIndex(Protocol):
@@ -100,12 +144,11 @@ class RateLimiter(Protocol):
 
 
 @dataclass(frozen=True)
-class RateLimit:
-    """At most `limit` requests per `window_s` seconds, per API key (merchant API), per gateway
-    and sender address (webhooks), or payment attempts per order, customer or customer IP."""
+class MerchantSettings:
+    """What the API enforces per merchant ([merchants.<id>])."""
 
-    limit: int
-    window_s: int = 60
+    allowed_gateways: frozenset[str] = frozenset()  # empty: every enabled gateway
+    default_gateway: str | None = None  # None: the deployment's default gateway
 
 
 @dataclass(frozen=True)
@@ -123,23 +166,22 @@ class ApiDeps:
     default_gateway: str = "mock"
     # Currencies this deployment accepts at all; a gateway's profile narrows it further.
     supported_currencies: frozenset[str] = frozenset({"USD", "EUR", "GBP", "CNY", "JPY"})
-    max_body_bytes: int = 64 * 1024
-    rate_limiter: RateLimiter | None = None
-    api_rate_limit: RateLimit = RateLimit(limit=600)
-    webhook_rate_limit: RateLimit = RateLimit(limit=6000)
-    # New payments (a replay of one is not a new attempt), against card testing and retry storms.
-    order_attempt_limit: RateLimit = RateLimit(limit=5, window_s=3600)
-    customer_attempt_limit: RateLimit = RateLimit(limit=10, window_s=3600)
-    ip_attempt_limit: RateLimit = RateLimit(limit=20, window_s=3600)  # the customer's, as sent
-    # How long POST /v1/payments waits for a decision before it answers 202 with the payment as it
-    # stands (a provider that is slow to answer); the payment itself goes on either way.
-    decide_timeout_s: float = 30.0
-    # How long POST /actions/complete waits for the payment to leave `authorizing` before it
-    # answers 202 and leaves the rest to polling or the merchant's own webhook.
-    action_complete_wait_s: float = 5.0
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    rate_limiter: RateLimiter | None = None  # None: no rate limits (benchmarks)
     # GET /metrics (Prometheus; api/metrics.py), without an API key.
     serve_metrics: bool = False
     # The payload codec the client encrypts with: served at /codec for the Temporal UI and CLI
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+    # API key id -> its merchant / its scopes; a key missing here: `default`, payments:write+read.
+    key_merchants: Mapping[str, str] = field(default_factory=dict)
+    key_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    merchants: Mapping[str, MerchantSettings] = field(default_factory=dict)
+    # None: no customers endpoints (404) and no saved-method payments.
+    customers: CustomerDirectory | None = None
+
+    @property
+    def workflows(self) -> PaymentWorkflows:
+        """The payments' workflows, through `client`."""
+        return PaymentWorkflows(self.client)

@@ -142,10 +142,6 @@ def temporal_unavailable() -> Problem:
     )
 
 
-def is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND
-
-
 def problem_for_update_failure(exc: WorkflowUpdateFailedError) -> Problem:
     """An update validator/handler rejection as a problem; anything unexpected stays an error."""
     cause = exc.cause

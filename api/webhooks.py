@@ -8,17 +8,19 @@ when an earlier delivery failed half way. A Temporal outage answers 503 so the p
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
 from aiohttp import web
 from temporalio.service import RPCError
 
-from api.payments import DEPS, workflow_id
-from api.ports import ApiDeps, WebhookOutcome, WebhookRejected
-from api.problems import Problem, is_not_found, temporal_unavailable
+from api.payments import DEPS
+from api.ports import ApiDeps, WebhookRejected
+from api.problems import Problem, temporal_unavailable
+from workflows.client import PaymentNotRunning
 from workflows.gateway_io import GatewayEvent
-from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 log = logging.getLogger("durapay.webhooks")
 
@@ -33,12 +35,10 @@ async def _our_payment_id(deps: ApiDeps, gateway: str, event: GatewayEvent) -> s
 
 async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
     try:
-        await deps.client.get_workflow_handle(workflow_id(payment_id)).signal(
-            PaymentWorkflow.gateway_event, event
-        )
+        await deps.workflows.gateway_event(payment_id, event)
+    except PaymentNotRunning:  # never started, or closed after its settlement window
+        return WebhookOutcome.UNKNOWN_PAYMENT
     except RPCError as exc:
-        if is_not_found(exc):  # never started, or closed after its settlement window
-            return WebhookOutcome.UNKNOWN_PAYMENT
         # Nothing recorded: the provider's retry must find the inbox as if this never happened.
         log.warning("signal %s to %s failed: %s; answering 503", event.event_id, payment_id, exc.status.name)
         raise temporal_unavailable() from None
@@ -50,14 +50,16 @@ async def receive(request: web.Request) -> web.Response:
     gateway = request.match_info["gateway"]
     if not deps.webhooks.known(gateway):
         raise Problem(404, "unknown_gateway", "Unknown gateway", f"No webhook endpoint for {gateway!r}.")
-    if request.content_length is not None and request.content_length > deps.max_body_bytes:
+    if request.content_length is not None and request.content_length > deps.limits.max_body_bytes:
         raise Problem(
-            413, "payload_too_large", "Request body too large", f"At most {deps.max_body_bytes} bytes."
+            413, "payload_too_large", "Request body too large", f"At most {deps.limits.max_body_bytes} bytes."
         )
     body = await request.read()
 
     try:
-        events = deps.webhooks.parse(gateway, request.headers, body)
+        # Off the event loop: verifying can mean waiting for the provider (PayPal checks its own
+        # signatures over HTTP), which must not stall every other request of this process.
+        events = await asyncio.to_thread(deps.webhooks.parse, gateway, request.headers, body)
     except WebhookRejected as exc:
         # Recorded under a digest of the body: there is no trustworthy event id in a forged payload.
         await deps.inbox.record(

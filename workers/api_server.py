@@ -1,8 +1,9 @@
 """The API process: `api.app.create_app` over the store and the gateway registry.
 
 `api/` never imports `activities/`; the adapters below implement its `api/ports.py` Protocols with
-activities' objects, and translate their vocabulary (the store's `WebhookOutcome`, the gateways'
-`WebhookVerificationError`, the database's connection errors) into the API's.
+activities' objects, and translate their vocabulary (the gateways' `WebhookVerificationError`, the
+database's connection errors) into the API's. Webhook outcomes need no translation: both sides
+speak `workflows.webhook_inbox.WebhookOutcome`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import exc as db_errors
@@ -18,20 +21,22 @@ from temporalio.client import Client
 
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.registry import GatewayRegistry
+from activities.store.customers import CustomerStore
 from activities.store.repository import PaymentStore
-from activities.store.tables import WebhookOutcome as StoredWebhookOutcome
 from api.app import AccessLogger, create_app
 from api.ports import (
     ApiDeps,
-    RateLimit,
+    MerchantSettings,
+    PaymentEvent,
     StoreUnavailable,
-    WebhookOutcome,
     WebhookRejected,
 )
 from workers.config import DurapayConfig
 from workers.worker import Runtime, connect, wait_for_stop_signal
+from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.webhook_inbox import WebhookOutcome
 
 log = logging.getLogger("durapay.api")
 
@@ -61,9 +66,20 @@ class StorePorts:
         with store_errors():
             return await self._store.get(payment_id)
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]:
+    async def page(self, merchant_id: str, **filters: Any) -> tuple[list[PaymentView], bool]:
         with store_errors():
-            return await self._store.list_by_order(order_id)
+            return await self._store.page(merchant_id, **filters)
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        with store_errors():
+            return await self._store.position(merchant_id, payment_id)
+
+    async def events(self, payment_id: str) -> list[PaymentEvent]:
+        with store_errors():
+            stored = await self._store.events(payment_id)
+        return [
+            PaymentEvent(type=e.type, version=e.version, data=e.data, created_at=e.created_at) for e in stored
+        ]
 
     async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
         with store_errors():
@@ -81,12 +97,48 @@ class StorePorts:
     ) -> bool:
         with store_errors():
             return await self._store.record_webhook(
-                gateway, event_id, payment_id, verified, StoredWebhookOutcome(outcome.value), event_type
+                gateway, event_id, payment_id, verified, outcome, event_type
             )
 
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
         with store_errors():
             return await self._store.hit(key, window_s, limit)
+
+
+class CustomerPorts:
+    """`CustomerDirectory` over `CustomerStore`."""
+
+    def __init__(self, store: CustomerStore) -> None:
+        self._store = store
+
+    async def create_customer(self, customer: CustomerRecord) -> CustomerRecord:
+        with store_errors():
+            return await self._store.create_customer(customer)
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        with store_errors():
+            return await self._store.get_customer(customer_id)
+
+    async def provider_customer(self, customer_id: str, gateway: str) -> str | None:
+        with store_errors():
+            return await self._store.provider_customer(customer_id, gateway)
+
+    async def get_method(self, method_id: str) -> SavedMethodRecord | None:
+        with store_errors():
+            return await self._store.get_method(method_id)
+
+    async def list_methods(self, customer_id: str) -> list[SavedMethodRecord]:
+        with store_errors():
+            return await self._store.list_methods(customer_id)
+
+
+def merchant_settings(config: DurapayConfig) -> dict[str, MerchantSettings]:
+    return {
+        merchant_id: MerchantSettings(
+            allowed_gateways=frozenset(merchant.allowed_gateways), default_gateway=merchant.default_gateway
+        )
+        for merchant_id, merchant in config.merchants.items()
+    }
 
 
 class RegistryPorts:
@@ -132,18 +184,15 @@ def api_deps(
         settings_for=payment.settings_for,
         default_gateway=payment.default_gateway,
         supported_currencies=frozenset(payment.supported_currencies),
-        max_body_bytes=config.api.max_body_bytes,
+        limits=config.api,  # an `ApiLimits`: [api] extends it
         rate_limiter=store if config.api.rate_limiting else None,
-        api_rate_limit=RateLimit(limit=config.api.rate_limit_per_minute, window_s=60),
-        webhook_rate_limit=RateLimit(limit=config.api.webhook_rate_limit_per_minute, window_s=60),
-        order_attempt_limit=RateLimit(limit=config.api.order_attempts_per_hour, window_s=3600),
-        customer_attempt_limit=RateLimit(limit=config.api.customer_attempts_per_hour, window_s=3600),
-        ip_attempt_limit=RateLimit(limit=config.api.ip_attempts_per_hour, window_s=3600),
-        decide_timeout_s=config.api.decide_timeout_seconds,
-        action_complete_wait_s=config.api.action_complete_wait_seconds,
         serve_metrics=config.api.metrics,
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),
+        key_merchants=config.merchant_of_key(),
+        key_scopes=config.scopes_of_key(),
+        merchants=merchant_settings(config),
+        customers=CustomerPorts(runtime.customers),
     )
 
 

@@ -23,6 +23,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from activities.gateways.plugins import PLUGINS
 from workers import reconcile
 from workers.config import ConfigError, DurapayConfig, flatten, load_config
 from workers.demo import demo_defaults
@@ -157,6 +158,7 @@ def config_check(config: DurapayConfig) -> int:
     for line in connection:
         print(f"# {line}")
     print(f"# enabled gateways: {', '.join(registry.ids())}")
+    print(f"# known gateways: {', '.join(sorted(PLUGINS))}")
     print("# configuration OK")
     return EXIT_OK
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -51,8 +52,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from activities.gateways.plugins import PLUGINS
+from api.auth import DEFAULT_MERCHANT, DEFAULT_SCOPES, SHA256_PREFIX, Scope
+from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
-from workflows.domain import PaymentSettings
+from workflows.domain import PaymentPolicy, PaymentSettings
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -62,13 +66,16 @@ API_KEYS_ENV = "DURAPAY_API_KEYS"
 DEFAULT_CONFIG_FILE = "durapay.toml"
 MASK = "**********"
 
-# Keys of raw (gateway) mappings whose values are treated as secrets when displayed. The gateway
-# settings models use SecretStr themselves; this is the net under them for `config check`.
+# Keys of raw mappings whose values are treated as secrets when displayed. A known gateway's secret
+# fields come from its plugin (`GatewayPlugin.secret_fields`); this is the net under them, for a
+# section no plugin claims (refused by the registry, yet shown) and for fraud_detection.
 _SECRET_KEY_PATTERN = re.compile(
     r"secret|password|passphrase|private|token|credential|api_?key|apiv3|cert|signing", re.I
 )
 _API_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_API_KEY_LENGTH = 16
+# `id:sha256:<hex>` in DURAPAY_API_KEYS: the key's SHA-256 instead of the key (api/auth.py).
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ConfigError(Exception):
@@ -95,22 +102,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PaymentConfig(_Section):
+class PaymentConfig(PaymentPolicy):
+    """`[payment]`: the policy every payment starts with (its fields are declared once, in
+    `workflows.domain.PaymentPolicy`), what the deployment accepts, and the gateway sections."""
+
     default_gateway: str = "mock"
     # Ask for 3-D Secure at or above this amount, read in each payment's own currency.
     tds_threshold: Decimal | None = Field(default=None, gt=0)
     auto_capture: bool = True
-    capture_delay_seconds: int = Field(default=0, ge=0)
     # NoDecode: from the environment "USD,EUR" is more natural than JSON (see _split_currencies).
     supported_currencies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["USD", "EUR", "GBP", "JPY", "CNY"]
     )
-    enable_fraud_check: bool = True
-    risk_threshold: int = Field(default=75, ge=0, le=100)
-    action_timeout_seconds: int = Field(default=900, gt=0)
-    authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
-    settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
-    status_poll_seconds: int = Field(default=30, gt=0)
     # `[payment.<gateway>]` tables, validated by the gateway registry. Hidden from repr: they hold
     # provider secrets as plain strings until the registry turns them into SecretStr.
     gateways: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
@@ -177,37 +180,20 @@ class PaymentConfig(_Section):
 
     def settings_for(self, currency: str) -> PaymentSettings:
         """The settings a payment in `currency` starts with (fixed for its whole life)."""
-        return PaymentSettings(
-            capture_delay_seconds=self.capture_delay_seconds,
-            action_timeout_seconds=self.action_timeout_seconds,
-            authorization_ttl_seconds=self.authorization_ttl_seconds,
-            settlement_window_seconds=self.settlement_window_seconds,
-            enable_fraud_check=self.enable_fraud_check,
-            risk_threshold=self.risk_threshold,
-            tds_threshold_minor=self.tds_threshold_minor(currency),
-            status_poll_seconds=self.status_poll_seconds,
-        )
+        policy = {name: getattr(self, name) for name in PaymentPolicy.model_fields}
+        return PaymentSettings(**policy, tds_threshold_minor=self.tds_threshold_minor(currency))
 
 
-class ApiConfig(_Section):
+class ApiConfig(ApiLimits):
+    """`[api]`: where the API listens, its keys, and its limits (declared once, in
+    `api.ports.ApiLimits`)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: an ephemeral port (tests)
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    max_body_bytes: int = Field(default=64 * 1024, gt=0)
     # Fixed-window limits shared by every API process through the database (per API key, payment
     # attempts), and webhook flood protection per instance in memory; off for benchmarks.
     rate_limiting: bool = True
-    rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
-    # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
-    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
-    # New payments per hour (with rate_limiting): per order, per customer, per customer IP address.
-    order_attempts_per_hour: int = Field(default=5, gt=0)
-    customer_attempts_per_hour: int = Field(default=10, gt=0)
-    ip_attempts_per_hour: int = Field(default=20, gt=0)
-    # How long POST /v1/payments waits for a decision before answering 202 (the payment goes on).
-    decide_timeout_seconds: float = Field(default=30, gt=0)
-    # How long POST /actions/complete waits for the outcome before answering 202.
-    action_complete_wait_seconds: float = Field(default=5, ge=0)
     # GET /metrics (Prometheus, no API key) on this listener. Off by default: the listener faces
     # providers' webhooks, and traffic counts are nobody's business outside; turn it on where the
     # ingress keeps /metrics internal.
@@ -219,7 +205,12 @@ class ApiConfig(_Section):
         for key_id, secret in value.items():
             if not _API_KEY_ID.match(key_id):
                 raise ValueError(f"API key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-            if len(secret.get_secret_value()) < MIN_API_KEY_LENGTH:
+            text = secret.get_secret_value()
+            if text.startswith(SHA256_PREFIX):
+                # A hash stands in for the secret: it must be one, or no key could ever match it.
+                if not _SHA256_HEX.match(text.removeprefix(SHA256_PREFIX)):
+                    raise ValueError(f"API key {key_id!r}: sha256: must be followed by 64 hex digits")
+            elif len(text) < MIN_API_KEY_LENGTH:
                 raise ValueError(f"API key {key_id!r} is shorter than {MIN_API_KEY_LENGTH} characters")
         return value
 
@@ -367,6 +358,59 @@ class DatabaseConfig(_Section):
         return re.sub(r"(?<=://)([^:/@]+):[^@]*@", rf"\1:{MASK}@", raw)
 
 
+# --- merchants and API key scopes ----------------------------------------------------------
+
+_MERCHANT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+class MerchantConfig(_Section):
+    """`[merchants.<merchant id>]`: who the merchant is to durapay. Its keys' secrets stay in
+    DURAPAY_API_KEYS; only their ids are listed here."""
+
+    api_keys: list[str] = Field(default_factory=list)
+    # Where durapay will notify the merchant of payment events (config only for now); the secret
+    # signs those notifications: DURAPAY_MERCHANTS__<ID>__WEBHOOK_SECRET, never the file.
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    # Gateways this merchant may use; empty: every enabled gateway.
+    allowed_gateways: list[str] = Field(default_factory=list)
+    # The gateway of a request that names none; None: [payment] default_gateway.
+    default_gateway: str | None = None
+
+    @model_validator(mode="after")
+    def _default_allowed(self) -> MerchantConfig:
+        if (
+            self.default_gateway
+            and self.allowed_gateways
+            and self.default_gateway not in self.allowed_gateways
+        ):
+            raise ValueError(f"default_gateway {self.default_gateway!r} is not in allowed_gateways")
+        return self
+
+
+def _check_merchants(merchants: dict[str, MerchantConfig]) -> dict[str, MerchantConfig]:
+    owners: dict[str, str] = {}
+    for merchant_id, merchant in merchants.items():
+        if not _MERCHANT_ID.match(merchant_id):
+            raise ValueError(f"merchant id {merchant_id!r} must be 1-64 of a-z 0-9 _ -")
+        for key_id in merchant.api_keys:
+            if key_id in owners and owners[key_id] != merchant_id:
+                raise ValueError(
+                    f"API key {key_id!r} is listed under merchants {owners[key_id]!r} and {merchant_id!r}"
+                )
+            owners[key_id] = merchant_id
+    return merchants
+
+
+def _check_scopes(scopes: dict[str, list[str]]) -> dict[str, list[str]]:
+    for key_id, granted in scopes.items():
+        unknown = [scope for scope in granted if scope not in set(Scope)]
+        if unknown:
+            known = ", ".join(scope.value for scope in Scope)
+            raise ValueError(f"API key {key_id!r}: unknown scope(s) {', '.join(unknown)} (known: {known})")
+    return scopes
+
+
 class DurapayConfig(BaseSettings):
     """The effective configuration of one durapay process."""
 
@@ -387,6 +431,24 @@ class DurapayConfig(BaseSettings):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # `[merchants.<id>]`; a key listed under none belongs to the `default` merchant.
+    merchants: dict[str, MerchantConfig] = Field(default_factory=dict)
+    # `[api_key_scopes]` `<key id> = ["ops", ...]`; a key not listed: payments:write + payments:read.
+    api_key_scopes: dict[str, list[str]] = Field(default_factory=dict)
+
+    _merchants = field_validator("merchants")(_check_merchants)
+    _scopes = field_validator("api_key_scopes")(_check_scopes)
+
+    def merchant_of_key(self) -> dict[str, str]:
+        """API key id -> merchant id, for every configured key."""
+        owners = {key_id: merchant_id for merchant_id, m in self.merchants.items() for key_id in m.api_keys}
+        return {key_id: owners.get(key_id, DEFAULT_MERCHANT) for key_id in self.api.api_keys}
+
+    def scopes_of_key(self) -> dict[str, frozenset[str]]:
+        """API key id -> its scopes, for every configured key."""
+        return {
+            key_id: frozenset(self.api_key_scopes.get(key_id, DEFAULT_SCOPES)) for key_id in self.api.api_keys
+        }
 
     @classmethod
     def settings_customise_sources(
@@ -405,7 +467,9 @@ class DurapayConfig(BaseSettings):
         if spec.secrets_dir is not None:
             sources.append(
                 _SecretsDirSource(
-                    settings_cls,
+                    # The source pydantic-settings built (its settings class and init state), with
+                    # the directory and naming chosen here.
+                    file_secret_settings,
                     secrets_dir=spec.secrets_dir,
                     secrets_dir_missing="error",
                     secrets_prefix="",
@@ -422,7 +486,8 @@ class DurapayConfig(BaseSettings):
         """The effective configuration as plain data, every secret replaced by a mask."""
         data = self.model_dump(mode="json", exclude={"database"})
         data["payment"]["gateways"] = {
-            name: _mask_mapping(section) for name, section in self.payment.gateways.items()
+            name: _mask_mapping(_mask_gateway_secrets(name, section))
+            for name, section in self.payment.gateways.items()
         }
         data["fraud_detection"] = _mask_mapping(self.fraud_detection)
         data["database"] = {"url": self.database.display_url}
@@ -430,6 +495,25 @@ class DurapayConfig(BaseSettings):
             if data["temporal"][key] is not None:
                 data["temporal"][key] = "(PEM)"
         return data
+
+
+def _mask_gateway_secrets(gateway_id: str, section: Mapping[str, Any]) -> dict[str, Any]:
+    """The section with the secret fields its plugin declares masked (dotted names)."""
+    masked = dict(section)
+    plugin = PLUGINS.get(gateway_id)
+    for field_name in plugin.secret_fields if plugin else ():
+        *parents, leaf = field_name.split(".")
+        table: Any = masked
+        for parent in parents:
+            if not isinstance(table.get(parent), Mapping):
+                break
+            nested = dict(table[parent])  # a copy: the configuration itself stays as it is
+            table[parent] = nested
+            table = nested
+        else:
+            if table.get(leaf) not in (None, "", []):
+                table[leaf] = [MASK] * len(table[leaf]) if isinstance(table[leaf], list) else MASK
+    return masked
 
 
 def _mask_mapping(value: Any, key: str = "") -> Any:

@@ -7,7 +7,7 @@ API first, then the worker (draining), then the Temporal server.
 
 `durapay demo` is the same minus the Temporal server: against an already running one.
 
-Both run the fake Stripe, WeChat Pay and AliPay servers in-process (workers/fake_providers) for the
+Both run the fake of every gateway plugin that has one in-process (activities/gateways/<id>/fake.py, via workers/fake_providers) for the
 gateways the user did not configure, and the demo runs those providers' flows too; turned off with
 `fake_providers=False` (`--no-fake-providers`).
 """
@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.gateways.mock import GATEWAY_ID as MOCK
-from activities.gateways.mock import MockGateway
+from activities.gateways.mock.adapter import MockGateway
+from api.auth import Scope
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer
@@ -54,7 +55,9 @@ def with_dev_api_key(config: DurapayConfig) -> tuple[DurapayConfig, Path | None]
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(key + "\n")
     api = config.api.model_copy(update={"api_keys": {DEV_API_KEY_ID: SecretStr(key)}})
-    return config.model_copy(update={"api": api}), key_file
+    # The local key is the developer's own: every scope, ops (the codec server) included.
+    scopes = {**config.api_key_scopes, DEV_API_KEY_ID: [scope.value for scope in Scope]}
+    return config.model_copy(update={"api": api, "api_key_scopes": scopes}), key_file
 
 
 def _mock_gateway(services: Services) -> MockGateway:

@@ -8,7 +8,7 @@ of gateway clients.
 
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
-gateway metrics (activities/metrics.py) from whichever process runs the worker. With
+gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
 `[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py). The
 connection's TLS, mTLS and API key come from `[temporal]` (workers/temporal_tls.py); with
 `[telemetry] otlp_endpoint`, the runtime traces (workers/telemetry.py) and its clients carry the
@@ -44,13 +44,15 @@ from temporalio.runtime import PrometheusConfig, TelemetryConfig
 from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
+from activities.customers import CustomerActivities
 from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
-from activities.metrics import GatewayMetrics
+from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
+from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
@@ -59,6 +61,7 @@ from workers.config import ConfigError, DurapayConfig, parse_bind
 from workers.health import Readiness, database_probe, serving_health, temporal_probe, worker_probe
 from workers.telemetry import Tracing
 from workers.temporal_tls import client_security
+from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -72,12 +75,14 @@ class _CodeOnceLoader(importlib.machinery.SourceFileLoader):
         super().__init__(fullname, path)
         self._codes = codes
 
-    def get_code(self, fullname: str) -> CodeType:
+    def get_code(self, fullname: str) -> CodeType | None:
         stat = os.stat(self.path)
         key = (self.path, stat.st_mtime_ns, stat.st_size)
         code = self._codes.get(key)
         if code is None:
-            code = self._codes[key] = super().get_code(fullname)
+            code = super().get_code(fullname)
+            if code is not None:  # None is for a module without source: nothing to keep
+                self._codes[key] = code
         return code
 
 
@@ -169,7 +174,9 @@ def data_converter(codec: AesGcmCodec | None) -> DataConverter:
 def with_data_converter(client: Client, converter: DataConverter) -> Client:
     """`client`'s connection with `converter`, for a client made elsewhere (a test's server, the
     dev stack's) that must read and write exactly what this configuration's processes do."""
-    return Client(**{**client.config(), "data_converter": converter})
+    config = client.config()  # a copy: the client's own is untouched
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 async def prepare_database(config: DurapayConfig) -> None:
@@ -191,6 +198,11 @@ class Runtime:
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     tracing: Tracing | None = None
+    # Served with the gateway metrics, from the same registry.
+    payment_metrics: PaymentMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -224,6 +236,10 @@ class Runtime:
             probes["worker"] = worker_probe(worker)
         return Readiness(probes)
 
+    @property
+    def customers(self) -> CustomerStore:
+        return CustomerStore(self.engine)  # stateless over the engine: cheap to make per use
+
     async def aclose(self) -> None:
         await self.registry.aclose()
         await self.engine.dispose()
@@ -243,7 +259,8 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store).definitions(),
+        *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
+        *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
 
 
@@ -315,7 +332,8 @@ async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> As
         ) from None
     try:
         bound_host = f"[{host}]" if ":" in host else host
-        yield f"http://{bound_host}:{server.server_port}"
+        async with runtime.payment_metrics.watching_waiting(runtime.store):
+            yield f"http://{bound_host}:{server.server_port}"
     finally:
         # shutdown() waits for the serving thread to notice (up to its poll interval): not on the loop.
         await asyncio.to_thread(server.shutdown)
@@ -345,7 +363,12 @@ async def build_worker(
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
-        workflows=[PaymentWorkflow, ReconciliationWorkflow],
+        workflows=[
+            PaymentWorkflow,
+            ReconciliationWorkflow,
+            SavePaymentMethodWorkflow,
+            DetachPaymentMethodWorkflow,
+        ],
         # Reconciliation repairs drift by signalling payment workflows, hence the client.
         activities=[
             *activities(runtime),

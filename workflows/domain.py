@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.money import Amount
 
+# The merchant of API keys no `[merchants.<id>]` lists, and of every payment made before merchants.
+DEFAULT_MERCHANT_ID = "default"
+
 
 class Contract(BaseModel):
     """Base of every contract model: unknown fields are an error, not silently dropped."""
@@ -156,8 +159,9 @@ class GatewayProfile(Contract):
     supports_manual_capture: bool = True
 
 
-class PaymentSettings(Contract):
-    """The part of the configuration a payment is started with; fixed for its whole life."""
+class PaymentPolicy(Contract):
+    """The rules every payment follows, whatever its currency. The configuration's `[payment]`
+    section extends this model (workers/config.py), so these are also its keys."""
 
     capture_delay_seconds: int = Field(default=0, ge=0)
     action_timeout_seconds: int = Field(default=900, gt=0)
@@ -165,8 +169,13 @@ class PaymentSettings(Contract):
     settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
     enable_fraud_check: bool = True
     risk_threshold: int = Field(default=75, ge=0, le=100)
-    tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
     status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
+
+
+class PaymentSettings(PaymentPolicy):
+    """The part of the configuration a payment is started with; fixed for its whole life."""
+
+    tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
 
 
 class PaymentInput(Contract):
@@ -186,12 +195,18 @@ class PaymentInput(Contract):
     metadata: dict[str, str] = Field(default_factory=dict)
     request_fingerprint: str  # hash of the API request, to tell a replay from a key reused for another
     settings: PaymentSettings = Field(default_factory=PaymentSettings)
+    # Defaults, so that histories started before merchants existed still deserialize.
+    merchant_id: str = DEFAULT_MERCHANT_ID  # the merchant whose API key created the payment
+    # The gateway's own customer, for a saved payment method (which the gateway only charges
+    # together with the customer it was saved for); `customer_id` stays the merchant's.
+    provider_customer_id: str | None = None
 
 
 class PaymentView(Contract):
     """A payment's current state: the workflow's query result, the API's answer, the store's row."""
 
     id: str
+    merchant_id: str = DEFAULT_MERCHANT_ID
     order_id: str
     gateway: str
     status: PaymentStatus

@@ -13,12 +13,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_names as act
+    from workflows.activity_options import ActivityOptions
     from workflows.reconcile_io import ReconcileReport, ReconcileRequest, ReconcileWindow
 
 # One walk can take a while on a large window (one lookup per payment); the activity heartbeats per
 # page, and a retry walks again from the start, which is safe: lookups only read, and the events it
 # signals carry deterministic ids the workflows de-duplicate.
-RECONCILE_CALL = dict(
+RECONCILE_CALL = ActivityOptions(
     start_to_close_timeout=timedelta(hours=1),
     heartbeat_timeout=timedelta(minutes=2),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=10), maximum_attempts=3),
@@ -36,10 +37,11 @@ class ReconciliationWorkflow:
             repair=window.repair,
             grace_seconds=window.grace_seconds,
         )
-        return await workflow.execute_activity(
+        report: ReconcileReport = await workflow.execute_activity(
             act.RECONCILE,
             request,
             result_type=ReconcileReport,
             summary="reconcile",
             **RECONCILE_CALL,
         )
+        return report

@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
-from activities.gateways.mock import MockGateway, MockSettings
+from activities.gateways.mock.adapter import MockGateway
+from activities.gateways.mock.settings import MockSettings
 from activities.gateways.registry import GatewayRegistry
 from activities.reconciliation import (
     Reconciler,
@@ -26,6 +27,7 @@ from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from tests.activities.store.helpers import T0, make_view
 from tests.stack import Stack, running_stack
+from workflows.client import workflow_id
 from workflows.domain import (
     CardMethod,
     Failure,
@@ -188,7 +190,7 @@ async def charge(mock: MockGateway, payment_id: str, token: str, *, capture: boo
             amount=USD,
             method=card(token),
             capture=capture,
-            idempotency_key=f"payment-{payment_id}:authorize",
+            idempotency_key=f"{workflow_id(payment_id)}:authorize",
         )
     )
 
@@ -252,7 +254,7 @@ async def test_drift_made_on_purpose_is_reported_then_repaired(
             payment_id=ids["partial"],
             provider_payment_id=partial.provider_payment_id,
             amount=USD.with_minor(2000),
-            idempotency_key=f"payment-{ids['partial']}:capture",
+            idempotency_key=f"{workflow_id(ids['partial'])}:capture",
         )
     )
     await record(
@@ -278,7 +280,7 @@ async def test_drift_made_on_purpose_is_reported_then_repaired(
             provider_payment_id=paid.provider_payment_id,
             refund_id="re_1",
             amount=USD.with_minor(1000),
-            idempotency_key=f"payment-{ids['refund']}:refund:re_1",
+            idempotency_key=f"{workflow_id(ids['refund'])}:refund:re_1",
         )
     )
     pending = RefundView(
@@ -557,7 +559,7 @@ async def test_a_paid_payment_is_never_moved_back(reconcile_stack: Stack, unique
         RepairAction.REPORTED,
         None,
     )
-    handle = stack.client.get_workflow_handle(f"payment-{paid['id']}")
+    handle = stack.client.get_workflow_handle(workflow_id(paid["id"]))
     signals = [
         e
         async for e in handle.fetch_history_events()

@@ -14,11 +14,12 @@ import httpx
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
-from activities.gateways.mock import MockWebhook
-from activities.store.tables import WebhookOutcome
+from activities.gateways.mock.adapter import MockWebhook
 from tests.stack import Stack, running_stack
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 from workflows.gateway_io import GatewayEventKind
+from workflows.webhook_inbox import WebhookOutcome
 
 PROBLEM = "application/problem+json"
 
@@ -73,7 +74,7 @@ async def _at_least(count, n: int) -> int | None:
 
 async def _signals(stack: Stack, payment_id: str) -> int:
     count = 0
-    async for event in stack.client.get_workflow_handle(f"payment-{payment_id}").fetch_history_events():
+    async for event in stack.client.get_workflow_handle(workflow_id(payment_id)).fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             count += event.workflow_execution_signaled_event_attributes.signal_name == "gateway_event"
     return count
@@ -292,7 +293,7 @@ async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite
         body = payment(unique)
         first = await _post(http, stack, "/v1/payments", body, unique)
         assert first.status_code == 201, first.text
-        handle = stack.client.get_workflow_handle(f"payment-{first.json()['id']}")
+        handle = stack.client.get_workflow_handle(workflow_id(first.json()["id"]))
         await handle.result()
 
         replay = await _post(http, stack, "/v1/payments", body, unique)
@@ -303,5 +304,7 @@ async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite
         )
         other = await _post(http, stack, "/v1/payments", payment(f"{unique}-other"), unique)
         assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
-        runs = [w async for w in stack.client.list_workflows(f"WorkflowId = 'payment-{first.json()['id']}'")]
+        runs = [
+            w async for w in stack.client.list_workflows(f"WorkflowId = '{workflow_id(first.json()['id'])}'")
+        ]
         assert len(runs) == 1

@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.service import RPCError, RPCStatusCode
 
-from api.ports import RateLimit
 from tests.api.fakes import (
     AUTH,
     CountingRateLimiter,
@@ -67,6 +67,9 @@ class DecidingTemporal:
 
     async def signal(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    async def describe(self) -> None:  # no payment from before merchants (legacy ids)
+        raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
 
 
 async def test_metrics_are_off_unless_configured() -> None:
@@ -182,11 +185,10 @@ async def test_payment_decisions_by_status() -> None:
 
 
 async def test_attempt_limit_refusals_by_limit() -> None:
+    limiter = CountingRateLimiter()
+    limiter.hits["attempts:customer:default/cus_1"] = 1  # this customer's one attempt of the hour is used up
     deps = make_deps(
-        rate_limiter=CountingRateLimiter(),
-        store=FakeStore(),
-        customer_attempt_limit=RateLimit(limit=0, window_s=3600),
-        serve_metrics=True,
+        rate_limiter=limiter, store=FakeStore(), limits={"customer_attempts_per_hour": 1}, serve_metrics=True
     )
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         for key in ("k1", "k2"):

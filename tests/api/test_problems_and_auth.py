@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import aiohttp
@@ -13,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import authenticate
-from api.ports import RateLimit
 from api.problems import PROBLEM_CONTENT_TYPE, Problem, problem_for_update_failure, problem_middleware
 from tests.api.fakes import AUTH, CountingRateLimiter, FakeStore, a_view, make_deps, serve
 from workflows.rejections import Rejection
@@ -117,6 +117,37 @@ def test_authenticate_finds_the_key_id():
     assert authenticate(None, keys) is None
 
 
+def test_a_key_configured_as_its_sha256_matches_the_key_itself():
+    digest = hashlib.sha256(b"sk_live_hashed_0123456789").hexdigest()
+    keys = {"plain": SecretStr("sk_a"), "hashed": SecretStr(f"sha256:{digest}")}
+    assert authenticate("Bearer sk_live_hashed_0123456789", keys) == "hashed"
+    # The hash is not a password: presenting it (or its text) authenticates nothing.
+    assert authenticate(f"Bearer {digest}", keys) is None
+    assert authenticate(f"Bearer sha256:{digest}", keys) is None
+    assert authenticate("Bearer sk_a", keys) == "plain"
+
+
+async def test_a_merchants_key_and_its_scopes_reach_the_handlers():
+    """A key of another merchant sees none of the default merchant's payments; a key without
+    payments:read is refused reading with 403 before anything is looked up."""
+    view = a_view()
+    deps = make_deps(
+        store=FakeStore(views={view.id: view}),
+        key_merchants={"key_other": "acme"},
+        key_scopes={"key_test": frozenset({"payments:write"})},
+    )
+    other = {"Authorization": "Bearer sk_test_other"}
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/v1/payments/{view.id}", headers=other) as resp:
+            assert (resp.status, (await resp.json(content_type=None))["code"]) == (404, "payment_not_found")
+        async with http.get(f"{base}/v1/payments", headers=other) as resp:
+            assert (await resp.json())["data"] == []
+        async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
+            problem = await resp.json(content_type=None)
+            assert (resp.status, resp.content_type) == (403, PROBLEM_CONTENT_TYPE)
+            assert (problem["code"], problem["required_scope"]) == ("insufficient_scope", "payments:read")
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Token sk_test_0123456789abcdef"}],
@@ -156,7 +187,7 @@ async def test_healthz_and_openapi_need_no_key():
 async def test_rate_limit_per_api_key():
     limiter = CountingRateLimiter()
     store = FakeStore(views={a_view().id: a_view()})
-    deps = make_deps(store=store, rate_limiter=limiter, api_rate_limit=RateLimit(limit=2))
+    deps = make_deps(store=store, rate_limiter=limiter, limits={"rate_limit_per_minute": 2})
     async with serve(deps) as base, aiohttp.ClientSession() as http:
         statuses = []
         for _ in range(3):

@@ -21,15 +21,17 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
-from activities.gateways.mock import MockGateway, MockWebhook
-from activities.store.tables import WebhookOutcome
+from activities.gateways.mock.adapter import MockGateway, MockWebhook
+from activities.gateways.stripe.fake import FakeStripe
+from api.auth import DEFAULT_MERCHANT
 from api.payments import derive_payment_id
 from tests.stack import API_KEY_ID, Stack, running_stack
-from workers.fake_providers.stripe import FakeStripe, gateway_section
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEventKind, RefundCall
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -47,7 +49,7 @@ async def fake() -> AsyncIterator[FakeStripe]:
 async def stack(temporal_env, tmp_path_factory, fake: FakeStripe) -> AsyncIterator[Stack]:
     db = tmp_path_factory.mktemp("webhook-stress") / "durapay.db"
     # The workflows' own status poll is pushed out: what moves a payment here is the webhooks.
-    overrides = {"payment": {"status_poll_seconds": 3600, "stripe": gateway_section(fake)}}
+    overrides = {"payment": {"status_poll_seconds": 3600, "stripe": fake.gateway_section()}}
     async with running_stack(
         temporal_env.client,
         task_queue=f"tq-webhook-stress-{uuid.uuid4().hex[:8]}",
@@ -128,7 +130,7 @@ async def applied(stack: Stack, payment_id: str, event_id: str) -> int:
 async def settled_events(stack: Stack, payment_id: str) -> list[str]:
     """The payment's record once the workflow is done with what was signalled to it: its version
     (bumped by every transition) has stopped moving, and the store has caught up with it."""
-    handle = stack.client.get_workflow_handle(f"payment-{payment_id}")
+    handle = stack.client.get_workflow_handle(workflow_id(payment_id))
     deadline = asyncio.get_running_loop().time() + 15
     version = (await handle.query(PaymentWorkflow.view)).version
     while asyncio.get_running_loop().time() < deadline:
@@ -143,7 +145,7 @@ async def settled_events(stack: Stack, payment_id: str) -> list[str]:
 
 async def signals(stack: Stack, payment_id: str) -> int:
     count = 0
-    async for event in stack.client.get_workflow_handle(f"payment-{payment_id}").fetch_history_events():
+    async for event in stack.client.get_workflow_handle(workflow_id(payment_id)).fetch_history_events():
         count += event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     return count
 
@@ -273,7 +275,7 @@ async def test_a_refund_notification_that_overtakes_the_payments_confirmation(st
 
 async def test_an_event_before_the_workflow_waits_for_it(stack, http, mock, unique):
     """The success notification lands while the workflow is still inside its authorize call."""
-    payment_id = derive_payment_id(API_KEY_ID, unique)
+    payment_id = derive_payment_id(DEFAULT_MERCHANT, unique)
     early = MockWebhook(
         type=GatewayEventKind.PAYMENT_SUCCEEDED.value,
         payment_id=payment_id,
@@ -288,7 +290,7 @@ async def test_an_event_before_the_workflow_waits_for_it(stack, http, mock, uniq
     mock.settings.latency_ms = 1500  # the provider is slow to answer the authorization
     try:
         creating = asyncio.create_task(create(http, stack, unique, "tok_async_webhook"))
-        handle = stack.client.get_workflow_handle(f"payment-{payment_id}")
+        handle = stack.client.get_workflow_handle(workflow_id(payment_id))
 
         async def authorizing() -> bool | None:
             try:
@@ -335,7 +337,7 @@ async def test_an_event_for_a_closed_workflow(temporal_env, task_queue, sqlite_u
         closing.http() as http,
     ):
         paid = await create(http, closing, unique)
-        await closing.client.get_workflow_handle(f"payment-{paid['id']}").result()
+        await closing.client.get_workflow_handle(workflow_id(paid["id"])).result()
         before = await closing.store.get(paid["id"])
         mock: MockGateway = closing.gateway("mock")  # type: ignore[assignment]
         late = mock.webhook_for(

@@ -8,12 +8,13 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.ports import WebhookOutcome
 from api.problems import PROBLEM_CONTENT_TYPE
 from tests.api.fakes import FakeStore, make_deps, serve, signed
 from tests.workflows.builders import payment_input
+from workflows.client import workflow_id
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 
 def _event(event_id: str = "evt_1", **fields) -> GatewayEvent:
@@ -41,7 +42,7 @@ async def test_unknown_gateway_is_404():
 async def test_oversized_body_is_413_and_not_parsed():
     deps = make_deps()
     body, headers = signed([_event(f"evt_{i}") for i in range(40)])
-    assert len(body) > deps.max_body_bytes
+    assert len(body) > deps.limits.max_body_bytes
     status, content_type, _ = await _deliver(deps, body, headers)
     assert (status, content_type) == (413, PROBLEM_CONTENT_TYPE)
     assert deps.inbox.entries == []
@@ -116,7 +117,7 @@ async def test_events_are_signalled_and_duplicates_signalled_again(
     # No worker: the signals wait in the workflow's history, which is all the receiver is responsible for.
     payment_id = f"pay_{unique}"
     handle = await temporal_env.client.start_workflow(
-        PaymentWorkflow.run, payment_input(payment_id), id=f"payment-{payment_id}", task_queue=task_queue
+        PaymentWorkflow.run, payment_input(payment_id), id=workflow_id(payment_id), task_queue=task_queue
     )
     try:
         store = FakeStore(provider_refs={("mock", "pi_123"): payment_id})

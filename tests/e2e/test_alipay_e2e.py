@@ -7,16 +7,18 @@ One stack and one fake serve the whole module (each test has its own ids).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
 
+from activities.gateways.alipay.fake import FakeAlipay
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import (
+    Check,
     awaiting_customer,
     event_types,
     eventually,
@@ -30,7 +32,7 @@ from tests.e2e.helpers import (
     wallet_payment,
 )
 from tests.stack import Stack
-from workers.fake_providers.alipay import FakeAlipay
+from workflows.activity_names import LOOKUP
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to pay here
 
@@ -189,13 +191,35 @@ async def test_notification_whose_amount_does_not_match_is_not_a_payment(stack, 
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")
 
 
+def lookups_answered(stack: Stack, payment_id: str, count: int) -> Check:
+    """A check for `eventually`: True once `count` of the payment's gateway lookups have returned
+    and a workflow task has completed after the last of them (the workflow has acted on it)."""
+
+    async def check() -> bool | None:
+        lookups: set[int] = set()
+        answered = 0
+        async for event in stack.client.get_workflow_handle(f"payment-{payment_id}").fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                if event.activity_task_scheduled_event_attributes.activity_type.name == LOOKUP:
+                    lookups.add(event.event_id)
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                answered += event.activity_task_completed_event_attributes.scheduled_event_id in lookups
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and answered >= count:
+                return True
+        return None
+
+    return check
+
+
 async def test_page_not_yet_opened_keeps_waiting_for_the_customer(stack, http, fake, unique):
     """AliPay creates a page trade only when the customer opens it: the workflow's polls in between
     must not read "no such trade" as a failure (LookupCall.method tells the adapter the flow)."""
     waiting = await new_payment(http, stack, unique, flow="page")
     payment_id = waiting["id"]
 
-    await asyncio.sleep(2.5)  # a couple of status polls (status_poll_seconds = 1) find no trade yet
+    # A couple of status polls (status_poll_seconds = 1) find no trade yet, and the workflow has
+    # acted on both answers.
+    assert await eventually(lookups_answered(stack, payment_id, 2)) is True
 
     view = await payment_view(http, stack, payment_id)
     assert view["status"] == "authorizing", view.get("failure")

@@ -14,10 +14,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from activities.gateways.stripe.fake import FakeStripe
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import awaiting_customer, eventually, gateway_stack, post, until_status
 from tests.stack import Stack
-from workers.fake_providers.stripe import FakeStripe, gateway_section
+from workflows.client import workflow_id
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -31,7 +32,7 @@ async def stack(temporal_env, pg_url, fake: FakeStripe) -> AsyncIterator[Stack]:
     async with gateway_stack(
         temporal_env.client,
         "stripe",
-        gateway_section(fake),
+        fake.gateway_section(),
         db_url=pg_url,  # the production store
         action_timeout_seconds=ACTION_TIMEOUT_SECONDS,
     ) as running:
@@ -149,7 +150,7 @@ async def test_manual_capture_partial(stack, http, fake, unique):
     [charge] = fake.charges_for(created.json()["id"])
     assert (charge["amount"], charge["amount_captured"]) == (4999, 2000)
     [capture] = fake.posts(f"/v1/payment_intents/{charge['payment_intent']}/capture")
-    assert capture.idempotency_key == f"payment-{created.json()['id']}:capture"
+    assert capture.idempotency_key == f"{workflow_id(created.json()['id'])}:capture"
 
 
 async def test_several_partial_refunds(stack, http, fake, unique):
@@ -175,8 +176,8 @@ async def test_several_partial_refunds(stack, http, fake, unique):
     intent_id = at_stripe[0]["payment_intent"]
     keys = [p.idempotency_key for p in fake.posts("/v1/refunds") if p.params["payment_intent"] == intent_id]
     assert keys == [
-        f"payment-{payment_id}:refund:{first.json()['id']}",
-        f"payment-{payment_id}:refund:{second.json()['id']}",
+        f"{workflow_id(payment_id)}:refund:{first.json()['id']}",
+        f"{workflow_id(payment_id)}:refund:{second.json()['id']}",
     ]
     view = await eventually(until_status(http, stack, payment_id, "partially_refunded"))
     assert view is not None and view["refunded_amount"] == "25.00"
@@ -203,8 +204,61 @@ async def test_a_dropped_response_still_charges_exactly_once(stack, http, fake, 
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "paid"
     payment_id = created.json()["id"]
-    key = f"payment-{payment_id}:authorize"
+    key = f"{workflow_id(payment_id)}:authorize"
     creates = [r for r in fake.posts("/v1/payment_intents") if r.idempotency_key == key]
     assert [r.replayed for r in creates] == [False, True]  # the retry heard Stripe's saved answer
     assert len(fake.intents_for(payment_id)) == 1
     assert len(fake.charges_for(payment_id)) == 1
+
+
+async def test_saved_payment_method_end_to_end(stack, http, fake, unique):
+    """A customer, a card saved at Stripe (its customer created there on first use), paid with."""
+    created = await post(
+        http, stack, "/v1/customers", {"email": "ada@example.com", "name": "Ada"}, f"{unique}-c"
+    )
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    saved = await post(
+        http,
+        stack,
+        f"/v1/customers/{customer['id']}/payment_methods",
+        {"gateway": "stripe", "token": "pm_card_visa"},
+        f"{unique}-pm",
+    )
+    assert saved.status_code == 201, saved.text
+    method = saved.json()
+    assert (method["brand"], method["last4"], method["exp_month"], method["exp_year"]) == (
+        "visa",
+        "4242",
+        12,
+        2034,
+    )
+    # At Stripe: one customer for ours, with the method attached to it.
+    [stripe_customer] = [c for c in fake.customers.values() if c.get("email") == "ada@example.com"]
+    attached = [m for m in fake.payment_methods.values() if m["customer"] == stripe_customer["id"]]
+    assert [m["card"]["last4"] for m in attached] == ["4242"]
+
+    paid = await post(
+        http,
+        stack,
+        "/v1/payments",
+        payment(unique, customer_id=None) | {"payment_method": {"type": "saved", "id": method["id"]}},
+        unique,
+    )
+    assert paid.status_code == 201, paid.text
+    view = paid.json()
+    assert (view["status"], view["customer_id"], view["payment_method"]["last4"]) == (
+        "paid",
+        customer["id"],
+        "4242",
+    )
+    # Stripe charged the saved method, with the Stripe customer it belongs to.
+    [intent] = fake.intents_for(view["id"])
+    assert (intent["customer"], intent["payment_method"]) == (stripe_customer["id"], attached[0]["id"])
+
+    # Detached at Stripe too.
+    detached = await http.delete(
+        f"/v1/customers/{customer['id']}/payment_methods/{method['id']}", headers=stack.headers()
+    )
+    assert detached.status_code == 200 and detached.json()["detached"] is True
+    assert fake.payment_methods[attached[0]["id"]]["customer"] is None

@@ -22,14 +22,16 @@ from typing import Any, TypeVar
 import httpx
 from temporalio.client import Client
 
+from activities.gateways.stripe.fake import FakeStripe
 from activities.store.repository import PaymentStore
+from api.auth import DEFAULT_MERCHANT
 from api.payments import derive_payment_id, derive_refund_id
 from tests.faults.processes import WorkerProcess
 from tests.faults.report import FIGURES
 from workers.api_server import start_api
 from workers.config import load_config
-from workers.fake_providers.stripe import FakeStripe
 from workers.worker import Runtime, connect
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 API_KEY_ID = "faults"
@@ -183,7 +185,7 @@ class FaultStack:
     @staticmethod
     def payment_id(key: str) -> str:
         """The id the API derives from the merchant's Idempotency-Key, known before it answers."""
-        return derive_payment_id(API_KEY_ID, key)
+        return derive_payment_id(DEFAULT_MERCHANT, key)
 
     @staticmethod
     def refund_id(payment_id: str, key: str) -> str:
@@ -272,13 +274,13 @@ class InFlight:
         keys = [f"{unique}-new-{n}" for n in range(len(cls.NEW))]
         refund_key = f"{unique}-refund"
         refund_id = stack.refund_id(paid["id"], refund_key)
-        held = [("/v1/payment_intents", f"payment-{stack.payment_id(key)}:authorize") for key in keys]
+        held = [("/v1/payment_intents", f"{workflow_id(stack.payment_id(key))}:authorize") for key in keys]
         held += [
             (
                 f"/v1/payment_intents/{to_capture['provider_payment_id']}/capture",
-                f"payment-{to_capture['id']}:capture",
+                f"{workflow_id(to_capture['id'])}:capture",
             ),
-            ("/v1/refunds", f"payment-{paid['id']}:refund:{refund_id}"),
+            ("/v1/refunds", f"{workflow_id(paid['id'])}:refund:{refund_id}"),
         ]
         stack.fake.latency = HOLD_S
         requests = [

@@ -25,11 +25,12 @@ from typing import Any
 import httpx
 from temporalio.service import RPCError
 
-from activities.store.tables import WebhookOutcome
 from tests.faults.harness import Expect, FaultStack, wait_until
 from tests.faults.report import FIGURES
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_inbox import WebhookOutcome
 
 # Statuses in which Stripe holds or has taken the customer's money.
 _MONEY_HELD = frozenset(
@@ -63,7 +64,7 @@ async def check_run(
 
 async def _workflow_view(stack: FaultStack, payment_id: str) -> PaymentView | None:
     try:
-        return await stack.client.get_workflow_handle(f"payment-{payment_id}").query(PaymentWorkflow.view)
+        return await stack.client.get_workflow_handle(workflow_id(payment_id)).query(PaymentWorkflow.view)
     except RPCError:  # Temporal restarting, or the workflow task still being retried
         return None
 
@@ -201,15 +202,13 @@ def _key_pattern(payment_id: str, request: Any) -> re.Pattern[str]:
     """The idempotency key a call about `payment_id` must carry: `<workflow id>:<operation>`, and
     for a capture or void sent again after the provider said the first did not happen,
     `...:<operation>:<n>`."""
-    workflow_id = re.escape(f"payment-{payment_id}")
+    workflow = re.escape(workflow_id(payment_id))
     if request.path == "/v1/payment_intents":
-        return re.compile(f"{workflow_id}:authorize")
+        return re.compile(f"{workflow}:authorize")
     if request.path == "/v1/refunds":
-        return re.compile(
-            f"{workflow_id}:refund:{re.escape(request.params['metadata']['durapay_refund_id'])}"
-        )
+        return re.compile(f"{workflow}:refund:{re.escape(request.params['metadata']['durapay_refund_id'])}")
     operation = re.escape(request.path.rsplit("/", 1)[1])  # .../capture, .../cancel
-    return re.compile(f"{workflow_id}:{operation}(:[0-9]+)?")
+    return re.compile(f"{workflow}:{operation}(:[0-9]+)?")
 
 
 def _ledger_problems(stack: FaultStack, expect: Expect, view: PaymentView) -> list[str]:

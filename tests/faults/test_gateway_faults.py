@@ -13,6 +13,7 @@ import pytest
 from tests.faults.harness import AMOUNT_MINOR, Expect, FaultStack
 from tests.faults.invariants import check_run
 from tests.faults.report import SLOW
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 pytestmark = pytest.mark.faults
@@ -72,7 +73,9 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
         pid = authorized["id"]
         path = f"{INTENTS}/{authorized['provider_payment_id']}/capture"
         if inject is hang:
-            captured = await hang(stack, path, f"payment-{pid}:capture", merchant.capture(pid, f"{pid}-c"))
+            captured = await hang(
+                stack, path, f"{workflow_id(pid)}:capture", merchant.capture(pid, f"{pid}-c")
+            )
         else:
             inject(stack, path)
             captured = await merchant.capture(pid, f"{pid}-c")
@@ -82,7 +85,7 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
     async def refund(payment: dict, inject) -> Expect:
         pid = payment["id"]
         if inject is hang:
-            stripe_key = f"payment-{pid}:refund:{stack.refund_id(pid, f'{pid}-r')}"
+            stripe_key = f"{workflow_id(pid)}:refund:{stack.refund_id(pid, f'{pid}-r')}"
             refunded = await hang(stack, REFUNDS, stripe_key, merchant.refund(pid, f"{pid}-r"))
         else:
             inject(stack, REFUNDS)
@@ -103,7 +106,9 @@ async def test_gateway_faults_at_every_call(stack: FaultStack, unique: str, run:
     expected = [expect for group in groups for expect in group]
     # Hanging calls last and one at a time: the fake's latency is not per path.
     key = f"{unique}-auth-hang"
-    authorized = await hang(stack, INTENTS, f"payment-{stack.payment_id(key)}:authorize", merchant.pay(key))
+    authorized = await hang(
+        stack, INTENTS, f"{workflow_id(stack.payment_id(key))}:authorize", merchant.pay(key)
+    )
     expected.append(Expect(authorized["id"], **paid))
     expected.append(await capture(to_capture[-1], hang))
     expected.append(await refund(to_refund[-1], hang))

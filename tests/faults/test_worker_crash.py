@@ -22,6 +22,7 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.faults.invariants import check_run
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 pytestmark = pytest.mark.faults
@@ -52,7 +53,7 @@ async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: 
     key = f"{unique}-authorizing"
     pid = stack.payment_id(key)
     requests.append(
-        await stack.held_call("/v1/payment_intents", f"payment-{pid}:authorize", merchant.pay(key))
+        await stack.held_call("/v1/payment_intents", f"{workflow_id(pid)}:authorize", merchant.pay(key))
     )
     await stack.restart_worker("during the authorization")
     expected.append(Expect(pid, **paid))
@@ -72,7 +73,9 @@ async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: 
     pid = authorized["id"]
     path = f"/v1/payment_intents/{authorized['provider_payment_id']}/capture"
     requests.append(
-        await stack.held_call(path, f"payment-{pid}:capture", merchant.capture(pid, f"{unique}-capture-2"))
+        await stack.held_call(
+            path, f"{workflow_id(pid)}:capture", merchant.capture(pid, f"{unique}-capture-2")
+        )
     )
     await stack.restart_worker("during the capture")
     expected.append(Expect(pid, **paid))
@@ -82,7 +85,7 @@ async def test_worker_killed_at_every_step(stack: FaultStack, unique: str, run: 
     assert payment["status"] == "paid", payment
     pid = payment["id"]
     refund_key = f"{unique}-refund"
-    stripe_key = f"payment-{pid}:refund:{stack.refund_id(pid, refund_key)}"
+    stripe_key = f"{workflow_id(pid)}:refund:{stack.refund_id(pid, refund_key)}"
     requests.append(await stack.held_call("/v1/refunds", stripe_key, merchant.refund(pid, refund_key)))
     await stack.restart_worker("during a refund")
     expected.append(Expect(pid, PaymentStatus.REFUNDED, AMOUNT_MINOR, AMOUNT_MINOR))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.gateways.mock import MockWebhook
-from activities.store.tables import WebhookOutcome as StoredOutcome
-from api.ports import WebhookOutcome, WebhookRejected
+from activities.gateways.mock.adapter import MockWebhook
+from api.ports import WebhookRejected
 from workers.api_server import RegistryPorts, StorePorts, api_deps
 from workers.config import load_config
 from workers.worker import Runtime
+from workflows.webhook_inbox import WebhookOutcome
 
 SECRET = "whsec_adapter_test_secret"
 
@@ -61,7 +61,7 @@ async def test_registry_ports(runtime: Runtime) -> None:
 async def test_store_ports(runtime: Runtime) -> None:
     ports = StorePorts(runtime.store)
     assert await ports.get("pay_missing") is None
-    assert await ports.list_by_order("order_missing") == []
+    assert await ports.page("default", order_id="order_missing") == ([], False)
     assert await ports.payment_id_for_provider_ref("mock", "pi_missing") is None
     first = await ports.record(
         gateway="mock",
@@ -80,8 +80,8 @@ async def test_store_ports(runtime: Runtime) -> None:
         event_type="payment.succeeded",
     )
     assert (first, again) == (True, False)
-    assert await runtime.store.webhook_outcome("mock", "evt_1") is StoredOutcome.UNKNOWN_PAYMENT
-    for outcome in (WebhookOutcome.SIGNALLED, WebhookOutcome.REJECTED):  # same vocabulary in the store
+    assert await runtime.store.webhook_outcome("mock", "evt_1") is WebhookOutcome.UNKNOWN_PAYMENT
+    for outcome in (WebhookOutcome.SIGNALLED, WebhookOutcome.REJECTED):
         assert await ports.record(
             gateway="mock",
             event_id=f"evt_{outcome.value}",
@@ -90,7 +90,7 @@ async def test_store_ports(runtime: Runtime) -> None:
             outcome=outcome,
             event_type="x",
         )
-    assert await runtime.store.webhook_outcome("mock", "evt_signalled") is StoredOutcome.SIGNALLED
+    assert await runtime.store.webhook_outcome("mock", "evt_signalled") is WebhookOutcome.SIGNALLED
     assert await ports.hit("k", 60, 1) == (True, 0)
     allowed, retry_after = await ports.hit("k", 60, 1)
     assert not allowed and retry_after > 0
@@ -106,11 +106,11 @@ async def test_api_deps_from_config(temporal_env: WorkflowEnvironment, sqlite_ur
     # The 3-D Secure threshold is read in each payment's own currency.
     assert deps.settings_for("USD").tds_threshold_minor == 5000
     assert deps.settings_for("JPY").tds_threshold_minor == 50
-    assert deps.api_rate_limit.limit == 7 and deps.decide_timeout_s == 3
+    assert deps.limits.api_rate_limit.limit == 7 and deps.limits.decide_timeout_seconds == 3
     assert (
-        deps.order_attempt_limit.limit,
-        deps.customer_attempt_limit.limit,
-        deps.ip_attempt_limit.limit,
+        deps.limits.order_attempt_limit.limit,
+        deps.limits.customer_attempt_limit.limit,
+        deps.limits.ip_attempt_limit.limit,
     ) == (2, 3, 4)
-    assert deps.order_attempt_limit.window_s == 3600
+    assert deps.limits.order_attempt_limit.window_s == 3600
     assert deps.rate_limiter is not None

@@ -10,11 +10,12 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api.payments import derive_payment_id
-from api.ports import StoreUnavailable, WebhookOutcome
+from api.ports import StoreUnavailable
 from tests.faults.processes import free_port
 from workers.api_server import StorePorts, start_api
 from workers.config import load_config
 from workers.worker import Runtime
+from workflows.webhook_inbox import WebhookOutcome
 
 API_KEY = "k" * 24
 

@@ -15,10 +15,11 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from tests.stack import running_stack
+from tests.stack import API_KEY_ID, running_stack
 from workers.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, CodecError, decode_key
 from workers.config import ConfigError, load_config
 from workers.worker import Runtime, build_worker, data_converter, payload_codec
+from workflows.client import workflow_id
 from workflows.payment import PaymentWorkflow
 
 SECRET_TEXT = b'{"customer_email":"ada@example.com","metadata":{"note":"private"}}'
@@ -162,7 +163,11 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
 ) -> None:
     email = f"customer-{unique}@example.com"
     note = f"note-{unique}"
-    codec_config = {"temporal": {"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k1"}}
+    codec_config = {
+        "temporal": {"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k1"},
+        # The codec server hands out decrypted customer data: keys with the ops scope only.
+        "api_key_scopes": {API_KEY_ID: ["payments:write", "payments:read", "ops"]},
+    }
     async with (
         running_stack(
             temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=codec_config
@@ -183,13 +188,13 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
         )
         # The worker read its encrypted input and the API its encrypted answer.
         assert created.status_code == 201, created.text
-        workflow_id = f"payment-{created.json()['id']}"
+        payment_workflow_id = workflow_id(created.json()["id"])
         assert (
-            await stack.client.get_workflow_handle(workflow_id).query(PaymentWorkflow.view)
+            await stack.client.get_workflow_handle(payment_workflow_id).query(PaymentWorkflow.view)
         ).status == "paid"
 
         # What the Temporal server holds, read without the codec.
-        plain_handle = temporal_env.client.get_workflow_handle(workflow_id)
+        plain_handle = temporal_env.client.get_workflow_handle(payment_workflow_id)
         history = await plain_handle.fetch_history()
         stored = b"".join(event.SerializeToString() for event in history.events)
         stored += (await plain_handle.describe()).raw_description.SerializeToString()

@@ -18,9 +18,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.observability import alert_queries, dashboard_queries, metric_names
 from tests.stack import running_stack
 from workers.config import ConfigError, load_config, parse_bind
 from workers.worker import connect
+from workflows.client import workflow_id
 
 
 def free_port() -> int:
@@ -30,15 +32,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def scrape(http: httpx.AsyncClient, url: str) -> tuple[str, dict[tuple[str, frozenset], float]]:
+async def scrape(http: httpx.AsyncClient, url: str) -> dict[tuple[str, frozenset], float]:
     response = await http.get(url)
     assert response.status_code == 200
-    samples = {
+    return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
     }
-    return response.text, samples
+
+
+def label_values(samples: dict) -> set[str]:
+    """Every label value in a scrape. Sample values (latencies, sizes) can print any digits, so
+    what must never be a label is looked for here, not in the whole exposition."""
+    return {value for (_, pairs) in samples for _, value in pairs}
 
 
 def total(samples: dict, name: str, **labels: str) -> float:
@@ -79,10 +86,14 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
         assert created.status_code == 201, created.text
         payment_id = created.json()["id"]
 
-        api_text, api = await scrape(http, f"{stack.base_url}/metrics")
+        api = await scrape(http, f"{stack.base_url}/metrics")
         assert stack.gateway_metrics_url is not None
-        gateway_text, gateway = await scrape(http, f"{stack.gateway_metrics_url}/metrics")
-        _, sdk = await scrape(http, f"http://{sdk_bind}/metrics")
+        for _ in range(100):  # the payment's end is recorded by a local activity, maybe just after the answer
+            gateway = await scrape(http, f"{stack.gateway_metrics_url}/metrics")
+            if total(gateway, "durapay_payments_total"):
+                break
+            await asyncio.sleep(0.05)
+        sdk = await scrape(http, f"http://{sdk_bind}/metrics")
 
     assert total(api, "durapay_api_requests_total", method="POST", route="/v1/payments", status="201") == 1
     assert total(api, "durapay_payment_decisions_total", status="paid") == 1
@@ -94,11 +105,23 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
         total(gateway, "durapay_gateway_call_duration_seconds_count", gateway="mock", operation="authorize")
         == 1
     )
+    # The payment's end, counted by the worker that recorded it, next to its gateway calls.
+    assert total(gateway, "durapay_payments_total", gateway="mock", outcome="paid") == 1
+    assert total(gateway, "durapay_payment_processing_seconds_count", gateway="mock", outcome="paid") == 1
+    assert ("durapay_payments_waiting", frozenset({("status", "outcome_unknown")})) in gateway
     # The SDK's own: this worker's workflow and activity tasks, by task queue.
     assert total(sdk, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert total(sdk, "temporal_activity_execution_latency_count", task_queue=task_queue) >= 1
-    for text in (api_text, gateway_text):
-        assert payment_id not in text and unique not in text and "49.99" not in text
+    # Every SDK metric the dashboard and the alert rules query is one this SDK really exports.
+    queried = {
+        n
+        for n in metric_names(dashboard_queries()) | metric_names(alert_queries())
+        if n.startswith("temporal_")
+    }
+    assert queried <= {name for name, _ in sdk}, queried - {name for name, _ in sdk}
+    # Nothing from the request is a label: neither the payment, the customer nor the amount.
+    for samples in (api, gateway):
+        assert not [v for v in label_values(samples) if payment_id in v or unique in v or "49.99" in v]
 
 
 async def test_metrics_are_off_by_default(temporal_env, task_queue, sqlite_url) -> None:
@@ -178,9 +201,9 @@ async def test_deployed_processes_serve_their_metrics_and_share_the_codec(
                 headers={"Authorization": f"Bearer {api_key}", "Idempotency-Key": unique},
             )
             assert created.status_code == 201, created.text
-            _, api_samples = await scrape(http, f"http://127.0.0.1:{api_port}/metrics")
-            _, gateway_samples = await scrape(http, f"http://127.0.0.1:{gateway_port}/metrics")
-            _, sdk_samples = await scrape(http, f"http://127.0.0.1:{sdk_port}/metrics")
+            api_samples = await scrape(http, f"http://127.0.0.1:{api_port}/metrics")
+            gateway_samples = await scrape(http, f"http://127.0.0.1:{gateway_port}/metrics")
+            sdk_samples = await scrape(http, f"http://127.0.0.1:{sdk_port}/metrics")
     finally:
         for process in (api, worker):
             if process.returncode is None:
@@ -191,7 +214,7 @@ async def test_deployed_processes_serve_their_metrics_and_share_the_codec(
     assert total(gateway_samples, "durapay_gateway_calls_total", operation="authorize", outcome="ok") == 1
     assert total(sdk_samples, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert "payloads encrypted" in outputs[1] and "codec server at" in outputs[0]
-    history = await temporal_env.client.get_workflow_handle(f"payment-{created.json()['id']}").fetch_history()
+    history = await temporal_env.client.get_workflow_handle(workflow_id(created.json()["id"])).fetch_history()
     stored = b"".join(event.SerializeToString() for event in history.events)
     assert f"o-{unique}".encode() in stored  # the order id, a search attribute: the scan read something
     assert f"{unique}@example.com".encode() not in stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.stack import Stack, stack
+from workflows.client import workflow_id
 from workflows.domain import PaymentStatus
 
 
@@ -37,5 +38,5 @@ async def test_a_payment_goes_through_the_whole_stack(stack: Stack, unique: str)
 
         fetched = await http.get(f"/v1/payments/{payment['id']}", headers=stack.headers())
         assert fetched.status_code == 200 and fetched.json()["status"] == "paid"
-    description = await stack.client.get_workflow_handle(f"payment-{payment['id']}").describe()
+    description = await stack.client.get_workflow_handle(workflow_id(payment["id"])).describe()
     assert description.task_queue == stack.task_queue

@@ -7,6 +7,7 @@ import asyncio
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
+from workflows.client import workflow_id
 from workflows.domain import CardMethod, GatewayProfile, PaymentInput, PaymentSettings, PaymentView
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import DecisionRequest
@@ -38,7 +39,7 @@ async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -
     op = WithStartWorkflowOperation(
         PaymentWorkflow.run,
         inp,
-        id=f"payment-{inp.payment_id}",
+        id=workflow_id(inp.payment_id),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         task_queue=task_queue,
     )
@@ -53,7 +54,7 @@ async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -
 async def start_then_decide(client: Client, task_queue: str, inp: PaymentInput):
     """Start, then ask for the decision: the time-skipping test server has no update-with-start."""
     handle = await client.start_workflow(
-        PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+        PaymentWorkflow.run, inp, id=workflow_id(inp.payment_id), task_queue=task_queue
     )
     view = await handle.execute_update(
         PaymentWorkflow.decide, DecisionRequest(request_fingerprint=inp.request_fingerprint)

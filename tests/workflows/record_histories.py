@@ -1,8 +1,8 @@
 """Record representative PaymentWorkflow histories for the replay test.
 
-    python -m tests.workflows.record_histories
+    python -m tests.workflows.record_histories [scenario ...]
 
-Runs each scenario against the fake activities, to completion, and writes its history as JSON
+Runs each scenario (or only the named ones) against the fake activities, to completion, and writes its history as JSON
 (`WorkflowHistory.to_json()`) to tests/workflows/histories/<scenario>.json. Scenarios that need
 update-with-start run on a private dev server (the same binary and tuning as the `temporal_env`
 fixture) with a short settlement window; scenarios that need hours of timers run on a time-skipping
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from tests.workflows.builders import (
 )
 from tests.workflows.fake_activities import FakeWorld
 from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
+from workflows.client import workflow_id
 from workflows.domain import (
     CaptureMethod,
     Failure,
@@ -54,6 +56,7 @@ HISTORIES = Path(__file__).parent / "histories"
 # Long enough for a scenario's messages to land inside the window on a busy machine.
 DEV_WINDOW = {"settlement_window_seconds": 5}
 FULL = Amount(minor=4999, currency="USD")
+PART = Amount(minor=999, currency="USD")
 AUTHORIZED = GatewayResult(
     status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
 )
@@ -86,6 +89,20 @@ def payment_id_for(name: str) -> str:
 
 async def _success(world, start, pid):
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _merchant_saved_method(world, start, pid):
+    # A merchant's payment with a saved method (charged with the gateway's customer): the provider's
+    # payment id is indexed as ProviderPaymentId (patch `index-provider-payment-id`).
+    inp = payment_input(
+        pid,
+        merchant_id="acme",
+        customer_id="cus-1",
+        provider_customer_id="cus_provider_1",
+        settings=DEV_WINDOW,
+    )
+    _, handle = await start(inp)
     return handle
 
 
@@ -166,6 +183,23 @@ async def _dispute(world, start, pid):
     return handle
 
 
+async def _refund_before_paid(world, start, pid):
+    """A refund notified before the payment's own success: held until it is paid, then counted
+    (patch `hold-refund-events-until-paid`)."""
+    world.authorize_answer = THREE_DS
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_1", amount=PART),
+    )
+    await wait_for(handle, lambda _: "refund.held_until_paid" in world.events())
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
+    )
+    return handle
+
+
 async def _three_ds_timeout(world, start, pid):
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings={"action_timeout_seconds": 900}))
@@ -192,7 +226,7 @@ async def _unknown_outcome_charged(world, start, pid):
 
 async def _capture_unknown_retried(world, start, pid):
     world.authorize_answer = AUTHORIZED
-    world.capture_errors = {f"payment-{pid}:capture": UNKNOWN}
+    world.capture_errors = {f"{workflow_id(pid)}:capture": UNKNOWN}
     world.lookup_answers = [AUTHORIZED, AUTHORIZED]
     _, handle = await start(payment_input(pid, settings={"capture_delay_seconds": 60}))
     return handle
@@ -221,6 +255,8 @@ SCENARIOS = (
     Scenario("manual_partial_capture_refunds", False, _manual_partial_capture_refunds),
     Scenario("cancel_then_late_success", False, _cancel_then_late_success),
     Scenario("dispute", False, _dispute),
+    Scenario("refund_before_paid", False, _refund_before_paid),
+    Scenario("merchant_saved_method", False, _merchant_saved_method),
     Scenario("three_ds_timeout", True, _three_ds_timeout),
     Scenario("authorization_expired", True, _authorization_expired),
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
@@ -236,7 +272,7 @@ async def _record(client: Client, scenario: Scenario) -> None:
     async def start(inp, decide: bool = True):
         if not decide:
             handle = await client.start_workflow(
-                PaymentWorkflow.run, inp, id=f"payment-{inp.payment_id}", task_queue=task_queue
+                PaymentWorkflow.run, inp, id=workflow_id(inp.payment_id), task_queue=task_queue
             )
             return None, handle
         starter = start_then_decide if scenario.time_skipping else start_and_decide
@@ -254,7 +290,11 @@ async def _record(client: Client, scenario: Scenario) -> None:
     print(f"{scenario.name:32} {view.status.value:20} {len(history.events):4} events  {path.name}")
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"no such scenario: {', '.join(sorted(unknown))}")
+    scenarios = [s for s in SCENARIOS if not names or s.name in names]
     HISTORIES.mkdir(exist_ok=True)
     dev = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
@@ -264,11 +304,11 @@ async def main() -> None:
     )
     try:
         # Dev-server scenarios wait out real settlement windows: run them side by side.
-        await asyncio.gather(*(_record(dev.client, s) for s in SCENARIOS if not s.time_skipping))
+        await asyncio.gather(*(_record(dev.client, s) for s in scenarios if not s.time_skipping))
     finally:
         await dev.shutdown()
     # One time-skipping server per scenario: its clock is shared by everything on it.
-    for scenario in (s for s in SCENARIOS if s.time_skipping):
+    for scenario in (s for s in scenarios if s.time_skipping):
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
         )
@@ -287,4 +327,4 @@ async def main() -> None:
 if __name__ == "__main__":
     # The scenarios script gateway failures on purpose: their per-attempt warnings are noise here.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from tests.workflows.builders import PROFILE, gateway_event, payment_input, wait_for
 from tests.workflows.fake_activities import Gate
+from workflows.client import workflow_id
 from workflows.domain import (
     CaptureMethod,
     Failure,
@@ -157,7 +158,7 @@ async def test_webhook_arriving_while_authorize_runs_is_applied_after_it(dev, un
     inp = payment_input(unique)
     start = asyncio.create_task(dev.start(inp))
     await asyncio.wait_for(gate.started.wait(), 10)
-    handle = dev.client.get_workflow_handle(f"payment-{unique}")
+    handle = dev.client.get_workflow_handle(workflow_id(unique))
     await handle.signal(
         PaymentWorkflow.gateway_event,
         gateway_event(
@@ -212,7 +213,7 @@ async def test_decide_with_another_request_under_the_same_key_is_rejected(dev, u
     op = WithStartWorkflowOperation(
         PaymentWorkflow.run,
         other,
-        id=f"payment-{unique}",
+        id=workflow_id(unique),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         task_queue=dev.task_queue,
     )

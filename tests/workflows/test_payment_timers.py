@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from tests.workflows.builders import payment_input, start_then_decide
 from tests.workflows.fake_activities import FakeWorld
+from workflows.client import workflow_id
 from workflows.domain import CaptureMethod, NextAction, NextActionType, PaymentStatus, RefundStatus
 from workflows.gateway_io import GatewayPaymentStatus, GatewayResult, RefundResult
 from workflows.messages import RefundRequest
@@ -50,7 +51,7 @@ async def test_three_ds_timeout_cancels_at_gateway_and_releases_order(run, uniqu
     assert result.status is PaymentStatus.CANCELLED
     assert result.failure.code == "action_timeout"
     assert [c.reason for c in world.calls["cancel"]] == ["abandoned"]
-    assert world.calls["cancel"][0].idempotency_key == f"payment-{unique}:cancel"
+    assert world.calls["cancel"][0].idempotency_key == f"{workflow_id(unique)}:cancel"
     assert len(world.calls["release"]) == 1
     # While waiting it asked the gateway on a backoff (30 s, 60 s, 120 s, ...), never more often.
     assert 3 <= len(world.calls["lookup"]) <= 6
@@ -80,7 +81,7 @@ async def test_capture_delay_waits_then_captures(run, unique):
     await env.sleep(timedelta(minutes=61))
     view = await handle.query(PaymentWorkflow.view)
     assert view.status is PaymentStatus.PAID
-    assert world.calls["capture"][0].idempotency_key == f"payment-{unique}:capture"
+    assert world.calls["capture"][0].idempotency_key == f"{workflow_id(unique)}:capture"
 
 
 async def test_authorization_never_captured_is_voided_at_expiry(run, unique):
@@ -115,13 +116,13 @@ async def test_unknown_outcome_resolved_as_not_charged_only_by_lookup(run, uniqu
     world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)]
     # Time skips only while a client waits for a result, so wait for the result, not the decision.
     handle = await env.client.start_workflow(
-        PaymentWorkflow.run, payment_input(unique), id=f"payment-{unique}", task_queue=task_queue
+        PaymentWorkflow.run, payment_input(unique), id=workflow_id(unique), task_queue=task_queue
     )
     view = await handle.result()
     assert view.status is PaymentStatus.FAILED
     assert view.failure.code == "not_processed"
     assert len(world.calls["authorize"]) > 3  # retried with the same key until the deadline
-    assert {c.idempotency_key for c in world.calls["authorize"]} == {f"payment-{unique}:authorize"}
+    assert {c.idempotency_key for c in world.calls["authorize"]} == {f"{workflow_id(unique)}:authorize"}
     statuses = [t.view.status for t in world.transitions]
     assert PaymentStatus.OUTCOME_UNKNOWN in statuses
     assert len(world.calls["release"]) == 1
@@ -134,7 +135,7 @@ async def test_unknown_outcome_resolved_as_charged(run, unique, task_queue):
         GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_9", captured_minor=4999)
     ]
     handle = await env.client.start_workflow(
-        PaymentWorkflow.run, payment_input(unique), id=f"payment-{unique}", task_queue=task_queue
+        PaymentWorkflow.run, payment_input(unique), id=workflow_id(unique), task_queue=task_queue
     )
     view = await handle.result()
     assert view.status is PaymentStatus.PAID
@@ -152,7 +153,7 @@ async def test_capture_with_unknown_outcome_not_captured_is_sent_again_under_a_n
     world.authorize_answer = GatewayResult(
         status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
     )
-    world.capture_errors = {f"payment-{unique}:capture": UNKNOWN}
+    world.capture_errors = {f"{workflow_id(unique)}:capture": UNKNOWN}
     held = GatewayResult(
         status=GatewayPaymentStatus.AUTHORIZED, provider_payment_id="pi_1", authorized_minor=4999
     )
@@ -162,8 +163,8 @@ async def test_capture_with_unknown_outcome_not_captured_is_sent_again_under_a_n
     assert result.status is PaymentStatus.PAID
     assert result.captured_minor == 4999
     keys = [c.idempotency_key for c in world.calls["capture"]]
-    assert set(keys[:-1]) == {f"payment-{unique}:capture"} and len(keys) > 2
-    assert keys[-1] == f"payment-{unique}:capture:2"
+    assert set(keys[:-1]) == {f"{workflow_id(unique)}:capture"} and len(keys) > 2
+    assert keys[-1] == f"{workflow_id(unique)}:capture:2"
     events = world.events()
     assert (
         events.index("payment.capture_outcome_unknown")
@@ -212,6 +213,6 @@ async def test_refund_with_unknown_outcome_is_resolved_by_the_settlement_loop(ru
     assert result.refunded_minor == 4999
     assert len(world.calls["lookup_refund"]) == 3
     assert len(world.calls["refund"]) > 3
-    assert {c.idempotency_key for c in world.calls["refund"]} == {f"payment-{unique}:refund:r1"}
+    assert {c.idempotency_key for c in world.calls["refund"]} == {f"{workflow_id(unique)}:refund:r1"}
     # A poll that learns nothing new records nothing.
     assert world.events().count("refund.pending") == 1

@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from tests.workflows.builders import payment_input
 from tests.workflows.conftest import DevRun, assert_versions_increase
 from tests.workflows.fake_activities import Gate
+from workflows.client import workflow_id
 from workflows.domain import CaptureMethod, PaymentStatus, RefundStatus
 from workflows.gateway_io import GatewayPaymentStatus, GatewayResult
 from workflows.messages import CancelRequest, CaptureRequest, RefundRequest
@@ -46,7 +52,7 @@ async def test_manual_capture_of_the_whole_authorization(dev, unique):
     [call] = dev.world.calls["capture"]
     assert call.amount.minor == 4999
     assert call.provider_payment_id == "pi_1"
-    assert call.idempotency_key == f"payment-{unique}:capture"
+    assert call.idempotency_key == f"{workflow_id(unique)}:capture"
     assert len(dev.world.calls["confirm"]) == 1
 
 
@@ -97,7 +103,7 @@ async def test_cancel_before_capture_voids_and_releases_the_order(dev, unique):
     [void] = dev.world.calls["cancel"]
     assert void.reason == "requested_by_customer"
     assert void.provider_payment_id == "pi_1"
-    assert void.idempotency_key == f"payment-{unique}:cancel"
+    assert void.idempotency_key == f"{workflow_id(unique)}:cancel"
     assert len(dev.world.calls["release"]) == 1
     assert dev.world.calls["capture"] == []
     assert dev.world.calls["confirm"] == []
@@ -126,9 +132,9 @@ async def test_partial_refunds_up_to_the_captured_amount(dev, unique):
     assert view.status is PaymentStatus.REFUNDED
     assert view.refunded_minor == 4999
     assert [c.idempotency_key for c in dev.world.calls["refund"]] == [
-        f"payment-{unique}:refund:r1",
-        f"payment-{unique}:refund:r2",
-        f"payment-{unique}:refund:r3",
+        f"{workflow_id(unique)}:refund:r1",
+        f"{workflow_id(unique)}:refund:r2",
+        f"{workflow_id(unique)}:refund:r3",
     ]
     assert (
         await rejected(handle.execute_update(PaymentWorkflow.refund, RefundRequest(refund_id="r4")))
@@ -189,6 +195,30 @@ async def test_refund_refused_by_the_provider_fails_and_is_not_counted(dev, uniq
     ).amount.minor == 4999
 
 
+async def admitted(client, workflow_id: str, update_id: str) -> None:
+    """Wait until the server holds the update (admitted), whatever no worker has done with it yet."""
+    request = PollWorkflowExecutionUpdateRequest(
+        namespace=client.namespace,
+        update_ref=UpdateRef(
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id), update_id=update_id
+        ),
+        wait_policy=WaitPolicy(
+            lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
+        ),
+    )
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                response = await client.workflow_service.poll_workflow_execution_update(request)
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:  # NOT_FOUND: not at the server yet
+                    raise
+            else:
+                if response.stage >= request.wait_policy.lifecycle_stage:
+                    return
+            await asyncio.sleep(0.05)
+
+
 async def test_refunds_delivered_together_never_exceed_the_captured_amount(temporal_env, task_queue, unique):
     """Two refunds that each fit what is left, but not together, reaching the workflow in one task:
     the SDK runs each validator right before its handler, and the handler books the refund before
@@ -208,7 +238,8 @@ async def test_refunds_delivered_together_never_exceed_the_captured_amount(tempo
         )
         for i in (1, 2)
     ]
-    await asyncio.sleep(1)
+    for update_id in ("refund-1", "refund-2"):
+        await admitted(temporal_env.client, handle.id, update_id)
     async with run.worker():
         outcomes = []
         for task in updates:
@@ -224,6 +255,21 @@ async def test_refunds_delivered_together_never_exceed_the_captured_amount(tempo
     assert_versions_increase(run.world)
 
 
+async def settlement_window_ended(handle) -> bool:
+    """Whether the settlement window's timer has fired and a workflow task has completed since."""
+    window_timers: set[str] = set()
+    fired = False
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            if b"settlement window" in event.user_metadata.summary.data:
+                window_timers.add(event.timer_started_event_attributes.timer_id)
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            fired = fired or event.timer_fired_event_attributes.timer_id in window_timers
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and fired:
+            return True
+    return False
+
+
 async def test_payment_waits_for_a_refund_in_flight_before_it_closes(dev, unique):
     """Nothing is lost when the settlement window ends while a refund is at the gateway."""
     dev.world.refund_gate = gate = Gate()
@@ -232,7 +278,10 @@ async def test_payment_waits_for_a_refund_in_flight_before_it_closes(dev, unique
         PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
     )
     await asyncio.wait_for(gate.started.wait(), 10)
-    await asyncio.sleep(2.5)  # past the window
+    # Past the window: its timer has fired and the workflow has acted on it.
+    async with asyncio.timeout(15):
+        while not await settlement_window_ended(handle):  # noqa: ASYNC110 (polls the history)
+            await asyncio.sleep(0.1)
     assert (await handle.describe()).status.name == "RUNNING"
     gate.open.set()
     assert (await update.result()).status is RefundStatus.SUCCEEDED

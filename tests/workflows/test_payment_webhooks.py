@@ -9,6 +9,7 @@ from temporalio.client import WorkflowUpdateStage
 
 from tests.workflows.builders import gateway_event, payment_input, wait_for
 from tests.workflows.fake_activities import Gate
+from workflows.client import workflow_id
 from workflows.domain import CaptureMethod, Failure, NextAction, NextActionType, PaymentStatus, RefundStatus
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult
 from workflows.messages import CancelRequest, RefundRequest
@@ -149,7 +150,7 @@ async def test_success_for_a_cancelled_payment_is_refunded_once(dev, unique):
     [refund] = view.refunds
     assert refund.status is RefundStatus.SUCCEEDED
     [call] = dev.world.calls["refund"]
-    assert call.idempotency_key == f"payment-{unique}:refund:late"
+    assert call.idempotency_key == f"{workflow_id(unique)}:refund:late"
     assert call.amount == FULL
     assert dev.world.calls["confirm"] == []
 

@@ -34,16 +34,17 @@ from sqlalchemy import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.gateways.mock import MockGateway, MockSettings, MockWebhook
+from activities.gateways.mock.adapter import MockGateway, MockWebhook
+from activities.gateways.mock.settings import MockSettings
 from workers.bench import history, load, procstats
 from workers.bench.server import Server, child_env, stop_process
 from workers.bench.settings import BenchSettings
 from workers.bench.stack_host import StackSpec, spec_line
+from workflows.client import PaymentWorkflows, workflow_id
 from workflows.domain import PaymentStatus
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import ActionCompleted
 from workflows.money import Amount
-from workflows.payment import PaymentWorkflow
 
 SUCCESS_TOKEN = "tok_visa"
 THREE_DS_TOKEN = "tok_threeDSecure2Required"
@@ -101,6 +102,10 @@ class Stack:
     def __post_init__(self) -> None:
         self.store_cpu_at_start = self.store_cpu() if self.store_cpu else 0.0
 
+    @property
+    def workflows(self) -> PaymentWorkflows:
+        return PaymentWorkflows(self.client)
+
     def cpu(self) -> dict[str, float]:
         cpu = {"app": procstats.cpu_seconds(self.pid)}
         if self.store_cpu is not None:
@@ -148,7 +153,7 @@ class Stack:
         return reached
 
     async def histories(self, payment_ids: list[str]) -> dict[str, Any] | None:
-        return await history.sample(self.client, [f"payment-{pid}" for pid in payment_ids])
+        return await history.sample(self.client, [workflow_id(pid) for pid in payment_ids])
 
 
 def _postgres_admin() -> dict[str, Any]:
@@ -366,9 +371,8 @@ async def webhooks(server: Server, settings: BenchSettings, run_id: str, log_dir
                 provider_payment_id=payment["provider_payment_id"],
                 amount=Amount.of(payment["amount"], payment["currency"]),
             )
-            handle = stack.client.get_workflow_handle(f"payment-{payment['id']}")
             begun = time.monotonic()
-            await handle.signal(PaymentWorkflow.gateway_event, event)
+            await stack.workflows.gateway_event(payment["id"], event)
             return time.monotonic() - begun
 
         webhook_stats = await _signal_phase(stack, settings, len(by_webhook), deliver, paid_before=0)
@@ -397,10 +401,9 @@ async def scale(server: Server, settings: BenchSettings, run_id: str, log_dir: P
         async def customer_returns(index: int) -> float:
             # The signal the API's /actions/complete sends; here straight from a client so that
             # the measured time is the workflows', not the endpoint's polling for the outcome.
-            handle = stack.client.get_workflow_handle(f"payment-{stack.payments[index]['id']}")
             begun = time.monotonic()
-            await handle.signal(
-                PaymentWorkflow.action_completed, ActionCompleted(data={"three_ds_result": "authenticated"})
+            await stack.workflows.action_completed(
+                stack.payments[index]["id"], ActionCompleted(data={"three_ds_result": "authenticated"})
             )
             return time.monotonic() - begun
 

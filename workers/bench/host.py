@@ -8,6 +8,7 @@ on stdout; logs go to stderr. The bench command starts one per scenario (see `en
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -185,10 +186,15 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         )
         return waited["done"]
 
-    batch = {"concurrency": spec.batch_concurrency, "timeout_s": spec.batch_timeout_s, "cpu_probe": probe}
-    started = await load.measured_batch(start, count=spec.count, **batch)
+    measured_batch = functools.partial(
+        load.measured_batch,
+        concurrency=spec.batch_concurrency,
+        timeout_s=spec.batch_timeout_s,
+        cpu_probe=probe,
+    )
+    started = await measured_batch(start, count=spec.count)
     rss_waiting = procstats.rss_bytes(pid)
-    completed = await load.measured_batch(customer_returns, count=len(waiting), settle=all_completed, **batch)
+    completed = await measured_batch(customer_returns, count=len(waiting), settle=all_completed)
     result: dict[str, Any] = {
         "count": spec.count,
         "concurrency": spec.batch_concurrency,

@@ -7,7 +7,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.store.repository import PaymentStore
-from activities.store.tables import WebhookOutcome, payment_events, payments, rate_limit_hits
+from activities.store.tables import payment_events, payments, rate_limit_hits
 from tests.activities.store.helpers import T0, engine, make_view, store
 from workflows.domain import (
     Failure,
@@ -18,6 +18,7 @@ from workflows.domain import (
 )
 from workflows.ledger_io import PaymentEventRecord, PaymentTransition
 from workflows.money import Amount
+from workflows.webhook_inbox import WebhookOutcome
 
 
 def transition(view, *events: str, **data: str) -> PaymentTransition:
@@ -247,8 +248,10 @@ async def test_a_duplicate_webhook_delivery_is_reported_and_changes_nothing(
     )
     assert await store.webhook_outcome("stripe", event) is WebhookOutcome.SIGNALLED
     # The same id from another provider is another event.
-    assert await store.record_webhook("alipay", event, None, True, WebhookOutcome.IGNORED, "TRADE_FINISHED")
-    assert await store.webhook_outcome("alipay", event) is WebhookOutcome.IGNORED
+    assert await store.record_webhook(
+        "alipay", event, None, True, WebhookOutcome.UNKNOWN_PAYMENT, "TRADE_FINISHED"
+    )
+    assert await store.webhook_outcome("alipay", event) is WebhookOutcome.UNKNOWN_PAYMENT
     assert await store.webhook_outcome("stripe", f"never_{unique}") is None
 
 
@@ -271,8 +274,8 @@ async def test_unverified_deliveries_never_shadow_the_genuine_event(store: Payme
     assert await store.record_webhook("stripe", event, "pay_1", True, WebhookOutcome.SIGNALLED, "t")
     assert await store.webhook_outcome("stripe", event) is WebhookOutcome.SIGNALLED
     # Deliveries without an event id cannot be de-duplicated, so each is recorded.
-    assert await store.record_webhook("stripe", None, None, True, WebhookOutcome.IGNORED, "ping")
-    assert await store.record_webhook("stripe", None, None, True, WebhookOutcome.IGNORED, "ping")
+    assert await store.record_webhook("stripe", None, None, True, WebhookOutcome.UNKNOWN_PAYMENT, "ping")
+    assert await store.record_webhook("stripe", None, None, True, WebhookOutcome.UNKNOWN_PAYMENT, "ping")
 
 
 # ---------------------------------------------------------------------- rate limits

@@ -1,0 +1,63 @@
+"""How much the API accepts and how long it waits: `ApiLimits`, and the `RateLimit` it hands out.
+
+Its own module, importing nothing but pydantic, because the configuration (workers/config.py)
+extends `ApiLimits` and must stay cheap to import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` requests per `window_s` seconds, per API key (merchant API), per gateway
+    and sender address (webhooks), or payment attempts per order, customer or customer IP."""
+
+    limit: int
+    window_s: int = 60
+
+
+class ApiLimits(BaseModel):
+    """How much the API accepts and how long it waits. The configuration's `[api]` section extends
+    this model (workers/config.py), so these fields are its keys and their defaults the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
+    # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
+    webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
+    # New payments per hour (a replay of one is not a new attempt), against card testing and retry
+    # storms: per order, per customer, per customer IP address (the customer's, as sent).
+    order_attempts_per_hour: int = Field(default=5, gt=0)
+    customer_attempts_per_hour: int = Field(default=10, gt=0)
+    ip_attempts_per_hour: int = Field(default=20, gt=0)
+    # How long POST /v1/payments waits for a decision before it answers 202 with the payment as it
+    # stands (a provider that is slow to answer); the payment itself goes on either way.
+    decide_timeout_seconds: float = Field(default=30, gt=0)
+    # How long POST /actions/complete waits for the payment to leave `authorizing` before it
+    # answers 202 and leaves the rest to polling or the merchant's own webhook.
+    action_complete_wait_seconds: float = Field(default=5, ge=0)
+
+    @property
+    def api_rate_limit(self) -> RateLimit:
+        return RateLimit(limit=self.rate_limit_per_minute, window_s=60)
+
+    @property
+    def webhook_rate_limit(self) -> RateLimit:
+        return RateLimit(limit=self.webhook_rate_limit_per_minute, window_s=60)
+
+    @property
+    def order_attempt_limit(self) -> RateLimit:
+        return RateLimit(limit=self.order_attempts_per_hour, window_s=3600)
+
+    @property
+    def customer_attempt_limit(self) -> RateLimit:
+        return RateLimit(limit=self.customer_attempts_per_hour, window_s=3600)
+
+    @property
+    def ip_attempt_limit(self) -> RateLimit:
+        return RateLimit(limit=self.ip_attempts_per_hour, window_s=3600)
