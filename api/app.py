@@ -24,7 +24,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from api import customers, payment_list, payments, webhooks
-from api.auth import API_KEY_ID, auth_middleware, scope_middleware
+from api.auth import API_KEY_ID, CALLER, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
 from api.limits import RateLimit
@@ -177,6 +177,8 @@ def health_routes(readiness: ReadinessProbe | None) -> list[web.RouteDef]:
 
 # The payment a request is about, when its path names one: for log lines (workers/logging_setup.py).
 REQUEST_PAYMENT_ID: ContextVar[str | None] = ContextVar("durapay_request_payment_id", default=None)
+# The authenticated caller's merchant, once /v1's authentication has run: for log lines too.
+REQUEST_MERCHANT_ID: ContextVar[str | None] = ContextVar("durapay_request_merchant_id", default=None)
 
 
 @web.middleware
@@ -187,6 +189,16 @@ async def request_context_middleware(request: web.Request, handler: Any) -> web.
         return await handler(request)
     finally:
         REQUEST_PAYMENT_ID.reset(token)
+
+
+@web.middleware
+async def caller_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Sets `REQUEST_MERCHANT_ID` to the authenticated caller's merchant while the request is handled."""
+    token = REQUEST_MERCHANT_ID.set(request[CALLER].merchant_id)
+    try:
+        return await handler(request)
+    finally:
+        REQUEST_MERCHANT_ID.reset(token)
 
 
 def _tracing_middleware(tracer: Tracer) -> Any:
@@ -243,6 +255,7 @@ def create_app(
     v1 = web.Application(
         middlewares=[
             auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
+            caller_context_middleware,
             scope_middleware,
             _rate_limit_middleware(
                 deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"

@@ -59,6 +59,7 @@ from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
 from workers.health import Readiness, database_probe, serving_health, temporal_probe, worker_probe
+from workers.logging_setup import MerchantLogContext
 from workers.telemetry import Tracing
 from workers.temporal_tls import client_security
 from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
@@ -379,6 +380,7 @@ async def build_worker(
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
         max_cached_workflows=tuning.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=tuning.graceful_shutdown_seconds),
+        interceptors=[MerchantLogContext()],
     )
 
 

@@ -8,15 +8,18 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
-from api.app import REQUEST_PAYMENT_ID
-from tests.api.fakes import API_SECRET, FakeStore, make_deps, serve
-from workers.logging_setup import log_handler
+from api.app import REQUEST_MERCHANT_ID, REQUEST_PAYMENT_ID
+from tests.api.fakes import API_KEY_ID, API_SECRET, FakeStore, make_deps, serve
+from workers.logging_setup import MerchantLogContext, log_handler
 from workflows.domain import PaymentView
 
 PAYMENT = "pay_" + "a" * 26
@@ -89,9 +92,36 @@ async def test_api_requests_on_a_payment_log_its_id(logged: tuple[logging.Logger
             logger.info("reading")
             return await super().get(payment_id)
 
-    async with serve(make_deps(store=LoggingStore())) as base_url, httpx.AsyncClient() as http:
+    deps = make_deps(store=LoggingStore(), key_merchants={API_KEY_ID: "acme"})
+    async with serve(deps) as base_url, httpx.AsyncClient() as http:
         # Not in the store: the answer then depends on Temporal, which this app has none of.
         await http.get(f"{base_url}/v1/payments/{PAYMENT}", headers={"Authorization": f"Bearer {API_SECRET}"})
     [entry] = lines(stream)
-    assert (entry["message"], entry["payment_id"]) == ("reading", PAYMENT)
+    assert (entry["message"], entry["payment_id"], entry["merchant_id"]) == ("reading", PAYMENT, "acme")
     assert REQUEST_PAYMENT_ID.get() is None  # reset after the request
+    assert REQUEST_MERCHANT_ID.get() is None
+
+
+@pytest.mark.parametrize(
+    ("args", "merchant"),
+    [
+        ((SimpleNamespace(merchant_id="acme"),), "acme"),
+        (("text", SimpleNamespace(view=SimpleNamespace(merchant_id="acme"))), "acme"),
+        ((SimpleNamespace(gateway="mock"),), None),
+    ],
+)
+async def test_activity_lines_name_the_merchant_their_arguments_carry(
+    logged: tuple[logging.Logger, io.StringIO], args: tuple[Any, ...], merchant: str | None
+) -> None:
+    logger, stream = logged
+
+    class Logs(ActivityInboundInterceptor):
+        async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+            logger.info("in the activity")
+            return "done"
+
+    inbound = MerchantLogContext().intercept_activity(Logs(cast(ActivityInboundInterceptor, None)))
+    call = ExecuteActivityInput(fn=lambda *a: None, args=args, executor=None, headers={})
+    assert await ActivityEnvironment().run(inbound.execute_activity, call) == "done"
+    [entry] = lines(stream)
+    assert entry["merchant_id"] == merchant
