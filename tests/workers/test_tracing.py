@@ -25,8 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
+from activities.gateways.stripe.fake import FakeStripe
 from tests.stack import Stack, running_stack, stack
-from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workers.logging_setup import log_handler
 
 # The stripe SDK's httpx client passes bytes as data=: its warning, not ours.
@@ -112,7 +112,7 @@ async def test_one_payment_is_one_connected_trace(
             task_queue=task_queue,
             db_url=sqlite_url,
             config_overrides={
-                "payment": {"stripe": gateway_section(fake_stripe)},
+                "payment": {"stripe": fake_stripe.gateway_section()},
                 "telemetry": {"otlp_endpoint": receiver.url, "service_name": "durapay-test"},
             },
         ) as stack:
