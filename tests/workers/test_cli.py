@@ -82,7 +82,7 @@ def test_config_check_prints_the_effective_config_without_secrets(
     assert "fraud_detection.review_threshold = 50" in lines
     assert lines[-3:] == [
         "# enabled gateways: mock",
-        "# known gateways: alipay, mock, stripe, wechat_pay",
+        "# known gateways: alipay, mock, paypal, stripe, wechat_pay",
         "# configuration OK",
     ]
 

@@ -137,6 +137,7 @@ async def test_fake_providers_never_replace_a_configured_gateway(tmp_path: Path)
         assert fakes.describe() == [
             f"wechat_pay (fake) at {wechat_pay.base_url}",
             f"alipay (fake) at {alipay.gateway_url}",
+            f"paypal (fake) at {fakes.running['paypal'].url}",
         ]
     assert "wechat_pay" not in config.payment.gateways  # the user's config object is left as it was
 
