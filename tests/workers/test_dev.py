@@ -146,10 +146,13 @@ async def test_fake_providers_never_replace_a_configured_gateway(tmp_path: Path)
         assert isinstance(wechat_pay, FakeWechatPay) and isinstance(alipay, FakeAlipay)
         assert faked.payment.gateways["wechat_pay"]["api_base"] == wechat_pay.base_url
         assert faked.payment.gateways["alipay"]["gateway_url"] == alipay.gateway_url
+        # Every other plugin's fake runs, and the banner names each one at its address.
+        faked_ids = [
+            gateway_id for gateway_id, plugin in PLUGINS.items() if plugin.fake and gateway_id != "stripe"
+        ]
+        assert list(fakes.running) == faked_ids
         assert fakes.describe() == [
-            f"wechat_pay (fake) at {wechat_pay.base_url}",
-            f"alipay (fake) at {alipay.gateway_url}",
-            f"paypal (fake) at {fakes.running['paypal'].url}",
+            f"{gateway_id} (fake) at {fakes.running[gateway_id].url}" for gateway_id in faked_ids
         ]
     assert "wechat_pay" not in config.payment.gateways  # the user's config object is left as it was
 
