@@ -90,8 +90,9 @@ def events_of(event: Mapping[str, Any], gateway_id: str) -> list[GatewayEvent]:
     }
     if not isinstance(obj, Mapping):
         return [GatewayEvent(kind=GatewayEventKind.UNKNOWN, **common)]
-    if name in _INTENT_EVENTS:
-        kind = _INTENT_EVENTS[name]
+    if name.startswith("payment_intent."):
+        # Other intent events (created, updated) are recorded against the payment, changing nothing.
+        kind = _INTENT_EVENTS.get(name, GatewayEventKind.UNKNOWN)
         field = "captured_amount" if kind is GatewayEventKind.PAYMENT_SUCCEEDED else "amount"
         return [
             GatewayEvent(
