@@ -12,8 +12,17 @@ first outcome. A retried authorize that finds the intent already confirmed answe
 of trying the card again. A payment whose create answer was lost is found by its
 `merchant_order_id`; a refund by the `durapay_refund_id` in its metadata.
 
-Left out: saved cards (customers, payment consents), incremental authorization, non-card payment
-methods, the Hosted Payment Page, connected accounts (`x-on-behalf-of`), and cancelling a capture.
+Left out, and why: saved cards (Airwallex customers and payment consents) - the Gateway interface's
+customer calls serve Stripe's model and nothing in durapay saves an Airwallex card yet; non-card
+methods and the Hosted Payment Page - the profile offers cards, which the shop's page tokenizes with
+Airwallex's card element; incremental authorization and several captures of one authorization -
+PaymentWorkflow captures once; connected accounts (`x-on-behalf-of`, `x-login-as`) - one account per
+configuration; the `x-api-version` header - the account's default version is used. Protocol details
+not confirmed from Airwallex's own reference (the fake follows this adapter's reading): the list
+filter `merchant_order_id` on `GET /api/v1/pa/payment_intents` and `payment_intent_id` on
+`GET /api/v1/pa/refunds`, the confirm body's `payment_method.id`, the error codes
+`invalid_status_for_operation` / `duplicate_request`, and that a repeated `request_id` answers the
+first outcome (the adapter copes with either a replay or a `duplicate_request` refusal).
 """
 
 from __future__ import annotations
