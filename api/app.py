@@ -18,8 +18,8 @@ import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from api import payments, webhooks
-from api.auth import API_KEY_ID, auth_middleware
+from api import customers, payment_list, payments, webhooks
+from api.auth import API_KEY_ID, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
 from api.limits import RateLimit
@@ -170,13 +170,16 @@ def create_app(deps: ApiDeps) -> web.Application:
 
     v1 = web.Application(
         middlewares=[
-            auth_middleware(deps.api_keys),
+            auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
+            scope_middleware,
             _rate_limit_middleware(
                 deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
             ),
         ]
     )
     v1.add_routes(payments.routes())
+    v1.add_routes(payment_list.routes())
+    v1.add_routes(customers.routes())
     app.add_subapp("/v1", v1)
 
     hooks = web.Application(
@@ -195,6 +198,11 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.add_subapp("/webhooks", hooks)
 
     if deps.codec is not None:
-        codec = create_codec_app(deps.codec, api_keys=deps.api_keys, cors_origins=deps.codec_cors_origins)
+        codec = create_codec_app(
+            deps.codec,
+            api_keys=deps.api_keys,
+            key_scopes=deps.key_scopes,
+            cors_origins=deps.codec_cors_origins,
+        )
         app.add_subapp(CODEC_PREFIX, codec)
     return app

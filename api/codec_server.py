@@ -4,8 +4,9 @@ also under a namespace segment (`/codec/{namespace}/decode`, the form the CLI's 
 produces). Bodies are `Payloads` in protobuf JSON (`{"payloads": [{"metadata": {...}, "data": "..."}]}`).
 One codec serves every namespace, so the segment and the UI's `X-Namespace` header are not consulted.
 
-Decoding hands out plaintext customer data, so every POST needs one of the API keys
-(`Authorization: Bearer <key>`) and is logged with the key's id. The browser sends CORS preflights
+Decoding hands out plaintext customer data, so every POST needs an API key with the `ops` scope
+(`Authorization: Bearer <key>`) and is logged with the key's id. A refusal says why in general terms
+only: which encryption keys this deployment holds is nobody's business outside (the log has it). The browser sends CORS preflights
 without credentials (as the Fetch standard requires): those are answered without a key, and only
 origins in `cors_origins` (the Temporal UI's) are allowed to read the answers.
 """
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from api.auth import API_KEY_ID, auth_middleware
+from api.auth import API_KEY_ID, Scope, auth_middleware, require_scope
 from api.problems import Problem
 
 log = logging.getLogger("durapay.codec")
@@ -58,14 +59,20 @@ def _cors_middleware(origins: frozenset[str]) -> Any:
     return middleware
 
 
-def _posts_need_a_key(api_keys: Mapping[str, SecretStr]) -> Any:
-    authenticate = auth_middleware(api_keys)
+def _posts_need_an_ops_key(
+    api_keys: Mapping[str, SecretStr], key_scopes: Mapping[str, frozenset[str]]
+) -> Any:
+    authenticate = auth_middleware(api_keys, key_scopes=key_scopes)
+
+    async def with_ops_scope(request: web.Request, handler: Any) -> web.StreamResponse:
+        require_scope(request, Scope.OPS)
+        return await handler(request)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.method == "OPTIONS":  # a preflight: carries no credentials and returns no data
             return await handler(request)
-        return await authenticate(request, handler)
+        return await authenticate(request, lambda authenticated: with_ops_scope(authenticated, handler))
 
     return middleware
 
@@ -87,7 +94,10 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
         except ValueError as exc:  # the codec's refusal: unknown key, altered ciphertext
             log.warning("codec %s refused by key %s: %s", operation, request[API_KEY_ID], exc)
             raise Problem(
-                422, "payload_not_decodable", "A payload could not be processed", str(exc)
+                422,
+                "payload_not_decodable",
+                "A payload could not be processed",
+                "A payload is sealed with a key this deployment does not hold, or was altered.",
             ) from None
         log.info("codec %s of %d payload(s) by key %s", operation, len(result), request[API_KEY_ID])
         body = json_format.MessageToJson(Payloads(payloads=result), indent=None)
@@ -97,11 +107,15 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
 
 
 def create_codec_app(
-    codec: PayloadCodec, *, api_keys: Mapping[str, SecretStr], cors_origins: Collection[str]
+    codec: PayloadCodec,
+    *,
+    api_keys: Mapping[str, SecretStr],
+    key_scopes: Mapping[str, frozenset[str]],
+    cors_origins: Collection[str],
 ) -> web.Application:
     """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`."""
     app = web.Application(
-        middlewares=[_cors_middleware(frozenset(cors_origins)), _posts_need_a_key(api_keys)]
+        middlewares=[_cors_middleware(frozenset(cors_origins)), _posts_need_an_ops_key(api_keys, key_scopes)]
     )
     for operation, transform in (("encode", codec.encode), ("decode", codec.decode)):
         handle = _handler(operation, transform)

@@ -17,3 +17,7 @@ CHECK_FRAUD = "fraud.check"
 RECORD_TRANSITION = "store.record_transition"
 
 RECONCILE = "reconcile.run"
+
+ENSURE_GATEWAY_CUSTOMER = "customers.ensure_gateway_customer"
+ATTACH_PAYMENT_METHOD = "customers.attach_payment_method"
+DETACH_PAYMENT_METHOD = "customers.detach_payment_method"

@@ -35,4 +35,11 @@ HOLD_REFUND_EVENTS_UNTIL_PAID = Patch(
     kept_histories=None,
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS)
+INDEX_PROVIDER_PAYMENT_ID = Patch(
+    id="index-provider-payment-id",
+    since=date(2026, 12, 6),
+    why="the ProviderPaymentId search attribute is upserted once the provider's payment id is known",
+    kept_histories=None,
+)
+
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID)
