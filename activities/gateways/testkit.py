@@ -55,6 +55,10 @@ class KitTraits:
     # How long a signed notification stays valid; None: the provider signs no time, so a re-sent
     # notification verifies forever and only the workflow's de-duplication (on the event id) stops it.
     webhook_window_seconds: int | None
+    # Whether the provider can find a payment by our reference alone (no provider id). PayPal
+    # cannot (no search of orders by custom_id / invoice_id): its lost create answer is recovered
+    # by the retried create under the same PayPal-Request-Id, which the suite still checks.
+    finds_by_reference: bool = True
 
 
 class GatewayKit(ABC):
@@ -113,7 +117,12 @@ class GatewayKit(ABC):
     @abstractmethod
     def method(self, kind: MethodKind) -> PaymentMethod | None:
         """A payment method that behaves as `kind`; None when the provider has no such method
-        (a wallet has no card to decline)."""
+        (a wallet has no card to decline; Braintree's 3-D Secure happens before the payment)."""
+
+    def unauthenticated_method(self) -> PaymentMethod | None:
+        """Where the customer authenticates before the payment reaches us (client-side 3-D Secure,
+        so `method("action")` is None): a method whose authentication failed. None elsewhere."""
+        return None
 
     @abstractmethod
     async def complete_action(self, payment_id: str, result: GatewayResult) -> dict[str, str]:

@@ -4,10 +4,13 @@ table says so."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from decimal import Decimal
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.gateways.airwallex.fake import FakeAirwallex
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
@@ -58,6 +61,11 @@ async def test_demo_flows_end_as_expected(
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
+        "PayPal approval completed": "paid captured 42.50",
+        "Braintree sale + settlement notification": "paid captured 30.00",
+        "Braintree partial capture": "paid captured 50.00",
+        "Airwallex card success": "paid captured 32.50",
+        "Airwallex 3-D Secure completed": "paid captured 120.00",
     }
     # Named, not by position: every plugin's flows follow the mock's eight, in plugin order.
     assert {flow: by_flow[flow].actual for flow in on_fakes} == on_fakes
@@ -69,6 +77,19 @@ async def test_demo_flows_end_as_expected(
         wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
     assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    [paypal_order] = fakes.running["paypal"].orders_for(by_flow["PayPal approval completed"].payment_id)
+    assert [c["status"] for c in paypal_order["purchase_units"][0]["payments"]["captures"]] == ["COMPLETED"]
+    braintree = fakes.running["braintree"]
+    assert isinstance(braintree, FakeBraintree)
+    [sale] = braintree.sales_for(by_flow["Braintree sale + settlement notification"].payment_id)
+    assert (sale.status, sale.amount) == ("settled", Decimal("30.00"))
+    [held] = braintree.sales_for(by_flow["Braintree partial capture"].payment_id)
+    assert held.status in ("submitted_for_settlement", "settled") and held.amount == Decimal("50.00")
+    airwallex = fakes.running["airwallex"]
+    assert isinstance(airwallex, FakeAirwallex)
+    for flow in ("Airwallex card success", "Airwallex 3-D Secure completed"):
+        [intent] = airwallex.intents_for(by_flow[flow].payment_id)
+        assert intent.status == "SUCCEEDED" and intent.captured_amount == intent.amount
 
 
 def test_table_marks_a_differing_outcome() -> None:
