@@ -31,6 +31,7 @@ from api.codec_server import PREFIX as CODEC_PREFIX
 from workers.codec_proxy import CodecProxy, running_codec_proxy
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
+from workers.demo_routing import with_demo_routing
 from workers.devserver import TemporalDevServer
 from workers.fake_providers.local import FakeProviders, running_fake_providers
 from workers.merchant_endpoint import demo_merchant
@@ -134,6 +135,7 @@ async def _demo_and_serve(
         if fake_providers:
             # Started first and stopped last: the worker's gateways talk to them until it has drained.
             config, fakes = await stack.enter_async_context(running_fake_providers(config))
+            config = with_demo_routing(config, fakes) if demo else config
         config, merchant = await stack.enter_async_context(demo_merchant(config))
         services = await stack.enter_async_context(running_services(client, config))
         if fakes is not None:

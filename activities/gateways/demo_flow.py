@@ -87,4 +87,7 @@ def summary(payment: Payment) -> str:
         text += f" captured {payment['captured_amount']}"
     if payment["status"] in ("partially_refunded", "refunded"):
         text += f" refunded {payment['refunded_amount']}"
+    routing = payment.get("routing") or {}
+    if routing.get("skipped"):  # routed around a gateway whose circuit is open
+        text += f" via {routing['gateway']} (routed: {', '.join(routing['skipped'])} circuit open)"
     return text

@@ -18,6 +18,7 @@ from tests.stack import API_KEY_ID, deep_merge, running_stack
 from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
 from workers.demo_review import FLOWS as REVIEW_FLOWS
+from workers.demo_routing import OUTAGE_FAILURES, routing_defaults
 from workers.fake_providers.local import running_fake_providers
 from workflows.client import workflow_id
 
@@ -37,7 +38,11 @@ async def test_demo_flows_end_as_expected(
         stripe, wechat_pay, alipay = (fakes.running[g] for g in ("stripe", "wechat_pay", "alipay"))
         assert isinstance(stripe, FakeStripe) and isinstance(wechat_pay, FakeWechatPay)
         assert isinstance(alipay, FakeAlipay)
-        overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
+        # Stripe's fake runs, so the routing flow's rule is in, as `durapay dev` adds it.
+        overrides = deep_merge(
+            deep_merge(deep_merge(demo_defaults(), routing_defaults()), ACTION_TIMEOUT),
+            {"payment": fakes.sections()},
+        )
         # The review flow decides as an operator, as `durapay dev`'s key (every scope) does.
         overrides["api_key_scopes"] = {API_KEY_ID: ["payments:write", "payments:read", "ops"]}
         stack = await running.enter_async_context(
@@ -50,8 +55,9 @@ async def test_demo_flows_end_as_expected(
         table = format_table(outcomes, stack.config.temporal.workflow_url)
         await stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
-    # Every plugin's fake runs; then the manual review flow (workers/demo_review.py).
-    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values()) + len(REVIEW_FLOWS)
+    # Every plugin's fake runs; then the manual review flow (workers/demo_review.py) and the
+    # routing one (workers/demo_routing.py).
+    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values()) + len(REVIEW_FLOWS) + 1
     assert len(outcomes) == flows
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
     assert f"{flows}/{flows} flows as expected" in table
@@ -71,6 +77,7 @@ async def test_demo_flows_end_as_expected(
         "Airwallex card success": "paid captured 32.50",
         "Airwallex 3-D Secure completed": "paid captured 120.00",
         "review approved by the operator": "paid captured 30.00",
+        "routed around a failing gateway": "paid captured 21.00 via mock (routed: stripe circuit open)",
     }
     # Named, not by position: every plugin's flows follow the mock's eight, in plugin order.
     assert {flow: by_flow[flow].actual for flow in on_fakes} == on_fakes
@@ -78,6 +85,10 @@ async def test_demo_flows_end_as_expected(
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
         assert len(stripe.charges_for(by_flow[flow].payment_id)) == 1
     assert [status for _, status in stripe.deliveries if status != 200] == []
+    # The routed payment never reached Stripe: its circuit was open.
+    routed = by_flow["routed around a failing gateway"].payment_id
+    assert routed is not None and stripe.intents_for(routed) == []
+    assert sum(r.status == 503 for r in stripe.requests) == OUTAGE_FAILURES
     assert (
         wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )

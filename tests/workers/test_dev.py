@@ -21,6 +21,7 @@ from workers.cli import build_parser
 from workers.config import TemporalConfig, load_config
 from workers.demo import demo_defaults
 from workers.demo_review import FLOWS as REVIEW_FLOWS
+from workers.demo_routing import FLOW as ROUTING_FLOW
 from workers.dev import EXIT_OK, run_demo_against, run_dev, ui_codec_proxy, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
 from workers.fake_providers.local import FakeProviders, running_fake_providers
@@ -56,8 +57,8 @@ async def test_dev_runs_the_demo_and_stops_everything(
     assert await run_dev(config, exit_after_demo=True) == EXIT_OK
     out = capsys.readouterr().out
     flows = [flow.name for plugin in PLUGINS.values() for flow in plugin.load_demo_flows()]
-    flows += [flow.name for flow in REVIEW_FLOWS]
-    # The mock's, every fake provider's, and the manual review's.
+    flows += [flow.name for flow in REVIEW_FLOWS] + [ROUTING_FLOW.name]
+    # The mock's, every fake provider's, the manual review's, and routing around Stripe's fake.
     assert f"{len(flows)}/{len(flows)} flows as expected" in out
     for flow in flows:
         assert f"ok  {flow}" in out
