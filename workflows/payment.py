@@ -4,9 +4,11 @@ order check -> fraud check -> authorize -> (customer action) -> capture -> order
 the workflow stays open through the settlement window so that refunds, disputes and late webhooks
 are applied one at a time, in order, to one authoritative state.
 
-This class owns the waits, the activity calls and the messages; what a gateway answer, a webhook or
-a refund outcome means for the payment is decided by `PaymentState` (workflows/payment_state.py),
-whose effects `_run` carries out.
+This class owns the waits, the activity calls and the messages, with helpers it holds for the
+gateway calls (workflows/payment_gateway.py), routing, fraud screening and review
+(workflows/payment_screening.py) and the settlement phase (workflows/payment_lifetime.py); what a
+gateway answer, a webhook or a refund outcome means for the payment is decided by `PaymentState`
+(workflows/payment_state.py), whose effects `_run` carries out.
 
 Rules the code keeps:
 - A payment is never marked failed without proof that no money moved: a gateway call whose outcome
@@ -18,32 +20,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_names as act
     from workflows import search_attributes as sa
-    from workflows.activity_options import FRAUD_FEEDBACK, LOCAL_STEP
-    from workflows.activity_options import FRAUD_SCREENING as FRAUD_SCREENING_CALL
+    from workflows.activity_options import LOCAL_STEP
     from workflows.domain import (
         CaptureMethod,
-        CardMethod,
         Failure,
         FraudResult,
         PaymentInput,
         PaymentStatus,
         PaymentView,
         RefundView,
-        ReviewDecisionKind,
         RoutingRequest,
     )
-    from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict
     from workflows.gateway_io import GatewayEvent, GatewayPaymentStatus, GatewayResult
     from workflows.ledger_io import (
-        FraudCheckRequest,
         OrderRelease,
         OrderReservation,
         PaymentEventRecord,
@@ -63,32 +60,24 @@ with workflow.unsafe.imports_passed_through():
         FRAUD_SCREENING,
         GATEWAY_ROUTING,
         INDEX_PROVIDER_PAYMENT_ID,
-        LONG_LIVED_PAYMENTS,
     )
-    from workflows.payment_gateway import PaymentGateway
-    from workflows.payment_state import (
-        NOT_CAPTURED_YET,
-        PAID_EVENTS,
-        SETTLED,
+    from workflows.payment_effects import (
         ConfirmPaid,
         Effect,
         Finish,
-        PaymentState,
         Record,
         RefundLatePayment,
         Refusal,
         SendFraudFeedback,
-        failure_for,
-        screened,
     )
+    from workflows.payment_gateway import PaymentGateway
+    from workflows.payment_lifetime import PaymentLifetime
+    from workflows.payment_screening import PaymentScreening
+    from workflows.payment_state import NOT_CAPTURED_YET, PAID_EVENTS, PaymentState, failure_for
     from workflows.rejections import Rejection
-    from workflows.routing_io import RoutingCall, RoutingDecision
     from workflows.validation import validate_payment
 
 MAX_POLL_INTERVAL = timedelta(minutes=10)
-# Refunds take days, not minutes, and the settlement loop may ask about one for weeks: asking at
-# most hourly keeps that history small (a few events per ask) without delaying the answer much.
-MAX_REFUND_POLL_INTERVAL = timedelta(hours=1)
 # A run started on demand for a closed payment (a refund, a late provider event) stays this long for
 # the message it was started for and any that follow, then closes again.
 REOPENED_FOR = timedelta(minutes=10)
@@ -106,10 +95,22 @@ class PaymentWorkflow:
         self._capture_request: CaptureRequest | None = None
         self._cancel_request: CancelRequest | None = None
         self._review_request: ReviewDecision | None = None
-        self._gateway = PaymentGateway(input, self._state, outcome_unknown=self._outcome_unknown)
+        self._hold_helpers()
         # Records for the store that ride along with the next transition (see `_apply_event`).
         self._carried: list[PaymentEventRecord] = []
-        self._feedback_tasks: set[asyncio.Task[None]] = set()  # fraud feedback under way
+
+    def _hold_helpers(self) -> None:
+        """The helpers that act for the payment, for `self._input`: at the start, and again once
+        routing chose the gateway (before any of them did anything)."""
+        self._gateway = PaymentGateway(self._input, self._state, outcome_unknown=self._outcome_unknown)
+        self._screening = PaymentScreening(self._input, self._state, run=self._run)
+        self._lifetime = PaymentLifetime(
+            self._input,
+            self._state,
+            self._gateway,
+            run=self._run,
+            apply_pending_events=self._apply_pending_events,
+        )
 
     @property
     def _view(self) -> PaymentView:
@@ -123,8 +124,8 @@ class PaymentWorkflow:
             # A later run of a payment past its main path: straight to the settlement phase.
             if input.resume.reopened:
                 await self._transition(None, "payment.reopened")
-                return await self._live(workflow.now() + REOPENED_FOR)
-            return await self._live(self._end_of_life())
+                return await self._lifetime.live(workflow.now() + REOPENED_FOR)
+            return await self._lifetime.live(self._lifetime.end_of_life())
         if input.routing is not None and workflow.patched(GATEWAY_ROUTING.id):
             await self._route(input.routing)
         failure = validate_payment(self._input.gateway, input.amount, input.method, input.capture_method)
@@ -158,14 +159,16 @@ class PaymentWorkflow:
             # created, then failed.
             if input.settings.enable_fraud_check:
                 fraud, _ = await asyncio.gather(
-                    self._check_fraud(), self._transition(None, "payment.created")
+                    self._screening.check_fraud(), self._transition(None, "payment.created")
                 )
-                if await self._blocked_by(await self._screen(fraud)):
+                if await self._blocked_by(await self._screening.screen(fraud)):
                     return await self._close(settle=False)
             else:
                 await self._transition(None, "payment.created")
         else:
-            if input.settings.enable_fraud_check and await self._blocked_by(await self._check_fraud()):
+            if input.settings.enable_fraud_check and await self._blocked_by(
+                await self._screening.check_fraud()
+            ):
                 return await self._close(settle=False)
             await self._transition(None, "payment.created")
         held = self._state.needs_review() and workflow.patched(FRAUD_SCREENING.id)
@@ -188,46 +191,15 @@ class PaymentWorkflow:
         return await self._close()
 
     async def _review(self) -> bool:
-        """Hold the payment for an operator until a decision (the `review` update), a cancel, or
-        the policy's deadline, which rejects. True when approved."""
-        if self._view.status is not PaymentStatus.REQUIRES_REVIEW:
-            await self._run(self._state.begin_review())
-        review = self._view.review
-        assert review is not None
-        request: ReviewDecision | None = None
-        try:
-            await workflow.wait_condition(
-                lambda: self._review_request is not None or self._cancel_request is not None,
-                timeout=max(review.deadline - workflow.now(), timedelta(seconds=1)),
-                timeout_summary="waiting for a review decision",
-            )
-            request = self._review_request or ReviewDecision(
-                decision=ReviewDecisionKind.REJECT,
-                note=self._cancel_request.reason if self._cancel_request else None,
-                decided_by="cancel",
-            )
-        except TimeoutError:
-            pass  # nobody decided in time: rejected
-        await self._run(self._state.decide_review(request))
-        return self._state.review_approved()
+        return await self._screening.review(lambda: self._review_request, lambda: self._cancel_request)
 
     async def _route(self, request: RoutingRequest) -> None:
         """Choose the gateway before anything moves money, once: a declined payment is never
         retried elsewhere (tokens are per provider; card networks limit re-attempts)."""
         default = self._input.gateway
-        decision: RoutingDecision = await workflow.execute_local_activity(
-            act.ROUTE_PAYMENT,
-            RoutingCall(
-                amount=self._input.amount,
-                method=self._input.method,
-                merchant=request.merchant,
-                default=default,
-            ),
-            result_type=RoutingDecision,
-            **LOCAL_STEP,
-        )
+        decision = await self._screening.route(request)
         self._input = self._state.route(decision)
-        self._gateway = PaymentGateway(self._input, self._state, outcome_unknown=self._outcome_unknown)
+        self._hold_helpers()
         if decision.gateway.id != default.id:
             workflow.upsert_search_attributes([sa.GATEWAY.value_set(decision.gateway.id)])
         # On the record with the payment's first transition.
@@ -236,83 +208,6 @@ class PaymentWorkflow:
                 type="payment.routed", data={"gateway": decision.gateway.id, "reason": decision.reason}
             )
         )
-
-    async def _check_fraud(self) -> FraudResult:
-        method = self._input.method
-        card = method if isinstance(method, CardMethod) else None
-        fraud: FraudResult = await workflow.execute_local_activity(
-            act.CHECK_FRAUD,
-            FraudCheckRequest(
-                payment_id=self._input.payment_id,
-                amount=self._input.amount,
-                customer_id=self._input.customer_id,
-                customer_ip=self._input.customer_ip,
-                customer_email=self._input.customer_email,
-                card_fingerprint=card.fingerprint if card else None,
-                card_country=card.country if card else None,
-                ip_country=self._input.metadata.get("ip_country"),
-            ),
-            result_type=FraudResult,
-            **LOCAL_STEP,
-        )
-        return fraud
-
-    async def _screen(self, rules: FraudResult) -> FraudResult:
-        """Ask the screening service the rules left the payment to, if any. Its budget is short:
-        when it stays unreachable (or refuses the request) the policy's fallback decides, and the
-        payment goes on."""
-        policy = rules.policy
-        if policy is None or policy.provider is None or not workflow.patched(FRAUD_SCREENING.id):
-            return rules
-        inp = self._input
-        card = inp.method if isinstance(inp.method, CardMethod) else None
-        call = ScreeningCall(
-            provider=policy.provider,
-            payment_id=inp.payment_id,
-            order_id=inp.order_id,
-            amount=inp.amount,
-            method_type=inp.method.type,
-            gateway=inp.gateway.id,
-            card_last4=card.last4 if card else None,
-            card_brand=card.brand if card else None,
-            card_country=card.country if card else None,
-            card_fingerprint=card.fingerprint if card else None,
-            customer_id=inp.customer_id,
-            customer_email=inp.customer_email,
-            customer_ip=inp.customer_ip,
-        )
-        try:
-            verdict: ScreeningVerdict | None = await workflow.execute_activity(
-                act.SCREEN_FRAUD,
-                call,
-                result_type=ScreeningVerdict,
-                summary=f"screen with {policy.provider}",
-                **FRAUD_SCREENING_CALL,
-            )
-        except ActivityError as err:
-            workflow.logger.warning("fraud screening by %s failed: %s", policy.provider, err.cause)
-            verdict = None
-        return screened(rules, verdict)
-
-    def _send_feedback(self, call: FeedbackCall) -> None:
-        """Start the feedback call beside the payment: nothing waits for it, and a service that
-        never takes it costs the payment nothing (the failure is logged)."""
-
-        async def send() -> None:
-            try:
-                await workflow.execute_activity(
-                    act.FRAUD_FEEDBACK,
-                    call,
-                    result_type=bool,
-                    summary=f"{call.kind.value} feedback to {call.provider}",
-                    **FRAUD_FEEDBACK,
-                )
-            except ActivityError as err:
-                workflow.logger.warning("fraud feedback to %s failed: %s", call.provider, err.cause)
-
-        task = asyncio.create_task(send())
-        self._feedback_tasks.add(task)
-        task.add_done_callback(self._feedback_tasks.discard)
 
     async def _blocked_by(self, fraud: FraudResult) -> bool:
         failure = self._state.fraud_failure(fraud)
@@ -475,93 +370,7 @@ class PaymentWorkflow:
     # ---------------------------------------------------------------- settlement
 
     async def _close(self, *, settle: bool = True) -> PaymentView:
-        """Stay open through the settlement window to serialize refunds, disputes and late
-        webhooks, then finish once every handler is done and no refund is left unresolved. A
-        payment that never reached the gateway (`settle=False`) has nothing to settle and closes
-        at once."""
-        if settle and workflow.patched(LONG_LIVED_PAYMENTS.id):
-            return await self._live(self._end_of_life())
-        window = timedelta(seconds=self._input.settings.settlement_window_seconds if settle else 0)
-        deadline = workflow.now() + window
-        while True:
-            await self._settle(deadline)
-            # A refund update still at the gateway may leave its refund unresolved: settle again.
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self._state.unresolved_refunds():
-                return self._view
-
-    def _end_of_life(self) -> datetime:
-        """When the payment stops taking refunds, disputes and late events in a running workflow:
-        its gateway's window after creation (or the configured one) once money moved; a payment
-        that failed or was cancelled only waits one settlement period for a late success."""
-        settings = self._input.settings
-        window = settings.payment_window_seconds
-        if window is None:
-            window = self._input.gateway.payment_window_seconds
-        if self._view.status not in SETTLED:
-            window = min(window, settings.settlement_window_seconds)
-        return self._view.created_at + timedelta(seconds=window)
-
-    async def _live(self, end: datetime) -> PaymentView:
-        """The settlement phase of a long-lived payment (patch `long-lived-payments`): runs of at
-        most one settlement period, or `max_history_events` events, each continuing as new with
-        the payment's state, until `end`. A refund or an event after `end` starts a fresh run
-        from the stored projection (activities/reopen.py)."""
-        period = timedelta(seconds=self._input.settings.settlement_window_seconds)
-        period_end = min(end, workflow.now() + period) if period else end
-        while True:
-            await self._settle(period_end, bounded=True)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if self._state.unresolved_refunds() or self._state.inbox:
-                continue  # a refund handler or a signal came in meanwhile: settle it first
-            if workflow.now() >= end:
-                return self._view
-            workflow.continue_as_new(self._input.model_copy(update={"resume": self._state.resume_point()}))
-
-    def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._input.settings.max_history_events
-        )
-
-    async def _settle(self, deadline: datetime, *, bounded: bool = False) -> None:
-        """Apply webhooks until `deadline`, and ask the gateway about refunds whose outcome is
-        unknown on a backoff, past the deadline if need be: closing with a refund pending would
-        leave it pending on the record for ever. `bounded`: also return, with nothing unresolved,
-        once the history is long enough to continue as new."""
-        state = self._state
-        first_poll = timedelta(seconds=self._input.settings.status_poll_seconds)
-        poll = first_poll
-        while True:
-            unresolved = bool(state.unresolved_refunds())
-            remaining = deadline - workflow.now()
-            if (remaining <= timedelta(0) or (bounded and self._history_is_long())) and not unresolved:
-                return
-            if unresolved:
-                timeout = min(remaining, poll) if remaining > timedelta(0) else poll
-            else:
-                poll = first_poll
-                timeout = remaining
-            try:
-                await workflow.wait_condition(
-                    # Also wake when a refund handler leaves a refund unresolved: it needs polling.
-                    lambda: bool(state.inbox) or (not unresolved and bool(state.unresolved_refunds())),  # noqa: B023 (awaited in this iteration)
-                    timeout=timeout,
-                    timeout_summary="settlement window",
-                )
-            except TimeoutError:
-                if unresolved:
-                    await self._poll_pending_refunds()
-                    poll = min(poll * 2, MAX_REFUND_POLL_INTERVAL)
-                continue
-            await self._apply_pending_events()
-
-    async def _poll_pending_refunds(self) -> None:
-        for refund in self._state.unresolved_refunds():
-            result = await self._gateway.lookup_refund(refund)
-            if result is not None:
-                await self._run(self._state.refund_looked_up(refund, result))
+        return await self._lifetime.close(settle=settle)
 
     async def _refund(self, request: RefundRequest) -> RefundView:
         # Booked before the first await: the validator of an update delivered in the same task
@@ -609,7 +418,7 @@ class PaymentWorkflow:
             elif isinstance(effect, RefundLatePayment):
                 await self._refund(effect.request)
             elif isinstance(effect, SendFraudFeedback):
-                self._send_feedback(effect.call)
+                self._screening.send_feedback(effect.call)
 
     async def _confirm_paid(self) -> None:
         confirm = workflow.execute_local_activity(

@@ -2,10 +2,11 @@
 outcome does to the payment, and which requests its state allows.
 
 `PaymentState` holds the view and the bookkeeping around it. Its methods change the state at once
-and return the *effects* the workflow must then carry out, in order (record a transition, finish the
-payment, confirm the order, refund money that came too late); the workflow (workflows/payment.py)
-owns every wait, activity and message. Nothing here imports temporalio: the clock and the patch check
-are handed in, so the rules are unit-tested without a server (tests/workflows/test_payment_state.py).
+and return the *effects* (workflows/payment_effects.py) the workflow must then carry out, in order
+(record a transition, finish the payment, confirm the order, refund money that came too late); the
+workflow (workflows/payment.py) owns every wait, activity and message. Nothing here imports
+temporalio: the clock and the patch check are handed in, so the rules are unit-tested without a
+server (tests/workflows/test_payment_state.py).
 
 Rules kept here:
 - Never backwards: a late or repeated result or event does not undo a settled or failed payment.
@@ -16,9 +17,7 @@ Rules kept here:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import NamedTuple
+from datetime import datetime
 
 from workflows.domain import (
     FINAL_FAILURE_STATUSES,
@@ -26,52 +25,50 @@ from workflows.domain import (
     DisputeView,
     Failure,
     FraudDecision,
-    FraudResult,
     PaymentInput,
     PaymentResume,
     PaymentStatus,
     PaymentView,
     RefundStatus,
     RefundView,
-    ReviewDecisionKind,
-    ReviewView,
     RoutingView,
 )
-from workflows.fraud_io import FeedbackCall, FeedbackKind, ScreeningVerdict, strictest
+from workflows.fraud_io import FeedbackKind
 from workflows.gateway_io import (
     GatewayEvent,
     GatewayEventKind,
     GatewayPaymentStatus,
     GatewayResult,
-    RefundResult,
 )
 from workflows.messages import (
     CancelRequest,
     CaptureRequest,
     DecisionRequest,
     RefundRequest,
-    ReviewDecision,
 )
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
+from workflows.payment_effects import (
+    ConfirmPaid,
+    Effect,
+    Finish,
+    Record,
+    RefundLatePayment,
+    Refusal,
+)
+from workflows.payment_refund_state import SETTLED, RefundState
 from workflows.payment_resume import SEEN_EVENT_IDS_KEPT
+from workflows.payment_review_state import ReviewState
 from workflows.rejections import Rejection
 from workflows.routing_io import RoutingDecision
 
 # Statuses in which the payment is waiting on the customer or the provider.
 OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN)
-SETTLED = (
-    PaymentStatus.PAID,
-    PaymentStatus.PARTIALLY_REFUNDED,
-    PaymentStatus.REFUNDED,
-    PaymentStatus.DISPUTED,
-)
 CANCELLABLE = (
     PaymentStatus.PENDING,
     PaymentStatus.AUTHORIZING,
     PaymentStatus.AUTHORIZED,
     PaymentStatus.REQUIRES_REVIEW,
 )
-_DISPUTE_CLOSED_IN_OUR_FAVOUR = ("won", "warning_closed")
 # What a capture (or the lookup after one with an unknown outcome) may answer while the money is
 # still only held: the capture has not happened, or not yet.
 NOT_CAPTURED_YET = (
@@ -82,67 +79,13 @@ NOT_CAPTURED_YET = (
 PAID_EVENTS = ("payment.captured", "order.paid", "payment.completed")
 
 
-# ---------------------------------------------------------------- effects
-
-
-@dataclass(frozen=True)
-class Record:
-    """Record a transition: move to `status` (None: stay where it is) with `events` on the record.
-    `alone`: a finding of its own, never merged with records carried from before."""
-
-    status: PaymentStatus | None
-    events: tuple[str, ...] = ()
-    data: dict[str, str] = field(default_factory=dict)
-    alone: bool = False
-
-
-@dataclass(frozen=True)
-class Finish:
-    """Release the order (when `release_order`), then end the payment: `PaymentState.finish`."""
-
-    status: PaymentStatus
-    failure: Failure
-    event: str
-    release_order: bool
-
-
-@dataclass(frozen=True)
-class ConfirmPaid:
-    """Confirm the order and record the payment paid (`PAID_EVENTS`), then `PaymentState.paid`."""
-
-
-@dataclass(frozen=True)
-class RefundLatePayment:
-    """Give back money that arrived after the payment was closed: refund all that was captured."""
-
-    request: RefundRequest = field(
-        default_factory=lambda: RefundRequest(
-            refund_id="late", reason="payment completed after it was closed"
-        )
-    )
-
-
-@dataclass(frozen=True)
-class SendFraudFeedback:
-    """Tell the screening service what became of the payment; nothing waits for it."""
-
-    call: FeedbackCall
-
-
-Effect = Record | Finish | ConfirmPaid | RefundLatePayment | SendFraudFeedback
-
-
-class Refusal(NamedTuple):
-    """Why a request is refused: the workflow rejects the update with it."""
-
-    rejection: Rejection
-    message: str
-
-
 # ---------------------------------------------------------------- the state
 
 
-class PaymentState:
+class PaymentState(RefundState, ReviewState):
+    """The payment's state and rules. The refund arithmetic (workflows/payment_refund_state.py) and
+    the fraud and review rules (workflows/payment_review_state.py) are mixed in from their modules."""
+
     def __init__(
         self,
         input: PaymentInput,
@@ -268,39 +211,6 @@ class PaymentState:
         return "\n\n".join(lines)
 
     # ------------------------------------------------------------ checks before the gateway
-
-    def fraud_failure(self, fraud: FraudResult) -> Failure | None:
-        """Keep the fraud result; a failure when it blocks the payment."""
-        self.view.fraud = fraud
-        if fraud.score <= self._input.settings.risk_threshold and fraud.decision is not FraudDecision.BLOCK:
-            return None
-        return Failure(
-            code="blocked_by_fraud_check",
-            message=f"risk score {fraud.score} is above the threshold: " + ", ".join(fraud.reasons),
-        )
-
-    def fraud_feedback(self, kind: FeedbackKind, event: GatewayEvent | None = None) -> list[Effect]:
-        """Feedback for the screening service that decided this payment; none when the rules
-        decided alone (or the service never answered: it has no order to attach it to)."""
-        fraud = self.view.fraud
-        if fraud is None or fraud.policy is None or fraud.source != fraud.policy.provider:
-            return []
-        view = self.view
-        call = FeedbackCall(
-            provider=fraud.source,
-            kind=kind,
-            payment_id=view.id,
-            order_id=view.order_id,
-            amount=(event.amount if event and event.amount else None)
-            or view.amount.with_minor(view.captured_minor or view.amount.minor),
-            gateway=view.gateway,
-            customer_id=view.customer_id,
-            provider_payment_id=view.provider_payment_id,
-            reference=fraud.reference,
-            dispute_id=event.dispute_id if event else None,
-            dispute_reason=event.dispute_reason if event else None,
-        )
-        return [SendFraudFeedback(call)]
 
     def capture_now(self) -> bool:
         """Authorize and capture in one call? A gateway that cannot hold funds (wallets) captures on
@@ -496,169 +406,6 @@ class PaymentState:
         )
         return dispute_id
 
-    # ------------------------------------------------------------ refunds
-
-    def find_refund(self, refund_id: str | None, provider_refund_id: str | None) -> RefundView | None:
-        for refund in self.view.refunds:
-            if (refund_id and refund.refund_id == refund_id) or (
-                provider_refund_id and refund.provider_refund_id == provider_refund_id
-            ):
-                return refund
-        return None
-
-    def reserved_refunds(self) -> int:
-        """Refunded or being refunded: what the next refund must fit beside."""
-        return sum(r.amount.minor for r in self.view.refunds if r.status is not RefundStatus.FAILED)
-
-    def book_refund(self, request: RefundRequest) -> tuple[RefundView, bool]:
-        """The refund `request` names, booked as pending and in flight if it is new (True)."""
-        existing = self.find_refund(request.refund_id, None)
-        if existing is not None:
-            return existing, False
-        amount_minor = request.amount_minor or self.view.captured_minor - self.reserved_refunds()
-        refund = RefundView(
-            refund_id=request.refund_id,
-            amount=self._input.amount.with_minor(amount_minor),
-            reason=request.reason,
-            status=RefundStatus.PENDING,
-            created_at=self._clock(),
-        )
-        self.view.refunds.append(refund)
-        self.refunds_in_flight.add(refund.refund_id)
-        return refund, True
-
-    def refund_returned(self, refund_id: str, result: RefundResult) -> list[Effect]:
-        """The gateway call of a booked refund returned (PENDING: its outcome is unknown)."""
-        self.refunds_in_flight.discard(refund_id)
-        return self.settle_refund(refund_id, result.status, result.provider_refund_id, result.failure)
-
-    def refund_looked_up(self, refund: RefundView, result: RefundResult) -> list[Effect]:
-        """What a lookup of an unresolved refund said."""
-        if result.status is RefundStatus.PENDING and result.provider_refund_id in (
-            None,
-            refund.provider_refund_id,
-        ):
-            return []  # nothing new: no transition, so a long wait does not flood the record
-        return self.settle_refund(refund.refund_id, result.status, result.provider_refund_id, result.failure)
-
-    def settle_refund(
-        self, refund_id: str, status: RefundStatus, provider_refund_id: str | None, failure: Failure | None
-    ) -> list[Effect]:
-        refund = self.find_refund(refund_id, None)
-        if refund is None:
-            return []
-        if provider_refund_id:
-            refund.provider_refund_id = provider_refund_id
-        if refund.status is RefundStatus.SUCCEEDED and status is not RefundStatus.FAILED:
-            return []  # already counted; a replay must not count it twice
-        if refund.status is RefundStatus.FAILED:
-            return []
-        refund.status = status
-        refund.failure = failure
-        self.view.refunded_minor = sum(
-            r.amount.minor for r in self.view.refunds if r.status is RefundStatus.SUCCEEDED
-        )
-        settled = self.settled_status() if self.view.status in SETTLED else None
-        data = {"refund_id": refund_id, "amount": str(refund.amount)}
-        return [Record(settled, (f"refund.{status.value}",), data)]
-
-    def unresolved_refunds(self) -> list[RefundView]:
-        """Pending refunds nobody is waiting on: their gateway call returned without an outcome."""
-        return [
-            r
-            for r in self.view.refunds
-            if r.status is RefundStatus.PENDING and r.refund_id not in self.refunds_in_flight
-        ]
-
-    def settled_status(self) -> PaymentStatus:
-        view = self.view
-        if any(d.status not in _DISPUTE_CLOSED_IN_OUR_FAVOUR for d in view.disputes):
-            return PaymentStatus.DISPUTED
-        if view.captured_minor and view.refunded_minor >= view.captured_minor:
-            return PaymentStatus.REFUNDED
-        if view.refunded_minor:
-            return PaymentStatus.PARTIALLY_REFUNDED
-        return PaymentStatus.PAID
-
-    # ------------------------------------------------------------ manual review
-
-    def needs_review(self) -> bool:
-        """Did the fraud check hold the payment for an operator? Only a result with a policy (from
-        a version that knows reviews) holds: older payments went on, and replay must agree."""
-        fraud = self.view.fraud
-        return fraud is not None and fraud.policy is not None and fraud.decision is FraudDecision.REVIEW
-
-    def review_after_authorization(self) -> bool:
-        """A card on a gateway that can hold funds is authorized first and captured only once
-        approved; anything else (redirect, QR, wallets) is not created at the provider until then."""
-        return self._input.method.type == "card" and self._input.gateway.supports_manual_capture
-
-    def begin_review(self, events: tuple[str, ...] = ()) -> list[Effect]:
-        """Hold the payment for an operator; `events` already happened in the same step."""
-        fraud = self.view.fraud
-        assert fraud is not None and fraud.policy is not None
-        now = self._clock()
-        self.view.review = ReviewView(
-            requested_at=now, deadline=now + timedelta(seconds=fraud.policy.review_timeout_seconds)
-        )
-        data = {"score": str(fraud.score), "source": fraud.source}
-        return [Record(PaymentStatus.REQUIRES_REVIEW, (*events, "review.requested"), data)]
-
-    def review_refusal(self, request: ReviewDecision) -> Refusal | None:
-        review = self.view.review
-        if self.view.status is not PaymentStatus.REQUIRES_REVIEW or review is None or review.decision:
-            return Refusal(
-                Rejection.INVALID_STATE, f"a {self.view.status.value} payment is not waiting for review"
-            )
-        return None
-
-    def review_decided(self) -> bool:
-        return self.view.review is not None and self.view.review.decision is not None
-
-    def decide_review(self, request: ReviewDecision | None) -> list[Effect]:
-        """Record the decision (None: nobody decided in time, which rejects). The payment leaves
-        review for the status it had before: authorized (card) or pending."""
-        review = self.view.review
-        assert review is not None
-        if request is None:
-            review.decision, review.decided_by = ReviewDecisionKind.REJECT, "timeout"
-            event = "review.expired"
-        else:
-            review.decision, review.note = request.decision, request.note
-            review.decided_by = request.decided_by or "temporal-ui"
-            event = "review.approved" if request.decision is ReviewDecisionKind.APPROVE else "review.rejected"
-        review.decided_at = self._clock()
-        self.authorize_for_review = False
-        back = PaymentStatus.AUTHORIZED if self.authorized_minor else PaymentStatus.PENDING
-        data = {"decided_by": review.decided_by or ""}
-        if review.note:
-            data["note"] = review.note
-        return [Record(back, (event,), data)]
-
-    def review_approved(self) -> bool:
-        return self.view.review is not None and self.view.review.decision is ReviewDecisionKind.APPROVE
-
-    def review_rejection(self) -> Finish:
-        """How a rejected (or expired) review ends the payment: cancelled, the order released."""
-        review = self.view.review
-        if review is not None and review.decided_by == "timeout":
-            failure = Failure(code="review_timeout", message="no review decision before the deadline")
-        else:
-            failure = Failure(code="rejected_in_review", message="rejected in manual review")
-        return Finish(PaymentStatus.CANCELLED, failure, "payment.cancelled", release_order=True)
-
-    def review_answered(self) -> bool:
-        """A review update has its answer: the payment went on to its next step or its end."""
-        if not self.review_decided() or self.view.status in (
-            PaymentStatus.REQUIRES_REVIEW,
-            PaymentStatus.PENDING,
-            PaymentStatus.OUTCOME_UNKNOWN,
-        ):
-            return False
-        if self.view.status is PaymentStatus.AUTHORIZED:
-            return self._input.capture_method is CaptureMethod.MANUAL  # now the merchant's to capture
-        return True
-
     # ------------------------------------------------------------ requests (update validators)
 
     def decide_refusal(self, request: DecisionRequest) -> Refusal | None:
@@ -717,33 +464,6 @@ class PaymentState:
                 Rejection.AMOUNT_EXCEEDS, f"at most {self._input.amount.with_minor(left)} is left to refund"
             )
         return None
-
-
-# ---------------------------------------------------------------- fraud screening
-
-
-def screened(rules: FraudResult, verdict: ScreeningVerdict | None) -> FraudResult:
-    """The fraud result once the screening service had its say: the stricter decision and the
-    higher score of the two. Without a verdict (the service stayed unreachable or refused the
-    request) the policy's `on_provider_error` stands in for it."""
-    policy = rules.policy
-    if policy is None or policy.provider is None:
-        return rules
-    if verdict is None:
-        return rules.model_copy(
-            update={
-                "decision": strictest(rules.decision, policy.on_provider_error),
-                "reasons": [*rules.reasons, f"{policy.provider}_unavailable"],
-            }
-        )
-    return FraudResult(
-        score=max(rules.score, verdict.score),
-        decision=strictest(rules.decision, verdict.decision),
-        reasons=[*rules.reasons, *verdict.reasons],
-        source=policy.provider,
-        reference=verdict.reference,
-        policy=policy,
-    )
 
 
 # ---------------------------------------------------------------- failures

@@ -20,7 +20,8 @@ from workflows.domain import (
 from workflows.fraud_io import FeedbackKind, ScreeningVerdict
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus
 from workflows.messages import ReviewDecision
-from workflows.payment_state import ConfirmPaid, Finish, Record, SendFraudFeedback, screened
+from workflows.payment_effects import ConfirmPaid, Finish, Record, SendFraudFeedback
+from workflows.payment_review_state import screened
 from workflows.rejections import Rejection
 
 POLICY = FraudPolicy(provider="sift", on_provider_error=FraudDecision.REVIEW, review_timeout_seconds=3600)

@@ -27,16 +27,8 @@ from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, Gateway
 from workflows.messages import CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
 from workflows.money import Amount
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
-from workflows.payment_state import (
-    ConfirmPaid,
-    Effect,
-    Finish,
-    PaymentState,
-    Record,
-    RefundLatePayment,
-    failure_for,
-    refused_failure,
-)
+from workflows.payment_effects import ConfirmPaid, Effect, Finish, Record, RefundLatePayment
+from workflows.payment_state import PaymentState, failure_for, refused_failure
 from workflows.rejections import Rejection
 
 FULL = Amount(minor=4999, currency="USD")
@@ -109,8 +101,17 @@ def refund_event(event_id: str, kind=GatewayEventKind.REFUND_SUCCEEDED, **fields
     return gateway_event(event_id, kind, **fields)
 
 
-def test_the_module_imports_no_temporal():
-    code = "import sys, workflows.payment_state; print(sorted(m for m in sys.modules if 'temporalio' in m))"
+@pytest.mark.parametrize(
+    "module",
+    [
+        "workflows.payment_state",
+        "workflows.payment_effects",
+        "workflows.payment_refund_state",
+        "workflows.payment_review_state",
+    ],
+)
+def test_the_state_modules_import_no_temporal(module):
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if 'temporalio' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
