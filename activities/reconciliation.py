@@ -31,6 +31,7 @@ from activities.store.repository import PaymentStore
 from workflows import activity_names as names
 from workflows.client import PaymentNotRunning, PaymentWorkflows
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus, RefundView
+from workflows.event_proof import EventKeys
 from workflows.gateway_io import (
     GatewayEvent,
     GatewayEventKind,
@@ -59,12 +60,16 @@ class PaymentSignals(Protocol):
 
 
 class TemporalPaymentSignals:
-    """`PaymentSignals` over a Temporal client."""
+    """`PaymentSignals` over a Temporal client. Each event carries a proof under `keys` (the
+    provider's lookup is what proves it); without keys the workflow asks the provider again."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, keys: EventKeys | None) -> None:
         self._workflows = PaymentWorkflows(client)
+        self._keys = keys
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
+        if self._keys is not None:
+            event = self._keys.prove(event, payment_id)
         try:
             await self._workflows.gateway_event(payment_id, event)
         except PaymentNotRunning:  # closed after its settlement window
@@ -355,10 +360,13 @@ def _drift(view: PaymentView, theirs: str | None, kind: DriftKind, detail: str) 
 
 
 class ReconciliationActivities:
-    """`ReconciliationActivities(store, registry, client).definitions()` is what the worker registers."""
+    """`ReconciliationActivities(store, registry, client, keys).definitions()` is what the worker
+    registers."""
 
-    def __init__(self, store: PaymentStore, registry: GatewayRegistry, client: Client) -> None:
-        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client))
+    def __init__(
+        self, store: PaymentStore, registry: GatewayRegistry, client: Client, keys: EventKeys | None
+    ) -> None:
+        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, keys))
 
     @activity.defn(name=names.RECONCILE)
     async def reconcile(self, request: ReconcileRequest) -> ReconcileReport:

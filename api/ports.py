@@ -17,6 +17,7 @@ from temporalio.converter import PayloadCodec
 from api.limits import ApiLimits
 from workflows.client import PaymentWorkflows
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
+from workflows.event_proof import EventKeys
 from workflows.gateway_io import GatewayEvent
 from workflows.webhook_inbox import WebhookOutcome
 
@@ -116,6 +117,9 @@ class ApiDeps:
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+    # Proves to the payment's workflow that the receiver verified an event (workflows/event_proof.py);
+    # None: events go unproven and each one is confirmed by a gateway lookup.
+    event_keys: EventKeys | None = None
 
     @property
     def workflows(self) -> PaymentWorkflows:

@@ -33,6 +33,9 @@ async def _our_payment_id(deps: ApiDeps, gateway: str, event: GatewayEvent) -> s
 
 
 async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
+    if deps.event_keys is not None:
+        # Verified above: say so in a way the workflow can check (anyone can send it the signal).
+        event = deps.event_keys.prove(event, payment_id)
     try:
         await deps.workflows.gateway_event(payment_id, event)
     except PaymentNotRunning:  # never started, or closed after its settlement window

@@ -142,6 +142,7 @@ def api_deps(
         serve_metrics=config.api.metrics,
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),
+        event_keys=config.event_proof.event_keys(),
     )
 
 

@@ -54,6 +54,7 @@ from pydantic_settings import (
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
 from workflows.domain import PaymentPolicy, PaymentSettings
+from workflows.event_proof import EventKeys
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -284,6 +285,35 @@ class DatabaseConfig(_Section):
         return re.sub(r"(?<=://)([^:/@]+):[^@]*@", rf"\1:{MASK}@", raw)
 
 
+class EventProofConfig(_Section):
+    """`[event_proof]`: the keys that prove a gateway event was verified by durapay before it was
+    signalled to a payment (workflows/event_proof.py). The API (webhook receiver) and the worker
+    (reconciliation, and the check) need the same keys. Secrets: from the environment or the
+    secrets directory. Empty: no event is proven, so every webhook is confirmed by a gateway
+    lookup before it takes effect (slower, never unsafe)."""
+
+    # key id -> at least 32 random characters (e.g. `openssl rand -base64 32`)
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    active_key: str | None = None  # the key new proofs are made with; required with keys
+
+    @model_validator(mode="after")
+    def _usable(self) -> EventProofConfig:
+        if self.keys and self.active_key not in self.keys:
+            raise ValueError(
+                f"active_key {self.active_key!r} must name one of keys ({', '.join(sorted(self.keys))})"
+            )
+        if not self.keys and self.active_key is not None:
+            raise ValueError("active_key is set but keys is empty")
+        self.event_keys()  # key ids and lengths; its messages never carry a key
+        return self
+
+    def event_keys(self) -> EventKeys | None:
+        if not self.keys or self.active_key is None:
+            return None
+        keys = {key_id: key.get_secret_value().encode() for key_id, key in self.keys.items()}
+        return EventKeys(keys, self.active_key)
+
+
 class DurapayConfig(BaseSettings):
     """The effective configuration of one durapay process."""
 
@@ -302,6 +332,7 @@ class DurapayConfig(BaseSettings):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    event_proof: EventProofConfig = Field(default_factory=EventProofConfig)
 
     @classmethod
     def settings_customise_sources(

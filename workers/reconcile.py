@@ -157,7 +157,11 @@ async def _run(config: DurapayConfig, args: argparse.Namespace, out: TextIO) -> 
     )
     async with await Runtime.open(config) as runtime:
         # Only a repair touches Temporal: a report can be made while it is down.
-        signals = TemporalPaymentSignals(await connect(config)) if args.repair else None
+        signals = (
+            TemporalPaymentSignals(await connect(config), config.event_proof.event_keys())
+            if args.repair
+            else None
+        )
         reconciler = Reconciler(runtime.store, runtime.registry, signals, concurrency=args.concurrency)
         report = await reconciler.run(request)
     if args.json != "-":

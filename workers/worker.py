@@ -41,6 +41,7 @@ from temporalio.runtime import PrometheusConfig, TelemetryConfig
 from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
+from activities.event_verification import EventVerification
 from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
@@ -225,6 +226,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
         *StoreActivities(runtime.store).definitions(),
+        *EventVerification(runtime.config.event_proof.event_keys()).definitions(),
     ]
 
 
@@ -306,7 +308,9 @@ async def build_worker(
         # Reconciliation repairs drift by signalling payment workflows, hence the client.
         activities=[
             *activities(runtime),
-            *ReconciliationActivities(runtime.store, runtime.registry, client).definitions(),
+            *ReconciliationActivities(
+                runtime.store, runtime.registry, client, runtime.config.event_proof.event_keys()
+            ).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,
         max_concurrent_local_activities=tuning.max_concurrent_local_activities,

@@ -16,4 +16,6 @@ CHECK_FRAUD = "fraud.check"
 
 RECORD_TRANSITION = "store.record_transition"
 
+VERIFY_EVENT = "events.verify"
+
 RECONCILE = "reconcile.run"

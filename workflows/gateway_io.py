@@ -135,8 +135,20 @@ class GatewayEventKind(StrEnum):
     UNKNOWN = "unknown"  # acknowledged and recorded, changes nothing
 
 
+class EventProof(Contract):
+    """That durapay checked an event before signalling it: an HMAC over the event and the payment it
+    is sent to, under a key only the API and the worker hold (workflows/event_proof.py)."""
+
+    key_id: str
+    mac: str
+
+
 class GatewayEvent(Contract):
-    """A verified provider notification, normalized. The workflow de-duplicates on `event_id`."""
+    """A provider notification, normalized. The workflow de-duplicates on `event_id`.
+
+    Anyone who can signal a workflow (the Temporal UI or CLI) can send one, so an event that would
+    move money takes effect only with a valid `proof`; without one it is only a reason to ask the
+    gateway (workflows/payment.py)."""
 
     gateway: str
     event_id: str
@@ -152,3 +164,4 @@ class GatewayEvent(Contract):
     dispute_reason: str | None = None
     failure: Failure | None = None
     occurred_at: datetime | None = None
+    proof: EventProof | None = None

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentView,
         RefundView,
     )
+    from workflows.event_proof import EventCheck, ProofCheck
     from workflows.gateway_io import GatewayEvent, GatewayPaymentStatus, GatewayResult
     from workflows.ledger_io import (
         FraudCheckRequest,
@@ -53,11 +54,13 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         RefundRequest,
     )
-    from workflows.patches import FEWER_LOCAL_STEPS
+    from workflows.patches import FEWER_LOCAL_STEPS, VERIFIED_GATEWAY_EVENTS
     from workflows.payment_gateway import PaymentGateway
     from workflows.payment_state import (
+        INERT_EVENTS,
         NOT_CAPTURED_YET,
         PAID_EVENTS,
+        PAYMENT_EVENTS,
         ConfirmPaid,
         Effect,
         Finish,
@@ -437,6 +440,8 @@ class PaymentWorkflow:
         received = PaymentEventRecord(
             type="webhook.received", data={"event_id": event.event_id, "type": event.provider_type}
         )
+        if workflow.patched(VERIFIED_GATEWAY_EVENTS.id) and not await self._event_proven(event, received):
+            return
         if workflow.patched(FEWER_LOCAL_STEPS.id):
             # Recorded with whatever the event causes, in the same store write; on its own only
             # when it causes nothing.
@@ -447,6 +452,44 @@ class PaymentWorkflow:
         else:
             await self._transition(None, received.type, data=received.data)
             await self._run(self._state.apply_event(event))
+
+    async def _event_proven(self, event: GatewayEvent, received: PaymentEventRecord) -> bool:
+        """May `event` take effect? Anyone who can signal the workflow (the Temporal UI or CLI) can
+        send one, so an event that would change the payment needs the proof the receiver or
+        reconciliation attach once they have verified it. Without a valid one it is only a reason
+        to ask the gateway, whose answer is applied instead (False: handled here)."""
+        refusal = self._state.event_refusal(event)
+        if refusal is not None:
+            finding = PaymentEventRecord(
+                type="webhook.refused", data={"event_id": event.event_id, "reason": refusal}
+            )
+            self._carried += [received, finding]
+            await self._transition(None)
+            return False
+        if event.kind in INERT_EVENTS:
+            return True
+        check: ProofCheck = await workflow.execute_local_activity(
+            act.VERIFY_EVENT,
+            EventCheck(payment_id=self._input.payment_id, event=event),
+            result_type=ProofCheck,
+            **LOCAL_STEP,
+        )
+        if check is ProofCheck.VERIFIED:
+            return True
+        finding = PaymentEventRecord(
+            type="webhook.unverified", data={"event_id": event.event_id, "proof": check.value}
+        )
+        self._carried += [received, finding]
+        if event.kind in PAYMENT_EVENTS:
+            await self._apply_result(await self._gateway.lookup())
+        elif (refund := self._state.refund_to_confirm(event)) is not None:
+            looked = await self._gateway.lookup_refund(refund)
+            if looked is not None:
+                await self._run(self._state.refund_looked_up(refund, looked))
+        # A dispute cannot be looked up: an unproven one stays on the record only.
+        if self._carried:
+            await self._transition(None)
+        return False
 
     async def _transition(
         self, status: PaymentStatus | None, *events: str, data: dict[str, str] | None = None

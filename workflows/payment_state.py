@@ -62,6 +62,18 @@ NOT_CAPTURED_YET = (
     GatewayPaymentStatus.REQUIRES_ACTION,
 )
 PAID_EVENTS = ("payment.captured", "order.paid", "payment.completed")
+# Events that change nothing whoever sent them: applied without a proof.
+INERT_EVENTS = (
+    GatewayEventKind.UNKNOWN,
+    GatewayEventKind.PAYMENT_REQUIRES_ACTION,
+    GatewayEventKind.PAYMENT_PROCESSING,
+)
+PAYMENT_EVENTS = (
+    GatewayEventKind.PAYMENT_SUCCEEDED,
+    GatewayEventKind.PAYMENT_AUTHORIZED,
+    GatewayEventKind.PAYMENT_FAILED,
+    GatewayEventKind.PAYMENT_CANCELLED,
+)
 
 
 # ---------------------------------------------------------------- effects
@@ -146,7 +158,7 @@ class PaymentState:
             updated_at=now,
         )
         self.authorized_minor = 0
-        self._seen_event_ids: set[str] = set()
+        self._seen_event_ids: set[tuple[str, str]] = set()  # (event id, proof MAC)
         self.inbox: list[GatewayEvent] = []  # verified, not yet applied
         # Refund notifications that overtook the payment's own confirmation: applied once it settles.
         self.held_refund_events: list[GatewayEvent] = []
@@ -298,12 +310,29 @@ class PaymentState:
     # ------------------------------------------------------------ webhook events
 
     def receive(self, event: GatewayEvent) -> bool:
-        """Queue a verified event. Providers deliver at least once: each event id is taken once."""
-        if event.event_id in self._seen_event_ids:
+        """Queue an event. Providers deliver at least once: each event is taken once. "Each event"
+        is its id and its proof: an unproven event sent first under a genuine event's id (a guess,
+        or read from the provider's dashboard) must not shadow the genuine one."""
+        key = (event.event_id, event.proof.mac if event.proof else "")
+        if key in self._seen_event_ids:
             return False
-        self._seen_event_ids.add(event.event_id)
+        self._seen_event_ids.add(key)
         self.inbox.append(event)
         return True
+
+    def event_refusal(self, event: GatewayEvent) -> str | None:
+        """Why `event` cannot be this payment's at all, proof or not: another gateway's, or one
+        naming another payment."""
+        if event.gateway != self._input.gateway.id:
+            return "another_gateway"
+        if event.payment_id is not None and event.payment_id != self._input.payment_id:
+            return "another_payment"
+        return None
+
+    def refund_to_confirm(self, event: GatewayEvent) -> RefundView | None:
+        """The unresolved refund an unproven refund event names: the gateway is asked about it."""
+        refund = self.find_refund(event.refund_id, event.provider_refund_id)
+        return refund if refund is not None and refund in self.unresolved_refunds() else None
 
     def apply_event(self, event: GatewayEvent) -> list[Effect]:
         kind = event.kind

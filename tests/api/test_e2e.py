@@ -308,3 +308,45 @@ async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite
             w async for w in stack.client.list_workflows(f"WorkflowId = '{workflow_id(first.json()['id'])}'")
         ]
         assert len(runs) == 1
+
+
+async def test_forged_gateway_event_signal_moves_no_money(api_stack, http, unique):
+    """Issue #17 item 1: the signal the Temporal CLI / UI can send to any payment
+    (`temporal workflow signal --name gateway_event --input '{...}'`) carries no proof that the
+    receiver verified it: it only makes the workflow ask the gateway, which says the customer has
+    not authenticated, so the payment stays unpaid. A genuine webhook through the receiver pays."""
+    created = await _post(http, api_stack, "/v1/payments", payment(unique, "tok_async_webhook"), unique)
+    assert created.status_code == 202, created.text
+    payment_id = created.json()["id"]
+    handle = api_stack.client.get_workflow_handle(workflow_id(payment_id))
+    # Exactly what the CLI sends: untyped JSON, no proof.
+    forged = {"gateway": "mock", "event_id": "forged-1", "kind": "payment.succeeded", "provider_type": "ops"}
+    await handle.signal("gateway_event", forged)
+    # And one that names the payment's own id but another gateway.
+    await handle.signal(
+        "gateway_event",
+        {"gateway": "stripe", "event_id": "forged-2", "kind": "payment.succeeded", "provider_type": "ops"},
+    )
+
+    async def unverified_recorded():
+        types = [e.type for e in await api_stack.store.events(payment_id)]
+        return types if types.count("webhook.unverified") + types.count("webhook.refused") >= 2 else None
+
+    types = await _eventually(unverified_recorded)
+    assert types is not None, "the forged signals were never handled"
+    view = await api_stack.store.get(payment_id)
+    assert (view.status, view.captured_minor) == (PaymentStatus.AUTHORIZING, 0)
+    assert "payment.captured" not in types
+
+    # The genuine notification, verified by the receiver, still pays.
+    headers, body = api_stack.gateway("mock").build_webhook(api_stack.gateway("mock").settle(payment_id))
+    delivered = await http.post("/webhooks/mock", content=body, headers=headers)
+    assert delivered.status_code == 200, delivered.text
+
+    async def paid():
+        view = await api_stack.store.get(payment_id)
+        return view if view is not None and view.status is PaymentStatus.PAID else None
+
+    assert await _eventually(paid) is not None
+    types = [e.type for e in await api_stack.store.events(payment_id)]
+    assert types.count("webhook.unverified") == 1 and types.count("webhook.refused") == 1

@@ -10,8 +10,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import PROBLEM_CONTENT_TYPE
 from tests.api.fakes import FakeStore, make_deps, serve, signed
-from tests.workflows.builders import payment_input
+from tests.workflows.builders import TEST_EVENT_KEYS, payment_input
 from workflows.client import workflow_id
+from workflows.event_proof import ProofCheck
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.payment import PaymentWorkflow
 from workflows.webhook_inbox import WebhookOutcome
@@ -133,5 +134,25 @@ async def test_events_are_signalled_and_duplicates_signalled_again(
             ("evt_1", WebhookOutcome.SIGNALLED, payment_id),
             ("evt_2", WebhookOutcome.SIGNALLED, payment_id),
         ] * 2
+    finally:
+        await handle.terminate()
+
+
+async def test_signalled_events_carry_a_proof_for_their_payment(temporal_env, task_queue, unique):
+    """The receiver proves to the workflow that it verified each event (issue #17 item 1): the
+    proof checks for the payment it was sent to, and for no other."""
+    payment_id = f"pay_{unique}"
+    handle = await temporal_env.client.start_workflow(
+        PaymentWorkflow.run, payment_input(payment_id), id=workflow_id(payment_id), task_queue=task_queue
+    )
+    try:
+        deps = make_deps(client=temporal_env.client, event_keys=TEST_EVENT_KEYS)
+        body, headers = signed([_event("evt_1", payment_id=payment_id)])
+        assert (await _deliver(deps, body, headers))[0] == 200
+        [payload] = await _signalled_event_ids(handle)
+        event = GatewayEvent.model_validate_json(payload)
+        assert event.proof is not None and event.proof.key_id == "test"
+        assert TEST_EVENT_KEYS.check(event, payment_id) is ProofCheck.VERIFIED
+        assert TEST_EVENT_KEYS.check(event, f"{payment_id}-other") is ProofCheck.INVALID
     finally:
         await handle.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -240,3 +241,28 @@ def test_the_example_file_is_valid_and_matches_the_defaults() -> None:
     assert config.payment.model_dump(exclude={"gateways"}) == defaults.payment.model_dump(
         exclude={"gateways"}
     )
+
+
+def test_event_proof_keys_are_secrets_with_ids() -> None:
+    key = "event-proof-key-" + "x" * 32
+    config = load_config(
+        None,
+        environ={
+            "DURAPAY_EVENT_PROOF__KEYS": json.dumps({"k1": key}),
+            "DURAPAY_EVENT_PROOF__ACTIVE_KEY": "k1",
+        },
+    )
+    keys = config.event_proof.event_keys()
+    assert keys is not None and "k1" in repr(keys) and key not in repr(keys)
+    assert dict(flatten(config.masked()))["event_proof.keys.k1"] == MASK
+    assert key not in repr(config) + str(config.masked())
+    assert load_config(None, environ={}).event_proof.event_keys() is None
+    short = {
+        "DURAPAY_EVENT_PROOF__KEYS": json.dumps({"k1": "tooshort-secret"}),
+        "DURAPAY_EVENT_PROOF__ACTIVE_KEY": "k1",
+    }
+    with pytest.raises(ConfigError, match="at least 32 bytes") as info:
+        load_config(None, environ=short)
+    assert "tooshort-secret" not in str(info.value)
+    with pytest.raises(ConfigError, match="must name one of keys"):
+        load_config(None, environ={"DURAPAY_EVENT_PROOF__KEYS": json.dumps({"k1": key})})

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.event_verification import EventVerification
+from tests.workflows.builders import TEST_EVENT_KEYS
 from workflows import activity_names as act
 from workflows.domain import FraudDecision, FraudResult, RefundStatus
 from workflows.gateway_io import (
@@ -159,6 +161,7 @@ class FakeWorld:
             world.transitions.append(t)
 
         return [
+            *EventVerification(TEST_EVENT_KEYS).definitions(),
             authorize,
             capture,
             cancel,
