@@ -6,8 +6,6 @@ when configured, `/metrics` (api/metrics.py) and the codec server at `/codec` (a
 from __future__ import annotations
 
 import json
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
@@ -22,12 +20,15 @@ from api import payments, webhooks
 from api.auth import API_KEY_ID, auth_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
+from api.forwarded import sender_address
 from api.limits import RateLimit
 from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
 from api.ports import ApiDeps
 from api.problems import problem_middleware, rate_limited
+from api.rejection_sample import RejectionSample
 from api.schemas import mask_card_numbers
+from api.token_buckets import TokenBuckets
 
 OPENAPI_DOCUMENT = "openapi.yaml"
 
@@ -50,57 +51,6 @@ def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:
         return await handler(request)
 
     return middleware
-
-
-class TokenBuckets:
-    """Per-key token buckets in this process's memory: `limit.limit` requests at once, refilled at
-    `limit.limit` per `limit.window_s`.
-
-    For flood protection, where a count shared between instances buys nothing: each instance
-    protects itself, and a database write per request would be the very load a flood should not
-    cause. At most `max_keys` buckets are kept; a full bucket is the same as no bucket, so those
-    go first, then the least recently used (whose sender starts over with a full bucket)."""
-
-    def __init__(
-        self, limit: RateLimit, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._capacity = float(limit.limit)
-        self._per_second = limit.limit / limit.window_s
-        self._max_keys = max_keys
-        self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, key: str) -> tuple[bool, float]:
-        """Take one token for `key`; (allowed, seconds until a token is there when refused)."""
-        now = self._clock()
-        tokens = self._tokens(key, now)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            self._buckets.move_to_end(key)
-            self._evict()
-            return True, 0.0
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        return False, (1 - tokens) / self._per_second if self._per_second else float("inf")
-
-    def _tokens(self, key: str, now: float) -> float:
-        held = self._buckets.get(key)
-        if held is None:
-            return self._capacity
-        tokens, at = held
-        return min(self._capacity, tokens + (now - at) * self._per_second)
-
-    def _evict(self) -> None:
-        if len(self._buckets) <= self._max_keys:
-            return
-        now = self._clock()
-        for key in [k for k in self._buckets if self._tokens(k, now) >= self._capacity]:
-            del self._buckets[key]
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
 
 
 def _token_bucket_middleware(deps: ApiDeps, limit: RateLimit, key_of: Callable[[web.Request], str]) -> Any:
@@ -157,7 +107,9 @@ def create_app(deps: ApiDeps) -> web.Application:
     # One registry per app: two apps in a process (tests, two instances) keep their own counts.
     metrics = ApiMetrics() if deps.serve_metrics else None
     middlewares = [problem_middleware]
+    deps = replace(deps, inbox=RejectionSample(deps.inbox, deps.limits.rejected_webhook_sample))
     if metrics is not None:
+        # Outside the sample: every rejection is counted, recorded or not.
         deps = replace(deps, inbox=metrics.counting(deps.inbox))
         middlewares.insert(0, metrics.middleware)
     # The root app creates every request, so its client_max_size bounds every body, webhooks too.
@@ -187,7 +139,10 @@ def create_app(deps: ApiDeps) -> web.Application:
             _token_bucket_middleware(
                 deps,
                 deps.limits.webhook_rate_limit,
-                lambda request: f"webhook:{_known_gateway(deps, request)}:{request.remote}",
+                lambda request: (
+                    f"webhook:{_known_gateway(deps, request)}"
+                    f":{sender_address(request, deps.limits.trusted_proxies)}"
+                ),
             )
         ]
     )

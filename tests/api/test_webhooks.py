@@ -156,3 +156,16 @@ async def test_signalled_events_carry_a_proof_for_their_payment(temporal_env, ta
         assert TEST_EVENT_KEYS.check(event, f"{payment_id}-other") is ProofCheck.INVALID
     finally:
         await handle.terminate()
+
+
+async def test_a_flood_of_forged_bodies_is_counted_but_only_a_sample_is_recorded():
+    """Issue #17 item 6: every rejection counts in the metrics; the inbox keeps a bounded sample."""
+    deps = make_deps(serve_metrics=True, limits={"rejected_webhook_samples_per_minute": 3})
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        for i in range(20):
+            async with http.post(f"{base}/webhooks/mock", data=b'{"forged": %d}' % i) as resp:
+                assert resp.status == 400
+        async with http.get(f"{base}/metrics") as resp:
+            metrics = await resp.text()
+    assert 'durapay_webhooks_total{gateway="mock",outcome="rejected"} 20.0' in metrics
+    assert [e.outcome for e in deps.inbox.entries] == [WebhookOutcome.REJECTED] * 3
