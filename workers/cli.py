@@ -24,6 +24,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from activities.gateways.plugins import PLUGINS
 from workers import reconcile
 from workers.config import ConfigError, DurapayConfig, flatten, load_config
 from workers.demo import demo_defaults
@@ -151,6 +152,7 @@ def config_check(config: DurapayConfig) -> int:
         # JSON values read like TOML ones: quoted strings, lower-case booleans.
         print(f"{key} = {json.dumps(value)}")
     print(f"# enabled gateways: {', '.join(registry.ids())}")
+    print(f"# known gateways: {', '.join(sorted(PLUGINS))}")
     print("# configuration OK")
     return EXIT_OK
 

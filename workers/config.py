@@ -51,6 +51,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from activities.gateways.plugins import PLUGINS
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
 from workflows.domain import PaymentPolicy, PaymentSettings
@@ -64,8 +65,9 @@ API_KEYS_ENV = "DURAPAY_API_KEYS"
 DEFAULT_CONFIG_FILE = "durapay.toml"
 MASK = "**********"
 
-# Keys of raw (gateway) mappings whose values are treated as secrets when displayed. The gateway
-# settings models use SecretStr themselves; this is the net under them for `config check`.
+# Keys of raw mappings whose values are treated as secrets when displayed. A known gateway's secret
+# fields come from its plugin (`GatewayPlugin.secret_fields`); this is the net under them, for a
+# section no plugin claims (refused by the registry, yet shown) and for fraud_detection.
 _SECRET_KEY_PATTERN = re.compile(
     r"secret|password|passphrase|private|token|credential|api_?key|apiv3|cert|signing", re.I
 )
@@ -370,11 +372,31 @@ class DurapayConfig(BaseSettings):
         """The effective configuration as plain data, every secret replaced by a mask."""
         data = self.model_dump(mode="json", exclude={"database"})
         data["payment"]["gateways"] = {
-            name: _mask_mapping(section) for name, section in self.payment.gateways.items()
+            name: _mask_mapping(_mask_gateway_secrets(name, section))
+            for name, section in self.payment.gateways.items()
         }
         data["fraud_detection"] = _mask_mapping(self.fraud_detection)
         data["database"] = {"url": self.database.display_url}
         return data
+
+
+def _mask_gateway_secrets(gateway_id: str, section: Mapping[str, Any]) -> dict[str, Any]:
+    """The section with the secret fields its plugin declares masked (dotted names)."""
+    masked = dict(section)
+    plugin = PLUGINS.get(gateway_id)
+    for field_name in plugin.secret_fields if plugin else ():
+        *parents, leaf = field_name.split(".")
+        table: Any = masked
+        for parent in parents:
+            if not isinstance(table.get(parent), Mapping):
+                break
+            nested = dict(table[parent])  # a copy: the configuration itself stays as it is
+            table[parent] = nested
+            table = nested
+        else:
+            if table.get(leaf) not in (None, "", []):
+                table[leaf] = [MASK] * len(table[leaf]) if isinstance(table[leaf], list) else MASK
+    return masked
 
 
 def _mask_mapping(value: Any, key: str = "") -> Any:

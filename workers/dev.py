@@ -7,7 +7,7 @@ API first, then the worker (draining), then the Temporal server.
 
 `durapay demo` is the same minus the Temporal server: against an already running one.
 
-Both run the fake Stripe, WeChat Pay and AliPay servers in-process (workers/fake_providers) for the
+Both run the fake of every gateway plugin that has one in-process (activities/gateways/<id>/fake.py, via workers/fake_providers) for the
 gateways the user did not configure, and the demo runs those providers' flows too; turned off with
 `fake_providers=False` (`--no-fake-providers`).
 """
@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.gateways.mock import GATEWAY_ID as MOCK
-from activities.gateways.mock import MockGateway
+from activities.gateways.mock.adapter import MockGateway
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer

@@ -8,7 +8,7 @@ of gateway clients.
 
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
-gateway metrics (activities/metrics.py) from whichever process runs the worker. With
+gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
 `[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
 """
 
@@ -46,7 +46,7 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
-from activities.metrics import GatewayMetrics
+from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
 from activities.store.db import create_engine, migrate
@@ -189,6 +189,11 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Served with the gateway metrics, from the same registry.
+    payment_metrics: PaymentMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -225,7 +230,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store).definitions(),
+        *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
         *EventVerification(runtime.config.event_proof.event_keys()).definitions(),
     ]
 
@@ -274,7 +279,8 @@ async def serving_gateway_metrics(config: DurapayConfig, runtime: Runtime) -> As
         ) from None
     try:
         bound_host = f"[{host}]" if ":" in host else host
-        yield f"http://{bound_host}:{server.server_port}"
+        async with runtime.payment_metrics.watching_waiting(runtime.store):
+            yield f"http://{bound_host}:{server.server_port}"
     finally:
         # shutdown() waits for the serving thread to notice (up to its poll interval): not on the loop.
         await asyncio.to_thread(server.shutdown)

@@ -1,1 +1,1 @@
-"""Payment gateways, one module per provider, all behind `activities.gateways.base.Gateway`."""
+"""Payment gateways, one folder per provider (`<id>/`, described by its `PLUGIN`, listed in `plugins.py`), all behind `activities.gateways.base.Gateway`."""

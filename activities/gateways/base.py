@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from workflows.domain import GatewayProfile
 from workflows.gateway_io import (
@@ -56,6 +57,15 @@ class GatewayRateLimited(GatewayTransientError):
 
 class GatewayOutcomeUnknown(GatewayTransientError):
     code = "gateway_outcome_unknown"
+
+
+def required_field(answer: Mapping[str, Any], key: str, provider: str) -> str:
+    """A member of a provider's answer the call cannot go on without: an answer lacking it says
+    nothing sure about what happened."""
+    value = answer.get(key)
+    if not value:
+        raise GatewayOutcomeUnknown(f"{provider} answered without {key}")
+    return str(value)
 
 
 class GatewayInvalidRequest(GatewayError):

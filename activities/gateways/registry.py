@@ -1,50 +1,26 @@
 """Builds the enabled gateways from their configuration sections and hands them out by id.
 
-Each provider module defines its own pydantic settings model and a `build(settings) -> Gateway`;
-`FACTORIES` names them, one line per provider. Modules are imported only when their section is
-enabled, so a provider whose optional dependency is missing breaks only itself, and only if used.
+Each gateway's plugin descriptor (`activities.gateways.plugins.PLUGINS`) names its settings model and
+its `build`; they are imported only when its section is enabled, so a provider whose optional
+dependency is missing breaks only itself, and only if used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from activities.gateways.base import Gateway, GatewayConfigError
+from activities.gateways.plugin import GatewayPlugin
+from activities.gateways.plugins import PLUGINS
 from workflows.domain import GatewayProfile
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class GatewayFactory:
-    """Where a provider's settings model and `build` function live, resolved on first use."""
-
-    module: str
-    settings: str  # the settings model's class name in `module`
-    build: str = "build"
-
-    def load(self) -> tuple[type[BaseModel], Callable[[Any], Gateway]]:
-        try:
-            module = importlib.import_module(self.module)
-        except ImportError as exc:
-            raise GatewayConfigError(f"cannot import {self.module}: {exc}") from exc
-        return getattr(module, self.settings), getattr(module, self.build)
-
-
-# Gateway id (the `[payment.<id>]` section) -> its factory. Add a provider with one line.
-FACTORIES: dict[str, GatewayFactory] = {
-    "mock": GatewayFactory("activities.gateways.mock", "MockSettings"),
-    "stripe": GatewayFactory("activities.gateways.stripe", "StripeSettings"),
-    "wechat_pay": GatewayFactory("activities.gateways.wechatpay", "WechatPaySettings"),
-    "alipay": GatewayFactory("activities.gateways.alipay", "AlipaySettings"),
-}
 
 _ENABLED = TypeAdapter(bool)  # "true" / "0" from the environment read as booleans
 
@@ -62,7 +38,7 @@ class GatewayRegistry:
     @classmethod
     def from_settings(cls, settings: Mapping[str, BaseModel]) -> GatewayRegistry:
         """From already validated settings models, gateway id -> settings (tests, the dev stack)."""
-        return cls(_factory(gateway_id).load()[1](model) for gateway_id, model in settings.items())
+        return cls(_plugin(gateway_id).build(model) for gateway_id, model in settings.items())
 
     @classmethod
     def from_config(cls, sections: Mapping[str, Mapping[str, Any]]) -> GatewayRegistry:
@@ -78,12 +54,12 @@ class GatewayRegistry:
                 raise GatewayConfigError(f"[payment.{gateway_id}] enabled must be true or false") from None
             if not enabled:
                 continue
-            settings_model, build = _factory(gateway_id).load()
+            plugin = _plugin(gateway_id)
             try:
-                settings = settings_model.model_validate(section)
+                settings = plugin.settings_model().model_validate(section)
             except ValidationError as exc:
                 raise GatewayConfigError(f"[payment.{gateway_id}] is invalid: {_describe(exc)}") from None
-            gateways.append(build(settings))
+            gateways.append(plugin.build(settings))
         registry = cls(gateways)
         logger.info("gateways enabled: %s", ", ".join(registry.ids()) or "none")
         return registry
@@ -120,11 +96,11 @@ class GatewayRegistry:
         await self.aclose()
 
 
-def _factory(gateway_id: str) -> GatewayFactory:
+def _plugin(gateway_id: str) -> GatewayPlugin:
     try:
-        return FACTORIES[gateway_id]
+        return PLUGINS[gateway_id]
     except KeyError:
-        known = ", ".join(sorted(FACTORIES))
+        known = ", ".join(sorted(PLUGINS))
         raise GatewayConfigError(f"unknown gateway {gateway_id!r} (known: {known})") from None
 
 

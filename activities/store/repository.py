@@ -48,6 +48,15 @@ class StoredEvent(BaseModel):
     created_at: datetime
 
 
+class WaitingPayments(BaseModel):
+    """The payments in one status: how many, and the last transition of the one waiting longest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    count: int
+    oldest_update: datetime
+
+
 class PaymentStore:
     def __init__(self, engine: AsyncEngine, *, rejected_webhooks_kept: int = 1000) -> None:
         """`rejected_webhooks_kept`: how many of a gateway's newest rejected deliveries the inbox
@@ -59,9 +68,11 @@ class PaymentStore:
 
     # ------------------------------------------------------------------ payments
 
-    async def record_transition(self, t: PaymentTransition) -> None:
+    async def record_transition(self, t: PaymentTransition) -> bool:
         """Apply one workflow transition: the projection moves only forward (a retried or late
-        write with an older or equal version changes nothing), events are stored once."""
+        write with an older or equal version changes nothing), events are stored once. True when
+        this call stored the transition's events (its first successful write), so that callers
+        count each transition once however often Temporal retries it."""
         view = t.view
         row = _projection(view)
         async with write_transaction(self._engine) as conn:
@@ -90,9 +101,14 @@ class PaymentStore:
                         for event in t.events
                     ]
                 )
-                await conn.execute(
-                    events.on_conflict_do_nothing(index_elements=["payment_id", "version", "type"])
+                # RETURNING names the rows inserted now (rowcount is -1 on PostgreSQL here).
+                stored = await conn.execute(
+                    events.on_conflict_do_nothing(index_elements=["payment_id", "version", "type"]).returning(
+                        payment_events.c.id
+                    )
                 )
+                return bool(stored.all())
+        return False
 
     async def get(self, payment_id: str) -> PaymentView | None:
         async with self._engine.connect() as conn:
@@ -188,6 +204,21 @@ class PaymentStore:
             query = query.where(payments.c.id != exclude_payment_id)
         async with self._engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
+
+    async def waiting(self, statuses: Collection[PaymentStatus]) -> dict[PaymentStatus, WaitingPayments]:
+        """How many payments are in each of `statuses` now, and since when the longest-waiting
+        one has not moved (its last transition); a status with no payment is absent."""
+        query = (
+            select(payments.c.status, func.count(), func.min(payments.c.updated_at))
+            .where(payments.c.status.in_([PaymentStatus(s).value for s in statuses]))
+            .group_by(payments.c.status)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            PaymentStatus(status): WaitingPayments(count=count, oldest_update=oldest)
+            for status, count, oldest in rows
+        }
 
     async def _views(self, query: Any) -> list[PaymentView]:
         async with self._engine.connect() as conn:

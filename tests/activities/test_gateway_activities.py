@@ -28,7 +28,8 @@ from activities.gateways.base import (
     GatewayTransientError,
     NotSupported,
 )
-from activities.gateways.mock import MockGateway, MockSettings
+from activities.gateways.mock.adapter import MockGateway
+from activities.gateways.mock.settings import MockSettings
 from activities.gateways.registry import GatewayRegistry
 from workflows import activity_names as names
 from workflows.domain import CardMethod, GatewayProfile, RefundStatus

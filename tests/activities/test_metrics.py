@@ -17,7 +17,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.gateway_activities import GatewayActivities, result_outcome
-from activities.gateways.mock import MockGateway, MockSettings
+from activities.gateways.mock.adapter import MockGateway
+from activities.gateways.mock.settings import MockSettings
 from activities.gateways.registry import GatewayRegistry
 from activities.metrics import GatewayMetrics, GatewayOutcome
 from workflows.domain import CardMethod, RefundStatus

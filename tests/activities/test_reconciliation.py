@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
-from activities.gateways.mock import MockGateway, MockSettings
+from activities.gateways.mock.adapter import MockGateway
+from activities.gateways.mock.settings import MockSettings
 from activities.gateways.registry import GatewayRegistry
 from activities.reconciliation import (
     Reconciler,

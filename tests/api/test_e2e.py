@@ -14,7 +14,7 @@ import httpx
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
-from activities.gateways.mock import MockWebhook
+from activities.gateways.mock.adapter import MockWebhook
 from tests.stack import Stack, running_stack
 from workflows.client import workflow_id
 from workflows.domain import PaymentStatus

@@ -21,10 +21,10 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
-from activities.gateways.mock import MockGateway, MockWebhook
+from activities.gateways.mock.adapter import MockGateway, MockWebhook
+from activities.gateways.stripe.fake import FakeStripe
 from api.payments import derive_payment_id
 from tests.stack import API_KEY_ID, Stack, running_stack
-from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workflows.client import workflow_id
 from workflows.domain import PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEventKind, RefundCall
@@ -48,7 +48,7 @@ async def fake() -> AsyncIterator[FakeStripe]:
 async def stack(temporal_env, tmp_path_factory, fake: FakeStripe) -> AsyncIterator[Stack]:
     db = tmp_path_factory.mktemp("webhook-stress") / "durapay.db"
     # The workflows' own status poll is pushed out: what moves a payment here is the webhooks.
-    overrides = {"payment": {"status_poll_seconds": 3600, "stripe": gateway_section(fake)}}
+    overrides = {"payment": {"status_poll_seconds": 3600, "stripe": fake.gateway_section()}}
     async with running_stack(
         temporal_env.client,
         task_queue=f"tq-webhook-stress-{uuid.uuid4().hex[:8]}",

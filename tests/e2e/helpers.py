@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from activities.gateways.fake_server import post_to
 from tests.stack import Stack, running_stack
-from workers.fake_providers.wechatpay import post_to
 
 # A check for `eventually`: None while the awaited thing has not happened yet.
 Check = Callable[[], Awaitable[Any]]

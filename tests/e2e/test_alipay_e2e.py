@@ -15,6 +15,7 @@ import httpx
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 
+from activities.gateways.alipay.fake import FakeAlipay
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import (
     Check,
@@ -31,7 +32,6 @@ from tests.e2e.helpers import (
     wallet_payment,
 )
 from tests.stack import Stack
-from workers.fake_providers.alipay import FakeAlipay
 from workflows.activity_names import LOOKUP
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to pay here

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from activities.gateways.stripe.fake import FakeStripe
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import awaiting_customer, eventually, gateway_stack, post, until_status
 from tests.stack import Stack
-from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workflows.client import workflow_id
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -32,7 +32,7 @@ async def stack(temporal_env, pg_url, fake: FakeStripe) -> AsyncIterator[Stack]:
     async with gateway_stack(
         temporal_env.client,
         "stripe",
-        gateway_section(fake),
+        fake.gateway_section(),
         db_url=pg_url,  # the production store
         action_timeout_seconds=ACTION_TIMEOUT_SECONDS,
     ) as running:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.activities.gateways.helpers import serving
 from tests.e2e.helpers import (
     awaiting_customer,
@@ -29,7 +30,6 @@ from tests.e2e.helpers import (
     wallet_payment,
 )
 from tests.stack import Stack
-from workers.fake_providers.wechatpay import FakeWechatPay
 
 ACTION_TIMEOUT_SECONDS = 5  # how long a customer gets to scan here
 

@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 import httpx
 from temporalio.client import Client
 
+from activities.gateways.stripe.fake import FakeStripe
 from activities.store.repository import PaymentStore
 from api.payments import derive_payment_id, derive_refund_id
 from tests.faults.processes import WorkerProcess
 from tests.faults.report import FIGURES
 from workers.api_server import start_api
 from workers.config import load_config
-from workers.fake_providers.stripe import FakeStripe
 from workers.worker import Runtime, connect
 from workflows.client import workflow_id
 from workflows.domain import PaymentStatus

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from activities.gateways.stripe import StripeGateway, StripeSettings
+from activities.gateways.stripe.adapter import StripeGateway
+from activities.gateways.stripe.settings import StripeSettings
 from workflows.domain import CardMethod, NextActionType, RefundStatus
 from workflows.gateway_io import (
     AuthorizeCall,

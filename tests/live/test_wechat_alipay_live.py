@@ -28,8 +28,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from activities.gateways.alipay import AlipayGateway, AlipaySettings
-from activities.gateways.wechatpay import WechatPayGateway, WechatPaySettings
+from activities.gateways.alipay.adapter import AlipayGateway
+from activities.gateways.alipay.settings import AlipaySettings
+from activities.gateways.wechat_pay.adapter import WechatPayGateway
+from activities.gateways.wechat_pay.settings import WechatPaySettings
 from workflows.domain import NextActionType, RefundStatus, WalletMethod
 from workflows.gateway_io import AuthorizeCall, CancelCall, GatewayPaymentStatus, LookupCall, RefundLookupCall
 from workflows.money import Amount

@@ -1,8 +1,9 @@
-"""No configured secret and no card number leaves its place: with every gateway configured (mock,
-fake Stripe, fake WeChat Pay, fake AliPay) and a database URL holding a password, payments run on
-each gateway, webhooks are verified with each gateway's secret, refunds are made, a card number is
-sent; then the logs, every table, every Temporal history (payloads, search attributes, details) and
-`durapay config check` are searched for every secret.
+"""No configured secret and no card number leaves its place: with every gateway plugin configured
+(the mock, and every other one on its fake) and a database URL holding a password, payments run on
+each gateway (the mock's here, the others' demo flows), webhooks are verified with each gateway's
+secret, refunds are made, a card number is sent; then the logs, every table, every Temporal history
+(payloads, search attributes, details) and `durapay config check` are searched for every secret
+field of every plugin's settings.
 
 Private keys are searched line by line (64 base64 characters each): a key written out in any
 wrapping or escaping still shows its lines.
@@ -14,36 +15,43 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import make_url
 
+from activities.gateways.plugin import PushesWebhooks
+from activities.gateways.plugins import PLUGINS
 from tests.security.leaks import database_text, found, temporal_bytes, variants
 from tests.stack import Stack, running_stack
 from workers.cli import config_check
-from workers.fake_providers.alipay import FakeAlipay
-from workers.fake_providers.stripe import FakeStripe, gateway_section
-from workers.fake_providers.wechatpay import FakeWechatPay, post_to
+from workers.demo import Demo
+from workers.fake_providers.local import FakeProviders
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 CARD = "4111 1111 1111 1111"  # a published test number
 
 
-@dataclass(frozen=True)
-class Fakes:
-    stripe: FakeStripe
-    wechat: FakeWechatPay
-    alipay: FakeAlipay
-
-
 @pytest_asyncio.fixture(scope="module")
-async def fakes() -> AsyncIterator[Fakes]:
-    async with FakeStripe() as stripe, FakeWechatPay() as wechat, FakeAlipay() as alipay:
-        yield Fakes(stripe, wechat, alipay)
+async def fakes() -> AsyncIterator[FakeProviders]:
+    async with AsyncExitStack() as running:
+        yield FakeProviders(
+            {
+                plugin.id: await running.enter_async_context(plugin.start_fake())
+                for plugin in PLUGINS.values()
+                if plugin.fake is not None
+            }
+        )
+
+
+async def webhooks_delivered(fakes: FakeProviders) -> None:
+    for fake in fakes.running.values():
+        if isinstance(fake, PushesWebhooks):
+            await fake.wait_for_webhooks()
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +60,12 @@ def db_password() -> str:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def stack(temporal_env, pg_url, fakes: Fakes, db_password: str) -> AsyncIterator[Stack]:
+async def stack(temporal_env, pg_url, fakes: FakeProviders, db_password: str) -> AsyncIterator[Stack]:
     # The test server trusts local connections, so any password works; what matters is that the
     # URL carries one, as a production URL does.
     db_url = make_url(pg_url).set(password=db_password).render_as_string(hide_password=False)
     overrides = {
-        "payment": {
-            "stripe": gateway_section(fakes.stripe),
-            "wechat_pay": fakes.wechat.gateway_section(),
-            "alipay": fakes.alipay.gateway_section(),
-        },
+        "payment": fakes.sections(),
         "api": {"rate_limiting": True},
     }
     async with running_stack(
@@ -70,25 +74,39 @@ async def stack(temporal_env, pg_url, fakes: Fakes, db_password: str) -> AsyncIt
         db_url=db_url,
         config_overrides=overrides,
     ) as running:
-        fakes.stripe.webhook_url = f"{running.webhook_url}/stripe"
+        fakes.deliver_webhooks_to(running.webhook_url)
         yield running
-        await fakes.stripe.wait_for_webhooks()
+        await webhooks_delivered(fakes)
 
 
 def pem_lines(pem: str) -> set[str]:
     return {line.strip() for line in pem.splitlines() if line.strip() and not line.startswith("-----")}
 
 
-def every_secret(stack: Stack, fakes: Fakes, db_password: str) -> dict[str, set[str]]:
-    mock = stack.config.payment.gateways["mock"]
+def secret_values(section: dict[str, Any], field: str) -> set[str]:
+    """The values of a settings secret field (dotted), as configured; a PEM key by its lines."""
+    value: Any = section
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    values = value if isinstance(value, list) else [value]
+    return {needle for one in values if one for needle in (pem_lines(one) if "-----BEGIN" in one else {one})}
+
+
+def gateway_secrets(stack: Stack) -> dict[str, set[str]]:
+    """Every secret field of every plugin, by `<gateway>.<field>`, as configured in the stack."""
+    gateways = stack.config.payment.gateways
+    return {
+        f"{plugin.id}.{field}": values
+        for plugin in PLUGINS.values()
+        for field in plugin.secret_fields
+        if (values := secret_values(gateways[plugin.id], field))
+    }
+
+
+def every_secret(stack: Stack, db_password: str) -> dict[str, set[str]]:
     return {
         "api key": {stack.api_key},
-        "mock webhook secret": {mock["webhook_secret"]},
-        "stripe secret key": {fakes.stripe.secret_key},
-        "stripe webhook secret": set(fakes.stripe.webhook_secrets),
-        "wechat merchant private key": pem_lines(fakes.wechat.merchant_private_key),
-        "wechat apiv3 key": {fakes.wechat.apiv3_key},
-        "alipay app private key": pem_lines(fakes.alipay.app_private_key),
+        **gateway_secrets(stack),
         "database password": {db_password},
         "card number": variants(CARD),
     }
@@ -117,20 +135,9 @@ def card_payment(unique: str, gateway: str, token: str) -> dict:
     }
 
 
-def wallet_payment(unique: str, wallet: str, flow: str) -> dict:
-    return {
-        "order_id": f"order-{unique}-{wallet}",
-        "amount": "88.88",
-        "currency": "CNY",
-        "gateway": wallet,
-        "payment_method": {"type": "wallet", "wallet": wallet, "flow": flow},
-        "description": "secret-free tea",
-    }
-
-
 async def test_no_secret_leaves_its_place(
     stack: Stack,
-    fakes: Fakes,
+    fakes: FakeProviders,
     db_password: str,
     unique: str,
     caplog: pytest.LogCaptureFixture,
@@ -151,34 +158,20 @@ async def test_no_secret_leaves_its_place(
         headers, body = mock.build_webhook(mock.webhook_for(paid["mock"], "payment.succeeded"))  # type: ignore[attr-defined]
         assert (await http.post("/webhooks/mock", content=body, headers=headers)).status_code == 200
 
-        # Stripe: a sale whose events Stripe signs and delivers to the receiver.
-        created = await post(
-            "/v1/payments", card_payment(unique, "stripe", "pm_card_visa"), f"{unique}-stripe"
-        )
-        assert created.status_code == 201, created.text
-        paid["stripe"] = created.json()["id"]
-
-        # WeChat Pay and AliPay: a QR code, paid, and the provider's signed notification.
-        for wallet, fake, flow in (
-            ("wechat_pay", fakes.wechat, "native"),
-            ("alipay", fakes.alipay, "precreate"),
-        ):
-            created = await post("/v1/payments", wallet_payment(unique, wallet, flow), f"{unique}-{wallet}")
-            assert created.status_code == 202, created.text
-            paid[wallet] = created.json()["id"]
-            fake.pay(paid[wallet])
-            notification = (
-                fakes.wechat.payment_notification(paid[wallet])
-                if wallet == "wechat_pay"
-                else fakes.alipay.trade_notification(paid[wallet])
-            )
-            status, _ = await post_to(f"{stack.webhook_url}/{wallet}", *notification)
-            assert status in (200, 204)
-
+        # Every other gateway: its demo flows on its fake (sales, the provider's signed notifications).
+        demo = Demo(http, stack.api_key, webhook_url=stack.webhook_url)
+        for gateway, fake in fakes.running.items():
+            for flow in PLUGINS[gateway].load_demo_flows():
+                payment = await flow.run(demo, fake)
+                paid[f"{gateway}: {flow.name}"] = payment["id"]
+        assert {name.split(":")[0] for name in paid} == set(PLUGINS)
+        views = []
         for gateway, payment_id in paid.items():
-            assert await eventually_status(http, stack, payment_id, "paid") is not None, gateway
+            view = await eventually_status(http, stack, payment_id, "paid")
+            assert view is not None, gateway
+            views.append(view)
             refund = await post(
-                f"/v1/payments/{payment_id}/refunds", {"amount": "1.00"}, f"{unique}-{gateway}-r"
+                f"/v1/payments/{payment_id}/refunds", {"amount": "1.00"}, f"{unique}-{payment_id}-r"
             )
             assert refund.status_code == 201, (gateway, refund.text)
 
@@ -188,18 +181,13 @@ async def test_no_secret_leaves_its_place(
             f"{unique}-card",
         )
         assert (refused.status_code, refused.json()["code"]) == (422, "card_data_not_allowed")
-        await fakes.stripe.wait_for_webhooks()
-    assert [status for _, status in fakes.stripe.deliveries if status != 200] == []
+        await webhooks_delivered(fakes)
 
     await asyncio.to_thread(config_check, stack.config)
     shown = capsys.readouterr().out
-    for key in (
-        "stripe.secret_key",
-        "stripe.webhook_secret",
-        "wechat_pay.private_key",
-        "wechat_pay.apiv3_key",
-        "alipay.app_private_key",
-    ):
+    secret_fields = list(gateway_secrets(stack))
+    assert {key.split(".")[0] for key in secret_fields} == set(PLUGINS)  # every gateway has secrets set
+    for key in secret_fields:
         assert any(
             line.startswith(f"payment.gateways.{key} = ") and "**********" in line
             for line in shown.splitlines()
@@ -211,7 +199,7 @@ async def test_no_secret_leaves_its_place(
     database = await database_text(stack.config.database.url.get_secret_value())
     histories = await temporal_bytes(stack.client, stack.task_queue)
     # Each search must see what is really there, or a clean result means nothing.
-    control = [f"order-{unique}-{gateway}" for gateway in paid]
+    control = [view["order_id"] for view in views]
     assert found(control, database) == control
     assert found(control, histories) == control
     assert found(paid.values(), logs) == list(paid.values())
@@ -219,7 +207,7 @@ async def test_no_secret_leaves_its_place(
 
     leaks = {
         (name, place)
-        for name, needles in every_secret(stack, fakes, db_password).items()
+        for name, needles in every_secret(stack, db_password).items()
         for place, haystack in (
             ("logs", logs),
             ("database", database),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.gateways.mock import MockWebhook
+from activities.gateways.mock.adapter import MockWebhook
 from api.ports import WebhookRejected
 from workers.api_server import RegistryPorts, StorePorts, api_deps
 from workers.config import load_config

@@ -80,7 +80,11 @@ def test_config_check_prints_the_effective_config_without_secrets(
     assert 'database.url = "postgresql+psycopg://durapay:**********@db:5432/durapay"' in lines
     assert "fraud_detection.block_threshold = 80" in lines  # validated, defaults filled in
     assert "fraud_detection.review_threshold = 50" in lines
-    assert lines[-2:] == ["# enabled gateways: mock", "# configuration OK"]
+    assert lines[-3:] == [
+        "# enabled gateways: mock",
+        "# known gateways: alipay, mock, stripe, wechat_pay",
+        "# configuration OK",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from activities.gateways.plugins import PLUGINS
+from workers import config as config_module
 from workers.config import MASK, ConfigError, flatten, load_config, parse_api_keys
 
 SECRETS = {
@@ -200,6 +203,23 @@ def test_masked_view_and_repr_hold_no_secret(tmp_path: Path, config_file: Path) 
     assert masked["payment.gateways.stripe.secret_key"] == MASK
     assert masked["payment.gateways.mock.enabled"] is True  # non-secrets stay readable
     assert masked["api.port"] == 9000
+
+
+def test_every_plugin_secret_field_is_masked_by_its_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the key-name net: the descriptors alone must mask every secret field.
+    monkeypatch.setattr(config_module, "_SECRET_KEY_PATTERN", re.compile(r"(?!)"))
+    sections = {
+        plugin.id: {field: f"s3cr3t-{plugin.id}-{field}" for field in plugin.secret_fields}
+        | {"enabled": True}
+        for plugin in PLUGINS.values()
+    }
+    config = load_config(None, environ={}, use_default_file=False, overrides={"payment": sections})
+    masked = dict(flatten(config.masked()))
+    for plugin in PLUGINS.values():
+        assert plugin.secret_fields
+        for field in plugin.secret_fields:
+            assert masked[f"payment.gateways.{plugin.id}.{field}"] == MASK
+        assert masked[f"payment.gateways.{plugin.id}.enabled"] is True
 
 
 def test_parse_api_keys() -> None:

@@ -7,12 +7,14 @@ from contextlib import AsyncExitStack
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.plugins import PLUGINS
+from activities.gateways.stripe.fake import FakeStripe
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.stack import deep_merge, running_stack
+from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
-from workers.fake_providers.alipay import FakeAlipay
-from workers.fake_providers.local import FakeProviders
-from workers.fake_providers.stripe import FakeStripe
-from workers.fake_providers.wechatpay import FakeWechatPay
+from workers.fake_providers.local import running_fake_providers
 from workflows.client import workflow_id
 
 # The 3-D Secure timeout flow waits this long: short, to keep the test fast, yet long enough for the
@@ -24,11 +26,13 @@ async def test_demo_flows_end_as_expected(
     temporal_env: WorkflowEnvironment, task_queue: str, sqlite_url: str
 ) -> None:
     async with AsyncExitStack() as running:
-        fakes = FakeProviders(
-            stripe=await running.enter_async_context(FakeStripe()),
-            wechat_pay=await running.enter_async_context(FakeWechatPay()),
-            alipay=await running.enter_async_context(FakeAlipay()),
+        # Every plugin's fake, as `durapay dev` starts them for a configuration naming no gateway.
+        _, fakes = await running.enter_async_context(
+            running_fake_providers(load_config(environ={}, use_default_file=False))
         )
+        stripe, wechat_pay, alipay = (fakes.running[g] for g in ("stripe", "wechat_pay", "alipay"))
+        assert isinstance(stripe, FakeStripe) and isinstance(wechat_pay, FakeWechatPay)
+        assert isinstance(alipay, FakeAlipay)
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
         stack = await running.enter_async_context(
             running_stack(
@@ -38,12 +42,12 @@ async def test_demo_flows_end_as_expected(
         fakes.deliver_webhooks_to(stack.webhook_url)
         outcomes = await run_demo(stack.base_url, stack.api_key, stack.gateway("mock"), fakes)
         table = format_table(outcomes, stack.config.temporal.workflow_url)
-        assert fakes.stripe is not None
-        await fakes.stripe.wait_for_webhooks()
+        await stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
-    assert len(outcomes) == 12
+    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values())  # every plugin's fake runs
+    assert len(outcomes) == flows
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
-    assert "12/12 flows as expected" in table
+    assert f"{flows}/{flows} flows as expected" in table
     assert (
         f"http://127.0.0.1:8233/namespaces/default/workflows/{workflow_id(outcomes[0].payment_id)}" in table
     )
@@ -57,15 +61,12 @@ async def test_demo_flows_end_as_expected(
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
-        assert len(fakes.stripe.charges_for(by_flow[flow].payment_id)) == 1
-    assert [status for _, status in fakes.stripe.deliveries if status != 200] == []
+        assert len(stripe.charges_for(by_flow[flow].payment_id)) == 1
+    assert [status for _, status in stripe.deliveries if status != 200] == []
     assert (
-        fakes.wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state
-        == "SUCCESS"
+        wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
-    assert (
-        fakes.alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
-    )
+    assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
 
 
 def test_table_marks_a_differing_outcome() -> None:
@@ -88,7 +89,8 @@ def test_table_marks_a_differing_outcome() -> None:
 async def test_an_unreachable_api_is_reported_per_flow() -> None:
     import socket
 
-    from activities.gateways.mock import MockGateway, MockSettings
+    from activities.gateways.mock.adapter import MockGateway
+    from activities.gateways.mock.settings import MockSettings
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

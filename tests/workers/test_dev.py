@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.plugins import PLUGINS
+from activities.gateways.stripe.fake import FakeStripe
+from activities.gateways.wechat_pay.fake import FakeWechatPay
 from tests.stack import deep_merge
 from workers.cli import build_parser
 from workers.config import TemporalConfig, load_config
 from workers.demo import demo_defaults
 from workers.dev import EXIT_OK, run_demo_against, run_dev, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
-from workers.fake_providers.local import running_fake_providers
+from workers.fake_providers.local import FakeProviders, running_fake_providers
 from workflows.client import workflow_id
 
 
@@ -46,11 +50,13 @@ async def test_dev_runs_the_demo_and_stops_everything(
     config = dev_config(tmp_path)
     assert await run_dev(config, exit_after_demo=True) == EXIT_OK
     out = capsys.readouterr().out
-    assert "12/12 flows as expected" in out  # the mock's 8 and the fake providers' 4
-    for flow in ("Stripe card success", "Stripe 3-D Secure completed", "WeChat Pay Native QR", "AliPay page"):
+    flows = [flow.name for plugin in PLUGINS.values() for flow in plugin.load_demo_flows()]
+    assert f"{len(flows)}/{len(flows)} flows as expected" in out  # the mock's and every fake provider's
+    for flow in flows:
         assert f"ok  {flow}" in out
-    for gateway in ("stripe", "wechat_pay", "alipay"):
-        assert f"provider     {gateway} (fake) at http://127.0.0.1:" in out
+    for gateway_id, plugin in PLUGINS.items():
+        if plugin.fake is not None:
+            assert f"provider     {gateway_id} (fake) at http://127.0.0.1:" in out
     assert (
         f"http://127.0.0.1:{config.temporal.ui_port}/namespaces/default/workflows/{workflow_id('pay_')}"
         in out
@@ -119,13 +125,26 @@ async def test_fake_providers_never_replace_a_configured_gateway(tmp_path: Path)
     mine = {"enabled": True, "secret_key": "sk_live_" + "x" * 24, "webhook_secret": ["whsec_mine"]}
     config = load_config(environ={}, use_default_file=False, overrides={"payment": {"stripe": mine}})
     async with running_fake_providers(config) as (faked, fakes):
-        assert fakes.stripe is None
+        assert "stripe" not in fakes.running
         assert faked.payment.gateways["stripe"] == mine
-        assert fakes.wechat_pay is not None and fakes.alipay is not None
-        assert faked.payment.gateways["wechat_pay"]["api_base"] == fakes.wechat_pay.base_url
-        assert faked.payment.gateways["alipay"]["gateway_url"] == fakes.alipay.gateway_url
-        assert [line.split()[0] for line in fakes.describe()] == ["wechat_pay", "alipay"]
+        wechat_pay, alipay = fakes.running["wechat_pay"], fakes.running["alipay"]
+        assert isinstance(wechat_pay, FakeWechatPay) and isinstance(alipay, FakeAlipay)
+        assert faked.payment.gateways["wechat_pay"]["api_base"] == wechat_pay.base_url
+        assert faked.payment.gateways["alipay"]["gateway_url"] == alipay.gateway_url
+        assert fakes.describe() == [
+            f"wechat_pay (fake) at {wechat_pay.base_url}",
+            f"alipay (fake) at {alipay.gateway_url}",
+        ]
     assert "wechat_pay" not in config.payment.gateways  # the user's config object is left as it was
+
+
+def test_only_fakes_that_push_webhooks_are_given_the_receiver() -> None:
+    stripe, wechat_pay = FakeStripe(), FakeWechatPay()
+    FakeProviders({"stripe": stripe, "wechat_pay": wechat_pay}).deliver_webhooks_to(
+        "http://127.0.0.1:9/webhooks"
+    )
+    assert stripe.webhook_url == "http://127.0.0.1:9/webhooks/stripe"
+    assert not hasattr(wechat_pay, "webhook_url")  # its notifications are sent by the demo
 
 
 def test_fake_providers_flag() -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.observability import alert_queries, dashboard_queries, metric_names
 from tests.stack import running_stack
 from workers.config import ConfigError, load_config, parse_bind
 from workers.worker import connect
@@ -87,7 +88,11 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
 
         api = await scrape(http, f"{stack.base_url}/metrics")
         assert stack.gateway_metrics_url is not None
-        gateway = await scrape(http, f"{stack.gateway_metrics_url}/metrics")
+        for _ in range(100):  # the payment's end is recorded by a local activity, maybe just after the answer
+            gateway = await scrape(http, f"{stack.gateway_metrics_url}/metrics")
+            if total(gateway, "durapay_payments_total"):
+                break
+            await asyncio.sleep(0.05)
         sdk = await scrape(http, f"http://{sdk_bind}/metrics")
 
     assert total(api, "durapay_api_requests_total", method="POST", route="/v1/payments", status="201") == 1
@@ -100,9 +105,20 @@ async def test_one_payment_moves_api_gateway_and_temporal_metrics(
         total(gateway, "durapay_gateway_call_duration_seconds_count", gateway="mock", operation="authorize")
         == 1
     )
+    # The payment's end, counted by the worker that recorded it, next to its gateway calls.
+    assert total(gateway, "durapay_payments_total", gateway="mock", outcome="paid") == 1
+    assert total(gateway, "durapay_payment_processing_seconds_count", gateway="mock", outcome="paid") == 1
+    assert ("durapay_payments_waiting", frozenset({("status", "outcome_unknown")})) in gateway
     # The SDK's own: this worker's workflow and activity tasks, by task queue.
     assert total(sdk, "temporal_workflow_task_execution_latency_count", task_queue=task_queue) >= 1
     assert total(sdk, "temporal_activity_execution_latency_count", task_queue=task_queue) >= 1
+    # Every SDK metric the dashboard and the alert rules query is one this SDK really exports.
+    queried = {
+        n
+        for n in metric_names(dashboard_queries()) | metric_names(alert_queries())
+        if n.startswith("temporal_")
+    }
+    assert queried <= {name for name, _ in sdk}, queried - {name for name, _ in sdk}
     # Nothing from the request is a label: neither the payment, the customer nor the amount.
     for samples in (api, gateway):
         assert not [v for v in label_values(samples) if payment_id in v or unique in v or "49.99" in v]

@@ -19,9 +19,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import ScheduleActionStartWorkflow
 
+from activities.gateways.stripe.fake import FakeStripe
 from tests.stack import Stack, running_stack
 from workers.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
-from workers.fake_providers.stripe import FakeStripe, gateway_section
 from workers.reconcile import parse_duration, parse_moment, positive_duration
 from workflows.domain import PaymentStatus
 from workflows.reconcile_io import ReconcileReport, ReconcileWindow
@@ -94,7 +94,7 @@ async def stack(temporal_env, tmp_path_factory, fake: FakeStripe) -> AsyncIterat
             "default_gateway": "stripe",
             # Far out: the workflows must not resolve the drift by their own polling mid-test.
             "status_poll_seconds": 3600,
-            "stripe": gateway_section(fake),
+            "stripe": fake.gateway_section(),
         }
     }
     async with running_stack(
@@ -114,7 +114,7 @@ def _toml(value: Any) -> str:
 @pytest.fixture
 def config_file(stack: Stack, temporal_env, fake: FakeStripe, tmp_path: Path) -> Path:
     """The operator's config: the same database, Stripe account and Temporal as the stack."""
-    stripe = gateway_section(fake)
+    stripe = fake.gateway_section()
     lines = [
         "[payment]",
         'default_gateway = "stripe"',

@@ -34,7 +34,8 @@ from sqlalchemy import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.gateways.mock import MockGateway, MockSettings, MockWebhook
+from activities.gateways.mock.adapter import MockGateway, MockWebhook
+from activities.gateways.mock.settings import MockSettings
 from workers.bench import history, load, procstats
 from workers.bench.server import Server, child_env, stop_process
 from workers.bench.settings import BenchSettings

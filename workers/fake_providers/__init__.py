@@ -1,4 +1,4 @@
-"""Fake Stripe, WeChat Pay and AliPay servers on 127.0.0.1, speaking each provider's wire protocol
-(docs in each module). They are a local-development facility: `durapay dev` and `durapay demo` run
-them in-process so every provider's flows work without accounts or the internet (`local.py`), and
-the tests drive them with their fault knobs. They never hold real credentials: keys are generated."""
+"""Running the fake provider servers for `durapay dev` and `durapay demo` (`local.py`). The fakes
+themselves live with their gateways (`activities/gateways/<id>/fake.py`): fake Stripe, WeChat Pay and
+AliPay servers on 127.0.0.1 speaking each provider's wire protocol, also driven by the tests with
+their fault knobs. They never hold real credentials: keys are generated."""

@@ -1,26 +1,30 @@
-"""The registry builds only enabled gateways from raw config sections, imports provider modules
-lazily, and fails with configuration errors that never echo a secret."""
+"""The registry builds only enabled gateways from raw config sections through the plugin descriptors,
+imports provider modules lazily, and fails with configuration errors that never echo a secret."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
 
 from activities.gateways import registry as registry_module
 from activities.gateways.base import GatewayConfigError
-from activities.gateways.mock import MockGateway, MockSettings
-from activities.gateways.registry import FACTORIES, GatewayFactory, GatewayRegistry
+from activities.gateways.mock import PLUGIN as MOCK
+from activities.gateways.mock.adapter import MockGateway
+from activities.gateways.mock.settings import MockSettings
+from activities.gateways.plugin import GatewayPlugin, WebhookNeeds
+from activities.gateways.registry import GatewayRegistry
 
 SECRET = "whsec_registry_test_secret"
 
 
 @pytest.fixture
-def factories(monkeypatch: pytest.MonkeyPatch) -> dict[str, GatewayFactory]:
-    """FACTORIES, restored after the test however it was extended."""
-    table = dict(FACTORIES)
-    monkeypatch.setattr(registry_module, "FACTORIES", table)
+def plugins(monkeypatch: pytest.MonkeyPatch) -> dict[str, GatewayPlugin]:
+    """The registry's PLUGINS, restored after the test however it was extended."""
+    table = dict(registry_module.PLUGINS)
+    monkeypatch.setattr(registry_module, "PLUGINS", table)
     return table
 
 
@@ -80,9 +84,13 @@ def test_invalid_settings_name_the_key_but_never_the_value() -> None:
     assert err.value.__cause__ is None and err.value.__suppress_context__  # no ValidationError attached
 
 
-def test_provider_modules_are_imported_lazily(factories: dict[str, GatewayFactory]) -> None:
-    factories["ghost"] = GatewayFactory(
-        "activities.gateways.ghost_provider_that_does_not_exist", "GhostSettings"
+def test_provider_modules_are_imported_lazily(plugins: dict[str, GatewayPlugin]) -> None:
+    ghost = "activities.gateways.ghost_provider_that_does_not_exist"
+    plugins["ghost"] = GatewayPlugin(
+        id="ghost",
+        settings=f"{ghost}:GhostSettings",
+        builder=f"{ghost}:build",
+        webhook=WebhookNeeds(body_format="json", acknowledgement="200"),
     )
     # Disabled: never imported, the others still build.
     registry = GatewayRegistry.from_config({"ghost": {"enabled": False}, "mock": {"enabled": True}})
@@ -93,12 +101,12 @@ def test_provider_modules_are_imported_lazily(factories: dict[str, GatewayFactor
         GatewayRegistry.from_config({"ghost": {"enabled": True}})
 
 
-def test_one_line_extends_the_table(factories: dict[str, GatewayFactory]) -> None:
-    # What a provider engineer adds: their module, settings class and (default) `build`.
-    factories["mock_eu"] = GatewayFactory("activities.gateways.mock", "MockSettings")
-    with pytest.raises(GatewayConfigError, match="two gateways claim the id 'mock'"):
-        # The mock always calls itself "mock"; the registry refuses ambiguous ids.
-        GatewayRegistry.from_config({"mock": {"enabled": True}, "mock_eu": {"enabled": True}})
+def test_a_plugin_must_build_the_gateway_it_names(plugins: dict[str, GatewayPlugin]) -> None:
+    # The mock always calls itself "mock": a descriptor claiming another id is refused, so a
+    # `[payment.<id>]` section can never end up serving another gateway's id.
+    plugins["mock_eu"] = replace(MOCK, id="mock_eu")
+    with pytest.raises(GatewayConfigError, match=r"built gateway 'mock' for \[payment.mock_eu\]"):
+        GatewayRegistry.from_config({"mock_eu": {"enabled": True}})
 
 
 def test_from_settings() -> None:
