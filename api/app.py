@@ -26,6 +26,7 @@ from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
 from api.ports import ApiDeps
 from api.problems import problem_middleware, rate_limited
+from api.rate_limit import rate_limit_middleware
 from api.rejection_sample import RejectionSample
 from api.schemas import mask_card_numbers
 from api.token_buckets import TokenBuckets
@@ -37,20 +38,6 @@ OPENAPI_DOCUMENT = "openapi.yaml"
 def load_openapi() -> dict[str, Any]:
     """The committed OpenAPI 3.1 document, the single description of this API."""
     return yaml.safe_load((Path(__file__).parent / OPENAPI_DOCUMENT).read_text(encoding="utf-8"))
-
-
-def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if deps.rate_limiter is not None:
-            allowed, retry_after = await deps.rate_limiter.hit(key_of(request), limit.window_s, limit.limit)
-            if not allowed:
-                raise rate_limited(
-                    "rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after
-                )
-        return await handler(request)
-
-    return middleware
 
 
 def _token_bucket_middleware(deps: ApiDeps, limit: RateLimit, key_of: Callable[[web.Request], str]) -> Any:
@@ -123,8 +110,8 @@ def create_app(deps: ApiDeps) -> web.Application:
     v1 = web.Application(
         middlewares=[
             auth_middleware(deps.api_keys),
-            _rate_limit_middleware(
-                deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
+            rate_limit_middleware(
+                deps.rate_limiter, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
             ),
         ]
     )
@@ -150,6 +137,15 @@ def create_app(deps: ApiDeps) -> web.Application:
     app.add_subapp("/webhooks", hooks)
 
     if deps.codec is not None:
-        codec = create_codec_app(deps.codec, api_keys=deps.api_keys, cors_origins=deps.codec_cors_origins)
+        codec = create_codec_app(
+            deps.codec,
+            api_keys=deps.api_keys,
+            cors_origins=deps.codec_cors_origins,
+            rate_limit=rate_limit_middleware(
+                deps.rate_limiter,
+                deps.limits.codec_rate_limit,
+                lambda request: f"codec:{request[API_KEY_ID]}",
+            ),
+        )
         app.add_subapp(CODEC_PREFIX, codec)
     return app

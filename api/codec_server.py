@@ -5,7 +5,8 @@ produces). Bodies are `Payloads` in protobuf JSON (`{"payloads": [{"metadata": {
 One codec serves every namespace, so the segment and the UI's `X-Namespace` header are not consulted.
 
 Decoding hands out plaintext customer data, so every POST needs one of the API keys
-(`Authorization: Bearer <key>`) and is logged with the key's id. The browser sends CORS preflights
+(`Authorization: Bearer <key>`), is rate limited per key (`[api] codec_rate_limit_per_minute`) and
+is logged with the key's id; a refusal names no key id. The browser sends CORS preflights
 without credentials (as the Fetch standard requires): those are answered without a key, and only
 origins in `cors_origins` (the Temporal UI's) are allowed to read the answers.
 """
@@ -58,16 +59,16 @@ def _cors_middleware(origins: frozenset[str]) -> Any:
     return middleware
 
 
-def _posts_need_a_key(api_keys: Mapping[str, SecretStr]) -> Any:
-    authenticate = auth_middleware(api_keys)
+def _posts_only(middleware: Any) -> Any:
+    """`middleware` for POSTs; a preflight carries no credentials and returns no data."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.method == "OPTIONS":  # a preflight: carries no credentials and returns no data
+    async def posts_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "OPTIONS":
             return await handler(request)
-        return await authenticate(request, handler)
+        return await middleware(request, handler)
 
-    return middleware
+    return posts_only
 
 
 async def _preflight(request: web.Request) -> web.Response:
@@ -86,8 +87,13 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
             result = await transform(payloads.payloads)
         except ValueError as exc:  # the codec's refusal: unknown key, altered ciphertext
             log.warning("codec %s refused by key %s: %s", operation, request[API_KEY_ID], exc)
+            # The same answer for every refusal: which keys this deployment holds, and which
+            # check failed, are not for the caller.
             raise Problem(
-                422, "payload_not_decodable", "A payload could not be processed", str(exc)
+                422,
+                "payload_not_decodable",
+                "A payload could not be processed",
+                "A payload was altered, or encrypted under a key this server does not hold.",
             ) from None
         log.info("codec %s of %d payload(s) by key %s", operation, len(result), request[API_KEY_ID])
         body = json_format.MessageToJson(Payloads(payloads=result), indent=None)
@@ -97,12 +103,18 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
 
 
 def create_codec_app(
-    codec: PayloadCodec, *, api_keys: Mapping[str, SecretStr], cors_origins: Collection[str]
+    codec: PayloadCodec,
+    *,
+    api_keys: Mapping[str, SecretStr],
+    cors_origins: Collection[str],
+    rate_limit: Any = None,
 ) -> web.Application:
-    """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`."""
-    app = web.Application(
-        middlewares=[_cors_middleware(frozenset(cors_origins)), _posts_need_a_key(api_keys)]
-    )
+    """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`. `rate_limit`: a
+    middleware counting POSTs per API key (api/rate_limit.py), after authentication."""
+    middlewares = [_cors_middleware(frozenset(cors_origins)), _posts_only(auth_middleware(api_keys))]
+    if rate_limit is not None:
+        middlewares.append(_posts_only(rate_limit))
+    app = web.Application(middlewares=middlewares)
     for operation, transform in (("encode", codec.encode), ("decode", codec.decode)):
         handle = _handler(operation, transform)
         for path in (f"/{operation}", f"/{{namespace}}/{operation}"):

@@ -29,6 +29,9 @@ class ApiLimits(BaseModel):
 
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
+    # Codec server requests (/codec: the Temporal UI decoding histories) per API key: each hands
+    # out customer data in the clear.
+    codec_rate_limit_per_minute: int = Field(default=300, gt=0)
     # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
     webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
     # Rejected webhooks (bad signature, forged bodies) recorded in the inbox, per gateway and API
@@ -52,6 +55,10 @@ class ApiLimits(BaseModel):
     @property
     def api_rate_limit(self) -> RateLimit:
         return RateLimit(limit=self.rate_limit_per_minute, window_s=60)
+
+    @property
+    def codec_rate_limit(self) -> RateLimit:
+        return RateLimit(limit=self.codec_rate_limit_per_minute, window_s=60)
 
     @property
     def webhook_rate_limit(self) -> RateLimit:

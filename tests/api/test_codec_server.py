@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from api.problems import PROBLEM_CONTENT_TYPE
-from tests.api.fakes import AUTH, make_deps, serve
+from tests.api.fakes import AUTH, CountingRateLimiter, make_deps, serve
 from workers.codec import ENCODING, AesGcmCodec
 
 UI = "http://localhost:8233"
@@ -97,7 +97,9 @@ async def test_altered_and_malformed_payloads_are_refused(codec: AesGcmCodec) ->
     altered = Payload(metadata=dict(sealed.metadata), data=sealed.data[:-1] + bytes([sealed.data[-1] ^ 1]))
     unknown_key = Payload(metadata={**sealed.metadata, "encryption-key-id": b"retired"}, data=sealed.data)
     async with serve(make_deps(codec=codec)) as base, aiohttp.ClientSession() as http:
-        for payload, detail in ((altered, "failed authentication"), (unknown_key, "unknown key 'retired'")):
+        # One answer for both: which check failed is not the caller's business.
+        detail = "altered, or encrypted under a key this server does not hold"
+        for payload in (altered, unknown_key):
             async with http.post(
                 f"{base}/codec/decode", data=body(payload), headers={**AUTH, **JSON}
             ) as resp:
@@ -116,3 +118,35 @@ async def test_no_codec_no_codec_server() -> None:
             f"{base}/codec/decode", data=body(Payload(data=EMAIL)), headers={**AUTH, **JSON}
         ) as resp:
             assert resp.status == 404
+
+
+async def test_refusals_name_no_key_ids() -> None:
+    """Issue #17 item 7: which keys the deployment holds is nobody's business outside."""
+    codec = AesGcmCodec({"k-2026-01": os.urandom(32), "k-2026-07": os.urandom(32)}, "k-2026-07")
+    [sealed] = await codec.encode([Payload(data=EMAIL)])
+    altered = Payload(metadata=dict(sealed.metadata), data=sealed.data[:-1] + bytes([sealed.data[-1] ^ 1]))
+    unknown_key = Payload(metadata={**sealed.metadata, "encryption-key-id": b"retired"}, data=sealed.data)
+    async with serve(make_deps(codec=codec)) as base, aiohttp.ClientSession() as http:
+        for payload in (altered, unknown_key):
+            async with http.post(
+                f"{base}/codec/decode", data=body(payload), headers={**AUTH, **JSON}
+            ) as resp:
+                text = await resp.text()
+                assert resp.status == 422
+                assert "k-2026" not in text
+
+
+async def test_the_codec_server_is_rate_limited_per_api_key(codec: AesGcmCodec) -> None:
+    """Issue #17 item 7: decoding hands out customer data; a stolen key must not drain it at will."""
+    [sealed] = await codec.encode([Payload(data=EMAIL)])
+    limiter = CountingRateLimiter()
+    deps = make_deps(codec=codec, rate_limiter=limiter, limits={"codec_rate_limit_per_minute": 2})
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(3):
+            async with http.post(f"{base}/codec/decode", data=body(sealed), headers={**AUTH, **JSON}) as resp:
+                statuses.append(resp.status)
+                retry_after = resp.headers.get("Retry-After")
+    assert statuses == [200, 200, 429]
+    assert retry_after is not None
+    assert list(limiter.hits) == ["codec:key_test"]
