@@ -52,7 +52,14 @@ from api.schemas import (
     mask_card_numbers,
 )
 from workflows.client import PaymentNotRunning
-from workflows.domain import GatewayProfile, PaymentInput, PaymentStatus, PaymentView, RefundStatus
+from workflows.domain import (
+    CaptureMethod,
+    GatewayProfile,
+    PaymentInput,
+    PaymentStatus,
+    PaymentView,
+    RefundStatus,
+)
 from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
 from workflows.money import MoneyError, to_minor
 from workflows.validation import validate_payment
@@ -263,6 +270,10 @@ def _json(model: BaseModel, status: int) -> web.Response:
 # ---------------------------------------------------------------------------------------------
 
 
+def _capture_method(deps: ApiDeps, body: CreatePayment) -> CaptureMethod:
+    return body.capture_method or deps.default_capture_method
+
+
 def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
     gateway_id = body.gateway or deps.default_gateway
     profile = deps.profiles.get(gateway_id)
@@ -270,7 +281,7 @@ def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
         raise validation_problem([field_error("/gateway", f"unknown gateway {gateway_id!r}")])
     if body.currency not in deps.supported_currencies:
         raise validation_problem([field_error("/currency", f"{body.currency} is not accepted here")])
-    failure = validate_payment(profile, body.money(), body.payment_method, body.capture_method)
+    failure = validate_payment(profile, body.money(), body.payment_method, _capture_method(deps, body))
     if failure is not None:
         raise validation_problem(
             [field_error(_PROFILE_FAILURE_POINTERS.get(failure.code, ""), failure.message)]
@@ -348,7 +359,7 @@ async def create_payment(request: web.Request) -> web.Response:
         gateway=profile,
         amount=amount,
         method=body.payment_method,
-        capture_method=body.capture_method,
+        capture_method=_capture_method(deps, body),
         customer_id=body.customer_id,
         customer_ip=str(body.customer_ip) if body.customer_ip else None,
         customer_email=body.customer_email,

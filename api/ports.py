@@ -16,7 +16,7 @@ from temporalio.converter import PayloadCodec
 
 from api.limits import ApiLimits
 from workflows.client import PaymentWorkflows
-from workflows.domain import GatewayProfile, PaymentSettings, PaymentView
+from workflows.domain import CaptureMethod, GatewayProfile, PaymentSettings, PaymentView
 from workflows.event_proof import EventKeys
 from workflows.gateway_io import GatewayEvent
 from workflows.webhook_inbox import WebhookOutcome
@@ -107,6 +107,8 @@ class ApiDeps:
     # The settings a payment in a currency starts with (thresholds are read in that currency).
     settings_for: Callable[[str], PaymentSettings] = lambda currency: PaymentSettings()
     default_gateway: str = "mock"
+    # What a payment request that names no capture_method gets ([payment] auto_capture).
+    default_capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
     # Currencies this deployment accepts at all; a gateway's profile narrows it further.
     supported_currencies: frozenset[str] = frozenset({"USD", "EUR", "GBP", "CNY", "JPY"})
     limits: ApiLimits = field(default_factory=ApiLimits)

@@ -174,7 +174,7 @@ class CreatePayment(Request):
     amount: DecimalString
     gateway: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,32}$")
     payment_method: PaymentMethod
-    capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
+    capture_method: CaptureMethod | None = None  # None: the server's default ([payment] auto_capture)
     customer_id: str | None = Field(default=None, min_length=1, max_length=128)
     customer_email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     customer_ip: IPv4Address | IPv6Address | None = None

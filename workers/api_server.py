@@ -136,6 +136,7 @@ def api_deps(
         profiles=gateways,
         settings_for=payment.settings_for,
         default_gateway=payment.default_gateway,
+        default_capture_method=payment.default_capture_method,
         supported_currencies=frozenset(payment.supported_currencies),
         limits=config.api,  # an `ApiLimits`: [api] extends it
         rate_limiter=store if config.api.rate_limiting else None,

@@ -54,7 +54,7 @@ from pydantic_settings import (
 from activities.gateways.plugins import PLUGINS
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
-from workflows.domain import PaymentPolicy, PaymentSettings
+from workflows.domain import CaptureMethod, PaymentPolicy, PaymentSettings
 from workflows.event_proof import EventKeys
 from workflows.money import exponent, is_known_currency
 
@@ -99,6 +99,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Other names a gateway section may be written under: the design's `[payment.wechatpay]`.
+GATEWAY_ALIASES = {"wechatpay": "wechat_pay"}
+
+
 class PaymentConfig(PaymentPolicy):
     """`[payment]`: the policy every payment starts with (its fields are declared once, in
     `workflows.domain.PaymentPolicy`), what the deployment accepts, and the gateway sections."""
@@ -106,6 +110,8 @@ class PaymentConfig(PaymentPolicy):
     default_gateway: str = "mock"
     # Ask for 3-D Secure at or above this amount, read in each payment's own currency.
     tds_threshold: Decimal | None = Field(default=None, gt=0)
+    # The capture method of a payment request that names none: automatic, or manual (hold funds
+    # until POST /capture).
     auto_capture: bool = True
     # NoDecode: from the environment "USD,EUR" is more natural than JSON (see _split_currencies).
     supported_currencies: Annotated[list[str], NoDecode] = Field(
@@ -131,6 +137,16 @@ class PaymentConfig(PaymentPolicy):
     @field_validator("tds_threshold", mode="before")
     @classmethod
     def _no_float_money(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # The design wrote `tds_threshold = 3000  # $30.00`, in minor units; as an amount it
+            # would be 3,000.00. Guessing either way asks for 3-D Secure at 100 times the wrong
+            # amount, so neither is guessed.
+            as_minor = Decimal(value).scaleb(-2)
+            raise ValueError(
+                f"tds_threshold = {value} is ambiguous: write it as an amount, "
+                f'tds_threshold = "{as_minor:.2f}" if you meant {value} minor units (cents), or '
+                f'tds_threshold = "{value}.00" for {value:,}.00'
+            )
         if isinstance(value, float):
             raise ValueError(
                 f'write money as a string, e.g. tds_threshold = "{value}": a TOML float '
@@ -166,7 +182,19 @@ class PaymentConfig(PaymentPolicy):
     @field_validator("gateways")
     @classmethod
     def _gateway_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {name.lower(): section for name, section in value.items()}
+        named: dict[str, dict[str, Any]] = {}
+        written_as: dict[str, str] = {}
+        for written, section in value.items():
+            name = GATEWAY_ALIASES.get(written.lower(), written.lower())
+            if name in named:
+                both = " and ".join(f"[payment.{w}]" for w in sorted((written_as[name], written)))
+                raise ValueError(f"{both} are one gateway: keep one")
+            named[name], written_as[name] = section, written
+        return named
+
+    @property
+    def default_capture_method(self) -> CaptureMethod:
+        return CaptureMethod.AUTOMATIC if self.auto_capture else CaptureMethod.MANUAL
 
     def tds_threshold_minor(self, currency: str) -> int | None:
         """The threshold in `currency`'s minor units, rounded *up*: amounts are whole minor units,

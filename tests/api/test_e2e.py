@@ -350,3 +350,23 @@ async def test_forged_gateway_event_signal_moves_no_money(api_stack, http, uniqu
     assert await _eventually(paid) is not None
     types = [e.type for e in await api_stack.store.events(payment_id)]
     assert types.count("webhook.unverified") == 1 and types.count("webhook.refused") == 1
+
+
+async def test_auto_capture_off_makes_manual_the_default_capture_method(
+    temporal_env, task_queue, sqlite_url, unique
+):
+    """Issue #17 item 10: `[payment] auto_capture = false` holds the funds of a payment whose
+    request names no capture_method; a request that names one gets what it names."""
+    overrides = {"payment": {"auto_capture": False}}
+    async with (
+        running_stack(
+            temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
+        ) as stack,
+        stack.http() as http,
+    ):
+        held = await _post(http, stack, "/v1/payments", payment(unique), unique)
+        assert held.status_code == 201, held.text
+        assert (held.json()["status"], held.json()["capture_method"]) == ("authorized", "manual")
+        body = payment(f"{unique}-auto", capture_method="automatic")
+        paid = await _post(http, stack, "/v1/payments", body, f"{unique}-auto")
+        assert (paid.json()["status"], paid.json()["capture_method"]) == ("paid", "automatic")
