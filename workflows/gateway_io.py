@@ -78,6 +78,9 @@ class LookupCall(Contract):
     capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
     # What the customer's return carried (e.g. 3DS result params); a hint, never trusted alone.
     action_data: dict[str, str] = Field(default_factory=dict)
+    # Asked because the customer came back (POST /actions/complete), with or without data; False
+    # for the periodic poll. A provider that cannot tell a return from a poll may use it.
+    customer_returned: bool = False
     # How the customer pays. Lets a gateway tell "not created yet" from "never created": AliPay
     # creates a page / wap / app trade only when the customer opens it. None from older callers.
     method: PaymentMethod | None = None

@@ -122,6 +122,7 @@ class PaymentGateway:
         return await self.lookup()
 
     async def lookup(self, action_data: dict[str, str] | None = None) -> GatewayResult:
+        """`action_data`: what the customer's return carried (None: not asked for a return)."""
         async with self._lock:
             result: GatewayResult = await workflow.execute_activity(
                 act.LOOKUP,
@@ -133,6 +134,7 @@ class PaymentGateway:
                     capture_method=self._input.capture_method,
                     method=self._input.method,
                     action_data=action_data or {},
+                    customer_returned=action_data is not None,
                 ),
                 result_type=GatewayResult,
                 summary="lookup",

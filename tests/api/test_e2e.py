@@ -370,3 +370,16 @@ async def test_auto_capture_off_makes_manual_the_default_capture_method(
         body = payment(f"{unique}-auto", capture_method="automatic")
         paid = await _post(http, stack, "/v1/payments", body, f"{unique}-auto")
         assert (paid.json()["status"], paid.json()["capture_method"]) == ("paid", "automatic")
+
+
+async def test_three_d_secure_completed_with_an_empty_body_is_authenticated(api_stack, http, unique):
+    """Issue #17 item 9: the customer came back and nothing else is known. A real provider knows
+    the outcome itself; the mock's is "authenticated" unless the return data says otherwise."""
+    created = await _post(
+        http, api_stack, "/v1/payments", payment(unique, "tok_threeDSecure2Required"), unique
+    )
+    assert created.json()["status"] == "authorizing"
+    path = f"/v1/payments/{created.json()['id']}/actions/complete"
+    completed = await http.post(path, headers=api_stack.headers(f"{unique}-back"))  # no body at all
+    assert completed.status_code == 200, completed.text
+    assert (completed.json()["status"], completed.json()["captured_amount"]) == ("paid", "49.99")
