@@ -39,6 +39,7 @@ from workflows.domain import (
     RefundStatus,
     RefundView,
 )
+from workflows.gateway_io import MERCHANT_METADATA_MAX_KEYS, RESERVED_METADATA_PREFIX
 from workflows.money import Amount, MoneyError, from_minor, is_known_currency, to_minor
 
 # ---------------------------------------------------------------------------------------------
@@ -157,9 +158,22 @@ def _currency_code(value: str) -> str:
 
 
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency_code)]
+
+
+def _no_reserved_keys(metadata: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(key for key in metadata if key.startswith(RESERVED_METADATA_PREFIX))
+    if reserved:
+        raise ValueError(
+            f"keys starting with {RESERVED_METADATA_PREFIX!r} are reserved: {', '.join(reserved)}"
+        )
+    return metadata
+
+
+# Stripe's limits (40-character keys, 500-character values, 50 keys), less the keys durapay adds.
 Metadata = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(max_length=500)]],
-    Field(max_length=50),
+    Field(max_length=MERCHANT_METADATA_MAX_KEYS),
+    AfterValidator(_no_reserved_keys),
 ]
 
 

@@ -33,6 +33,13 @@ class GatewayPaymentStatus(StrEnum):
     NOT_FOUND = "not_found"  # the provider has no payment under our reference: it was never made
 
 
+# Merchant metadata travels to the gateway beside durapay's own keys (named `durapay_...`, two on a
+# payment): the API admits at most this many merchant keys, so that a gateway capped at 50 keys
+# (Stripe) always has room for ours, and refuses merchant keys under our prefix.
+MERCHANT_METADATA_MAX_KEYS = 48
+RESERVED_METADATA_PREFIX = "durapay_"
+
+
 class AuthorizeCall(Contract):
     gateway: str
     payment_id: str

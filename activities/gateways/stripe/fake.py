@@ -161,6 +161,24 @@ def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | 
     return int(value)
 
 
+def _metadata(params: dict[str, Any]) -> dict[str, str]:
+    """`metadata` as Stripe takes it: at most 50 keys of up to 40 characters, values of up to 500
+    (https://docs.stripe.com/metadata); anything else is a 400, and nothing is created."""
+    metadata = params.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise invalid("Invalid metadata.", param="metadata")
+    if len(metadata) > 50:
+        raise invalid(
+            f"Invalid metadata: metadata can have up to 50 keys, but you passed in {len(metadata)} keys.",
+            param="metadata",
+        )
+    if any(len(key) > 40 for key in metadata):
+        raise invalid("Invalid metadata: keys can be a maximum of 40 characters.", param="metadata")
+    if any(len(str(value)) > 500 for value in metadata.values()):
+        raise invalid("Invalid metadata: values can be a maximum of 500 characters.", param="metadata")
+    return metadata
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
@@ -676,9 +694,7 @@ class FakeStripe:
                 "Please use `statement_descriptor_suffix` instead.",
                 param="statement_descriptor",
             )
-        metadata = p.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise invalid("Invalid metadata.", param="metadata")
+        metadata = _metadata(p)
         customer = p.get("customer")
         if customer and customer not in self.customers:
             raise missing("customer", customer, "customer")
@@ -1009,7 +1025,7 @@ class FakeStripe:
             "reason": reason,
             "status": self.refund_status,
             "failure_reason": None,
-            "metadata": p.get("metadata") or {},
+            "metadata": _metadata(p),
             "created": int(time.time()),
         }
         self.refunds[refund["id"]] = refund
@@ -1043,7 +1059,7 @@ class FakeStripe:
             "object": "customer",
             "email": p.get("email"),
             "name": p.get("name"),
-            "metadata": p.get("metadata") or {},
+            "metadata": _metadata(p),
             "created": int(time.time()),
             "livemode": False,
         }

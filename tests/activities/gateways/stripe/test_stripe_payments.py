@@ -326,3 +326,18 @@ async def test_only_cards_and_configured_currencies_are_sent(stripe_gateway, fak
     with pytest.raises(GatewayInvalidRequest, match="square brackets"):
         await stripe_gateway.authorize(STRIPE.authorize(pid(unique), metadata={"a[b]": "x"}))
     assert fake_stripe.requests == []
+
+
+async def test_merchant_metadata_and_ours_together_stay_within_stripes_limits(
+    stripe_gateway, fake_stripe, unique
+):
+    """Issue #17 item 2: the API takes up to 48 merchant keys; with our two that is Stripe's 50."""
+    merchant = {f"k{i:02d}": "v" for i in range(48)}
+    result = await stripe_gateway.authorize(STRIPE.authorize(pid(unique), metadata=merchant))
+    assert result.status is GatewayPaymentStatus.SUCCEEDED
+    assert len(fake_stripe.payment_intents[result.provider_payment_id]["metadata"]) == 50
+    # One more would make Stripe answer 400: refused here, before anything is sent.
+    fake_stripe.reset()
+    with pytest.raises(GatewayInvalidRequest, match="at most 48"):
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique + "b"), metadata={**merchant, "k48": "v"}))
+    assert fake_stripe.posts() == []
