@@ -111,10 +111,9 @@ def translate_error(exc: stripe.StripeError, *, mutating: bool) -> Exception:
         # Sent, but no answer (timeout, dropped connection): it may have been executed.
         return GatewayOutcomeUnknown(f"no answer from Stripe ({type(cause).__name__})")
     if isinstance(exc, stripe.IdempotencyError):
-        # Our key with other parameters: a bug on our side that no retry can fix.
-        return GatewayInvalidRequest(
-            f"Stripe idempotency error: {exc.user_message}", code="idempotency_error"
-        )
+        # Our key was used before with other parameters: that first request may have charged, so
+        # this is no proof that nothing happened. Unknown: the workflow asks Stripe what there is.
+        return GatewayOutcomeUnknown(f"Stripe idempotency error (key used before): {exc.user_message}")
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
         return GatewayConfigError(f"Stripe refused our credentials: {exc.user_message}")
     if isinstance(exc, stripe.InvalidRequestError):
