@@ -275,6 +275,7 @@ class Reconciler:
                     amount=view.amount,
                     capture_method=view.capture_method,
                     method=view.method,
+                    created_at=view.created_at,
                 )
             )
         except GatewayError as exc:

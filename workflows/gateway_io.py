@@ -91,6 +91,9 @@ class LookupCall(Contract):
     # How the customer pays. Lets a gateway tell "not created yet" from "never created": AliPay
     # creates a page / wap / app trade only when the customer opens it. None from older callers.
     method: PaymentMethod | None = None
+    # When the payment was created (its authorize cannot be older). Lets a gateway whose search is
+    # eventually consistent (Stripe) tell "not indexed yet" from "never made". None: unknown.
+    created_at: datetime | None = None
 
 
 class RefundCall(Contract):

@@ -135,6 +135,7 @@ class PaymentGateway:
                     method=self._input.method,
                     action_data=action_data or {},
                     customer_returned=action_data is not None,
+                    created_at=self._state.view.created_at,
                 ),
                 result_type=GatewayResult,
                 summary="lookup",

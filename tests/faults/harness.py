@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
@@ -74,6 +75,9 @@ def stack_env(
         # Short, so that a provider that hangs is a timeout within the run, not after it.
         "DURAPAY_PAYMENT__STRIPE__TIMEOUT_SECONDS": "2",
         "DURAPAY_API_KEYS": f"{API_KEY_ID}:{api_key}",
+        # The receiver (this process) and the worker (its own) prove webhooks with one key.
+        "DURAPAY_EVENT_PROOF__KEYS": json.dumps({"faults": secrets.token_urlsafe(32)}),
+        "DURAPAY_EVENT_PROOF__ACTIVE_KEY": "faults",
         "DURAPAY_API__PORT": "0",
         # The limiter counts in the database: with it on, a database outage would refuse every
         # request before it reached the payment engine, and hide what the suite is looking for.

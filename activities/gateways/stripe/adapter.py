@@ -19,6 +19,7 @@ per-refund news.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -213,6 +214,19 @@ class StripeGateway(Gateway):
         rank = {"succeeded": 3, "requires_capture": 2, "processing": 1}
         return max(intents, key=lambda pi: (rank.get(pi.get("status"), 0), pi.get("created", 0)))
 
+    def _unless_search_may_lag(self, call: LookupCall) -> None:
+        """An empty Search proves nothing until the index has caught up with the payment: "never
+        made" then would fail a payment whose charge is only not indexed yet. Ask again instead
+        (the lookup activity retries with backoff and never gives up)."""
+        if call.created_at is None:
+            return  # a caller that cannot say how young the payment is gets Search's word
+        age = (datetime.now(UTC) - call.created_at).total_seconds()
+        if age < self._settings.search_lag_seconds:
+            raise GatewayTransientError(
+                f"no PaymentIntent for {call.payment_id} in Stripe's search, which may not have "
+                f"indexed it yet ({age:.0f} s after the payment was created); asking again"
+            )
+
     async def _intent_id(self, payment_id: str, provider_payment_id: str | None) -> str | None:
         if provider_payment_id:
             return provider_payment_id
@@ -290,6 +304,7 @@ class StripeGateway(Gateway):
         else:
             found = await self._find_intent(call.payment_id)
             if found is None:
+                self._unless_search_may_lag(call)
                 return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)
             intent = found
         metadata = intent.get("metadata") or {}

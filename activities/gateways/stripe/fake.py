@@ -7,7 +7,8 @@ It speaks Stripe's wire format: form-encoded request bodies with bracketed keys
 it is a 400 `idempotency_error`; while the first is still running, a 409. Results are saved only once
 execution began (so a validation error or a 5xx before execution is not replayed).
 
-State: PaymentIntents (create with confirm, confirm, capture, cancel, retrieve, search by metadata),
+State: PaymentIntents (create with confirm, confirm, capture, cancel, retrieve, search by metadata,
+eventually consistent like Stripe's when `search_index_lag_seconds` is set),
 charges (the ledger tests assert on: `charges_for(payment_id)`), refunds, customers, payment methods,
 disputes, and the events each change emits, delivered signed to `webhook_url` when one is set.
 
@@ -236,6 +237,9 @@ class FakeStripe:
         self.refund_status = self._default_refund_status  # "pending": refunds settle via settle_refund()
         self.latency = 0.0
         self.max_page_size = 100  # Stripe's own cap on `limit`; lower it to exercise paging
+        # Search is eventually consistent at Stripe: an intent shows in search results only this
+        # many seconds after it was created (0: at once).
+        self.search_index_lag_seconds = 0.0
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
@@ -969,7 +973,12 @@ class FakeStripe:
         if match is None:
             raise invalid(f"This fake searches by one metadata clause only, not {query!r}.", param="query")
         key, value = match.groups()
-        found = [pi for pi in self.payment_intents.values() if pi["metadata"].get(key) == value]
+        indexed_before = time.time() - self.search_index_lag_seconds
+        found = [
+            pi
+            for pi in self.payment_intents.values()
+            if pi["metadata"].get(key) == value and pi["created"] <= indexed_before
+        ]
         found.sort(key=lambda pi: pi["created"], reverse=True)
         limit = _int(request[PARAMS], "limit") or 10
         return {

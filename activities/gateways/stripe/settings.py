@@ -55,6 +55,10 @@ class StripeSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_tolerance_seconds: int = Field(default=WEBHOOK_TOLERANCE_SECONDS, gt=0)
+    # How long after a payment's creation an empty Search is not believed. Search is eventually
+    # consistent: Stripe says under a minute normally, up to an hour during incidents. Until then a
+    # lookup that finds nothing asks again instead of answering "never made".
+    search_lag_seconds: int = Field(default=900, ge=0)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
