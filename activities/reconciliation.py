@@ -318,6 +318,7 @@ class Reconciler:
                     provider_payment_id=view.provider_payment_id,
                     refund_id=refund.refund_id,
                     provider_refund_id=refund.provider_refund_id,
+                    requested_at=refund.created_at,
                 )
             )
         except GatewayError as exc:

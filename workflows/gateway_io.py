@@ -112,6 +112,9 @@ class RefundLookupCall(Contract):
     provider_payment_id: str | None
     refund_id: str
     provider_refund_id: str | None = None
+    # When the refund was asked for: a provider that cannot tell "not received yet" from "failed"
+    # (AliPay) keeps it pending until its window has passed. None: unknown.
+    requested_at: datetime | None = None
 
 
 class GatewayResult(Contract):

@@ -185,6 +185,7 @@ class PaymentGateway:
                     provider_payment_id=self._state.view.provider_payment_id,
                     refund_id=refund.refund_id,
                     provider_refund_id=refund.provider_refund_id,
+                    requested_at=refund.created_at,
                 ),
                 result_type=RefundResult,
                 summary="lookup refund",

@@ -44,6 +44,9 @@ class AlipaySettings(BaseModel):
     seller_id: str | None = Field(default=None, description="when set, notifications must name this seller")
     currency: str = "CNY"
     http: HttpSettings = Field(default_factory=HttpSettings)
+    # How long after a refund was asked for a refund query without `refund_status` ("not received,
+    # or failed"; early queries miss successes) still means "ask again" rather than "failed".
+    refund_query_window_seconds: int = Field(default=86_400, gt=0)
 
     @model_validator(mode="after")
     def _resolve_keys(self) -> AlipaySettings:

@@ -296,10 +296,22 @@ async def test_refund_unknown_trade_or_request(gateway, unique):
     ).status is RefundStatus.FAILED
 
 
-async def test_lookup_of_a_refund_never_made_fails(fake, gateway, unique):
+async def test_a_refund_query_without_a_status_stays_pending_until_the_refund_window_passes(
+    fake, gateway, unique
+):
+    """Issue #17 item 5: AliPay answers no refund_status for a refund "not received, or failed",
+    and early queries miss successes: pending (asked again), final only once the window passed."""
     await paid(fake, gateway, ALIPAY, pid(unique))
-    result = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none"))
-    assert result.status is RefundStatus.FAILED and result.failure.code == "refund_not_found"
+    just_asked = datetime.now(UTC) - timedelta(seconds=3)
+    early = await gateway.lookup_refund(
+        ALIPAY.refund_lookup(pid(unique), "ref_none", requested_at=just_asked)
+    )
+    assert early.status is RefundStatus.PENDING
+    unknown_age = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none"))
+    assert unknown_age.status is RefundStatus.PENDING
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+    late = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none", requested_at=long_ago))
+    assert late.status is RefundStatus.FAILED and late.failure.code == "refund_not_found"
 
 
 # -------------------------------------------------------------------- faults and signatures
