@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from activities.gateways.http import secure_base_url
 from workflows.money import is_known_currency
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -82,11 +82,8 @@ class StripeSettings(BaseModel):
     @field_validator("api_base")
     @classmethod
     def _api_base_keeps_the_key_safe(cls, value: str) -> str:
-        # The secret key rides in every request's Authorization header: plain HTTP only to this host.
-        url = httpx.URL(value)
-        if url.scheme == "https" or (url.scheme == "http" and url.host in ("127.0.0.1", "localhost", "::1")):
-            return value
-        raise ValueError("api_base must be https:// (plain http only to a loopback test server)")
+        # The secret key rides in every request's Authorization header.
+        return secure_base_url(value, "api_base")
 
     @field_validator("currencies")
     @classmethod

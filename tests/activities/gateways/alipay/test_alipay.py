@@ -399,6 +399,9 @@ async def test_connection_refused_is_transient(fake, unique):
 # -------------------------------------------------------------------- settings
 
 
+SECRET_INPUT = "s3cr3t-not-a-key"
+
+
 def settings_values(**overrides):
     values = dict(
         app_id="2021000000000001",
@@ -414,9 +417,26 @@ def test_gateway_switches_between_production_and_sandbox():
     assert AlipaySettings(**settings_values()).endpoint == PRODUCTION_GATEWAY
     assert AlipaySettings(**settings_values(sandbox=True)).endpoint == SANDBOX_GATEWAY
     assert (
-        AlipaySettings(**settings_values(sandbox=True, gateway_url="http://x/gateway.do")).endpoint
-        == "http://x/gateway.do"
+        AlipaySettings(
+            **settings_values(sandbox=True, gateway_url="http://127.0.0.1:8080/gateway.do")
+        ).endpoint
+        == "http://127.0.0.1:8080/gateway.do"
     )
+
+
+def test_the_gateway_url_must_be_https_except_to_a_loopback_fake():
+    """Issue #17 item 8: requests carry our signature and the customer's data, as Stripe's do."""
+    with pytest.raises(ValidationError, match="https"):
+        AlipaySettings(**settings_values(gateway_url="http://openapi.alipay.com/gateway.do"))
+
+
+def test_validation_errors_never_show_the_private_key():
+    """Issue #17 item 8: pydantic prints the input beside each error: a key of the wrong type, or
+    the whole settings mapping for a model-level refusal."""
+    for wrong in ([SECRET_INPUT], SECRET_INPUT):
+        with pytest.raises(ValidationError) as caught:
+            AlipaySettings(**settings_values(app_private_key=wrong, app_id="2"))
+        assert "s3cr3t" not in str(caught.value)
 
 
 def test_keys_from_files_and_bare_base64(tmp_path):
