@@ -64,6 +64,11 @@ class WebhookGateways(Protocol):
         """(status, body, content type) the provider expects once its notification is handled."""
         ...
 
+    def reject(self, gateway_id: str) -> tuple[int, bytes, str] | None:
+        """(status, body, content type) the provider expects for a notification that did not
+        verify, where it documents one; None: the receiver's own problem answer."""
+        ...
+
 
 class WebhookInbox(Protocol):
     """Every notification received, verified or not, with what was done about it."""

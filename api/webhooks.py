@@ -71,6 +71,10 @@ async def receive(request: web.Request) -> web.Response:
             event_type="unverified",
         )
         log.warning("rejected %s webhook: %s", gateway, exc)
+        answer = deps.webhooks.reject(gateway)
+        if answer is not None:  # the provider's own rejection format (WeChat Pay, AliPay)
+            status, reject_body, content_type = answer
+            return web.Response(status=status, body=reject_body, headers={"Content-Type": content_type})
         raise Problem(
             400,
             "webhook_signature_invalid",

@@ -113,6 +113,10 @@ class RegistryPorts:
         ack = self._registry.get(gateway_id).webhook_ack()
         return ack.status, ack.body, ack.content_type
 
+    def reject(self, gateway_id: str) -> tuple[int, bytes, str] | None:
+        answer = self._registry.get(gateway_id).webhook_reject()
+        return None if answer is None else (answer.status, answer.body, answer.content_type)
+
     def get(self, gateway_id: str) -> GatewayProfile | None:
         return self._registry.get(gateway_id).profile if gateway_id in self._registry else None
 

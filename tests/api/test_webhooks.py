@@ -9,7 +9,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import PROBLEM_CONTENT_TYPE
-from tests.api.fakes import FakeStore, make_deps, serve, signed
+from tests.api.fakes import FakeStore, FakeWebhooks, make_deps, serve, signed
 from tests.workflows.builders import TEST_EVENT_KEYS, payment_input
 from workflows.client import workflow_id
 from workflows.event_proof import ProofCheck
@@ -169,3 +169,14 @@ async def test_a_flood_of_forged_bodies_is_counted_but_only_a_sample_is_recorded
             metrics = await resp.text()
     assert 'durapay_webhooks_total{gateway="mock",outcome="rejected"} 20.0' in metrics
     assert [e.outcome for e in deps.inbox.entries] == [WebhookOutcome.REJECTED] * 3
+
+
+async def test_a_rejection_is_answered_in_the_providers_own_format_when_it_has_one():
+    """Issue #17 item 11: WeChat Pay reads a JSON FAIL, AliPay the word `fail`; the receiver answers
+    those instead of its problem document (and still records the rejection)."""
+    wechat = (400, b'{"code":"FAIL","message":"verification failed"}', "application/json")
+    deps = make_deps(webhooks=FakeWebhooks("mock", rejection=wechat))
+    body, headers = signed([_event()])
+    status, content_type, answer = await _deliver(deps, body.replace(b"evt_1", b"evt_2"), headers)
+    assert (status, content_type, answer) == (400, "application/json", wechat[1])
+    assert [e.outcome for e in deps.inbox.entries] == [WebhookOutcome.REJECTED]

@@ -284,7 +284,8 @@ class AlipayGateway(Gateway):
         # Exactly `success`: any other body makes AliPay resend (8 times over about 25 h).
         return WebhookAck(status=200, body=b"success", content_type="text/plain")
 
-    def webhook_reject(self, reason: str) -> WebhookAck:
+    def webhook_reject(self) -> WebhookAck:
+        # Anything but `success` makes AliPay resend; `fail` is the word it documents.
         return WebhookAck(status=400, body=b"fail", content_type="text/plain")
 
     # ------------------------------------------------------------------ transport
