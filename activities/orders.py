@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import ColumnElement, RowMapping, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -57,6 +57,7 @@ class SqlOrderLedger:
             await conn.execute(
                 upsert_insert(conn, orders)
                 .values(
+                    merchant_id=reservation.merchant_id,
                     order_id=reservation.order_id,
                     amount_minor=amount.minor,
                     currency=amount.currency,
@@ -64,14 +65,10 @@ class SqlOrderLedger:
                     payment_id=reservation.payment_id,
                     updated_at=datetime.now(UTC),
                 )
-                .on_conflict_do_nothing(index_elements=["order_id"])
+                .on_conflict_do_nothing(index_elements=["merchant_id", "order_id"])
             )
             order = (
-                (
-                    await conn.execute(
-                        select(orders).where(orders.c.order_id == reservation.order_id).with_for_update()
-                    )
-                )
+                (await conn.execute(select(orders).where(_order(reservation)).with_for_update()))
                 .mappings()
                 .one()
             )
@@ -79,7 +76,7 @@ class SqlOrderLedger:
             if result.accepted and order["status"] == OrderStatus.OPEN:
                 await conn.execute(
                     update(orders)
-                    .where(orders.c.order_id == reservation.order_id)
+                    .where(_order(reservation))
                     .values(
                         status=OrderStatus.RESERVED.value,
                         payment_id=reservation.payment_id,
@@ -95,7 +92,7 @@ class SqlOrderLedger:
             await conn.execute(
                 update(orders)
                 .where(
-                    orders.c.order_id == release.order_id,
+                    _order(release),
                     orders.c.payment_id == release.payment_id,
                     orders.c.status == OrderStatus.RESERVED.value,
                 )
@@ -108,11 +105,7 @@ class SqlOrderLedger:
         the conflict logged (the payment's own record still shows the money, for reconciliation)."""
         async with write_transaction(self._engine) as conn:
             order = (
-                (
-                    await conn.execute(
-                        select(orders).where(orders.c.order_id == release.order_id).with_for_update()
-                    )
-                )
+                (await conn.execute(select(orders).where(_order(release)).with_for_update()))
                 .mappings()
                 .one_or_none()
             )
@@ -127,13 +120,17 @@ class SqlOrderLedger:
                 return
             await conn.execute(
                 update(orders)
-                .where(orders.c.order_id == release.order_id)
+                .where(_order(release))
                 .values(
                     status=OrderStatus.PAID.value,
                     payment_id=release.payment_id,
                     updated_at=datetime.now(UTC),
                 )
             )
+
+
+def _order(step: OrderReservation | OrderRelease) -> ColumnElement[bool]:
+    return and_(orders.c.merchant_id == step.merchant_id, orders.c.order_id == step.order_id)
 
 
 def _decide(order: RowMapping, reservation: OrderReservation) -> ReservationResult:

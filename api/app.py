@@ -16,8 +16,8 @@ import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from api import payments, webhooks
-from api.auth import API_KEY_ID, auth_middleware
+from api import customers, payment_list, payments, webhooks
+from api.auth import API_KEY_ID, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
 from api.forwarded import sender_address
@@ -41,7 +41,7 @@ def load_openapi() -> dict[str, Any]:
 
 
 def _token_bucket_middleware(deps: ApiDeps, limit: RateLimit, key_of: Callable[[web.Request], str]) -> Any:
-    """Like `_rate_limit_middleware`, on when rate limiting is (`deps.rate_limiter`), but counted
+    """Like `rate_limit_middleware` (api/rate_limit.py), on when rate limiting is (`deps.rate_limiter`), but counted
     in this instance's memory (`TokenBuckets`)."""
     buckets = TokenBuckets(limit)
 
@@ -109,13 +109,16 @@ def create_app(deps: ApiDeps) -> web.Application:
 
     v1 = web.Application(
         middlewares=[
-            auth_middleware(deps.api_keys),
+            auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
+            scope_middleware,
             rate_limit_middleware(
                 deps.rate_limiter, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
             ),
         ]
     )
     v1.add_routes(payments.routes())
+    v1.add_routes(payment_list.routes())
+    v1.add_routes(customers.routes())
     app.add_subapp("/v1", v1)
 
     hooks = web.Application(
@@ -140,6 +143,7 @@ def create_app(deps: ApiDeps) -> web.Application:
         codec = create_codec_app(
             deps.codec,
             api_keys=deps.api_keys,
+            key_scopes=deps.key_scopes,
             cors_origins=deps.codec_cors_origins,
             rate_limit=rate_limit_middleware(
                 deps.rate_limiter,

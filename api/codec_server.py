@@ -4,9 +4,10 @@ also under a namespace segment (`/codec/{namespace}/decode`, the form the CLI's 
 produces). Bodies are `Payloads` in protobuf JSON (`{"payloads": [{"metadata": {...}, "data": "..."}]}`).
 One codec serves every namespace, so the segment and the UI's `X-Namespace` header are not consulted.
 
-Decoding hands out plaintext customer data, so every POST needs one of the API keys
+Decoding hands out plaintext customer data, so every POST needs an API key with the `ops` scope
 (`Authorization: Bearer <key>`), is rate limited per key (`[api] codec_rate_limit_per_minute`) and
-is logged with the key's id; a refusal names no key id. The browser sends CORS preflights
+is logged with the key's id. A refusal says why in general terms only: which encryption keys this
+deployment holds is nobody's business outside (the log has it). The browser sends CORS preflights
 without credentials (as the Fetch standard requires): those are answered without a key, and only
 origins in `cors_origins` (the Temporal UI's) are allowed to read the answers.
 """
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from api.auth import API_KEY_ID, auth_middleware
+from api.auth import API_KEY_ID, Scope, auth_middleware, require_scope
 from api.problems import Problem
 
 log = logging.getLogger("durapay.codec")
@@ -57,6 +58,12 @@ def _cors_middleware(origins: frozenset[str]) -> Any:
         return response
 
     return middleware
+
+
+@web.middleware
+async def _ops_scope(request: web.Request, handler: Any) -> web.StreamResponse:
+    require_scope(request, Scope.OPS)
+    return await handler(request)
 
 
 def _posts_only(middleware: Any) -> Any:
@@ -93,7 +100,7 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
                 422,
                 "payload_not_decodable",
                 "A payload could not be processed",
-                "A payload was altered, or encrypted under a key this server does not hold.",
+                "A payload is sealed with a key this deployment does not hold, or was altered.",
             ) from None
         log.info("codec %s of %d payload(s) by key %s", operation, len(result), request[API_KEY_ID])
         body = json_format.MessageToJson(Payloads(payloads=result), indent=None)
@@ -106,12 +113,17 @@ def create_codec_app(
     codec: PayloadCodec,
     *,
     api_keys: Mapping[str, SecretStr],
+    key_scopes: Mapping[str, frozenset[str]],
     cors_origins: Collection[str],
     rate_limit: Any = None,
 ) -> web.Application:
     """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`. `rate_limit`: a
     middleware counting POSTs per API key (api/rate_limit.py), after authentication."""
-    middlewares = [_cors_middleware(frozenset(cors_origins)), _posts_only(auth_middleware(api_keys))]
+    middlewares = [
+        _cors_middleware(frozenset(cors_origins)),
+        _posts_only(auth_middleware(api_keys, key_scopes=key_scopes)),
+        _posts_only(_ops_scope),
+    ]
     if rate_limit is not None:
         middlewares.append(_posts_only(rate_limit))
     app = web.Application(middlewares=middlewares)

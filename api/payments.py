@@ -1,8 +1,8 @@
 """Merchant API handlers: `/v1/payments...`.
 
-Every POST needs an `Idempotency-Key`. The payment id is derived from it (and the API key's id), so a
-retried create lands on the same workflow; the request fingerprint lets the workflow tell a replay
-from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
+Every POST needs an `Idempotency-Key`. The payment id is derived from it and the merchant's id, so a
+retried create lands on the same workflow, whichever of the merchant's keys sends it; the request
+fingerprint lets the workflow tell a replay from a key reused for another request. Capture and cancel use the key as the Temporal update id, and
 refund ids are derived from it, so retrying any of them never does the work twice.
 
 Status codes of `POST /v1/payments`: 201 paid/authorized, 202 waiting for the customer (next_action)
@@ -28,8 +28,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from temporalio.client import WorkflowUpdateFailedError
 
-from api.auth import API_KEY_ID
-from api.ports import ApiDeps
+from api.auth import API_KEY_ID, CALLER, DEFAULT_MERCHANT, Caller, Scope, requires
+from api.ports import ApiDeps, MerchantSettings
 from api.problems import (
     Problem,
     field_error,
@@ -38,16 +38,16 @@ from api.problems import (
     temporal_unavailable,
     validation_problem,
 )
+from api.saved_methods import resolve_saved_method
 from api.schemas import (
     CancelPayment,
     CapturePayment,
     CompleteAction,
     CreatePayment,
     CreateRefund,
-    PaymentList,
     PaymentOut,
     RefundOut,
-    contains_card_number,
+    SavedMethodRef,
     find_card_data,
     mask_card_numbers,
 )
@@ -100,8 +100,42 @@ def _b32(text: str) -> str:
     return base64.b32encode(digest).decode().lower()[:26]
 
 
-def derive_payment_id(api_key_id: str, idempotency_key: str) -> str:
+def derive_payment_id(merchant_id: str, idempotency_key: str) -> str:
+    # "/" is in no API key id, so no text hashed here is ever one `legacy_payment_id` hashed.
+    return "pay_" + _b32(f"merchant/{merchant_id}:{idempotency_key}")
+
+
+def legacy_payment_id(api_key_id: str, idempotency_key: str) -> str:
+    """The id payments had before merchants, scoped per API key rather than per merchant."""
     return "pay_" + _b32(f"{api_key_id}:{idempotency_key}")
+
+
+async def stored_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str) -> str:
+    """The payment id of (merchant, Idempotency-Key), as far as the store knows.
+
+    Payments made before merchants existed all belong to the `default` merchant and were keyed per
+    API key (`legacy_payment_id`). A retry of one of them must land on its workflow, not start a
+    second payment: for the default merchant, a recorded payment under the legacy id wins; one
+    started but not yet recorded is `started_payment_id`'s to find. Other merchants never had
+    legacy ids."""
+    if caller.merchant_id == DEFAULT_MERCHANT:
+        legacy = legacy_payment_id(caller.key_id, idempotency_key)
+        if await deps.payments.get(legacy) is not None:
+            return legacy
+    return derive_payment_id(caller.merchant_id, idempotency_key)
+
+
+async def started_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str, payment_id: str) -> str:
+    """`payment_id`, unless a default-merchant payment from before merchants was started under its
+    legacy id and not yet recorded (its workers were down, say, across the upgrade): that one. Costs
+    the default merchant's new payments one describe, after the attempt limits (which must refuse
+    without touching Temporal)."""
+    if caller.merchant_id != DEFAULT_MERCHANT:
+        return payment_id
+    legacy = legacy_payment_id(caller.key_id, idempotency_key)
+    if payment_id != legacy and await deps.workflows.exists(legacy):
+        return legacy
+    return payment_id
 
 
 def derive_refund_id(payment_id: str, idempotency_key: str) -> str:
@@ -117,7 +151,9 @@ def _update_token(api_key_id: str, idempotency_key: str) -> str:
     # Scoped by key id so that two API keys sending the same key are two updates (the workflow
     # client scopes it by operation: capture and then cancel with one key are two updates too).
     # Hashed: an update id is kept in the workflow's history and shown in its UI, and the key is
-    # whatever text the caller chose.
+    # whatever text the caller chose. Still per API key, not per merchant: the path already fixes
+    # the payment (hence the merchant), and a capture retried across the upgrade to merchants
+    # keeps its update id.
     return _b32(f"{api_key_id}:{idempotency_key}")
 
 
@@ -154,7 +190,11 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
             continue  # pydantic's marker for "the key itself" of a dict entry
         # A discriminated union puts the tag in the location ("payment_method", "card", "token");
         # the JSON document has no such level.
-        if index == 1 and loc[0] == "payment_method" and text in ("card", "bank_transfer", "wallet", "bnpl"):
+        if (
+            index == 1
+            and loc[0] == "payment_method"
+            and text in ("card", "bank_transfer", "wallet", "bnpl", "saved")
+        ):
             continue
         parts.append(text.replace("~", "~0").replace("/", "~1"))
     return "/" + "/".join(parts)
@@ -198,14 +238,14 @@ async def read_json(request: web.Request, model: type[Model], *, body_optional: 
         log.warning(
             "refused raw card data on %s %s at %s", request.method, mask_card_numbers(request.path), pointers
         )
-        raise _card_data_problem(pointers)
+        raise card_data_problem(pointers)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
         raise problem_from_validation(exc) from None
 
 
-def _card_data_problem(pointers: list[str]) -> Problem:
+def card_data_problem(pointers: list[str]) -> Problem:
     return Problem(
         422,
         "card_data_not_allowed",
@@ -234,28 +274,34 @@ def _payment_id(request: web.Request) -> str:
     return request.match_info["payment_id"]
 
 
-async def _query_view(deps: ApiDeps, payment_id: str) -> PaymentView | None:
+def _owned(view: PaymentView | None, merchant_id: str) -> PaymentView | None:
+    """Another merchant's payment is no payment at all to this caller (404, not 403: its
+    existence is not theirs to learn)."""
+    return view if view is not None and view.merchant_id == merchant_id else None
+
+
+async def _query_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView | None:
     try:
-        return await deps.workflows.view(payment_id)
+        return _owned(await deps.workflows.view(payment_id), merchant_id)
     except PaymentNotRunning:
         return None
 
 
-async def current_view(deps: ApiDeps, payment_id: str) -> PaymentView | None:
+async def current_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView | None:
     """The store's projection first (cheap, survives workflow retention); the workflow itself when
-    the store has not caught up yet."""
+    the store has not caught up yet. Only the merchant's own payments."""
     view = await deps.payments.get(payment_id)
     if view is not None:
-        return view
-    return await _query_view(deps, payment_id)
+        return _owned(view, merchant_id)
+    return await _query_view(deps, payment_id, merchant_id)
 
 
 def _not_found(payment_id: str) -> Problem:
     return Problem(404, "payment_not_found", "Payment not found", f"No payment {payment_id}.")
 
 
-async def require_view(deps: ApiDeps, payment_id: str) -> PaymentView:
-    view = await current_view(deps, payment_id)
+async def require_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> PaymentView:
+    view = await current_view(deps, payment_id, merchant_id)
     if view is None:
         raise _not_found(payment_id)
     return view
@@ -274,13 +320,19 @@ def _capture_method(deps: ApiDeps, body: CreatePayment) -> CaptureMethod:
     return body.capture_method or deps.default_capture_method
 
 
-def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
-    gateway_id = body.gateway or deps.default_gateway
+def _check_profile(deps: ApiDeps, merchant_id: str, body: CreatePayment) -> GatewayProfile:
+    merchant = deps.merchants.get(merchant_id, MerchantSettings())
+    gateway_id = body.gateway or merchant.default_gateway or deps.default_gateway
     profile = deps.profiles.get(gateway_id)
     if profile is None:
         raise validation_problem([field_error("/gateway", f"unknown gateway {gateway_id!r}")])
+    if merchant.allowed_gateways and gateway_id not in merchant.allowed_gateways:
+        raise validation_problem(
+            [field_error("/gateway", f"gateway {gateway_id!r} is not enabled for this merchant")]
+        )
     if body.currency not in deps.supported_currencies:
         raise validation_problem([field_error("/currency", f"{body.currency} is not accepted here")])
+    assert not isinstance(body.payment_method, SavedMethodRef)  # resolved by the caller
     failure = validate_payment(profile, body.money(), body.payment_method, _capture_method(deps, body))
     if failure is not None:
         raise validation_problem(
@@ -292,7 +344,7 @@ def _check_profile(deps: ApiDeps, body: CreatePayment) -> GatewayProfile:
 async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> PaymentView:
     """The key's workflow has closed: answer it as a replay. Its fingerprint is out of reach now,
     so at least the order and the amount must match, or the key was reused for another payment."""
-    view = await require_view(deps, payment_input.payment_id)
+    view = await require_view(deps, payment_input.payment_id, payment_input.merchant_id)
     if view.order_id != payment_input.order_id or view.amount != payment_input.amount:
         raise Problem(
             422,
@@ -311,9 +363,13 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         return
     if await deps.payments.get(payment_input.payment_id) is not None:
         return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
-    checks = [("order", payment_input.order_id, deps.limits.order_attempt_limit)]
+    # Order and customer ids are the merchant's own; an address is the same customer's anywhere.
+    merchant = payment_input.merchant_id
+    checks = [("order", f"{merchant}/{payment_input.order_id}", deps.limits.order_attempt_limit)]
     if payment_input.customer_id:
-        checks.append(("customer", payment_input.customer_id, deps.limits.customer_attempt_limit))
+        checks.append(
+            ("customer", f"{merchant}/{payment_input.customer_id}", deps.limits.customer_attempt_limit)
+        )
     if payment_input.customer_ip:
         checks.append(("ip", payment_input.customer_ip, deps.limits.ip_attempt_limit))
     refused = []
@@ -347,14 +403,19 @@ def create_status(view: PaymentView) -> int:
 
 async def create_payment(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
-    api_key_id = request[API_KEY_ID]
+    caller = request[CALLER]
     key = idempotency_key(request)
-    body = await read_json(request, CreatePayment)
-    profile = _check_profile(deps, body)
-    payment_id = derive_payment_id(api_key_id, key)
+    requested = await read_json(request, CreatePayment)
+    # A saved method becomes the card it stands for, on its gateway, with its customer.
+    body, provider_customer_id = await resolve_saved_method(deps, caller.merchant_id, requested)
+    assert not isinstance(body.payment_method, SavedMethodRef)
+    profile = _check_profile(deps, caller.merchant_id, body)
+    payment_id = await stored_payment_id(deps, caller, key)
     amount = body.money()
     payment_input = PaymentInput(
         payment_id=payment_id,
+        merchant_id=caller.merchant_id,
+        provider_customer_id=provider_customer_id,
         order_id=body.order_id,
         gateway=profile,
         amount=amount,
@@ -366,10 +427,12 @@ async def create_payment(request: web.Request) -> web.Response:
         return_url=str(body.return_url) if body.return_url else None,
         description=body.description,
         metadata=body.metadata,
-        request_fingerprint=fingerprint(body),
+        request_fingerprint=fingerprint(requested),
         settings=deps.settings_for(amount.currency),
     )
     await limit_attempts(deps, payment_input)
+    payment_id = await started_payment_id(deps, caller, key, payment_id)
+    payment_input = payment_input.model_copy(update={"payment_id": payment_id})
     try:
         async with asyncio.timeout(deps.limits.decide_timeout_seconds):
             view = await deps.workflows.start_and_decide(payment_input, task_queue=deps.task_queue)
@@ -380,7 +443,7 @@ async def create_payment(request: web.Request) -> web.Response:
     except TimeoutError:
         # Not decided in time (a slow provider): the payment goes on; answer what we know and let
         # the merchant poll. Without a workflow to show, it is safe to retry with the same key.
-        current = await current_view(deps, payment_id)
+        current = await current_view(deps, payment_id, caller.merchant_id)
         if current is None:
             raise temporal_unavailable() from None
         view = current
@@ -403,25 +466,9 @@ async def create_payment(request: web.Request) -> web.Response:
 
 async def get_payment(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
-    return _json(PaymentOut.of(await require_view(deps, _payment_id(request))), 200)
-
-
-async def list_payments(request: web.Request) -> web.Response:
-    deps = request.config_dict[DEPS]
-    order_id = request.query.get("order_id", "")
-    if not order_id or len(order_id) > 128:
-        raise Problem(
-            400,
-            "order_id_required",
-            "order_id required",
-            "List payments with ?order_id=<order id> (1 to 128 characters).",
-        )
-    if contains_card_number(order_id):
-        # No payment can have such an order id (creating one refuses it): nothing to look up, and
-        # the number must not travel on into the store's query (or a debug log of it).
-        raise _card_data_problem(["/order_id"])
-    views = await deps.payments.list_by_order(order_id)
-    return _json(PaymentList(data=[PaymentOut.of(view) for view in views]), 200)
+    return _json(
+        PaymentOut.of(await require_view(deps, _payment_id(request), request[CALLER].merchant_id)), 200
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,7 +493,7 @@ async def capture_payment(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = await read_json(request, CapturePayment, body_optional=True)
     payment_id = _payment_id(request)
-    view = await require_view(deps, payment_id)
+    view = await require_view(deps, payment_id, request[CALLER].merchant_id)
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
     with _update_problems(payment_id):
         view = await deps.workflows.capture(
@@ -462,7 +509,7 @@ async def cancel_payment(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = await read_json(request, CancelPayment, body_optional=True)
     payment_id = _payment_id(request)
-    await require_view(deps, payment_id)
+    await require_view(deps, payment_id, request[CALLER].merchant_id)
     with _update_problems(payment_id):
         view = await deps.workflows.cancel(
             payment_id,
@@ -477,7 +524,7 @@ async def create_refund(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = await read_json(request, CreateRefund, body_optional=True)
     payment_id = _payment_id(request)
-    view = await require_view(deps, payment_id)
+    view = await require_view(deps, payment_id, request[CALLER].merchant_id)
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
     refund_id = derive_refund_id(payment_id, key)
     with _update_problems(payment_id):
@@ -496,23 +543,24 @@ async def complete_action(request: web.Request) -> web.Response:
     idempotency_key(request)  # required on every POST; the signal itself is harmless to repeat
     body = await read_json(request, CompleteAction, body_optional=True)
     payment_id = _payment_id(request)
+    merchant_id = request[CALLER].merchant_id
     # The workflow, not the store: the store may not show `authorizing` yet right after the create
     # answered 202, and the signal must not be skipped for that.
-    view = await _query_view(deps, payment_id)
+    view = await _query_view(deps, payment_id, merchant_id)
     if view is None:
-        return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     if view.status is not PaymentStatus.AUTHORIZING:
         return _json(PaymentOut.of(view), 200)
     try:
         await deps.workflows.action_completed(payment_id, ActionCompleted(data=body.data))
     except PaymentNotRunning:  # closed between the query and the signal
-        return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deps.limits.action_complete_wait_seconds
     while True:
-        polled = await _query_view(deps, payment_id)
+        polled = await _query_view(deps, payment_id, merchant_id)
         if polled is None:  # gone since the signal (retention): the store has the last word
-            return _json(PaymentOut.of(await require_view(deps, payment_id)), 200)
+            return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
         view = polled
         if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:
             break
@@ -522,11 +570,12 @@ async def complete_action(request: web.Request) -> web.Response:
 
 def routes() -> web.RouteTableDef:
     table = web.RouteTableDef()
-    table.post("/payments")(create_payment)
-    table.get("/payments", allow_head=False)(list_payments)
-    table.get(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}", allow_head=False)(get_payment)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/capture")(capture_payment)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/cancel")(cancel_payment)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/refunds")(create_refund)
-    table.post(f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}/actions/complete")(complete_action)
+    write, read = requires(Scope.PAYMENTS_WRITE), requires(Scope.PAYMENTS_READ)
+    one = f"/payments/{{payment_id:{PAYMENT_ID_PATTERN}}}"
+    table.post("/payments")(write(create_payment))
+    table.get(one, allow_head=False)(read(get_payment))
+    table.post(f"{one}/capture")(write(capture_payment))
+    table.post(f"{one}/cancel")(write(cancel_payment))
+    table.post(f"{one}/refunds")(write(create_refund))
+    table.post(f"{one}/actions/complete")(write(complete_action))
     return table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import SecretStr
@@ -16,7 +17,8 @@ from temporalio.converter import PayloadCodec
 
 from api.limits import ApiLimits
 from workflows.client import PaymentWorkflows
-from workflows.domain import CaptureMethod, GatewayProfile, PaymentSettings, PaymentView
+from workflows.customer_io import CustomerRecord, SavedMethodRecord
+from workflows.domain import CaptureMethod, GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
 from workflows.event_proof import EventKeys
 from workflows.gateway_io import GatewayEvent
 from workflows.webhook_inbox import WebhookOutcome
@@ -37,12 +39,60 @@ class StoreUnavailable(Exception):
     of a 500 that tells the caller something is broken for good."""
 
 
+@dataclass(frozen=True)
+class PaymentEvent:
+    """One recorded event of a payment, as the store keeps it."""
+
+    type: str
+    version: int
+    data: Mapping[str, str]
+    created_at: datetime
+
+
 class PaymentReader(Protocol):
     """The payments projection (the store)."""
 
     async def get(self, payment_id: str) -> PaymentView | None: ...
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]: ...
+    async def page(
+        self,
+        merchant_id: str,
+        *,
+        status: PaymentStatus | None = None,
+        gateway: str | None = None,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        provider_payment_id: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 10,
+    ) -> tuple[list[PaymentView], bool]:
+        """The merchant's payments matching every filter given, newest first, strictly after the
+        `after` position; and whether more follow."""
+        ...
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        """`payment_id`'s place in the merchant's list (for `page(after=...)`); None if not theirs."""
+        ...
+
+    async def events(self, payment_id: str) -> list[PaymentEvent]: ...
+
+
+class CustomerDirectory(Protocol):
+    """Customers and their saved payment methods (the store); the workflows write the methods."""
+
+    async def create_customer(self, customer: CustomerRecord) -> CustomerRecord:
+        """Insert unless the id exists; the stored customer either way."""
+        ...
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None: ...
+
+    async def provider_customer(self, customer_id: str, gateway: str) -> str | None: ...
+
+    async def get_method(self, method_id: str) -> SavedMethodRecord | None: ...
+
+    async def list_methods(self, customer_id: str) -> list[SavedMethodRecord]: ...
 
 
 class ProviderRefIndex(Protocol):
@@ -100,6 +150,14 @@ class RateLimiter(Protocol):
 
 
 @dataclass(frozen=True)
+class MerchantSettings:
+    """What the API enforces per merchant ([merchants.<id>])."""
+
+    allowed_gateways: frozenset[str] = frozenset()  # empty: every enabled gateway
+    default_gateway: str | None = None  # None: the deployment's default gateway
+
+
+@dataclass(frozen=True)
 class ApiDeps:
     client: Client
     task_queue: str
@@ -127,6 +185,13 @@ class ApiDeps:
     # Proves to the payment's workflow that the receiver verified an event (workflows/event_proof.py);
     # None: events go unproven and each one is confirmed by a gateway lookup.
     event_keys: EventKeys | None = None
+
+    # API key id -> its merchant / its scopes; a key missing here: `default`, payments:write+read.
+    key_merchants: Mapping[str, str] = field(default_factory=dict)
+    key_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    merchants: Mapping[str, MerchantSettings] = field(default_factory=dict)
+    # None: no customers endpoints (404) and no saved-method payments.
+    customers: CustomerDirectory | None = None
 
     @property
     def workflows(self) -> PaymentWorkflows:

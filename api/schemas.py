@@ -28,16 +28,20 @@ from pydantic import (
     field_validator,
 )
 
+from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import (
+    BankTransferMethod,
+    BnplMethod,
     CaptureMethod,
+    CardMethod,
     DisputeView,
     Failure,
     NextAction,
-    PaymentMethod,
     PaymentStatus,
     PaymentView,
     RefundStatus,
     RefundView,
+    WalletMethod,
 )
 from workflows.gateway_io import MERCHANT_METADATA_MAX_KEYS, RESERVED_METADATA_PREFIX
 from workflows.money import Amount, MoneyError, from_minor, is_known_currency, to_minor
@@ -181,13 +185,25 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SavedMethodRef(Request):
+    """A payment method saved for a customer (`POST /v1/customers/{id}/payment_methods`)."""
+
+    type: Literal["saved"] = "saved"
+    id: str = Field(pattern=r"^spm_[a-z2-7]{26}$")
+
+
+RequestPaymentMethod = Annotated[
+    CardMethod | BankTransferMethod | WalletMethod | BnplMethod | SavedMethodRef, Field(discriminator="type")
+]
+
+
 class CreatePayment(Request):
     order_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$")
     # Declared before `amount` so the amount's validator can check its precision against it.
     currency: Currency
     amount: DecimalString
     gateway: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,32}$")
-    payment_method: PaymentMethod
+    payment_method: RequestPaymentMethod
     capture_method: CaptureMethod | None = None  # None: the server's default ([payment] auto_capture)
     customer_id: str | None = Field(default=None, min_length=1, max_length=128)
     customer_email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -353,5 +369,94 @@ class PaymentOut(BaseModel):
         )
 
 
-class PaymentList(BaseModel):
+class ListOut(BaseModel):
+    """Every list this API answers: one page, and whether more follow (`starting_after` the last)."""
+
+    object: Literal["list"] = "list"
+    data: list[Any]
+    has_more: bool = False
+
+
+class PaymentList(ListOut):
     data: list[PaymentOut]
+
+
+class EventOut(BaseModel):
+    type: str
+    version: int
+    data: dict[str, str]
+    created_at: datetime
+
+
+class EventList(ListOut):
+    data: list[EventOut]
+
+
+# --- customers and saved payment methods -----------------------------------------------------------
+
+
+class CreateCustomer(Request):
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    name: str | None = Field(default=None, max_length=255)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class AttachPaymentMethod(Request):
+    """A token or nonce from the gateway's client SDK (Stripe `pm_...` / `tok_...`), to be saved."""
+
+    gateway: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,32}$")
+    token: str = Field(min_length=1, max_length=255)
+
+
+class CustomerOut(BaseModel):
+    id: str
+    object: Literal["customer"] = "customer"
+    email: str | None = None
+    name: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+
+    @classmethod
+    def of(cls, customer: CustomerRecord) -> CustomerOut:
+        return cls(
+            id=customer.id,
+            email=customer.email,
+            name=customer.name,
+            metadata=customer.metadata,
+            created_at=customer.created_at,
+        )
+
+
+class SavedMethodOut(BaseModel):
+    """A saved method as the merchant sees it: never a card number, nor the gateway's token."""
+
+    id: str
+    object: Literal["payment_method"] = "payment_method"
+    customer_id: str
+    gateway: str
+    type: str
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    created_at: datetime
+    detached: bool = False
+
+    @classmethod
+    def of(cls, method: SavedMethodRecord) -> SavedMethodOut:
+        return cls(
+            id=method.id,
+            customer_id=method.customer_id,
+            gateway=method.gateway,
+            type=method.type,
+            brand=method.brand,
+            last4=method.last4,
+            exp_month=method.exp_month,
+            exp_year=method.exp_year,
+            created_at=method.created_at,
+            detached=method.detached_at is not None,
+        )
+
+
+class SavedMethodList(ListOut):
+    data: list[SavedMethodOut]

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import exc as db_errors
@@ -19,10 +21,13 @@ from temporalio.client import Client
 
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.registry import GatewayRegistry
+from activities.store.customers import CustomerStore
 from activities.store.repository import PaymentStore
 from api.app import AccessLogger, create_app
 from api.ports import (
     ApiDeps,
+    MerchantSettings,
+    PaymentEvent,
     StoreUnavailable,
     WebhookRejected,
 )
@@ -34,6 +39,7 @@ from workers.worker import (
     wait_for_stop_signal,
     with_data_converter,
 )
+from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
 from workflows.webhook_inbox import WebhookOutcome
@@ -66,9 +72,20 @@ class StorePorts:
         with store_errors():
             return await self._store.get(payment_id)
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]:
+    async def page(self, merchant_id: str, **filters: Any) -> tuple[list[PaymentView], bool]:
         with store_errors():
-            return await self._store.list_by_order(order_id)
+            return await self._store.page(merchant_id, **filters)
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        with store_errors():
+            return await self._store.position(merchant_id, payment_id)
+
+    async def events(self, payment_id: str) -> list[PaymentEvent]:
+        with store_errors():
+            stored = await self._store.events(payment_id)
+        return [
+            PaymentEvent(type=e.type, version=e.version, data=e.data, created_at=e.created_at) for e in stored
+        ]
 
     async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
         with store_errors():
@@ -92,6 +109,42 @@ class StorePorts:
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
         with store_errors():
             return await self._store.hit(key, window_s, limit)
+
+
+class CustomerPorts:
+    """`CustomerDirectory` over `CustomerStore`."""
+
+    def __init__(self, store: CustomerStore) -> None:
+        self._store = store
+
+    async def create_customer(self, customer: CustomerRecord) -> CustomerRecord:
+        with store_errors():
+            return await self._store.create_customer(customer)
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        with store_errors():
+            return await self._store.get_customer(customer_id)
+
+    async def provider_customer(self, customer_id: str, gateway: str) -> str | None:
+        with store_errors():
+            return await self._store.provider_customer(customer_id, gateway)
+
+    async def get_method(self, method_id: str) -> SavedMethodRecord | None:
+        with store_errors():
+            return await self._store.get_method(method_id)
+
+    async def list_methods(self, customer_id: str) -> list[SavedMethodRecord]:
+        with store_errors():
+            return await self._store.list_methods(customer_id)
+
+
+def merchant_settings(config: DurapayConfig) -> dict[str, MerchantSettings]:
+    return {
+        merchant_id: MerchantSettings(
+            allowed_gateways=frozenset(merchant.allowed_gateways), default_gateway=merchant.default_gateway
+        )
+        for merchant_id, merchant in config.merchants.items()
+    }
 
 
 class RegistryPorts:
@@ -148,6 +201,10 @@ def api_deps(
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),
         event_keys=config.event_proof.event_keys(),
+        key_merchants=config.merchant_of_key(),
+        key_scopes=config.scopes_of_key(),
+        merchants=merchant_settings(config),
+        customers=CustomerPorts(runtime.customers),
     )
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -52,6 +53,7 @@ from pydantic_settings import (
 )
 
 from activities.gateways.plugins import PLUGINS
+from api.auth import DEFAULT_MERCHANT, DEFAULT_SCOPES, SHA256_PREFIX, Scope
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
 from workflows.domain import CaptureMethod, PaymentPolicy, PaymentSettings
@@ -73,6 +75,8 @@ _SECRET_KEY_PATTERN = re.compile(
 )
 _API_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_API_KEY_LENGTH = 16
+# `id:sha256:<hex>` in DURAPAY_API_KEYS: the key's SHA-256 instead of the key (api/auth.py).
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ConfigError(Exception):
@@ -230,7 +234,12 @@ class ApiConfig(ApiLimits):
         for key_id, secret in value.items():
             if not _API_KEY_ID.match(key_id):
                 raise ValueError(f"API key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-            if len(secret.get_secret_value()) < MIN_API_KEY_LENGTH:
+            text = secret.get_secret_value()
+            if text.startswith(SHA256_PREFIX):
+                # A hash stands in for the secret: it must be one, or no key could ever match it.
+                if not _SHA256_HEX.match(text.removeprefix(SHA256_PREFIX)):
+                    raise ValueError(f"API key {key_id!r}: sha256: must be followed by 64 hex digits")
+            elif len(text) < MIN_API_KEY_LENGTH:
                 raise ValueError(f"API key {key_id!r} is shorter than {MIN_API_KEY_LENGTH} characters")
         return value
 
@@ -344,6 +353,59 @@ class EventProofConfig(_Section):
         return EventKeys(keys, self.active_key)
 
 
+# --- merchants and API key scopes ----------------------------------------------------------
+
+_MERCHANT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+class MerchantConfig(_Section):
+    """`[merchants.<merchant id>]`: who the merchant is to durapay. Its keys' secrets stay in
+    DURAPAY_API_KEYS; only their ids are listed here."""
+
+    api_keys: list[str] = Field(default_factory=list)
+    # Where durapay will notify the merchant of payment events (config only for now); the secret
+    # signs those notifications: DURAPAY_MERCHANTS__<ID>__WEBHOOK_SECRET, never the file.
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    # Gateways this merchant may use; empty: every enabled gateway.
+    allowed_gateways: list[str] = Field(default_factory=list)
+    # The gateway of a request that names none; None: [payment] default_gateway.
+    default_gateway: str | None = None
+
+    @model_validator(mode="after")
+    def _default_allowed(self) -> MerchantConfig:
+        if (
+            self.default_gateway
+            and self.allowed_gateways
+            and self.default_gateway not in self.allowed_gateways
+        ):
+            raise ValueError(f"default_gateway {self.default_gateway!r} is not in allowed_gateways")
+        return self
+
+
+def _check_merchants(merchants: dict[str, MerchantConfig]) -> dict[str, MerchantConfig]:
+    owners: dict[str, str] = {}
+    for merchant_id, merchant in merchants.items():
+        if not _MERCHANT_ID.match(merchant_id):
+            raise ValueError(f"merchant id {merchant_id!r} must be 1-64 of a-z 0-9 _ -")
+        for key_id in merchant.api_keys:
+            if key_id in owners and owners[key_id] != merchant_id:
+                raise ValueError(
+                    f"API key {key_id!r} is listed under merchants {owners[key_id]!r} and {merchant_id!r}"
+                )
+            owners[key_id] = merchant_id
+    return merchants
+
+
+def _check_scopes(scopes: dict[str, list[str]]) -> dict[str, list[str]]:
+    for key_id, granted in scopes.items():
+        unknown = [scope for scope in granted if scope not in set(Scope)]
+        if unknown:
+            known = ", ".join(scope.value for scope in Scope)
+            raise ValueError(f"API key {key_id!r}: unknown scope(s) {', '.join(unknown)} (known: {known})")
+    return scopes
+
+
 class DurapayConfig(BaseSettings):
     """The effective configuration of one durapay process."""
 
@@ -363,6 +425,24 @@ class DurapayConfig(BaseSettings):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     event_proof: EventProofConfig = Field(default_factory=EventProofConfig)
+    # `[merchants.<id>]`; a key listed under none belongs to the `default` merchant.
+    merchants: dict[str, MerchantConfig] = Field(default_factory=dict)
+    # `[api_key_scopes]` `<key id> = ["ops", ...]`; a key not listed: payments:write + payments:read.
+    api_key_scopes: dict[str, list[str]] = Field(default_factory=dict)
+
+    _merchants = field_validator("merchants")(_check_merchants)
+    _scopes = field_validator("api_key_scopes")(_check_scopes)
+
+    def merchant_of_key(self) -> dict[str, str]:
+        """API key id -> merchant id, for every configured key."""
+        owners = {key_id: merchant_id for merchant_id, m in self.merchants.items() for key_id in m.api_keys}
+        return {key_id: owners.get(key_id, DEFAULT_MERCHANT) for key_id in self.api.api_keys}
+
+    def scopes_of_key(self) -> dict[str, frozenset[str]]:
+        """API key id -> its scopes, for every configured key."""
+        return {
+            key_id: frozenset(self.api_key_scopes.get(key_id, DEFAULT_SCOPES)) for key_id in self.api.api_keys
+        }
 
     @classmethod
     def settings_customise_sources(

@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from activities.gateways.mock import GATEWAY_ID as MOCK
 from activities.gateways.mock.adapter import MockGateway
+from api.auth import Scope
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer
@@ -59,7 +60,9 @@ def with_dev_api_key(config: DurapayConfig) -> tuple[DurapayConfig, Path | None]
     key_file = config.temporal.data_dir / "dev-api-key"
     key = _local_secret(key_file, 24)
     api = config.api.model_copy(update={"api_keys": {DEV_API_KEY_ID: SecretStr(key)}})
-    return config.model_copy(update={"api": api}), key_file
+    # The local key is the developer's own: every scope, ops (the codec server) included.
+    scopes = {**config.api_key_scopes, DEV_API_KEY_ID: [scope.value for scope in Scope]}
+    return config.model_copy(update={"api": api, "api_key_scopes": scopes}), key_file
 
 
 def with_dev_event_proof_key(config: DurapayConfig) -> DurapayConfig:

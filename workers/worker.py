@@ -41,6 +41,7 @@ from temporalio.runtime import PrometheusConfig, TelemetryConfig
 from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
+from activities.customers import CustomerActivities
 from activities.event_verification import EventVerification
 from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
@@ -49,11 +50,13 @@ from activities.gateways.registry import GatewayRegistry
 from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
+from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -214,6 +217,10 @@ class Runtime:
         store = PaymentStore(engine)
         return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec)
 
+    @property
+    def customers(self) -> CustomerStore:
+        return CustomerStore(self.engine)  # stateless over the engine: cheap to make per use
+
     async def aclose(self) -> None:
         await self.registry.aclose()
         await self.engine.dispose()
@@ -232,6 +239,7 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
         *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
         *EventVerification(runtime.config.event_proof.event_keys()).definitions(),
+        *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
 
 
@@ -310,7 +318,12 @@ async def build_worker(
     return Worker(
         client,
         task_queue=task_queue or config.temporal.task_queue,
-        workflows=[PaymentWorkflow, ReconciliationWorkflow],
+        workflows=[
+            PaymentWorkflow,
+            ReconciliationWorkflow,
+            SavePaymentMethodWorkflow,
+            DetachPaymentMethodWorkflow,
+        ],
         # Reconciliation repairs drift by signalling payment workflows, hence the client.
         activities=[
             *activities(runtime),

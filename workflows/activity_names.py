@@ -19,3 +19,7 @@ RECORD_TRANSITION = "store.record_transition"
 VERIFY_EVENT = "events.verify"
 
 RECONCILE = "reconcile.run"
+
+ENSURE_GATEWAY_CUSTOMER = "customers.ensure_gateway_customer"
+ATTACH_PAYMENT_METHOD = "customers.attach_payment_method"
+DETACH_PAYMENT_METHOD = "customers.detach_payment_method"

@@ -110,6 +110,16 @@ class PaymentWorkflows:
                 raise PaymentNotRunning(payment_input.payment_id) from None
             raise
 
+    async def exists(self, payment_id: str) -> bool:
+        """Whether Temporal holds the payment's workflow, running or closed."""
+        try:
+            await self._handle(payment_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
     async def view(self, payment_id: str) -> PaymentView:
         with _running(payment_id):
             return await self._handle(payment_id).query(PaymentWorkflow.view)
@@ -173,12 +183,21 @@ def _search_attributes(payment_input: PaymentInput) -> TypedSearchAttributes:
             SearchAttributePair(sa.ORDER_ID, payment_input.order_id),
             SearchAttributePair(sa.CURRENCY, payment_input.amount.currency),
             SearchAttributePair(sa.AMOUNT_MINOR, payment_input.amount.minor),
+            SearchAttributePair(sa.MERCHANT_ID, payment_input.merchant_id),
+            *(
+                [SearchAttributePair(sa.CUSTOMER_ID, payment_input.customer_id)]
+                if payment_input.customer_id
+                else []
+            ),
         ]
     )
 
 
 def _summary(payment_input: PaymentInput) -> str:
-    return f"{payment_input.amount} · order {payment_input.order_id} · {payment_input.gateway.id}"
+    return (
+        f"{payment_input.amount} · order {payment_input.order_id} · {payment_input.gateway.id}"
+        f" · merchant {payment_input.merchant_id}"
+    )
 
 
 def _details(payment_input: PaymentInput) -> str:
@@ -188,6 +207,7 @@ def _details(payment_input: PaymentInput) -> str:
         method_text = f"card {method.brand or ''} ····{method.last4}".replace("  ", " ")
     rows = [
         ("payment", f"`{payment_input.payment_id}`"),
+        ("merchant", f"`{payment_input.merchant_id}`"),
         ("order", f"`{payment_input.order_id}`"),
         ("amount", str(payment_input.amount)),
         ("gateway", payment_input.gateway.name),

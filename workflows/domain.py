@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.money import Amount
 
+# The merchant of API keys no `[merchants.<id>]` lists, and of every payment made before merchants.
+DEFAULT_MERCHANT_ID = "default"
+
 
 class Contract(BaseModel):
     """Base of every contract model: unknown fields are an error, not silently dropped."""
@@ -192,12 +195,18 @@ class PaymentInput(Contract):
     metadata: dict[str, str] = Field(default_factory=dict)
     request_fingerprint: str  # hash of the API request, to tell a replay from a key reused for another
     settings: PaymentSettings = Field(default_factory=PaymentSettings)
+    # Defaults, so that histories started before merchants existed still deserialize.
+    merchant_id: str = DEFAULT_MERCHANT_ID  # the merchant whose API key created the payment
+    # The gateway's own customer, for a saved payment method (which the gateway only charges
+    # together with the customer it was saved for); `customer_id` stays the merchant's.
+    provider_customer_id: str | None = None
 
 
 class PaymentView(Contract):
     """A payment's current state: the workflow's query result, the API's answer, the store's row."""
 
     id: str
+    merchant_id: str = DEFAULT_MERCHANT_ID
     order_id: str
     gateway: str
     status: PaymentStatus

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from workflows.domain import Contract, PaymentView
+from workflows.domain import DEFAULT_MERCHANT_ID, Contract, PaymentView
 from workflows.money import Amount
 
 
@@ -14,6 +14,8 @@ class OrderReservation(Contract):
     order_id: str
     payment_id: str
     amount: Amount
+    # Order ids are each merchant's own: another merchant's order "1001" is another order.
+    merchant_id: str = DEFAULT_MERCHANT_ID
 
 
 class OrderRefusal(StrEnum):
@@ -31,6 +33,7 @@ class ReservationResult(Contract):
 class OrderRelease(Contract):
     order_id: str
     payment_id: str
+    merchant_id: str = DEFAULT_MERCHANT_ID
 
 
 class FraudCheckRequest(Contract):

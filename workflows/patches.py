@@ -35,6 +35,13 @@ HOLD_REFUND_EVENTS_UNTIL_PAID = Patch(
     kept_histories=None,
 )
 
+INDEX_PROVIDER_PAYMENT_ID = Patch(
+    id="index-provider-payment-id",
+    since=date(2026, 12, 6),
+    why="the ProviderPaymentId search attribute is upserted once the provider's payment id is known",
+    kept_histories=None,
+)
+
 VERIFIED_GATEWAY_EVENTS = Patch(
     id="verified-gateway-events",
     since=date(2026, 12, 6),
@@ -45,4 +52,4 @@ VERIFIED_GATEWAY_EVENTS = Patch(
     kept_histories="verified-gateway-events",
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, VERIFIED_GATEWAY_EVENTS)
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID, VERIFIED_GATEWAY_EVENTS)

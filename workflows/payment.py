@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         RefundRequest,
     )
-    from workflows.patches import FEWER_LOCAL_STEPS, VERIFIED_GATEWAY_EVENTS
+    from workflows.patches import FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID, VERIFIED_GATEWAY_EVENTS
     from workflows.payment_gateway import PaymentGateway
     from workflows.payment_state import (
         INERT_EVENTS,
@@ -106,7 +106,12 @@ class PaymentWorkflow:
 
         reservation: ReservationResult = await workflow.execute_local_activity(
             act.RESERVE_ORDER,
-            OrderReservation(order_id=input.order_id, payment_id=input.payment_id, amount=input.amount),
+            OrderReservation(
+                order_id=input.order_id,
+                payment_id=input.payment_id,
+                amount=input.amount,
+                merchant_id=input.merchant_id,
+            ),
             result_type=ReservationResult,
             **LOCAL_STEP,
         )
@@ -404,7 +409,11 @@ class PaymentWorkflow:
                 if effect.release_order:
                     await workflow.execute_local_activity(
                         act.RELEASE_ORDER,
-                        OrderRelease(order_id=self._input.order_id, payment_id=self._input.payment_id),
+                        OrderRelease(
+                            order_id=self._input.order_id,
+                            payment_id=self._input.payment_id,
+                            merchant_id=self._input.merchant_id,
+                        ),
                         **LOCAL_STEP,
                     )
                 self._state.finish(effect.failure)
@@ -417,7 +426,11 @@ class PaymentWorkflow:
     async def _confirm_paid(self) -> None:
         confirm = workflow.execute_local_activity(
             act.CONFIRM_ORDER,
-            OrderRelease(order_id=self._input.order_id, payment_id=self._input.payment_id),
+            OrderRelease(
+                order_id=self._input.order_id,
+                payment_id=self._input.payment_id,
+                merchant_id=self._input.merchant_id,
+            ),
             **LOCAL_STEP,
         )
         if workflow.patched(FEWER_LOCAL_STEPS.id):
@@ -497,6 +510,13 @@ class PaymentWorkflow:
         """Bump the version, tell the UI and the store. `status=None` records without moving."""
         if self._state.advance(status):
             workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(self._view.status.value)])
+        provider_id = self._view.provider_payment_id
+        if (
+            provider_id
+            and workflow.info().typed_search_attributes.get(sa.PROVIDER_PAYMENT_ID) != provider_id
+            and workflow.patched(INDEX_PROVIDER_PAYMENT_ID.id)
+        ):
+            workflow.upsert_search_attributes([sa.PROVIDER_PAYMENT_ID.value_set(provider_id)])
         workflow.set_current_details(self._state.details())
         records, self._carried = (
             [*self._carried, *(PaymentEventRecord(type=e, data=data or {}) for e in events)],

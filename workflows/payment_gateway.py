@@ -69,7 +69,8 @@ class PaymentGateway:
             method=inp.method,
             capture=self._state.capture_now(),
             request_three_ds=self._state.request_three_ds(),
-            customer_id=inp.customer_id,
+            # A saved method is charged with the gateway's customer it was saved for.
+            customer_id=inp.provider_customer_id or inp.customer_id,
             customer_email=inp.customer_email,
             customer_ip=inp.customer_ip,
             return_url=inp.return_url,

@@ -145,6 +145,7 @@ class PaymentState:
         now = clock()
         self.view = PaymentView(
             id=input.payment_id,
+            merchant_id=input.merchant_id,
             order_id=input.order_id,
             gateway=input.gateway.id,
             status=PaymentStatus.PENDING,

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
@@ -57,6 +58,7 @@ def load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
 def load_public_key(pem: str | bytes) -> rsa.RSAPublicKey:
     """An RSA public key from a PEM public key, an X.509 certificate, or a bare base64 body."""
     data = _pem(pem)
+    key: PublicKeyTypes
     if b"BEGIN CERTIFICATE" in data:
         key = x509.load_pem_x509_certificate(data).public_key()
     else:

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, Table, delete, func, select, text
+from sqlalchemy import ColumnElement, String, Table, delete, func, literal, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities.store.db import write_transaction
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
+    UtcDateTime,
     payment_events,
     payments,
     rate_limit_hits,
@@ -150,6 +151,65 @@ class PaymentStore:
             .limit(limit)
         )
         return await self._views(query)
+
+    async def page(
+        self,
+        merchant_id: str,
+        *,
+        status: PaymentStatus | None = None,
+        gateway: str | None = None,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        provider_payment_id: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 10,
+    ) -> tuple[list[PaymentView], bool]:
+        """One page of the merchant's payments, newest first (created_at, then id, descending),
+        strictly after the `after` (created_at, id) position; and whether more follow.
+
+        Keyset paging, never OFFSET: a page costs the same however deep it is, and payments
+        arriving meanwhile (newer than any page already read) cannot shift later pages into
+        duplicates or gaps."""
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        conditions: list[ColumnElement[bool]] = [payments.c.merchant_id == merchant_id]
+        for column, value in (
+            (payments.c.status, status.value if status else None),
+            (payments.c.gateway, gateway),
+            (payments.c.order_id, order_id),
+            (payments.c.customer_id, customer_id),
+            (payments.c.provider_payment_id, provider_payment_id),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if created_gte is not None:
+            conditions.append(payments.c.created_at >= created_gte)
+        if created_lt is not None:
+            conditions.append(payments.c.created_at < created_lt)
+        if after is not None:
+            conditions.append(
+                tuple_(payments.c.created_at, payments.c.id)
+                < tuple_(literal(after[0], UtcDateTime), literal(after[1], String))
+            )
+        query = (
+            select(payments.c.view)
+            .where(*conditions)
+            .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+            .limit(limit + 1)
+        )
+        views = await self._views(query)
+        return views[:limit], len(views) > limit
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        """Where `payment_id` sits in the merchant's list (a `page` cursor), if it is the merchant's."""
+        query = select(payments.c.created_at).where(
+            payments.c.id == payment_id, payments.c.merchant_id == merchant_id
+        )
+        async with self._engine.connect() as conn:
+            created_at = await conn.scalar(query)
+        return None if created_at is None else (created_at, payment_id)
 
     async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
         """Our payment id for a provider's payment id: how a webhook that only carries the
@@ -331,6 +391,7 @@ def _projection(view: PaymentView) -> Mapping[str, Any]:
     card = view.method if isinstance(view.method, CardMethod) else None
     return {
         "id": view.id,
+        "merchant_id": view.merchant_id,
         "order_id": view.order_id,
         "gateway": view.gateway,
         "status": view.status.value,

@@ -75,10 +75,20 @@ metadata = MetaData(
     }
 )
 
+# GET /v1/payments filters served by an index of their own (after merchant_id, before the page
+# order created_at, id). `provider_payment_id` is served by its webhook index: one id, few rows.
+LIST_INDEX_FILTERS: tuple[str | None, ...] = (None, "status", "gateway", "order_id", "customer_id")
+
+
+def list_index_name(filter_column: str | None) -> str:
+    return "ix_payments_merchant_" + (f"{filter_column}_" if filter_column else "") + "created_at_id"
+
+
 payments = Table(
     "payments",
     metadata,
     Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64), nullable=False, server_default=text("'default'")),
     Column("order_id", String(255), nullable=False, index=True),
     Column("gateway", String(64), nullable=False),
     Column("status", String(32), nullable=False, index=True),
@@ -107,6 +117,12 @@ payments = Table(
     Index("ix_payments_customer_id_created_at", "customer_id", "created_at"),
     Index("ix_payments_customer_ip_created_at", "customer_ip", "created_at"),
     Index("ix_payments_card_fingerprint_created_at", "card_fingerprint", "created_at"),
+    # GET /v1/payments: one merchant's payments, newest first, paged by (created_at, id); one index
+    # per filter that is selective within a merchant, so every common query is an index range.
+    *(
+        Index(list_index_name(column), "merchant_id", *([column] if column else []), "created_at", "id")
+        for column in LIST_INDEX_FILTERS
+    ),
 )
 
 payment_events = Table(
@@ -125,6 +141,8 @@ payment_events = Table(
 orders = Table(
     "orders",
     metadata,
+    # Order ids are the merchant's own: the same id at two merchants is two orders.
+    Column("merchant_id", String(64), primary_key=True, server_default=text("'default'")),
     Column("order_id", String(255), primary_key=True),
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
@@ -164,4 +182,42 @@ rate_limit_hits = Table(
     Column("key", String(255), primary_key=True),
     Column("window_start", BigInteger, primary_key=True),  # unix seconds, a multiple of the window
     Column("count", Integer, nullable=False),
+)
+
+# A merchant's customers; the payment methods saved for them at gateways, and the gateway-side
+# customer each gateway keeps them under. Never a card number: brand, last4 and expiry only.
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64), nullable=False, index=True),
+    Column("email", String(254)),
+    Column("name", String(255)),
+    Column("metadata", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+customer_gateway_accounts = Table(
+    "customer_gateway_accounts",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("gateway", String(64), primary_key=True),
+    Column("provider_customer_id", String(255), nullable=False),
+)
+
+saved_payment_methods = Table(
+    "saved_payment_methods",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("merchant_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("gateway", String(64), nullable=False),
+    Column("provider_method_id", String(255), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("brand", String(32)),
+    Column("last4", String(4)),
+    Column("exp_month", Integer),
+    Column("exp_year", Integer),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("detached_at", UtcDateTime),
 )

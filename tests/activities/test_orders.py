@@ -170,3 +170,20 @@ async def test_order_activities_run_the_service_under_the_registered_names(
     assert await env.run(activities.reserve, reserve(order, "pay_b")) == ACCEPTED
     await env.run(activities.confirm, held(order, "pay_b"))
     assert (await order_row(engine, order))["status"] == "paid"
+
+
+async def test_the_same_order_id_at_two_merchants_is_two_orders(ledger: SqlOrderLedger, unique: str) -> None:
+    order = f"ord_{unique}"
+    ours = OrderReservation(order_id=order, payment_id="pay_a", amount=USD_10)
+    theirs = OrderReservation(
+        order_id=order, payment_id="pay_b", amount=Amount(minor=5, currency="EUR"), merchant_id=f"m-{unique}"
+    )
+    assert await ledger.reserve(ours) == ACCEPTED
+    # Neither "in flight" nor "amount mismatch": the other merchant's order 'ord_...' is its own.
+    assert await ledger.reserve(theirs) == ACCEPTED
+    await ledger.confirm(OrderRelease(order_id=order, payment_id="pay_b", merchant_id=f"m-{unique}"))
+    # Paying theirs left ours held by our payment, and releasing ours leaves theirs paid.
+    await ledger.release(held(order, "pay_a"))
+    assert await ledger.reserve(reserve(order, "pay_c")) == ACCEPTED
+    again = theirs.model_copy(update={"payment_id": "pay_d"})
+    assert refusal(await ledger.reserve(again)) is OrderRefusal.ALREADY_PAID

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from activities.gateways.signing import constant_time_equals, hmac_sha256_hex
 from api.app import AccessLogger, create_app
 from api.limits import ApiLimits
-from api.ports import ApiDeps, WebhookRejected
+from api.ports import ApiDeps, PaymentEvent, WebhookRejected
 from workflows.domain import CaptureMethod, CardMethod, GatewayProfile, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
 from workflows.money import Amount
@@ -56,8 +56,32 @@ class FakeStore:
     async def get(self, payment_id: str) -> PaymentView | None:
         return self.views.get(payment_id)
 
-    async def list_by_order(self, order_id: str) -> list[PaymentView]:
-        return [view for view in self.views.values() if view.order_id == order_id]
+    async def page(
+        self, merchant_id: str, *, after: tuple[datetime, str] | None = None, limit: int = 10, **filters: Any
+    ) -> tuple[list[PaymentView], bool]:
+        def matches(view: PaymentView) -> bool:
+            if view.merchant_id != merchant_id or (after and (view.created_at, view.id) >= after):
+                return False
+            for name, value in filters.items():
+                if value is None:
+                    continue
+                if name == "created_gte" and view.created_at < value:
+                    return False
+                if name == "created_lt" and view.created_at >= value:
+                    return False
+                if not name.startswith("created_") and getattr(view, name) != value:
+                    return False
+            return True
+
+        found = sorted(filter(matches, self.views.values()), key=lambda v: (v.created_at, v.id), reverse=True)
+        return found[:limit], len(found) > limit
+
+    async def position(self, merchant_id: str, payment_id: str) -> tuple[datetime, str] | None:
+        view = self.views.get(payment_id)
+        return (view.created_at, view.id) if view and view.merchant_id == merchant_id else None
+
+    async def events(self, payment_id: str) -> list[PaymentEvent]:
+        return []
 
     async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None:
         return self.provider_refs.get((gateway, provider_payment_id))

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.service import RPCError, RPCStatusCode
 
 from tests.api.fakes import (
     AUTH,
@@ -66,6 +67,9 @@ class DecidingTemporal:
 
     async def signal(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    async def describe(self) -> None:  # no payment from before merchants (legacy ids)
+        raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
 
 
 async def test_metrics_are_off_unless_configured() -> None:
@@ -182,7 +186,7 @@ async def test_payment_decisions_by_status() -> None:
 
 async def test_attempt_limit_refusals_by_limit() -> None:
     limiter = CountingRateLimiter()
-    limiter.hits["attempts:customer:cus_1"] = 1  # this customer's one attempt of the hour is used up
+    limiter.hits["attempts:customer:default/cus_1"] = 1  # this customer's one attempt of the hour is used up
     deps = make_deps(
         rate_limiter=limiter, store=FakeStore(), limits={"customer_attempts_per_hour": 1}, serve_metrics=True
     )

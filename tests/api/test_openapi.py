@@ -12,14 +12,21 @@ from openapi_spec_validator import validate
 
 from api.app import create_app, load_openapi
 from api.schemas import (
+    AttachPaymentMethod,
     CancelPayment,
     CapturePayment,
     CompleteAction,
+    CreateCustomer,
     CreatePayment,
     CreateRefund,
+    CustomerOut,
+    EventOut,
     FailureOut,
+    PaymentList,
     PaymentOut,
     RefundOut,
+    SavedMethodOut,
+    SavedMethodRef,
 )
 from tests.api.fakes import make_deps, serve
 
@@ -83,6 +90,13 @@ def test_public_routes_need_no_api_key_and_every_post_documents_idempotency():
         ("Payment", PaymentOut),
         ("Refund", RefundOut),
         ("Failure", FailureOut),
+        ("PaymentList", PaymentList),
+        ("PaymentEvent", EventOut),
+        ("CreateCustomer", CreateCustomer),
+        ("Customer", CustomerOut),
+        ("AttachPaymentMethod", AttachPaymentMethod),
+        ("SavedPaymentMethod", SavedMethodOut),
+        ("SavedMethodRef", SavedMethodRef),
     ],
 )
 def test_schemas_have_the_models_fields(schema, model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import aiohttp
@@ -114,6 +115,37 @@ def test_authenticate_finds_the_key_id():
     assert authenticate("Basic sk_a", keys) is None
     assert authenticate("Bearer", keys) is None
     assert authenticate(None, keys) is None
+
+
+def test_a_key_configured_as_its_sha256_matches_the_key_itself():
+    digest = hashlib.sha256(b"sk_live_hashed_0123456789").hexdigest()
+    keys = {"plain": SecretStr("sk_a"), "hashed": SecretStr(f"sha256:{digest}")}
+    assert authenticate("Bearer sk_live_hashed_0123456789", keys) == "hashed"
+    # The hash is not a password: presenting it (or its text) authenticates nothing.
+    assert authenticate(f"Bearer {digest}", keys) is None
+    assert authenticate(f"Bearer sha256:{digest}", keys) is None
+    assert authenticate("Bearer sk_a", keys) == "plain"
+
+
+async def test_a_merchants_key_and_its_scopes_reach_the_handlers():
+    """A key of another merchant sees none of the default merchant's payments; a key without
+    payments:read is refused reading with 403 before anything is looked up."""
+    view = a_view()
+    deps = make_deps(
+        store=FakeStore(views={view.id: view}),
+        key_merchants={"key_other": "acme"},
+        key_scopes={"key_test": frozenset({"payments:write"})},
+    )
+    other = {"Authorization": "Bearer sk_test_other"}
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/v1/payments/{view.id}", headers=other) as resp:
+            assert (resp.status, (await resp.json(content_type=None))["code"]) == (404, "payment_not_found")
+        async with http.get(f"{base}/v1/payments", headers=other) as resp:
+            assert (await resp.json())["data"] == []
+        async with http.get(f"{base}/v1/payments/{view.id}", headers=AUTH) as resp:
+            problem = await resp.json(content_type=None)
+            assert (resp.status, resp.content_type) == (403, PROBLEM_CONTENT_TYPE)
+            assert (problem["code"], problem["required_scope"]) == ("insufficient_scope", "payments:read")
 
 
 @pytest.mark.parametrize(

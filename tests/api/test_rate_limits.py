@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store.db import create_engine
 from activities.store.tables import rate_limit_hits
+from api.auth import DEFAULT_MERCHANT
 from api.payments import derive_payment_id
 from api.problems import PROBLEM_CONTENT_TYPE
 from tests.api.fakes import API_KEY_ID as FAKE_KEY_ID
@@ -41,7 +42,7 @@ def body(order: str, token: str = "tok_visa", **fields) -> dict:
 
 async def test_an_attempt_over_a_limit_is_refused_before_anything_starts():
     limiter = CountingRateLimiter()  # answers "retry in 2.5 s" when over
-    limiter.hits["attempts:customer:cus_1"] = 1  # this customer's one attempt of the hour is used up
+    limiter.hits["attempts:customer:default/cus_1"] = 1  # this customer's one attempt of the hour is used up
     # UnreachableTemporal (make_deps' default) fails the test if the request gets as far as Temporal.
     deps = make_deps(rate_limiter=limiter, limits={"customer_attempts_per_hour": 1})
     request = body("o-limited", customer_id="cus_1", customer_ip="2001:0db8:0000::0001")
@@ -60,8 +61,8 @@ async def test_an_attempt_over_a_limit_is_refused_before_anything_starts():
     # Every limit counted the attempt; the address in its canonical form, so spellings share a count.
     assert limiter.hits == {
         f"api:{FAKE_KEY_ID}": 1,
-        "attempts:order:o-limited": 1,
-        "attempts:customer:cus_1": 2,
+        "attempts:order:default/o-limited": 1,
+        "attempts:customer:default/cus_1": 2,
         "attempts:ip:2001:db8::1": 1,
     }
 
@@ -135,7 +136,9 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
     assert (refused.json()["code"], refused.json()["limit"]) == ("payment_attempts_exceeded", "order")
     assert 1 <= int(refused.headers["Retry-After"]) <= 3600
     # The refused attempt started nothing.
-    handle = apis.stack.client.get_workflow_handle(workflow_id(derive_payment_id(API_KEY_ID, f"{unique}-5")))
+    handle = apis.stack.client.get_workflow_handle(
+        workflow_id(derive_payment_id(DEFAULT_MERCHANT, f"{unique}-5"))
+    )
     try:
         await handle.describe()
         raise AssertionError("a refused attempt started a workflow")
@@ -151,7 +154,9 @@ async def test_attempts_per_order_are_shared_by_every_instance(apis: TwoApis, un
     try:
         async with engine.connect() as conn:
             count = await conn.scalar(
-                select(rate_limit_hits.c.count).where(rate_limit_hits.c.key == f"attempts:order:{order}")
+                select(rate_limit_hits.c.count).where(
+                    rate_limit_hits.c.key == f"attempts:order:default/{order}"
+                )
             )
     finally:
         await engine.dispose()

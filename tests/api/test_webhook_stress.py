@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from activities.gateways.mock.adapter import MockGateway, MockWebhook
 from activities.gateways.stripe.fake import FakeStripe
+from api.auth import DEFAULT_MERCHANT
 from api.payments import derive_payment_id
 from tests.stack import API_KEY_ID, Stack, running_stack
 from workflows.client import workflow_id
@@ -274,7 +275,7 @@ async def test_a_refund_notification_that_overtakes_the_payments_confirmation(st
 
 async def test_an_event_before_the_workflow_waits_for_it(stack, http, mock, unique):
     """The success notification lands while the workflow is still inside its authorize call."""
-    payment_id = derive_payment_id(API_KEY_ID, unique)
+    payment_id = derive_payment_id(DEFAULT_MERCHANT, unique)
     early = MockWebhook(
         type=GatewayEventKind.PAYMENT_SUCCEEDED.value,
         payment_id=payment_id,

@@ -209,3 +209,56 @@ async def test_a_dropped_response_still_charges_exactly_once(stack, http, fake, 
     assert [r.replayed for r in creates] == [False, True]  # the retry heard Stripe's saved answer
     assert len(fake.intents_for(payment_id)) == 1
     assert len(fake.charges_for(payment_id)) == 1
+
+
+async def test_saved_payment_method_end_to_end(stack, http, fake, unique):
+    """A customer, a card saved at Stripe (its customer created there on first use), paid with."""
+    created = await post(
+        http, stack, "/v1/customers", {"email": "ada@example.com", "name": "Ada"}, f"{unique}-c"
+    )
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    saved = await post(
+        http,
+        stack,
+        f"/v1/customers/{customer['id']}/payment_methods",
+        {"gateway": "stripe", "token": "pm_card_visa"},
+        f"{unique}-pm",
+    )
+    assert saved.status_code == 201, saved.text
+    method = saved.json()
+    assert (method["brand"], method["last4"], method["exp_month"], method["exp_year"]) == (
+        "visa",
+        "4242",
+        12,
+        2034,
+    )
+    # At Stripe: one customer for ours, with the method attached to it.
+    [stripe_customer] = [c for c in fake.customers.values() if c.get("email") == "ada@example.com"]
+    attached = [m for m in fake.payment_methods.values() if m["customer"] == stripe_customer["id"]]
+    assert [m["card"]["last4"] for m in attached] == ["4242"]
+
+    paid = await post(
+        http,
+        stack,
+        "/v1/payments",
+        payment(unique, customer_id=None) | {"payment_method": {"type": "saved", "id": method["id"]}},
+        unique,
+    )
+    assert paid.status_code == 201, paid.text
+    view = paid.json()
+    assert (view["status"], view["customer_id"], view["payment_method"]["last4"]) == (
+        "paid",
+        customer["id"],
+        "4242",
+    )
+    # Stripe charged the saved method, with the Stripe customer it belongs to.
+    [intent] = fake.intents_for(view["id"])
+    assert (intent["customer"], intent["payment_method"]) == (stripe_customer["id"], attached[0]["id"])
+
+    # Detached at Stripe too.
+    detached = await http.delete(
+        f"/v1/customers/{customer['id']}/payment_methods/{method['id']}", headers=stack.headers()
+    )
+    assert detached.status_code == 200 and detached.json()["detached"] is True
+    assert fake.payment_methods[attached[0]["id"]]["customer"] is None

@@ -219,3 +219,27 @@ async def test_notification_whose_amount_does_not_match_is_not_a_payment(stack, 
     )
     view = await payment_view(http, stack, waiting["id"])
     assert (view["status"], view["captured_amount"]) == ("authorizing", "0.00")
+
+
+async def test_saved_payment_methods_are_refused_naming_the_gateway(stack, http, fake, unique):
+    """WeChat Pay keeps no customers: saving a method there, or paying there with one saved
+    elsewhere, is a clear 422 that names the gateway, and nothing reaches WeChat Pay."""
+    trades_before = len(fake.trades)
+    customer = (await post(http, stack, "/v1/customers", {}, f"{unique}-c")).json()
+    methods = f"/v1/customers/{customer['id']}/payment_methods"
+    refused = await post(http, stack, methods, {"gateway": "wechat_pay", "token": "tok_visa"}, f"{unique}-w")
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert (problem["code"], problem["gateway"]) == ("saved_payment_methods_not_supported", "wechat_pay")
+    assert "wechat_pay" in problem["detail"]
+    assert (await http.get(methods, headers=stack.headers())).json()["data"] == []
+
+    on_mock = (
+        await post(http, stack, methods, {"gateway": "mock", "token": "tok_visa"}, f"{unique}-m")
+    ).json()
+    paying = payment(unique) | {"payment_method": {"type": "saved", "id": on_mock["id"]}}
+    refused = await post(http, stack, "/v1/payments", paying, f"{unique}-pay")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["pointer"] == "/gateway"
+    assert "'wechat_pay' cannot charge saved payment method" in refused.json()["detail"]
+    assert len(fake.trades) == trades_before

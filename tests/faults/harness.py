@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from activities.gateways.stripe.fake import FakeStripe
 from activities.store.repository import PaymentStore
+from api.auth import DEFAULT_MERCHANT
 from api.payments import derive_payment_id, derive_refund_id
 from tests.faults.processes import WorkerProcess
 from tests.faults.report import FIGURES
@@ -188,7 +189,7 @@ class FaultStack:
     @staticmethod
     def payment_id(key: str) -> str:
         """The id the API derives from the merchant's Idempotency-Key, known before it answers."""
-        return derive_payment_id(API_KEY_ID, key)
+        return derive_payment_id(DEFAULT_MERCHANT, key)
 
     @staticmethod
     def refund_id(payment_id: str, key: str) -> str:

@@ -61,7 +61,7 @@ async def test_registry_ports(runtime: Runtime) -> None:
 async def test_store_ports(runtime: Runtime) -> None:
     ports = StorePorts(runtime.store)
     assert await ports.get("pay_missing") is None
-    assert await ports.list_by_order("order_missing") == []
+    assert await ports.page("default", order_id="order_missing") == ([], False)
     assert await ports.payment_id_for_provider_ref("mock", "pi_missing") is None
     first = await ports.record(
         gateway="mock",

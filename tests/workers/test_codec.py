@@ -15,7 +15,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from tests.stack import running_stack
+from tests.stack import API_KEY_ID, running_stack
 from workers.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, CodecError, decode_key
 from workers.config import ConfigError, load_config
 from workers.worker import Runtime, build_worker, data_converter, payload_codec
@@ -163,7 +163,11 @@ async def test_a_payment_with_the_codec_on_leaves_only_ciphertext_in_its_history
 ) -> None:
     email = f"customer-{unique}@example.com"
     note = f"note-{unique}"
-    codec_config = {"temporal": {"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k1"}}
+    codec_config = {
+        "temporal": {"codec_keys": {"k1": b64(new_key())}, "codec_active_key": "k1"},
+        # The codec server hands out decrypted customer data: keys with the ops scope only.
+        "api_key_scopes": {API_KEY_ID: ["payments:write", "payments:read", "ops"]},
+    }
     async with (
         running_stack(
             temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=codec_config

@@ -308,3 +308,65 @@ def test_the_designs_wechatpay_section_name_is_accepted(tmp_path: Path) -> None:
     path.write_text("[payment.wechatpay]\nenabled = false\n[payment.wechat_pay]\nenabled = true\n")
     with pytest.raises(ConfigError, match=re.escape("[payment.wechat_pay] and [payment.wechatpay]")):
         load_config(path, environ={})
+
+
+MERCHANTS_TOML = """
+[merchants.acme]
+api_keys = ["acme-live", "acme-ops"]
+webhook_url = "https://acme.example/hooks/durapay"
+allowed_gateways = ["stripe", "mock"]
+default_gateway = "stripe"
+
+[api_key_scopes]
+acme-ops = ["ops", "payments:read"]
+"""
+
+
+def test_merchants_own_keys_and_keys_carry_scopes(tmp_path: Path) -> None:
+    path = tmp_path / "durapay.toml"
+    path.write_text(MERCHANTS_TOML)
+    hashed = "sha256:" + "ab" * 32
+    env = {
+        "DURAPAY_API_KEYS": f"acme-live:{SECRETS['api']},acme-ops:{hashed},legacy:{SECRETS['filesecret']}",
+        "DURAPAY_MERCHANTS__ACME__WEBHOOK_SECRET": SECRETS["webhook"],
+    }
+    config = load_config(path, environ=env)
+    # A key no merchant lists is the default merchant's, so older configurations keep working.
+    assert config.merchant_of_key() == {"acme-live": "acme", "acme-ops": "acme", "legacy": "default"}
+    scopes = config.scopes_of_key()
+    assert scopes["acme-ops"] == {"ops", "payments:read"}
+    assert scopes["acme-live"] == scopes["legacy"] == {"payments:write", "payments:read"}
+    acme = config.merchants["acme"]
+    assert (acme.default_gateway, acme.allowed_gateways) == ("stripe", ["stripe", "mock"])
+    # The merchant's webhook secret and a hashed key are secrets like any other.
+    shown = "\n".join(f"{k} = {v}" for k, v in flatten(config.masked())) + repr(config)
+    assert SECRETS["webhook"] not in shown and hashed not in shown
+    assert dict(flatten(config.masked()))["merchants.acme.webhook_secret"] == MASK
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "expected"),
+    [
+        ("[api_key_scopes]\nk1 = ['admin']\n", {}, "unknown scope(s) admin"),
+        (
+            "[merchants.a]\napi_keys = ['k1']\n[merchants.b]\napi_keys = ['k1']\n",
+            {},
+            "API key 'k1' is listed under merchants 'a' and 'b'",
+        ),
+        ("[merchants.Acme]\n", {}, "merchant id 'Acme' must be"),
+        (
+            "[merchants.a]\nallowed_gateways = ['mock']\ndefault_gateway = 'stripe'\n",
+            {},
+            "default_gateway 'stripe' is not in allowed_gateways",
+        ),
+        ("", {"DURAPAY_API_KEYS": "k1:sha256:abc"}, "sha256: must be followed by 64 hex digits"),
+    ],
+)
+def test_invalid_merchants_and_scopes_have_a_clear_message(
+    tmp_path: Path, toml: str, env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "durapay.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=env)
+    assert expected in str(info.value)

@@ -77,6 +77,9 @@ def test_dev_api_key_is_kept_and_private(tmp_path: Path) -> None:
     assert key_file is not None and key_file.stat().st_mode & 0o777 == 0o600
     again, _ = with_dev_api_key(config)
     assert first.api.api_keys["dev"].get_secret_value() == again.api.api_keys["dev"].get_secret_value()
+    # The local key is the developer's own: every scope, ops (the codec server) included.
+    assert first.scopes_of_key() == {"dev": {"payments:write", "payments:read", "ops"}}
+    assert first.merchant_of_key() == {"dev": "default"}
     configured = load_config(
         environ={},
         use_default_file=False,

@@ -93,6 +93,20 @@ async def _success(world, start, pid):
     return handle
 
 
+async def _merchant_saved_method(world, start, pid):
+    # A merchant's payment with a saved method (charged with the gateway's customer): the provider's
+    # payment id is indexed as ProviderPaymentId (patch `index-provider-payment-id`).
+    inp = payment_input(
+        pid,
+        merchant_id="acme",
+        customer_id="cus-1",
+        provider_customer_id="cus_provider_1",
+        settings=DEV_WINDOW,
+    )
+    _, handle = await start(inp)
+    return handle
+
+
 async def _decline(world, start, pid):
     world.authorize_answer = GatewayResult(
         status=GatewayPaymentStatus.DECLINED,
@@ -260,6 +274,7 @@ SCENARIOS = (
     Scenario("cancel_then_late_success", False, _cancel_then_late_success),
     Scenario("dispute", False, _dispute),
     Scenario("refund_before_paid", False, _refund_before_paid),
+    Scenario("merchant_saved_method", False, _merchant_saved_method),
     Scenario("three_ds_timeout", True, _three_ds_timeout),
     Scenario("authorization_expired", True, _authorization_expired),
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),

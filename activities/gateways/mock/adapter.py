@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlencode
 
 import httpx
@@ -86,7 +86,7 @@ from workflows.money import Amount
 
 SIGNATURE_HEADER = "Mock-Signature"
 
-R = TypeVar("R", GatewayResult, RefundResult)
+R = TypeVar("R", bound=GatewayResult | RefundResult)
 
 
 def build(settings: MockSettings) -> MockGateway:
@@ -558,7 +558,9 @@ class MockGateway(Gateway):
     def _keyed(self, key: str, call: Contract, token: _Token, run: Callable[[], R]) -> R:
         """Run a state-changing call once per idempotency key, with the token's injected faults."""
         replayed = self._replay(key, call)
-        return replayed if replayed is not None else self._execute(key, call, token, run)
+        if replayed is not None:
+            return replayed
+        return self._execute(key, call, token, run)
 
     def _replay(self, key: str, call: Contract) -> R | None:
         """The first answer given under `key`, as Stripe replays it; the key with other
@@ -586,7 +588,8 @@ class MockGateway(Gateway):
         self._replies[key] = (_fingerprint(call), result)
         if token.behaviour == _Behaviour.TIMEOUT and attempt == 1:
             raise GatewayOutcomeUnknown("mock: the response was lost after the provider acted")
-        return result.model_copy(deep=True)
+        # The caller gets a copy: the stored reply must stay as first given for later replays.
+        return cast(R, result.model_copy(deep=True))
 
     def _check_authorize(self, call: AuthorizeCall) -> _Token:
         if call.amount.currency not in self._profile.currencies:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import stripe
+from stripe import RequestOptions
 
 from activities.gateways.base import (
     Customer,
@@ -51,6 +52,17 @@ from activities.gateways.stripe.transform import (
     stripe_amount,
 )
 from activities.gateways.stripe.webhooks import events_of, verified_event
+
+if TYPE_CHECKING:
+    from stripe.params import (
+        CustomerCreateParams,
+        CustomerPaymentMethodListParams,
+        PaymentIntentCancelParams,
+        PaymentIntentCreateParams,
+        RefundCreateParams,
+        RefundListParams,
+    )
+
 from workflows.domain import (
     Failure,
     GatewayProfile,
@@ -185,7 +197,7 @@ class StripeGateway(Gateway):
             raise translate_error(exc, mutating=mutating) from exc
 
     @staticmethod
-    def _options(idempotency_key: str) -> dict[str, str]:
+    def _options(idempotency_key: str) -> RequestOptions:
         if not idempotency_key or len(idempotency_key) > _IDEMPOTENCY_KEY_MAX:
             raise GatewayInvalidRequest(f"idempotency key must be 1..{_IDEMPOTENCY_KEY_MAX} characters")
         return {"idempotency_key": idempotency_key}
@@ -245,7 +257,10 @@ class StripeGateway(Gateway):
         options = self._options(call.idempotency_key)
         try:
             intent = await self._send(
-                lambda: self._client.v1.payment_intents.create_async(params, options), mutating=True
+                lambda: self._client.v1.payment_intents.create_async(
+                    cast("PaymentIntentCreateParams", params), options
+                ),
+                mutating=True,
             )
         except stripe.CardError as exc:
             return self._declined(exc)
@@ -278,7 +293,9 @@ class StripeGateway(Gateway):
         params = cancel_params(call.reason)
         try:
             intent = await self._send(
-                lambda: self._client.v1.payment_intents.cancel_async(intent_id, params, options),
+                lambda: self._client.v1.payment_intents.cancel_async(
+                    intent_id, cast("PaymentIntentCancelParams", params), options
+                ),
                 mutating=True,
             )
         except GatewayInvalidRequest as exc:
@@ -324,14 +341,15 @@ class StripeGateway(Gateway):
             raise GatewayInvalidRequest(f"no Stripe payment for {call.payment_id}", code="payment_not_found")
         params = refund_params(call, intent_id, self._settings)
         refund = await self._send(
-            lambda: self._client.v1.refunds.create_async(params, options), mutating=True
+            lambda: self._client.v1.refunds.create_async(cast("RefundCreateParams", params), options),
+            mutating=True,
         )
         return refund_result(call.refund_id, refund)
 
     async def lookup_refund(self, call: RefundLookupCall) -> RefundResult:
-        if call.provider_refund_id:
+        if (provider_refund_id := call.provider_refund_id) is not None:
             refund = await self._send(
-                lambda: self._client.v1.refunds.retrieve_async(call.provider_refund_id), mutating=False
+                lambda: self._client.v1.refunds.retrieve_async(provider_refund_id), mutating=False
             )
             return refund_result(call.refund_id, refund)
         intent_id = await self._intent_id(call.payment_id, call.provider_payment_id)
@@ -348,7 +366,10 @@ class StripeGateway(Gateway):
     async def _refunds_of(self, intent_id: str):
         params: dict[str, Any] = {"payment_intent": intent_id, "limit": 100}
         while True:
-            page = await self._send(lambda: self._client.v1.refunds.list_async(dict(params)), mutating=False)
+            page = await self._send(
+                lambda: self._client.v1.refunds.list_async(cast("RefundListParams", dict(params))),
+                mutating=False,
+            )
             refunds = page.get("data") or []
             for refund in refunds:
                 yield refund
@@ -362,7 +383,8 @@ class StripeGateway(Gateway):
         params = {key: value for key, value in (("email", email), ("name", name)) if value}
         options = self._options(idempotency_key)
         customer = await self._send(
-            lambda: self._client.v1.customers.create_async(params, options), mutating=True
+            lambda: self._client.v1.customers.create_async(cast("CustomerCreateParams", params), options),
+            mutating=True,
         )
         return Customer(id=customer["id"], email=customer.get("email"), name=customer.get("name"))
 
@@ -383,7 +405,9 @@ class StripeGateway(Gateway):
         params: dict[str, Any] = {"type": "card", "limit": 100}
         while True:
             page = await self._send(
-                lambda: self._client.v1.customers.payment_methods.list_async(customer_id, dict(params)),
+                lambda: self._client.v1.customers.payment_methods.list_async(
+                    customer_id, cast("CustomerPaymentMethodListParams", dict(params))
+                ),
                 mutating=False,
             )
             items = page.get("data") or []

@@ -31,13 +31,14 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, overload
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from activities.gateways.signing import hmac_sha256_hex
 
@@ -93,7 +94,7 @@ DECLINE_MESSAGES = {
 }
 
 PARAMS = web.RequestKey("params", dict)
-IDEMPOTENCY_KEY = web.RequestKey("idempotency_key", str)
+IDEMPOTENCY_KEY = web.RequestKey[str | None]("idempotency_key")
 INTENT_CANCELABLE = {
     "requires_payment_method",
     "requires_capture",
@@ -151,6 +152,10 @@ def _bool(value: Any) -> bool:
     return str(value).lower() == "true"
 
 
+@overload
+def _int(params: dict[str, Any], name: str, *, required: Literal[True]) -> int: ...
+@overload
+def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | None: ...
 def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | None:
     value = params.get(name)
     if value is None or value == "":
@@ -178,6 +183,12 @@ def _metadata(params: dict[str, Any]) -> dict[str, str]:
     if any(len(str(value)) > 500 for value in metadata.values()):
         raise invalid("Invalid metadata: values can be a maximum of 500 characters.", param="metadata")
     return metadata
+
+
+def _answered(handler: Callable[[web.Request], Awaitable[dict[str, Any]]]) -> Handler:
+    """An API handler returns the Stripe object as a dict; `FakeStripe._middleware` answers it as
+    JSON (with idempotency replay and faults), so to aiohttp it is a request handler."""
+    return cast(Handler, handler)
 
 
 def _new_id(prefix: str) -> str:
@@ -259,21 +270,21 @@ class FakeStripe:
 
     async def start(self) -> FakeStripe:
         app = web.Application(middlewares=[self._middleware])
-        app.router.add_post("/v1/payment_intents", self._create_intent)
-        app.router.add_get("/v1/payment_intents/search", self._search_intents)
-        app.router.add_get("/v1/payment_intents/{id}", self._retrieve_intent)
-        app.router.add_post("/v1/payment_intents/{id}/confirm", self._confirm_intent)
-        app.router.add_post("/v1/payment_intents/{id}/capture", self._capture_intent)
-        app.router.add_post("/v1/payment_intents/{id}/cancel", self._cancel_intent)
-        app.router.add_post("/v1/refunds", self._create_refund)
-        app.router.add_get("/v1/refunds", self._list_refunds)
-        app.router.add_get("/v1/refunds/{id}", self._retrieve_refund)
-        app.router.add_post("/v1/customers", self._create_customer)
-        app.router.add_get("/v1/customers/{id}", self._retrieve_customer)
-        app.router.add_get("/v1/customers/{id}/payment_methods", self._customer_payment_methods)
-        app.router.add_get("/v1/payment_methods/{id}", self._retrieve_payment_method)
-        app.router.add_post("/v1/payment_methods/{id}/attach", self._attach)
-        app.router.add_post("/v1/payment_methods/{id}/detach", self._detach)
+        app.router.add_post("/v1/payment_intents", _answered(self._create_intent))
+        app.router.add_get("/v1/payment_intents/search", _answered(self._search_intents))
+        app.router.add_get("/v1/payment_intents/{id}", _answered(self._retrieve_intent))
+        app.router.add_post("/v1/payment_intents/{id}/confirm", _answered(self._confirm_intent))
+        app.router.add_post("/v1/payment_intents/{id}/capture", _answered(self._capture_intent))
+        app.router.add_post("/v1/payment_intents/{id}/cancel", _answered(self._cancel_intent))
+        app.router.add_post("/v1/refunds", _answered(self._create_refund))
+        app.router.add_get("/v1/refunds", _answered(self._list_refunds))
+        app.router.add_get("/v1/refunds/{id}", _answered(self._retrieve_refund))
+        app.router.add_post("/v1/customers", _answered(self._create_customer))
+        app.router.add_get("/v1/customers/{id}", _answered(self._retrieve_customer))
+        app.router.add_get("/v1/customers/{id}/payment_methods", _answered(self._customer_payment_methods))
+        app.router.add_get("/v1/payment_methods/{id}", _answered(self._retrieve_payment_method))
+        app.router.add_post("/v1/payment_methods/{id}/attach", _answered(self._attach))
+        app.router.add_post("/v1/payment_methods/{id}/detach", _answered(self._detach))
         app.router.add_get("/fake/3ds/{id}", self._three_ds_page)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -649,7 +660,7 @@ class FakeStripe:
         return self._mint_payment_method(TEST_CARDS[name])
 
     def _mint_payment_method(self, card: dict[str, Any]) -> dict[str, Any]:
-        method = {
+        method: dict[str, Any] = {
             "id": _new_id("pm"),
             "object": "payment_method",
             "type": "card",
@@ -1063,7 +1074,7 @@ class FakeStripe:
 
     async def _create_customer(self, request: web.Request) -> dict[str, Any]:
         p = request[PARAMS]
-        customer = {
+        customer: dict[str, Any] = {
             "id": _new_id("cus"),
             "object": "customer",
             "email": p.get("email"),

@@ -11,7 +11,16 @@ from activities.store.db import MIGRATIONS_DIR, create_engine, migrate
 from activities.store.tables import metadata
 from tests.activities.store.helpers import db_url
 
-TABLES = {"payments", "payment_events", "orders", "webhook_inbox", "rate_limit_hits"}
+TABLES = {
+    "payments",
+    "payment_events",
+    "orders",
+    "webhook_inbox",
+    "rate_limit_hits",
+    "customers",
+    "customer_gateway_accounts",
+    "saved_payment_methods",
+}
 
 
 async def _state(url: str) -> tuple[set[str], str | None]:
@@ -29,7 +38,7 @@ async def test_migrate_creates_the_schema_and_is_safe_to_repeat(db_url: str) -> 
     await migrate(db_url)
     tables, revision = await _state(db_url)
     assert tables >= TABLES
-    assert revision == "0001"
+    assert revision == "0002"
 
     await migrate(db_url)
     assert await _state(db_url) == (tables, revision)
@@ -38,7 +47,7 @@ async def test_migrate_creates_the_schema_and_is_safe_to_repeat(db_url: str) -> 
 async def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
     await asyncio.gather(migrate(db_url), migrate(db_url), migrate(db_url))
     tables, revision = await _state(db_url)
-    assert tables >= TABLES and revision == "0001"
+    assert tables >= TABLES and revision == "0002"
 
 
 async def test_migrations_match_the_table_definitions(db_url: str) -> None:
