@@ -58,6 +58,7 @@ async def test_demo_flows_end_as_expected(
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
+        "PayPal approval completed": "paid captured 42.50",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
@@ -67,6 +68,8 @@ async def test_demo_flows_end_as_expected(
         wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
     assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    [paypal_order] = fakes.running["paypal"].orders_for(by_flow["PayPal approval completed"].payment_id)
+    assert [c["status"] for c in paypal_order["purchase_units"][0]["payments"]["captures"]] == ["COMPLETED"]
 
 
 def test_table_marks_a_differing_outcome() -> None:
