@@ -27,6 +27,7 @@ from temporalio.client import Client
 from activities.gateway_activities import safe_message
 from activities.gateways.base import Gateway, GatewayError
 from activities.gateways.registry import GatewayRegistry
+from activities.reopen import Reopener
 from activities.store.repository import PaymentStore
 from workflows import activity_names as names
 from workflows.client import PaymentNotRunning, PaymentWorkflows
@@ -60,11 +61,16 @@ class PaymentSignals(Protocol):
 
 
 class TemporalPaymentSignals:
-    """`PaymentSignals` over a Temporal client. Each event carries a proof under `keys` (the
-    provider's lookup is what proves it); without keys the workflow asks the provider again."""
+    """`PaymentSignals` over a Temporal client. With `reopener`, a payment whose workflow has
+    closed takes the event in a run started from the stored payment (activities/reopen.py)
+    instead of being left as it is. Each event carries a proof under `keys` (the provider's lookup
+    is what proves it); without keys the workflow asks the provider again."""
 
-    def __init__(self, client: Client, keys: EventKeys | None) -> None:
+    def __init__(
+        self, client: Client, reopener: Reopener | None = None, *, keys: EventKeys | None = None
+    ) -> None:
         self._workflows = PaymentWorkflows(client)
+        self._reopener = reopener
         self._keys = keys
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
@@ -72,8 +78,8 @@ class TemporalPaymentSignals:
             event = self._keys.prove(event, payment_id)
         try:
             await self._workflows.gateway_event(payment_id, event)
-        except PaymentNotRunning:  # closed after its settlement window
-            return False
+        except PaymentNotRunning:  # closed after its window
+            return self._reopener is not None and await self._reopener.signal(payment_id, event) is not None
         return True
 
 
@@ -366,9 +372,15 @@ class ReconciliationActivities:
     registers."""
 
     def __init__(
-        self, store: PaymentStore, registry: GatewayRegistry, client: Client, keys: EventKeys | None
+        self,
+        store: PaymentStore,
+        registry: GatewayRegistry,
+        client: Client,
+        reopener: Reopener | None = None,
+        *,
+        keys: EventKeys | None = None,
     ) -> None:
-        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, keys))
+        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, reopener, keys=keys))
 
     @activity.defn(name=names.RECONCILE)
     async def reconcile(self, request: ReconcileRequest) -> ReconcileReport:

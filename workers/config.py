@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -53,11 +53,13 @@ from pydantic_settings import (
 )
 
 from activities.gateways.plugins import PLUGINS
+from activities.merchant_webhooks import MerchantEndpoint, secret_key
 from api.auth import DEFAULT_MERCHANT, DEFAULT_SCOPES, SHA256_PREFIX, Scope
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
 from workflows.domain import CaptureMethod, PaymentPolicy, PaymentSettings
 from workflows.event_proof import EventKeys
+from workflows.merchant_events import MerchantEventType
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -244,6 +246,38 @@ class ApiConfig(ApiLimits):
         return value
 
 
+class MerchantWebhooksConfig(_Section):
+    """`[merchant_webhooks]`: where the merchant's events are sent (Standard Webhooks). No `url`:
+    events are only recorded (GET /v1/events lists them)."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    # `whsec_` + base64 of at least 24 random bytes; env DURAPAY_MERCHANT_WEBHOOKS__SECRET.
+    secret: SecretStr | None = None
+    enabled_events: list[MerchantEventType] = Field(default_factory=lambda: list(MerchantEventType))
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> MerchantWebhooksConfig:
+        if self.url and self.secret is None:
+            raise ValueError("merchant_webhooks.url needs merchant_webhooks.secret to sign with")
+        return self
+
+    def endpoint(self) -> MerchantEndpoint | None:
+        """The global endpoint: where the events of a merchant without its own go."""
+        if self.url is None or self.secret is None:
+            return None
+        return MerchantEndpoint(self.url, self.secret, frozenset(self.enabled_events))
+
+
+_PEM_KEYS = ("tls_ca_cert", "tls_client_cert", "tls_client_key")
+
+
 class TemporalConfig(_Section):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
@@ -262,7 +296,51 @@ class TemporalConfig(_Section):
     # ui_base_url.
     codec_cors_origins: list[str] = Field(default_factory=list)
 
+    # --- the connection's security (workers/temporal_tls.py): all off by default (the dev server).
+    # TLS with the system's roots; implied by any key below and by api_key.
+    tls: bool = False
+    # PEM text. In this file name a path instead with `<key>_file` (`tls_ca_cert_file = "..."`);
+    # from the environment `DURAPAY_TEMPORAL__TLS_CLIENT_KEY_FILE`, or a secrets-directory file
+    # `temporal__tls_client_key`. The private key and the API key are secrets.
+    tls_ca_cert: str | None = Field(default=None, repr=False)  # CA of the server's certificate
+    tls_client_cert: str | None = Field(default=None, repr=False)  # mTLS, with tls_client_key
+    tls_client_key: SecretStr | None = None
+    tls_server_name: str | None = None  # the name the server's certificate carries, when not the host
+    api_key: SecretStr | None = None  # Temporal Cloud API key, sent as "Authorization: Bearer"
+
     _bind = field_validator("metrics_bind")(_valid_bind)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_pem_files(cls, data: Any) -> Any:
+        """`tls_*_file = "path"` in the TOML file -> the file's text in `tls_*`."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for key in _PEM_KEYS:
+            path = data.pop(f"{key}_file", None)
+            if path is None:
+                continue
+            if data.get(key) is not None:
+                raise ValueError(f"both {key} and {key}_file are set: keep one")
+            try:
+                data[key] = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"{key}_file: cannot read {path}: {exc.strerror}") from None
+        return data
+
+    @model_validator(mode="after")
+    def _client_cert_with_key(self) -> TemporalConfig:
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("mTLS needs both tls_client_cert and tls_client_key (or neither)")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or any(
+            value is not None
+            for value in (self.tls_ca_cert, self.tls_client_cert, self.tls_server_name, self.api_key)
+        )
 
     @field_validator("codec_keys")
     @classmethod
@@ -310,7 +388,23 @@ class WorkerConfig(_Section):
     # the process that runs the worker. None: not served.
     metrics_bind: str | None = None
 
-    _bind = field_validator("metrics_bind")(_valid_bind)
+    # /livez and /readyz of the worker process (workers/health.py) on host:port. None: not served.
+    health_bind: str | None = None
+
+    _bind = field_validator("metrics_bind", "health_bind")(_valid_bind)
+
+
+class TelemetryConfig(_Section):
+    """OpenTelemetry tracing (workers/telemetry.py). Off unless an endpoint is set."""
+
+    # OTLP over HTTP, e.g. "http://otel-collector:4318" (the /v1/traces path is added).
+    otlp_endpoint: str | None = None
+    service_name: str = "durapay"
+
+
+class LoggingConfig(_Section):
+    # "text": for people; "json": one object per line for a log pipeline (workers/logging_setup.py).
+    format: Literal["text", "json"] = "text"
 
 
 class DatabaseConfig(_Section):
@@ -363,14 +457,27 @@ class MerchantConfig(_Section):
     DURAPAY_API_KEYS; only their ids are listed here."""
 
     api_keys: list[str] = Field(default_factory=list)
-    # Where durapay will notify the merchant of payment events (config only for now); the secret
-    # signs those notifications: DURAPAY_MERCHANTS__<ID>__WEBHOOK_SECRET, never the file.
+    # Where durapay sends this merchant's events (instead of the global [merchant_webhooks] url);
+    # the secret signs them: DURAPAY_MERCHANTS__<ID>__WEBHOOK_SECRET, never the file.
     webhook_url: AnyHttpUrl | None = None
     webhook_secret: SecretStr | None = None
     # Gateways this merchant may use; empty: every enabled gateway.
     allowed_gateways: list[str] = Field(default_factory=list)
     # The gateway of a request that names none; None: [payment] default_gateway.
     default_gateway: str | None = None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> MerchantConfig:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("webhook_url needs webhook_secret to sign with")
+        return self
 
     @model_validator(mode="after")
     def _default_allowed(self) -> MerchantConfig:
@@ -425,6 +532,9 @@ class DurapayConfig(BaseSettings):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     event_proof: EventProofConfig = Field(default_factory=EventProofConfig)
+    merchant_webhooks: MerchantWebhooksConfig = Field(default_factory=MerchantWebhooksConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     # `[merchants.<id>]`; a key listed under none belongs to the `default` merchant.
     merchants: dict[str, MerchantConfig] = Field(default_factory=dict)
     # `[api_key_scopes]` `<key id> = ["ops", ...]`; a key not listed: payments:write + payments:read.
@@ -437,6 +547,15 @@ class DurapayConfig(BaseSettings):
         """API key id -> merchant id, for every configured key."""
         owners = {key_id: merchant_id for merchant_id, m in self.merchants.items() for key_id in m.api_keys}
         return {key_id: owners.get(key_id, DEFAULT_MERCHANT) for key_id in self.api.api_keys}
+
+    def merchant_endpoint(self, merchant_id: str) -> MerchantEndpoint | None:
+        """Where a merchant's events go: its own `[merchants.<id>]` webhook_url when it has one,
+        else the global `[merchant_webhooks]` endpoint (the event types enabled there, for both)."""
+        merchant = self.merchants.get(merchant_id)
+        if merchant is None or merchant.webhook_url is None or merchant.webhook_secret is None:
+            return self.merchant_webhooks.endpoint()
+        enabled = frozenset(self.merchant_webhooks.enabled_events)
+        return MerchantEndpoint(str(merchant.webhook_url), merchant.webhook_secret, enabled)
 
     def scopes_of_key(self) -> dict[str, frozenset[str]]:
         """API key id -> its scopes, for every configured key."""
@@ -485,6 +604,9 @@ class DurapayConfig(BaseSettings):
         }
         data["fraud_detection"] = _mask_mapping(self.fraud_detection)
         data["database"] = {"url": self.database.display_url}
+        for key in ("tls_ca_cert", "tls_client_cert"):  # long; `config check` summarises them
+            if data["temporal"][key] is not None:
+                data["temporal"][key] = "(PEM)"
         return data
 
 

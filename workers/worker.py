@@ -9,12 +9,16 @@ of gateway clients.
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
 gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
-`[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
+`[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py). The
+connection's TLS, mTLS and API key come from `[temporal]` (workers/temporal_tls.py); with
+`[telemetry] otlp_endpoint`, the runtime traces (workers/telemetry.py) and its clients carry the
+tracing interceptor; `[worker] health_bind` serves /livez and /readyz (workers/health.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.abc
 import importlib.machinery
 import logging
@@ -47,16 +51,24 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
+from activities.merchant_webhooks import DeliveryStarter, DeliveryWaker, MerchantWebhookActivities
 from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
+from activities.reopen import Reopener
 from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workers.health import Readiness, database_probe, serving_health, temporal_probe, worker_probe
+from workers.logging_setup import MerchantLogContext
+from workers.telemetry import Tracing
+from workers.temporal_tls import client_security
 from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
+from workflows.domain import GatewayProfile
+from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -192,10 +204,15 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Holds the HTTP session merchant webhooks are sent with.
+    merchant_webhooks: MerchantWebhookActivities = field(init=False)
+
+    tracing: Tracing | None = None
     # Served with the gateway metrics, from the same registry.
     payment_metrics: PaymentMetrics = field(init=False)
 
     def __post_init__(self) -> None:
+        self.merchant_webhooks = MerchantWebhookActivities(self.store, self.config.merchant_endpoint)
         self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
 
     @classmethod
@@ -215,7 +232,20 @@ class Runtime:
             await registry.aclose()
             raise
         store = PaymentStore(engine)
-        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec)
+        tracing = Tracing.start(config.telemetry)
+        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec, tracing=tracing)
+
+    def client(self, client: Client) -> Client:
+        """`client`'s connection as this runtime's processes use it: the configured data converter
+        (payload codec included) and, when tracing, the tracing interceptor."""
+        client = with_data_converter(client, data_converter(self.codec))
+        return self.tracing.traced(client) if self.tracing is not None else client
+
+    def readiness(self, client: Client, worker: Worker | None = None) -> Readiness:
+        probes = {"database": database_probe(self.engine), "temporal": temporal_probe(client)}
+        if worker is not None:
+            probes["worker"] = worker_probe(worker)
+        return Readiness(probes)
 
     @property
     def customers(self) -> CustomerStore:
@@ -223,7 +253,11 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        await self.merchant_webhooks.aclose()
         await self.engine.dispose()
+        if self.tracing is not None:
+            # The exporter's flush blocks on HTTP: not on the loop.
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def __aenter__(self) -> Runtime:
         return self
@@ -232,15 +266,49 @@ class Runtime:
         await self.aclose()
 
 
-def activities(runtime: Runtime) -> list[Callable[..., Any]]:
+def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any]]:
+    store = StoreActivities(
+        runtime.store,
+        runtime.payment_metrics,
+        endpoint_for=runtime.config.merchant_endpoint,
+        wake_delivery=waker.wake,
+    )
     return [
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
+        *store.definitions(),
+        *runtime.merchant_webhooks.definitions(),
         *EventVerification(runtime.config.event_proof.event_keys()).definitions(),
         *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
+
+
+def payment_reopener(client: Client, runtime: Runtime, task_queue: str) -> Reopener:
+    """Refunds and provider events for payments whose workflow has closed (activities/reopen.py)."""
+
+    def profile_for(gateway_id: str) -> GatewayProfile | None:
+        return runtime.registry.get(gateway_id).profile if gateway_id in runtime.registry else None
+
+    return Reopener(client, task_queue, runtime.store.get, profile_for, runtime.config.payment.settings_for)
+
+
+def delivery_waker(client: Client, runtime: Runtime, task_queue: str) -> DeliveryWaker:
+    return DeliveryWaker(runtime.store, DeliveryStarter(client, task_queue))
+
+
+@asynccontextmanager
+async def sweeping(waker: DeliveryWaker) -> AsyncIterator[None]:
+    """Sweep for merchant events whose delivery was never woken while the block runs (see
+    `DeliveryWaker`): once now, then every few minutes."""
+    task = asyncio.create_task(waker.sweep_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await waker.drain()
 
 
 @cache  # one exporter per address for the life of the process: it holds its port until exit
@@ -248,11 +316,15 @@ def _metrics_runtime(bind: str) -> TemporalRuntime:
     return TemporalRuntime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
 
 
-async def connect(config: DurapayConfig, *, export_sdk_metrics: bool = False) -> Client:
-    """A Temporal client with the pydantic data converter every durapay payload needs, and the
-    configured payload codec. `export_sdk_metrics` (the worker process): serve the SDK's metrics on
-    `temporal.metrics_bind`, when set; other processes leave that port to the worker."""
+async def connect(
+    config: DurapayConfig, *, export_sdk_metrics: bool = False, tracing: Tracing | None = None
+) -> Client:
+    """A Temporal client with the pydantic data converter every durapay payload needs, the
+    configured payload codec, TLS / mTLS / API key, and `tracing`'s interceptor when given.
+    `export_sdk_metrics` (the worker process): serve the SDK's metrics on `temporal.metrics_bind`,
+    when set; other processes leave that port to the worker."""
     bind = config.temporal.metrics_bind if export_sdk_metrics else None
+    security = client_security(config.temporal)  # a bad certificate fails here, by key name
     try:
         runtime = _metrics_runtime(bind) if bind is not None else None
     except ValueError as exc:  # the core could not start its exporter ("Address already in use")
@@ -263,11 +335,31 @@ async def connect(config: DurapayConfig, *, export_sdk_metrics: bool = False) ->
             namespace=config.temporal.namespace,
             data_converter=data_converter(payload_codec(config)),
             runtime=runtime,
+            tls=security.tls,
+            api_key=security.api_key,
+            interceptors=[tracing.interceptor] if tracing is not None else [],
         )
-    except RuntimeError as exc:  # the SDK's connection failure
+    except RuntimeError as exc:  # the SDK's connection failure, a failed TLS handshake included
         raise ConnectionError(
-            f"cannot reach Temporal at {config.temporal.address} (temporal.address): {exc}"
+            f"cannot reach Temporal at {config.temporal.address} (temporal.address): {exc} "
+            f"[{_connection_hint(config, str(exc))}]"
         ) from None
+
+
+def _connection_hint(config: DurapayConfig, error: str) -> str:
+    """What to check, from how the connection was made: the core's message names the TLS
+    failure but not the durapay key behind it."""
+    temporal = config.temporal
+    if not temporal.uses_tls:
+        return "plaintext; set [temporal] tls keys if the server requires TLS"
+    if "InvalidCertificate" in error:
+        return "TLS: the server's certificate was refused; check temporal.tls_ca_cert and tls_server_name"
+    if temporal.tls_client_cert is None:
+        return (
+            "TLS without a client certificate; if the server requires mTLS, "
+            "set temporal.tls_client_cert and tls_client_key"
+        )
+    return "TLS with a client certificate"
 
 
 @asynccontextmanager
@@ -302,9 +394,11 @@ async def build_worker(
     *,
     runtime: Runtime,
     task_queue: str | None = None,
+    waker: DeliveryWaker | None = None,
 ) -> Worker:
     """The payment worker for `task_queue` (default `temporal.task_queue`). The caller runs it
-    (`async with worker:` or `await worker.run()`) and closes `runtime` afterwards."""
+    (`async with worker:` or `await worker.run()`) and closes `runtime` afterwards; with `waker`
+    it also runs `sweeping(waker)` beside it."""
     if client.data_converter.payload_converter_class is not PydanticPayloadConverter:
         # The default converter turns pydantic models into dicts: the workflow would fail on
         # its first payload, far from this cause.
@@ -315,20 +409,27 @@ async def build_worker(
         raise ValueError("the client's payload codec does not match [temporal] codec_keys (see connect())")
     cache_workflow_code()
     tuning = config.worker
+    queue = task_queue or config.temporal.task_queue
     return Worker(
         client,
-        task_queue=task_queue or config.temporal.task_queue,
+        task_queue=queue,
         workflows=[
             PaymentWorkflow,
             ReconciliationWorkflow,
+            MerchantWebhooksWorkflow,
             SavePaymentMethodWorkflow,
             DetachPaymentMethodWorkflow,
         ],
-        # Reconciliation repairs drift by signalling payment workflows, hence the client.
+        # Reconciliation repairs drift by signalling payment workflows, and recorded merchant
+        # events start their delivery: hence the client.
         activities=[
-            *activities(runtime),
+            *activities(runtime, waker or delivery_waker(client, runtime, queue)),
             *ReconciliationActivities(
-                runtime.store, runtime.registry, client, runtime.config.event_proof.event_keys()
+                runtime.store,
+                runtime.registry,
+                client,
+                payment_reopener(client, runtime, queue),
+                keys=runtime.config.event_proof.event_keys(),
             ).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,
@@ -336,6 +437,7 @@ async def build_worker(
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
         max_cached_workflows=tuning.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=tuning.graceful_shutdown_seconds),
+        interceptors=[MerchantLogContext()],
     )
 
 
@@ -355,8 +457,9 @@ async def wait_for_stop_signal() -> None:
 async def run_worker(config: DurapayConfig) -> None:
     """`durapay worker`: poll the task queue until SIGINT/SIGTERM, then drain and exit."""
     async with await Runtime.open(config) as runtime:
-        client = await connect(config, export_sdk_metrics=True)
-        worker = await build_worker(client, config, runtime=runtime)
+        client = await connect(config, export_sdk_metrics=True, tracing=runtime.tracing)
+        waker = delivery_waker(client, runtime, config.temporal.task_queue)
+        worker = await build_worker(client, config, runtime=runtime, waker=waker)
         log.info(
             "worker polling %s on %s (namespace %s); gateways: %s%s",
             config.temporal.task_queue,
@@ -370,7 +473,13 @@ async def run_worker(config: DurapayConfig) -> None:
                 log.info("gateway metrics at %s/metrics", metrics_url)
             if config.temporal.metrics_bind is not None:
                 log.info("Temporal SDK metrics at http://%s/metrics", config.temporal.metrics_bind)
-            async with worker:
+            async with (
+                worker,
+                sweeping(waker),
+                serving_health(config.worker.health_bind, runtime.readiness(client, worker)) as health_url,
+            ):
+                if health_url is not None:
+                    log.info("health at %s/livez and %s/readyz", health_url, health_url)
                 await wait_for_stop_signal()
                 log.info(
                     "stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds

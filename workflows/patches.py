@@ -42,6 +42,17 @@ INDEX_PROVIDER_PAYMENT_ID = Patch(
     kept_histories=None,
 )
 
+LONG_LIVED_PAYMENTS = Patch(
+    id="long-lived-payments",
+    since=date(2026, 12, 6),
+    why=(
+        "a settled payment lives for its gateway's window (default 365 days), continuing as new at "
+        "each settlement period or when its history grows, instead of closing after 30 days"
+    ),
+    kept_histories="long-lived-payments",
+)
+
+
 VERIFIED_GATEWAY_EVENTS = Patch(
     id="verified-gateway-events",
     since=date(2026, 12, 6),
@@ -52,4 +63,10 @@ VERIFIED_GATEWAY_EVENTS = Patch(
     kept_histories="verified-gateway-events",
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID, VERIFIED_GATEWAY_EVENTS)
+ALL = (
+    HOLD_REFUND_EVENTS_UNTIL_PAID,
+    FEWER_LOCAL_STEPS,
+    INDEX_PROVIDER_PAYMENT_ID,
+    LONG_LIVED_PAYMENTS,
+    VERIFIED_GATEWAY_EVENTS,
+)

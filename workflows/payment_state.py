@@ -28,6 +28,7 @@ from workflows.domain import (
     FraudDecision,
     FraudResult,
     PaymentInput,
+    PaymentResume,
     PaymentStatus,
     PaymentView,
     RefundStatus,
@@ -42,6 +43,7 @@ from workflows.gateway_io import (
 )
 from workflows.messages import CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
+from workflows.payment_resume import SEEN_EVENT_IDS_KEPT
 from workflows.rejections import Rejection
 
 # Statuses in which the payment is waiting on the customer or the provider.
@@ -159,7 +161,8 @@ class PaymentState:
             updated_at=now,
         )
         self.authorized_minor = 0
-        self._seen_event_ids: set[tuple[str, str]] = set()  # (event id, proof MAC)
+        # Ordered (a dict as an ordered set): a continue-as-new carries the most recent ones.
+        self._seen_event_ids: dict[str, None] = {}
         self.inbox: list[GatewayEvent] = []  # verified, not yet applied
         # Refund notifications that overtook the payment's own confirmation: applied once it settles.
         self.held_refund_events: list[GatewayEvent] = []
@@ -168,6 +171,23 @@ class PaymentState:
     @property
     def status(self) -> PaymentStatus:
         return self.view.status
+
+    # ------------------------------------------------------------ across runs
+
+    def restore(self, resume: PaymentResume) -> None:
+        """Take up the state a previous run (or the store, for a reopened payment) left."""
+        self.view = resume.view.model_copy(deep=True)
+        self.authorized_minor = resume.authorized_minor
+        self._seen_event_ids = dict.fromkeys(resume.seen_event_ids)
+
+    def resume_point(self) -> PaymentResume:
+        """What the next run needs, bounded: the view and the most recent event ids. Only taken
+        with the inbox empty; refund events held for a success that never came stay dropped."""
+        return PaymentResume(
+            view=self.view,
+            authorized_minor=self.authorized_minor,
+            seen_event_ids=list(self._seen_event_ids)[-SEEN_EVENT_IDS_KEPT:],
+        )
 
     # ------------------------------------------------------------ recording
 
@@ -314,10 +334,12 @@ class PaymentState:
         """Queue an event. Providers deliver at least once: each event is taken once. "Each event"
         is its id and its proof: an unproven event sent first under a genuine event's id (a guess,
         or read from the provider's dashboard) must not shadow the genuine one."""
-        key = (event.event_id, event.proof.mac if event.proof else "")
+        # An unproven event is known by its id (as before proofs existed), a proven one by its id
+        # and its MAC.
+        key = event.event_id if event.proof is None else f"{event.event_id}\x00{event.proof.mac}"
         if key in self._seen_event_ids:
             return False
-        self._seen_event_ids.add(key)
+        self._seen_event_ids[key] = None
         self.inbox.append(event)
         return True
 
@@ -364,9 +386,11 @@ class PaymentState:
         elif kind in (GatewayEventKind.REFUND_SUCCEEDED, GatewayEventKind.REFUND_FAILED):
             return self._apply_refund_event(event)
         elif kind is GatewayEventKind.DISPUTE_OPENED or kind is GatewayEventKind.DISPUTE_CLOSED:
-            self._apply_dispute(event)
+            dispute_id = self._apply_dispute(event)
             settled = self.settled_status() if view.status in SETTLED else None
-            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",))]
+            # Named on the record: the merchant's dispute event says which dispute moved.
+            data = {"dispute_id": dispute_id}
+            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",), data)]
         return []
 
     def _apply_refund_event(self, event: GatewayEvent) -> list[Effect]:
@@ -402,7 +426,8 @@ class PaymentState:
             self.view.refunds.append(refund)
         return self.settle_refund(refund.refund_id, status, event.provider_refund_id, event.failure)
 
-    def _apply_dispute(self, event: GatewayEvent) -> None:
+    def _apply_dispute(self, event: GatewayEvent) -> str:
+        """Open or move the event's dispute; its id."""
         dispute_id = event.dispute_id or event.event_id
         status = event.dispute_status or (
             "needs_response" if event.kind is GatewayEventKind.DISPUTE_OPENED else "closed"
@@ -410,12 +435,13 @@ class PaymentState:
         for dispute in self.view.disputes:
             if dispute.dispute_id == dispute_id:
                 dispute.status = status
-                return
+                return dispute_id
         self.view.disputes.append(
             DisputeView(
                 dispute_id=dispute_id, status=status, amount=event.amount, reason=event.dispute_reason
             )
         )
+        return dispute_id
 
     # ------------------------------------------------------------ refunds
 
@@ -504,7 +530,9 @@ class PaymentState:
     # ------------------------------------------------------------ requests (update validators)
 
     def decide_refusal(self, request: DecisionRequest) -> Refusal | None:
-        if request.request_fingerprint != self._input.request_fingerprint:
+        # A reopened payment's input has no fingerprint (the store does not keep it): it answers
+        # with the payment as it stands, as the API does for a replay once the workflow closed.
+        if self._input.request_fingerprint and request.request_fingerprint != self._input.request_fingerprint:
             return Refusal(
                 Rejection.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was already used for a different request",

@@ -152,6 +152,11 @@ class Gateway(ABC):
     def webhook_ack(self) -> WebhookAck:
         return WebhookAck()
 
+    def webhook_challenge(self, query: Mapping[str, str]) -> WebhookAck | None:
+        """The answer to a provider's check of the endpoint by GET (Braintree's `bt_challenge`);
+        None: this provider sends none. Raises `WebhookVerificationError` for a malformed one."""
+        return None
+
     def webhook_reject(self) -> WebhookAck | None:
         """What to answer a notification that did not verify, for a provider that expects its own
         format; None (the default) where any non-2xx will do: the receiver answers its problem

@@ -139,6 +139,9 @@ class FakeWebhooks:
     def reject(self, gateway_id: str) -> tuple[int, bytes, str] | None:
         return self._rejection
 
+    def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        return None
+
 
 def signed(events: list[GatewayEvent]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"events": [e.model_dump(mode="json") for e in events]}).encode()

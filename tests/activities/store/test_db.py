@@ -20,7 +20,10 @@ TABLES = {
     "customers",
     "customer_gateway_accounts",
     "saved_payment_methods",
+    "merchant_events",
+    "merchant_event_attempts",
 }
+HEAD = "0003"
 
 
 async def _state(url: str) -> tuple[set[str], str | None]:
@@ -38,7 +41,7 @@ async def test_migrate_creates_the_schema_and_is_safe_to_repeat(db_url: str) -> 
     await migrate(db_url)
     tables, revision = await _state(db_url)
     assert tables >= TABLES
-    assert revision == "0002"
+    assert revision == HEAD
 
     await migrate(db_url)
     assert await _state(db_url) == (tables, revision)
@@ -47,7 +50,7 @@ async def test_migrate_creates_the_schema_and_is_safe_to_repeat(db_url: str) -> 
 async def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
     await asyncio.gather(migrate(db_url), migrate(db_url), migrate(db_url))
     tables, revision = await _state(db_url)
-    assert tables >= TABLES and revision == "0002"
+    assert tables >= TABLES and revision == HEAD
 
 
 async def test_migrations_match_the_table_definitions(db_url: str) -> None:
