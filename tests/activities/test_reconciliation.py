@@ -502,7 +502,7 @@ async def test_a_lost_success_webhook_is_repaired_through_the_workflow_once(
     reconciler = Reconciler(
         stack.store,
         stack.registry,
-        TemporalPaymentSignals(stack.client, stack.config.event_proof.event_keys()),
+        TemporalPaymentSignals(stack.client, keys=stack.config.event_proof.event_keys()),
     )
     report = await reconciler.run(window_around(waiting, repair=False))
     [drift] = report.drifts
@@ -536,7 +536,7 @@ async def test_a_decline_the_workflow_missed_fails_the_payment(reconcile_stack: 
     reconciler = Reconciler(
         stack.store,
         stack.registry,
-        TemporalPaymentSignals(stack.client, stack.config.event_proof.event_keys()),
+        TemporalPaymentSignals(stack.client, keys=stack.config.event_proof.event_keys()),
     )
     [drift] = (await reconciler.run(window_around(waiting, repair=True))).drifts
     assert (drift.theirs, drift.repair, drift.action) == (
@@ -562,7 +562,7 @@ async def test_a_paid_payment_is_never_moved_back(reconcile_stack: Stack, unique
     reconciler = Reconciler(
         stack.store,
         GatewayRegistry([forgetful]),
-        TemporalPaymentSignals(stack.client, stack.config.event_proof.event_keys()),
+        TemporalPaymentSignals(stack.client, keys=stack.config.event_proof.event_keys()),
     )
 
     [drift] = (await reconciler.run(window_around(paid, repair=True))).drifts
