@@ -3,7 +3,7 @@ exporting `PLUGIN`, and one line here."""
 
 from __future__ import annotations
 
-from activities.gateways import alipay, braintree, mock, paypal, stripe, wechat_pay
+from activities.gateways import airwallex, alipay, braintree, mock, paypal, stripe, wechat_pay
 from activities.gateways.plugin import GatewayPlugin
 
 PLUGINS: dict[str, GatewayPlugin] = {
@@ -15,5 +15,6 @@ PLUGINS: dict[str, GatewayPlugin] = {
         alipay.PLUGIN,
         paypal.PLUGIN,
         braintree.PLUGIN,
+        airwallex.PLUGIN,
     )
 }
