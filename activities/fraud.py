@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from temporalio import activity
 
+from activities.fraud_providers.kount.adapter import KountSettings
+from activities.fraud_providers.sift.adapter import SiftSettings
+from activities.fraud_providers.signifyd.adapter import SignifydSettings
 from activities.store.repository import PaymentStore
 from workflows import activity_names
-from workflows.domain import FraudDecision, FraudResult
+from workflows.domain import FraudDecision, FraudPolicy, FraudResult
 from workflows.ledger_io import FraudCheckRequest
 from workflows.money import exponent
 
@@ -50,10 +53,22 @@ def _default_high_amounts() -> dict[str, int]:
     return {"USD": 100_000, "EUR": 100_000, "GBP": 100_000, "JPY": 150_000, "CNY": 700_000}
 
 
+ProviderName = Literal["rules", "sift", "signifyd", "kount"]
+
+
 class FraudSettings(_Settings):
     """The `[fraud_detection]` configuration section."""
 
     enabled: bool = True
+    # Who decides after the rules: the rules alone, or a screening service (its section below).
+    provider: ProviderName = "rules"
+    # What a screening service that stays unreachable past its short retry budget counts as.
+    on_provider_error: FraudDecision = FraudDecision.REVIEW
+    # A payment held for review and not decided within this is rejected (voided, order released).
+    review_timeout_hours: float = Field(default=24, gt=0)
+    sift: SiftSettings | None = None
+    signifyd: SignifydSettings | None = None
+    kount: KountSettings | None = None
     # Amount (minor units of that currency) from which a payment counts as high.
     high_amount_minor: dict[str, int] = Field(default_factory=_default_high_amounts)
     # For currencies not listed above; None disables the rule for them. Being in minor units it
@@ -81,7 +96,20 @@ class FraudSettings(_Settings):
     def _ordered_thresholds(self) -> FraudSettings:
         if self.review_threshold > self.block_threshold:
             raise ValueError("review_threshold must not be above block_threshold")
+        if self.provider != "rules" and getattr(self, self.provider) is None:
+            raise ValueError(
+                f"provider is {self.provider!r} but [fraud_detection.{self.provider}] is missing"
+            )
         return self
+
+    def policy(self, rules: FraudResult) -> FraudPolicy:
+        """How a payment's check goes on after `rules`: a service is asked unless the rules blocked."""
+        screen = self.enabled and self.provider != "rules" and rules.decision is not FraudDecision.BLOCK
+        return FraudPolicy(
+            provider=self.provider if screen else None,
+            on_provider_error=self.on_provider_error,
+            review_timeout_seconds=max(1, round(self.review_timeout_hours * 3600)),
+        )
 
     def high_amount_threshold(self, currency: str) -> int | None:
         return self.high_amount_minor.get(currency.upper(), self.high_amount_default_minor)
@@ -148,6 +176,11 @@ class FraudActivities:
 
     @activity.defn(name=activity_names.CHECK_FRAUD)
     async def check(self, request: FraudCheckRequest) -> FraudResult:
+        """The rules' result, with the policy the workflow follows next (screening, review)."""
+        rules = await self._rules(request)
+        return rules.model_copy(update={"policy": self._settings.policy(rules)})
+
+    async def _rules(self, request: FraudCheckRequest) -> FraudResult:
         settings = self._settings
         if not settings.enabled:
             return score(request, VelocityCounts(), settings)

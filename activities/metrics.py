@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -64,8 +65,16 @@ class GatewayOutcome(StrEnum):
     ERROR = "error"  # not a gateway answer at all (a bug): Temporal retries the activity
 
 
+class OutcomeListener(Protocol):
+    def record(self, gateway: str, outcome: GatewayOutcome) -> None: ...
+
+
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, health: OutcomeListener | None = None
+    ) -> None:
+        """`health` also hears every outcome: the routing circuits (activities/routing/health.py)."""
+        self.health = health
         self.registry = registry if registry is not None else CollectorRegistry()
         self._calls = Counter(
             "durapay_gateway_calls",
@@ -84,6 +93,8 @@ class GatewayMetrics:
     def observe(self, gateway: str, operation: str, outcome: GatewayOutcome, seconds: float) -> None:
         self._calls.labels(gateway, operation, outcome.value).inc()
         self._duration.labels(gateway, operation).observe(seconds)
+        if self.health is not None:
+            self.health.record(gateway, outcome)
 
 
 # From a payment's creation to its end: seconds for a card, minutes for 3-D Secure or a QR code,
@@ -104,6 +115,8 @@ FAILURE_REASONS = frozenset(
         "payment_failed",
         "authentication_failed",
         "blocked_by_fraud_check",
+        "rejected_in_review",
+        "review_timeout",
         "action_timeout",
         "authorization_expired",
         "cancelled",
@@ -125,8 +138,13 @@ FAILURE_REASONS = frozenset(
 )
 
 # Statuses a payment should leave on its own; one that stays is what the alerts look for.
-# (A review status does not exist yet: add it here when the workflow gains one.)
-WAITING_STATUSES = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN)
+# A payment held for review waits for a person, up to its review deadline (24 h by default).
+WAITING_STATUSES = (
+    PaymentStatus.PENDING,
+    PaymentStatus.AUTHORIZING,
+    PaymentStatus.OUTCOME_UNKNOWN,
+    PaymentStatus.REQUIRES_REVIEW,
+)
 WAITING_REFRESH_SECONDS = 30.0
 
 

@@ -59,6 +59,7 @@ from workflows.domain import (
     PaymentStatus,
     PaymentView,
     RefundStatus,
+    RoutingRequest,
 )
 from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
 from workflows.money import MoneyError, to_minor
@@ -394,7 +395,12 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
 def create_status(view: PaymentView) -> int:
     if view.status in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
         return 201
-    if view.status in (PaymentStatus.AUTHORIZING, PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN):
+    if view.status in (
+        PaymentStatus.AUTHORIZING,
+        PaymentStatus.PENDING,
+        PaymentStatus.OUTCOME_UNKNOWN,
+        PaymentStatus.REQUIRES_REVIEW,
+    ):
         return 202
     if view.status is PaymentStatus.FAILED:
         return 402
@@ -412,6 +418,7 @@ async def create_payment(request: web.Request) -> web.Response:
     profile = _check_profile(deps, caller.merchant_id, body)
     payment_id = await stored_payment_id(deps, caller, key)
     amount = body.money()
+    settings = deps.settings_for(amount.currency)
     payment_input = PaymentInput(
         payment_id=payment_id,
         merchant_id=caller.merchant_id,
@@ -428,7 +435,11 @@ async def create_payment(request: web.Request) -> web.Response:
         description=body.description,
         metadata=body.metadata,
         request_fingerprint=fingerprint(requested),
-        settings=deps.settings_for(amount.currency),
+        settings=settings,
+        # No gateway named: the worker's routing rules may choose another (workflows/payment.py).
+        routing=RoutingRequest(merchant=caller.merchant_id)
+        if body.gateway is None and settings.routing_rules
+        else None,
     )
     await limit_attempts(deps, payment_input)
     payment_id = await started_payment_id(deps, caller, key, payment_id)

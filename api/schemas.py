@@ -41,6 +41,8 @@ from workflows.domain import (
     PaymentView,
     RefundStatus,
     RefundView,
+    ReviewDecisionKind,
+    RoutingView,
     WalletMethod,
 )
 from workflows.gateway_io import MERCHANT_METADATA_MAX_KEYS, RESERVED_METADATA_PREFIX
@@ -235,6 +237,13 @@ class CancelPayment(Request):
     reason: Literal["duplicate", "fraudulent", "requested_by_customer", "abandoned"] = "requested_by_customer"
 
 
+class ReviewPayment(Request):
+    """An operator's decision on a payment held for review (POST /v1/payments/{id}/review)."""
+
+    decision: ReviewDecisionKind
+    note: str | None = Field(default=None, max_length=500)
+
+
 class CreateRefund(Request):
     amount: DecimalString | None = None  # none: everything not yet refunded
     reason: str | None = Field(default=None, max_length=200)
@@ -315,6 +324,15 @@ class FraudOut(BaseModel):
     decision: str
 
 
+class ReviewOut(BaseModel):
+    requested_at: datetime
+    deadline: datetime
+    decision: ReviewDecisionKind | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    decided_at: datetime | None = None
+
+
 class PaymentOut(BaseModel):
     id: str
     status: PaymentStatus
@@ -331,6 +349,8 @@ class PaymentOut(BaseModel):
     next_action: NextAction | None = None
     failure: FailureOut | None = None
     fraud: FraudOut | None = None
+    review: ReviewOut | None = None
+    routing: RoutingView | None = None  # the gateway routing chose and why; None: named or default
     refunds: list[RefundOut] = Field(default_factory=list)
     disputes: list[DisputeOut] = Field(default_factory=list)
     provider_payment_id: str | None = None
@@ -359,6 +379,8 @@ class PaymentOut(BaseModel):
             next_action=view.next_action,
             failure=FailureOut.of(view.failure),
             fraud=FraudOut(score=view.fraud.score, decision=view.fraud.decision) if view.fraud else None,
+            review=ReviewOut.model_validate(view.review.model_dump()) if view.review else None,
+            routing=view.routing,
             refunds=[RefundOut.of(view.id, refund) for refund in view.refunds],
             disputes=[DisputeOut.of(dispute) for dispute in view.disputes],
             provider_payment_id=view.provider_payment_id,

@@ -145,11 +145,14 @@ def config_check(config: DurapayConfig) -> int:
     """Validate everything a worker or API process validates at start, gateway sections and fraud
     rules included, without connecting to anything; print the result with secrets masked."""
     from workers.temporal_tls import check_security
-    from workers.worker import fraud_settings, gateway_registry
+    from workers.worker import fraud_settings, gateway_registry, routing_settings
 
     fraud = fraud_settings(config)
     registry = gateway_registry(config)
-    asyncio.run(registry.aclose())
+    try:
+        routing_settings(config, registry)
+    finally:
+        asyncio.run(registry.aclose())
     connection = check_security(config.temporal)
     shown = config.masked()
     shown["fraud_detection"] = fraud.model_dump(mode="json")  # the effective rules, defaults included

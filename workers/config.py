@@ -132,16 +132,20 @@ class PaymentConfig(PaymentPolicy):
     # `[payment.<gateway>]` tables, validated by the gateway registry. Hidden from repr: they hold
     # provider secrets as plain strings until the registry turns them into SecretStr.
     gateways: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
+    # `[payment.routing]`: validated against `activities.routing.rules.RoutingSettings` by the
+    # worker (`routing_settings()`), like [fraud_detection]; not a gateway section.
+    routing: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _collect_gateway_sections(cls, data: Any) -> Any:
-        """TOML nests `[payment.stripe]` inside `[payment]`: every table-valued key is a gateway."""
+        """TOML nests `[payment.stripe]` inside `[payment]`: every table-valued key but `routing`
+        is a gateway."""
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
         gateways = dict(data.pop("gateways", None) or {})
-        for key in [k for k, v in data.items() if isinstance(v, Mapping)]:
+        for key in [k for k, v in data.items() if isinstance(v, Mapping) and k != "routing"]:
             gateways[key] = {**gateways.get(key, {}), **data.pop(key)}
         data["gateways"] = gateways
         return data
@@ -218,7 +222,11 @@ class PaymentConfig(PaymentPolicy):
     def settings_for(self, currency: str) -> PaymentSettings:
         """The settings a payment in `currency` starts with (fixed for its whole life)."""
         policy = {name: getattr(self, name) for name in PaymentPolicy.model_fields}
-        return PaymentSettings(**policy, tds_threshold_minor=self.tds_threshold_minor(currency))
+        return PaymentSettings(
+            **policy,
+            tds_threshold_minor=self.tds_threshold_minor(currency),
+            routing_rules=bool(self.routing.get("rules")),
+        )
 
 
 class ApiConfig(ApiLimits):

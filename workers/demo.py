@@ -23,6 +23,8 @@ from activities.gateways.demo_flow import DemoError, DemoFlow, Payment, summary
 from activities.gateways.mock import GATEWAY_ID as MOCK
 from activities.gateways.mock.adapter import MockGateway
 from activities.gateways.plugins import PLUGINS
+from workers.demo_review import FLOWS as REVIEW_FLOWS
+from workers.demo_review import review_defaults
 from workers.fake_providers.local import FakeProviders
 from workflows.client import workflow_id
 
@@ -41,7 +43,8 @@ def demo_defaults() -> dict[str, Any]:
             "risk_threshold": DEMO_RISK_THRESHOLD,
             # The mock ledger lives in this process only, so a per-process secret is enough.
             "mock": {"enabled": True, "webhook_secret": secrets.token_hex(16)},
-        }
+        },
+        **review_defaults(),
     }
 
 
@@ -139,7 +142,7 @@ def demo_flows(mock: MockGateway, providers: FakeProviders | None) -> list[tuple
         for plugin in PLUGINS.values()
         if plugin.id in targets
         for flow in plugin.load_demo_flows()
-    ]
+    ] + [(flow, mock) for flow in REVIEW_FLOWS]
 
 
 async def run_demo(

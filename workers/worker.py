@@ -48,6 +48,9 @@ from temporalio.worker import Worker
 from activities.customers import CustomerActivities
 from activities.event_verification import EventVerification
 from activities.fraud import FraudActivities, FraudSettings
+from activities.fraud_providers.activities import FraudScreeningActivities
+from activities.fraud_providers.base import FraudProvider
+from activities.fraud_providers.registry import build_providers, close_providers
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
@@ -56,6 +59,9 @@ from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
 from activities.reopen import Reopener
+from activities.routing.activity import RoutingActivities
+from activities.routing.health import GatewayHealth
+from activities.routing.rules import RoutingSettings
 from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
@@ -134,6 +140,25 @@ def fraud_settings(config: DurapayConfig) -> FraudSettings:
         raise ConfigError(f"invalid configuration: {problems}") from None
 
 
+def routing_settings(config: DurapayConfig, registry: GatewayRegistry) -> RoutingSettings:
+    """`[payment.routing]`, whose candidates must be enabled gateways."""
+    try:
+        settings = RoutingSettings.model_validate(config.payment.routing)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"payment.routing.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    for number, rule in enumerate(settings.rules, 1):
+        unknown = [g for g in rule.gateways if g not in registry]
+        if unknown:
+            raise ConfigError(
+                f"payment.routing rule {number}: {', '.join(unknown)} is not an enabled gateway"
+            )
+    return settings
+
+
 def gateway_registry(config: DurapayConfig) -> GatewayRegistry:
     """The enabled gateways; the default gateway must be one of them."""
     try:
@@ -204,16 +229,23 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Clients of the screening services configured under [fraud_detection.<provider>].
+    fraud_providers: dict[str, FraudProvider] = field(default_factory=dict)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     # Holds the HTTP session merchant webhooks are sent with.
     merchant_webhooks: MerchantWebhookActivities = field(init=False)
 
     tracing: Tracing | None = None
     # Served with the gateway metrics, from the same registry.
     payment_metrics: PaymentMetrics = field(init=False)
+    # The routing circuits: they hear every gateway call outcome the metrics count.
+    gateway_health: GatewayHealth = field(init=False)
 
     def __post_init__(self) -> None:
         self.merchant_webhooks = MerchantWebhookActivities(self.store, self.config.merchant_endpoint)
         self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
+        self.gateway_health = GatewayHealth(self.routing.circuit)
+        self.gateway_metrics.health = self.gateway_health
 
     @classmethod
     async def open(cls, config: DurapayConfig, *, migrate_database: bool = False) -> Runtime:
@@ -225,6 +257,7 @@ class Runtime:
         registry = gateway_registry(config)
         url = config.database.url.get_secret_value()
         try:
+            routing = routing_settings(config, registry)
             if migrate_database:
                 await prepare_database(config)
             engine = create_engine(url)
@@ -233,7 +266,18 @@ class Runtime:
             raise
         store = PaymentStore(engine)
         tracing = Tracing.start(config.telemetry)
-        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec, tracing=tracing)
+        return cls(
+            config,
+            engine,
+            store,
+            registry,
+            SqlOrderLedger(engine),
+            fraud,
+            codec,
+            tracing=tracing,
+            fraud_providers=build_providers(fraud),
+            routing=routing,
+        )
 
     def client(self, client: Client) -> Client:
         """`client`'s connection as this runtime's processes use it: the configured data converter
@@ -252,6 +296,7 @@ class Runtime:
         return CustomerStore(self.engine)  # stateless over the engine: cheap to make per use
 
     async def aclose(self) -> None:
+        await close_providers(self.fraud_providers)
         await self.registry.aclose()
         await self.merchant_webhooks.aclose()
         await self.engine.dispose()
@@ -277,6 +322,10 @@ def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
+        *FraudScreeningActivities(runtime.fraud_providers).definitions(),
+        *RoutingActivities(
+            runtime.routing, runtime.registry.profiles(), runtime.gateway_health
+        ).definitions(),
         *store.definitions(),
         *runtime.merchant_webhooks.definitions(),
         *EventVerification(runtime.config.event_proof.event_keys()).definitions(),

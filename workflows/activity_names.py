@@ -13,6 +13,10 @@ RELEASE_ORDER = "orders.release"
 CONFIRM_ORDER = "orders.confirm"
 
 CHECK_FRAUD = "fraud.check"
+SCREEN_FRAUD = "fraud.screen"
+FRAUD_FEEDBACK = "fraud.feedback"
+
+ROUTE_PAYMENT = "routing.choose"
 
 RECORD_TRANSITION = "store.record_transition"
 

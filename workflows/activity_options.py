@@ -56,3 +56,28 @@ GATEWAY_LOOKUP = ActivityOptions(
         maximum_interval=timedelta(minutes=2),
     ),
 )
+
+# A fraud screening service: asked before any money moves, so its budget is short. When it stays
+# unreachable the payment does not wait: the policy's `on_provider_error` decides (see
+# workflows/payment.py).
+FRAUD_SCREENING = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=4),
+    schedule_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=4),
+    ),
+)
+
+# Telling a screening service what became of a payment trains its model; nothing waits on it. It is
+# retried for a day, then given up (the service's console still shows the order).
+FRAUD_FEEDBACK = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=15),
+    schedule_to_close_timeout=timedelta(days=1),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=30),
+    ),
+)

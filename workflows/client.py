@@ -33,7 +33,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows import search_attributes as sa
 from workflows.domain import CardMethod, PaymentInput, PaymentStatus, PaymentView, RefundView
 from workflows.gateway_io import GatewayEvent
-from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
+from workflows.messages import (
+    ActionCompleted,
+    CancelRequest,
+    CaptureRequest,
+    DecisionRequest,
+    RefundRequest,
+    ReviewDecision,
+)
 from workflows.payment import PaymentWorkflow
 
 
@@ -177,6 +184,15 @@ class PaymentWorkflows:
         with _running(payment_id):
             return await self._handle(payment_id).execute_update(
                 PaymentWorkflow.cancel, request, id=f"cancel:{idempotency_token}"
+            )
+
+    async def review(
+        self, payment_id: str, request: ReviewDecision, *, idempotency_token: str
+    ) -> PaymentView:
+        """An operator's decision on a payment held for review; `idempotency_token` as for `capture`."""
+        with _running(payment_id):
+            return await self._handle(payment_id).execute_update(
+                PaymentWorkflow.review, request, id=f"review:{idempotency_token}"
             )
 
     async def refund(self, payment_id: str, request: RefundRequest) -> RefundView:

@@ -28,6 +28,9 @@ class PaymentStatus(StrEnum):
     PENDING = "pending"  # accepted, checks running
     AUTHORIZING = "authorizing"  # waiting for the customer (3-D Secure, redirect, QR) or the provider
     OUTCOME_UNKNOWN = "outcome_unknown"  # a gateway call was sent but its result is not known yet
+    # Held by the fraud check for an operator: a card is authorized, not captured; other methods
+    # have nothing at the provider yet.
+    REQUIRES_REVIEW = "requires_review"
     AUTHORIZED = "authorized"
     PAID = "paid"
     FAILED = "failed"
@@ -117,10 +120,43 @@ class FraudDecision(StrEnum):
     BLOCK = "block"
 
 
+class FraudPolicy(Contract):
+    """How a payment's fraud check goes on after the rules, fixed when the rules ran (the worker's
+    `[fraud_detection]` at that moment): the workflow cannot read configuration itself."""
+
+    # The screening service to ask next; None: the rules decided alone.
+    provider: str | None = None
+    # What a provider that stays unreachable past its short retry budget counts as.
+    on_provider_error: FraudDecision = FraudDecision.REVIEW
+    # How long a payment held for review waits for an operator before it is rejected.
+    review_timeout_seconds: int = Field(default=24 * 3600, gt=0)
+
+
 class FraudResult(Contract):
-    score: int = Field(ge=0, le=100)
+    score: int = Field(ge=0, le=100)  # 0-100, higher is riskier, whoever scored it
     decision: FraudDecision
     reasons: list[str] = Field(default_factory=list)
+    source: str = "rules"  # who decided: rules, or the screening service (sift, signifyd, kount)
+    # The screening service's own id for this payment (Sift run id, signifydId, Kount orderId).
+    reference: str | None = None
+    policy: FraudPolicy | None = None  # None: recorded before screening services existed
+
+
+class ReviewDecisionKind(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ReviewView(Contract):
+    """A manual review: asked for when the fraud check said `review`, decided by an operator (the
+    API key id, or whoever sent the update from the Temporal UI) or by the clock."""
+
+    requested_at: datetime
+    deadline: datetime  # no decision by then: rejected
+    decision: ReviewDecisionKind | None = None
+    decided_by: str | None = None  # API key id, "temporal-ui", or "timeout"
+    note: str | None = None
+    decided_at: datetime | None = None
 
 
 class RefundStatus(StrEnum):
@@ -188,6 +224,23 @@ class PaymentSettings(PaymentPolicy):
     """The part of the configuration a payment is started with; fixed for its whole life."""
 
     tds_threshold_minor: int | None = None  # ask the gateway for 3-D Secure at or above this amount
+    # `[payment.routing]` has rules: a request naming no gateway is routed by the worker.
+    routing_rules: bool = False
+
+
+class RoutingRequest(Contract):
+    """Sent by the API when the request names no gateway: the worker's routing rules choose one
+    (by currency, method, amount, merchant) among the healthy candidates, before any money moves."""
+
+    merchant: str  # the merchant whose API key created the payment
+
+
+class RoutingView(Contract):
+    """Which gateway routing chose for the payment, and why."""
+
+    gateway: str
+    reason: str  # e.g. "rule 1: first healthy candidate", "rule 1: stripe unhealthy, next candidate"
+    skipped: list[str] = Field(default_factory=list)  # candidates passed over (circuit open)
 
 
 class PaymentInput(Contract):
@@ -214,6 +267,8 @@ class PaymentInput(Contract):
     # The gateway's own customer, for a saved payment method (which the gateway only charges
     # together with the customer it was saved for); `customer_id` stays the merchant's.
     provider_customer_id: str | None = None
+    # None: the request named its gateway (never rerouted), or it was started before routing.
+    routing: RoutingRequest | None = None
 
 
 class PaymentView(Contract):
@@ -236,6 +291,8 @@ class PaymentView(Contract):
     next_action: NextAction | None = None
     failure: Failure | None = None
     fraud: FraudResult | None = None
+    review: ReviewView | None = None
+    routing: RoutingView | None = None
     refunds: list[RefundView] = Field(default_factory=list)
     disputes: list[DisputeView] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)

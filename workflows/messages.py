@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from workflows.domain import Contract
+from workflows.domain import Contract, ReviewDecisionKind
 
 
 class DecisionRequest(Contract):
@@ -32,3 +32,12 @@ class ActionCompleted(Contract):
     """The customer is back from 3-D Secure / the redirect. Only a hint: the workflow asks the gateway."""
 
     data: dict[str, str] = Field(default_factory=dict)
+
+
+class ReviewDecision(Contract):
+    """An operator's decision on a payment held for review. `decided_by` is set by the API (the
+    API key id); an update sent from the Temporal UI without it is recorded as "temporal-ui"."""
+
+    decision: ReviewDecisionKind
+    note: str | None = Field(default=None, max_length=500)
+    decided_by: str | None = Field(default=None, max_length=128)

@@ -52,6 +52,21 @@ LONG_LIVED_PAYMENTS = Patch(
     kept_histories="long-lived-payments",
 )
 
+FRAUD_SCREENING = Patch(
+    id="fraud-screening",
+    since=date(2026, 12, 6),
+    why="after the rules, a screening service (Sift, Signifyd, Kount) is asked, a `review` decision "
+    "holds the payment for an operator, and the service hears what became of the payment",
+    kept_histories=None,
+)
+
+GATEWAY_ROUTING = Patch(
+    id="gateway-routing",
+    since=date(2026, 12, 6),
+    why="a request that names no gateway is routed by the worker's rules and circuits (a local step) "
+    "before anything else",
+    kept_histories=None,
+)
 
 VERIFIED_GATEWAY_EVENTS = Patch(
     id="verified-gateway-events",
@@ -68,5 +83,7 @@ ALL = (
     FEWER_LOCAL_STEPS,
     INDEX_PROVIDER_PAYMENT_ID,
     LONG_LIVED_PAYMENTS,
+    FRAUD_SCREENING,
+    GATEWAY_ROUTING,
     VERIFIED_GATEWAY_EVENTS,
 )

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import activity_names as act
     from workflows import search_attributes as sa
-    from workflows.activity_options import LOCAL_STEP
+    from workflows.activity_options import FRAUD_FEEDBACK, LOCAL_STEP
+    from workflows.activity_options import FRAUD_SCREENING as FRAUD_SCREENING_CALL
     from workflows.domain import (
         CaptureMethod,
         CardMethod,
@@ -36,8 +37,11 @@ with workflow.unsafe.imports_passed_through():
         PaymentStatus,
         PaymentView,
         RefundView,
+        ReviewDecisionKind,
+        RoutingRequest,
     )
     from workflows.event_proof import EventCheck, ProofCheck
+    from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict
     from workflows.gateway_io import GatewayEvent, GatewayPaymentStatus, GatewayResult
     from workflows.ledger_io import (
         FraudCheckRequest,
@@ -53,9 +57,12 @@ with workflow.unsafe.imports_passed_through():
         CaptureRequest,
         DecisionRequest,
         RefundRequest,
+        ReviewDecision,
     )
     from workflows.patches import (
         FEWER_LOCAL_STEPS,
+        FRAUD_SCREENING,
+        GATEWAY_ROUTING,
         INDEX_PROVIDER_PAYMENT_ID,
         LONG_LIVED_PAYMENTS,
         VERIFIED_GATEWAY_EVENTS,
@@ -74,8 +81,12 @@ with workflow.unsafe.imports_passed_through():
         Record,
         RefundLatePayment,
         Refusal,
+        SendFraudFeedback,
         failure_for,
+        screened,
     )
+    from workflows.rejections import Rejection
+    from workflows.routing_io import RoutingCall, RoutingDecision
     from workflows.validation import validate_payment
 
 MAX_POLL_INTERVAL = timedelta(minutes=10)
@@ -98,9 +109,11 @@ class PaymentWorkflow:
         self._action: ActionCompleted | None = None
         self._capture_request: CaptureRequest | None = None
         self._cancel_request: CancelRequest | None = None
+        self._review_request: ReviewDecision | None = None
         self._gateway = PaymentGateway(input, self._state, outcome_unknown=self._outcome_unknown)
         # Records for the store that ride along with the next transition (see `_apply_event`).
         self._carried: list[PaymentEventRecord] = []
+        self._feedback_tasks: set[asyncio.Task[None]] = set()  # fraud feedback under way
 
     @property
     def _view(self) -> PaymentView:
@@ -116,7 +129,9 @@ class PaymentWorkflow:
                 await self._transition(None, "payment.reopened")
                 return await self._live(workflow.now() + REOPENED_FOR)
             return await self._live(self._end_of_life())
-        failure = validate_payment(input.gateway, input.amount, input.method, input.capture_method)
+        if input.routing is not None and workflow.patched(GATEWAY_ROUTING.id):
+            await self._route(input.routing)
+        failure = validate_payment(self._input.gateway, input.amount, input.method, input.capture_method)
         if failure:
             await self._fail(failure, release_order=False)
             return await self._close(settle=False)
@@ -149,7 +164,7 @@ class PaymentWorkflow:
                 fraud, _ = await asyncio.gather(
                     self._check_fraud(), self._transition(None, "payment.created")
                 )
-                if await self._blocked_by(fraud):
+                if await self._blocked_by(await self._screen(fraud)):
                     return await self._close(settle=False)
             else:
                 await self._transition(None, "payment.created")
@@ -157,11 +172,74 @@ class PaymentWorkflow:
             if input.settings.enable_fraud_check and await self._blocked_by(await self._check_fraud()):
                 return await self._close(settle=False)
             await self._transition(None, "payment.created")
+        held = self._state.needs_review() and workflow.patched(FRAUD_SCREENING.id)
+        if held and not self._state.review_after_authorization():
+            # Nothing is created at the provider (no QR code, no redirect) before an approval.
+            if not await self._review():
+                await self._run([self._state.review_rejection()])
+                return await self._close(settle=False)
+        self._state.authorize_for_review = held and self._state.review_after_authorization()
         result = await self._gateway.authorize()
         await self._follow(result)
+        if self._view.status is PaymentStatus.REQUIRES_REVIEW:
+            # The card is authorized, not captured: approve captures, reject voids.
+            if not await self._review():
+                finish = self._state.review_rejection()
+                await self._void("fraudulent", finish.failure)
+                return await self._close()
         if self._view.status is PaymentStatus.AUTHORIZED:
             await self._capture_phase()
         return await self._close()
+
+    async def _review(self) -> bool:
+        """Hold the payment for an operator until a decision (the `review` update), a cancel, or
+        the policy's deadline, which rejects. True when approved."""
+        if self._view.status is not PaymentStatus.REQUIRES_REVIEW:
+            await self._run(self._state.begin_review())
+        review = self._view.review
+        assert review is not None
+        request: ReviewDecision | None = None
+        try:
+            await workflow.wait_condition(
+                lambda: self._review_request is not None or self._cancel_request is not None,
+                timeout=max(review.deadline - workflow.now(), timedelta(seconds=1)),
+                timeout_summary="waiting for a review decision",
+            )
+            request = self._review_request or ReviewDecision(
+                decision=ReviewDecisionKind.REJECT,
+                note=self._cancel_request.reason if self._cancel_request else None,
+                decided_by="cancel",
+            )
+        except TimeoutError:
+            pass  # nobody decided in time: rejected
+        await self._run(self._state.decide_review(request))
+        return self._state.review_approved()
+
+    async def _route(self, request: RoutingRequest) -> None:
+        """Choose the gateway before anything moves money, once: a declined payment is never
+        retried elsewhere (tokens are per provider; card networks limit re-attempts)."""
+        default = self._input.gateway
+        decision: RoutingDecision = await workflow.execute_local_activity(
+            act.ROUTE_PAYMENT,
+            RoutingCall(
+                amount=self._input.amount,
+                method=self._input.method,
+                merchant=request.merchant,
+                default=default,
+            ),
+            result_type=RoutingDecision,
+            **LOCAL_STEP,
+        )
+        self._input = self._state.route(decision)
+        self._gateway = PaymentGateway(self._input, self._state, outcome_unknown=self._outcome_unknown)
+        if decision.gateway.id != default.id:
+            workflow.upsert_search_attributes([sa.GATEWAY.value_set(decision.gateway.id)])
+        # On the record with the payment's first transition.
+        self._carried.append(
+            PaymentEventRecord(
+                type="payment.routed", data={"gateway": decision.gateway.id, "reason": decision.reason}
+            )
+        )
 
     async def _check_fraud(self) -> FraudResult:
         method = self._input.method
@@ -182,6 +260,63 @@ class PaymentWorkflow:
             **LOCAL_STEP,
         )
         return fraud
+
+    async def _screen(self, rules: FraudResult) -> FraudResult:
+        """Ask the screening service the rules left the payment to, if any. Its budget is short:
+        when it stays unreachable (or refuses the request) the policy's fallback decides, and the
+        payment goes on."""
+        policy = rules.policy
+        if policy is None or policy.provider is None or not workflow.patched(FRAUD_SCREENING.id):
+            return rules
+        inp = self._input
+        card = inp.method if isinstance(inp.method, CardMethod) else None
+        call = ScreeningCall(
+            provider=policy.provider,
+            payment_id=inp.payment_id,
+            order_id=inp.order_id,
+            amount=inp.amount,
+            method_type=inp.method.type,
+            gateway=inp.gateway.id,
+            card_last4=card.last4 if card else None,
+            card_brand=card.brand if card else None,
+            card_country=card.country if card else None,
+            card_fingerprint=card.fingerprint if card else None,
+            customer_id=inp.customer_id,
+            customer_email=inp.customer_email,
+            customer_ip=inp.customer_ip,
+        )
+        try:
+            verdict: ScreeningVerdict | None = await workflow.execute_activity(
+                act.SCREEN_FRAUD,
+                call,
+                result_type=ScreeningVerdict,
+                summary=f"screen with {policy.provider}",
+                **FRAUD_SCREENING_CALL,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("fraud screening by %s failed: %s", policy.provider, err.cause)
+            verdict = None
+        return screened(rules, verdict)
+
+    def _send_feedback(self, call: FeedbackCall) -> None:
+        """Start the feedback call beside the payment: nothing waits for it, and a service that
+        never takes it costs the payment nothing (the failure is logged)."""
+
+        async def send() -> None:
+            try:
+                await workflow.execute_activity(
+                    act.FRAUD_FEEDBACK,
+                    call,
+                    result_type=bool,
+                    summary=f"{call.kind.value} feedback to {call.provider}",
+                    **FRAUD_FEEDBACK,
+                )
+            except ActivityError as err:
+                workflow.logger.warning("fraud feedback to %s failed: %s", call.provider, err.cause)
+
+        task = asyncio.create_task(send())
+        self._feedback_tasks.add(task)
+        task.add_done_callback(self._feedback_tasks.discard)
 
     async def _blocked_by(self, fraud: FraudResult) -> bool:
         failure = self._state.fraud_failure(fraud)
@@ -477,6 +612,8 @@ class PaymentWorkflow:
                 await self._confirm_paid()
             elif isinstance(effect, RefundLatePayment):
                 await self._refund(effect.request)
+            elif isinstance(effect, SendFraudFeedback):
+                self._send_feedback(effect.call)
 
     async def _confirm_paid(self) -> None:
         confirm = workflow.execute_local_activity(
@@ -625,6 +762,22 @@ class PaymentWorkflow:
     @refund.validator
     def _validate_refund(self, request: RefundRequest) -> None:
         _reject(self._state.refund_refusal(request))
+
+    @workflow.update
+    async def review(self, request: ReviewDecision) -> PaymentView:
+        """An operator's decision on a payment held for review (API or Temporal UI). Answers once the
+        payment has moved on: captured, cancelled, or waiting for the merchant's capture."""
+        self._review_request = request
+        await workflow.wait_condition(self._state.review_answered)
+        return self._view
+
+    @review.validator
+    def _validate_review(self, request: ReviewDecision) -> None:
+        if self._review_request is not None:  # another decision arrived first, not yet applied
+            raise ApplicationError(
+                "the payment's review is being decided", type=Rejection.INVALID_STATE, non_retryable=True
+            )
+        _reject(self._state.review_refusal(request))
 
     @workflow.signal
     def action_completed(self, completion: ActionCompleted) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from workflows.domain import (
@@ -33,7 +33,11 @@ from workflows.domain import (
     PaymentView,
     RefundStatus,
     RefundView,
+    ReviewDecisionKind,
+    ReviewView,
+    RoutingView,
 )
+from workflows.fraud_io import FeedbackCall, FeedbackKind, ScreeningVerdict, strictest
 from workflows.gateway_io import (
     GatewayEvent,
     GatewayEventKind,
@@ -41,10 +45,17 @@ from workflows.gateway_io import (
     GatewayResult,
     RefundResult,
 )
-from workflows.messages import CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
+from workflows.messages import (
+    CancelRequest,
+    CaptureRequest,
+    DecisionRequest,
+    RefundRequest,
+    ReviewDecision,
+)
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
 from workflows.payment_resume import SEEN_EVENT_IDS_KEPT
 from workflows.rejections import Rejection
+from workflows.routing_io import RoutingDecision
 
 # Statuses in which the payment is waiting on the customer or the provider.
 OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN)
@@ -54,7 +65,12 @@ SETTLED = (
     PaymentStatus.REFUNDED,
     PaymentStatus.DISPUTED,
 )
-CANCELLABLE = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.AUTHORIZED)
+CANCELLABLE = (
+    PaymentStatus.PENDING,
+    PaymentStatus.AUTHORIZING,
+    PaymentStatus.AUTHORIZED,
+    PaymentStatus.REQUIRES_REVIEW,
+)
 _DISPUTE_CLOSED_IN_OUR_FAVOUR = ("won", "warning_closed")
 # What a capture (or the lookup after one with an unknown outcome) may answer while the money is
 # still only held: the capture has not happened, or not yet.
@@ -118,7 +134,14 @@ class RefundLatePayment:
     )
 
 
-Effect = Record | Finish | ConfirmPaid | RefundLatePayment
+@dataclass(frozen=True)
+class SendFraudFeedback:
+    """Tell the screening service what became of the payment; nothing waits for it."""
+
+    call: FeedbackCall
+
+
+Effect = Record | Finish | ConfirmPaid | RefundLatePayment | SendFraudFeedback
 
 
 class Refusal(NamedTuple):
@@ -167,10 +190,23 @@ class PaymentState:
         # Refund notifications that overtook the payment's own confirmation: applied once it settles.
         self.held_refund_events: list[GatewayEvent] = []
         self.refunds_in_flight: set[str] = set()  # refund ids whose gateway call has not returned
+        # Held for review after authorization: authorize only, whatever the capture settings.
+        self.authorize_for_review = False
 
     @property
     def status(self) -> PaymentStatus:
         return self.view.status
+
+    # ------------------------------------------------------------ routing
+
+    def route(self, decision: RoutingDecision) -> PaymentInput:
+        """Take the gateway routing chose (before anything happened); the input from now on."""
+        self._input = self._input.model_copy(update={"gateway": decision.gateway})
+        self.view.gateway = decision.gateway.id
+        self.view.routing = RoutingView(
+            gateway=decision.gateway.id, reason=decision.reason, skipped=decision.skipped
+        )
+        return self._input
 
     # ------------------------------------------------------------ across runs
 
@@ -220,12 +256,27 @@ class PaymentState:
             lines.append(f"captured {view.amount.with_minor(view.captured_minor)}")
         if view.refunded_minor:
             lines.append(f"refunded {view.amount.with_minor(view.refunded_minor)}")
+        if view.routing:
+            lines.append(f"routed to {view.routing.gateway}: {view.routing.reason}")
         if view.failure:
             lines.append(f"failure: `{view.failure.code}` {view.failure.message}")
         if view.next_action:
             lines.append(f"waiting for the customer: {view.next_action.type.value}")
         if view.disputes:
             lines.append("disputes: " + ", ".join(f"{d.dispute_id} ({d.status})" for d in view.disputes))
+        if view.fraud and (view.fraud.decision is not FraudDecision.ALLOW or view.fraud.source != "rules"):
+            reasons = ", ".join(view.fraud.reasons) or "no reasons given"
+            lines.append(
+                f"fraud: {view.fraud.decision.value} by {view.fraud.source}, score {view.fraud.score} ({reasons})"
+            )
+        review = view.review
+        if review and review.decision is None:
+            lines.append(
+                f"held for review until {review.deadline:%Y-%m-%d %H:%M} UTC: "
+                "decide with the `review` update (approve / reject) or POST /v1/payments/{id}/review"
+            )
+        elif review:
+            lines.append(f"review: {review.decision.value if review.decision else ''} by {review.decided_by}")
         return "\n\n".join(lines)
 
     # ------------------------------------------------------------ checks before the gateway
@@ -240,12 +291,37 @@ class PaymentState:
             message=f"risk score {fraud.score} is above the threshold: " + ", ".join(fraud.reasons),
         )
 
+    def fraud_feedback(self, kind: FeedbackKind, event: GatewayEvent | None = None) -> list[Effect]:
+        """Feedback for the screening service that decided this payment; none when the rules
+        decided alone (or the service never answered: it has no order to attach it to)."""
+        fraud = self.view.fraud
+        if fraud is None or fraud.policy is None or fraud.source != fraud.policy.provider:
+            return []
+        view = self.view
+        call = FeedbackCall(
+            provider=fraud.source,
+            kind=kind,
+            payment_id=view.id,
+            order_id=view.order_id,
+            amount=(event.amount if event and event.amount else None)
+            or view.amount.with_minor(view.captured_minor or view.amount.minor),
+            gateway=view.gateway,
+            customer_id=view.customer_id,
+            provider_payment_id=view.provider_payment_id,
+            reference=fraud.reference,
+            dispute_id=event.dispute_id if event else None,
+            dispute_reason=event.dispute_reason if event else None,
+        )
+        return [SendFraudFeedback(call)]
+
     def capture_now(self) -> bool:
         """Authorize and capture in one call? A gateway that cannot hold funds (wallets) captures on
-        payment, whatever the delay."""
+        payment, whatever the delay; a payment held for review is only authorized."""
         inp = self._input
-        return inp.capture_method is CaptureMethod.AUTOMATIC and (
-            inp.settings.capture_delay_seconds == 0 or not inp.gateway.supports_manual_capture
+        return (
+            not self.authorize_for_review
+            and inp.capture_method is CaptureMethod.AUTOMATIC
+            and (inp.settings.capture_delay_seconds == 0 or not inp.gateway.supports_manual_capture)
         )
 
     def request_three_ds(self) -> bool:
@@ -274,6 +350,10 @@ class PaymentState:
             if view.status in OPEN:
                 self.authorized_minor = result.authorized_minor or self._input.amount.minor
                 view.next_action = None
+                if self.authorize_for_review:
+                    # Straight into review: the caller waiting for a decision must not read
+                    # "authorized" as a payment cleared to ship.
+                    return self.begin_review(("payment.authorized",))
                 return [Record(PaymentStatus.AUTHORIZED, ("payment.authorized",))]
         elif status in (GatewayPaymentStatus.REQUIRES_ACTION, GatewayPaymentStatus.PROCESSING):
             if view.status in OPEN:
@@ -310,7 +390,7 @@ class PaymentState:
         view.captured_minor = captured_minor
         view.next_action = None
         view.failure = None
-        return [ConfirmPaid()]
+        return [ConfirmPaid(), *self.fraud_feedback(FeedbackKind.CAPTURED)]
 
     def paid(self) -> None:
         """Recorded paid: refund notifications that arrived before go first in the queue now."""
@@ -386,11 +466,15 @@ class PaymentState:
         elif kind in (GatewayEventKind.REFUND_SUCCEEDED, GatewayEventKind.REFUND_FAILED):
             return self._apply_refund_event(event)
         elif kind is GatewayEventKind.DISPUTE_OPENED or kind is GatewayEventKind.DISPUTE_CLOSED:
+            new = not any(d.dispute_id == (event.dispute_id or event.event_id) for d in view.disputes)
             dispute_id = self._apply_dispute(event)
             settled = self.settled_status() if view.status in SETTLED else None
             # Named on the record: the merchant's dispute event says which dispute moved.
             data = {"dispute_id": dispute_id}
-            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",), data)]
+            record: list[Effect] = [Record(settled, (f"dispute.{event.dispute_status or kind.value}",), data)]
+            if new and kind is GatewayEventKind.DISPUTE_OPENED:
+                return [*record, *self.fraud_feedback(FeedbackKind.DISPUTED, event)]
+            return record
         return []
 
     def _apply_refund_event(self, event: GatewayEvent) -> list[Effect]:
@@ -527,6 +611,85 @@ class PaymentState:
             return PaymentStatus.PARTIALLY_REFUNDED
         return PaymentStatus.PAID
 
+    # ------------------------------------------------------------ manual review
+
+    def needs_review(self) -> bool:
+        """Did the fraud check hold the payment for an operator? Only a result with a policy (from
+        a version that knows reviews) holds: older payments went on, and replay must agree."""
+        fraud = self.view.fraud
+        return fraud is not None and fraud.policy is not None and fraud.decision is FraudDecision.REVIEW
+
+    def review_after_authorization(self) -> bool:
+        """A card on a gateway that can hold funds is authorized first and captured only once
+        approved; anything else (redirect, QR, wallets) is not created at the provider until then."""
+        return self._input.method.type == "card" and self._input.gateway.supports_manual_capture
+
+    def begin_review(self, events: tuple[str, ...] = ()) -> list[Effect]:
+        """Hold the payment for an operator; `events` already happened in the same step."""
+        fraud = self.view.fraud
+        assert fraud is not None and fraud.policy is not None
+        now = self._clock()
+        self.view.review = ReviewView(
+            requested_at=now, deadline=now + timedelta(seconds=fraud.policy.review_timeout_seconds)
+        )
+        data = {"score": str(fraud.score), "source": fraud.source}
+        return [Record(PaymentStatus.REQUIRES_REVIEW, (*events, "review.requested"), data)]
+
+    def review_refusal(self, request: ReviewDecision) -> Refusal | None:
+        review = self.view.review
+        if self.view.status is not PaymentStatus.REQUIRES_REVIEW or review is None or review.decision:
+            return Refusal(
+                Rejection.INVALID_STATE, f"a {self.view.status.value} payment is not waiting for review"
+            )
+        return None
+
+    def review_decided(self) -> bool:
+        return self.view.review is not None and self.view.review.decision is not None
+
+    def decide_review(self, request: ReviewDecision | None) -> list[Effect]:
+        """Record the decision (None: nobody decided in time, which rejects). The payment leaves
+        review for the status it had before: authorized (card) or pending."""
+        review = self.view.review
+        assert review is not None
+        if request is None:
+            review.decision, review.decided_by = ReviewDecisionKind.REJECT, "timeout"
+            event = "review.expired"
+        else:
+            review.decision, review.note = request.decision, request.note
+            review.decided_by = request.decided_by or "temporal-ui"
+            event = "review.approved" if request.decision is ReviewDecisionKind.APPROVE else "review.rejected"
+        review.decided_at = self._clock()
+        self.authorize_for_review = False
+        back = PaymentStatus.AUTHORIZED if self.authorized_minor else PaymentStatus.PENDING
+        data = {"decided_by": review.decided_by or ""}
+        if review.note:
+            data["note"] = review.note
+        return [Record(back, (event,), data)]
+
+    def review_approved(self) -> bool:
+        return self.view.review is not None and self.view.review.decision is ReviewDecisionKind.APPROVE
+
+    def review_rejection(self) -> Finish:
+        """How a rejected (or expired) review ends the payment: cancelled, the order released."""
+        review = self.view.review
+        if review is not None and review.decided_by == "timeout":
+            failure = Failure(code="review_timeout", message="no review decision before the deadline")
+        else:
+            failure = Failure(code="rejected_in_review", message="rejected in manual review")
+        return Finish(PaymentStatus.CANCELLED, failure, "payment.cancelled", release_order=True)
+
+    def review_answered(self) -> bool:
+        """A review update has its answer: the payment went on to its next step or its end."""
+        if not self.review_decided() or self.view.status in (
+            PaymentStatus.REQUIRES_REVIEW,
+            PaymentStatus.PENDING,
+            PaymentStatus.OUTCOME_UNKNOWN,
+        ):
+            return False
+        if self.view.status is PaymentStatus.AUTHORIZED:
+            return self._input.capture_method is CaptureMethod.MANUAL  # now the merchant's to capture
+        return True
+
     # ------------------------------------------------------------ requests (update validators)
 
     def decide_refusal(self, request: DecisionRequest) -> Refusal | None:
@@ -585,6 +748,33 @@ class PaymentState:
                 Rejection.AMOUNT_EXCEEDS, f"at most {self._input.amount.with_minor(left)} is left to refund"
             )
         return None
+
+
+# ---------------------------------------------------------------- fraud screening
+
+
+def screened(rules: FraudResult, verdict: ScreeningVerdict | None) -> FraudResult:
+    """The fraud result once the screening service had its say: the stricter decision and the
+    higher score of the two. Without a verdict (the service stayed unreachable or refused the
+    request) the policy's `on_provider_error` stands in for it."""
+    policy = rules.policy
+    if policy is None or policy.provider is None:
+        return rules
+    if verdict is None:
+        return rules.model_copy(
+            update={
+                "decision": strictest(rules.decision, policy.on_provider_error),
+                "reasons": [*rules.reasons, f"{policy.provider}_unavailable"],
+            }
+        )
+    return FraudResult(
+        score=max(rules.score, verdict.score),
+        decision=strictest(rules.decision, verdict.decision),
+        reasons=[*rules.reasons, *verdict.reasons],
+        source=policy.provider,
+        reference=verdict.reference,
+        policy=policy,
+    )
 
 
 # ---------------------------------------------------------------- failures

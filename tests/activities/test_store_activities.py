@@ -11,7 +11,7 @@ from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from tests.activities.store.helpers import T0, engine, make_view, store
 from workflows import activity_names as act
-from workflows.domain import FraudDecision, FraudResult, PaymentStatus, PaymentView
+from workflows.domain import FraudDecision, FraudPolicy, FraudResult, PaymentStatus, PaymentView
 from workflows.ledger_io import (
     FraudCheckRequest,
     OrderRelease,
@@ -100,5 +100,5 @@ async def test_the_local_steps_work_through_temporal_by_name(
     assert outcome == ["True", FraudDecision.ALLOW.value, "already_paid"]
     stored = await store.get(view.id)
     assert stored.status is PaymentStatus.PAID and stored.fraud == FraudResult(
-        score=0, decision=FraudDecision.ALLOW
+        score=0, decision=FraudDecision.ALLOW, policy=FraudPolicy()
     )

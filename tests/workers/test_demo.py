@@ -14,9 +14,10 @@ from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
-from tests.stack import deep_merge, running_stack
+from tests.stack import API_KEY_ID, deep_merge, running_stack
 from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
+from workers.demo_review import FLOWS as REVIEW_FLOWS
 from workers.fake_providers.local import running_fake_providers
 from workflows.client import workflow_id
 
@@ -37,6 +38,8 @@ async def test_demo_flows_end_as_expected(
         assert isinstance(stripe, FakeStripe) and isinstance(wechat_pay, FakeWechatPay)
         assert isinstance(alipay, FakeAlipay)
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
+        # The review flow decides as an operator, as `durapay dev`'s key (every scope) does.
+        overrides["api_key_scopes"] = {API_KEY_ID: ["payments:write", "payments:read", "ops"]}
         stack = await running.enter_async_context(
             running_stack(
                 temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
@@ -47,7 +50,8 @@ async def test_demo_flows_end_as_expected(
         table = format_table(outcomes, stack.config.temporal.workflow_url)
         await stripe.wait_for_webhooks()
     assert [o for o in outcomes if not o.ok] == [], table
-    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values())  # every plugin's fake runs
+    # Every plugin's fake runs; then the manual review flow (workers/demo_review.py).
+    flows = sum(len(plugin.load_demo_flows()) for plugin in PLUGINS.values()) + len(REVIEW_FLOWS)
     assert len(outcomes) == flows
     assert all(o.payment_id and o.payment_id.startswith("pay_") for o in outcomes)
     assert f"{flows}/{flows} flows as expected" in table
@@ -66,6 +70,7 @@ async def test_demo_flows_end_as_expected(
         "Braintree partial capture": "paid captured 50.00",
         "Airwallex card success": "paid captured 32.50",
         "Airwallex 3-D Secure completed": "paid captured 120.00",
+        "review approved by the operator": "paid captured 30.00",
     }
     # Named, not by position: every plugin's flows follow the mock's eight, in plugin order.
     assert {flow: by_flow[flow].actual for flow in on_fakes} == on_fakes
@@ -119,5 +124,5 @@ async def test_an_unreachable_api_is_reported_per_flow() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     outcomes = await run_demo(f"http://127.0.0.1:{port}", "k" * 20, MockGateway(MockSettings(enabled=True)))
-    assert len(outcomes) == 8
+    assert len(outcomes) == 8 + len(REVIEW_FLOWS)
     assert all(not o.ok and o.actual.startswith("error: ConnectError") for o in outcomes)

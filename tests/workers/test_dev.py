@@ -20,6 +20,7 @@ from tests.stack import deep_merge
 from workers.cli import build_parser
 from workers.config import TemporalConfig, load_config
 from workers.demo import demo_defaults
+from workers.demo_review import FLOWS as REVIEW_FLOWS
 from workers.dev import EXIT_OK, run_demo_against, run_dev, ui_codec_proxy, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
 from workers.fake_providers.local import FakeProviders, running_fake_providers
@@ -55,7 +56,9 @@ async def test_dev_runs_the_demo_and_stops_everything(
     assert await run_dev(config, exit_after_demo=True) == EXIT_OK
     out = capsys.readouterr().out
     flows = [flow.name for plugin in PLUGINS.values() for flow in plugin.load_demo_flows()]
-    assert f"{len(flows)}/{len(flows)} flows as expected" in out  # the mock's and every fake provider's
+    flows += [flow.name for flow in REVIEW_FLOWS]
+    # The mock's, every fake provider's, and the manual review's.
+    assert f"{len(flows)}/{len(flows)} flows as expected" in out
     for flow in flows:
         assert f"ok  {flow}" in out
     for gateway_id, plugin in PLUGINS.items():
@@ -123,7 +126,7 @@ async def test_demo_command_against_a_running_server(
     config = config.model_copy(update={"api": config.api.model_copy(update={"port": 8080})})
     assert await run_demo_against(config, fake_providers=False) == EXIT_OK
     out = capsys.readouterr().out
-    assert "8/8 flows as expected" in out  # the mock's flows only
+    assert "9/9 flows as expected" in out  # the mock's flows and the manual review's only
     assert "(fake)" not in out
     # A local merchant endpoint verified every webhook and lists the event types per flow.
     assert "merchant webhooks received at http://127.0.0.1:" in out and "all verified" in out

@@ -17,7 +17,8 @@ from temporalio.exceptions import ApplicationError
 from activities.event_verification import EventVerification
 from tests.workflows.builders import TEST_EVENT_KEYS
 from workflows import activity_names as act
-from workflows.domain import FraudDecision, FraudResult, RefundStatus
+from workflows.domain import FraudDecision, FraudPolicy, FraudResult, GatewayProfile, RefundStatus
+from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict
 from workflows.gateway_io import (
     AuthorizeCall,
     CancelCall,
@@ -36,6 +37,7 @@ from workflows.ledger_io import (
     PaymentTransition,
     ReservationResult,
 )
+from workflows.routing_io import RoutingCall, RoutingDecision
 
 
 @dataclass
@@ -72,6 +74,17 @@ class FakeWorld:
     refund_gate: Gate | None = None
     lookup_refund_answers: list[RefundResult] = field(default_factory=list)
     fraud_score: int = 5
+    # The rules' decision (default: block above 75, else allow) and the policy they hand on.
+    fraud_decision: FraudDecision | None = None
+    fraud_policy: FraudPolicy | None = None
+    fraud_policies: dict[str, FraudPolicy] = field(default_factory=dict)  # by payment id, over the above
+    # The screening service's answer; an error instead makes the activity fail (non-retryable).
+    screen_verdict: ScreeningVerdict = field(
+        default_factory=lambda: ScreeningVerdict(decision=FraudDecision.ALLOW, score=10, reference="ref_1")
+    )
+    screen_error: ApplicationError | None = None
+    # What routing chooses; None: keeps the API's gateway.
+    routed_to: GatewayProfile | None = None
     reservation: ReservationResult = field(default_factory=lambda: ReservationResult(accepted=True))
     calls: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     transitions: list[PaymentTransition] = field(default_factory=list)
@@ -153,8 +166,36 @@ class FakeWorld:
         @activity.defn(name=act.CHECK_FRAUD)
         async def fraud(r: FraudCheckRequest) -> FraudResult:
             world.calls["fraud"].append(r)
-            decision = FraudDecision.BLOCK if world.fraud_score > 75 else FraudDecision.ALLOW
-            return FraudResult(score=world.fraud_score, decision=decision, reasons=["scripted"])
+            decision = world.fraud_decision or (
+                FraudDecision.BLOCK if world.fraud_score > 75 else FraudDecision.ALLOW
+            )
+            return FraudResult(
+                score=world.fraud_score,
+                decision=decision,
+                reasons=["scripted"],
+                policy=world.fraud_policies.get(r.payment_id, world.fraud_policy),
+            )
+
+        @activity.defn(name=act.SCREEN_FRAUD)
+        async def screen(call: ScreeningCall) -> ScreeningVerdict:
+            world.calls["screen"].append(call)
+            if world.screen_error:
+                raise world.screen_error
+            return world.screen_verdict
+
+        @activity.defn(name=act.ROUTE_PAYMENT)
+        async def route(call: RoutingCall) -> RoutingDecision:
+            world.calls["route"].append(call)
+            if world.routed_to is None:
+                return RoutingDecision(gateway=call.default, reason="no rule matched: default gateway")
+            return RoutingDecision(
+                gateway=world.routed_to, reason="rule 1: circuit open for fake", skipped=["fake"]
+            )
+
+        @activity.defn(name=act.FRAUD_FEEDBACK)
+        async def feedback(call: FeedbackCall) -> bool:
+            world.calls["feedback"].append(call)
+            return True
 
         @activity.defn(name=act.RECORD_TRANSITION)
         async def record(t: PaymentTransition) -> None:
@@ -172,5 +213,8 @@ class FakeWorld:
             release,
             confirm,
             fraud,
+            screen,
+            feedback,
+            route,
             record,
         ]

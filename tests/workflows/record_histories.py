@@ -43,14 +43,19 @@ from workflows.client import workflow_id
 from workflows.domain import (
     CaptureMethod,
     Failure,
+    FraudDecision,
+    FraudPolicy,
     NextAction,
     NextActionType,
     PaymentSettings,
     PaymentStatus,
     RefundStatus,
+    ReviewDecisionKind,
+    RoutingRequest,
+    WalletMethod,
 )
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundResult
-from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest
+from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest, ReviewDecision
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
 from workflows.payment_resume import reopening
@@ -126,6 +131,60 @@ async def _decline(world, start, pid):
 async def _fraud_blocked(world, start, pid):
     world.fraud_score = 90
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    return handle
+
+
+async def _fraud_screened(world, start, pid):
+    # Screened by a service after the rules, paid, then disputed: feedback after each.
+    world.fraud_policy = FraudPolicy(provider="sift")
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event(
+            "evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", dispute_reason="fraudulent"
+        ),
+    )
+    await wait_for(handle, lambda v: v.status is PaymentStatus.DISPUTED)
+    return handle
+
+
+def _held_for_review(world):
+    world.fraud_score = 60
+    world.fraud_decision = FraudDecision.REVIEW
+    world.fraud_policy = FraudPolicy(review_timeout_seconds=3600)
+    world.authorize_answer = AUTHORIZED
+
+
+async def _review_card_approved(world, start, pid):
+    _held_for_review(world)
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    await handle.execute_update(
+        PaymentWorkflow.review,
+        ReviewDecision(decision=ReviewDecisionKind.APPROVE, note="known customer", decided_by="ops"),
+    )
+    return handle
+
+
+async def _review_qr_rejected(world, start, pid):
+    _held_for_review(world)
+    method = WalletMethod(wallet="wechat_pay", flow="native")
+    _, handle = await start(payment_input(pid, method=method, settings=DEV_WINDOW))
+    await handle.execute_update(
+        PaymentWorkflow.review, ReviewDecision(decision=ReviewDecisionKind.REJECT, decided_by="ops")
+    )
+    return handle
+
+
+async def _review_timeout(world, start, pid):
+    _held_for_review(world)
+    _, handle = await start(payment_input(pid, settings={"settlement_window_seconds": 60}))
+    return handle
+
+
+async def _routed(world, start, pid):
+    # No gateway named: routing moves it to the second candidate (the first's circuit is open).
+    world.routed_to = PROFILE.model_copy(update={"id": "fake-backup", "name": "Fake backup"})
+    _, handle = await start(payment_input(pid, routing=RoutingRequest(merchant="shop"), settings=DEV_WINDOW))
     return handle
 
 
@@ -289,6 +348,10 @@ SCENARIOS = (
     Scenario("decline", False, _decline),
     Scenario("fraud_blocked", False, _fraud_blocked),
     Scenario("invalid_currency", False, _invalid_currency),
+    Scenario("fraud_screened", False, _fraud_screened),
+    Scenario("review_card_approved", False, _review_card_approved),
+    Scenario("review_qr_rejected", False, _review_qr_rejected),
+    Scenario("routed", False, _routed),
     Scenario("three_ds_action_completed", False, _three_ds_action_completed),
     Scenario("three_ds_webhook", False, _three_ds_webhook),
     Scenario("unproven_event_looked_up", False, _unproven_event_looked_up),
@@ -304,6 +367,7 @@ SCENARIOS = (
     Scenario("refund_unknown_polled", True, _refund_unknown_polled),
     Scenario("continued_as_new", True, _continued_as_new),
     Scenario("reopened_for_late_dispute", True, _reopened_for_late_dispute),
+    Scenario("review_timeout", True, _review_timeout),
 )
 
 
