@@ -32,6 +32,7 @@ from activities.store.repository import PaymentStore
 from workflows import activity_names as names
 from workflows.client import PaymentNotRunning, PaymentWorkflows
 from workflows.domain import PaymentStatus, PaymentView, RefundStatus, RefundView
+from workflows.event_proof import EventKeys
 from workflows.gateway_io import (
     GatewayEvent,
     GatewayEventKind,
@@ -62,13 +63,19 @@ class PaymentSignals(Protocol):
 class TemporalPaymentSignals:
     """`PaymentSignals` over a Temporal client. With `reopener`, a payment whose workflow has
     closed takes the event in a run started from the stored payment (activities/reopen.py)
-    instead of being left as it is."""
+    instead of being left as it is. Each event carries a proof under `keys` (the provider's lookup
+    is what proves it); without keys the workflow asks the provider again."""
 
-    def __init__(self, client: Client, reopener: Reopener | None = None) -> None:
+    def __init__(
+        self, client: Client, reopener: Reopener | None = None, *, keys: EventKeys | None = None
+    ) -> None:
         self._workflows = PaymentWorkflows(client)
         self._reopener = reopener
+        self._keys = keys
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
+        if self._keys is not None:
+            event = self._keys.prove(event, payment_id)
         try:
             await self._workflows.gateway_event(payment_id, event)
         except PaymentNotRunning:  # closed after its window
@@ -274,6 +281,7 @@ class Reconciler:
                     amount=view.amount,
                     capture_method=view.capture_method,
                     method=view.method,
+                    created_at=view.created_at,
                 )
             )
         except GatewayError as exc:
@@ -316,6 +324,7 @@ class Reconciler:
                     provider_payment_id=view.provider_payment_id,
                     refund_id=refund.refund_id,
                     provider_refund_id=refund.provider_refund_id,
+                    requested_at=refund.created_at,
                 )
             )
         except GatewayError as exc:
@@ -359,12 +368,19 @@ def _drift(view: PaymentView, theirs: str | None, kind: DriftKind, detail: str) 
 
 
 class ReconciliationActivities:
-    """`ReconciliationActivities(store, registry, client).definitions()` is what the worker registers."""
+    """`ReconciliationActivities(store, registry, client, keys).definitions()` is what the worker
+    registers."""
 
     def __init__(
-        self, store: PaymentStore, registry: GatewayRegistry, client: Client, reopener: Reopener | None = None
+        self,
+        store: PaymentStore,
+        registry: GatewayRegistry,
+        client: Client,
+        reopener: Reopener | None = None,
+        *,
+        keys: EventKeys | None = None,
     ) -> None:
-        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, reopener))
+        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, reopener, keys=keys))
 
     @activity.defn(name=names.RECONCILE)
     async def reconcile(self, request: ReconcileRequest) -> ReconcileReport:

@@ -8,8 +8,6 @@ every request is a server span, the parent of whatever the handler does (Tempora
 from __future__ import annotations
 
 import json
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import replace
@@ -27,12 +25,16 @@ from api import customers, events, payment_list, payments, review, webhooks
 from api.auth import API_KEY_ID, CALLER, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
+from api.forwarded import sender_address
 from api.limits import RateLimit
 from api.metrics import METRICS_PATH, ApiMetrics
 from api.payments import DEPS
 from api.ports import ApiDeps
 from api.problems import problem_middleware, rate_limited
+from api.rate_limit import rate_limit_middleware
+from api.rejection_sample import RejectionSample
 from api.schemas import mask_card_numbers
+from api.token_buckets import TokenBuckets
 
 OPENAPI_DOCUMENT = "openapi.yaml"
 
@@ -43,73 +45,8 @@ def load_openapi() -> dict[str, Any]:
     return yaml.safe_load((Path(__file__).parent / OPENAPI_DOCUMENT).read_text(encoding="utf-8"))
 
 
-def _rate_limit_middleware(deps: ApiDeps, limit: RateLimit, key_of: Any) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if deps.rate_limiter is not None:
-            allowed, retry_after = await deps.rate_limiter.hit(key_of(request), limit.window_s, limit.limit)
-            if not allowed:
-                raise rate_limited(
-                    "rate_limited", f"At most {limit.limit} requests per {limit.window_s} s", retry_after
-                )
-        return await handler(request)
-
-    return middleware
-
-
-class TokenBuckets:
-    """Per-key token buckets in this process's memory: `limit.limit` requests at once, refilled at
-    `limit.limit` per `limit.window_s`.
-
-    For flood protection, where a count shared between instances buys nothing: each instance
-    protects itself, and a database write per request would be the very load a flood should not
-    cause. At most `max_keys` buckets are kept; a full bucket is the same as no bucket, so those
-    go first, then the least recently used (whose sender starts over with a full bucket)."""
-
-    def __init__(
-        self, limit: RateLimit, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._capacity = float(limit.limit)
-        self._per_second = limit.limit / limit.window_s
-        self._max_keys = max_keys
-        self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, key: str) -> tuple[bool, float]:
-        """Take one token for `key`; (allowed, seconds until a token is there when refused)."""
-        now = self._clock()
-        tokens = self._tokens(key, now)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            self._buckets.move_to_end(key)
-            self._evict()
-            return True, 0.0
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        return False, (1 - tokens) / self._per_second if self._per_second else float("inf")
-
-    def _tokens(self, key: str, now: float) -> float:
-        held = self._buckets.get(key)
-        if held is None:
-            return self._capacity
-        tokens, at = held
-        return min(self._capacity, tokens + (now - at) * self._per_second)
-
-    def _evict(self) -> None:
-        if len(self._buckets) <= self._max_keys:
-            return
-        now = self._clock()
-        for key in [k for k in self._buckets if self._tokens(k, now) >= self._capacity]:
-            del self._buckets[key]
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-
-
 def _token_bucket_middleware(deps: ApiDeps, limit: RateLimit, key_of: Callable[[web.Request], str]) -> Any:
-    """Like `_rate_limit_middleware`, on when rate limiting is (`deps.rate_limiter`), but counted
+    """Like `rate_limit_middleware` (api/rate_limit.py), on when rate limiting is (`deps.rate_limiter`), but counted
     in this instance's memory (`TokenBuckets`)."""
     buckets = TokenBuckets(limit)
 
@@ -239,7 +176,9 @@ def create_app(
     # One registry per app: two apps in a process (tests, two instances) keep their own counts.
     metrics = ApiMetrics() if deps.serve_metrics else None
     middlewares = [request_context_middleware, problem_middleware]
+    deps = replace(deps, inbox=RejectionSample(deps.inbox, deps.limits.rejected_webhook_sample))
     if metrics is not None:
+        # Outside the sample: every rejection is counted, recorded or not.
         deps = replace(deps, inbox=metrics.counting(deps.inbox))
         middlewares.insert(0, metrics.middleware)
     if tracer is not None:
@@ -257,8 +196,8 @@ def create_app(
             auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
             caller_context_middleware,
             scope_middleware,
-            _rate_limit_middleware(
-                deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
+            rate_limit_middleware(
+                deps.rate_limiter, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"
             ),
         ]
     )
@@ -277,7 +216,10 @@ def create_app(
             _token_bucket_middleware(
                 deps,
                 deps.limits.webhook_rate_limit,
-                lambda request: f"webhook:{_known_gateway(deps, request)}:{request.remote}",
+                lambda request: (
+                    f"webhook:{_known_gateway(deps, request)}"
+                    f":{sender_address(request, deps.limits.trusted_proxies)}"
+                ),
             )
         ]
     )
@@ -290,6 +232,11 @@ def create_app(
             api_keys=deps.api_keys,
             key_scopes=deps.key_scopes,
             cors_origins=deps.codec_cors_origins,
+            rate_limit=rate_limit_middleware(
+                deps.rate_limiter,
+                deps.limits.codec_rate_limit,
+                lambda request: f"codec:{request[API_KEY_ID]}",
+            ),
         )
         app.add_subapp(CODEC_PREFIX, codec)
     return app

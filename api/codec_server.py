@@ -5,8 +5,9 @@ produces). Bodies are `Payloads` in protobuf JSON (`{"payloads": [{"metadata": {
 One codec serves every namespace, so the segment and the UI's `X-Namespace` header are not consulted.
 
 Decoding hands out plaintext customer data, so every POST needs an API key with the `ops` scope
-(`Authorization: Bearer <key>`) and is logged with the key's id. A refusal says why in general terms
-only: which encryption keys this deployment holds is nobody's business outside (the log has it). The browser sends CORS preflights
+(`Authorization: Bearer <key>`), is rate limited per key (`[api] codec_rate_limit_per_minute`) and
+is logged with the key's id. A refusal says why in general terms only: which encryption keys this
+deployment holds is nobody's business outside (the log has it). The browser sends CORS preflights
 without credentials (as the Fetch standard requires): those are answered without a key, and only
 origins in `cors_origins` (the Temporal UI's) are allowed to read the answers.
 """
@@ -59,22 +60,22 @@ def _cors_middleware(origins: frozenset[str]) -> Any:
     return middleware
 
 
-def _posts_need_an_ops_key(
-    api_keys: Mapping[str, SecretStr], key_scopes: Mapping[str, frozenset[str]]
-) -> Any:
-    authenticate = auth_middleware(api_keys, key_scopes=key_scopes)
+@web.middleware
+async def _ops_scope(request: web.Request, handler: Any) -> web.StreamResponse:
+    require_scope(request, Scope.OPS)
+    return await handler(request)
 
-    async def with_ops_scope(request: web.Request, handler: Any) -> web.StreamResponse:
-        require_scope(request, Scope.OPS)
-        return await handler(request)
+
+def _posts_only(middleware: Any) -> Any:
+    """`middleware` for POSTs; a preflight carries no credentials and returns no data."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.method == "OPTIONS":  # a preflight: carries no credentials and returns no data
+    async def posts_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "OPTIONS":
             return await handler(request)
-        return await authenticate(request, lambda authenticated: with_ops_scope(authenticated, handler))
+        return await middleware(request, handler)
 
-    return middleware
+    return posts_only
 
 
 async def _preflight(request: web.Request) -> web.Response:
@@ -93,6 +94,8 @@ def _handler(operation: str, transform: Transform) -> Callable[[web.Request], Aw
             result = await transform(payloads.payloads)
         except ValueError as exc:  # the codec's refusal: unknown key, altered ciphertext
             log.warning("codec %s refused by key %s: %s", operation, request[API_KEY_ID], exc)
+            # The same answer for every refusal: which keys this deployment holds, and which
+            # check failed, are not for the caller.
             raise Problem(
                 422,
                 "payload_not_decodable",
@@ -112,11 +115,18 @@ def create_codec_app(
     api_keys: Mapping[str, SecretStr],
     key_scopes: Mapping[str, frozenset[str]],
     cors_origins: Collection[str],
+    rate_limit: Any = None,
 ) -> web.Application:
-    """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`."""
-    app = web.Application(
-        middlewares=[_cors_middleware(frozenset(cors_origins)), _posts_need_an_ops_key(api_keys, key_scopes)]
-    )
+    """The codec server as a sub-app; `api.app.create_app` mounts it at `PREFIX`. `rate_limit`: a
+    middleware counting POSTs per API key (api/rate_limit.py), after authentication."""
+    middlewares = [
+        _cors_middleware(frozenset(cors_origins)),
+        _posts_only(auth_middleware(api_keys, key_scopes=key_scopes)),
+        _posts_only(_ops_scope),
+    ]
+    if rate_limit is not None:
+        middlewares.append(_posts_only(rate_limit))
+    app = web.Application(middlewares=middlewares)
     for operation, transform in (("encode", codec.encode), ("decode", codec.decode)):
         handle = _handler(operation, transform)
         for path in (f"/{operation}", f"/{{namespace}}/{operation}"):

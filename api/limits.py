@@ -7,6 +7,7 @@ extends `ApiLimits` and must stay cheap to import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,8 +29,17 @@ class ApiLimits(BaseModel):
 
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     rate_limit_per_minute: int = Field(default=600, gt=0)  # per API key
+    # Codec server requests (/codec: the Temporal UI decoding histories) per API key: each hands
+    # out customer data in the clear.
+    codec_rate_limit_per_minute: int = Field(default=300, gt=0)
     # Per gateway and sender, per API instance: a token bucket holding this many, refilled over a minute.
     webhook_rate_limit_per_minute: int = Field(default=6000, gt=0)
+    # Rejected webhooks (bad signature, forged bodies) recorded in the inbox, per gateway and API
+    # instance: a sample for investigation; every rejection is counted in the metrics all the same.
+    rejected_webhook_samples_per_minute: int = Field(default=10, gt=0)
+    # Proxies (CIDRs, e.g. the ingress) whose X-Forwarded-For names the webhook's sender; from any
+    # other peer the header is ignored, or a flood could name a new sender with every request.
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=list)
     # New payments per hour (a replay of one is not a new attempt), against card testing and retry
     # storms: per order, per customer, per customer IP address (the customer's, as sent).
     order_attempts_per_hour: int = Field(default=5, gt=0)
@@ -47,8 +57,16 @@ class ApiLimits(BaseModel):
         return RateLimit(limit=self.rate_limit_per_minute, window_s=60)
 
     @property
+    def codec_rate_limit(self) -> RateLimit:
+        return RateLimit(limit=self.codec_rate_limit_per_minute, window_s=60)
+
+    @property
     def webhook_rate_limit(self) -> RateLimit:
         return RateLimit(limit=self.webhook_rate_limit_per_minute, window_s=60)
+
+    @property
+    def rejected_webhook_sample(self) -> RateLimit:
+        return RateLimit(limit=self.rejected_webhook_samples_per_minute, window_s=60)
 
     @property
     def order_attempt_limit(self) -> RateLimit:

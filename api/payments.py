@@ -53,6 +53,7 @@ from api.schemas import (
 )
 from workflows.client import PaymentNotRunning
 from workflows.domain import (
+    CaptureMethod,
     GatewayProfile,
     PaymentInput,
     PaymentStatus,
@@ -316,6 +317,10 @@ def _json(model: BaseModel, status: int) -> web.Response:
 # ---------------------------------------------------------------------------------------------
 
 
+def _capture_method(deps: ApiDeps, body: CreatePayment) -> CaptureMethod:
+    return body.capture_method or deps.default_capture_method
+
+
 def _check_profile(deps: ApiDeps, merchant_id: str, body: CreatePayment) -> GatewayProfile:
     merchant = deps.merchants.get(merchant_id, MerchantSettings())
     gateway_id = body.gateway or merchant.default_gateway or deps.default_gateway
@@ -329,7 +334,7 @@ def _check_profile(deps: ApiDeps, merchant_id: str, body: CreatePayment) -> Gate
     if body.currency not in deps.supported_currencies:
         raise validation_problem([field_error("/currency", f"{body.currency} is not accepted here")])
     assert not isinstance(body.payment_method, SavedMethodRef)  # resolved by the caller
-    failure = validate_payment(profile, body.money(), body.payment_method, body.capture_method)
+    failure = validate_payment(profile, body.money(), body.payment_method, _capture_method(deps, body))
     if failure is not None:
         raise validation_problem(
             [field_error(_PROFILE_FAILURE_POINTERS.get(failure.code, ""), failure.message)]
@@ -422,7 +427,7 @@ async def create_payment(request: web.Request) -> web.Response:
         gateway=profile,
         amount=amount,
         method=body.payment_method,
-        capture_method=body.capture_method,
+        capture_method=_capture_method(deps, body),
         customer_id=body.customer_id,
         customer_ip=str(body.customer_ip) if body.customer_ip else None,
         customer_email=body.customer_email,

@@ -18,7 +18,8 @@ from temporalio.converter import PayloadCodec
 from api.limits import ApiLimits
 from workflows.client import PaymentWorkflows
 from workflows.customer_io import CustomerRecord, SavedMethodRecord
-from workflows.domain import GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
+from workflows.domain import CaptureMethod, GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
+from workflows.event_proof import EventKeys
 from workflows.gateway_io import GatewayEvent
 from workflows.merchant_events import StoredMerchantEvent
 from workflows.webhook_inbox import WebhookOutcome
@@ -114,6 +115,11 @@ class WebhookGateways(Protocol):
         """(status, body, content type) the provider expects once its notification is handled."""
         ...
 
+    def reject(self, gateway_id: str) -> tuple[int, bytes, str] | None:
+        """(status, body, content type) the provider expects for a notification that did not
+        verify, where it documents one; None: the receiver's own problem answer."""
+        ...
+
     def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         """The answer to the provider's endpoint check by GET; None when it sends none. Raises
         `WebhookRejected` for a malformed check."""
@@ -207,6 +213,8 @@ class ApiDeps:
     # The settings a payment in a currency starts with (thresholds are read in that currency).
     settings_for: Callable[[str], PaymentSettings] = lambda currency: PaymentSettings()
     default_gateway: str = "mock"
+    # What a payment request that names no capture_method gets ([payment] auto_capture).
+    default_capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
     # Currencies this deployment accepts at all; a gateway's profile narrows it further.
     supported_currencies: frozenset[str] = frozenset({"USD", "EUR", "GBP", "CNY", "JPY"})
     limits: ApiLimits = field(default_factory=ApiLimits)
@@ -217,6 +225,10 @@ class ApiDeps:
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+    # Proves to the payment's workflow that the receiver verified an event (workflows/event_proof.py);
+    # None: events go unproven and each one is confirmed by a gateway lookup.
+    event_keys: EventKeys | None = None
+
     # GET /v1/events and redelivery (api/events.py); None: the routes answer 404.
     events: MerchantEventLog | None = None
     # A refund or a provider event for a payment whose workflow has closed; None: 409

@@ -45,6 +45,7 @@ from workflows.domain import (
     RoutingView,
     WalletMethod,
 )
+from workflows.gateway_io import MERCHANT_METADATA_MAX_KEYS, RESERVED_METADATA_PREFIX
 from workflows.money import Amount, MoneyError, from_minor, is_known_currency, to_minor
 
 # ---------------------------------------------------------------------------------------------
@@ -163,9 +164,22 @@ def _currency_code(value: str) -> str:
 
 
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(_currency_code)]
+
+
+def _no_reserved_keys(metadata: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(key for key in metadata if key.startswith(RESERVED_METADATA_PREFIX))
+    if reserved:
+        raise ValueError(
+            f"keys starting with {RESERVED_METADATA_PREFIX!r} are reserved: {', '.join(reserved)}"
+        )
+    return metadata
+
+
+# Stripe's limits (40-character keys, 500-character values, 50 keys), less the keys durapay adds.
 Metadata = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(max_length=500)]],
-    Field(max_length=50),
+    Field(max_length=MERCHANT_METADATA_MAX_KEYS),
+    AfterValidator(_no_reserved_keys),
 ]
 
 
@@ -192,7 +206,7 @@ class CreatePayment(Request):
     amount: DecimalString
     gateway: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,32}$")
     payment_method: RequestPaymentMethod
-    capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
+    capture_method: CaptureMethod | None = None  # None: the server's default ([payment] auto_capture)
     customer_id: str | None = Field(default=None, min_length=1, max_length=128)
     customer_email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     customer_ip: IPv4Address | IPv6Address | None = None

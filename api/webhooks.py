@@ -34,6 +34,9 @@ async def _our_payment_id(deps: ApiDeps, gateway: str, event: GatewayEvent) -> s
 
 
 async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
+    if deps.event_keys is not None:
+        # Verified above: say so in a way the workflow can check (anyone can send it the signal).
+        event = deps.event_keys.prove(event, payment_id)
     try:
         await deps.workflows.gateway_event(payment_id, event)
     except PaymentNotRunning:  # never started, or closed after its window: reopened if stored
@@ -84,6 +87,10 @@ async def receive(request: web.Request) -> web.Response:
             event_type="unverified",
         )
         log.warning("rejected %s webhook: %s", gateway, exc)
+        answer = deps.webhooks.reject(gateway)
+        if answer is not None:  # the provider's own rejection format (WeChat Pay, AliPay)
+            status, reject_body, content_type = answer
+            return web.Response(status=status, body=reject_body, headers={"Content-Type": content_type})
         raise Problem(
             400,
             "webhook_signature_invalid",

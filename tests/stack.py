@@ -10,7 +10,7 @@ or, in a test module, `from tests.stack import stack  # noqa: F401` and take the
 (SQLite database, mock gateway, defaults).
 
 Configuration starts from `STACK_DEFAULTS` (the mock gateway enabled with a fresh webhook secret, a
-fresh API key, port 0, rate limiting off) and deep-merges `config_overrides` over it; the process
+fresh API key and event proof key, port 0, rate limiting off) and deep-merges `config_overrides` over it; the process
 environment and any ./durapay.toml are ignored, so a developer's settings never leak into a test.
 """
 
@@ -53,6 +53,7 @@ def stack_defaults(api_key: str) -> dict[str, Any]:
             "mock": {"enabled": True, "webhook_secret": secrets.token_hex(16)},
         },
         "api": {"host": "127.0.0.1", "port": 0, "api_keys": {API_KEY_ID: api_key}, "rate_limiting": False},
+        "event_proof": {"keys": {"test": secrets.token_urlsafe(32)}, "active_key": "test"},
     }
 
 

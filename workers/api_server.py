@@ -167,6 +167,10 @@ class RegistryPorts:
         ack = self._registry.get(gateway_id).webhook_ack()
         return ack.status, ack.body, ack.content_type
 
+    def reject(self, gateway_id: str) -> tuple[int, bytes, str] | None:
+        answer = self._registry.get(gateway_id).webhook_reject()
+        return None if answer is None else (answer.status, answer.body, answer.content_type)
+
     def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         try:
             answer = self._registry.get(gateway_id).webhook_challenge(query)
@@ -241,12 +245,14 @@ def api_deps(
         profiles=gateways,
         settings_for=payment.settings_for,
         default_gateway=payment.default_gateway,
+        default_capture_method=payment.default_capture_method,
         supported_currencies=frozenset(payment.supported_currencies),
         limits=config.api,  # an `ApiLimits`: [api] extends it
         rate_limiter=store if config.api.rate_limiting else None,
         serve_metrics=config.api.metrics,
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),
+        event_keys=config.event_proof.event_keys(),
         events=EventPorts(runtime.store, DeliveryStarter(client, task_queue)),
         reopener=payment_reopener(client, runtime, task_queue),
         key_merchants=config.merchant_of_key(),

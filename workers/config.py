@@ -57,7 +57,8 @@ from activities.merchant_webhooks import MerchantEndpoint, secret_key
 from api.auth import DEFAULT_MERCHANT, DEFAULT_SCOPES, SHA256_PREFIX, Scope
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
-from workflows.domain import PaymentPolicy, PaymentSettings
+from workflows.domain import CaptureMethod, PaymentPolicy, PaymentSettings
+from workflows.event_proof import EventKeys
 from workflows.merchant_events import MerchantEventType
 from workflows.money import exponent, is_known_currency
 
@@ -110,6 +111,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Other names a gateway section may be written under: the design's `[payment.wechatpay]`.
+GATEWAY_ALIASES = {"wechatpay": "wechat_pay"}
+
+
 class PaymentConfig(PaymentPolicy):
     """`[payment]`: the policy every payment starts with (its fields are declared once, in
     `workflows.domain.PaymentPolicy`), what the deployment accepts, and the gateway sections."""
@@ -117,6 +122,8 @@ class PaymentConfig(PaymentPolicy):
     default_gateway: str = "mock"
     # Ask for 3-D Secure at or above this amount, read in each payment's own currency.
     tds_threshold: Decimal | None = Field(default=None, gt=0)
+    # The capture method of a payment request that names none: automatic, or manual (hold funds
+    # until POST /capture).
     auto_capture: bool = True
     # NoDecode: from the environment "USD,EUR" is more natural than JSON (see _split_currencies).
     supported_currencies: Annotated[list[str], NoDecode] = Field(
@@ -146,6 +153,16 @@ class PaymentConfig(PaymentPolicy):
     @field_validator("tds_threshold", mode="before")
     @classmethod
     def _no_float_money(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # The design wrote `tds_threshold = 3000  # $30.00`, in minor units; as an amount it
+            # would be 3,000.00. Guessing either way asks for 3-D Secure at 100 times the wrong
+            # amount, so neither is guessed.
+            as_minor = Decimal(value).scaleb(-2)
+            raise ValueError(
+                f"tds_threshold = {value} is ambiguous: write it as an amount, "
+                f'tds_threshold = "{as_minor:.2f}" if you meant {value} minor units (cents), or '
+                f'tds_threshold = "{value}.00" for {value:,}.00'
+            )
         if isinstance(value, float):
             raise ValueError(
                 f'write money as a string, e.g. tds_threshold = "{value}": a TOML float '
@@ -181,7 +198,19 @@ class PaymentConfig(PaymentPolicy):
     @field_validator("gateways")
     @classmethod
     def _gateway_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {name.lower(): section for name, section in value.items()}
+        named: dict[str, dict[str, Any]] = {}
+        written_as: dict[str, str] = {}
+        for written, section in value.items():
+            name = GATEWAY_ALIASES.get(written.lower(), written.lower())
+            if name in named:
+                both = " and ".join(f"[payment.{w}]" for w in sorted((written_as[name], written)))
+                raise ValueError(f"{both} are one gateway: keep one")
+            named[name], written_as[name] = section, written
+        return named
+
+    @property
+    def default_capture_method(self) -> CaptureMethod:
+        return CaptureMethod.AUTOMATIC if self.auto_capture else CaptureMethod.MANUAL
 
     def tds_threshold_minor(self, currency: str) -> int | None:
         """The threshold in `currency`'s minor units, rounded *up*: amounts are whole minor units,
@@ -398,6 +427,35 @@ class DatabaseConfig(_Section):
         return re.sub(r"(?<=://)([^:/@]+):[^@]*@", rf"\1:{MASK}@", raw)
 
 
+class EventProofConfig(_Section):
+    """`[event_proof]`: the keys that prove a gateway event was verified by durapay before it was
+    signalled to a payment (workflows/event_proof.py). The API (webhook receiver) and the worker
+    (reconciliation, and the check) need the same keys. Secrets: from the environment or the
+    secrets directory. Empty: no event is proven, so every webhook is confirmed by a gateway
+    lookup before it takes effect (slower, never unsafe)."""
+
+    # key id -> at least 32 random characters (e.g. `openssl rand -base64 32`)
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    active_key: str | None = None  # the key new proofs are made with; required with keys
+
+    @model_validator(mode="after")
+    def _usable(self) -> EventProofConfig:
+        if self.keys and self.active_key not in self.keys:
+            raise ValueError(
+                f"active_key {self.active_key!r} must name one of keys ({', '.join(sorted(self.keys))})"
+            )
+        if not self.keys and self.active_key is not None:
+            raise ValueError("active_key is set but keys is empty")
+        self.event_keys()  # key ids and lengths; its messages never carry a key
+        return self
+
+    def event_keys(self) -> EventKeys | None:
+        if not self.keys or self.active_key is None:
+            return None
+        keys = {key_id: key.get_secret_value().encode() for key_id, key in self.keys.items()}
+        return EventKeys(keys, self.active_key)
+
+
 # --- merchants and API key scopes ----------------------------------------------------------
 
 _MERCHANT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -477,6 +535,7 @@ class DurapayConfig(BaseSettings):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    event_proof: EventProofConfig = Field(default_factory=EventProofConfig)
     merchant_webhooks: MerchantWebhooksConfig = Field(default_factory=MerchantWebhooksConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

@@ -45,24 +45,42 @@ EXIT_OK = 0
 EXIT_DEMO_FAILED = 1
 
 
+def _local_secret(path: Path, nbytes: int) -> str:
+    """A random secret kept in `path` (0600), made on first use, so that it survives restarts."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+    return secret
+
+
 def with_dev_api_key(config: DurapayConfig) -> tuple[DurapayConfig, Path | None]:
     """With no API key configured, use a local one kept under the data dir (0600), so that curl
     examples keep working across runs. Returns the config and the key file, if one is used."""
     if config.api.api_keys:
         return config, None
     key_file = config.temporal.data_dir / "dev-api-key"
-    if key_file.exists():
-        key = key_file.read_text(encoding="utf-8").strip()
-    else:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(24)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(key + "\n")
+    key = _local_secret(key_file, 24)
     api = config.api.model_copy(update={"api_keys": {DEV_API_KEY_ID: SecretStr(key)}})
     # The local key is the developer's own: every scope, ops (the codec server) included.
     scopes = {**config.api_key_scopes, DEV_API_KEY_ID: [scope.value for scope in Scope]}
     return config.model_copy(update={"api": api, "api_key_scopes": scopes}), key_file
+
+
+def with_dev_event_proof_key(config: DurapayConfig) -> DurapayConfig:
+    """With no `[event_proof]` key configured, use a local one kept under the data dir (0600): the
+    webhook receiver and the worker of the dev stack share it, and payments still waiting from an
+    earlier run keep accepting its proofs."""
+    if config.event_proof.keys:
+        return config
+    key = _local_secret(config.temporal.data_dir / "dev-event-proof-key", 32)
+    event_proof = config.event_proof.model_copy(
+        update={"keys": {DEV_API_KEY_ID: SecretStr(key)}, "active_key": DEV_API_KEY_ID}
+    )
+    return config.model_copy(update={"event_proof": event_proof})
 
 
 @asynccontextmanager
@@ -168,6 +186,7 @@ async def run_dev(
     fake_providers: bool = True,
 ) -> int:
     config, key_file = with_dev_api_key(config)
+    config = with_dev_event_proof_key(config)
     async with AsyncExitStack() as stack:
         # Before the dev server, which needs its URL; it learns the API's address once that listens.
         proxy = await stack.enter_async_context(ui_codec_proxy(config))
@@ -195,6 +214,7 @@ async def run_demo_against(config: DurapayConfig, *, fake_providers: bool = True
     configured port is no obstacle. Another worker polling the same task queue is: the webhook
     flow settles the payment in this process's mock ledger."""
     config, key_file = with_dev_api_key(config)
+    config = with_dev_event_proof_key(config)
     config = config.model_copy(update={"api": config.api.model_copy(update={"port": 0})})
     client = await connect(config)
     return await _demo_and_serve(

@@ -161,7 +161,7 @@ async def _run(config: DurapayConfig, args: argparse.Namespace, out: TextIO) -> 
         if args.repair:
             client = await connect(config)
             reopener = payment_reopener(client, runtime, config.temporal.task_queue)
-            signals = TemporalPaymentSignals(client, reopener)
+            signals = TemporalPaymentSignals(client, reopener, keys=config.event_proof.event_keys())
         reconciler = Reconciler(runtime.store, runtime.registry, signals, concurrency=args.concurrency)
         report = await reconciler.run(request)
     if args.json != "-":

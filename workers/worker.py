@@ -46,6 +46,7 @@ from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities.customers import CustomerActivities
+from activities.event_verification import EventVerification
 from activities.fraud import FraudActivities, FraudSettings
 from activities.fraud_providers.activities import FraudScreeningActivities
 from activities.fraud_providers.base import FraudProvider
@@ -327,6 +328,7 @@ def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any
         ).definitions(),
         *store.definitions(),
         *runtime.merchant_webhooks.definitions(),
+        *EventVerification(runtime.config.event_proof.event_keys()).definitions(),
         *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
 
@@ -472,7 +474,11 @@ async def build_worker(
         activities=[
             *activities(runtime, waker or delivery_waker(client, runtime, queue)),
             *ReconciliationActivities(
-                runtime.store, runtime.registry, client, payment_reopener(client, runtime, queue)
+                runtime.store,
+                runtime.registry,
+                client,
+                payment_reopener(client, runtime, queue),
+                keys=runtime.config.event_proof.event_keys(),
             ).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,

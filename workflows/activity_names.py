@@ -20,6 +20,8 @@ ROUTE_PAYMENT = "routing.choose"
 
 RECORD_TRANSITION = "store.record_transition"
 
+VERIFY_EVENT = "events.verify"
+
 RECONCILE = "reconcile.run"
 
 PENDING_MERCHANT_EVENTS = "merchant_webhooks.pending"

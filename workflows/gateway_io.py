@@ -33,6 +33,13 @@ class GatewayPaymentStatus(StrEnum):
     NOT_FOUND = "not_found"  # the provider has no payment under our reference: it was never made
 
 
+# Merchant metadata travels to the gateway beside durapay's own keys (named `durapay_...`, two on a
+# payment): the API admits at most this many merchant keys, so that a gateway capped at 50 keys
+# (Stripe) always has room for ours, and refuses merchant keys under our prefix.
+MERCHANT_METADATA_MAX_KEYS = 48
+RESERVED_METADATA_PREFIX = "durapay_"
+
+
 class AuthorizeCall(Contract):
     gateway: str
     payment_id: str
@@ -78,9 +85,15 @@ class LookupCall(Contract):
     capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
     # What the customer's return carried (e.g. 3DS result params); a hint, never trusted alone.
     action_data: dict[str, str] = Field(default_factory=dict)
+    # Asked because the customer came back (POST /actions/complete), with or without data; False
+    # for the periodic poll. A provider that cannot tell a return from a poll may use it.
+    customer_returned: bool = False
     # How the customer pays. Lets a gateway tell "not created yet" from "never created": AliPay
     # creates a page / wap / app trade only when the customer opens it. None from older callers.
     method: PaymentMethod | None = None
+    # When the payment was created (its authorize cannot be older). Lets a gateway whose search is
+    # eventually consistent (Stripe) tell "not indexed yet" from "never made". None: unknown.
+    created_at: datetime | None = None
 
 
 class RefundCall(Contract):
@@ -99,6 +112,9 @@ class RefundLookupCall(Contract):
     provider_payment_id: str | None
     refund_id: str
     provider_refund_id: str | None = None
+    # When the refund was asked for: a provider that cannot tell "not received yet" from "failed"
+    # (AliPay) keeps it pending until its window has passed. None: unknown.
+    requested_at: datetime | None = None
 
 
 class GatewayResult(Contract):
@@ -135,8 +151,20 @@ class GatewayEventKind(StrEnum):
     UNKNOWN = "unknown"  # acknowledged and recorded, changes nothing
 
 
+class EventProof(Contract):
+    """That durapay checked an event before signalling it: an HMAC over the event and the payment it
+    is sent to, under a key only the API and the worker hold (workflows/event_proof.py)."""
+
+    key_id: str
+    mac: str
+
+
 class GatewayEvent(Contract):
-    """A verified provider notification, normalized. The workflow de-duplicates on `event_id`."""
+    """A provider notification, normalized. The workflow de-duplicates on `event_id`.
+
+    Anyone who can signal a workflow (the Temporal UI or CLI) can send one, so an event that would
+    move money takes effect only with a valid `proof`; without one it is only a reason to ask the
+    gateway (workflows/payment.py)."""
 
     gateway: str
     event_id: str
@@ -152,3 +180,4 @@ class GatewayEvent(Contract):
     dispute_reason: str | None = None
     failure: Failure | None = None
     occurred_at: datetime | None = None
+    proof: EventProof | None = None

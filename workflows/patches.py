@@ -68,6 +68,16 @@ GATEWAY_ROUTING = Patch(
     kept_histories=None,
 )
 
+VERIFIED_GATEWAY_EVENTS = Patch(
+    id="verified-gateway-events",
+    since=date(2026, 12, 6),
+    why=(
+        "a webhook event moves money only with a valid proof (checked in a local step), otherwise it"
+        " only makes the workflow ask the gateway; an event of another gateway or payment is refused"
+    ),
+    kept_histories="verified-gateway-events",
+)
+
 ALL = (
     HOLD_REFUND_EVENTS_UNTIL_PAID,
     FEWER_LOCAL_STEPS,
@@ -75,4 +85,5 @@ ALL = (
     LONG_LIVED_PAYMENTS,
     FRAUD_SCREENING,
     GATEWAY_ROUTING,
+    VERIFIED_GATEWAY_EVENTS,
 )

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         FRAUD_SCREENING,
         GATEWAY_ROUTING,
         INDEX_PROVIDER_PAYMENT_ID,
+        VERIFIED_GATEWAY_EVENTS,
     )
     from workflows.payment_effects import (
         ConfirmPaid,
@@ -70,10 +71,16 @@ with workflow.unsafe.imports_passed_through():
         Refusal,
         SendFraudFeedback,
     )
+    from workflows.payment_event_proof import EventProofChecks
     from workflows.payment_gateway import PaymentGateway
     from workflows.payment_lifetime import PaymentLifetime
     from workflows.payment_screening import PaymentScreening
-    from workflows.payment_state import NOT_CAPTURED_YET, PAID_EVENTS, PaymentState, failure_for
+    from workflows.payment_state import (
+        NOT_CAPTURED_YET,
+        PAID_EVENTS,
+        PaymentState,
+        failure_for,
+    )
     from workflows.rejections import Rejection
     from workflows.validation import validate_payment
 
@@ -84,7 +91,7 @@ REOPENED_FOR = timedelta(minutes=10)
 
 
 @workflow.defn
-class PaymentWorkflow:
+class PaymentWorkflow(EventProofChecks):
     @workflow.init
     def __init__(self, input: PaymentInput) -> None:
         self._input = input
@@ -450,6 +457,8 @@ class PaymentWorkflow:
         received = PaymentEventRecord(
             type="webhook.received", data={"event_id": event.event_id, "type": event.provider_type}
         )
+        if workflow.patched(VERIFIED_GATEWAY_EVENTS.id) and not await self._event_proven(event, received):
+            return
         if workflow.patched(FEWER_LOCAL_STEPS.id):
             # Recorded with whatever the event causes, in the same store write; on its own only
             # when it causes nothing.

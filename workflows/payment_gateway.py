@@ -123,6 +123,7 @@ class PaymentGateway:
         return await self.lookup()
 
     async def lookup(self, action_data: dict[str, str] | None = None) -> GatewayResult:
+        """`action_data`: what the customer's return carried (None: not asked for a return)."""
         async with self._lock:
             result: GatewayResult = await workflow.execute_activity(
                 act.LOOKUP,
@@ -134,6 +135,8 @@ class PaymentGateway:
                     capture_method=self._input.capture_method,
                     method=self._input.method,
                     action_data=action_data or {},
+                    customer_returned=action_data is not None,
+                    created_at=self._state.view.created_at,
                 ),
                 result_type=GatewayResult,
                 summary="lookup",
@@ -183,6 +186,7 @@ class PaymentGateway:
                     provider_payment_id=self._state.view.provider_payment_id,
                     refund_id=refund.refund_id,
                     provider_refund_id=refund.provider_refund_id,
+                    requested_at=refund.created_at,
                 ),
                 result_type=RefundResult,
                 summary="lookup refund",

@@ -77,6 +77,18 @@ NOT_CAPTURED_YET = (
     GatewayPaymentStatus.REQUIRES_ACTION,
 )
 PAID_EVENTS = ("payment.captured", "order.paid", "payment.completed")
+# Events that change nothing whoever sent them: applied without a proof.
+INERT_EVENTS = (
+    GatewayEventKind.UNKNOWN,
+    GatewayEventKind.PAYMENT_REQUIRES_ACTION,
+    GatewayEventKind.PAYMENT_PROCESSING,
+)
+PAYMENT_EVENTS = (
+    GatewayEventKind.PAYMENT_SUCCEEDED,
+    GatewayEventKind.PAYMENT_AUTHORIZED,
+    GatewayEventKind.PAYMENT_FAILED,
+    GatewayEventKind.PAYMENT_CANCELLED,
+)
 
 
 # ---------------------------------------------------------------- the state
@@ -309,12 +321,31 @@ class PaymentState(RefundState, ReviewState):
     # ------------------------------------------------------------ webhook events
 
     def receive(self, event: GatewayEvent) -> bool:
-        """Queue a verified event. Providers deliver at least once: each event id is taken once."""
-        if event.event_id in self._seen_event_ids:
+        """Queue an event. Providers deliver at least once: each event is taken once. "Each event"
+        is its id and its proof: an unproven event sent first under a genuine event's id (a guess,
+        or read from the provider's dashboard) must not shadow the genuine one."""
+        # An unproven event is known by its id (as before proofs existed), a proven one by its id
+        # and its MAC.
+        key = event.event_id if event.proof is None else f"{event.event_id}\x00{event.proof.mac}"
+        if key in self._seen_event_ids:
             return False
-        self._seen_event_ids[event.event_id] = None
+        self._seen_event_ids[key] = None
         self.inbox.append(event)
         return True
+
+    def event_refusal(self, event: GatewayEvent) -> str | None:
+        """Why `event` cannot be this payment's at all, proof or not: another gateway's, or one
+        naming another payment."""
+        if event.gateway != self._input.gateway.id:
+            return "another_gateway"
+        if event.payment_id is not None and event.payment_id != self._input.payment_id:
+            return "another_payment"
+        return None
+
+    def refund_to_confirm(self, event: GatewayEvent) -> RefundView | None:
+        """The unresolved refund an unproven refund event names: the gateway is asked about it."""
+        refund = self.find_refund(event.refund_id, event.provider_refund_id)
+        return refund if refund is not None and refund in self.unresolved_refunds() else None
 
     def apply_event(self, event: GatewayEvent) -> list[Effect]:
         kind = event.kind

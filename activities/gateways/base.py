@@ -157,8 +157,11 @@ class Gateway(ABC):
         None: this provider sends none. Raises `WebhookVerificationError` for a malformed one."""
         return None
 
-    def webhook_reject(self, reason: str) -> WebhookAck:
-        return WebhookAck(status=400, body=reason.encode(), content_type="text/plain")
+    def webhook_reject(self) -> WebhookAck | None:
+        """What to answer a notification that did not verify, for a provider that expects its own
+        format; None (the default) where any non-2xx will do: the receiver answers its problem
+        document. Never says which check failed: that is logged, not told to the sender."""
+        return None
 
     async def create_customer(self, *, email: str | None, name: str | None, idempotency_key: str) -> Customer:
         raise NotSupported(f"{self.id} does not keep customers")

@@ -112,7 +112,9 @@ class FakeServer:
     def __init__(self) -> None:
         self.app = web.Application()
         self._runner: web.AppRunner | None = None
-        self.base_url = ""
+        # Until started: a loopback address nothing listens on (settings built from an unstarted
+        # fake are valid, and a call through them fails at once).
+        self.base_url = "http://127.0.0.1:0"
 
     async def start(self) -> str:
         self._runner = web.AppRunner(self.app, access_log=None)

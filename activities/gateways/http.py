@@ -53,6 +53,18 @@ _DELTA_SECONDS = re.compile(r"^\d+(\.\d+)?$")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def secure_base_url(value: str, name: str) -> str:
+    """`value`, a provider's base URL, if it is https: requests carry our credentials, signatures
+    and the customer's data. Plain http only to a loopback host (a fake provider in tests)."""
+    url = httpx.URL(value)
+    if url.scheme == "https" or (url.scheme == "http" and url.host in LOOPBACK_HOSTS):
+        return value
+    raise ValueError(f"{name} must be https:// (plain http only to a loopback test server)")
+
+
 class HttpSettings(BaseModel):
     """Pool and timeout knobs; embed it in a provider's settings model as `http: HttpSettings`."""
 

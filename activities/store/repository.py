@@ -67,8 +67,13 @@ class WaitingPayments(BaseModel):
 
 
 class PaymentStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, rejected_webhooks_kept: int = 1000) -> None:
+        """`rejected_webhooks_kept`: how many of a gateway's newest rejected deliveries the inbox
+        keeps; older ones are pruned as new ones come (verified deliveries are never pruned)."""
+        if rejected_webhooks_kept <= 0:
+            raise ValueError("rejected_webhooks_kept must be positive")
         self._engine = engine
+        self._rejected_kept = rejected_webhooks_kept
 
     # ------------------------------------------------------------------ payments
 
@@ -320,8 +325,10 @@ class PaymentStore:
         """Record one webhook delivery. Returns False, and changes nothing, when a verified
         delivery of the same (gateway, event_id) is already recorded.
 
-        Unverified deliveries are always recorded (True) and never de-duplicated: their event id
-        is whatever the sender wrote, and must not block the genuine event carrying that id.
+        Unverified deliveries are recorded (True) and never de-duplicated: their event id is
+        whatever the sender wrote, and must not block the genuine event carrying that id. Only the
+        newest `rejected_webhooks_kept` of a gateway stay: forged bodies cannot grow the table
+        without bound (the receiver also records only a sample of them, api/rejection_sample.py).
         Receivers should signal the workflow (which de-duplicates by event id itself) before
         recording, so a crash between the two leads to a redelivery rather than a lost event.
         """
@@ -343,7 +350,22 @@ class PaymentStore:
                 )
                 .returning(webhook_inbox.c.id)
             )
-            return (await conn.execute(insert)).scalar_one_or_none() is not None
+            recorded = (await conn.execute(insert)).scalar_one_or_none() is not None
+            if not verified:
+                await conn.execute(self._prune_rejected(gateway))
+            return recorded
+
+    def _prune_rejected(self, gateway: str) -> Any:
+        rejected = (webhook_inbox.c.gateway == gateway, webhook_inbox.c.verified.is_(False))
+        oldest_kept = (
+            select(webhook_inbox.c.id)
+            .where(*rejected)
+            .order_by(webhook_inbox.c.id.desc())
+            .offset(self._rejected_kept - 1)
+            .limit(1)
+            .scalar_subquery()
+        )
+        return delete(webhook_inbox).where(*rejected, webhook_inbox.c.id < oldest_kept)
 
     async def webhook_outcome(self, gateway: str, event_id: str) -> WebhookOutcome | None:
         """What became of the verified delivery of (gateway, event_id), if one was recorded."""

@@ -499,7 +499,11 @@ async def test_a_lost_success_webhook_is_repaired_through_the_workflow_once(
     assert waiting["status"] == "authorizing"
     stack.gateway("mock").settle(waiting["id"])  # paid at the provider; its webhook never arrives
 
-    reconciler = Reconciler(stack.store, stack.registry, TemporalPaymentSignals(stack.client))
+    reconciler = Reconciler(
+        stack.store,
+        stack.registry,
+        TemporalPaymentSignals(stack.client, keys=stack.config.event_proof.event_keys()),
+    )
     report = await reconciler.run(window_around(waiting, repair=False))
     [drift] = report.drifts
     assert (drift.payment_id, drift.kind, drift.action) == (
@@ -519,6 +523,8 @@ async def test_a_lost_success_webhook_is_repaired_through_the_workflow_once(
     paid = await eventually_status(stack, waiting["id"], S.PAID)
     assert (paid.status, paid.captured_minor) == (S.PAID, 4999)
     assert await received_events(stack, waiting["id"], drift.event_id) == 1
+    # The repair carried reconciliation's proof: the workflow took it as is, not as a forgery.
+    assert "webhook.unverified" not in [e.type for e in await stack.store.events(waiting["id"])]
     assert (await reconciler.run(window_around(waiting, repair=True))).drifts == []
 
 
@@ -527,7 +533,11 @@ async def test_a_decline_the_workflow_missed_fails_the_payment(reconcile_stack: 
     waiting = await create(stack, unique, "tok_async_webhook")
     stack.gateway("mock").settle(waiting["id"], succeeded=False)
 
-    reconciler = Reconciler(stack.store, stack.registry, TemporalPaymentSignals(stack.client))
+    reconciler = Reconciler(
+        stack.store,
+        stack.registry,
+        TemporalPaymentSignals(stack.client, keys=stack.config.event_proof.event_keys()),
+    )
     [drift] = (await reconciler.run(window_around(waiting, repair=True))).drifts
     assert (drift.theirs, drift.repair, drift.action) == (
         "declined",
@@ -549,7 +559,11 @@ async def test_a_paid_payment_is_never_moved_back(reconcile_stack: Stack, unique
     paid = await create(stack, unique, "tok_visa")
     mock = stack.gateway("mock")
     forgetful = MockGateway(mock.settings)  # a provider that lost the record
-    reconciler = Reconciler(stack.store, GatewayRegistry([forgetful]), TemporalPaymentSignals(stack.client))
+    reconciler = Reconciler(
+        stack.store,
+        GatewayRegistry([forgetful]),
+        TemporalPaymentSignals(stack.client, keys=stack.config.event_proof.event_keys()),
+    )
 
     [drift] = (await reconciler.run(window_around(paid, repair=True))).drifts
 

@@ -120,8 +120,9 @@ class FakeProfiles:
 class FakeWebhooks:
     """A provider that signs the raw body with HMAC-SHA256 and posts `{"events": [GatewayEvent...]}`."""
 
-    def __init__(self, *gateways: str) -> None:
+    def __init__(self, *gateways: str, rejection: tuple[int, bytes, str] | None = None) -> None:
         self._gateways = set(gateways)
+        self._rejection = rejection  # None: like Stripe, any non-2xx will do
 
     def known(self, gateway_id: str) -> bool:
         return gateway_id in self._gateways
@@ -134,6 +135,9 @@ class FakeWebhooks:
 
     def ack(self, gateway_id: str) -> tuple[int, bytes, str]:
         return 200, b'{"code":"SUCCESS"}', "application/json"
+
+    def reject(self, gateway_id: str) -> tuple[int, bytes, str] | None:
+        return self._rejection
 
     def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         return None

@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from api.auth import DEFAULT_SCOPES, Scope
 from api.problems import PROBLEM_CONTENT_TYPE
-from tests.api.fakes import API_KEY_ID, AUTH, make_deps, serve
+from tests.api.fakes import API_KEY_ID, AUTH, CountingRateLimiter, make_deps, serve
 from workers.codec import ENCODING, AesGcmCodec
 
 UI = "http://localhost:8233"
@@ -131,3 +131,21 @@ async def test_no_codec_no_codec_server() -> None:
             f"{base}/codec/decode", data=body(Payload(data=EMAIL)), headers={**AUTH, **JSON}
         ) as resp:
             assert resp.status == 404
+
+
+async def test_the_codec_server_is_rate_limited_per_api_key(codec: AesGcmCodec) -> None:
+    """Issue #17 item 7: decoding hands out customer data; a stolen key must not drain it at will."""
+    [sealed] = await codec.encode([Payload(data=EMAIL)])
+    limiter = CountingRateLimiter()
+    deps = make_deps(
+        key_scopes=OPS_KEY, codec=codec, rate_limiter=limiter, limits={"codec_rate_limit_per_minute": 2}
+    )
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(3):
+            async with http.post(f"{base}/codec/decode", data=body(sealed), headers={**AUTH, **JSON}) as resp:
+                statuses.append(resp.status)
+                retry_after = resp.headers.get("Retry-After")
+    assert statuses == [200, 200, 429]
+    assert retry_after is not None
+    assert list(limiter.hits) == ["codec:key_test"]

@@ -338,3 +338,78 @@ async def test_refund_after_the_workflow_closed(temporal_env, task_queue, sqlite
         1000,
         1,
     )
+
+
+async def test_forged_gateway_event_signal_moves_no_money(api_stack, http, unique):
+    """Issue #17 item 1: the signal the Temporal CLI / UI can send to any payment
+    (`temporal workflow signal --name gateway_event --input '{...}'`) carries no proof that the
+    receiver verified it: it only makes the workflow ask the gateway, which says the customer has
+    not authenticated, so the payment stays unpaid. A genuine webhook through the receiver pays."""
+    created = await _post(http, api_stack, "/v1/payments", payment(unique, "tok_async_webhook"), unique)
+    assert created.status_code == 202, created.text
+    payment_id = created.json()["id"]
+    handle = api_stack.client.get_workflow_handle(workflow_id(payment_id))
+    # Exactly what the CLI sends: untyped JSON, no proof.
+    forged = {"gateway": "mock", "event_id": "forged-1", "kind": "payment.succeeded", "provider_type": "ops"}
+    await handle.signal("gateway_event", forged)
+    # And one that names the payment's own id but another gateway.
+    await handle.signal(
+        "gateway_event",
+        {"gateway": "stripe", "event_id": "forged-2", "kind": "payment.succeeded", "provider_type": "ops"},
+    )
+
+    async def unverified_recorded():
+        types = [e.type for e in await api_stack.store.events(payment_id)]
+        return types if types.count("webhook.unverified") + types.count("webhook.refused") >= 2 else None
+
+    types = await _eventually(unverified_recorded)
+    assert types is not None, "the forged signals were never handled"
+    view = await api_stack.store.get(payment_id)
+    assert (view.status, view.captured_minor) == (PaymentStatus.AUTHORIZING, 0)
+    assert "payment.captured" not in types
+
+    # The genuine notification, verified by the receiver, still pays.
+    headers, body = api_stack.gateway("mock").build_webhook(api_stack.gateway("mock").settle(payment_id))
+    delivered = await http.post("/webhooks/mock", content=body, headers=headers)
+    assert delivered.status_code == 200, delivered.text
+
+    async def paid():
+        view = await api_stack.store.get(payment_id)
+        return view if view is not None and view.status is PaymentStatus.PAID else None
+
+    assert await _eventually(paid) is not None
+    types = [e.type for e in await api_stack.store.events(payment_id)]
+    assert types.count("webhook.unverified") == 1 and types.count("webhook.refused") == 1
+
+
+async def test_auto_capture_off_makes_manual_the_default_capture_method(
+    temporal_env, task_queue, sqlite_url, unique
+):
+    """Issue #17 item 10: `[payment] auto_capture = false` holds the funds of a payment whose
+    request names no capture_method; a request that names one gets what it names."""
+    overrides = {"payment": {"auto_capture": False}}
+    async with (
+        running_stack(
+            temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
+        ) as stack,
+        stack.http() as http,
+    ):
+        held = await _post(http, stack, "/v1/payments", payment(unique), unique)
+        assert held.status_code == 201, held.text
+        assert (held.json()["status"], held.json()["capture_method"]) == ("authorized", "manual")
+        body = payment(f"{unique}-auto", capture_method="automatic")
+        paid = await _post(http, stack, "/v1/payments", body, f"{unique}-auto")
+        assert (paid.json()["status"], paid.json()["capture_method"]) == ("paid", "automatic")
+
+
+async def test_three_d_secure_completed_with_an_empty_body_is_authenticated(api_stack, http, unique):
+    """Issue #17 item 9: the customer came back and nothing else is known. A real provider knows
+    the outcome itself; the mock's is "authenticated" unless the return data says otherwise."""
+    created = await _post(
+        http, api_stack, "/v1/payments", payment(unique, "tok_threeDSecure2Required"), unique
+    )
+    assert created.json()["status"] == "authorizing"
+    path = f"/v1/payments/{created.json()['id']}/actions/complete"
+    completed = await http.post(path, headers=api_stack.headers(f"{unique}-back"))  # no body at all
+    assert completed.status_code == 200, completed.text
+    assert (completed.json()["status"], completed.json()["captured_amount"]) == ("paid", "49.99")

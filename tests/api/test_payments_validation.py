@@ -92,6 +92,9 @@ async def test_body_size_is_limited():
         ),
         ({"payment_method": {"type": "wallet", "wallet": "alipay"}}, "/payment_method", "wallet:alipay"),
         ({"gateway": "autoonly", "capture_method": "manual"}, "/capture_method", "manual capture"),
+        # Issue #17 item 2: durapay adds two keys of its own at the gateway (Stripe: at most 50).
+        ({"metadata": {f"k{i}": "v" for i in range(49)}}, "/metadata", "at most 48"),
+        ({"metadata": {"durapay_order_id": "x"}}, "/metadata", "reserved"),
         (
             {"payment_method": {"type": "card", "token": "t", "exp_month": 13}},
             "/payment_method/exp_month",

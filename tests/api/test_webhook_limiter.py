@@ -8,8 +8,8 @@ import math
 
 import aiohttp
 
-from api.app import TokenBuckets
 from api.limits import RateLimit
+from api.token_buckets import TokenBuckets
 from tests.api.fakes import CountingRateLimiter, make_deps, serve
 
 
@@ -80,3 +80,32 @@ async def test_without_rate_limiting_webhooks_are_not_limited():
         for _ in range(3):
             async with http.post(f"{base}/webhooks/mock", data=b"{}") as resp:
                 assert resp.status == 400
+
+
+async def _statuses(base: str, forwarded_for: list[str]) -> list[int]:
+    statuses = []
+    async with aiohttp.ClientSession() as http:
+        for sender in forwarded_for:
+            async with http.post(
+                f"{base}/webhooks/mock", data=b"{}", headers={"X-Forwarded-For": sender}
+            ) as resp:
+                statuses.append(resp.status)
+    return statuses
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_sender_has_its_own_bucket():
+    """Issue #17 item 6: behind an ingress every request comes from the proxy's address; the
+    sender is the address the trusted proxy says it forwarded for."""
+    limits = {"webhook_rate_limit_per_minute": 1, "trusted_proxies": ["127.0.0.0/8"]}
+    deps = make_deps(rate_limiter=CountingRateLimiter(), limits=limits)
+    async with serve(deps) as base:
+        # A client-supplied entry left of the proxy's own is not trusted: the rightmost untrusted wins.
+        senders = ["203.0.113.7", "203.0.113.8", "198.51.100.1, 203.0.113.7"]
+        assert await _statuses(base, senders) == [400, 400, 429]
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored():
+    deps = make_deps(rate_limiter=CountingRateLimiter(), limits={"webhook_rate_limit_per_minute": 1})
+    async with serve(deps) as base:
+        # Made-up addresses do not buy a flood new buckets.
+        assert await _statuses(base, ["203.0.113.7", "203.0.113.8"]) == [400, 429]

@@ -9,9 +9,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import PROBLEM_CONTENT_TYPE
-from tests.api.fakes import FakeStore, make_deps, serve, signed
-from tests.workflows.builders import payment_input
+from tests.api.fakes import FakeStore, FakeWebhooks, make_deps, serve, signed
+from tests.workflows.builders import TEST_EVENT_KEYS, payment_input
 from workflows.client import workflow_id
+from workflows.event_proof import ProofCheck
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.payment import PaymentWorkflow
 from workflows.webhook_inbox import WebhookOutcome
@@ -135,3 +136,47 @@ async def test_events_are_signalled_and_duplicates_signalled_again(
         ] * 2
     finally:
         await handle.terminate()
+
+
+async def test_signalled_events_carry_a_proof_for_their_payment(temporal_env, task_queue, unique):
+    """The receiver proves to the workflow that it verified each event (issue #17 item 1): the
+    proof checks for the payment it was sent to, and for no other."""
+    payment_id = f"pay_{unique}"
+    handle = await temporal_env.client.start_workflow(
+        PaymentWorkflow.run, payment_input(payment_id), id=workflow_id(payment_id), task_queue=task_queue
+    )
+    try:
+        deps = make_deps(client=temporal_env.client, event_keys=TEST_EVENT_KEYS)
+        body, headers = signed([_event("evt_1", payment_id=payment_id)])
+        assert (await _deliver(deps, body, headers))[0] == 200
+        [payload] = await _signalled_event_ids(handle)
+        event = GatewayEvent.model_validate_json(payload)
+        assert event.proof is not None and event.proof.key_id == "test"
+        assert TEST_EVENT_KEYS.check(event, payment_id) is ProofCheck.VERIFIED
+        assert TEST_EVENT_KEYS.check(event, f"{payment_id}-other") is ProofCheck.INVALID
+    finally:
+        await handle.terminate()
+
+
+async def test_a_flood_of_forged_bodies_is_counted_but_only_a_sample_is_recorded():
+    """Issue #17 item 6: every rejection counts in the metrics; the inbox keeps a bounded sample."""
+    deps = make_deps(serve_metrics=True, limits={"rejected_webhook_samples_per_minute": 3})
+    async with serve(deps) as base, aiohttp.ClientSession() as http:
+        for i in range(20):
+            async with http.post(f"{base}/webhooks/mock", data=b'{"forged": %d}' % i) as resp:
+                assert resp.status == 400
+        async with http.get(f"{base}/metrics") as resp:
+            metrics = await resp.text()
+    assert 'durapay_webhooks_total{gateway="mock",outcome="rejected"} 20.0' in metrics
+    assert [e.outcome for e in deps.inbox.entries] == [WebhookOutcome.REJECTED] * 3
+
+
+async def test_a_rejection_is_answered_in_the_providers_own_format_when_it_has_one():
+    """Issue #17 item 11: WeChat Pay reads a JSON FAIL, AliPay the word `fail`; the receiver answers
+    those instead of its problem document (and still records the rejection)."""
+    wechat = (400, b'{"code":"FAIL","message":"verification failed"}', "application/json")
+    deps = make_deps(webhooks=FakeWebhooks("mock", rejection=wechat))
+    body, headers = signed([_event()])
+    status, content_type, answer = await _deliver(deps, body.replace(b"evt_1", b"evt_2"), headers)
+    assert (status, content_type, answer) == (400, "application/json", wechat[1])
+    assert [e.outcome for e in deps.inbox.entries] == [WebhookOutcome.REJECTED]

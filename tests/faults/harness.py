@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
@@ -84,6 +85,9 @@ def service_env(*, temporal_address: str, task_queue: str, db_url: str, api_key:
         "DURAPAY_TEMPORAL__TASK_QUEUE": task_queue,
         "DURAPAY_DATABASE__URL": db_url,
         "DURAPAY_API_KEYS": f"{API_KEY_ID}:{api_key}",
+        # The receiver (this process) and the worker (its own) prove webhooks with one key.
+        "DURAPAY_EVENT_PROOF__KEYS": json.dumps({"faults": secrets.token_urlsafe(32)}),
+        "DURAPAY_EVENT_PROOF__ACTIVE_KEY": "faults",
         "DURAPAY_API__PORT": "0",
         # The limiter counts in the database: with it on, a database outage would refuse every
         # request before it reached the payment engine, and hide what the suite is looking for.

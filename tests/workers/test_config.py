@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -262,6 +263,53 @@ def test_the_example_file_is_valid_and_matches_the_defaults() -> None:
     assert config.payment.model_dump(exclude={"gateways"}) == defaults.payment.model_dump(
         exclude={"gateways"}
     )
+
+
+def test_event_proof_keys_are_secrets_with_ids() -> None:
+    key = "event-proof-key-" + "x" * 32
+    config = load_config(
+        None,
+        environ={
+            "DURAPAY_EVENT_PROOF__KEYS": json.dumps({"k1": key}),
+            "DURAPAY_EVENT_PROOF__ACTIVE_KEY": "k1",
+        },
+    )
+    keys = config.event_proof.event_keys()
+    assert keys is not None and "k1" in repr(keys) and key not in repr(keys)
+    assert dict(flatten(config.masked()))["event_proof.keys.k1"] == MASK
+    assert key not in repr(config) + str(config.masked())
+    assert load_config(None, environ={}).event_proof.event_keys() is None
+    short = {
+        "DURAPAY_EVENT_PROOF__KEYS": json.dumps({"k1": "tooshort-secret"}),
+        "DURAPAY_EVENT_PROOF__ACTIVE_KEY": "k1",
+    }
+    with pytest.raises(ConfigError, match="at least 32 bytes") as info:
+        load_config(None, environ=short)
+    assert "tooshort-secret" not in str(info.value)
+    with pytest.raises(ConfigError, match="must name one of keys"):
+        load_config(None, environ={"DURAPAY_EVENT_PROOF__KEYS": json.dumps({"k1": key})})
+
+
+def test_an_integer_tds_threshold_is_refused_with_both_readings(tmp_path: Path) -> None:
+    """Issue #17 item 10: the design writes `tds_threshold = 3000  # $30.00` (minor units); read as
+    an amount it would be 3,000.00. Neither guess is safe: the message shows both."""
+    path = tmp_path / "durapay.toml"
+    path.write_text("[payment]\ntds_threshold = 3000\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    message = str(info.value)
+    assert 'tds_threshold = "30.00"' in message and 'tds_threshold = "3000.00"' in message
+    path.write_text('[payment]\ntds_threshold = "30.00"\n')
+    assert load_config(path, environ={}).payment.settings_for("USD").tds_threshold_minor == 3000
+
+
+def test_the_designs_wechatpay_section_name_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "durapay.toml"
+    path.write_text("[payment.wechatpay]\nenabled = false\n")
+    assert load_config(path, environ={}).payment.gateways == {"wechat_pay": {"enabled": False}}
+    path.write_text("[payment.wechatpay]\nenabled = false\n[payment.wechat_pay]\nenabled = true\n")
+    with pytest.raises(ConfigError, match=re.escape("[payment.wechat_pay] and [payment.wechatpay]")):
+        load_config(path, environ={})
 
 
 MERCHANTS_TOML = """

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
-from workflows.client import workflow_id
+from workflows.client import payment_id_from, workflow_id
 from workflows.domain import (
     CardMethod,
     GatewayProfile,
@@ -17,6 +17,7 @@ from workflows.domain import (
     PaymentStatus,
     PaymentView,
 )
+from workflows.event_proof import EventKeys
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import DecisionRequest
 from workflows.money import Amount
@@ -96,8 +97,18 @@ async def start_then_decide(client: Client, task_queue: str, inp: PaymentInput):
 
 
 def gateway_event(event_id: str, kind: GatewayEventKind, **fields) -> GatewayEvent:
-    """A verified webhook as the receiver would signal it."""
+    """A webhook event as the receiver normalizes it (without its proof: see `send_event`)."""
     return GatewayEvent(gateway=PROFILE.id, event_id=event_id, kind=kind, provider_type=kind.value, **fields)
+
+
+# The event proof key of the tests' workers (tests/workflows/fake_activities.py checks with it).
+TEST_EVENT_KEYS = EventKeys({"test": b"test-event-proof-key-of-32-bytes"}, "test")
+
+
+async def send_event(handle: WorkflowHandle, event: GatewayEvent) -> None:
+    """Signal `event` as the webhook receiver does once it has verified it: with its proof."""
+    proven = TEST_EVENT_KEYS.prove(event, payment_id_from(handle.id))
+    await handle.signal(PaymentWorkflow.gateway_event, proven)
 
 
 async def wait_for(handle, predicate, *, timeout: float = 10.0) -> PaymentView:

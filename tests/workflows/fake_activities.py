@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.event_verification import EventVerification
+from tests.workflows.builders import TEST_EVENT_KEYS
 from workflows import activity_names as act
 from workflows.domain import FraudDecision, FraudPolicy, FraudResult, GatewayProfile, RefundStatus
 from workflows.fraud_io import FeedbackCall, ScreeningCall, ScreeningVerdict
@@ -200,6 +202,7 @@ class FakeWorld:
             world.transitions.append(t)
 
         return [
+            *EventVerification(TEST_EVENT_KEYS).definitions(),
             authorize,
             capture,
             cancel,

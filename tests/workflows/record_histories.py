@@ -32,6 +32,7 @@ from tests.workflows.builders import (
     gateway_event,
     paid_view,
     payment_input,
+    send_event,
     start_and_decide,
     start_then_decide,
     wait_for,
@@ -205,10 +206,26 @@ async def _three_ds_action_completed(world, start, pid):
 async def _three_ds_webhook(world, start, pid):
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
     )
+    return handle
+
+
+async def _unproven_event_looked_up(world, start, pid):
+    """An event without proof (as the Temporal CLI sends it) only makes the workflow ask the
+    gateway; one of another gateway is refused; the genuine webhook then pays
+    (patch `verified-gateway-events`)."""
+    world.authorize_answer = THREE_DS
+    _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
+    forged = gateway_event("forged-1", GatewayEventKind.PAYMENT_SUCCEEDED)
+    await handle.signal(PaymentWorkflow.gateway_event, forged)
+    await handle.signal(
+        PaymentWorkflow.gateway_event, forged.model_copy(update={"gateway": "stripe", "event_id": "forged-2"})
+    )
+    await wait_for(handle, lambda _: "webhook.refused" in world.events())
+    await send_event(handle, gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL))
     return handle
 
 
@@ -225,8 +242,8 @@ async def _cancel_then_late_success(world, start, pid):
     world.authorize_answer = AUTHORIZED
     _, handle = await start(payment_input(pid, capture_method=CaptureMethod.MANUAL, settings=DEV_WINDOW))
     await handle.execute_update(PaymentWorkflow.cancel, CancelRequest())
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
     )
     return handle
@@ -234,13 +251,13 @@ async def _cancel_then_late_success(world, start, pid):
 
 async def _dispute(world, start, pid):
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", amount=FULL),
     )
     await wait_for(handle, lambda v: v.status is PaymentStatus.DISPUTED)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_d2", GatewayEventKind.DISPUTE_CLOSED, dispute_id="dp_1", dispute_status="won"),
     )
     return handle
@@ -251,13 +268,13 @@ async def _refund_before_paid(world, start, pid):
     (patch `hold-refund-events-until-paid`)."""
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings=DEV_WINDOW))
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_r", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_1", amount=PART),
     )
     await wait_for(handle, lambda _: "refund.held_until_paid" in world.events())
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
     )
     return handle
@@ -320,9 +337,8 @@ async def _reopened_for_late_dispute(world, start, pid):
     """A dispute for a payment whose workflow closed: a run started from the stored projection."""
     inp = reopening(paid_view(pid), PROFILE, PaymentSettings())
     _, handle = await start(inp, decide=False)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
-        gateway_event("evt_late_d", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_9", amount=FULL),
+    await send_event(
+        handle, gateway_event("evt_late_d", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_9", amount=FULL)
     )
     return handle
 
@@ -338,6 +354,7 @@ SCENARIOS = (
     Scenario("routed", False, _routed),
     Scenario("three_ds_action_completed", False, _three_ds_action_completed),
     Scenario("three_ds_webhook", False, _three_ds_webhook),
+    Scenario("unproven_event_looked_up", False, _unproven_event_looked_up),
     Scenario("manual_partial_capture_refunds", False, _manual_partial_capture_refunds),
     Scenario("cancel_then_late_success", False, _cancel_then_late_success),
     Scenario("dispute", False, _dispute),

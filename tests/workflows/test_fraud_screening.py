@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from activities.fraud_providers.activities import FraudScreeningActivities
 from activities.fraud_providers.fake_server import FakeServer
 from tests.activities.fraud_providers.cases import PROVIDERS, build, new_fake
-from tests.workflows.builders import gateway_event, payment_input, start_and_decide, wait_for
+from tests.workflows.builders import gateway_event, payment_input, send_event, start_and_decide, wait_for
 from tests.workflows.conftest import assert_versions_increase
 from tests.workflows.fake_activities import FakeWorld
 from workflows import activity_names as act
@@ -143,8 +143,8 @@ async def test_held_by_the_service_until_an_operator_approves(screened, name, un
 async def test_the_service_hears_of_a_dispute(screened, name, unique):
     view, handle = await screened.pay(f"pay_{unique}", "ann@example.com")
     assert view.status is PaymentStatus.PAID
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event(
             "evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", dispute_reason="fraudulent"
         ),

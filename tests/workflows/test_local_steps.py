@@ -13,7 +13,7 @@ import pytest
 from temporalio import activity
 from temporalio.worker import Worker
 
-from tests.workflows.builders import gateway_event, payment_input, start_and_decide, wait_for
+from tests.workflows.builders import gateway_event, payment_input, send_event, start_and_decide, wait_for
 from tests.workflows.fake_activities import FakeWorld
 from workflows import activity_names as act
 from workflows.domain import FraudDecision, FraudResult, NextAction, NextActionType, PaymentStatus
@@ -102,14 +102,14 @@ async def test_a_webhook_is_recorded_with_what_it_causes_and_alone_when_it_cause
     view, handle = await start_and_decide(temporal_env.client, task_queue, payment_input(unique))
     assert view.status is PaymentStatus.AUTHORIZING
     full = Amount(minor=4999, currency="USD")
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=full),
     )
     await wait_for(handle, lambda v: v.status is PaymentStatus.PAID)
     # A confirmation of a paid payment changes nothing: its delivery is recorded on its own.
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_late", GatewayEventKind.PAYMENT_SUCCEEDED, amount=full),
     )
     await wait_for(handle, lambda v: v.version == 4)

@@ -15,7 +15,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.reopen import Reopener
-from tests.workflows.builders import PROFILE, gateway_event, payment_input, start_then_decide, wait_for
+from tests.workflows.builders import (
+    PROFILE,
+    TEST_EVENT_KEYS,
+    gateway_event,
+    payment_input,
+    send_event,
+    start_then_decide,
+    wait_for,
+)
 from tests.workflows.fake_activities import FakeWorld
 from workflows.domain import PaymentSettings, PaymentStatus, PaymentView, RefundStatus
 from workflows.gateway_io import GatewayEventKind
@@ -86,8 +94,8 @@ async def test_a_dispute_opened_on_day_100_and_won_on_day_160(run, task_queue, u
     world, env, _ = run
     handle, first = await _paid(env, task_queue, unique)
     await env.sleep(100 * DAY)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event(
             "evt_d100",
             GatewayEventKind.DISPUTE_OPENED,
@@ -97,15 +105,15 @@ async def test_a_dispute_opened_on_day_100_and_won_on_day_160(run, task_queue, u
     )
     await wait_for(handle, lambda v: v.status is PaymentStatus.DISPUTED)
     await env.sleep(60 * DAY)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_d160", GatewayEventKind.DISPUTE_CLOSED, dispute_id="dp_1", dispute_status="won"),
     )
     view = await wait_for(handle, lambda v: v.status is PaymentStatus.PAID and v.disputes[0].status == "won")
     # The opening was delivered again after a month boundary: the carried event ids skip it.
     await env.sleep(40 * DAY)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event(
             "evt_d100",
             GatewayEventKind.DISPUTE_OPENED,
@@ -130,7 +138,8 @@ async def test_a_provider_event_on_day_400_starts_a_run_from_the_stored_state(ru
     late = gateway_event(
         "evt_d400", GatewayEventKind.REFUND_SUCCEEDED, provider_refund_id="re_dash", amount=PART
     )
-    reopened = await reopener.signal(unique, late)
+    # As the receiver or reconciliation hands it over: proven.
+    reopened = await reopener.signal(unique, TEST_EVENT_KEYS.prove(late, unique))
     assert reopened is not None
     view = await reopened.result()
     assert (view.status, view.refunded_minor) == (PaymentStatus.PARTIALLY_REFUNDED, 999)
@@ -147,8 +156,8 @@ async def test_history_stays_bounded_across_runs(dev, unique):
     handle = dev.client.get_workflow_handle(first.id)
     dev.handles.append(handle)
     for n in range(40):
-        await handle.signal(
-            PaymentWorkflow.gateway_event,
+        await send_event(
+            handle,
             gateway_event(
                 f"evt_{n}", GatewayEventKind.DISPUTE_OPENED, dispute_id=f"dp_{n}", dispute_status="won"
             ),

@@ -10,7 +10,7 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedEr
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from tests.workflows.builders import PROFILE, gateway_event, payment_input, wait_for
+from tests.workflows.builders import PROFILE, gateway_event, payment_input, send_event, wait_for
 from tests.workflows.fake_activities import Gate
 from workflows.client import workflow_id
 from workflows.domain import (
@@ -138,8 +138,8 @@ async def test_three_ds_completed_by_the_customer_is_confirmed_by_a_lookup(dev, 
 async def test_three_ds_completed_by_a_webhook_needs_no_lookup(dev, unique):
     dev.world.authorize_answer = THREE_DS
     _, handle = await dev.start(payment_input(unique))
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event(
             "evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=4999, currency="USD")
         ),
@@ -159,8 +159,8 @@ async def test_webhook_arriving_while_authorize_runs_is_applied_after_it(dev, un
     start = asyncio.create_task(dev.start(inp))
     await asyncio.wait_for(gate.started.wait(), 10)
     handle = dev.client.get_workflow_handle(workflow_id(unique))
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event(
             "evt_early", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=4999, currency="USD")
         ),
@@ -187,10 +187,10 @@ async def test_the_same_event_id_is_applied_once(dev, unique):
         provider_refund_id="re_dash",
         amount=Amount(minor=1000, currency="USD"),
     )
-    await handle.signal(PaymentWorkflow.gateway_event, made_at_provider)
-    await handle.signal(PaymentWorkflow.gateway_event, made_at_provider)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(handle, made_at_provider)
+    await send_event(handle, made_at_provider)
+    await send_event(
+        handle,
         gateway_event("evt_2", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1"),
     )
     # Signals are applied in order: once evt_2 shows, both evt_1 deliveries have been handled.

@@ -7,11 +7,11 @@ import asyncio
 
 from temporalio.client import WorkflowUpdateStage
 
-from tests.workflows.builders import gateway_event, payment_input, wait_for
+from tests.workflows.builders import TEST_EVENT_KEYS, gateway_event, payment_input, send_event, wait_for
 from tests.workflows.fake_activities import Gate
 from workflows.client import workflow_id
 from workflows.domain import CaptureMethod, Failure, NextAction, NextActionType, PaymentStatus, RefundStatus
-from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult
+from workflows.gateway_io import EventProof, GatewayEventKind, GatewayPaymentStatus, GatewayResult
 from workflows.messages import CancelRequest, RefundRequest
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
@@ -21,7 +21,7 @@ FULL = Amount(minor=4999, currency="USD")
 
 async def signal(handle, event, until):
     """Send a webhook; the view once `until(view)` holds."""
-    await handle.signal(PaymentWorkflow.gateway_event, event)
+    await send_event(handle, event)
     return await wait_for(handle, until)
 
 
@@ -104,8 +104,8 @@ async def test_refund_event_before_our_refund_call_returned_is_counted_once(dev,
         PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
     )
     await asyncio.wait_for(gate.started.wait(), 10)
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event(
             "evt_r",
             GatewayEventKind.REFUND_SUCCEEDED,
@@ -162,8 +162,8 @@ async def test_success_with_another_amount_is_recorded_not_paid(dev, unique):
         next_action=NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code="weixin://pay"),
     )
     _, handle = await dev.start(payment_input(unique))
-    await handle.signal(
-        PaymentWorkflow.gateway_event,
+    await send_event(
+        handle,
         gateway_event("evt_m", GatewayEventKind.PAYMENT_SUCCEEDED, amount=Amount(minor=1, currency="USD")),
     )
     await wait_for(handle, lambda v: "webhook.amount_mismatch" in dev.world.events())
@@ -210,7 +210,7 @@ async def test_refund_notified_before_the_payment_succeeded_is_held_then_counted
         provider_refund_id="re_1",
         amount=Amount(minor=999, currency="USD"),
     )
-    await handle.signal(PaymentWorkflow.gateway_event, early)
+    await send_event(handle, early)
     await wait_for(handle, lambda v: "refund.held_until_paid" in dev.world.events())
     assert (await handle.query(PaymentWorkflow.view)).refunded_minor == 0
     # The success arrives; a redelivery of the refund is de-duplicated by its event id.
@@ -219,9 +219,97 @@ async def test_refund_notified_before_the_payment_succeeded_is_held_then_counted
         gateway_event("evt_s", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL),
         lambda v: v.refunded_minor > 0,
     )
-    await handle.signal(PaymentWorkflow.gateway_event, early)
+    await send_event(handle, early)
     assert view.status is PaymentStatus.PARTIALLY_REFUNDED
     assert [(r.provider_refund_id, r.status, r.amount.minor) for r in view.refunds] == [
         ("re_1", RefundStatus.SUCCEEDED, 999)
     ]
     assert dev.world.events().count("refund.succeeded") == 1
+
+
+# ---------------------------------------------------------------- proof (issue #17 item 1)
+
+THREE_DS = GatewayResult(
+    status=GatewayPaymentStatus.REQUIRES_ACTION,
+    provider_payment_id="pi_3ds",
+    next_action=NextAction(type=NextActionType.REDIRECT_TO_URL, url="https://acs.example/3ds"),
+)
+
+
+def unverified(world) -> list[dict[str, str]]:
+    return [e.data for t in world.transitions for e in t.events if e.type == "webhook.unverified"]
+
+
+async def test_events_without_a_valid_proof_only_make_the_workflow_ask_the_gateway(dev, unique):
+    dev.world.authorize_answer = THREE_DS
+    _, handle = await dev.start(payment_input(unique))
+    paid = gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED, amount=FULL)
+    forgeries = [
+        paid,  # no proof: what the Temporal CLI sends
+        TEST_EVENT_KEYS.prove(paid, f"{unique}-other"),  # a genuine proof, for another payment
+        paid.model_copy(update={"proof": EventProof(key_id="test", mac="0" * 64)}),
+        paid.model_copy(update={"proof": EventProof(key_id="made-up", mac="1" * 64)}),
+    ]
+    for forged in forgeries:
+        await handle.signal(PaymentWorkflow.gateway_event, forged)
+    await wait_for(handle, lambda _: len(unverified(dev.world)) == 4)
+    assert [d["proof"] for d in unverified(dev.world)] == ["missing", "invalid", "invalid", "unknown_key"]
+    view = await handle.query(PaymentWorkflow.view)
+    assert (view.status, view.captured_minor) == (PaymentStatus.AUTHORIZING, 0)
+    # Each one was a reason to ask the gateway, which said the customer has not finished.
+    assert len(dev.world.calls["lookup"]) == 4
+    # The genuine event under the same id is not taken for a duplicate of the forged ones.
+    view = await signal(handle, paid, status_is(PaymentStatus.PAID))
+    assert view.captured_minor == 4999
+
+
+async def test_an_unproven_success_the_gateway_confirms_pays(dev, unique):
+    dev.world.authorize_answer = THREE_DS
+    _, handle = await dev.start(payment_input(unique))
+    dev.world.lookup_answers = [
+        GatewayResult(
+            status=GatewayPaymentStatus.SUCCEEDED, provider_payment_id="pi_3ds", captured_minor=4999
+        )
+    ]
+    await handle.signal(
+        PaymentWorkflow.gateway_event, gateway_event("evt_ok", GatewayEventKind.PAYMENT_SUCCEEDED)
+    )
+    view = await wait_for(handle, status_is(PaymentStatus.PAID))
+    assert view.captured_minor == 4999
+    assert "webhook.unverified" in dev.world.events()
+
+
+async def test_an_event_of_another_gateway_is_refused_even_with_a_proof(dev, unique):
+    dev.world.authorize_answer = THREE_DS
+    _, handle = await dev.start(payment_input(unique))
+    stripe = gateway_event("evt_s", GatewayEventKind.PAYMENT_SUCCEEDED).model_copy(
+        update={"gateway": "stripe"}
+    )
+    await send_event(handle, stripe)
+    await wait_for(handle, lambda _: "webhook.refused" in dev.world.events())
+    view = await handle.query(PaymentWorkflow.view)
+    assert view.status is PaymentStatus.AUTHORIZING
+    assert dev.world.calls["lookup"] == []
+
+
+async def test_an_unproven_refund_event_settles_no_refund(dev, unique):
+    dev.world.refund_gate = gate = Gate()
+    _, handle = await dev.start(payment_input(unique))
+    update = await handle.start_update(
+        PaymentWorkflow.refund, RefundRequest(refund_id="r1"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
+    await asyncio.wait_for(gate.started.wait(), 10)
+    forged = gateway_event("evt_rf", GatewayEventKind.REFUND_SUCCEEDED, refund_id="r1", amount=FULL)
+    await handle.signal(PaymentWorkflow.gateway_event, forged)
+    await wait_for(handle, lambda _: "webhook.unverified" in dev.world.events())
+    view = await handle.query(PaymentWorkflow.view)
+    assert (view.refunds[0].status, view.refunded_minor, view.status) == (
+        RefundStatus.PENDING,
+        0,
+        PaymentStatus.PAID,
+    )
+    # The refund's own call is in flight: the gateway's answer to it settles the refund, once.
+    gate.open.set()
+    assert (await update.result()).status is RefundStatus.SUCCEEDED
+    assert dev.world.events().count("refund.succeeded") == 1
+    assert dev.world.calls["lookup_refund"] == []

@@ -39,9 +39,10 @@ from activities.gateways.mock.settings import MockSettings
 from workers.bench import history, load, procstats
 from workers.bench.server import Server, child_env, stop_process
 from workers.bench.settings import BenchSettings
-from workers.bench.stack_host import StackSpec, spec_line
+from workers.bench.stack_host import API_KEY_ID, StackSpec, spec_line
 from workflows.client import PaymentWorkflows, workflow_id
 from workflows.domain import PaymentStatus
+from workflows.event_proof import EventKeys
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import ActionCompleted
 from workflows.money import Amount
@@ -94,6 +95,7 @@ class Stack:
     client: Client
     http: httpx.AsyncClient
     signer: MockGateway  # signs webhooks the way the provider does, with the receiver's secret
+    event_keys: EventKeys  # proves direct signals the way the receiver does
     server_pid: int | None
     store_cpu: _StoreCpu | None  # None on SQLite: the store then runs inside the app process
     payments: list[dict[str, Any]] = field(default_factory=list)
@@ -219,6 +221,7 @@ async def _stack_process(
     store_cpu: _StoreCpu | None,
 ) -> AsyncIterator[Stack]:
     api_key, webhook_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
+    event_proof_key = secrets.token_urlsafe(32)
     spec = StackSpec(
         address=server.address,
         namespace=server.namespace,
@@ -226,6 +229,7 @@ async def _stack_process(
         database_url=SecretStr(database_url),
         api_key=SecretStr(api_key),
         webhook_secret=SecretStr(webhook_secret),
+        event_proof_key=SecretStr(event_proof_key),
         decide_timeout_s=settings.op_timeout_s,
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +269,7 @@ async def _stack_process(
                     ),
                     http=http,
                     signer=MockGateway(MockSettings(enabled=True, webhook_secret=SecretStr(webhook_secret))),
+                    event_keys=EventKeys({API_KEY_ID: event_proof_key.encode()}, API_KEY_ID),
                     server_pid=server.pid,
                     store_cpu=store_cpu,
                 )
@@ -372,7 +377,7 @@ async def webhooks(server: Server, settings: BenchSettings, run_id: str, log_dir
                 amount=Amount.of(payment["amount"], payment["currency"]),
             )
             begun = time.monotonic()
-            await stack.workflows.gateway_event(payment["id"], event)
+            await stack.workflows.gateway_event(payment["id"], stack.event_keys.prove(event, payment["id"]))
             return time.monotonic() - begun
 
         webhook_stats = await _signal_phase(stack, settings, len(by_webhook), deliver, paid_before=0)

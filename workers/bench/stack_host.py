@@ -30,13 +30,16 @@ class StackSpec(BaseModel):
     database_url: SecretStr
     api_key: SecretStr
     webhook_secret: SecretStr
+    # The `[event_proof]` key the bench also holds: its direct-signal phase sends proven events,
+    # as the receiver does.
+    event_proof_key: SecretStr
     decide_timeout_s: float
 
 
 def spec_line(spec: StackSpec) -> bytes:
     """The spec as the host reads it: one JSON line, secrets in clear (it goes through a pipe)."""
     data = spec.model_dump(mode="json")
-    for key in ("database_url", "api_key", "webhook_secret"):
+    for key in ("database_url", "api_key", "webhook_secret", "event_proof_key"):
         data[key] = getattr(spec, key).get_secret_value()
     return json.dumps(data).encode() + b"\n"
 
@@ -54,6 +57,10 @@ def config_for(spec: StackSpec) -> DurapayConfig:
             "api_keys": {API_KEY_ID: spec.api_key.get_secret_value()},
             "rate_limiting": False,
             "decide_timeout_seconds": spec.decide_timeout_s,
+        },
+        "event_proof": {
+            "keys": {API_KEY_ID: spec.event_proof_key.get_secret_value()},
+            "active_key": API_KEY_ID,
         },
         "payment": {
             "default_gateway": "mock",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
@@ -247,15 +247,22 @@ class AlipayGateway(Gateway):
             return RefundResult(refund_id=call.refund_id, status=RefundStatus.SUCCEEDED)
         # "N": no money moved *by this call* - a repeat of a refund already made, or one still in
         # progress. The refund query is the authority.
-        found = await self._query_refund(out_trade_no, call.refund_id)
+        found = await self._query_refund(out_trade_no, call.refund_id, window_passed=False)
         if found.status is RefundStatus.SUCCEEDED:
             return found
         return RefundResult(refund_id=call.refund_id, status=RefundStatus.PENDING)
 
     async def lookup_refund(self, call: RefundLookupCall) -> RefundResult:
-        return await self._query_refund(out_trade_no_for(call.payment_id), call.refund_id)
+        # A refund of unknown age is never given up on here: its status stays pending.
+        window_passed = call.requested_at is not None and (
+            (datetime.now(UTC) - call.requested_at).total_seconds()
+            > self._settings.refund_query_window_seconds
+        )
+        return await self._query_refund(
+            out_trade_no_for(call.payment_id), call.refund_id, window_passed=window_passed
+        )
 
-    async def _query_refund(self, out_trade_no: str, refund_id: str) -> RefundResult:
+    async def _query_refund(self, out_trade_no: str, refund_id: str, *, window_passed: bool) -> RefundResult:
         answer = await self._call(
             "alipay.trade.fastpay.refund.query",
             {"out_trade_no": out_trade_no, "out_request_no": out_request_no_for(refund_id)},
@@ -265,7 +272,7 @@ class AlipayGateway(Gateway):
             if answer.sub_code == "ACQ.TRADE_NOT_EXIST":
                 return _refund_failed(refund_id, answer)
             self._refuse(answer)
-        return refund_query_result(refund_id, answer.data)
+        return refund_query_result(refund_id, answer.data, window_passed=window_passed)
 
     # ------------------------------------------------------------------ notifications
 
@@ -277,7 +284,8 @@ class AlipayGateway(Gateway):
         # Exactly `success`: any other body makes AliPay resend (8 times over about 25 h).
         return WebhookAck(status=200, body=b"success", content_type="text/plain")
 
-    def webhook_reject(self, reason: str) -> WebhookAck:
+    def webhook_reject(self) -> WebhookAck:
+        # Anything but `success` makes AliPay resend; `fail` is the word it documents.
         return WebhookAck(status=400, body=b"fail", content_type="text/plain")
 
     # ------------------------------------------------------------------ transport

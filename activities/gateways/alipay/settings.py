@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from activities.gateways.http import HttpSettings
+from activities.gateways.http import HttpSettings, secure_base_url
 from activities.gateways.signing import load_private_key, load_public_key
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -20,6 +20,8 @@ class AlipaySettings(BaseModel):
     # example Kubernetes Secret.
     model_config = ConfigDict(
         extra="forbid",
+        # Validation errors end up in logs: never with the values, which may be keys.
+        hide_input_in_errors=True,
         json_schema_extra={
             "examples": [
                 {
@@ -44,6 +46,15 @@ class AlipaySettings(BaseModel):
     seller_id: str | None = Field(default=None, description="when set, notifications must name this seller")
     currency: str = "CNY"
     http: HttpSettings = Field(default_factory=HttpSettings)
+    # How long after a refund was asked for a refund query without `refund_status` ("not received,
+    # or failed"; early queries miss successes) still means "ask again" rather than "failed".
+    refund_query_window_seconds: int = Field(default=86_400, gt=0)
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway_url_keeps_the_request_safe(cls, value: str | None) -> str | None:
+        # Every request carries our signature, and the customer's data.
+        return None if value is None else secure_base_url(value, "gateway_url")
 
     @model_validator(mode="after")
     def _resolve_keys(self) -> AlipaySettings:

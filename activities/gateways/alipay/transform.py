@@ -104,11 +104,16 @@ def trade_result(data: Mapping[str, Any], currency: str) -> GatewayResult:
     )
 
 
-def refund_query_result(refund_id: str, data: Mapping[str, Any]) -> RefundResult:
-    """A successful `alipay.trade.fastpay.refund.query` answer as our refund result."""
+def refund_query_result(refund_id: str, data: Mapping[str, Any], *, window_passed: bool) -> RefundResult:
+    """A successful `alipay.trade.fastpay.refund.query` answer as our refund result.
+
+    Without `refund_status` AliPay means "the refund request was not received, or it failed", and
+    warns that a query soon after the request may not see a success yet: pending (asked again)
+    until `window_passed`, then failed."""
     if data.get("refund_status") == "REFUND_SUCCESS":
         return RefundResult(refund_id=refund_id, status=RefundStatus.SUCCEEDED)
-    # "Not returned: the refund request was not received, or it failed."
+    if not window_passed:
+        return RefundResult(refund_id=refund_id, status=RefundStatus.PENDING)
     return RefundResult(
         refund_id=refund_id,
         status=RefundStatus.FAILED,

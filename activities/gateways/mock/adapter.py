@@ -13,7 +13,7 @@ What happens is chosen by the payment method token, Stripe's test names plus a f
 | `tok_visa`, `tok_mastercard` | approved |
 | `tok_chargeDeclined` | declined, `generic_decline` |
 | `tok_chargeDeclinedInsufficientFunds` | declined, `insufficient_funds` |
-| `tok_threeDSecure2Required` | requires a 3-D Secure redirect; a lookup carrying the customer's return data completes it unless that says `three_ds_result=failed` / `abandoned` |
+| `tok_threeDSecure2Required` | requires a 3-D Secure redirect; the customer's return (`/actions/complete`, with or without data) completes it unless its data says `three_ds_result=failed` / `abandoned` |
 | `tok_transient_<N>` | approved, but every keyed call fails with `GatewayTransientError` the first N times per idempotency key |
 | `tok_ratelimited_<N>` | the same with `GatewayRateLimited` |
 | `tok_timeout` | approved, but the first answer per idempotency key is "lost": the call is recorded, then `GatewayOutcomeUnknown` is raised; the retry returns the recorded result |
@@ -359,9 +359,12 @@ class MockGateway(Gateway):
         charge = self._find(call.payment_id, call.provider_payment_id)
         if charge is None:
             return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)
-        if charge.status == GatewayPaymentStatus.REQUIRES_ACTION and call.action_data:
+        if charge.status == GatewayPaymentStatus.REQUIRES_ACTION and (
+            call.customer_returned or call.action_data
+        ):
             # The customer is back from the challenge. A real provider knows the outcome itself;
-            # the mock takes it from the return parameters so tests can choose it.
+            # the mock takes it from the return parameters so tests can choose it, and a return
+            # that says nothing is a success (failed or abandoned only when the data says so).
             outcome = call.action_data.get("three_ds_result")
             if outcome in ("failed", "abandoned"):
                 charge.decline(

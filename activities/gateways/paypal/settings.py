@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from activities.gateways.http import HttpSettings
+from activities.gateways.http import HttpSettings, secure_base_url
 from workflows.money import is_known_currency
 
 PRODUCTION_API = "https://api-m.paypal.com"
@@ -57,13 +56,8 @@ class PayPalSettings(BaseModel):
     @field_validator("api_base")
     @classmethod
     def _api_base_keeps_the_secret_safe(cls, value: str | None) -> str | None:
-        # The client secret and bearer tokens ride in every request: plain HTTP only to loopback.
-        if value is None:
-            return None
-        url = httpx.URL(value)
-        if url.scheme == "https" or (url.scheme == "http" and url.host in ("127.0.0.1", "localhost", "::1")):
-            return value.rstrip("/")
-        raise ValueError("api_base must be https:// (plain http only to a loopback test server)")
+        # The client secret and bearer tokens ride in every request.
+        return None if value is None else secure_base_url(value, "api_base").rstrip("/")
 
     @field_validator("currencies")
     @classmethod

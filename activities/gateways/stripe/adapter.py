@@ -19,6 +19,7 @@ per-refund news.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -123,10 +124,9 @@ def translate_error(exc: stripe.StripeError, *, mutating: bool) -> Exception:
         # Sent, but no answer (timeout, dropped connection): it may have been executed.
         return GatewayOutcomeUnknown(f"no answer from Stripe ({type(cause).__name__})")
     if isinstance(exc, stripe.IdempotencyError):
-        # Our key with other parameters: a bug on our side that no retry can fix.
-        return GatewayInvalidRequest(
-            f"Stripe idempotency error: {exc.user_message}", code="idempotency_error"
-        )
+        # Our key was used before with other parameters: that first request may have charged, so
+        # this is no proof that nothing happened. Unknown: the workflow asks Stripe what there is.
+        return GatewayOutcomeUnknown(f"Stripe idempotency error (key used before): {exc.user_message}")
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
         return GatewayConfigError(f"Stripe refused our credentials: {exc.user_message}")
     if isinstance(exc, stripe.InvalidRequestError):
@@ -226,6 +226,19 @@ class StripeGateway(Gateway):
         rank = {"succeeded": 3, "requires_capture": 2, "processing": 1}
         return max(intents, key=lambda pi: (rank.get(pi.get("status"), 0), pi.get("created", 0)))
 
+    def _unless_search_may_lag(self, call: LookupCall) -> None:
+        """An empty Search proves nothing until the index has caught up with the payment: "never
+        made" then would fail a payment whose charge is only not indexed yet. Ask again instead
+        (the lookup activity retries with backoff and never gives up)."""
+        if call.created_at is None:
+            return  # a caller that cannot say how young the payment is gets Search's word
+        age = (datetime.now(UTC) - call.created_at).total_seconds()
+        if age < self._settings.search_lag_seconds:
+            raise GatewayTransientError(
+                f"no PaymentIntent for {call.payment_id} in Stripe's search, which may not have "
+                f"indexed it yet ({age:.0f} s after the payment was created); asking again"
+            )
+
     async def _intent_id(self, payment_id: str, provider_payment_id: str | None) -> str | None:
         if provider_payment_id:
             return provider_payment_id
@@ -308,6 +321,7 @@ class StripeGateway(Gateway):
         else:
             found = await self._find_intent(call.payment_id)
             if found is None:
+                self._unless_search_may_lag(call)
                 return GatewayResult(status=GatewayPaymentStatus.NOT_FOUND)
             intent = found
         metadata = intent.get("metadata") or {}

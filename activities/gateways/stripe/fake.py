@@ -7,7 +7,8 @@ It speaks Stripe's wire format: form-encoded request bodies with bracketed keys
 it is a 400 `idempotency_error`; while the first is still running, a 409. Results are saved only once
 execution began (so a validation error or a 5xx before execution is not replayed).
 
-State: PaymentIntents (create with confirm, confirm, capture, cancel, retrieve, search by metadata),
+State: PaymentIntents (create with confirm, confirm, capture, cancel, retrieve, search by metadata,
+eventually consistent like Stripe's when `search_index_lag_seconds` is set),
 charges (the ledger tests assert on: `charges_for(payment_id)`), refunds, customers, payment methods,
 disputes, and the events each change emits, delivered signed to `webhook_url` when one is set.
 
@@ -166,6 +167,24 @@ def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | 
     return int(value)
 
 
+def _metadata(params: dict[str, Any]) -> dict[str, str]:
+    """`metadata` as Stripe takes it: at most 50 keys of up to 40 characters, values of up to 500
+    (https://docs.stripe.com/metadata); anything else is a 400, and nothing is created."""
+    metadata = params.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise invalid("Invalid metadata.", param="metadata")
+    if len(metadata) > 50:
+        raise invalid(
+            f"Invalid metadata: metadata can have up to 50 keys, but you passed in {len(metadata)} keys.",
+            param="metadata",
+        )
+    if any(len(key) > 40 for key in metadata):
+        raise invalid("Invalid metadata: keys can be a maximum of 40 characters.", param="metadata")
+    if any(len(str(value)) > 500 for value in metadata.values()):
+        raise invalid("Invalid metadata: values can be a maximum of 500 characters.", param="metadata")
+    return metadata
+
+
 def _answered(handler: Callable[[web.Request], Awaitable[dict[str, Any]]]) -> Handler:
     """An API handler returns the Stripe object as a dict; `FakeStripe._middleware` answers it as
     JSON (with idempotency replay and faults), so to aiohttp it is a request handler."""
@@ -229,6 +248,9 @@ class FakeStripe:
         self.refund_status = self._default_refund_status  # "pending": refunds settle via settle_refund()
         self.latency = 0.0
         self.max_page_size = 100  # Stripe's own cap on `limit`; lower it to exercise paging
+        # Search is eventually consistent at Stripe: an intent shows in search results only this
+        # many seconds after it was created (0: at once).
+        self.search_index_lag_seconds = 0.0
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
@@ -687,9 +709,7 @@ class FakeStripe:
                 "Please use `statement_descriptor_suffix` instead.",
                 param="statement_descriptor",
             )
-        metadata = p.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise invalid("Invalid metadata.", param="metadata")
+        metadata = _metadata(p)
         customer = p.get("customer")
         if customer and customer not in self.customers:
             raise missing("customer", customer, "customer")
@@ -964,7 +984,12 @@ class FakeStripe:
         if match is None:
             raise invalid(f"This fake searches by one metadata clause only, not {query!r}.", param="query")
         key, value = match.groups()
-        found = [pi for pi in self.payment_intents.values() if pi["metadata"].get(key) == value]
+        indexed_before = time.time() - self.search_index_lag_seconds
+        found = [
+            pi
+            for pi in self.payment_intents.values()
+            if pi["metadata"].get(key) == value and pi["created"] <= indexed_before
+        ]
         found.sort(key=lambda pi: pi["created"], reverse=True)
         limit = _int(request[PARAMS], "limit") or 10
         return {
@@ -1020,7 +1045,7 @@ class FakeStripe:
             "reason": reason,
             "status": self.refund_status,
             "failure_reason": None,
-            "metadata": p.get("metadata") or {},
+            "metadata": _metadata(p),
             "created": int(time.time()),
         }
         self.refunds[refund["id"]] = refund
@@ -1054,7 +1079,7 @@ class FakeStripe:
             "object": "customer",
             "email": p.get("email"),
             "name": p.get("name"),
-            "metadata": p.get("metadata") or {},
+            "metadata": _metadata(p),
             "created": int(time.time()),
             "livemode": False,
         }

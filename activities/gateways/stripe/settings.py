@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from activities.gateways.http import secure_base_url
 from workflows.money import is_known_currency
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -55,6 +55,10 @@ class StripeSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_tolerance_seconds: int = Field(default=WEBHOOK_TOLERANCE_SECONDS, gt=0)
+    # How long after a payment's creation an empty Search is not believed. Search is eventually
+    # consistent: Stripe says under a minute normally, up to an hour during incidents. Until then a
+    # lookup that finds nothing asks again instead of answering "never made".
+    search_lag_seconds: int = Field(default=900, ge=0)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
@@ -78,11 +82,8 @@ class StripeSettings(BaseModel):
     @field_validator("api_base")
     @classmethod
     def _api_base_keeps_the_key_safe(cls, value: str) -> str:
-        # The secret key rides in every request's Authorization header: plain HTTP only to this host.
-        url = httpx.URL(value)
-        if url.scheme == "https" or (url.scheme == "http" and url.host in ("127.0.0.1", "localhost", "::1")):
-            return value
-        raise ValueError("api_base must be https:// (plain http only to a loopback test server)")
+        # The secret key rides in every request's Authorization header.
+        return secure_base_url(value, "api_base")
 
     @field_validator("currencies")
     @classmethod

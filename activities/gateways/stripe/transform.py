@@ -13,6 +13,7 @@ from activities.gateways.base import GatewayInvalidRequest, SavedPaymentMethod
 from activities.gateways.stripe.settings import StripeSettings
 from workflows.domain import CaptureMethod, CardMethod, Failure, NextAction, NextActionType, RefundStatus
 from workflows.gateway_io import (
+    RESERVED_METADATA_PREFIX,
     AuthorizeCall,
     GatewayPaymentStatus,
     GatewayResult,
@@ -25,6 +26,32 @@ METADATA_PAYMENT_ID = "durapay_payment_id"
 METADATA_ORDER_ID = "durapay_order_id"
 METADATA_REFUND_ID = "durapay_refund_id"
 METADATA_REFUND_REASON = "durapay_refund_reason"
+
+
+# https://docs.stripe.com/metadata: Stripe answers 400 past these.
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX_CHARS = 40
+METADATA_VALUE_MAX_CHARS = 500
+
+
+def _merchant_metadata(metadata: Mapping[str, str], *, room: int) -> dict[str, str]:
+    """The merchant's metadata, refused before anything is sent if Stripe would refuse it beside
+    our own `room`-leaving keys (the API keeps within these; other callers may not)."""
+    if len(metadata) > room:
+        raise GatewayInvalidRequest(
+            f"Stripe metadata: at most {room} keys of the merchant's, not {len(metadata)}"
+        )
+    for key, value in metadata.items():
+        if key.startswith(RESERVED_METADATA_PREFIX):
+            raise GatewayInvalidRequest(f"Stripe metadata: {key!r} is one of durapay's own keys")
+        if "[" in key or "]" in key:
+            raise GatewayInvalidRequest("Stripe metadata keys cannot contain square brackets")
+        if len(key) > METADATA_KEY_MAX_CHARS or len(value) > METADATA_VALUE_MAX_CHARS:
+            raise GatewayInvalidRequest(
+                f"Stripe metadata: keys of at most {METADATA_KEY_MAX_CHARS} characters, values of at most "
+                f"{METADATA_VALUE_MAX_CHARS}"
+            )
+    return dict(metadata)
 
 
 # https://docs.stripe.com/currencies: where Stripe's unit differs from ISO 4217's minor unit.
@@ -124,9 +151,8 @@ def intent_params(call: AuthorizeCall, settings: StripeSettings) -> dict[str, An
         raise GatewayInvalidRequest(
             f"Stripe here takes cards only, not {method.type}", code="method_not_supported"
         )
-    metadata = {**call.metadata, METADATA_PAYMENT_ID: call.payment_id, METADATA_ORDER_ID: call.order_id}
-    if any("[" in key or "]" in key for key in metadata):
-        raise GatewayInvalidRequest("Stripe metadata keys cannot contain square brackets")
+    ours = {METADATA_PAYMENT_ID: call.payment_id, METADATA_ORDER_ID: call.order_id}
+    metadata = {**_merchant_metadata(call.metadata, room=METADATA_MAX_KEYS - len(ours)), **ours}
     params: dict[str, Any] = {
         "amount": stripe_amount(call.amount, settings),
         "currency": call.amount.currency.lower(),

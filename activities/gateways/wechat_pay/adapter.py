@@ -332,9 +332,10 @@ class WechatPayGateway(Gateway):
         # "HTTP 200 or 204 with no body means success."
         return WebhookAck(status=204, body=b"")
 
-    def webhook_reject(self, reason: str) -> WebhookAck:
-        # Anything but 2xx makes WeChat retry (15s, 15s, 30s, 3m, ... over 24h).
-        body = json.dumps({"code": "FAIL", "message": reason[:200]}, ensure_ascii=False).encode()
+    def webhook_reject(self) -> WebhookAck:
+        # The documented failure answer; anything but 2xx makes WeChat retry (15s, 15s, 30s, 3m,
+        # ... over 24h).
+        body = json.dumps({"code": "FAIL", "message": "verification failed"}).encode()
         return WebhookAck(status=400, body=body, content_type="application/json")
 
     # ------------------------------------------------------------------ platform certificates

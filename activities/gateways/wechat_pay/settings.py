@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from activities.gateways.http import HttpSettings
+from activities.gateways.http import HttpSettings, secure_base_url
 from activities.gateways.signing import load_private_key, load_public_key
 
 DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
@@ -19,6 +19,8 @@ class WechatPaySettings(BaseModel):
     # example Kubernetes Secret.
     model_config = ConfigDict(
         extra="forbid",
+        # Validation errors end up in logs: never with the values, which may be keys.
+        hide_input_in_errors=True,
         json_schema_extra={
             "examples": [
                 {
@@ -59,6 +61,12 @@ class WechatPaySettings(BaseModel):
     notify_url: str = Field(min_length=1)
     currency: str = "CNY"
     http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_keeps_the_signature_safe(cls, value: str) -> str:
+        # Every request carries our signature, and the customer's data.
+        return secure_base_url(value, "api_base")
 
     @model_validator(mode="after")
     def _resolve_keys(self) -> WechatPaySettings:

@@ -7,7 +7,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.store.repository import PaymentStore
-from activities.store.tables import payment_events, payments, rate_limit_hits
+from activities.store.tables import payment_events, payments, rate_limit_hits, webhook_inbox
 from tests.activities.store.helpers import T0, engine, make_view, store
 from workflows.domain import (
     Failure,
@@ -311,3 +311,31 @@ async def test_rate_limit_rejects_nonsense_arguments(store: PaymentStore) -> Non
         await store.hit("k", 0, 5)
     with pytest.raises(ValueError):
         await store.hit("k", 60, -1)
+
+
+async def test_rejected_deliveries_keep_a_bounded_sample_per_gateway(
+    engine: AsyncEngine, unique: str
+) -> None:
+    """Issue #17 item 6: forged bodies must not grow the inbox without bound. The newest rejected
+    deliveries of a gateway are kept (a sample for investigation); verified ones are never pruned."""
+    store = PaymentStore(engine, rejected_webhooks_kept=3)
+    gateway = f"gw_{unique}"[:64]
+    assert await store.record_webhook(gateway, f"evt_{unique}", "pay_1", True, WebhookOutcome.SIGNALLED, "t")
+    for i in range(7):
+        assert await store.record_webhook(
+            gateway, f"unverified:{i}", None, False, WebhookOutcome.REJECTED, None
+        )
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                select(webhook_inbox.c.event_id, webhook_inbox.c.verified)
+                .where(webhook_inbox.c.gateway == gateway)
+                .order_by(webhook_inbox.c.id)
+            )
+        ).all()
+    assert [tuple(r) for r in kept] == [
+        (f"evt_{unique}", True),
+        ("unverified:4", False),
+        ("unverified:5", False),
+        ("unverified:6", False),
+    ]

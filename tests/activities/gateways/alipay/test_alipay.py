@@ -296,10 +296,22 @@ async def test_refund_unknown_trade_or_request(gateway, unique):
     ).status is RefundStatus.FAILED
 
 
-async def test_lookup_of_a_refund_never_made_fails(fake, gateway, unique):
+async def test_a_refund_query_without_a_status_stays_pending_until_the_refund_window_passes(
+    fake, gateway, unique
+):
+    """Issue #17 item 5: AliPay answers no refund_status for a refund "not received, or failed",
+    and early queries miss successes: pending (asked again), final only once the window passed."""
     await paid(fake, gateway, ALIPAY, pid(unique))
-    result = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none"))
-    assert result.status is RefundStatus.FAILED and result.failure.code == "refund_not_found"
+    just_asked = datetime.now(UTC) - timedelta(seconds=3)
+    early = await gateway.lookup_refund(
+        ALIPAY.refund_lookup(pid(unique), "ref_none", requested_at=just_asked)
+    )
+    assert early.status is RefundStatus.PENDING
+    unknown_age = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none"))
+    assert unknown_age.status is RefundStatus.PENDING
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+    late = await gateway.lookup_refund(ALIPAY.refund_lookup(pid(unique), "ref_none", requested_at=long_ago))
+    assert late.status is RefundStatus.FAILED and late.failure.code == "refund_not_found"
 
 
 # -------------------------------------------------------------------- faults and signatures
@@ -387,6 +399,9 @@ async def test_connection_refused_is_transient(fake, unique):
 # -------------------------------------------------------------------- settings
 
 
+SECRET_INPUT = "s3cr3t-not-a-key"
+
+
 def settings_values(**overrides):
     values = dict(
         app_id="2021000000000001",
@@ -402,9 +417,26 @@ def test_gateway_switches_between_production_and_sandbox():
     assert AlipaySettings(**settings_values()).endpoint == PRODUCTION_GATEWAY
     assert AlipaySettings(**settings_values(sandbox=True)).endpoint == SANDBOX_GATEWAY
     assert (
-        AlipaySettings(**settings_values(sandbox=True, gateway_url="http://x/gateway.do")).endpoint
-        == "http://x/gateway.do"
+        AlipaySettings(
+            **settings_values(sandbox=True, gateway_url="http://127.0.0.1:8080/gateway.do")
+        ).endpoint
+        == "http://127.0.0.1:8080/gateway.do"
     )
+
+
+def test_the_gateway_url_must_be_https_except_to_a_loopback_fake():
+    """Issue #17 item 8: requests carry our signature and the customer's data, as Stripe's do."""
+    with pytest.raises(ValidationError, match="https"):
+        AlipaySettings(**settings_values(gateway_url="http://openapi.alipay.com/gateway.do"))
+
+
+def test_validation_errors_never_show_the_private_key():
+    """Issue #17 item 8: pydantic prints the input beside each error: a key of the wrong type, or
+    the whole settings mapping for a model-level refusal."""
+    for wrong in ([SECRET_INPUT], SECRET_INPUT):
+        with pytest.raises(ValidationError) as caught:
+            AlipaySettings(**settings_values(app_private_key=wrong, app_id="2"))
+        assert "s3cr3t" not in str(caught.value)
 
 
 def test_keys_from_files_and_bare_base64(tmp_path):

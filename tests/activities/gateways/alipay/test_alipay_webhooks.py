@@ -194,4 +194,5 @@ def test_answers_are_plain_success_and_fail(fake):
     gw = AlipayGateway(fake.settings(gateway_url="http://127.0.0.1:9/gateway.do"))
     ack = gw.webhook_ack()
     assert (ack.status, ack.body, ack.content_type) == (200, b"success", "text/plain")
-    assert gw.webhook_reject("bad").body != b"success"
+    reject = gw.webhook_reject()
+    assert reject is not None and (reject.status, reject.body) == (400, b"fail")

@@ -155,15 +155,22 @@ async def test_a_wrong_secret_key_is_a_configuration_error(stripe_server, unique
     assert "sk_test_not_the_right_one" not in caught.value.message
 
 
-async def test_our_key_with_other_parameters_is_final(stripe_gateway, fake_stripe, unique):
+async def test_our_key_with_other_parameters_is_an_unknown_outcome_resolved_by_lookup(
+    stripe_gateway, fake_stripe, unique
+):
+    """Issue #17 item 3: an IdempotencyError says the key was used before, with other parameters:
+    the first request may have charged, so it is never read as "nothing happened"."""
     call = STRIPE.authorize(pid(unique))
     await stripe_gateway.authorize(call)
 
-    with pytest.raises(GatewayInvalidRequest) as caught:
+    with pytest.raises(GatewayOutcomeUnknown) as caught:
         await stripe_gateway.authorize(call.model_copy(update={"amount": Amount.of("50.00", "USD")}))
 
-    assert caught.value.code == "idempotency_error"
+    assert "idempotency" in caught.value.message.lower()
     assert len(fake_stripe.intents_for(call.payment_id)) == 1
+    # What the workflow does next: ask. The first request's charge is found by our reference.
+    looked = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id))
+    assert looked.status is GatewayPaymentStatus.SUCCEEDED
 
 
 async def test_stripe_rejecting_the_request_is_final_with_its_message(stripe_gateway, fake_stripe, unique):

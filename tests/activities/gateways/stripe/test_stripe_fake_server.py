@@ -85,3 +85,24 @@ def test_signed_events_verify_with_the_sdk(fake_stripe):
 
     assert verified.id == event["id"]
     assert json.loads(body) == event
+
+
+@pytest.mark.parametrize(
+    "metadata, complaint",
+    [
+        ({f"k{i}": "v" for i in range(51)}, "50 keys"),
+        ({"k" * 41: "v"}, "40 characters"),
+        ({"k": "v" * 501}, "500 characters"),
+    ],
+    ids=["51 keys", "41-char key", "501-char value"],
+)
+async def test_metadata_over_stripes_limits_is_refused_like_stripe(sdk, fake_stripe, metadata, complaint):
+    """Issue #17 item 2: Stripe answers 400 to metadata over its limits; so does the fake."""
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        await sdk.v1.payment_intents.create_async(
+            {"amount": 1500, "currency": "eur", "payment_method": "pm_card_visa", "metadata": metadata},
+            {"idempotency_key": "k-metadata"},
+        )
+    assert caught.value.http_status == 400 and caught.value.param == "metadata"
+    assert complaint in str(caught.value.user_message)
+    assert fake_stripe.payment_intents == {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
-from activities.gateways.base import GatewayInvalidRequest
+from activities.gateways.base import GatewayInvalidRequest, GatewayTransientError
 from tests.activities.gateways.helpers import STRIPE, pid
 from tests.activities.gateways.stripe.stripe_fixtures import (
     fake_stripe,
@@ -326,3 +328,39 @@ async def test_only_cards_and_configured_currencies_are_sent(stripe_gateway, fak
     with pytest.raises(GatewayInvalidRequest, match="square brackets"):
         await stripe_gateway.authorize(STRIPE.authorize(pid(unique), metadata={"a[b]": "x"}))
     assert fake_stripe.requests == []
+
+
+async def test_merchant_metadata_and_ours_together_stay_within_stripes_limits(
+    stripe_gateway, fake_stripe, unique
+):
+    """Issue #17 item 2: the API takes up to 48 merchant keys; with our two that is Stripe's 50."""
+    merchant = {f"k{i:02d}": "v" for i in range(48)}
+    result = await stripe_gateway.authorize(STRIPE.authorize(pid(unique), metadata=merchant))
+    assert result.status is GatewayPaymentStatus.SUCCEEDED
+    assert len(fake_stripe.payment_intents[result.provider_payment_id]["metadata"]) == 50
+    # One more would make Stripe answer 400: refused here, before anything is sent.
+    fake_stripe.reset()
+    with pytest.raises(GatewayInvalidRequest, match="at most 48"):
+        await stripe_gateway.authorize(STRIPE.authorize(pid(unique + "b"), metadata={**merchant, "k48": "v"}))
+    assert fake_stripe.posts() == []
+
+
+async def test_a_lost_create_is_not_declared_never_made_while_search_may_lag(
+    stripe_gateway, fake_stripe, unique
+):
+    """Issue #17 item 4: Stripe's search is eventually consistent. A payment whose create response
+    was lost and whose intent Search does not show yet must not be called NOT_FOUND (the workflow
+    would fail it, and the charge found later would be refunded): the lookup asks again."""
+    fake_stripe.search_index_lag_seconds = 3600
+    call = STRIPE.authorize(pid(unique))
+    await stripe_gateway.authorize(call)  # charged; its answer "lost"
+    just_now = datetime.now(UTC) - timedelta(seconds=5)
+    with pytest.raises(GatewayTransientError, match="may not have indexed it yet"):
+        await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, created_at=just_now))
+    fake_stripe.search_index_lag_seconds = 0  # the index caught up
+    found = await stripe_gateway.lookup(STRIPE.lookup(call.payment_id, created_at=just_now))
+    assert found.status is GatewayPaymentStatus.SUCCEEDED
+    # Long after, an empty search is believed: nothing was ever made.
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    never = await stripe_gateway.lookup(STRIPE.lookup(pid(f"{unique}x"), created_at=long_ago))
+    assert never.status is GatewayPaymentStatus.NOT_FOUND

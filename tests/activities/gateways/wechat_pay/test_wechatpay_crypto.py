@@ -130,6 +130,26 @@ def test_invalid_settings_fail_at_start(overrides, message):
         base_settings(**overrides)
 
 
+def test_the_api_base_must_be_https_except_to_a_loopback_fake():
+    """Issue #17 item 8: requests carry our signature and the customer's data, as Stripe's do."""
+    with pytest.raises(ValidationError, match="https"):
+        base_settings(api_base="http://api.mch.weixin.qq.com")
+    assert base_settings(api_base="http://127.0.0.1:9000").api_base == "http://127.0.0.1:9000"
+
+
+def test_validation_errors_never_show_the_private_key():
+    """Issue #17 item 8: pydantic prints the input beside each error: a key of the wrong type, or
+    the whole settings mapping for a model-level refusal."""
+    for overrides in (
+        dict(private_key=["s3cr3t-not-a-key"]),
+        dict(private_key="s3cr3t-not-a-key", mchid="1"),
+        dict(apiv3_key=123456789012345678901234567890),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            base_settings(**overrides)
+        assert "s3cr3t" not in str(caught.value) and "1234567890" not in str(caught.value)
+
+
 async def test_the_registry_builds_it_from_a_config_section():
     from activities.gateways.registry import GatewayRegistry
     from activities.gateways.wechat_pay.adapter import WechatPayGateway
