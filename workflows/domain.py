@@ -35,6 +35,9 @@ class PaymentStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     DISPUTED = "disputed"
+    # Held for an operator: money arrived that the payment cannot take as is (e.g. a bank transfer
+    # of another amount, or after the payment expired); `failure` says why, with both amounts.
+    REQUIRES_REVIEW = "requires_review"
 
 
 # Statuses from which the money can no longer move without a new payment.
@@ -157,6 +160,9 @@ class GatewayProfile(Contract):
     max_minor: int = 10**12
     supports_partial_capture: bool = True
     supports_manual_capture: bool = True
+    # How long the customer has to act (pay) with this gateway when it is not the payment policy's
+    # `action_timeout_seconds`: a bank transfer takes days, not minutes.
+    action_timeout_seconds: int | None = Field(default=None, gt=0)
 
 
 class PaymentPolicy(Contract):

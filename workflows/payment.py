@@ -48,10 +48,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.messages import (
         ActionCompleted,
+        BankTransferReceipt,
         CancelRequest,
         CaptureRequest,
         DecisionRequest,
         RefundRequest,
+        ReviewResolution,
     )
     from workflows.patches import FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID
     from workflows.payment_gateway import PaymentGateway
@@ -180,7 +182,7 @@ class PaymentWorkflow:
     async def _await_customer(self) -> None:
         """Wait for the customer (3-D Secure, redirect, QR) or the provider. A completion signal and
         the poll are only reasons to ask the gateway; a verified webhook is applied directly."""
-        timeout = timedelta(seconds=self._input.settings.action_timeout_seconds)
+        timeout = self._state.action_timeout()
         deadline = workflow.now() + timeout
         poll = timedelta(seconds=self._input.settings.status_poll_seconds)
         while self._view.status is PaymentStatus.AUTHORIZING:
@@ -201,6 +203,8 @@ class PaymentWorkflow:
                         bool(self._state.inbox)
                         or self._action is not None
                         or self._cancel_request is not None
+                        # moved by an update (a bank transfer confirmed)
+                        or self._view.status is not PaymentStatus.AUTHORIZING
                     ),
                     timeout=min(poll, remaining),
                     timeout_summary="waiting for the customer",
@@ -334,6 +338,8 @@ class PaymentWorkflow:
             await self._settle(deadline)
             # A refund update still at the gateway may leave its refund unresolved: settle again.
             await workflow.wait_condition(workflow.all_handlers_finished)
+            # Money held for review is settled by an operator, however long that takes.
+            await workflow.wait_condition(lambda: self._view.status is not PaymentStatus.REQUIRES_REVIEW)
             if not self._state.unresolved_refunds():
                 return self._view
 
@@ -527,6 +533,26 @@ class PaymentWorkflow:
     @refund.validator
     def _validate_refund(self, request: RefundRequest) -> None:
         _reject(self._state.refund_refusal(request))
+
+    @workflow.update
+    async def confirm_bank_transfer(self, receipt: BankTransferReceipt) -> PaymentView:
+        """Money arrived by bank transfer: the proof a bank transfer payment waits for (a signal
+        cannot give it: only this validated update, whose receipt says who vouches for it)."""
+        await self._run(self._state.bank_transfer_received(receipt))
+        return self._view
+
+    @confirm_bank_transfer.validator
+    def _validate_confirm_bank_transfer(self, receipt: BankTransferReceipt) -> None:
+        _reject(self._state.receipt_refusal(receipt))
+
+    @workflow.update
+    async def resolve_review(self, resolution: ReviewResolution) -> PaymentView:
+        await self._run(self._state.resolve_review(resolution))
+        return self._view
+
+    @resolve_review.validator
+    def _validate_resolve_review(self, resolution: ReviewResolution) -> None:
+        _reject(self._state.review_refusal(resolution))
 
     @workflow.signal
     def action_completed(self, completion: ActionCompleted) -> None:

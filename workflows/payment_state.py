@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from workflows.domain import (
@@ -40,7 +40,14 @@ from workflows.gateway_io import (
     GatewayResult,
     RefundResult,
 )
-from workflows.messages import CancelRequest, CaptureRequest, DecisionRequest, RefundRequest
+from workflows.messages import (
+    BankTransferReceipt,
+    CancelRequest,
+    CaptureRequest,
+    DecisionRequest,
+    RefundRequest,
+    ReviewResolution,
+)
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
 from workflows.rejections import Rejection
 
@@ -152,6 +159,8 @@ class PaymentState:
         # Refund notifications that overtook the payment's own confirmation: applied once it settles.
         self.held_refund_events: list[GatewayEvent] = []
         self.refunds_in_flight: set[str] = set()  # refund ids whose gateway call has not returned
+        # Bank transfers received, by the bank's reference: each is taken once.
+        self.receipts: dict[str, BankTransferReceipt] = {}
 
     @property
     def status(self) -> PaymentStatus:
@@ -215,6 +224,12 @@ class PaymentState:
         return inp.capture_method is CaptureMethod.AUTOMATIC and (
             inp.settings.capture_delay_seconds == 0 or not inp.gateway.supports_manual_capture
         )
+
+    def action_timeout(self) -> timedelta:
+        """How long the customer has to act: the gateway's own time where it has one (a bank
+        transfer's days), else the payment policy's."""
+        inp = self._input
+        return timedelta(seconds=inp.gateway.action_timeout_seconds or inp.settings.action_timeout_seconds)
 
     def request_three_ds(self) -> bool:
         threshold = self._input.settings.tds_threshold_minor
@@ -472,6 +487,70 @@ class PaymentState:
             return PaymentStatus.PARTIALLY_REFUNDED
         return PaymentStatus.PAID
 
+    # ------------------------------------------------------------ bank transfers and review
+
+    def bank_transfer_received(self, receipt: BankTransferReceipt) -> list[Effect]:
+        """Money arrived by bank transfer (a receipt `receipt_refusal` let through). The exact
+        amount, in time, pays the payment; any other amount, or money after the payment was given
+        up, is held for an operator with both amounts shown - never kept or lost silently."""
+        if receipt.bank_reference in self.receipts:
+            return []  # the same credit confirmed again (a re-import, a retried request)
+        self.receipts[receipt.bank_reference] = receipt
+        view = self.view
+        expected = self._input.amount
+        view.provider_response = {
+            **view.provider_response,
+            "bank_reference": receipt.bank_reference,
+            "received_amount": str(receipt.amount),
+            "confirmed_by": f"{receipt.source}:{receipt.confirmed_by}",
+        }
+        data = {
+            "bank_reference": receipt.bank_reference,
+            "amount": str(receipt.amount),
+            "source": receipt.source,
+            "confirmed_by": receipt.confirmed_by,
+        }
+        if view.status in OPEN and receipt.amount == expected:
+            return [Record(None, ("bank_transfer.received",), data), *self.pay(expected.minor)]
+        if view.status in OPEN:
+            failure = Failure(
+                code="amount_mismatch", message=f"received {receipt.amount}, expected {expected}"
+            )
+        else:
+            failure = Failure(
+                code="late_payment",
+                message=f"received {receipt.amount} after the payment was {view.status.value} (expected {expected})",
+            )
+        view.next_action = None
+        view.failure = failure
+        data |= {"expected": str(expected), "reason": failure.code}
+        return [
+            Record(PaymentStatus.REQUIRES_REVIEW, ("bank_transfer.received", "payment.requires_review"), data)
+        ]
+
+    def resolve_review(self, resolution: ReviewResolution) -> list[Effect]:
+        """The operator's decision on money held for review: keep it (the payment is paid and the
+        order confirmed), or give it back by a manual bank payout to the payer (a task on the
+        record, with the payer's details from the statement; the payment ends cancelled)."""
+        if self.view.status is not PaymentStatus.REQUIRES_REVIEW:
+            return []
+        receipt = list(self.receipts.values())[-1]
+        held = self.view.failure or Failure(code="review", message="held for review")
+        data = {"decided_by": resolution.decided_by, "reason": held.code}
+        if resolution.decision == "accept":
+            return [Record(None, ("review.accepted",), data), *self.pay(receipt.amount.minor)]
+        payout = data | {
+            "amount": str(receipt.amount),
+            "bank_reference": receipt.bank_reference,
+            "payer_name": receipt.payer_name or "",
+            "payer_iban": receipt.payer_iban or "",
+        }
+        failure = Failure(code=held.code, message=f"{held.message}; returned to the payer by bank payout")
+        return [
+            Record(None, ("review.refund_requested", "bank_transfer.payout_requested"), payout),
+            Finish(PaymentStatus.CANCELLED, failure, "payment.cancelled", release_order=True),
+        ]
+
     # ------------------------------------------------------------ requests (update validators)
 
     def decide_refusal(self, request: DecisionRequest) -> Refusal | None:
@@ -480,6 +559,34 @@ class PaymentState:
                 Rejection.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was already used for a different request",
             )
+        return None
+
+    def receipt_refusal(self, receipt: BankTransferReceipt) -> Refusal | None:
+        if receipt.bank_reference in self.receipts:
+            return None  # a replay: answered with the payment as it is
+        if self._input.method.type != "bank_transfer":
+            return Refusal(
+                Rejection.NOT_SUPPORTED, "only a bank transfer payment takes a bank transfer receipt"
+            )
+        if receipt.amount.currency != self._input.amount.currency:
+            return Refusal(
+                Rejection.NOT_SUPPORTED,
+                f"the payment is in {self._input.amount.currency}, not {receipt.amount.currency}",
+            )
+        if receipt.amount.minor <= 0:
+            return Refusal(Rejection.AMOUNT_EXCEEDS, "a received amount is positive")
+        if self.receipts:
+            # A second credit for one payment: not this payment's to take; the statement keeps it.
+            return Refusal(Rejection.INVALID_STATE, "this payment already received a bank transfer")
+        return None
+
+    def review_refusal(self, resolution: ReviewResolution) -> Refusal | None:
+        if self.view.status is not PaymentStatus.REQUIRES_REVIEW:
+            return Refusal(
+                Rejection.INVALID_STATE, f"a {self.view.status.value} payment is not held for review"
+            )
+        if not self.receipts:
+            return Refusal(Rejection.NOT_SUPPORTED, "this review is not about received money")
         return None
 
     def capture_refusal(self, request: CaptureRequest, *, capture_requested: bool) -> Refusal | None:
