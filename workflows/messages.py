@@ -53,8 +53,8 @@ class BankTransferReceipt(Contract):
     payer_iban: str | None = Field(default=None, max_length=34)
 
 
-class ReviewResolution(Contract):
-    """An operator's decision on a payment held for review (update `resolve_review`): keep the
+class BankTransferResolution(Contract):
+    """An operator's decision on a payment held for review (update `resolve_bank_transfer`): keep the
     money and confirm the order, or give it back (for a bank transfer: a manual payout)."""
 
     decision: Literal["accept", "refund"]

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         CaptureRequest,
         DecisionRequest,
         RefundRequest,
-        ReviewResolution,
+        BankTransferResolution,
     )
     from workflows.patches import FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID
     from workflows.payment_gateway import PaymentGateway
@@ -546,13 +546,13 @@ class PaymentWorkflow:
         _reject(self._state.receipt_refusal(receipt))
 
     @workflow.update
-    async def resolve_review(self, resolution: ReviewResolution) -> PaymentView:
-        await self._run(self._state.resolve_review(resolution))
+    async def resolve_bank_transfer(self, resolution: BankTransferResolution) -> PaymentView:
+        await self._run(self._state.resolve_bank_transfer(resolution))
         return self._view
 
-    @resolve_review.validator
-    def _validate_resolve_review(self, resolution: ReviewResolution) -> None:
-        _reject(self._state.review_refusal(resolution))
+    @resolve_bank_transfer.validator
+    def _validate_resolve_bank_transfer(self, resolution: BankTransferResolution) -> None:
+        _reject(self._state.bank_transfer_review_refusal(resolution))
 
     @workflow.signal
     def action_completed(self, completion: ActionCompleted) -> None:

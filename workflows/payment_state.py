@@ -46,7 +46,7 @@ from workflows.messages import (
     CaptureRequest,
     DecisionRequest,
     RefundRequest,
-    ReviewResolution,
+    BankTransferResolution,
 )
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
 from workflows.rejections import Rejection
@@ -528,7 +528,7 @@ class PaymentState:
             Record(PaymentStatus.REQUIRES_REVIEW, ("bank_transfer.received", "payment.requires_review"), data)
         ]
 
-    def resolve_review(self, resolution: ReviewResolution) -> list[Effect]:
+    def resolve_bank_transfer(self, resolution: BankTransferResolution) -> list[Effect]:
         """The operator's decision on money held for review: keep it (the payment is paid and the
         order confirmed), or give it back by a manual bank payout to the payer (a task on the
         record, with the payer's details from the statement; the payment ends cancelled)."""
@@ -580,7 +580,7 @@ class PaymentState:
             return Refusal(Rejection.INVALID_STATE, "this payment already received a bank transfer")
         return None
 
-    def review_refusal(self, resolution: ReviewResolution) -> Refusal | None:
+    def bank_transfer_review_refusal(self, resolution: BankTransferResolution) -> Refusal | None:
         if self.view.status is not PaymentStatus.REQUIRES_REVIEW:
             return Refusal(
                 Rejection.INVALID_STATE, f"a {self.view.status.value} payment is not held for review"

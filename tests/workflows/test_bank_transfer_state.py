@@ -10,7 +10,7 @@ from tests.workflows.builders import PROFILE
 from tests.workflows.test_payment_state import Clock, carry_out, new_state, result
 from workflows.domain import BankTransferMethod, Failure, NextAction, NextActionType, PaymentStatus
 from workflows.gateway_io import GatewayPaymentStatus
-from workflows.messages import BankTransferReceipt, ReviewResolution
+from workflows.messages import BankTransferReceipt, BankTransferResolution
 from workflows.money import Amount
 from workflows.payment_state import ConfirmPaid, Finish, PaymentState, Record
 from workflows.rejections import Rejection
@@ -80,23 +80,25 @@ def test_underpaid_is_held_for_review_then_accepted() -> None:
         code="amount_mismatch", message="received 40.00 USD, expected 49.99 USD"
     )
     assert state.view.next_action is None
-    accept = ReviewResolution(decision="accept", decided_by="key_ops")
-    assert state.review_refusal(accept) is None
-    effects = state.resolve_review(accept)
+    accept = BankTransferResolution(decision="accept", decided_by="key_ops")
+    assert state.bank_transfer_review_refusal(accept) is None
+    effects = state.resolve_bank_transfer(accept)
     assert effects[0] == Record(
         None, ("review.accepted",), {"decided_by": "key_ops", "reason": "amount_mismatch"}
     )
     carry_out(state, effects)
     assert state.status is PaymentStatus.PAID and state.view.captured_minor == 4000
     assert state.view.failure is None
-    assert state.review_refusal(accept).rejection is Rejection.INVALID_STATE
+    assert state.bank_transfer_review_refusal(accept).rejection is Rejection.INVALID_STATE
 
 
 def test_overpaid_refund_is_a_payout_with_the_payers_details() -> None:
     state = waiting()
     carry_out(state, state.bank_transfer_received(receipt(6000)))
     assert state.view.failure.message == "received 60.00 USD, expected 49.99 USD"
-    record, finish = state.resolve_review(ReviewResolution(decision="refund", decided_by="key_ops"))
+    record, finish = state.resolve_bank_transfer(
+        BankTransferResolution(decision="refund", decided_by="key_ops")
+    )
     assert record.events == ("review.refund_requested", "bank_transfer.payout_requested")
     assert record.data["payer_iban"] == "GB82WEST12345698765432" and record.data["amount"] == "60.00 USD"
     assert isinstance(finish, Finish) and finish.release_order and finish.status is PaymentStatus.CANCELLED
@@ -119,12 +121,12 @@ def test_money_after_expiry_is_held_not_refunded_automatically() -> None:
     assert state.status is PaymentStatus.CANCELLED
     carry_out(state, state.bank_transfer_received(receipt()))  # the exact amount, but too late
     assert state.status is PaymentStatus.REQUIRES_REVIEW and state.view.failure.code == "late_payment"
-    carry_out(state, state.resolve_review(ReviewResolution(decision="accept", decided_by="ops")))
+    carry_out(state, state.resolve_bank_transfer(BankTransferResolution(decision="accept", decided_by="ops")))
     assert state.status is PaymentStatus.PAID
 
 
 def test_receipts_a_payment_cannot_take_are_refused() -> None:
     assert new_state().receipt_refusal(receipt()).rejection is Rejection.NOT_SUPPORTED  # a card payment
     assert waiting().receipt_refusal(receipt(currency="EUR")).rejection is Rejection.NOT_SUPPORTED
-    resolution = ReviewResolution(decision="accept", decided_by="ops")
-    assert waiting().review_refusal(resolution).rejection is Rejection.INVALID_STATE
+    resolution = BankTransferResolution(decision="accept", decided_by="ops")
+    assert waiting().bank_transfer_review_refusal(resolution).rejection is Rejection.INVALID_STATE

@@ -1,15 +1,23 @@
-"""The fake bank: writes the statements a real bank would send, for the demo, the conformance kit
-and the tests. A bank transfer has no provider API to fake; the money's proof is the account
-statement, so the fake is the statement (camt.053 and the CSV) that the importer then reads."""
+"""The fake bank: our account at a bank, for the demo, the conformance kit and the tests. A bank
+transfer has no provider API to fake; the money's proof is the account statement, so the fake books
+the payers' transfers and serves the statement (camt.053 and the CSV) that the importer then reads,
+as a bank's statement download does (`GET /statement.xml`, `GET /statement.csv`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Sequence
+from datetime import date
+from typing import Any
 from xml.etree import ElementTree
 
+from aiohttp import web
+
+from activities.gateways.bank_transfer.reference import iban_is_valid
 from activities.gateways.bank_transfer.statement import CSV_COLUMNS, StatementLine
+from activities.gateways.fake_server import FakeServer
+from workflows.money import Amount
 
 _NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.{version}"
 
@@ -92,3 +100,66 @@ def statement_csv(lines: Sequence[StatementLine]) -> str:
             ]
         )
     return out.getvalue()
+
+
+class FakeBank(FakeServer):
+    """Our account: payers' transfers are booked as credits, the statement lists them all."""
+
+    def __init__(self, *, iban: str = "DE89370400440532013000", prefix: str = "DP") -> None:
+        super().__init__()
+        self.iban = iban
+        self.prefix = prefix
+        self.credits: list[StatementLine] = []
+        self.app.router.add_get("/statement.xml", self._camt053)
+        self.app.router.add_get("/statement.csv", self._csv)
+
+    def gateway_section(self) -> dict[str, Any]:
+        """The `[payment.bank_transfer]` section of a shop banking here."""
+        return {
+            "enabled": True,
+            "beneficiary_name": "Durapay Demo Shop",
+            "iban": self.iban,
+            "bic": "COBADEFFXXX",
+            "bank_name": "Fake Bank",
+            "reference_prefix": self.prefix,
+            "currencies": ["EUR", "JPY", "KWD"],
+        }
+
+    def transfer(
+        self,
+        amount: Amount,
+        reference: str | None,
+        *,
+        payer_name: str = "Jane Payer",
+        payer_iban: str = "GB82WEST12345698765432",
+        remittance: str = "",
+    ) -> StatementLine:
+        """A payer's transfer to us, booked today. The payer's bank refuses what a bank refuses."""
+        if amount.minor <= 0:
+            raise ValueError("a transfer moves a positive amount")
+        if not iban_is_valid(payer_iban):
+            raise ValueError(f"the payer's IBAN {payer_iban} does not check out")
+        line = StatementLine(
+            entry_reference=f"FAKEBANK{len(self.credits) + 1:08d}",
+            account=self.iban,
+            amount=amount,
+            booked_on=date.today(),
+            reference=reference,
+            remittance=remittance,
+            payer_name=payer_name,
+            payer_iban=payer_iban,
+        )
+        self.credits.append(line)
+        return line
+
+    def credits_for(self, reference: str) -> list[StatementLine]:
+        return [line for line in self.credits if line.reference == reference]
+
+    def statement(self) -> bytes:
+        return camt053(self.credits, account=self.iban)
+
+    async def _camt053(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.statement(), content_type="application/xml")
+
+    async def _csv(self, request: web.Request) -> web.Response:
+        return web.Response(text=statement_csv(self.credits), content_type="text/csv")

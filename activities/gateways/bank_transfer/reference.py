@@ -73,3 +73,17 @@ def find_reference(*texts: str) -> str | None:
             if is_valid(candidate[:end]):
                 return candidate[:end]
     return None
+
+
+def iban_is_valid(iban: str) -> bool:
+    """ISO 13616 check digits: the same MOD 97-10 over the IBAN with its first four characters
+    moved to the end. It catches typing errors; it does not prove the account exists."""
+    value = iban.replace(" ", "").upper()
+    return (
+        15 <= len(value) <= 34
+        and value[:2].isalpha()
+        and value[2:4].isdigit()
+        and value.isascii()
+        and value.isalnum()
+        and _as_number(value[4:] + value[:4]) % 97 == 1
+    )
