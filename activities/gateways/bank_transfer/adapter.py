@@ -47,7 +47,7 @@ class BankTransferGateway(Gateway):
             # Nothing is held: the payer sends the money or does not.
             supports_partial_capture=False,
             supports_manual_capture=False,
-            action_timeout_seconds=settings.expiry_hours * 3600,
+            action_timeout_seconds=max(1, round(settings.expiry_hours * 3600)),
         )
 
     @property

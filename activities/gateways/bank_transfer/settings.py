@@ -36,7 +36,8 @@ class BankTransferSettings(BaseModel):
     account_number: str | None = Field(default=None, min_length=1, max_length=34)
     bic: str
     bank_name: str = Field(min_length=1, max_length=140)
-    expiry_hours: int = Field(default=72, gt=0, le=24 * 60)
+    # How long the payer has; a fraction of an hour is allowed (tests, demos).
+    expiry_hours: float = Field(default=72, gt=0, le=24 * 60)
     reference_prefix: str = Field(default="DP", max_length=MAX_PREFIX, pattern=r"^[A-Za-z0-9]*$")
     currencies: list[str] = Field(default_factory=lambda: ["EUR"], min_length=1)
     min_minor: int = Field(default=1, ge=1)
