@@ -136,6 +136,14 @@ async def test_instructions_then_an_operator_confirms(
     )
     assert second.status_code == 409, second.text
 
+    # Money goes back by a manual payout, never through the gateway: a refund is refused, recorded.
+    refund = await post(
+        http, stack, f"/v1/payments/{payment['id']}/refunds", {"amount": "10.00"}, f"rf-{unique}"
+    )
+    assert refund.status_code == 201, refund.text
+    assert refund.json()["status"] == "failed" and refund.json()["failure"]["code"] == "not_supported"
+    assert (await payment_view(http, stack, payment["id"]))["refunded_amount"] == "0.00"
+
 
 async def test_a_signal_cannot_pay_a_bank_transfer(
     http: httpx.AsyncClient, stack: Stack, unique: str
