@@ -8,10 +8,12 @@ from contextlib import AsyncExitStack
 from temporalio.testing import WorkflowEnvironment
 
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.bank_transfer.fake import FakeBank
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
-from tests.stack import deep_merge, running_stack
+from api.auth import Scope
+from tests.stack import API_KEY_ID, deep_merge, running_stack
 from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
 from workers.fake_providers.local import running_fake_providers
@@ -34,6 +36,8 @@ async def test_demo_flows_end_as_expected(
         assert isinstance(stripe, FakeStripe) and isinstance(wechat_pay, FakeWechatPay)
         assert isinstance(alipay, FakeAlipay)
         overrides = deep_merge(deep_merge(demo_defaults(), ACTION_TIMEOUT), {"payment": fakes.sections()})
+        # Every scope, as `durapay dev`'s key has: the bank transfer's flow imports a statement (ops).
+        overrides["api_key_scopes"] = {API_KEY_ID: [scope.value for scope in Scope]}
         stack = await running.enter_async_context(
             running_stack(
                 temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
@@ -58,6 +62,7 @@ async def test_demo_flows_end_as_expected(
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
+        "bank transfer + statement import": "paid captured 49.99",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
@@ -67,6 +72,8 @@ async def test_demo_flows_end_as_expected(
         wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
     assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    bank = fakes.running["bank_transfer"]
+    assert isinstance(bank, FakeBank) and [line.amount.minor for line in bank.credits] == [4999]
 
 
 def test_table_marks_a_differing_outcome() -> None:
