@@ -180,9 +180,29 @@ async def test_camt053_import_settles_and_a_second_import_changes_nothing(
     assert await event_types(stack, payment["id"]) == events
     assert await payment_view(http, stack, payment["id"]) == view
 
+    # The payer pays twice: the paid payment refuses the second credit, which stays listed.
+    twice = bank.transfer(Amount.of("49.99", "EUR"), reference, payer_name="Jane Payer")
+    third = await import_statement(http, bank, f"stmt-{unique}-2.xml")
+    assert outcome_of(third, twice.entry_reference)["outcome"] == "unmatched"
+    assert "already received a bank transfer" in outcome_of(third, twice.entry_reference)["reason"]
+    assert (await payment_view(http, stack, payment["id"]))["captured_amount"] == "49.99"
+
     listed = await cli(stack, "unmatched")
     assert stray.entry_reference in listed and f"stray {unique}" in listed and "Who Knows" in listed
+    assert twice.entry_reference in listed
     assert paid_line.entry_reference not in listed
+
+    # The merchant's key cannot import, and a file that is no statement changes nothing.
+    refused = await post(
+        http, stack, "/v1/bank_transfer/statements", {"name": "x", "content": "x"}, f"i-{unique}"
+    )
+    assert refused.status_code == 403
+    broken = await http.post(
+        "/v1/bank_transfer/statements",
+        json={"name": "bad.xml", "content": "<Document xmlns='urn:other'/>"},
+        headers=ops_headers(f"bad-{unique}"),
+    )
+    assert broken.status_code == 422 and broken.json()["code"] == "invalid_statement"
 
 
 async def test_underpaid_is_held_for_review_then_accepted(
