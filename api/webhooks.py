@@ -8,6 +8,7 @@ when an earlier delivery failed half way. A Temporal outage answers 503 so the p
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
@@ -56,7 +57,9 @@ async def receive(request: web.Request) -> web.Response:
     body = await request.read()
 
     try:
-        events = deps.webhooks.parse(gateway, request.headers, body)
+        # Off the event loop: verifying can mean waiting for the provider (PayPal checks its own
+        # signatures over HTTP), which must not stall every other request of this process.
+        events = await asyncio.to_thread(deps.webhooks.parse, gateway, request.headers, body)
     except WebhookRejected as exc:
         # Recorded under a digest of the body: there is no trustworthy event id in a forged payload.
         await deps.inbox.record(

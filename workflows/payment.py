@@ -49,11 +49,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.messages import (
         ActionCompleted,
         BankTransferReceipt,
+        BankTransferResolution,
         CancelRequest,
         CaptureRequest,
         DecisionRequest,
         RefundRequest,
-        BankTransferResolution,
     )
     from workflows.patches import FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID
     from workflows.payment_gateway import PaymentGateway

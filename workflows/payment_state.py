@@ -42,11 +42,11 @@ from workflows.gateway_io import (
 )
 from workflows.messages import (
     BankTransferReceipt,
+    BankTransferResolution,
     CancelRequest,
     CaptureRequest,
     DecisionRequest,
     RefundRequest,
-    BankTransferResolution,
 )
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
 from workflows.rejections import Rejection

@@ -3,7 +3,7 @@ exporting `PLUGIN`, and one line here."""
 
 from __future__ import annotations
 
-from activities.gateways import alipay, bank_transfer, mock, stripe, wechat_pay
+from activities.gateways import alipay, bank_transfer, mock, paypal, stripe, wechat_pay
 from activities.gateways.plugin import GatewayPlugin
 
 PLUGINS: dict[str, GatewayPlugin] = {
@@ -13,6 +13,7 @@ PLUGINS: dict[str, GatewayPlugin] = {
         stripe.PLUGIN,
         wechat_pay.PLUGIN,
         alipay.PLUGIN,
+        paypal.PLUGIN,
         bank_transfer.PLUGIN,
     )
 }

@@ -55,6 +55,10 @@ class KitTraits:
     # How long a signed notification stays valid; None: the provider signs no time, so a re-sent
     # notification verifies forever and only the workflow's de-duplication (on the event id) stops it.
     webhook_window_seconds: int | None
+    # Whether the provider can find a payment by our reference alone (no provider id). PayPal
+    # cannot (no search of orders by custom_id / invoice_id): its lost create answer is recovered
+    # by the retried create under the same PayPal-Request-Id, which the suite still checks.
+    finds_by_reference: bool = True
     # The money's proof never comes through the gateway (a bank transfer: an operator or an imported
     # statement confirms it to the workflow, by a validated update). The suite then proves that the
     # gateway can never report money by itself, instead of the checks of money it reports.

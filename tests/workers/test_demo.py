@@ -62,6 +62,7 @@ async def test_demo_flows_end_as_expected(
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
+        "PayPal approval completed": "paid captured 42.50",
         "bank transfer + statement import": "paid captured 49.99",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
@@ -72,6 +73,8 @@ async def test_demo_flows_end_as_expected(
         wechat_pay.trades[by_flow["WeChat Pay Native QR + notification"].payment_id].trade_state == "SUCCESS"
     )
     assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
+    [paypal_order] = fakes.running["paypal"].orders_for(by_flow["PayPal approval completed"].payment_id)
+    assert [c["status"] for c in paypal_order["purchase_units"][0]["payments"]["captures"]] == ["COMPLETED"]
     bank = fakes.running["bank_transfer"]
     assert isinstance(bank, FakeBank) and [line.amount.minor for line in bank.credits] == [4999]
 

@@ -111,6 +111,17 @@ async def paid(
 
 async def held(kit: GatewayKit, c: GatewayCalls, payment_id: str) -> GatewayResult:
     result = await kit.gateway.authorize(c.authorize(payment_id, capture=False))
+    if result.status is GatewayPaymentStatus.REQUIRES_ACTION:
+        # The provider holds nothing before the customer acts (PayPal: the payer's approval).
+        action_data = await kit.complete_action(payment_id, result)
+        result = await kit.gateway.lookup(
+            c.lookup(
+                payment_id,
+                provider_payment_id=result.provider_payment_id,
+                action_data=action_data,
+                capture_method=CaptureMethod.MANUAL,
+            )
+        )
     assert result.status is GatewayPaymentStatus.AUTHORIZED, result
     assert kit.ledger(payment_id).holds == [c.amount()]
     assert kit.ledger(payment_id).charges == []
@@ -259,6 +270,8 @@ async def check_lookup_by_our_reference(kit: GatewayKit, unique: str) -> None:
     missing = await kit.gateway.lookup(c.lookup(pid(unique + "x")))
     assert missing.status is GatewayPaymentStatus.NOT_FOUND
     result = await paid(kit, c, payment_id)
+    if not kit.traits.finds_by_reference:
+        return
     found = await kit.gateway.lookup(c.lookup(payment_id))
     assert found.status is GatewayPaymentStatus.SUCCEEDED and found.captured_minor == MINOR
     if result.provider_payment_id and found.provider_payment_id:
@@ -275,9 +288,10 @@ async def check_lost_create_answer(kit: GatewayKit, unique: str) -> None:
     with refused_with(GatewayTransientError):  # GatewayOutcomeUnknown, or another transient error
         await kit.gateway.authorize(call)
     found = await kit.gateway.lookup(c.lookup(payment_id, method=method))
-    assert found.status is not GatewayPaymentStatus.NOT_FOUND
     again = await kit.gateway.authorize(call)
-    assert again.status is found.status
+    if kit.traits.finds_by_reference:
+        assert found.status is not GatewayPaymentStatus.NOT_FOUND
+        assert again.status is found.status
     if again.status is GatewayPaymentStatus.REQUIRES_ACTION:
         action_data = await kit.complete_action(payment_id, again)
         again = await kit.gateway.lookup(c.lookup(payment_id, method=method, action_data=action_data))
