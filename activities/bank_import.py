@@ -4,9 +4,10 @@ saying which statement entry vouches for it); the workflow decides paid (the exa
 for review (any other amount, or too late). A line that matches no payment, or that its payment
 refuses, is stored as unmatched with the reason and listed for an operator - never dropped.
 
-Importing the same statement again changes nothing: a line already stored is skipped, and a
+Importing the same statement again changes nothing: a line already matched is skipped, and a
 confirmation repeated after a crash between the update and the store write is the same update
-(one update id per bank entry) and the same receipt (taken once by the workflow)."""
+(one update id per bank entry) and the same receipt (taken once by the workflow). A line that no
+payment's reference matched is tried again by every import that holds it, until one does."""
 
 from __future__ import annotations
 
@@ -63,12 +64,19 @@ class BankImport:
 
     async def _line(self, statement: str, line: StatementLine) -> LineResult:
         known = await self._statements.known(line)
-        if known is not None:
+        if known is not None and known.payment_id is not None:
             return _result(line, known.payment_id, "already_imported", known.reason)
+        # New, or kept unmatched because no payment had its reference then (statements overlap: the
+        # next one may find the payment, e.g. one whose record was still being written).
         payment_id, outcome, reason = await self._match(statement, line)
-        await self._statements.record(
-            line, payment_id=payment_id, outcome=outcome, reason=reason, statement=statement
-        )
+        if known is None:
+            await self._statements.record(
+                line, payment_id=payment_id, outcome=outcome, reason=reason, statement=statement
+            )
+        elif payment_id is None:
+            return _result(line, None, "already_imported", known.reason)
+        else:
+            await self._statements.rematch(line, payment_id=payment_id, outcome=outcome, reason=reason)
         return _result(line, payment_id, outcome, reason)
 
     async def _match(self, statement: str, line: StatementLine) -> tuple[str | None, LineOutcome, str | None]:

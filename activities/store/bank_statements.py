@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.gateways.bank_transfer.statement import StatementLine
@@ -92,6 +92,21 @@ class BankStatementStore:
             )
             result = await conn.execute(insert.on_conflict_do_nothing())
         return bool(result.rowcount)
+
+    async def rematch(
+        self, line: StatementLine, *, payment_id: str, outcome: LineOutcome, reason: str | None
+    ) -> None:
+        """A line kept unmatched for want of a payment, taken by one now."""
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                update(bank_statement_lines)
+                .where(
+                    bank_statement_lines.c.account == line.account,
+                    bank_statement_lines.c.entry_reference == line.entry_reference,
+                    bank_statement_lines.c.payment_id.is_(None),
+                )
+                .values(payment_id=payment_id, outcome=outcome, reason=reason)
+            )
 
     async def lines(self, outcome: LineOutcome | None = None) -> list[StoredLine]:
         query = select(bank_statement_lines).order_by(

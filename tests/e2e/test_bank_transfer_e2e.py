@@ -68,6 +68,17 @@ async def new_payment(
     assert created.status_code == 202, created.text
     payment = created.json()
     assert payment["status"] == "authorizing"
+    # The import finds a payment by the reference on its stored record: wait until it is written.
+    reference = payment["next_action"]["data"]["reference"]
+
+    async def recorded() -> bool | None:
+        return (
+            True
+            if (await payment_view(http, stack, payment["id"])).get("provider_payment_id") == reference
+            else None
+        )
+
+    assert await eventually(recorded)
     return payment
 
 

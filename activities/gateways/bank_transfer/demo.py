@@ -20,7 +20,9 @@ async def statement_import(steps: DemoSteps, bank: FakeBank) -> Payment:
         f"reference {shown['reference_printed']}, by {payment['next_action']['expires_at']}",
         flush=True,
     )
-    # The payer sends the money with the reference; the shop imports the day's statement.
+    # The payer sends the money with the reference (in the demo, at once: wait until the payment's
+    # record shows the reference the import looks it up by); the shop imports the day's statement.
+    await steps.wait(payment["id"], lambda p: p.get("provider_payment_id") == shown["reference"], 10)
     bank.transfer(Amount.of(shown["amount"], shown["currency"]), shown["reference"])
     statement = await steps.http.get(f"{bank.url}/statement.xml")
     if statement.status_code != 200:
