@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -110,6 +111,9 @@ class FakeBank(FakeServer):
         self.iban = iban
         self.prefix = prefix
         self.credits: list[StatementLine] = []
+        # A bank's entry references are unique per account for good; fakes sharing a database in
+        # one test session must not reuse each other's.
+        self._entry_prefix = f"FB{secrets.token_hex(4).upper()}"
         self.app.router.add_get("/statement.xml", self._camt053)
         self.app.router.add_get("/statement.csv", self._csv)
 
@@ -140,7 +144,7 @@ class FakeBank(FakeServer):
         if not iban_is_valid(payer_iban):
             raise ValueError(f"the payer's IBAN {payer_iban} does not check out")
         line = StatementLine(
-            entry_reference=f"FAKEBANK{len(self.credits) + 1:08d}",
+            entry_reference=f"{self._entry_prefix}{len(self.credits) + 1:06d}",
             account=self.iban,
             amount=amount,
             booked_on=date.today(),
