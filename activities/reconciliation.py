@@ -27,6 +27,7 @@ from temporalio.client import Client
 from activities.gateway_activities import safe_message
 from activities.gateways.base import Gateway, GatewayError
 from activities.gateways.registry import GatewayRegistry
+from activities.reopen import Reopener
 from activities.store.repository import PaymentStore
 from workflows import activity_names as names
 from workflows.client import PaymentNotRunning, PaymentWorkflows
@@ -59,16 +60,19 @@ class PaymentSignals(Protocol):
 
 
 class TemporalPaymentSignals:
-    """`PaymentSignals` over a Temporal client."""
+    """`PaymentSignals` over a Temporal client. With `reopener`, a payment whose workflow has
+    closed takes the event in a run started from the stored payment (activities/reopen.py)
+    instead of being left as it is."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, reopener: Reopener | None = None) -> None:
         self._workflows = PaymentWorkflows(client)
+        self._reopener = reopener
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> bool:
         try:
             await self._workflows.gateway_event(payment_id, event)
-        except PaymentNotRunning:  # closed after its settlement window
-            return False
+        except PaymentNotRunning:  # closed after its window
+            return self._reopener is not None and await self._reopener.signal(payment_id, event) is not None
         return True
 
 
@@ -357,8 +361,10 @@ def _drift(view: PaymentView, theirs: str | None, kind: DriftKind, detail: str) 
 class ReconciliationActivities:
     """`ReconciliationActivities(store, registry, client).definitions()` is what the worker registers."""
 
-    def __init__(self, store: PaymentStore, registry: GatewayRegistry, client: Client) -> None:
-        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client))
+    def __init__(
+        self, store: PaymentStore, registry: GatewayRegistry, client: Client, reopener: Reopener | None = None
+    ) -> None:
+        self._reconciler = Reconciler(store, registry, TemporalPaymentSignals(client, reopener))
 
     @activity.defn(name=names.RECONCILE)
     async def reconcile(self, request: ReconcileRequest) -> ReconcileReport:

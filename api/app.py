@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from api import bank_transfer, customers, payment_list, payments, webhooks
+from api import bank_transfer, customers, events, payment_list, payments, webhooks
 from api.auth import API_KEY_ID, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
@@ -180,6 +180,7 @@ def create_app(deps: ApiDeps) -> web.Application:
     v1.add_routes(payments.routes())
     v1.add_routes(payment_list.routes())
     v1.add_routes(customers.routes())
+    v1.add_routes(events.routes())
     v1.add_routes(bank_transfer.routes())
     app.add_subapp("/v1", v1)
 

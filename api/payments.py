@@ -471,9 +471,9 @@ def _update_problems(payment_id: str) -> Iterator[None]:
         yield
     except WorkflowUpdateFailedError as exc:
         raise problem_for_update_failure(exc) from None
-    except PaymentNotRunning:  # gone since we read it: closed after its settlement window
+    except PaymentNotRunning:  # gone since we read it: closed after its window
         raise Problem(
-            409, "payment_closed", "The payment is closed", f"{payment_id} is past its settlement window."
+            409, "payment_closed", "The payment is closed", f"{payment_id} can no longer be changed."
         ) from None
 
 
@@ -517,9 +517,15 @@ async def create_refund(request: web.Request) -> web.Response:
     amount_minor = _minor_of(body.amount, view.amount.currency) if body.amount is not None else None
     refund_id = derive_refund_id(payment_id, key)
     with _update_problems(payment_id):
-        refund = await deps.workflows.refund(
-            payment_id, RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason)
-        )
+        refund_request = RefundRequest(refund_id=refund_id, amount_minor=amount_minor, reason=body.reason)
+        try:
+            refund = await deps.workflows.refund(payment_id, refund_request)
+        except PaymentNotRunning:
+            # Only a refund reopens a closed payment: a run started from the stored payment
+            # (activities/reopen.py) takes it; without a reopener it stays 409 `payment_closed`.
+            if deps.reopener is None or await deps.reopener.start(payment_id) is None:
+                raise
+            refund = await deps.workflows.refund(payment_id, refund_request)
     # 202 while the provider is still processing it; 201 once it has an outcome (see `status`).
     status = 202 if refund.status is RefundStatus.PENDING else 201
     return _json(RefundOut.of(payment_id, refund), status)

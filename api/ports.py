@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import PayloadCodec
 
 from api.limits import ApiLimits
@@ -20,6 +20,7 @@ from workflows.client import PaymentWorkflows
 from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentSettings, PaymentStatus, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.merchant_events import StoredMerchantEvent
 from workflows.webhook_inbox import WebhookOutcome
 
 
@@ -120,6 +121,11 @@ class WebhookGateways(Protocol):
         """(status, body, content type) the provider expects once its notification is handled."""
         ...
 
+    def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        """The answer to the provider's endpoint check by GET; None when it sends none. Raises
+        `WebhookRejected` for a malformed check."""
+        ...
+
 
 class WebhookInbox(Protocol):
     """Every notification received, verified or not, with what was done about it."""
@@ -137,6 +143,43 @@ class WebhookInbox(Protocol):
         """Record one delivery; True unless a verified delivery of (gateway, event_id) is already
         recorded, in which case nothing changes. The receiver records only after Temporal took the
         signal, so a delivery answered 503 leaves no record to shadow its successful retry."""
+        ...
+
+
+class MerchantEventLog(Protocol):
+    """The merchant events (workflows/merchant_events.py) and their webhook delivery."""
+
+    async def list(
+        self,
+        merchant_id: str,
+        *,
+        payment_id: str | None,
+        type: str | None,
+        limit: int,
+        starting_after: str | None,
+    ) -> tuple[list[StoredMerchantEvent], bool]:
+        """The merchant's events, newest first after the cursor event; (page, more follow)."""
+        ...
+
+    async def get(self, merchant_id: str, event_id: str) -> StoredMerchantEvent | None:
+        """The event if it is the merchant's; None otherwise (no such event, or another's)."""
+        ...
+
+    async def redeliver(self, merchant_id: str, event_id: str) -> StoredMerchantEvent | None:
+        """Queue the merchant's event for delivery again (with its id: the merchant
+        de-duplicates) and wake its payment's delivery; None as for `get`."""
+        ...
+
+
+class PaymentReopener(Protocol):
+    """Starts a run of a closed payment's workflow from the stored payment (activities/reopen.py)."""
+
+    async def start(self, payment_id: str) -> WorkflowHandle[Any, Any] | None:
+        """A running workflow for the payment; None when the store does not know it."""
+        ...
+
+    async def signal(self, payment_id: str, event: GatewayEvent) -> WorkflowHandle[Any, Any] | None:
+        """`event` delivered to the payment, in a run started for it if none is open."""
         ...
 
 
@@ -181,6 +224,11 @@ class ApiDeps:
     # (api/codec_server.py) to browsers of these origins.
     codec: PayloadCodec | None = None
     codec_cors_origins: frozenset[str] = frozenset()
+    # GET /v1/events and redelivery (api/events.py); None: the routes answer 404.
+    events: MerchantEventLog | None = None
+    # A refund or a provider event for a payment whose workflow has closed; None: 409
+    # `payment_closed` and `unknown_payment`.
+    reopener: PaymentReopener | None = None
     # API key id -> its merchant / its scopes; a key missing here: `default`, payments:write+read.
     key_merchants: Mapping[str, str] = field(default_factory=dict)
     key_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)

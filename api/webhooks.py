@@ -36,13 +36,26 @@ async def _our_payment_id(deps: ApiDeps, gateway: str, event: GatewayEvent) -> s
 async def _signal(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
     try:
         await deps.workflows.gateway_event(payment_id, event)
-    except PaymentNotRunning:  # never started, or closed after its settlement window
-        return WebhookOutcome.UNKNOWN_PAYMENT
+    except PaymentNotRunning:  # never started, or closed after its window: reopened if stored
+        return await _signal_closed(deps, payment_id, event)
     except RPCError as exc:
         # Nothing recorded: the provider's retry must find the inbox as if this never happened.
         log.warning("signal %s to %s failed: %s; answering 503", event.event_id, payment_id, exc.status.name)
         raise temporal_unavailable() from None
     return WebhookOutcome.SIGNALLED
+
+
+async def _signal_closed(deps: ApiDeps, payment_id: str, event: GatewayEvent) -> WebhookOutcome:
+    if deps.reopener is None:
+        return WebhookOutcome.UNKNOWN_PAYMENT
+    try:
+        reopened = await deps.reopener.signal(payment_id, event)
+    except RPCError as exc:
+        log.warning(
+            "reopening %s for %s failed: %s; answering 503", payment_id, event.event_id, exc.status.name
+        )
+        raise temporal_unavailable() from None
+    return WebhookOutcome.SIGNALLED if reopened else WebhookOutcome.UNKNOWN_PAYMENT
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -103,7 +116,27 @@ async def receive(request: web.Request) -> web.Response:
     return web.Response(status=status, body=ack_body, headers={"Content-Type": content_type})
 
 
+async def challenge(request: web.Request) -> web.Response:
+    """`GET /webhooks/{gateway}`: a provider checking the endpoint before it sends to it
+    (Braintree's `?bt_challenge=`), answered by the gateway; nothing is recorded."""
+    deps = request.config_dict[DEPS]
+    gateway = request.match_info["gateway"]
+    if not deps.webhooks.known(gateway):
+        raise Problem(404, "unknown_gateway", "Unknown gateway", f"No webhook endpoint for {gateway!r}.")
+    try:
+        answer = deps.webhooks.challenge(gateway, request.query)
+    except WebhookRejected:
+        raise Problem(
+            400, "webhook_challenge_invalid", "Invalid endpoint check", "Malformed challenge."
+        ) from None
+    if answer is None:  # this provider checks no endpoint by GET: as if the route were POST only
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    status, body, content_type = answer
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
 def routes() -> web.RouteTableDef:
     table = web.RouteTableDef()
     table.post("/{gateway}")(receive)
+    table.get("/{gateway}", allow_head=False)(challenge)
     return table

@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.registry import GatewayRegistry
+from activities.merchant_webhooks import DeliveryStarter
 from activities.store.bank_statements import BankStatementStore
 from activities.store.customers import CustomerStore
 from activities.store.repository import PaymentStore
@@ -38,12 +39,14 @@ from workers.worker import (
     Runtime,
     connect,
     data_converter,
+    payment_reopener,
     wait_for_stop_signal,
     with_data_converter,
 )
 from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentView
 from workflows.gateway_io import GatewayEvent
+from workflows.merchant_events import DeliveryStatus, StoredMerchantEvent
 from workflows.webhook_inbox import WebhookOutcome
 
 log = logging.getLogger("durapay.api")
@@ -168,8 +171,57 @@ class RegistryPorts:
         ack = self._registry.get(gateway_id).webhook_ack()
         return ack.status, ack.body, ack.content_type
 
+    def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        try:
+            answer = self._registry.get(gateway_id).webhook_challenge(query)
+        except WebhookVerificationError as exc:
+            raise WebhookRejected(str(exc)) from None
+        return None if answer is None else (answer.status, answer.body, answer.content_type)
+
     def get(self, gateway_id: str) -> GatewayProfile | None:
         return self._registry.get(gateway_id).profile if gateway_id in self._registry else None
+
+
+class EventPorts:
+    """`MerchantEventLog` over `PaymentStore`; a redelivery wakes the payment's delivery workflow."""
+
+    def __init__(self, store: PaymentStore, start_delivery: DeliveryStarter) -> None:
+        self._store = store
+        self._start_delivery = start_delivery
+
+    async def list(
+        self,
+        merchant_id: str,
+        *,
+        payment_id: str | None,
+        type: str | None,
+        limit: int,
+        starting_after: str | None,
+    ) -> tuple[list[StoredMerchantEvent], bool]:
+        with store_errors():
+            return await self._store.list_merchant_events(
+                merchant_id=merchant_id,
+                payment_id=payment_id,
+                type=type,
+                limit=limit,
+                starting_after=starting_after,
+            )
+
+    async def get(self, merchant_id: str, event_id: str) -> StoredMerchantEvent | None:
+        with store_errors():
+            event = await self._store.merchant_event(event_id)
+        return event if event is not None and event.merchant_id == merchant_id else None
+
+    async def redeliver(self, merchant_id: str, event_id: str) -> StoredMerchantEvent | None:
+        if await self.get(merchant_id, event_id) is None:
+            return None
+        with store_errors():
+            if not await self._store.set_delivery_status(event_id, DeliveryStatus.PENDING):
+                return None
+            event = await self._store.merchant_event(event_id)
+        if event is not None:
+            await self._start_delivery(event.payment_id)
+        return event
 
 
 def api_deps(
@@ -178,11 +230,13 @@ def api_deps(
     store = StorePorts(runtime.store)
     gateways = RegistryPorts(runtime.registry)
     payment = config.payment
+    # The configured converter whatever the client came with: with a codec configured, the
+    # API must not start payments whose customer data goes to Temporal in the clear.
+    client = with_data_converter(client, data_converter(runtime.codec))
+    task_queue = task_queue or config.temporal.task_queue
     return ApiDeps(
-        # The configured converter whatever the client came with: with a codec configured, the
-        # API must not start payments whose customer data goes to Temporal in the clear.
-        client=with_data_converter(client, data_converter(runtime.codec)),
-        task_queue=task_queue or config.temporal.task_queue,
+        client=client,
+        task_queue=task_queue,
         api_keys=dict(config.api.api_keys),
         payments=store,
         provider_refs=store,
@@ -197,6 +251,8 @@ def api_deps(
         serve_metrics=config.api.metrics,
         codec=runtime.codec,
         codec_cors_origins=frozenset(config.temporal.codec_origins),
+        events=EventPorts(runtime.store, DeliveryStarter(client, task_queue)),
+        reopener=payment_reopener(client, runtime, task_queue),
         key_merchants=config.merchant_of_key(),
         key_scopes=config.scopes_of_key(),
         merchants=merchant_settings(config),

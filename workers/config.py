@@ -53,10 +53,12 @@ from pydantic_settings import (
 )
 
 from activities.gateways.plugins import PLUGINS
+from activities.merchant_webhooks import MerchantEndpoint, secret_key
 from api.auth import DEFAULT_MERCHANT, DEFAULT_SCOPES, SHA256_PREFIX, Scope
 from api.limits import ApiLimits
 from workers.codec import CodecError, decode_key
 from workflows.domain import PaymentPolicy, PaymentSettings
+from workflows.merchant_events import MerchantEventType
 from workflows.money import exponent, is_known_currency
 
 ENV_PREFIX = "DURAPAY_"
@@ -215,6 +217,35 @@ class ApiConfig(ApiLimits):
         return value
 
 
+class MerchantWebhooksConfig(_Section):
+    """`[merchant_webhooks]`: where the merchant's events are sent (Standard Webhooks). No `url`:
+    events are only recorded (GET /v1/events lists them)."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    # `whsec_` + base64 of at least 24 random bytes; env DURAPAY_MERCHANT_WEBHOOKS__SECRET.
+    secret: SecretStr | None = None
+    enabled_events: list[MerchantEventType] = Field(default_factory=lambda: list(MerchantEventType))
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> MerchantWebhooksConfig:
+        if self.url and self.secret is None:
+            raise ValueError("merchant_webhooks.url needs merchant_webhooks.secret to sign with")
+        return self
+
+    def endpoint(self) -> MerchantEndpoint | None:
+        """The global endpoint: where the events of a merchant without its own go."""
+        if self.url is None or self.secret is None:
+            return None
+        return MerchantEndpoint(self.url, self.secret, frozenset(self.enabled_events))
+
+
 class TemporalConfig(_Section):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
@@ -305,14 +336,27 @@ class MerchantConfig(_Section):
     DURAPAY_API_KEYS; only their ids are listed here."""
 
     api_keys: list[str] = Field(default_factory=list)
-    # Where durapay will notify the merchant of payment events (config only for now); the secret
-    # signs those notifications: DURAPAY_MERCHANTS__<ID>__WEBHOOK_SECRET, never the file.
+    # Where durapay sends this merchant's events (instead of the global [merchant_webhooks] url);
+    # the secret signs them: DURAPAY_MERCHANTS__<ID>__WEBHOOK_SECRET, never the file.
     webhook_url: AnyHttpUrl | None = None
     webhook_secret: SecretStr | None = None
     # Gateways this merchant may use; empty: every enabled gateway.
     allowed_gateways: list[str] = Field(default_factory=list)
     # The gateway of a request that names none; None: [payment] default_gateway.
     default_gateway: str | None = None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> MerchantConfig:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("webhook_url needs webhook_secret to sign with")
+        return self
 
     @model_validator(mode="after")
     def _default_allowed(self) -> MerchantConfig:
@@ -366,6 +410,7 @@ class DurapayConfig(BaseSettings):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    merchant_webhooks: MerchantWebhooksConfig = Field(default_factory=MerchantWebhooksConfig)
     # `[merchants.<id>]`; a key listed under none belongs to the `default` merchant.
     merchants: dict[str, MerchantConfig] = Field(default_factory=dict)
     # `[api_key_scopes]` `<key id> = ["ops", ...]`; a key not listed: payments:write + payments:read.
@@ -378,6 +423,15 @@ class DurapayConfig(BaseSettings):
         """API key id -> merchant id, for every configured key."""
         owners = {key_id: merchant_id for merchant_id, m in self.merchants.items() for key_id in m.api_keys}
         return {key_id: owners.get(key_id, DEFAULT_MERCHANT) for key_id in self.api.api_keys}
+
+    def merchant_endpoint(self, merchant_id: str) -> MerchantEndpoint | None:
+        """Where a merchant's events go: its own `[merchants.<id>]` webhook_url when it has one,
+        else the global `[merchant_webhooks]` endpoint (the event types enabled there, for both)."""
+        merchant = self.merchants.get(merchant_id)
+        if merchant is None or merchant.webhook_url is None or merchant.webhook_secret is None:
+            return self.merchant_webhooks.endpoint()
+        enabled = frozenset(self.merchant_webhooks.enabled_events)
+        return MerchantEndpoint(str(merchant.webhook_url), merchant.webhook_secret, enabled)
 
     def scopes_of_key(self) -> dict[str, frozenset[str]]:
         """API key id -> its scopes, for every configured key."""

@@ -30,6 +30,7 @@ from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer
 from workers.fake_providers.local import FakeProviders, running_fake_providers
+from workers.merchant_endpoint import demo_merchant
 from workers.services import Services, running_services
 from workers.worker import connect, wait_for_stop_signal
 
@@ -104,6 +105,7 @@ async def _demo_and_serve(
         if fake_providers:
             # Started first and stopped last: the worker's gateways talk to them until it has drained.
             config, fakes = await stack.enter_async_context(running_fake_providers(config))
+        config, merchant = await stack.enter_async_context(demo_merchant(config))
         services = await stack.enter_async_context(running_services(client, config))
         if fakes is not None:
             fakes.deliver_webhooks_to(f"{services.base_url}/webhooks")
@@ -114,6 +116,9 @@ async def _demo_and_serve(
             print("\nrunning the demo: one payment per flow, through the HTTP API ...", flush=True)
             outcomes = await run_demo(services.base_url, api_key, _mock_gateway(services), fakes)
             print(format_table(outcomes, config.temporal.workflow_url), flush=True)
+            if merchant is not None:
+                await merchant.quiet()
+                print(merchant.report((o.flow, o.payment_id) for o in outcomes), flush=True)
             exit_code = EXIT_OK if all(o.ok for o in outcomes) else EXIT_DEMO_FAILED
         if serve:
             print("\nserving; press Ctrl-C to stop", flush=True)

@@ -125,7 +125,7 @@ async def run_reconcile(config: DurapayConfig, args: argparse.Namespace, *, out:
 async def _run(config: DurapayConfig, args: argparse.Namespace, out: TextIO) -> int:
     # Imported here: the CLI's other commands should not pay for loading the worker's modules.
     from activities.reconciliation import Reconciler, TemporalPaymentSignals
-    from workers.worker import Runtime, connect
+    from workers.worker import Runtime, connect, payment_reopener
 
     if args.concurrency <= 0:
         raise UsageError("--concurrency must be positive")
@@ -157,7 +157,11 @@ async def _run(config: DurapayConfig, args: argparse.Namespace, out: TextIO) -> 
     )
     async with await Runtime.open(config) as runtime:
         # Only a repair touches Temporal: a report can be made while it is down.
-        signals = TemporalPaymentSignals(await connect(config)) if args.repair else None
+        signals = None
+        if args.repair:
+            client = await connect(config)
+            reopener = payment_reopener(client, runtime, config.temporal.task_queue)
+            signals = TemporalPaymentSignals(client, reopener)
         reconciler = Reconciler(runtime.store, runtime.registry, signals, concurrency=args.concurrency)
         report = await reconciler.run(request)
     if args.json != "-":

@@ -16,7 +16,9 @@ from workers.worker import (
     Runtime,
     build_worker,
     data_converter,
+    delivery_waker,
     serving_gateway_metrics,
+    sweeping,
     with_data_converter,
 )
 
@@ -44,8 +46,9 @@ async def running_services(
     queue = task_queue or config.temporal.task_queue
     async with await Runtime.open(config, migrate_database=migrate_database) as runtime:
         client = with_data_converter(client, data_converter(runtime.codec))
-        worker = await build_worker(client, config, runtime=runtime, task_queue=queue)
-        async with serving_gateway_metrics(config, runtime) as metrics_url, worker:
+        waker = delivery_waker(client, runtime, queue)
+        worker = await build_worker(client, config, runtime=runtime, task_queue=queue, waker=waker)
+        async with serving_gateway_metrics(config, runtime) as metrics_url, worker, sweeping(waker):
             api = await start_api(client, config, runtime, task_queue=queue)
             try:
                 yield Services(config, client, runtime, queue, api.base_url, metrics_url)

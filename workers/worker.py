@@ -15,6 +15,7 @@ gateway and payment metrics (activities/metrics.py) from whichever process runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.abc
 import importlib.machinery
 import logging
@@ -46,9 +47,11 @@ from activities.fraud import FraudActivities, FraudSettings
 from activities.gateway_activities import GatewayActivities
 from activities.gateways.base import GatewayConfigError
 from activities.gateways.registry import GatewayRegistry
+from activities.merchant_webhooks import DeliveryStarter, DeliveryWaker, MerchantWebhookActivities
 from activities.metrics import GatewayMetrics, PaymentMetrics
 from activities.orders import OrderActivities, SqlOrderLedger
 from activities.reconciliation import ReconciliationActivities
+from activities.reopen import Reopener
 from activities.store.customers import CustomerStore
 from activities.store.db import create_engine, migrate
 from activities.store.repository import PaymentStore
@@ -56,6 +59,8 @@ from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
 from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
+from workflows.domain import GatewayProfile
+from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -191,10 +196,14 @@ class Runtime:
     fraud: FraudSettings
     codec: AesGcmCodec | None = None
     gateway_metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Holds the HTTP session merchant webhooks are sent with.
+    merchant_webhooks: MerchantWebhookActivities = field(init=False)
+
     # Served with the gateway metrics, from the same registry.
     payment_metrics: PaymentMetrics = field(init=False)
 
     def __post_init__(self) -> None:
+        self.merchant_webhooks = MerchantWebhookActivities(self.store, self.config.merchant_endpoint)
         self.payment_metrics = PaymentMetrics(self.gateway_metrics.registry)
 
     @classmethod
@@ -222,6 +231,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        await self.merchant_webhooks.aclose()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Runtime:
@@ -231,14 +241,48 @@ class Runtime:
         await self.aclose()
 
 
-def activities(runtime: Runtime) -> list[Callable[..., Any]]:
+def activities(runtime: Runtime, waker: DeliveryWaker) -> list[Callable[..., Any]]:
+    store = StoreActivities(
+        runtime.store,
+        runtime.payment_metrics,
+        endpoint_for=runtime.config.merchant_endpoint,
+        wake_delivery=waker.wake,
+    )
     return [
         *GatewayActivities(runtime.registry, runtime.gateway_metrics).definitions(),
         *OrderActivities(runtime.ledger).definitions(),
         *FraudActivities(runtime.store, runtime.fraud).definitions(),
-        *StoreActivities(runtime.store, runtime.payment_metrics).definitions(),
+        *store.definitions(),
+        *runtime.merchant_webhooks.definitions(),
         *CustomerActivities(runtime.customers, runtime.registry).definitions(),
     ]
+
+
+def payment_reopener(client: Client, runtime: Runtime, task_queue: str) -> Reopener:
+    """Refunds and provider events for payments whose workflow has closed (activities/reopen.py)."""
+
+    def profile_for(gateway_id: str) -> GatewayProfile | None:
+        return runtime.registry.get(gateway_id).profile if gateway_id in runtime.registry else None
+
+    return Reopener(client, task_queue, runtime.store.get, profile_for, runtime.config.payment.settings_for)
+
+
+def delivery_waker(client: Client, runtime: Runtime, task_queue: str) -> DeliveryWaker:
+    return DeliveryWaker(runtime.store, DeliveryStarter(client, task_queue))
+
+
+@asynccontextmanager
+async def sweeping(waker: DeliveryWaker) -> AsyncIterator[None]:
+    """Sweep for merchant events whose delivery was never woken while the block runs (see
+    `DeliveryWaker`): once now, then every few minutes."""
+    task = asyncio.create_task(waker.sweep_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await waker.drain()
 
 
 @cache  # one exporter per address for the life of the process: it holds its port until exit
@@ -300,9 +344,11 @@ async def build_worker(
     *,
     runtime: Runtime,
     task_queue: str | None = None,
+    waker: DeliveryWaker | None = None,
 ) -> Worker:
     """The payment worker for `task_queue` (default `temporal.task_queue`). The caller runs it
-    (`async with worker:` or `await worker.run()`) and closes `runtime` afterwards."""
+    (`async with worker:` or `await worker.run()`) and closes `runtime` afterwards; with `waker`
+    it also runs `sweeping(waker)` beside it."""
     if client.data_converter.payload_converter_class is not PydanticPayloadConverter:
         # The default converter turns pydantic models into dicts: the workflow would fail on
         # its first payload, far from this cause.
@@ -313,19 +359,24 @@ async def build_worker(
         raise ValueError("the client's payload codec does not match [temporal] codec_keys (see connect())")
     cache_workflow_code()
     tuning = config.worker
+    queue = task_queue or config.temporal.task_queue
     return Worker(
         client,
-        task_queue=task_queue or config.temporal.task_queue,
+        task_queue=queue,
         workflows=[
             PaymentWorkflow,
             ReconciliationWorkflow,
+            MerchantWebhooksWorkflow,
             SavePaymentMethodWorkflow,
             DetachPaymentMethodWorkflow,
         ],
-        # Reconciliation repairs drift by signalling payment workflows, hence the client.
+        # Reconciliation repairs drift by signalling payment workflows, and recorded merchant
+        # events start their delivery: hence the client.
         activities=[
-            *activities(runtime),
-            *ReconciliationActivities(runtime.store, runtime.registry, client).definitions(),
+            *activities(runtime, waker or delivery_waker(client, runtime, queue)),
+            *ReconciliationActivities(
+                runtime.store, runtime.registry, client, payment_reopener(client, runtime, queue)
+            ).definitions(),
         ],
         max_concurrent_activities=tuning.max_concurrent_activities,
         max_concurrent_local_activities=tuning.max_concurrent_local_activities,
@@ -352,7 +403,8 @@ async def run_worker(config: DurapayConfig) -> None:
     """`durapay worker`: poll the task queue until SIGINT/SIGTERM, then drain and exit."""
     async with await Runtime.open(config) as runtime:
         client = await connect(config, export_sdk_metrics=True)
-        worker = await build_worker(client, config, runtime=runtime)
+        waker = delivery_waker(client, runtime, config.temporal.task_queue)
+        worker = await build_worker(client, config, runtime=runtime, waker=waker)
         log.info(
             "worker polling %s on %s (namespace %s); gateways: %s%s",
             config.temporal.task_queue,
@@ -366,7 +418,7 @@ async def run_worker(config: DurapayConfig) -> None:
                 log.info("gateway metrics at %s/metrics", metrics_url)
             if config.temporal.metrics_bind is not None:
                 log.info("Temporal SDK metrics at http://%s/metrics", config.temporal.metrics_bind)
-            async with worker:
+            async with worker, sweeping(waker):
                 await wait_for_stop_signal()
                 log.info(
                     "stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds

@@ -18,6 +18,9 @@ RECORD_TRANSITION = "store.record_transition"
 
 RECONCILE = "reconcile.run"
 
+PENDING_MERCHANT_EVENTS = "merchant_webhooks.pending"
+DELIVER_MERCHANT_EVENT = "merchant_webhooks.deliver"
+GIVE_UP_MERCHANT_EVENT = "merchant_webhooks.give_up"
 ENSURE_GATEWAY_CUSTOMER = "customers.ensure_gateway_customer"
 ATTACH_PAYMENT_METHOD = "customers.attach_payment_method"
 DETACH_PAYMENT_METHOD = "customers.detach_payment_method"

@@ -49,6 +49,11 @@ def workflow_id(payment_id: str) -> str:
     return f"payment-{payment_id}"
 
 
+def merchant_webhooks_workflow_id(payment_id: str) -> str:
+    """The id of the workflow delivering the payment's merchant webhooks (workflows/merchant_webhooks.py)."""
+    return f"merchant-webhooks-{payment_id}"
+
+
 def payment_id_from(payment_workflow_id: str) -> str:
     """The payment id inside a payment workflow id; ValueError for any other workflow id."""
     prefix = workflow_id("")
@@ -117,6 +122,39 @@ class PaymentWorkflows:
             if isinstance(exc, WorkflowAlreadyStartedError):
                 raise PaymentNotRunning(payment_input.payment_id) from None
             raise
+
+    async def reopen(
+        self, payment_input: PaymentInput, *, task_queue: str
+    ) -> WorkflowHandle[PaymentWorkflow, PaymentView]:
+        """Start a closed payment again from its stored state (`payment_input.resume`; see
+        activities/reopen.py), or take the run another request reopened first."""
+        return await self._client.start_workflow(
+            PaymentWorkflow.run,
+            payment_input,
+            id=workflow_id(payment_input.payment_id),
+            task_queue=task_queue,
+            # Unlike `start_and_decide`: the run resumes in the settlement phase, where nothing
+            # authorizes or captures, so a new run under the closed one's id charges nothing.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=_search_attributes(payment_input),
+        )
+
+    async def reopen_with_event(
+        self, payment_input: PaymentInput, event: GatewayEvent, *, task_queue: str
+    ) -> WorkflowHandle[PaymentWorkflow, PaymentView]:
+        """`gateway_event` for a payment that may have closed: signal-with-start, so the event
+        cannot miss the run (reopened from `payment_input` as in `reopen` if none is open)."""
+        return await self._client.start_workflow(
+            PaymentWorkflow.run,
+            payment_input,
+            id=workflow_id(payment_input.payment_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal=PaymentWorkflow.gateway_event.__name__,
+            start_signal_args=[event],
+            search_attributes=_search_attributes(payment_input),
+        )
 
     async def exists(self, payment_id: str) -> bool:
         """Whether Temporal holds the payment's workflow, running or closed."""

@@ -160,6 +160,11 @@ class GatewayProfile(Contract):
     max_minor: int = 10**12
     supports_partial_capture: bool = True
     supports_manual_capture: bool = True
+    # How long after its creation the provider still refunds a payment and may still report a
+    # dispute or a refund on it: the payment's workflow lives that long (PaymentSettings can set
+    # a deployment-wide value instead). A plugin declares its own; a year covers the card networks'
+    # chargeback windows and WeChat Pay's refund year.
+    payment_window_seconds: int = Field(default=365 * 24 * 3600, gt=0)
     # How long the customer has to act (pay) with this gateway when it is not the payment policy's
     # `action_timeout_seconds`: a bank transfer takes days, not minutes.
     action_timeout_seconds: int | None = Field(default=None, gt=0)
@@ -172,7 +177,14 @@ class PaymentPolicy(Contract):
     capture_delay_seconds: int = Field(default=0, ge=0)
     action_timeout_seconds: int = Field(default=900, gt=0)
     authorization_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # How long one run of the payment's workflow covers before it continues as new with the
+    # payment's state (payments started before `long-lived-payments` closed at its end); 0: one run.
     settlement_window_seconds: int = Field(default=30 * 24 * 3600, ge=0)
+    # How long the payment takes refunds, disputes and late events; None: the gateway's declared
+    # `GatewayProfile.payment_window_seconds`.
+    payment_window_seconds: int | None = Field(default=None, ge=0)
+    # A run continues as new once its history is this long, whatever the period (bounded replay).
+    max_history_events: int = Field(default=5000, ge=100)
     enable_fraud_check: bool = True
     risk_threshold: int = Field(default=75, ge=0, le=100)
     status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
@@ -201,6 +213,8 @@ class PaymentInput(Contract):
     metadata: dict[str, str] = Field(default_factory=dict)
     request_fingerprint: str  # hash of the API request, to tell a replay from a key reused for another
     settings: PaymentSettings = Field(default_factory=PaymentSettings)
+    # Set on a later run of the payment's workflow: the state it takes up (workflows/payment_resume.py).
+    resume: PaymentResume | None = None
     # Defaults, so that histories started before merchants existed still deserialize.
     merchant_id: str = DEFAULT_MERCHANT_ID  # the merchant whose API key created the payment
     # The gateway's own customer, for a saved payment method (which the gateway only charges
@@ -240,3 +254,19 @@ class PaymentView(Contract):
     def decided(self) -> bool:
         """True once the caller of `POST /v1/payments` has an answer to act on."""
         return self.status not in (PaymentStatus.PENDING, PaymentStatus.OUTCOME_UNKNOWN)
+
+
+class PaymentResume(Contract):
+    """What a later run of a payment's workflow starts from: the state carried over a
+    continue-as-new, or rebuilt from the store's projection for a payment whose workflow closed
+    (see docs/ARCHITECTURE.md, "Long-lived payments"). Runs continue as new only with every
+    received event applied, so there is no inbox to carry."""
+
+    view: PaymentView
+    authorized_minor: int = 0
+    seen_event_ids: list[str] = Field(default_factory=list)  # the most recent provider event ids
+    # Started on demand after the payment's workflow closed: a short run for one refund or event.
+    reopened: bool = False
+
+
+PaymentInput.model_rebuild()

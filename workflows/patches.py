@@ -42,4 +42,14 @@ INDEX_PROVIDER_PAYMENT_ID = Patch(
     kept_histories=None,
 )
 
-ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID)
+LONG_LIVED_PAYMENTS = Patch(
+    id="long-lived-payments",
+    since=date(2026, 12, 6),
+    why=(
+        "a settled payment lives for its gateway's window (default 365 days), continuing as new at "
+        "each settlement period or when its history grows, instead of closing after 30 days"
+    ),
+    kept_histories="long-lived-payments",
+)
+
+ALL = (HOLD_REFUND_EVENTS_UNTIL_PAID, FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID, LONG_LIVED_PAYMENTS)

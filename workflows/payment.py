@@ -55,11 +55,12 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         RefundRequest,
     )
-    from workflows.patches import FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID
+    from workflows.patches import FEWER_LOCAL_STEPS, INDEX_PROVIDER_PAYMENT_ID, LONG_LIVED_PAYMENTS
     from workflows.payment_gateway import PaymentGateway
     from workflows.payment_state import (
         NOT_CAPTURED_YET,
         PAID_EVENTS,
+        SETTLED,
         ConfirmPaid,
         Effect,
         Finish,
@@ -75,6 +76,9 @@ MAX_POLL_INTERVAL = timedelta(minutes=10)
 # Refunds take days, not minutes, and the settlement loop may ask about one for weeks: asking at
 # most hourly keeps that history small (a few events per ask) without delaying the answer much.
 MAX_REFUND_POLL_INTERVAL = timedelta(hours=1)
+# A run started on demand for a closed payment (a refund, a late provider event) stays this long for
+# the message it was started for and any that follow, then closes again.
+REOPENED_FOR = timedelta(minutes=10)
 
 
 @workflow.defn
@@ -83,6 +87,8 @@ class PaymentWorkflow:
     def __init__(self, input: PaymentInput) -> None:
         self._input = input
         self._state = PaymentState(input, clock=workflow.now, patched=workflow.patched)
+        if input.resume is not None:
+            self._state.restore(input.resume)
         self._action: ActionCompleted | None = None
         self._capture_request: CaptureRequest | None = None
         self._cancel_request: CancelRequest | None = None
@@ -98,6 +104,12 @@ class PaymentWorkflow:
 
     @workflow.run
     async def run(self, input: PaymentInput) -> PaymentView:
+        if input.resume is not None:
+            # A later run of a payment past its main path: straight to the settlement phase.
+            if input.resume.reopened:
+                await self._transition(None, "payment.reopened")
+                return await self._live(workflow.now() + REOPENED_FOR)
+            return await self._live(self._end_of_life())
         failure = validate_payment(input.gateway, input.amount, input.method, input.capture_method)
         if failure:
             await self._fail(failure, release_order=False)
@@ -332,6 +344,8 @@ class PaymentWorkflow:
         webhooks, then finish once every handler is done and no refund is left unresolved. A
         payment that never reached the gateway (`settle=False`) has nothing to settle and closes
         at once."""
+        if settle and workflow.patched(LONG_LIVED_PAYMENTS.id):
+            return await self._live(self._end_of_life())
         window = timedelta(seconds=self._input.settings.settlement_window_seconds if settle else 0)
         deadline = workflow.now() + window
         while True:
@@ -343,17 +357,56 @@ class PaymentWorkflow:
             if not self._state.unresolved_refunds():
                 return self._view
 
-    async def _settle(self, deadline: datetime) -> None:
+    def _end_of_life(self) -> datetime:
+        """When the payment stops taking refunds, disputes and late events in a running workflow:
+        its gateway's window after creation (or the configured one) once money moved; a payment
+        that failed or was cancelled only waits one settlement period for a late success."""
+        settings = self._input.settings
+        window = settings.payment_window_seconds
+        if window is None:
+            window = self._input.gateway.payment_window_seconds
+        if self._view.status not in SETTLED:
+            window = min(window, settings.settlement_window_seconds)
+        return self._view.created_at + timedelta(seconds=window)
+
+    async def _live(self, end: datetime) -> PaymentView:
+        """The settlement phase of a long-lived payment (patch `long-lived-payments`): runs of at
+        most one settlement period, or `max_history_events` events, each continuing as new with
+        the payment's state, until `end`. A refund or an event after `end` starts a fresh run
+        from the stored projection (activities/reopen.py)."""
+        period = timedelta(seconds=self._input.settings.settlement_window_seconds)
+        period_end = min(end, workflow.now() + period) if period else end
+        while True:
+            await self._settle(period_end, bounded=True)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            # Money held for review is settled by an operator, however long that takes (no timer,
+            # and no continuing as new: the review needs this run's receipt).
+            await workflow.wait_condition(lambda: self._view.status is not PaymentStatus.REQUIRES_REVIEW)
+            if self._state.unresolved_refunds() or self._state.inbox:
+                continue  # a refund handler or a signal came in meanwhile: settle it first
+            if workflow.now() >= end:
+                return self._view
+            workflow.continue_as_new(self._input.model_copy(update={"resume": self._state.resume_point()}))
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._input.settings.max_history_events
+        )
+
+    async def _settle(self, deadline: datetime, *, bounded: bool = False) -> None:
         """Apply webhooks until `deadline`, and ask the gateway about refunds whose outcome is
         unknown on a backoff, past the deadline if need be: closing with a refund pending would
-        leave it pending on the record for ever."""
+        leave it pending on the record for ever. `bounded`: also return, with nothing unresolved,
+        once the history is long enough to continue as new."""
         state = self._state
         first_poll = timedelta(seconds=self._input.settings.status_poll_seconds)
         poll = first_poll
         while True:
             unresolved = bool(state.unresolved_refunds())
             remaining = deadline - workflow.now()
-            if remaining <= timedelta(0) and not unresolved:
+            if (remaining <= timedelta(0) or (bounded and self._history_is_long())) and not unresolved:
                 return
             if unresolved:
                 timeout = min(remaining, poll) if remaining > timedelta(0) else poll

@@ -28,6 +28,7 @@ from workflows.domain import (
     FraudDecision,
     FraudResult,
     PaymentInput,
+    PaymentResume,
     PaymentStatus,
     PaymentView,
     RefundStatus,
@@ -49,6 +50,7 @@ from workflows.messages import (
     RefundRequest,
 )
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
+from workflows.payment_resume import SEEN_EVENT_IDS_KEPT
 from workflows.rejections import Rejection
 
 # Statuses in which the payment is waiting on the customer or the provider.
@@ -154,7 +156,8 @@ class PaymentState:
             updated_at=now,
         )
         self.authorized_minor = 0
-        self._seen_event_ids: set[str] = set()
+        # Ordered (a dict as an ordered set): a continue-as-new carries the most recent ones.
+        self._seen_event_ids: dict[str, None] = {}
         self.inbox: list[GatewayEvent] = []  # verified, not yet applied
         # Refund notifications that overtook the payment's own confirmation: applied once it settles.
         self.held_refund_events: list[GatewayEvent] = []
@@ -165,6 +168,23 @@ class PaymentState:
     @property
     def status(self) -> PaymentStatus:
         return self.view.status
+
+    # ------------------------------------------------------------ across runs
+
+    def restore(self, resume: PaymentResume) -> None:
+        """Take up the state a previous run (or the store, for a reopened payment) left."""
+        self.view = resume.view.model_copy(deep=True)
+        self.authorized_minor = resume.authorized_minor
+        self._seen_event_ids = dict.fromkeys(resume.seen_event_ids)
+
+    def resume_point(self) -> PaymentResume:
+        """What the next run needs, bounded: the view and the most recent event ids. Only taken
+        with the inbox empty; refund events held for a success that never came stay dropped."""
+        return PaymentResume(
+            view=self.view,
+            authorized_minor=self.authorized_minor,
+            seen_event_ids=list(self._seen_event_ids)[-SEEN_EVENT_IDS_KEPT:],
+        )
 
     # ------------------------------------------------------------ recording
 
@@ -317,7 +337,7 @@ class PaymentState:
         """Queue a verified event. Providers deliver at least once: each event id is taken once."""
         if event.event_id in self._seen_event_ids:
             return False
-        self._seen_event_ids.add(event.event_id)
+        self._seen_event_ids[event.event_id] = None
         self.inbox.append(event)
         return True
 
@@ -350,9 +370,11 @@ class PaymentState:
         elif kind in (GatewayEventKind.REFUND_SUCCEEDED, GatewayEventKind.REFUND_FAILED):
             return self._apply_refund_event(event)
         elif kind is GatewayEventKind.DISPUTE_OPENED or kind is GatewayEventKind.DISPUTE_CLOSED:
-            self._apply_dispute(event)
+            dispute_id = self._apply_dispute(event)
             settled = self.settled_status() if view.status in SETTLED else None
-            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",))]
+            # Named on the record: the merchant's dispute event says which dispute moved.
+            data = {"dispute_id": dispute_id}
+            return [Record(settled, (f"dispute.{event.dispute_status or kind.value}",), data)]
         return []
 
     def _apply_refund_event(self, event: GatewayEvent) -> list[Effect]:
@@ -388,7 +410,8 @@ class PaymentState:
             self.view.refunds.append(refund)
         return self.settle_refund(refund.refund_id, status, event.provider_refund_id, event.failure)
 
-    def _apply_dispute(self, event: GatewayEvent) -> None:
+    def _apply_dispute(self, event: GatewayEvent) -> str:
+        """Open or move the event's dispute; its id."""
         dispute_id = event.dispute_id or event.event_id
         status = event.dispute_status or (
             "needs_response" if event.kind is GatewayEventKind.DISPUTE_OPENED else "closed"
@@ -396,12 +419,13 @@ class PaymentState:
         for dispute in self.view.disputes:
             if dispute.dispute_id == dispute_id:
                 dispute.status = status
-                return
+                return dispute_id
         self.view.disputes.append(
             DisputeView(
                 dispute_id=dispute_id, status=status, amount=event.amount, reason=event.dispute_reason
             )
         )
+        return dispute_id
 
     # ------------------------------------------------------------ refunds
 
@@ -493,7 +517,7 @@ class PaymentState:
         """Money arrived by bank transfer (a receipt `receipt_refusal` let through). The exact
         amount, in time, pays the payment; any other amount, or money after the payment was given
         up, is held for an operator with both amounts shown - never kept or lost silently."""
-        if receipt.bank_reference in self.receipts:
+        if receipt.bank_reference in self.taken_bank_references():
             return []  # the same credit confirmed again (a re-import, a retried request)
         self.receipts[receipt.bank_reference] = receipt
         view = self.view
@@ -554,15 +578,24 @@ class PaymentState:
     # ------------------------------------------------------------ requests (update validators)
 
     def decide_refusal(self, request: DecisionRequest) -> Refusal | None:
-        if request.request_fingerprint != self._input.request_fingerprint:
+        # A reopened payment's input has no fingerprint (the store does not keep it): it answers
+        # with the payment as it stands, as the API does for a replay once the workflow closed.
+        if self._input.request_fingerprint and request.request_fingerprint != self._input.request_fingerprint:
             return Refusal(
                 Rejection.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was already used for a different request",
             )
         return None
 
+    def taken_bank_references(self) -> set[str]:
+        """This run's receipts, and the one the view carries from before a continue-as-new."""
+        carried = self.view.provider_response.get("bank_reference")
+        return set(self.receipts) | (
+            {carried} if carried and self._input.method.type == "bank_transfer" else set()
+        )
+
     def receipt_refusal(self, receipt: BankTransferReceipt) -> Refusal | None:
-        if receipt.bank_reference in self.receipts:
+        if receipt.bank_reference in self.taken_bank_references():
             return None  # a replay: answered with the payment as it is
         if self._input.method.type != "bank_transfer":
             return Refusal(
@@ -575,7 +608,7 @@ class PaymentState:
             )
         if receipt.amount.minor <= 0:
             return Refusal(Rejection.AMOUNT_EXCEEDS, "a received amount is positive")
-        if self.receipts:
+        if self.taken_bank_references():
             # A second credit for one payment: not this payment's to take; the statement keeps it.
             return Refusal(Rejection.INVALID_STATE, "this payment already received a bank transfer")
         return None

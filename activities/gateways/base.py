@@ -152,6 +152,11 @@ class Gateway(ABC):
     def webhook_ack(self) -> WebhookAck:
         return WebhookAck()
 
+    def webhook_challenge(self, query: Mapping[str, str]) -> WebhookAck | None:
+        """The answer to a provider's check of the endpoint by GET (Braintree's `bt_challenge`);
+        None: this provider sends none. Raises `WebhookVerificationError` for a malformed one."""
+        return None
+
     def webhook_reject(self, reason: str) -> WebhookAck:
         return WebhookAck(status=400, body=reason.encode(), content_type="text/plain")
 

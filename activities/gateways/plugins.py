@@ -3,7 +3,7 @@ exporting `PLUGIN`, and one line here."""
 
 from __future__ import annotations
 
-from activities.gateways import alipay, bank_transfer, mock, paypal, stripe, wechat_pay
+from activities.gateways import alipay, bank_transfer, braintree, mock, paypal, stripe, wechat_pay
 from activities.gateways.plugin import GatewayPlugin
 
 PLUGINS: dict[str, GatewayPlugin] = {
@@ -14,6 +14,7 @@ PLUGINS: dict[str, GatewayPlugin] = {
         wechat_pay.PLUGIN,
         alipay.PLUGIN,
         paypal.PLUGIN,
+        braintree.PLUGIN,
         bank_transfer.PLUGIN,
     )
 }

@@ -121,7 +121,12 @@ class GatewayKit(ABC):
     @abstractmethod
     def method(self, kind: MethodKind) -> PaymentMethod | None:
         """A payment method that behaves as `kind`; None when the provider has no such method
-        (a wallet has no card to decline)."""
+        (a wallet has no card to decline; Braintree's 3-D Secure happens before the payment)."""
+
+    def unauthenticated_method(self) -> PaymentMethod | None:
+        """Where the customer authenticates before the payment reaches us (client-side 3-D Secure,
+        so `method("action")` is None): a method whose authentication failed. None elsewhere."""
+        return None
 
     @abstractmethod
     async def complete_action(self, payment_id: str, result: GatewayResult) -> dict[str, str]:

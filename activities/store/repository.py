@@ -4,7 +4,7 @@ and API rate-limit windows. Every write is one transaction and safe to repeat.""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,8 @@ from activities.store.db import write_transaction
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
     UtcDateTime,
+    merchant_event_attempts,
+    merchant_events,
     payment_events,
     payments,
     rate_limit_hits,
@@ -24,6 +26,12 @@ from activities.store.tables import (
 )
 from workflows.domain import CardMethod, PaymentStatus, PaymentView
 from workflows.ledger_io import PaymentTransition
+from workflows.merchant_events import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    MerchantEvent,
+    StoredMerchantEvent,
+)
 from workflows.webhook_inbox import WebhookOutcome
 
 
@@ -64,13 +72,20 @@ class PaymentStore:
 
     # ------------------------------------------------------------------ payments
 
-    async def record_transition(self, t: PaymentTransition) -> bool:
+    async def record_transition(
+        self,
+        t: PaymentTransition,
+        merchant: Sequence[tuple[MerchantEvent, DeliveryStatus]] = (),
+    ) -> bool:
         """Apply one workflow transition: the projection moves only forward (a retried or late
-        write with an older or equal version changes nothing), events are stored once. True when
+        write with an older or equal version changes nothing), events are stored once. The
+        `merchant` events it raised are written in the same transaction (an outbox: none is lost
+        between the store and the webhook delivery), each with its first delivery status. True when
         this call stored the transition's events (its first successful write), so that callers
         count each transition once however often Temporal retries it."""
         view = t.view
         row = _projection(view)
+        stored_now = False
         async with write_transaction(self._engine) as conn:
             upsert = upsert_insert(conn, payments).values(**row)
             upsert = upsert.on_conflict_do_update(
@@ -103,8 +118,19 @@ class PaymentStore:
                         payment_events.c.id
                     )
                 )
-                return bool(stored.all())
-        return False
+                stored_now = bool(stored.all())
+            if merchant:
+                rows = [
+                    {
+                        **event.model_dump(mode="json"),
+                        "created_at": event.created_at,
+                        "delivery_status": status,
+                    }
+                    for event, status in merchant
+                ]
+                insert = upsert_insert(conn, merchant_events).values(rows)
+                await conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+        return stored_now
 
     async def get(self, payment_id: str) -> PaymentView | None:
         async with self._engine.connect() as conn:
@@ -330,6 +356,126 @@ class PaymentStore:
             outcome = await conn.scalar(query)
         return None if outcome is None else WebhookOutcome(outcome)
 
+    # ------------------------------------------------------------------ merchant events
+
+    async def pending_merchant_events(self, payment_id: str) -> list[str]:
+        """The payment's events still to deliver, oldest first."""
+        query = (
+            select(merchant_events.c.id)
+            .where(
+                merchant_events.c.payment_id == payment_id,
+                merchant_events.c.delivery_status == DeliveryStatus.PENDING.value,
+            )
+            .order_by(merchant_events.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    async def payments_awaiting_delivery(self, recorded_before: datetime, limit: int = 1000) -> list[str]:
+        """Payments with events pending since before `recorded_before` that no delivery has
+        attempted yet: their delivery workflow was never told (see `DeliveryWaker.sweep`). A payment
+        whose delivery is retrying an event has attempts and is left alone."""
+        attempted = (
+            select(merchant_events.c.payment_id)
+            .join(merchant_event_attempts, merchant_event_attempts.c.event_id == merchant_events.c.id)
+            .where(merchant_events.c.delivery_status == DeliveryStatus.PENDING.value)
+        )
+        query = (
+            select(merchant_events.c.payment_id)
+            .where(
+                merchant_events.c.delivery_status == DeliveryStatus.PENDING.value,
+                merchant_events.c.created_at < recorded_before,
+                merchant_events.c.payment_id.not_in(attempted),
+            )
+            .distinct()
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    async def merchant_event(self, event_id: str) -> StoredMerchantEvent | None:
+        """One event with its delivery attempts, oldest first."""
+        page = await self._merchant_events(select(merchant_events).where(merchant_events.c.id == event_id))
+        return page[0] if page else None
+
+    async def _merchant_events(self, query: Any) -> list[StoredMerchantEvent]:
+        """The events `query` selects, in its order, each with its delivery attempts."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            attempts: dict[str, list[DeliveryAttempt]] = {row["id"]: [] for row in rows}
+            if attempts:
+                found = await conn.execute(
+                    select(
+                        merchant_event_attempts.c.event_id,
+                        merchant_event_attempts.c.attempted_at,
+                        merchant_event_attempts.c.http_status,
+                        merchant_event_attempts.c.latency_ms,
+                        merchant_event_attempts.c.error,
+                    )
+                    .where(merchant_event_attempts.c.event_id.in_(list(attempts)))
+                    .order_by(merchant_event_attempts.c.id)
+                )
+                for attempt in found.mappings():
+                    fields = {k: v for k, v in attempt.items() if k != "event_id"}
+                    attempts[attempt["event_id"]].append(DeliveryAttempt.model_validate(fields))
+        return [_stored_event(dict(row), attempts[row["id"]]) for row in rows]
+
+    async def list_merchant_events(
+        self,
+        *,
+        merchant_id: str | None = None,
+        payment_id: str | None = None,
+        type: str | None = None,
+        limit: int = 10,
+        starting_after: str | None = None,
+    ) -> tuple[list[StoredMerchantEvent], bool]:
+        """Events newest first, after the event `starting_after` (a cursor: the last id of the
+        previous page); (page, whether more follow). An unknown cursor gives an empty page.
+        `merchant_id`: that merchant's events only (its cursor too); None: every merchant's."""
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        conditions: list[ColumnElement[bool]] = []
+        if merchant_id is not None:
+            conditions.append(merchant_events.c.merchant_id == merchant_id)
+        if payment_id is not None:
+            conditions.append(merchant_events.c.payment_id == payment_id)
+        if type is not None:
+            conditions.append(merchant_events.c.type == type)
+        if starting_after is not None:
+            async with self._engine.connect() as conn:
+                cursor = await conn.scalar(
+                    select(merchant_events.c.seq).where(merchant_events.c.id == starting_after, *conditions)
+                )
+            if cursor is None:
+                return [], False
+            conditions.append(merchant_events.c.seq < cursor)
+        query = select(merchant_events).where(*conditions).order_by(merchant_events.c.seq.desc())
+        page = await self._merchant_events(query.limit(limit + 1))
+        return page[:limit], len(page) > limit
+
+    async def record_delivery_attempt(self, event_id: str, attempt: DeliveryAttempt, delivered: bool) -> None:
+        """Log one attempt to deliver `event_id`; a 2xx (`delivered`) marks it delivered."""
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                merchant_event_attempts.insert().values(event_id=event_id, **attempt.model_dump())
+            )
+            if delivered:
+                await conn.execute(
+                    merchant_events.update()
+                    .where(merchant_events.c.id == event_id)
+                    .values(delivery_status=DeliveryStatus.DELIVERED.value)
+                )
+
+    async def set_delivery_status(self, event_id: str, status: DeliveryStatus) -> bool:
+        """Give up on an event (FAILED) or queue it again (PENDING). False: no such event."""
+        async with write_transaction(self._engine) as conn:
+            result = await conn.execute(
+                merchant_events.update()
+                .where(merchant_events.c.id == event_id)
+                .values(delivery_status=status.value)
+            )
+        return result.rowcount > 0
+
     # ------------------------------------------------------------------ rate limits
 
     async def hit(
@@ -363,6 +509,11 @@ class PaymentStore:
         if count <= limit:
             return True, 0
         return False, max(1, math.ceil(window_start + window_seconds - instant))
+
+
+def _stored_event(row: Mapping[str, Any], attempts: list[DeliveryAttempt]) -> StoredMerchantEvent:
+    fields = {k: v for k, v in row.items() if k != "seq"}
+    return StoredMerchantEvent.model_validate({**fields, "attempts": attempts})
 
 
 def _projection(view: PaymentView) -> Mapping[str, Any]:

@@ -222,6 +222,36 @@ saved_payment_methods = Table(
     Column("detached_at", UtcDateTime),
 )
 
+# What the merchant is told (workflows/merchant_events.py): written with the transition that raised
+# it, delivered in `seq` order per payment, listed by the events API newest first.
+merchant_events = Table(
+    "merchant_events",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("payment_id", String(64), nullable=False),
+    Column("merchant_id", String(64), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("data", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivery_status", String(16), nullable=False),
+    # The delivery workflow's queue per payment, and the events API's filters (a merchant's events).
+    Index("ix_merchant_events_payment_id_seq", "payment_id", "seq"),
+    Index("ix_merchant_events_type_seq", "type", "seq"),
+    Index("ix_merchant_events_merchant_id_seq", "merchant_id", "seq"),
+)
+
+merchant_event_attempts = Table(
+    "merchant_event_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, index=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("http_status", Integer),  # None: no answer (refused, timed out)
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", String(255)),
+)
+
 # Bank transfers (activities/gateways/bank_transfer): every credit line of an imported statement,
 # matched to a payment or not (an unmatched line is kept and listed, never dropped), keyed by the
 # bank's own entry reference so importing a statement again adds nothing; and the manual payouts

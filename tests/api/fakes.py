@@ -135,6 +135,9 @@ class FakeWebhooks:
     def ack(self, gateway_id: str) -> tuple[int, bytes, str]:
         return 200, b'{"code":"SUCCESS"}', "application/json"
 
+    def challenge(self, gateway_id: str, query: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        return None
+
 
 def signed(events: list[GatewayEvent]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"events": [e.model_dump(mode="json") for e in events]}).encode()

@@ -283,7 +283,7 @@ async def test_webhooks_forged_duplicate_and_unknown(api_stack, http, unique):
 async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite_url, unique):
     """With no settlement window the workflow closes once paid; a replay must answer the payment,
     never start a second one under the same id."""
-    overrides = {"payment": {"settlement_window_seconds": 0}}
+    overrides = {"payment": {"settlement_window_seconds": 0, "payment_window_seconds": 0}}
     async with (
         running_stack(
             temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
@@ -308,3 +308,33 @@ async def test_replay_after_the_workflow_closed(temporal_env, task_queue, sqlite
             w async for w in stack.client.list_workflows(f"WorkflowId = '{workflow_id(first.json()['id'])}'")
         ]
         assert len(runs) == 1
+
+
+async def test_refund_after_the_workflow_closed(temporal_env, task_queue, sqlite_url, unique):
+    """Past its window the workflow is closed; a refund starts a run from the stored payment
+    (activities/reopen.py) and is made, once, however often it is retried."""
+    overrides = {"payment": {"settlement_window_seconds": 0, "payment_window_seconds": 0}}
+    async with (
+        running_stack(
+            temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
+        ) as stack,
+        stack.http() as http,
+    ):
+        paid = await _post(http, stack, "/v1/payments", payment(unique), unique)
+        payment_id = paid.json()["id"]
+        await stack.client.get_workflow_handle(workflow_id(payment_id)).result()
+
+        path = f"/v1/payments/{payment_id}/refunds"
+        refund = await _post(http, stack, path, {"amount": "10.00"}, f"{unique}-refund")
+        again = await _post(http, stack, path, {"amount": "10.00"}, f"{unique}-refund")
+        too_much = await _post(http, stack, path, {"amount": "100.00"}, f"{unique}-refund-2")
+        view = await stack.store.get(payment_id)
+        await stack.client.get_workflow_handle(workflow_id(payment_id)).terminate()
+    assert refund.status_code == 201, refund.text
+    assert (again.status_code, again.json()["id"]) == (201, refund.json()["id"])
+    assert too_much.status_code == 422, too_much.text
+    assert (view.status, view.refunded_minor, len(view.refunds)) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
+        1000,
+        1,
+    )

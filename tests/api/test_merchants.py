@@ -345,3 +345,52 @@ async def test_two_merchants_may_use_the_same_order_id(
         "/v1/payments", json=payment(unique, amount="5.00"), headers=as_key(stack, "acme-1", f"{unique}-3")
     )
     assert (again.status_code, again.json()["code"]) == (409, "order_already_paid")
+
+
+async def test_merchant_events_are_the_merchants_own(
+    http: httpx.AsyncClient, stack: Stack, unique: str
+) -> None:
+    """GET /v1/events lists only the caller's merchant's events; another's event is 404 to read or
+    redeliver; reading needs payments:read, redelivering payments:write."""
+    made = await http.post("/v1/payments", json=payment(unique), headers=as_key(stack, None, unique))
+    assert made.status_code == 201, made.text
+    payment_id = made.json()["id"]
+    theirs = await http.post(
+        "/v1/payments", json=payment(f"{unique}-acme"), headers=as_key(stack, "acme-1", f"{unique}-acme")
+    )
+    assert theirs.status_code == 201, theirs.text
+
+    async def succeeded() -> list[dict[str, Any]] | None:
+        listed = await http.get("/v1/events", params={"payment_id": payment_id}, headers=as_key(stack, None))
+        assert listed.status_code == 200, listed.text
+        events = listed.json()["data"]
+        return events if "payment.succeeded" in {e["type"] for e in events} else None
+
+    events = await eventually(succeeded)
+    assert events is not None and {e["payment_id"] for e in events} == {payment_id}
+    event_id = events[0]["id"]
+
+    acme = as_key(stack, "acme-1")
+    filtered = await http.get("/v1/events", params={"payment_id": payment_id}, headers=acme)
+    assert (filtered.status_code, filtered.json()["data"]) == (200, [])
+    everything = await http.get("/v1/events", params={"limit": 100}, headers=acme)
+    assert payment_id not in {e["payment_id"] for e in everything.json()["data"]}
+    assert (await http.get(f"/v1/events/{event_id}", headers=acme)).status_code == 404
+    stolen = await http.post(f"/v1/events/{event_id}/redeliver", headers={**acme, "Idempotency-Key": unique})
+    assert (stolen.status_code, stolen.headers["Content-Type"]) == (404, PROBLEM)
+    # Another merchant's cursor is no cursor: an empty page, nothing of the default merchant's.
+    cursor = await http.get("/v1/events", params={"starting_after": event_id}, headers=acme)
+    assert (cursor.status_code, cursor.json()["data"]) == (200, [])
+    # Refused, the redelivery changed nothing: the owner's event is as it was.
+    own = await http.get(f"/v1/events/{event_id}", headers=as_key(stack, None))
+    assert (own.status_code, own.json()["delivery_status"]) == (200, events[0]["delivery_status"])
+
+    reader, writer = as_key(stack, "reader"), as_key(stack, "writer")
+    assert (await http.get(f"/v1/events/{event_id}", headers=reader)).status_code == 200
+    refused = await http.post(
+        f"/v1/events/{event_id}/redeliver", headers={**reader, "Idempotency-Key": unique}
+    )
+    assert (refused.status_code, refused.json()["required_scope"]) == (403, "payments:write")
+    for path in ("/v1/events", f"/v1/events/{event_id}"):
+        unread = await http.get(path, headers=writer)
+        assert (unread.status_code, unread.json()["required_scope"]) == (403, "payments:read"), path

@@ -11,6 +11,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from api.app import create_app, load_openapi
+from api.events import MerchantEventList, MerchantEventOut
 from api.schemas import (
     AttachPaymentMethod,
     CancelPayment,
@@ -29,6 +30,7 @@ from api.schemas import (
     SavedMethodRef,
 )
 from tests.api.fakes import make_deps, serve
+from workflows.merchant_events import DeliveryAttempt, MerchantEventType
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -90,6 +92,9 @@ def test_public_routes_need_no_api_key_and_every_post_documents_idempotency():
         ("Payment", PaymentOut),
         ("Refund", RefundOut),
         ("Failure", FailureOut),
+        ("Event", MerchantEventOut),
+        ("EventList", MerchantEventList),
+        ("DeliveryAttempt", DeliveryAttempt),
         ("PaymentList", PaymentList),
         ("PaymentEvent", EventOut),
         ("CreateCustomer", CreateCustomer),
@@ -111,3 +116,9 @@ async def test_document_is_served_as_json():
         async with http.get(f"{base}/openapi.json") as resp:
             assert resp.status == 200
             assert await resp.json() == load_openapi()
+
+
+def test_event_types_are_the_documented_ones():
+    assert load_openapi()["components"]["schemas"]["EventType"]["enum"] == [
+        t.value for t in MerchantEventType
+    ]

@@ -329,7 +329,10 @@ async def test_an_event_before_the_workflow_waits_for_it(stack, http, mock, uniq
 
 
 async def test_an_event_for_a_closed_workflow(temporal_env, task_queue, sqlite_url, unique):
-    overrides = {"payment": {"settlement_window_seconds": 0}}
+    """The payment's window is over (none at all here): a run started from the stored payment
+    takes the event, records it, and leaves the paid payment as it was (a failure reported after
+    the success is stale)."""
+    overrides = {"payment": {"settlement_window_seconds": 0, "payment_window_seconds": 0}}
     async with (
         running_stack(
             temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
@@ -337,7 +340,8 @@ async def test_an_event_for_a_closed_workflow(temporal_env, task_queue, sqlite_u
         closing.http() as http,
     ):
         paid = await create(http, closing, unique)
-        await closing.client.get_workflow_handle(workflow_id(paid["id"])).result()
+        handle = closing.client.get_workflow_handle(workflow_id(paid["id"]))
+        await handle.result()
         before = await closing.store.get(paid["id"])
         mock: MockGateway = closing.gateway("mock")  # type: ignore[assignment]
         late = mock.webhook_for(
@@ -346,10 +350,20 @@ async def test_an_event_for_a_closed_workflow(temporal_env, task_queue, sqlite_u
 
         answer = await deliver(http, mock, late)
 
-        assert answer.status_code == 200  # acknowledged: redelivering it could never help
-        assert await closing.store.webhook_outcome("mock", late.event_id()) == WebhookOutcome.UNKNOWN_PAYMENT
+        assert answer.status_code == 200
+        assert await closing.store.webhook_outcome("mock", late.event_id()) == WebhookOutcome.SIGNALLED
+        reopened = await handle.query(PaymentWorkflow.view)
+        for _ in range(100):
+            if [e.type for e in await closing.store.events(paid["id"])][-2:] == [
+                "payment.reopened",
+                "webhook.received",
+            ]:
+                break
+            await asyncio.sleep(0.05)
         after = await closing.store.get(paid["id"])
-        assert (after.status, after.version) == (PaymentStatus.PAID, before.version)
+        await handle.terminate()
+    assert (after.status, reopened.status) == (PaymentStatus.PAID, PaymentStatus.PAID)
+    assert after.version == before.version + 2  # reopened, then the stale event recorded
 
 
 # ------------------------------------------------------------------------------ hostile deliveries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ SECRETS = {
     "api": "k1-secret-0123456789",
     "stripe": "sk_test_supersecret42",
     "webhook": "whsec_from_env_var_77",
+    "merchant_webhook": "whsec_" + base64.b64encode(b"merchant-webhook-secret-0123").decode(),
     "db": "db-password-9876",
     "filesecret": "file-secret-value-55",
     "dirsecret": "dir-secret-value-66",
@@ -280,7 +282,7 @@ def test_merchants_own_keys_and_keys_carry_scopes(tmp_path: Path) -> None:
     hashed = "sha256:" + "ab" * 32
     env = {
         "DURAPAY_API_KEYS": f"acme-live:{SECRETS['api']},acme-ops:{hashed},legacy:{SECRETS['filesecret']}",
-        "DURAPAY_MERCHANTS__ACME__WEBHOOK_SECRET": SECRETS["webhook"],
+        "DURAPAY_MERCHANTS__ACME__WEBHOOK_SECRET": SECRETS["merchant_webhook"],
     }
     config = load_config(path, environ=env)
     # A key no merchant lists is the default merchant's, so older configurations keep working.
@@ -292,7 +294,7 @@ def test_merchants_own_keys_and_keys_carry_scopes(tmp_path: Path) -> None:
     assert (acme.default_gateway, acme.allowed_gateways) == ("stripe", ["stripe", "mock"])
     # The merchant's webhook secret and a hashed key are secrets like any other.
     shown = "\n".join(f"{k} = {v}" for k, v in flatten(config.masked())) + repr(config)
-    assert SECRETS["webhook"] not in shown and hashed not in shown
+    assert SECRETS["merchant_webhook"] not in shown and hashed not in shown
     assert dict(flatten(config.masked()))["merchants.acme.webhook_secret"] == MASK
 
 

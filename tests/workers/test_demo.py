@@ -4,10 +4,12 @@ table says so."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from decimal import Decimal
 
 from temporalio.testing import WorkflowEnvironment
 
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.bank_transfer.fake import FakeBank
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
@@ -63,6 +65,8 @@ async def test_demo_flows_end_as_expected(
         "WeChat Pay Native QR + notification": "paid captured 88.88",
         "AliPay page + notification": "paid captured 66.60",
         "PayPal approval completed": "paid captured 42.50",
+        "Braintree sale + settlement notification": "paid captured 30.00",
+        "Braintree partial capture": "paid captured 50.00",
         "bank transfer + statement import": "paid captured 49.99",
     }
     # The money moved at the fake providers, once each: the payments really went through them.
@@ -75,6 +79,12 @@ async def test_demo_flows_end_as_expected(
     assert alipay.trades[by_flow["AliPay page + notification"].payment_id].trade_status == "TRADE_SUCCESS"
     [paypal_order] = fakes.running["paypal"].orders_for(by_flow["PayPal approval completed"].payment_id)
     assert [c["status"] for c in paypal_order["purchase_units"][0]["payments"]["captures"]] == ["COMPLETED"]
+    braintree = fakes.running["braintree"]
+    assert isinstance(braintree, FakeBraintree)
+    [sale] = braintree.sales_for(by_flow["Braintree sale + settlement notification"].payment_id)
+    assert (sale.status, sale.amount) == ("settled", Decimal("30.00"))
+    [held] = braintree.sales_for(by_flow["Braintree partial capture"].payment_id)
+    assert held.status in ("submitted_for_settlement", "settled") and held.amount == Decimal("50.00")
     bank = fakes.running["bank_transfer"]
     assert isinstance(bank, FakeBank) and [line.amount.minor for line in bank.credits] == [4999]
 

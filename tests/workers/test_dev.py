@@ -121,6 +121,15 @@ async def test_demo_command_against_a_running_server(
     out = capsys.readouterr().out
     assert "8/8 flows as expected" in out  # the mock's flows only
     assert "(fake)" not in out
+    # A local merchant endpoint verified every webhook and lists the event types per flow.
+    assert "merchant webhooks received at http://127.0.0.1:" in out and "all verified" in out
+    lines = {
+        line.split("  ")[1].strip(): line
+        for line in out.splitlines()
+        if line.startswith("  ") and "payment." in line
+    }
+    assert "payment.captured, payment.succeeded, refund.succeeded" in lines["partial refunds"]
+    assert lines["decline"].rstrip().endswith("payment.failed")
     assert "http://127.0.0.1:8080" not in out  # its own API took an ephemeral port
 
 
@@ -134,9 +143,13 @@ async def test_fake_providers_never_replace_a_configured_gateway(tmp_path: Path)
         assert isinstance(wechat_pay, FakeWechatPay) and isinstance(alipay, FakeAlipay)
         assert faked.payment.gateways["wechat_pay"]["api_base"] == wechat_pay.base_url
         assert faked.payment.gateways["alipay"]["gateway_url"] == alipay.gateway_url
+        # Every other plugin's fake runs, and the banner names each one at its address.
+        faked_ids = [
+            gateway_id for gateway_id, plugin in PLUGINS.items() if plugin.fake and gateway_id != "stripe"
+        ]
+        assert list(fakes.running) == faked_ids
         assert fakes.describe() == [
-            f"wechat_pay (fake) at {wechat_pay.base_url}",
-            f"alipay (fake) at {alipay.gateway_url}",
+            f"{gateway_id} (fake) at {fakes.running[gateway_id].url}" for gateway_id in faked_ids
         ]
     assert "wechat_pay" not in config.payment.gateways  # the user's config object is left as it was
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from workflows.client import workflow_id
-from workflows.domain import CardMethod, GatewayProfile, PaymentInput, PaymentSettings, PaymentView
+from workflows.domain import (
+    CardMethod,
+    GatewayProfile,
+    PaymentInput,
+    PaymentSettings,
+    PaymentStatus,
+    PaymentView,
+)
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import DecisionRequest
 from workflows.money import Amount
@@ -21,6 +29,9 @@ PROFILE = GatewayProfile(
 
 def payment_input(payment_id: str, **overrides) -> PaymentInput:
     settings = {"settlement_window_seconds": 3600, **overrides.pop("settings", {})}
+    # One run that closes when its window ends, as before long-lived payments, unless a test asks
+    # for a payment window of its own.
+    settings.setdefault("payment_window_seconds", settings["settlement_window_seconds"])
     fields = dict(
         payment_id=payment_id,
         order_id=f"order-{payment_id}",
@@ -32,6 +43,28 @@ def payment_input(payment_id: str, **overrides) -> PaymentInput:
     )
     fields.update(overrides)
     return PaymentInput(**fields)
+
+
+def paid_view(payment_id: str, **overrides) -> PaymentView:
+    """The stored projection of a paid payment (what a closed payment's workflow left)."""
+    inp = payment_input(payment_id)
+    fields = dict(
+        id=payment_id,
+        order_id=inp.order_id,
+        gateway=PROFILE.id,
+        status=PaymentStatus.PAID,
+        amount=inp.amount,
+        captured_minor=inp.amount.minor,
+        capture_method=inp.capture_method,
+        method=inp.method,
+        provider_payment_id="pi_1",
+        created_at=datetime(2026, 1, 5, tzinfo=UTC),
+        updated_at=datetime(2026, 1, 5, tzinfo=UTC),
+        completed_at=datetime(2026, 1, 5, tzinfo=UTC),
+        version=4,
+    )
+    fields.update(overrides)
+    return PaymentView(**fields)
 
 
 async def start_and_decide(client: Client, task_queue: str, inp: PaymentInput) -> tuple[PaymentView, object]:

@@ -31,6 +31,7 @@ from temporalio.worker import Worker
 from tests.workflows.builders import (
     PROFILE,
     gateway_event,
+    paid_view,
     payment_input,
     start_and_decide,
     start_then_decide,
@@ -45,6 +46,7 @@ from workflows.domain import (
     Failure,
     NextAction,
     NextActionType,
+    PaymentSettings,
     PaymentStatus,
     RefundStatus,
 )
@@ -59,6 +61,7 @@ from workflows.messages import (
 )
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
+from workflows.payment_resume import reopening
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -284,6 +287,25 @@ async def _refund_unknown_polled(world, start, pid):
     return handle
 
 
+async def _continued_as_new(world, start, pid):
+    """A payment living longer than one settlement period: each period is a run of its own, and the
+    recorded history is the last run, which starts from the carried state (`long-lived-payments`)."""
+    settings = {"settlement_window_seconds": 86400, "payment_window_seconds": 2 * 86400}
+    _, handle = await start(payment_input(pid, settings=settings), decide=False)
+    return handle
+
+
+async def _reopened_for_late_dispute(world, start, pid):
+    """A dispute for a payment whose workflow closed: a run started from the stored projection."""
+    inp = reopening(paid_view(pid), PROFILE, PaymentSettings())
+    _, handle = await start(inp, decide=False)
+    await handle.signal(
+        PaymentWorkflow.gateway_event,
+        gateway_event("evt_late_d", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_9", amount=FULL),
+    )
+    return handle
+
+
 SCENARIOS = (
     Scenario("success", False, _success),
     Scenario("decline", False, _decline),
@@ -302,6 +324,8 @@ SCENARIOS = (
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
     Scenario("capture_unknown_retried", True, _capture_unknown_retried),
     Scenario("refund_unknown_polled", True, _refund_unknown_polled),
+    Scenario("continued_as_new", True, _continued_as_new),
+    Scenario("reopened_for_late_dispute", True, _reopened_for_late_dispute),
 )
 
 

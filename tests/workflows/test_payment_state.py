@@ -361,10 +361,11 @@ def test_a_dispute_moves_a_settled_payment_and_winning_it_moves_it_back():
     state = paid_state()
     opened = gateway_event("evt_d1", GatewayEventKind.DISPUTE_OPENED, dispute_id="dp_1", amount=FULL)
     effects = state.apply_event(opened)
-    assert effects == [Record(PaymentStatus.DISPUTED, ("dispute.dispute.opened",))]
+    dp_1 = {"dispute_id": "dp_1"}
+    assert effects == [Record(PaymentStatus.DISPUTED, ("dispute.dispute.opened",), dp_1)]
     carry_out(state, effects)
     won = gateway_event("evt_d2", GatewayEventKind.DISPUTE_CLOSED, dispute_id="dp_1", dispute_status="won")
-    assert state.apply_event(won) == [Record(PaymentStatus.PAID, ("dispute.won",))]
+    assert state.apply_event(won) == [Record(PaymentStatus.PAID, ("dispute.won",), dp_1)]
     assert [(d.dispute_id, d.status, d.amount) for d in state.view.disputes] == [("dp_1", "won", FULL)]
 
 
@@ -389,7 +390,7 @@ def test_a_lost_dispute_keeps_the_payment_disputed_and_one_open_dispute_is_enoug
 def test_a_dispute_before_settlement_is_recorded_without_moving():
     state = new_state()
     assert state.apply_event(gateway_event("e1", GatewayEventKind.DISPUTE_OPENED)) == [
-        Record(None, ("dispute.dispute.opened",))
+        Record(None, ("dispute.dispute.opened",), {"dispute_id": "e1"})  # no id of its own: the event's
     ]
     assert [(d.dispute_id, d.status) for d in state.view.disputes] == [("e1", "needs_response")]
 

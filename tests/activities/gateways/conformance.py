@@ -143,6 +143,9 @@ async def check_customer_action(kit: GatewayKit, unique: str) -> None:
     """A payment that waits on the customer moves no money until they act, then exactly once."""
     c = calls(kit)
     payment_id = pid(unique)
+    if kit.method("action") is None:
+        await check_authentication_refused(kit, unique)
+        return
     call = c.authorize(payment_id, "action", return_url="https://shop.example/back")
     result = await kit.gateway.authorize(call)
     assert result.status is GatewayPaymentStatus.REQUIRES_ACTION and result.next_action is not None
@@ -160,6 +163,20 @@ async def check_customer_action(kit: GatewayKit, unique: str) -> None:
     )
     assert done.status is GatewayPaymentStatus.SUCCEEDED
     assert kit.ledger(payment_id).charges == [c.amount()]
+
+
+async def check_authentication_refused(kit: GatewayKit, unique: str) -> None:
+    """Where the customer authenticates before the payment reaches the gateway (client-side 3-D
+    Secure: the kit has no "action" method), a payment that asks for 3-D Secure with a method whose
+    authentication failed, or that carries none, is declined and moves no money."""
+    c = calls(kit)
+    failed = kit.unauthenticated_method()
+    assert failed is not None, f"{kit.id} has neither a customer action nor an unauthenticated method"
+    for n, method in enumerate((failed, c.method("success"))):
+        payment_id = pid(f"{unique}a{n}")
+        result = await kit.gateway.authorize(c.authorize(payment_id, method=method, request_three_ds=True))
+        assert result.status is GatewayPaymentStatus.DECLINED and result.failure is not None, result
+        assert kit.ledger(payment_id) == Ledger(holds=[], charges=[], refunds=[])
 
 
 async def check_decline(kit: GatewayKit, unique: str) -> None:
@@ -281,15 +298,23 @@ async def check_lookup_by_our_reference(kit: GatewayKit, unique: str) -> None:
 async def check_lost_create_answer(kit: GatewayKit, unique: str) -> None:
     """The provider made the payment but its answer was lost: the lookup by our reference finds it,
     the retried create repeats it rather than making another, and the customer is charged once."""
-    payment_id = pid(unique)
+    await _create_retried_after_lost_answer(kit, pid(unique), look_up_first=True)
+
+
+async def _create_retried_after_lost_answer(kit: GatewayKit, payment_id: str, *, look_up_first: bool) -> None:
+    """The create's answer is lost after the provider made the payment; the same call is sent again
+    (after a lookup by our reference, or straight away as the activity's retry does). A provider
+    without idempotency keys (Braintree) must be searched by our reference before the re-send."""
     method = kit.lose_next_answer("authorize")
     c = calls(kit)
     call = c.authorize(payment_id, method=method)
     with refused_with(GatewayTransientError):  # GatewayOutcomeUnknown, or another transient error
         await kit.gateway.authorize(call)
-    found = await kit.gateway.lookup(c.lookup(payment_id, method=method))
+    found = None
+    if look_up_first:
+        found = await kit.gateway.lookup(c.lookup(payment_id, method=method))
     again = await kit.gateway.authorize(call)
-    if kit.traits.finds_by_reference:
+    if found is not None and kit.traits.finds_by_reference:
         assert found.status is not GatewayPaymentStatus.NOT_FOUND
         assert again.status is found.status
     if again.status is GatewayPaymentStatus.REQUIRES_ACTION:
@@ -332,6 +357,8 @@ async def check_retried_sale_charges_once(kit: GatewayKit, unique: str) -> None:
         late = await kit.gateway.authorize(call)
         assert late.status in (GatewayPaymentStatus.SUCCEEDED, GatewayPaymentStatus.REQUIRES_ACTION)
     assert kit.ledger(payment_id).charges == [c.amount()]
+    # The retry that matters most: the first attempt charged, its answer was lost on the wire.
+    await _create_retried_after_lost_answer(kit, pid(unique + "lost"), look_up_first=False)
 
 
 async def check_retried_capture_captures_once(kit: GatewayKit, unique: str) -> None:
@@ -373,6 +400,13 @@ async def check_refund_of_an_unpaid_payment_refused(kit: GatewayKit, unique: str
     """Nothing was paid (the customer has not acted): a refund is refused and moves nothing."""
     c = calls(kit)
     payment_id = pid(unique)
+    if kit.method("action") is None:
+        # No customer step at the provider: the unpaid payment is a hold, which only a capture pays.
+        hold = await held(kit, c, payment_id)
+        refund = c.refund(payment_id, "rf_1", MINOR, provider_payment_id=hold.provider_payment_id)
+        await _refused_refund(kit, refund)
+        assert kit.ledger(payment_id) == Ledger(holds=[c.amount()], charges=[], refunds=[])
+        return
     pending = await kit.gateway.authorize(c.authorize(payment_id, "action"))
     assert pending.status is GatewayPaymentStatus.REQUIRES_ACTION
     refund = c.refund(payment_id, "rf_1", MINOR, provider_payment_id=pending.provider_payment_id)
