@@ -130,3 +130,13 @@ def test_receipts_a_payment_cannot_take_are_refused() -> None:
     assert waiting().receipt_refusal(receipt(currency="EUR")).rejection is Rejection.NOT_SUPPORTED
     resolution = BankTransferResolution(decision="accept", decided_by="ops")
     assert waiting().bank_transfer_review_refusal(resolution).rejection is Rejection.INVALID_STATE
+
+
+def test_a_taken_credit_is_still_known_after_continue_as_new() -> None:
+    state = waiting()
+    carry_out(state, state.bank_transfer_received(receipt()))
+    later = new_state(method=BankTransferMethod(), gateway=BANK_PROFILE)
+    later.restore(state.resume_point())  # the next run of a long-lived payment
+    assert later.receipt_refusal(receipt()) is None and later.bank_transfer_received(receipt()) == []
+    assert later.status is PaymentStatus.PAID
+    assert later.receipt_refusal(receipt(ref="BANK-2")).rejection is Rejection.INVALID_STATE
