@@ -9,8 +9,8 @@ from decimal import Decimal
 from temporalio.testing import WorkflowEnvironment
 
 from activities.gateways.alipay.fake import FakeAlipay
-from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.bank_transfer.fake import FakeBank
+from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
