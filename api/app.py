@@ -1,6 +1,8 @@
 """The API application: `/v1` (merchant API, bearer API keys), `/webhooks/{gateway}` (providers, no
-API key: every notification is verified by its signature instead), `/healthz` and `/openapi.json`;
-when configured, `/metrics` (api/metrics.py) and the codec server at `/codec` (api/codec_server.py).
+API key: every notification is verified by its signature instead), `/livez`, `/readyz` (`/healthz`:
+the old name of `/livez`, kept for probes written against it) and `/openapi.json`; when configured,
+`/metrics` (api/metrics.py) and the codec server at `/codec` (api/codec_server.py). With a tracer,
+every request is a server span, the parent of whatever the handler does (Temporal calls included).
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -17,9 +20,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from api import bank_transfer, customers, events, payment_list, payments, webhooks
-from api.auth import API_KEY_ID, auth_middleware, scope_middleware
+from api.auth import API_KEY_ID, CALLER, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
 from api.limits import RateLimit
@@ -145,25 +150,104 @@ def _known_gateway(deps: ApiDeps, request: web.Request) -> str:
     return gateway if deps.webhooks.known(gateway) else "-"
 
 
-def create_app(deps: ApiDeps) -> web.Application:
-    openapi_body = json.dumps(load_openapi()).encode()
+# check name -> "ok" or why not (database, temporal, worker); ready when every one is "ok".
+ReadinessProbe = Callable[[], Awaitable[dict[str, str]]]
 
-    async def healthz(request: web.Request) -> web.Response:
+
+def health_routes(readiness: ReadinessProbe | None) -> list[web.RouteDef]:
+    """`/livez` (and its old name `/healthz`): the process answers. `/readyz`: 200 when every
+    check is ok, else 503 with the failing ones; no checks (None): ready."""
+
+    async def livez(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        checks = await readiness() if readiness is not None else {}
+        ready = all(result == "ok" for result in checks.values())
+        return web.json_response(
+            {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+        )
+
+    return [
+        web.get("/livez", livez, allow_head=False),
+        web.get("/healthz", livez, allow_head=False),
+        web.get("/readyz", readyz, allow_head=False),
+    ]
+
+
+# The payment a request is about, when its path names one: for log lines (workers/logging_setup.py).
+REQUEST_PAYMENT_ID: ContextVar[str | None] = ContextVar("durapay_request_payment_id", default=None)
+# The authenticated caller's merchant, once /v1's authentication has run: for log lines too.
+REQUEST_MERCHANT_ID: ContextVar[str | None] = ContextVar("durapay_request_merchant_id", default=None)
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Sets `REQUEST_PAYMENT_ID` while the request is handled."""
+    token = REQUEST_PAYMENT_ID.set(request.match_info.get("payment_id"))
+    try:
+        return await handler(request)
+    finally:
+        REQUEST_PAYMENT_ID.reset(token)
+
+
+@web.middleware
+async def caller_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Sets `REQUEST_MERCHANT_ID` to the authenticated caller's merchant while the request is handled."""
+    token = REQUEST_MERCHANT_ID.set(request[CALLER].merchant_id)
+    try:
+        return await handler(request)
+    finally:
+        REQUEST_MERCHANT_ID.reset(token)
+
+
+def _tracing_middleware(tracer: Tracer) -> Any:
+    """A server span per request, continuing a caller's `traceparent`. Named by route template,
+    never by path: a path is the caller's and could hold anything."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        with tracer.start_as_current_span(
+            f"{request.method} {route}",
+            context=propagate.extract(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route},
+        ) as span:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                span.set_attribute("http.response.status_code", exc.status)
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    return middleware
+
+
+def create_app(
+    deps: ApiDeps, *, readiness: ReadinessProbe | None = None, tracer: Tracer | None = None
+) -> web.Application:
+    openapi_body = json.dumps(load_openapi()).encode()
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=openapi_body, content_type="application/json")
 
     # One registry per app: two apps in a process (tests, two instances) keep their own counts.
     metrics = ApiMetrics() if deps.serve_metrics else None
-    middlewares = [problem_middleware]
+    middlewares = [request_context_middleware, problem_middleware]
     if metrics is not None:
         deps = replace(deps, inbox=metrics.counting(deps.inbox))
         middlewares.insert(0, metrics.middleware)
+    if tracer is not None:
+        middlewares.insert(0, _tracing_middleware(tracer))
     # The root app creates every request, so its client_max_size bounds every body, webhooks too.
     app = web.Application(middlewares=middlewares, client_max_size=deps.limits.max_body_bytes)
     app[DEPS] = deps
-    app.router.add_get("/healthz", healthz, allow_head=False)
+    app.add_routes(health_routes(readiness))
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     if metrics is not None:
         app.router.add_get(METRICS_PATH, metrics.expose, allow_head=False)
@@ -171,6 +255,7 @@ def create_app(deps: ApiDeps) -> web.Application:
     v1 = web.Application(
         middlewares=[
             auth_middleware(deps.api_keys, deps.key_merchants, deps.key_scopes),
+            caller_context_middleware,
             scope_middleware,
             _rate_limit_middleware(
                 deps, deps.limits.api_rate_limit, lambda request: f"api:{request[API_KEY_ID]}"

@@ -66,6 +66,7 @@ class Stack:
     config: DurapayConfig
     task_queue: str
     gateway_metrics_url: str | None = None  # with config_overrides {"worker": {"metrics_bind": ...}}
+    health_url: str | None = None  # the worker's /livez and /readyz, with {"worker": {"health_bind": ...}}
 
     def headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         """Authorization (and Idempotency-Key, which every POST needs) for the merchant API."""
@@ -108,6 +109,7 @@ async def running_stack(
             config=config,
             task_queue=task_queue,
             gateway_metrics_url=services.gateway_metrics_url,
+            health_url=services.health_url,
         )
 
 

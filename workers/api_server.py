@@ -38,10 +38,8 @@ from workers.config import DurapayConfig
 from workers.worker import (
     Runtime,
     connect,
-    data_converter,
     payment_reopener,
     wait_for_stop_signal,
-    with_data_converter,
 )
 from workflows.customer_io import CustomerRecord, SavedMethodRecord
 from workflows.domain import GatewayProfile, PaymentView
@@ -232,7 +230,7 @@ def api_deps(
     payment = config.payment
     # The configured converter whatever the client came with: with a codec configured, the
     # API must not start payments whose customer data goes to Temporal in the clear.
-    client = with_data_converter(client, data_converter(runtime.codec))
+    client = runtime.client(client)
     task_queue = task_queue or config.temporal.task_queue
     return ApiDeps(
         client=client,
@@ -257,11 +255,7 @@ def api_deps(
         key_scopes=config.scopes_of_key(),
         merchants=merchant_settings(config),
         customers=CustomerPorts(runtime.customers),
-        bank_statements=StatementImporter(
-            BankStatementStore(runtime.engine),
-            runtime.store,
-            with_data_converter(client, data_converter(runtime.codec)),
-        ),
+        bank_statements=StatementImporter(BankStatementStore(runtime.engine), runtime.store, client),
     )
 
 
@@ -282,7 +276,12 @@ async def start_api(
     task_queue: str | None = None,
 ) -> RunningApi:
     """Serve the API on `api.host:api.port` (port 0: an ephemeral one) until `stop()`."""
-    app = create_app(api_deps(client, config, runtime, task_queue=task_queue))
+    deps = api_deps(client, config, runtime, task_queue=task_queue)
+    app = create_app(
+        deps,
+        readiness=runtime.readiness(deps.client),
+        tracer=runtime.tracing.tracer if runtime.tracing is not None else None,
+    )
     runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.api.host, config.api.port)
@@ -304,7 +303,7 @@ async def run_api(config: DurapayConfig) -> None:
     if not config.api.api_keys:
         log.warning("no API keys configured: every /v1 request will be refused (set DURAPAY_API_KEYS)")
     async with await Runtime.open(config) as runtime:
-        client = await connect(config)
+        client = await connect(config, tracing=runtime.tracing)
         api = await start_api(client, config, runtime)
         log.info("API listening on %s (task queue %s)", api.base_url, config.temporal.task_queue)
         if config.api.metrics:

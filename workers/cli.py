@@ -13,7 +13,7 @@
                                                               bank transfers: statements, payouts
 
 Global options: --config FILE (else $DURAPAY_CONFIG, else ./durapay.toml), --secrets-dir DIR,
---log-level. Exit codes: 0 ok, 1 a failed run (a demo outcome differs, Temporal unreachable, a port
+--log-level, --log-format text|json (else [logging] format). Exit codes: 0 ok, 1 a failed run (a demo outcome differs, Temporal unreachable, a port
 taken, drift left by `reconcile`), 2 bad configuration or usage, 130 interrupted.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +30,7 @@ from workers import reconcile
 from workers.config import ConfigError, DurapayConfig, flatten, load_config
 from workers.demo import demo_defaults
 from workers.devserver import DevServerError
+from workers.logging_setup import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
         help="default: WARNING for dev and demo (their output is the table), INFO otherwise",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text for people, json for a log pipeline: one object per line (default: [logging] format)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -118,14 +123,9 @@ def _fake_providers_argument(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     interactive = args.command in ("dev", "demo")
-    logging.basicConfig(
-        level=args.log_level or ("WARNING" if interactive else "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Alembic announces every plugin it loads at INFO; only its warnings are news.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    level = args.log_level or ("WARNING" if interactive else "INFO")
     if args.command == "bench":  # starts its own servers and stacks; needs no configuration
+        configure_logging(level, args.log_format or "text")
         from workers.bench import main as bench
 
         return asyncio.run(bench.run(args))
@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # dev and demo layer what the demo's flows need under the user's own settings.
         defaults = demo_defaults() if interactive else None
         config = load_config(args.config, secrets_dir=args.secrets_dir, defaults=defaults)
+        # Configuration errors are printed, not logged: logging can wait for the configuration.
+        configure_logging(level, args.log_format or config.logging.format)
         if args.command == "config":
             return config_check(config)
         return asyncio.run(_run(args, config))
@@ -149,16 +151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def config_check(config: DurapayConfig) -> int:
     """Validate everything a worker or API process validates at start, gateway sections and fraud
     rules included, without connecting to anything; print the result with secrets masked."""
+    from workers.temporal_tls import check_security
     from workers.worker import fraud_settings, gateway_registry
 
     fraud = fraud_settings(config)
     registry = gateway_registry(config)
     asyncio.run(registry.aclose())
+    connection = check_security(config.temporal)
     shown = config.masked()
     shown["fraud_detection"] = fraud.model_dump(mode="json")  # the effective rules, defaults included
     for key, value in flatten(shown):
         # JSON values read like TOML ones: quoted strings, lower-case booleans.
         print(f"{key} = {json.dumps(value)}")
+    for line in connection:
+        print(f"# {line}")
     print(f"# enabled gateways: {', '.join(registry.ids())}")
     print(f"# known gateways: {', '.join(sorted(PLUGINS))}")
     print("# configuration OK")

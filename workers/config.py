@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -246,6 +246,9 @@ class MerchantWebhooksConfig(_Section):
         return MerchantEndpoint(self.url, self.secret, frozenset(self.enabled_events))
 
 
+_PEM_KEYS = ("tls_ca_cert", "tls_client_cert", "tls_client_key")
+
+
 class TemporalConfig(_Section):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
@@ -264,7 +267,51 @@ class TemporalConfig(_Section):
     # ui_base_url.
     codec_cors_origins: list[str] = Field(default_factory=list)
 
+    # --- the connection's security (workers/temporal_tls.py): all off by default (the dev server).
+    # TLS with the system's roots; implied by any key below and by api_key.
+    tls: bool = False
+    # PEM text. In this file name a path instead with `<key>_file` (`tls_ca_cert_file = "..."`);
+    # from the environment `DURAPAY_TEMPORAL__TLS_CLIENT_KEY_FILE`, or a secrets-directory file
+    # `temporal__tls_client_key`. The private key and the API key are secrets.
+    tls_ca_cert: str | None = Field(default=None, repr=False)  # CA of the server's certificate
+    tls_client_cert: str | None = Field(default=None, repr=False)  # mTLS, with tls_client_key
+    tls_client_key: SecretStr | None = None
+    tls_server_name: str | None = None  # the name the server's certificate carries, when not the host
+    api_key: SecretStr | None = None  # Temporal Cloud API key, sent as "Authorization: Bearer"
+
     _bind = field_validator("metrics_bind")(_valid_bind)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_pem_files(cls, data: Any) -> Any:
+        """`tls_*_file = "path"` in the TOML file -> the file's text in `tls_*`."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for key in _PEM_KEYS:
+            path = data.pop(f"{key}_file", None)
+            if path is None:
+                continue
+            if data.get(key) is not None:
+                raise ValueError(f"both {key} and {key}_file are set: keep one")
+            try:
+                data[key] = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"{key}_file: cannot read {path}: {exc.strerror}") from None
+        return data
+
+    @model_validator(mode="after")
+    def _client_cert_with_key(self) -> TemporalConfig:
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("mTLS needs both tls_client_cert and tls_client_key (or neither)")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or any(
+            value is not None
+            for value in (self.tls_ca_cert, self.tls_client_cert, self.tls_server_name, self.api_key)
+        )
 
     @field_validator("codec_keys")
     @classmethod
@@ -312,7 +359,23 @@ class WorkerConfig(_Section):
     # the process that runs the worker. None: not served.
     metrics_bind: str | None = None
 
-    _bind = field_validator("metrics_bind")(_valid_bind)
+    # /livez and /readyz of the worker process (workers/health.py) on host:port. None: not served.
+    health_bind: str | None = None
+
+    _bind = field_validator("metrics_bind", "health_bind")(_valid_bind)
+
+
+class TelemetryConfig(_Section):
+    """OpenTelemetry tracing (workers/telemetry.py). Off unless an endpoint is set."""
+
+    # OTLP over HTTP, e.g. "http://otel-collector:4318" (the /v1/traces path is added).
+    otlp_endpoint: str | None = None
+    service_name: str = "durapay"
+
+
+class LoggingConfig(_Section):
+    # "text": for people; "json": one object per line for a log pipeline (workers/logging_setup.py).
+    format: Literal["text", "json"] = "text"
 
 
 class DatabaseConfig(_Section):
@@ -411,6 +474,8 @@ class DurapayConfig(BaseSettings):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     merchant_webhooks: MerchantWebhooksConfig = Field(default_factory=MerchantWebhooksConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     # `[merchants.<id>]`; a key listed under none belongs to the `default` merchant.
     merchants: dict[str, MerchantConfig] = Field(default_factory=dict)
     # `[api_key_scopes]` `<key id> = ["ops", ...]`; a key not listed: payments:write + payments:read.
@@ -480,6 +545,9 @@ class DurapayConfig(BaseSettings):
         }
         data["fraud_detection"] = _mask_mapping(self.fraud_detection)
         data["database"] = {"url": self.database.display_url}
+        for key in ("tls_ca_cert", "tls_client_cert"):  # long; `config check` summarises them
+            if data["temporal"][key] is not None:
+                data["temporal"][key] = "(PEM)"
         return data
 
 

@@ -9,7 +9,10 @@ of gateway clients.
 Observability, all off by default: `[temporal] metrics_bind` exports the Temporal SDK's metrics from
 `durapay worker` (a Temporal `Runtime` with a Prometheus exporter); `[worker] metrics_bind` serves the
 gateway and payment metrics (activities/metrics.py) from whichever process runs the worker. With
-`[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py).
+`[temporal] codec_keys`, every client built here encrypts payloads (workers/codec.py). The
+connection's TLS, mTLS and API key come from `[temporal]` (workers/temporal_tls.py); with
+`[telemetry] otlp_endpoint`, the runtime traces (workers/telemetry.py) and its clients carry the
+tracing interceptor; `[worker] health_bind` serves /livez and /readyz (workers/health.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ from activities.store.repository import PaymentStore
 from activities.store_activities import StoreActivities
 from workers.codec import AesGcmCodec, decode_key
 from workers.config import ConfigError, DurapayConfig, parse_bind
+from workers.health import Readiness, database_probe, serving_health, temporal_probe, worker_probe
+from workers.logging_setup import MerchantLogContext
+from workers.telemetry import Tracing
+from workers.temporal_tls import client_security
 from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
 from workflows.domain import GatewayProfile
 from workflows.merchant_webhooks import MerchantWebhooksWorkflow
@@ -199,6 +206,7 @@ class Runtime:
     # Holds the HTTP session merchant webhooks are sent with.
     merchant_webhooks: MerchantWebhookActivities = field(init=False)
 
+    tracing: Tracing | None = None
     # Served with the gateway metrics, from the same registry.
     payment_metrics: PaymentMetrics = field(init=False)
 
@@ -223,7 +231,20 @@ class Runtime:
             await registry.aclose()
             raise
         store = PaymentStore(engine)
-        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec)
+        tracing = Tracing.start(config.telemetry)
+        return cls(config, engine, store, registry, SqlOrderLedger(engine), fraud, codec, tracing=tracing)
+
+    def client(self, client: Client) -> Client:
+        """`client`'s connection as this runtime's processes use it: the configured data converter
+        (payload codec included) and, when tracing, the tracing interceptor."""
+        client = with_data_converter(client, data_converter(self.codec))
+        return self.tracing.traced(client) if self.tracing is not None else client
+
+    def readiness(self, client: Client, worker: Worker | None = None) -> Readiness:
+        probes = {"database": database_probe(self.engine), "temporal": temporal_probe(client)}
+        if worker is not None:
+            probes["worker"] = worker_probe(worker)
+        return Readiness(probes)
 
     @property
     def customers(self) -> CustomerStore:
@@ -233,6 +254,9 @@ class Runtime:
         await self.registry.aclose()
         await self.merchant_webhooks.aclose()
         await self.engine.dispose()
+        if self.tracing is not None:
+            # The exporter's flush blocks on HTTP: not on the loop.
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def __aenter__(self) -> Runtime:
         return self
@@ -290,11 +314,15 @@ def _metrics_runtime(bind: str) -> TemporalRuntime:
     return TemporalRuntime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
 
 
-async def connect(config: DurapayConfig, *, export_sdk_metrics: bool = False) -> Client:
-    """A Temporal client with the pydantic data converter every durapay payload needs, and the
-    configured payload codec. `export_sdk_metrics` (the worker process): serve the SDK's metrics on
-    `temporal.metrics_bind`, when set; other processes leave that port to the worker."""
+async def connect(
+    config: DurapayConfig, *, export_sdk_metrics: bool = False, tracing: Tracing | None = None
+) -> Client:
+    """A Temporal client with the pydantic data converter every durapay payload needs, the
+    configured payload codec, TLS / mTLS / API key, and `tracing`'s interceptor when given.
+    `export_sdk_metrics` (the worker process): serve the SDK's metrics on `temporal.metrics_bind`,
+    when set; other processes leave that port to the worker."""
     bind = config.temporal.metrics_bind if export_sdk_metrics else None
+    security = client_security(config.temporal)  # a bad certificate fails here, by key name
     try:
         runtime = _metrics_runtime(bind) if bind is not None else None
     except ValueError as exc:  # the core could not start its exporter ("Address already in use")
@@ -305,11 +333,31 @@ async def connect(config: DurapayConfig, *, export_sdk_metrics: bool = False) ->
             namespace=config.temporal.namespace,
             data_converter=data_converter(payload_codec(config)),
             runtime=runtime,
+            tls=security.tls,
+            api_key=security.api_key,
+            interceptors=[tracing.interceptor] if tracing is not None else [],
         )
-    except RuntimeError as exc:  # the SDK's connection failure
+    except RuntimeError as exc:  # the SDK's connection failure, a failed TLS handshake included
         raise ConnectionError(
-            f"cannot reach Temporal at {config.temporal.address} (temporal.address): {exc}"
+            f"cannot reach Temporal at {config.temporal.address} (temporal.address): {exc} "
+            f"[{_connection_hint(config, str(exc))}]"
         ) from None
+
+
+def _connection_hint(config: DurapayConfig, error: str) -> str:
+    """What to check, from how the connection was made: the core's message names the TLS
+    failure but not the durapay key behind it."""
+    temporal = config.temporal
+    if not temporal.uses_tls:
+        return "plaintext; set [temporal] tls keys if the server requires TLS"
+    if "InvalidCertificate" in error:
+        return "TLS: the server's certificate was refused; check temporal.tls_ca_cert and tls_server_name"
+    if temporal.tls_client_cert is None:
+        return (
+            "TLS without a client certificate; if the server requires mTLS, "
+            "set temporal.tls_client_cert and tls_client_key"
+        )
+    return "TLS with a client certificate"
 
 
 @asynccontextmanager
@@ -383,6 +431,7 @@ async def build_worker(
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
         max_cached_workflows=tuning.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=tuning.graceful_shutdown_seconds),
+        interceptors=[MerchantLogContext()],
     )
 
 
@@ -402,7 +451,7 @@ async def wait_for_stop_signal() -> None:
 async def run_worker(config: DurapayConfig) -> None:
     """`durapay worker`: poll the task queue until SIGINT/SIGTERM, then drain and exit."""
     async with await Runtime.open(config) as runtime:
-        client = await connect(config, export_sdk_metrics=True)
+        client = await connect(config, export_sdk_metrics=True, tracing=runtime.tracing)
         waker = delivery_waker(client, runtime, config.temporal.task_queue)
         worker = await build_worker(client, config, runtime=runtime, waker=waker)
         log.info(
@@ -418,7 +467,13 @@ async def run_worker(config: DurapayConfig) -> None:
                 log.info("gateway metrics at %s/metrics", metrics_url)
             if config.temporal.metrics_bind is not None:
                 log.info("Temporal SDK metrics at http://%s/metrics", config.temporal.metrics_bind)
-            async with worker, sweeping(waker):
+            async with (
+                worker,
+                sweeping(waker),
+                serving_health(config.worker.health_bind, runtime.readiness(client, worker)) as health_url,
+            ):
+                if health_url is not None:
+                    log.info("health at %s/livez and %s/readyz", health_url, health_url)
                 await wait_for_stop_signal()
                 log.info(
                     "stopping: finishing in-flight tasks (up to %ss)", config.worker.graceful_shutdown_seconds

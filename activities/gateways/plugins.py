@@ -3,7 +3,7 @@ exporting `PLUGIN`, and one line here."""
 
 from __future__ import annotations
 
-from activities.gateways import alipay, bank_transfer, braintree, mock, paypal, stripe, wechat_pay
+from activities.gateways import airwallex, alipay, bank_transfer, braintree, mock, paypal, stripe, wechat_pay
 from activities.gateways.plugin import GatewayPlugin
 
 PLUGINS: dict[str, GatewayPlugin] = {
@@ -15,6 +15,7 @@ PLUGINS: dict[str, GatewayPlugin] = {
         alipay.PLUGIN,
         paypal.PLUGIN,
         braintree.PLUGIN,
+        airwallex.PLUGIN,
         bank_transfer.PLUGIN,
     )
 }

@@ -9,6 +9,7 @@ Bounded (`MAX_EXAMPLES` per operation and mode) to stay well under a minute.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +37,10 @@ MAX_EXAMPLES = 15
 
 @pytest_asyncio.fixture(scope="module")
 async def hostile_stack(temporal_env, tmp_path_factory) -> AsyncIterator[Stack]:
+    # schemathesis runs each async case on `asyncio.get_event_loop()`, or on a new loop when the
+    # thread has none current: then the stack (on this session loop) never answers. An earlier
+    # test's `asyncio.run` (durapay's CLI, e.g. tests/workers/test_cli.py) leaves none current.
+    asyncio.set_event_loop(asyncio.get_running_loop())
     db = tmp_path_factory.mktemp("schemathesis") / "durapay.db"
     # Short decision timeout: a generated payment the mock keeps waiting must not hold a worker slot
     # for the default 30 s before its 202.

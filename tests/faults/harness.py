@@ -63,9 +63,9 @@ def stack_env(
     *, temporal_address: str, task_queue: str, db_url: str, fake: FakeStripe, api_key: str
 ) -> dict[str, str]:
     return {
-        "DURAPAY_TEMPORAL__ADDRESS": temporal_address,
-        "DURAPAY_TEMPORAL__TASK_QUEUE": task_queue,
-        "DURAPAY_DATABASE__URL": db_url,
+        **service_env(
+            temporal_address=temporal_address, task_queue=task_queue, db_url=db_url, api_key=api_key
+        ),
         "DURAPAY_PAYMENT__DEFAULT_GATEWAY": "stripe",
         "DURAPAY_PAYMENT__STRIPE__ENABLED": "true",
         "DURAPAY_PAYMENT__STRIPE__SECRET_KEY": fake.secret_key,
@@ -74,6 +74,15 @@ def stack_env(
         "DURAPAY_PAYMENT__STRIPE__API_BASE": fake.url,
         # Short, so that a provider that hangs is a timeout within the run, not after it.
         "DURAPAY_PAYMENT__STRIPE__TIMEOUT_SECONDS": "2",
+    }
+
+
+def service_env(*, temporal_address: str, task_queue: str, db_url: str, api_key: str) -> dict[str, str]:
+    """The environment of the stack itself, whichever gateway it talks to."""
+    return {
+        "DURAPAY_TEMPORAL__ADDRESS": temporal_address,
+        "DURAPAY_TEMPORAL__TASK_QUEUE": task_queue,
+        "DURAPAY_DATABASE__URL": db_url,
         "DURAPAY_API_KEYS": f"{API_KEY_ID}:{api_key}",
         "DURAPAY_API__PORT": "0",
         # The limiter counts in the database: with it on, a database outage would refuse every
@@ -88,13 +97,13 @@ AMOUNT, AMOUNT_MINOR = "49.99", 4999  # USD: the same number at Stripe
 
 
 def payment_body(
-    order_id: str, *, token: str = "pm_card_visa", capture_method: str = "automatic"
+    order_id: str, *, token: str = "pm_card_visa", capture_method: str = "automatic", gateway: str = "stripe"
 ) -> dict[str, Any]:
     return {
         "order_id": order_id,
         "amount": AMOUNT,
         "currency": "USD",
-        "gateway": "stripe",
+        "gateway": gateway,
         "payment_method": {"type": "card", "token": token},
         "capture_method": capture_method,
     }

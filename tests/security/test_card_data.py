@@ -7,6 +7,7 @@ Card numbers here are the networks' published test numbers, never real cards.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests.security.conftest import JsonLog
 from tests.security.leaks import database_text, found, temporal_bytes, variants
 from tests.stack import Stack, running_stack
 
@@ -64,7 +66,7 @@ def payment(unique: str, **fields) -> dict:
 
 
 async def test_card_numbers_are_refused_and_recorded_nowhere(
-    stack: Stack, unique: str, caplog: pytest.LogCaptureFixture
+    stack: Stack, unique: str, caplog: pytest.LogCaptureFixture, json_log: JsonLog
 ):
     caplog.set_level(logging.DEBUG)
     async with stack.http() as http:
@@ -149,6 +151,12 @@ async def test_card_numbers_are_refused_and_recorded_nowhere(
         for record in caplog.records
         if not (record.name == "httpx" and stack.base_url in record.getMessage())
     )
+    # The same, as JSON lines: the message and every field around it.
+    json_logs = "\n".join(
+        json.dumps(entry)
+        for entry in json_log.entries()
+        if not (entry["logger"] == "httpx" and stack.base_url in entry["message"])
+    )
     database = await database_text(stack.config.database.url.get_secret_value())
     histories = await temporal_bytes(stack.client, stack.task_queue)
     assert (found(control[:1], logs), found(control, database), found(control, histories)) == (
@@ -157,5 +165,7 @@ async def test_card_numbers_are_refused_and_recorded_nowhere(
         control,
     )
     assert found(every_number, logs) == []
+    assert found(control[:1], json_logs) == control[:1]
+    assert found(every_number, json_logs) == []
     assert found(every_number, database) == []
     assert found(every_number, histories) == []

@@ -26,6 +26,7 @@ from sqlalchemy import make_url
 from activities.gateways.plugin import PushesWebhooks
 from activities.gateways.plugins import PLUGINS
 from api.auth import Scope
+from tests.security.conftest import JsonLog
 from tests.security.leaks import database_text, found, temporal_bytes, variants
 from tests.stack import API_KEY_ID, Stack, running_stack
 from workers.cli import config_check
@@ -146,6 +147,7 @@ async def test_no_secret_leaves_its_place(
     unique: str,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    json_log: JsonLog,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     paid: dict[str, str] = {}
@@ -201,6 +203,13 @@ async def test_no_secret_leaves_its_place(
     assert f"# enabled gateways: {', '.join(sorted(PLUGINS))}" in shown
 
     logs = caplog.text
+    json_logs = json_log.text
+    # Every JSON line carries the context keys; lines logged inside a payment's activities name it.
+    entries = json_log.entries()
+    assert all({"payment_id", "workflow_id", "merchant_id", "trace_id"} <= entry.keys() for entry in entries)
+    in_activities = [entry for entry in entries if entry["logger"] == "temporalio.activity"]
+    assert {entry["payment_id"] for entry in in_activities} >= set(paid.values())
+    assert all(entry["workflow_id"] == f"payment-{entry['payment_id']}" for entry in in_activities)
     database = await database_text(stack.config.database.url.get_secret_value())
     histories = await temporal_bytes(stack.client, stack.task_queue)
     # Each search must see what is really there, or a clean result means nothing.
@@ -208,6 +217,7 @@ async def test_no_secret_leaves_its_place(
     assert found(control, database) == control
     assert found(control, histories) == control
     assert found(paid.values(), logs) == list(paid.values())
+    assert found(paid.values(), json_logs) == list(paid.values())
     assert "payment.gateways.stripe.api_base" in shown
 
     leaks = {
@@ -215,6 +225,7 @@ async def test_no_secret_leaves_its_place(
         for name, needles in every_secret(stack, db_password).items()
         for place, haystack in (
             ("logs", logs),
+            ("json logs", json_logs),
             ("database", database),
             ("temporal", histories),
             ("config check", shown),

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.gateways.airwallex.fake import FakeAirwallex
 from activities.gateways.alipay.fake import FakeAlipay
 from activities.gateways.bank_transfer.fake import FakeBank
 from activities.gateways.braintree.fake import FakeBraintree
@@ -59,7 +60,7 @@ async def test_demo_flows_end_as_expected(
     )
 
     by_flow = {o.flow: o for o in outcomes}
-    assert {flow: by_flow[flow].actual for flow in list(by_flow)[8:]} == {
+    on_fakes = {
         "Stripe card success": "paid captured 25.00",
         "Stripe 3-D Secure completed": "paid captured 140.00",
         "WeChat Pay Native QR + notification": "paid captured 88.88",
@@ -67,8 +68,12 @@ async def test_demo_flows_end_as_expected(
         "PayPal approval completed": "paid captured 42.50",
         "Braintree sale + settlement notification": "paid captured 30.00",
         "Braintree partial capture": "paid captured 50.00",
+        "Airwallex card success": "paid captured 32.50",
+        "Airwallex 3-D Secure completed": "paid captured 120.00",
         "bank transfer + statement import": "paid captured 49.99",
     }
+    # Named, not by position: every plugin's flows follow the mock's eight, in plugin order.
+    assert {flow: by_flow[flow].actual for flow in on_fakes} == on_fakes
     # The money moved at the fake providers, once each: the payments really went through them.
     for flow in ("Stripe card success", "Stripe 3-D Secure completed"):
         assert len(stripe.charges_for(by_flow[flow].payment_id)) == 1
@@ -85,6 +90,11 @@ async def test_demo_flows_end_as_expected(
     assert (sale.status, sale.amount) == ("settled", Decimal("30.00"))
     [held] = braintree.sales_for(by_flow["Braintree partial capture"].payment_id)
     assert held.status in ("submitted_for_settlement", "settled") and held.amount == Decimal("50.00")
+    airwallex = fakes.running["airwallex"]
+    assert isinstance(airwallex, FakeAirwallex)
+    for flow in ("Airwallex card success", "Airwallex 3-D Secure completed"):
+        [intent] = airwallex.intents_for(by_flow[flow].payment_id)
+        assert intent.status == "SUCCEEDED" and intent.captured_amount == intent.amount
     bank = fakes.running["bank_transfer"]
     assert isinstance(bank, FakeBank) and [line.amount.minor for line in bank.credits] == [4999]
 
