@@ -21,6 +21,7 @@ from api.auth import CALLER, Scope, requires
 from api.payments import DEPS, PAYMENT_ID_PATTERN, idempotency_key
 from api.ports import MerchantEventLog
 from api.problems import Problem, field_error, validation_problem
+from api.schemas import ListOut
 from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEventType, StoredMerchantEvent
 
 EVENT_ID_PATTERN = r"evt_[0-9a-f]{24}"
@@ -51,10 +52,8 @@ class MerchantEventOut(BaseModel):
         )
 
 
-class MerchantEventList(BaseModel):
-    object: Literal["list"] = "list"
+class MerchantEventList(ListOut):
     data: list[MerchantEventOut]
-    has_more: bool
 
 
 def _log(request: web.Request) -> MerchantEventLog:

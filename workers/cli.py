@@ -112,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fake_providers_argument(parser: argparse.ArgumentParser) -> None:
+    with_fakes = ", ".join(plugin.id for plugin in PLUGINS.values() if plugin.fake is not None)
     parser.add_argument(
         "--no-fake-providers",
         dest="fake_providers",
         action="store_false",
-        help="do not run the fake Stripe, WeChat Pay and AliPay servers (gateways you configure never use them)",
+        help=f"do not run the fake provider servers ({with_fakes}); gateways you configure never use them",
     )
 
 

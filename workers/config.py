@@ -99,6 +99,12 @@ def _valid_bind(value: str | None) -> str | None:
     return value
 
 
+def _usable_webhook_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
+    return value
+
+
 class _Section(BaseModel):
     # A typo in a key must fail loudly at start, not silently fall back to a default.
     model_config = ConfigDict(extra="forbid")
@@ -226,12 +232,7 @@ class MerchantWebhooksConfig(_Section):
     secret: SecretStr | None = None
     enabled_events: list[MerchantEventType] = Field(default_factory=lambda: list(MerchantEventType))
 
-    @field_validator("secret")
-    @classmethod
-    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
-        return value
+    _usable_secret = field_validator("secret")(_usable_webhook_secret)
 
     @model_validator(mode="after")
     def _secret_with_url(self) -> MerchantWebhooksConfig:
@@ -408,12 +409,7 @@ class MerchantConfig(_Section):
     # The gateway of a request that names none; None: [payment] default_gateway.
     default_gateway: str | None = None
 
-    @field_validator("webhook_secret")
-    @classmethod
-    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            secret_key(value)  # MerchantSecretError is a ValueError: reported against the key
-        return value
+    _usable_secret = field_validator("webhook_secret")(_usable_webhook_secret)
 
     @model_validator(mode="after")
     def _secret_with_url(self) -> MerchantConfig:

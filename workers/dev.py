@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -26,6 +27,8 @@ from temporalio.client import Client
 from activities.gateways.mock import GATEWAY_ID as MOCK
 from activities.gateways.mock.adapter import MockGateway
 from api.auth import Scope
+from api.codec_server import PREFIX as CODEC_PREFIX
+from workers.codec_proxy import CodecProxy, running_codec_proxy
 from workers.config import ConfigError, DurapayConfig
 from workers.demo import format_table, run_demo
 from workers.devserver import TemporalDevServer
@@ -61,6 +64,22 @@ def with_dev_api_key(config: DurapayConfig) -> tuple[DurapayConfig, Path | None]
     return config.model_copy(update={"api": api, "api_key_scopes": scopes}), key_file
 
 
+@asynccontextmanager
+async def ui_codec_proxy(config: DurapayConfig) -> AsyncIterator[CodecProxy | None]:
+    """With payload encryption on, the Temporal UI's codec endpoint: a loopback proxy adding an API key
+    with the ops scope (the dev key has it), since the UI cannot send one. None without a codec."""
+    if not config.temporal.codec_keys:
+        yield None
+        return
+    ops = [key_id for key_id, scopes in config.scopes_of_key().items() if Scope.OPS in scopes]
+    if not ops:
+        log.warning("no API key has the ops scope: the Temporal UI shows payloads encrypted")
+        yield None
+        return
+    async with running_codec_proxy(config.api.api_keys[ops[0]]) as proxy:
+        yield proxy
+
+
 def _mock_gateway(services: Services) -> MockGateway:
     if MOCK not in services.runtime.registry:
         raise ConfigError("the demo needs the mock gateway: set [payment.mock] enabled = true")
@@ -70,7 +89,11 @@ def _mock_gateway(services: Services) -> MockGateway:
 
 
 def _banner(
-    services: Services, key_file: Path | None, server: TemporalDevServer | None, fakes: FakeProviders | None
+    services: Services,
+    key_file: Path | None,
+    server: TemporalDevServer | None,
+    fakes: FakeProviders | None,
+    codec_proxy: CodecProxy | None,
 ) -> str:
     config = services.config
     key = f"key file {key_file}" if key_file else "keys from your configuration"
@@ -85,6 +108,11 @@ def _banner(
         lines.append(
             f"  Temporal     {config.temporal.address} (log {server.log_file}, data {server.db_file})"
         )
+    if codec_proxy is not None:
+        lines.append(
+            f"  codec        the UI decodes payloads via {codec_proxy.url} (loopback only), "
+            f"which adds an ops API key and forwards to {codec_proxy.upstream}"
+        )
     if fakes is not None:
         lines += [f"  provider     {line}" for line in fakes.describe()]
     return "\n".join(lines)
@@ -96,6 +124,7 @@ async def _demo_and_serve(
     *,
     key_file: Path | None,
     server: TemporalDevServer | None,
+    codec_proxy: CodecProxy | None = None,
     demo: bool,
     serve: bool,
     fake_providers: bool,
@@ -109,7 +138,9 @@ async def _demo_and_serve(
         services = await stack.enter_async_context(running_services(client, config))
         if fakes is not None:
             fakes.deliver_webhooks_to(f"{services.base_url}/webhooks")
-        print(_banner(services, key_file, server, fakes), flush=True)
+        if codec_proxy is not None:
+            codec_proxy.forward_to(services.base_url + CODEC_PREFIX)
+        print(_banner(services, key_file, server, fakes, codec_proxy), flush=True)
         exit_code = EXIT_OK
         if demo:
             api_key = next(iter(config.api.api_keys.values())).get_secret_value()
@@ -135,9 +166,12 @@ async def run_dev(
     fake_providers: bool = True,
 ) -> int:
     config, key_file = with_dev_api_key(config)
-    server = TemporalDevServer(config.temporal)
-    await server.start()
-    try:
+    async with AsyncExitStack() as stack:
+        # Before the dev server, which needs its URL; it learns the API's address once that listens.
+        proxy = await stack.enter_async_context(ui_codec_proxy(config))
+        server = TemporalDevServer(config.temporal, ui_codec_endpoint=proxy.url if proxy else None)
+        await server.start()
+        stack.push_async_callback(server.stop)
         # The worker runs in this process: it serves the SDK's metrics when temporal.metrics_bind is set.
         client = await connect(config, export_sdk_metrics=True)
         return await _demo_and_serve(
@@ -145,12 +179,11 @@ async def run_dev(
             config,
             key_file=key_file,
             server=server,
+            codec_proxy=proxy,
             demo=run_demo,
             serve=not exit_after_demo,
             fake_providers=fake_providers,
         )
-    finally:
-        await server.stop()
 
 
 async def run_demo_against(config: DurapayConfig, *, fake_providers: bool = True) -> int:

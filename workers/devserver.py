@@ -35,8 +35,9 @@ def port_in_use(host: str, port: int) -> bool:
 class TemporalDevServer:
     """`temporal server start-dev` for one `durapay dev` session."""
 
-    def __init__(self, config: TemporalConfig) -> None:
+    def __init__(self, config: TemporalConfig, *, ui_codec_endpoint: str | None = None) -> None:
         self.config = config
+        self.ui_codec_endpoint = ui_codec_endpoint  # where the UI decodes payloads (workers/codec_proxy.py)
         self.host, self.port = split_address(config.address)
         self.data_dir = config.data_dir
         self.db_file = self.data_dir / "temporal.db"
@@ -63,6 +64,8 @@ class TemporalDevServer:
         ]
         if self.config.namespace != "default":
             args += ["--namespace", self.config.namespace]
+        if self.ui_codec_endpoint is not None:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         return args + dev_server_args() + search_attribute_args()
 
     async def start(self, timeout: float = 60.0) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import re
 import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from activities.gateways.alipay.fake import FakeAlipay
@@ -16,7 +20,7 @@ from tests.stack import deep_merge
 from workers.cli import build_parser
 from workers.config import TemporalConfig, load_config
 from workers.demo import demo_defaults
-from workers.dev import EXIT_OK, run_demo_against, run_dev, with_dev_api_key
+from workers.dev import EXIT_OK, run_demo_against, run_dev, ui_codec_proxy, with_dev_api_key
 from workers.devserver import DevServerError, TemporalDevServer, port_in_use
 from workers.fake_providers.local import FakeProviders, running_fake_providers
 from workflows.client import workflow_id
@@ -168,3 +172,45 @@ def test_fake_providers_flag() -> None:
     assert parser.parse_args(["dev"]).fake_providers is True
     assert parser.parse_args(["dev", "--no-fake-providers"]).fake_providers is False
     assert parser.parse_args(["demo", "--no-fake-providers"]).fake_providers is False
+
+
+def codec_config(tmp_path: Path):
+    key = base64.b64encode(os.urandom(32)).decode()
+    config = dev_config(tmp_path, codec_keys={"k1": key}, codec_active_key="k1")
+    return with_dev_api_key(config)[0]
+
+
+async def test_ui_gets_a_codec_endpoint_only_with_payload_encryption(tmp_path: Path) -> None:
+    plain = with_dev_api_key(dev_config(tmp_path))[0]
+    async with ui_codec_proxy(plain) as proxy:
+        assert proxy is None
+        assert "--ui-codec-endpoint" not in TemporalDevServer(plain.temporal).command()
+    # Configured keys without the ops scope: no key to add, so the UI gets no endpoint.
+    no_ops = codec_config(tmp_path).model_copy(update={"api_key_scopes": {"dev": ["payments:read"]}})
+    async with ui_codec_proxy(no_ops) as proxy:
+        assert proxy is None
+    encrypted = codec_config(tmp_path)
+    async with ui_codec_proxy(encrypted) as proxy:
+        assert proxy is not None and proxy.url.startswith("http://127.0.0.1:")
+        server = TemporalDevServer(encrypted.temporal, ui_codec_endpoint=proxy.url)
+        command = server.command()
+        assert command[command.index("--ui-codec-endpoint") + 1] == proxy.url
+        await server.start()
+        try:  # what the UI's pages are told
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{encrypted.temporal.ui_base_url}/api/v1/settings") as resp:
+                    assert (await resp.json())["Codec"]["Endpoint"] == proxy.url
+        finally:
+            await server.stop()
+
+
+async def test_dev_with_encryption_serves_the_ui_a_codec_proxy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = codec_config(tmp_path)
+    assert await run_dev(config, run_demo=False, exit_after_demo=True) == EXIT_OK
+    out = capsys.readouterr().out
+    banner = re.search(r"codec +the UI decodes payloads via (http://127\.0\.0\.1:\d+) .* to (\S+)", out)
+    assert banner is not None, out
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/codec", banner[2])
+    assert config.api.api_keys["dev"].get_secret_value() not in out

@@ -121,7 +121,10 @@ async def test_a_timeout_is_unknown_a_retry_while_stripe_works_is_transient(stri
         with pytest.raises(GatewayTransientError) as caught:
             await gateway.authorize(call)
         assert not isinstance(caught.value, GatewayOutcomeUnknown)
-        await asyncio.sleep(0.6)
+        # The held first request finishes at the fake (its answer recorded, its key saved).
+        async with asyncio.timeout(5):
+            while stripe_server.requests[0].status == 0:  # noqa: ASYNC110 (polls the fake's record)
+                await asyncio.sleep(0.01)
 
         result = await gateway.authorize(call)
 

@@ -202,10 +202,8 @@ async def test_unknown_serial_fails_then_a_background_download_learns_the_new_ce
         gw._last_attempt = None  # the rate limit only spaces downloads; this test is not about it
         with pytest.raises(UnknownPlatformSerial):
             gw.parse_webhook(headers, body)  # never skipped: fails, and fetches in the background
-        for _ in range(100):
-            if fake.certificate_downloads > downloads and new_serial in gw._platform_keys:
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.gather(*gw._background)  # the background download, to its end
+        assert fake.certificate_downloads > downloads and new_serial in gw._platform_keys
         [event] = gw.parse_webhook(headers, body)  # WeChat's retry
         assert event.kind is GatewayEventKind.PAYMENT_SUCCEEDED
 
@@ -217,7 +215,7 @@ async def test_forged_serials_do_not_turn_into_a_download_each(fake, gateway, un
         headers, body = fake.payment_notification(f"pay_{unique}", serial=f"FORGED{n}")
         with pytest.raises(UnknownPlatformSerial):
             gateway.parse_webhook(headers, body)
-    await asyncio.sleep(0.05)
+    await asyncio.gather(*gateway._background)  # every download they started, to its end
     assert fake.certificate_downloads - downloads <= 1
 
 
