@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from api import customers, events, payment_list, payments, review, webhooks
+from api import bank_transfer, customers, events, payment_list, payments, review, webhooks
 from api.auth import API_KEY_ID, CALLER, auth_middleware, scope_middleware
 from api.codec_server import PREFIX as CODEC_PREFIX
 from api.codec_server import create_codec_app
@@ -206,6 +206,7 @@ def create_app(
     v1.add_routes(customers.routes())
     v1.add_routes(events.routes())
     v1.add_routes(review.routes())
+    v1.add_routes(bank_transfer.routes())
     app.add_subapp("/v1", v1)
 
     hooks = web.Application(

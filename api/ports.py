@@ -102,6 +102,13 @@ class ProviderRefIndex(Protocol):
     async def payment_id_for_provider_ref(self, gateway: str, provider_payment_id: str) -> str | None: ...
 
 
+class BankStatementImport(Protocol):
+    """Imports a bank statement (camt.053 XML or CSV) for the bank transfer gateway: matches its
+    credits to payments and confirms them (activities/bank_import.py). Answers the report as JSON."""
+
+    async def import_statement(self, name: str, content: bytes) -> Mapping[str, Any]: ...
+
+
 class WebhookGateways(Protocol):
     """The enabled gateways, seen from the webhook receiver."""
 
@@ -240,6 +247,8 @@ class ApiDeps:
     merchants: Mapping[str, MerchantSettings] = field(default_factory=dict)
     # None: no customers endpoints (404) and no saved-method payments.
     customers: CustomerDirectory | None = None
+    # None: `POST /v1/bank_transfer/statements` answers 404 (no statement import wired).
+    bank_statements: BankStatementImport | None = None
 
     @property
     def workflows(self) -> PaymentWorkflows:

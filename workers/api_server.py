@@ -22,6 +22,7 @@ from temporalio.client import Client
 from activities.gateways.base import WebhookVerificationError
 from activities.gateways.registry import GatewayRegistry
 from activities.merchant_webhooks import DeliveryStarter
+from activities.store.bank_statements import BankStatementStore
 from activities.store.customers import CustomerStore
 from activities.store.repository import PaymentStore
 from api.app import AccessLogger, create_app
@@ -32,6 +33,7 @@ from api.ports import (
     StoreUnavailable,
     WebhookRejected,
 )
+from workers.bank import StatementImporter
 from workers.config import DurapayConfig
 from workers.worker import (
     Runtime,
@@ -259,6 +261,7 @@ def api_deps(
         key_scopes=config.scopes_of_key(),
         merchants=merchant_settings(config),
         customers=CustomerPorts(runtime.customers),
+        bank_statements=StatementImporter(BankStatementStore(runtime.engine), runtime.store, client),
     )
 
 

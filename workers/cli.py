@@ -9,6 +9,8 @@
     durapay reconcile --since 24h [--repair] | --schedule     compare payments with their gateways
     durapay config check                                      validate and print the effective config
     durapay bench [options]                                   benchmark engine and durapay (BENCHMARKS.md)
+    durapay bank import FILE | unmatched | payouts | payout-done PAYMENT --by WHO
+                                                              bank transfers: statements, payouts
 
 Global options: --config FILE (else $DURAPAY_CONFIG, else ./durapay.toml), --secrets-dir DIR,
 --log-level, --log-format text|json (else [logging] format). Exit codes: 0 ok, 1 a failed run (a demo outcome differs, Temporal unreachable, a port
@@ -84,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
+
+    from workers import bank
+
+    bank.add_arguments(
+        commands.add_parser("bank", help="bank transfers: import statements, unmatched lines, payouts")
+    )
 
     reconcile.add_arguments(
         commands.add_parser(
@@ -200,6 +208,10 @@ async def _run(args: argparse.Namespace, config: DurapayConfig) -> int:
         return EXIT_OK
     if args.command == "reconcile":
         return await reconcile.run_reconcile(config, args)
+    if args.command == "bank":
+        from workers.bank import run_bank
+
+        return await run_bank(config, args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse only allows the above
 
 

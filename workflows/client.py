@@ -35,6 +35,8 @@ from workflows.domain import CardMethod, PaymentInput, PaymentStatus, PaymentVie
 from workflows.gateway_io import GatewayEvent
 from workflows.messages import (
     ActionCompleted,
+    BankTransferReceipt,
+    BankTransferResolution,
     CancelRequest,
     CaptureRequest,
     DecisionRequest,
@@ -200,6 +202,25 @@ class PaymentWorkflows:
         with _running(payment_id):
             return await self._handle(payment_id).execute_update(
                 PaymentWorkflow.refund, request, id=f"refund:{request.refund_id}"
+            )
+
+    async def confirm_bank_transfer(self, payment_id: str, receipt: BankTransferReceipt) -> PaymentView:
+        """Money received by bank transfer. One update id per credit (the bank's reference), so a
+        re-sent confirmation of the same credit is the same update."""
+        with _running(payment_id):
+            return await self._handle(payment_id).execute_update(
+                PaymentWorkflow.confirm_bank_transfer, receipt, id=f"bank-transfer:{receipt.bank_reference}"
+            )
+
+    async def resolve_bank_transfer(
+        self, payment_id: str, resolution: BankTransferResolution, *, idempotency_token: str
+    ) -> PaymentView:
+        """`idempotency_token` as for `capture`."""
+        with _running(payment_id):
+            return await self._handle(payment_id).execute_update(
+                PaymentWorkflow.resolve_bank_transfer,
+                resolution,
+                id=f"bank-transfer-review:{idempotency_token}",
             )
 
     async def gateway_event(self, payment_id: str, event: GatewayEvent) -> None:

@@ -28,8 +28,9 @@ class PaymentStatus(StrEnum):
     PENDING = "pending"  # accepted, checks running
     AUTHORIZING = "authorizing"  # waiting for the customer (3-D Secure, redirect, QR) or the provider
     OUTCOME_UNKNOWN = "outcome_unknown"  # a gateway call was sent but its result is not known yet
-    # Held by the fraud check for an operator: a card is authorized, not captured; other methods
-    # have nothing at the provider yet.
+    # Held for an operator: by the fraud check (a card is authorized, not captured; other methods
+    # have nothing at the provider yet), or because money arrived that the payment cannot take as is
+    # (a bank transfer of another amount, or after it expired; `failure` says why, both amounts).
     REQUIRES_REVIEW = "requires_review"
     AUTHORIZED = "authorized"
     PAID = "paid"
@@ -39,6 +40,9 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
     DISPUTED = "disputed"
 
+
+# Statuses of a payment not decided yet: nothing has moved, or the provider's answer is awaited.
+OPEN_STATUSES = frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN})
 
 # Statuses from which the money can no longer move without a new payment.
 FINAL_FAILURE_STATUSES = frozenset({PaymentStatus.FAILED, PaymentStatus.CANCELLED})
@@ -198,6 +202,9 @@ class GatewayProfile(Contract):
     # a deployment-wide value instead). A plugin declares its own; a year covers the card networks'
     # chargeback windows and WeChat Pay's refund year.
     payment_window_seconds: int = Field(default=365 * 24 * 3600, gt=0)
+    # How long the customer has to act (pay) with this gateway when it is not the payment policy's
+    # `action_timeout_seconds`: a bank transfer takes days, not minutes.
+    action_timeout_seconds: int | None = Field(default=None, gt=0)
 
 
 class PaymentPolicy(Contract):

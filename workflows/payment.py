@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.messages import (
         ActionCompleted,
+        BankTransferReceipt,
+        BankTransferResolution,
         CancelRequest,
         CaptureRequest,
         DecisionRequest,
@@ -187,8 +189,9 @@ class PaymentWorkflow(EventProofChecks):
         self._state.authorize_for_review = held and self._state.review_after_authorization()
         result = await self._gateway.authorize()
         await self._follow(result)
-        if self._view.status is PaymentStatus.REQUIRES_REVIEW:
-            # The card is authorized, not captured: approve captures, reject voids.
+        if self._state.authorize_for_review and self._view.status is PaymentStatus.REQUIRES_REVIEW:
+            # Held by the fraud check: the card is authorized, not captured; approve captures,
+            # reject voids. (Money held for review otherwise, a bank transfer's, waits in _close.)
             if not await self._review():
                 finish = self._state.review_rejection()
                 await self._void("fraudulent", finish.failure)
@@ -233,7 +236,7 @@ class PaymentWorkflow(EventProofChecks):
     async def _await_customer(self) -> None:
         """Wait for the customer (3-D Secure, redirect, QR) or the provider. A completion signal and
         the poll are only reasons to ask the gateway; a verified webhook is applied directly."""
-        timeout = timedelta(seconds=self._input.settings.action_timeout_seconds)
+        timeout = self._state.action_timeout()
         deadline = workflow.now() + timeout
         poll = timedelta(seconds=self._input.settings.status_poll_seconds)
         while self._view.status is PaymentStatus.AUTHORIZING:
@@ -254,6 +257,8 @@ class PaymentWorkflow(EventProofChecks):
                         bool(self._state.inbox)
                         or self._action is not None
                         or self._cancel_request is not None
+                        # moved by an update (a bank transfer confirmed)
+                        or self._view.status is not PaymentStatus.AUTHORIZING
                     ),
                     timeout=min(poll, remaining),
                     timeout_summary="waiting for the customer",
@@ -552,6 +557,26 @@ class PaymentWorkflow(EventProofChecks):
                 "the payment's review is being decided", type=Rejection.INVALID_STATE, non_retryable=True
             )
         _reject(self._state.review_refusal(request))
+
+    @workflow.update
+    async def confirm_bank_transfer(self, receipt: BankTransferReceipt) -> PaymentView:
+        """Money arrived by bank transfer: the proof a bank transfer payment waits for (a signal
+        cannot give it: only this validated update, whose receipt says who vouches for it)."""
+        await self._run(self._state.bank_transfer_received(receipt))
+        return self._view
+
+    @confirm_bank_transfer.validator
+    def _validate_confirm_bank_transfer(self, receipt: BankTransferReceipt) -> None:
+        _reject(self._state.receipt_refusal(receipt))
+
+    @workflow.update
+    async def resolve_bank_transfer(self, resolution: BankTransferResolution) -> PaymentView:
+        await self._run(self._state.resolve_bank_transfer(resolution))
+        return self._view
+
+    @resolve_bank_transfer.validator
+    def _validate_resolve_bank_transfer(self, resolution: BankTransferResolution) -> None:
+        _reject(self._state.bank_transfer_review_refusal(resolution))
 
     @workflow.signal
     def action_completed(self, completion: ActionCompleted) -> None:

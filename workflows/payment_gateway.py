@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -77,7 +76,7 @@ class PaymentGateway:
             description=inp.description,
             metadata=inp.metadata,
             idempotency_key=self._key("authorize"),
-            expires_at=workflow.now() + timedelta(seconds=inp.settings.action_timeout_seconds),
+            expires_at=workflow.now() + self._state.action_timeout(),
         )
         return await self._call(act.AUTHORIZE, call, "authorize")
 

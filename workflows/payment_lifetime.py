@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.domain import PaymentInput, PaymentView
+    from workflows.domain import PaymentInput, PaymentStatus, PaymentView
     from workflows.patches import LONG_LIVED_PAYMENTS
     from workflows.payment_effects import Effect
     from workflows.payment_gateway import PaymentGateway
@@ -61,6 +61,8 @@ class PaymentLifetime:
             await self._settle(deadline)
             # A refund update still at the gateway may leave its refund unresolved: settle again.
             await workflow.wait_condition(workflow.all_handlers_finished)
+            # Money held for review is settled by an operator, however long that takes.
+            await workflow.wait_condition(lambda: self._view.status is not PaymentStatus.REQUIRES_REVIEW)
             if not self._state.unresolved_refunds():
                 return self._view
 
@@ -86,6 +88,9 @@ class PaymentLifetime:
         while True:
             await self._settle(period_end, bounded=True)
             await workflow.wait_condition(workflow.all_handlers_finished)
+            # Money held for review is settled by an operator, however long that takes (no timer,
+            # and no continuing as new: the review needs this run's receipt).
+            await workflow.wait_condition(lambda: self._view.status is not PaymentStatus.REQUIRES_REVIEW)
             if self._state.unresolved_refunds() or self._state.inbox:
                 continue  # a refund handler or a signal came in meanwhile: settle it first
             if workflow.now() >= end:

@@ -17,10 +17,11 @@ Rules kept here:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from workflows.domain import (
     FINAL_FAILURE_STATUSES,
+    OPEN_STATUSES,
     CaptureMethod,
     DisputeView,
     Failure,
@@ -41,12 +42,14 @@ from workflows.gateway_io import (
     GatewayResult,
 )
 from workflows.messages import (
+    BankTransferReceipt,
     CancelRequest,
     CaptureRequest,
     DecisionRequest,
     RefundRequest,
 )
 from workflows.patches import HOLD_REFUND_EVENTS_UNTIL_PAID
+from workflows.payment_bank_transfer_state import BankTransferState
 from workflows.payment_effects import (
     ConfirmPaid,
     Effect,
@@ -62,7 +65,6 @@ from workflows.rejections import Rejection
 from workflows.routing_io import RoutingDecision
 
 # Statuses in which the payment is waiting on the customer or the provider.
-OPEN = (PaymentStatus.PENDING, PaymentStatus.AUTHORIZING, PaymentStatus.OUTCOME_UNKNOWN)
 CANCELLABLE = (
     PaymentStatus.PENDING,
     PaymentStatus.AUTHORIZING,
@@ -94,7 +96,7 @@ PAYMENT_EVENTS = (
 # ---------------------------------------------------------------- the state
 
 
-class PaymentState(RefundState, ReviewState):
+class PaymentState(RefundState, ReviewState, BankTransferState):
     """The payment's state and rules. The refund arithmetic (workflows/payment_refund_state.py) and
     the fraud and review rules (workflows/payment_review_state.py) are mixed in from their modules."""
 
@@ -135,6 +137,8 @@ class PaymentState(RefundState, ReviewState):
         self.refunds_in_flight: set[str] = set()  # refund ids whose gateway call has not returned
         # Held for review after authorization: authorize only, whatever the capture settings.
         self.authorize_for_review = False
+        # Bank transfers received, by the bank's reference: each is taken once.
+        self.receipts: dict[str, BankTransferReceipt] = {}
 
     @property
     def status(self) -> PaymentStatus:
@@ -234,6 +238,12 @@ class PaymentState(RefundState, ReviewState):
             and (inp.settings.capture_delay_seconds == 0 or not inp.gateway.supports_manual_capture)
         )
 
+    def action_timeout(self) -> timedelta:
+        """How long the customer has to act: the gateway's own time where it has one (a bank
+        transfer's days), else the payment policy's."""
+        inp = self._input
+        return timedelta(seconds=inp.gateway.action_timeout_seconds or inp.settings.action_timeout_seconds)
+
     def request_three_ds(self) -> bool:
         threshold = self._input.settings.tds_threshold_minor
         return threshold is not None and self._input.amount.minor >= threshold
@@ -257,7 +267,7 @@ class PaymentState(RefundState, ReviewState):
         if status is GatewayPaymentStatus.SUCCEEDED:
             return self.pay(result.captured_minor or result.authorized_minor or self._input.amount.minor)
         if status is GatewayPaymentStatus.AUTHORIZED:
-            if view.status in OPEN:
+            if view.status in OPEN_STATUSES:
                 self.authorized_minor = result.authorized_minor or self._input.amount.minor
                 view.next_action = None
                 if self.authorize_for_review:
@@ -266,7 +276,7 @@ class PaymentState(RefundState, ReviewState):
                     return self.begin_review(("payment.authorized",))
                 return [Record(PaymentStatus.AUTHORIZED, ("payment.authorized",))]
         elif status in (GatewayPaymentStatus.REQUIRES_ACTION, GatewayPaymentStatus.PROCESSING):
-            if view.status in OPEN:
+            if view.status in OPEN_STATUSES:
                 if result.next_action:
                     view.next_action = result.next_action
                 if view.status is not PaymentStatus.AUTHORIZING:
@@ -276,7 +286,7 @@ class PaymentState(RefundState, ReviewState):
             GatewayPaymentStatus.CANCELLED,
             GatewayPaymentStatus.NOT_FOUND,
         ):
-            if view.status in OPEN or view.status is PaymentStatus.AUTHORIZED:
+            if view.status in OPEN_STATUSES or view.status is PaymentStatus.AUTHORIZED:
                 failure = result.failure or failure_for(status)
                 final = (
                     PaymentStatus.CANCELLED
@@ -367,7 +377,7 @@ class PaymentState(RefundState, ReviewState):
             return self.apply_result(GatewayResult(status=GatewayPaymentStatus.AUTHORIZED))
         if kind is GatewayEventKind.PAYMENT_FAILED:
             # Only a payment still in progress can fail; a failure after success is stale.
-            if view.status in OPEN:
+            if view.status in OPEN_STATUSES:
                 return self.apply_result(
                     GatewayResult(status=GatewayPaymentStatus.DECLINED, failure=event.failure)
                 )

@@ -3,7 +3,7 @@ exporting `PLUGIN`, and one line here."""
 
 from __future__ import annotations
 
-from activities.gateways import airwallex, alipay, braintree, mock, paypal, stripe, wechat_pay
+from activities.gateways import airwallex, alipay, bank_transfer, braintree, mock, paypal, stripe, wechat_pay
 from activities.gateways.plugin import GatewayPlugin
 
 PLUGINS: dict[str, GatewayPlugin] = {
@@ -16,5 +16,6 @@ PLUGINS: dict[str, GatewayPlugin] = {
         paypal.PLUGIN,
         braintree.PLUGIN,
         airwallex.PLUGIN,
+        bank_transfer.PLUGIN,
     )
 }

@@ -59,6 +59,10 @@ class KitTraits:
     # cannot (no search of orders by custom_id / invoice_id): its lost create answer is recovered
     # by the retried create under the same PayPal-Request-Id, which the suite still checks.
     finds_by_reference: bool = True
+    # The money's proof never comes through the gateway (a bank transfer: an operator or an imported
+    # statement confirms it to the workflow, by a validated update). The suite then proves that the
+    # gateway can never report money by itself, instead of the checks of money it reports.
+    confirmed_out_of_band: bool = False
 
 
 class GatewayKit(ABC):

@@ -251,3 +251,35 @@ merchant_event_attempts = Table(
     Column("latency_ms", Integer, nullable=False),
     Column("error", String(255)),
 )
+
+# Bank transfers (activities/gateways/bank_transfer): every credit line of an imported statement,
+# matched to a payment or not (an unmatched line is kept and listed, never dropped), keyed by the
+# bank's own entry reference so importing a statement again adds nothing; and the manual payouts
+# operators have done (the payout tasks themselves are `bank_transfer.payout_requested` events).
+bank_statement_lines = Table(
+    "bank_statement_lines",
+    metadata,
+    Column("account", String(34), primary_key=True),  # our IBAN / account ("" when not given)
+    Column("entry_reference", String(140), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("booked_on", String(10), nullable=False),  # ISO date as the statement gives it
+    Column("reference", String(35)),
+    Column("remittance", String(1000), nullable=False),
+    Column("payer_name", String(140)),
+    Column("payer_iban", String(34)),
+    Column("payment_id", String(64), index=True),
+    Column("outcome", String(32), nullable=False),  # matched, held_for_review, unmatched
+    Column("reason", String(255)),
+    Column("statement", String(255), nullable=False),  # the file it came from
+    Column("imported_at", UtcDateTime, nullable=False),
+    Index("ix_bank_statement_lines_outcome_imported_at", "outcome", "imported_at"),
+)
+
+bank_payouts_done = Table(
+    "bank_payouts_done",
+    metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("done_by", String(200), nullable=False),
+    Column("done_at", UtcDateTime, nullable=False),
+)

@@ -10,10 +10,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.gateways.airwallex.fake import FakeAirwallex
 from activities.gateways.alipay.fake import FakeAlipay
+from activities.gateways.bank_transfer.fake import FakeBank
 from activities.gateways.braintree.fake import FakeBraintree
 from activities.gateways.plugins import PLUGINS
 from activities.gateways.stripe.fake import FakeStripe
 from activities.gateways.wechat_pay.fake import FakeWechatPay
+from api.auth import Scope
 from tests.stack import API_KEY_ID, deep_merge, running_stack
 from workers.config import load_config
 from workers.demo import Outcome, demo_defaults, format_table, run_demo
@@ -43,8 +45,8 @@ async def test_demo_flows_end_as_expected(
             deep_merge(deep_merge(demo_defaults(), routing_defaults()), ACTION_TIMEOUT),
             {"payment": fakes.sections()},
         )
-        # The review flow decides as an operator, as `durapay dev`'s key (every scope) does.
-        overrides["api_key_scopes"] = {API_KEY_ID: ["payments:write", "payments:read", "ops"]}
+        # Every scope, as `durapay dev`'s key has: the review decision and the statement import (ops).
+        overrides["api_key_scopes"] = {API_KEY_ID: [scope.value for scope in Scope]}
         stack = await running.enter_async_context(
             running_stack(
                 temporal_env.client, task_queue=task_queue, db_url=sqlite_url, config_overrides=overrides
@@ -76,6 +78,7 @@ async def test_demo_flows_end_as_expected(
         "Braintree partial capture": "paid captured 50.00",
         "Airwallex card success": "paid captured 32.50",
         "Airwallex 3-D Secure completed": "paid captured 120.00",
+        "bank transfer + statement import": "paid captured 49.99",
         "review approved by the operator": "paid captured 30.00",
         "routed around a failing gateway": "paid captured 21.00 via mock (routed: stripe circuit open)",
     }
@@ -106,6 +109,8 @@ async def test_demo_flows_end_as_expected(
     for flow in ("Airwallex card success", "Airwallex 3-D Secure completed"):
         [intent] = airwallex.intents_for(by_flow[flow].payment_id)
         assert intent.status == "SUCCEEDED" and intent.captured_amount == intent.amount
+    bank = fakes.running["bank_transfer"]
+    assert isinstance(bank, FakeBank) and [line.amount.minor for line in bank.credits] == [4999]
 
 
 def test_table_marks_a_differing_outcome() -> None:

@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -41,6 +42,7 @@ from tests.workflows.fake_activities import FakeWorld
 from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
 from workflows.client import workflow_id
 from workflows.domain import (
+    BankTransferMethod,
     CaptureMethod,
     Failure,
     FraudDecision,
@@ -55,7 +57,15 @@ from workflows.domain import (
     WalletMethod,
 )
 from workflows.gateway_io import GatewayEventKind, GatewayPaymentStatus, GatewayResult, RefundResult
-from workflows.messages import ActionCompleted, CancelRequest, CaptureRequest, RefundRequest, ReviewDecision
+from workflows.messages import (
+    ActionCompleted,
+    BankTransferReceipt,
+    BankTransferResolution,
+    CancelRequest,
+    CaptureRequest,
+    RefundRequest,
+    ReviewDecision,
+)
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
 from workflows.payment_resume import reopening
@@ -75,6 +85,15 @@ THREE_DS = GatewayResult(
     provider_payment_id="pi_3ds",
     next_action=NextAction(type=NextActionType.REDIRECT_TO_URL, url="https://acs.example/3ds"),
 )
+BANK_TRANSFER = GatewayResult(
+    status=GatewayPaymentStatus.REQUIRES_ACTION,
+    provider_payment_id="RF18539007547034",
+    next_action=NextAction(
+        type=NextActionType.BANK_TRANSFER_INSTRUCTIONS,
+        data={"reference": "RF18539007547034", "amount": "49.99"},
+    ),
+)
+BANK_PROFILE = PROFILE.model_copy(update={"methods": ["bank_transfer"], "action_timeout_seconds": 3600})
 UNKNOWN = ApplicationError("read timeout after the request was sent", type="GatewayOutcomeUnknown")
 
 Start = Callable[..., Awaitable[tuple[object, WorkflowHandle]]]
@@ -280,6 +299,26 @@ async def _refund_before_paid(world, start, pid):
     return handle
 
 
+async def _bank_transfer_underpaid_accepted(world, start, pid):
+    # A bank transfer: instructions, an underpayment confirmed by update (held for review), accepted.
+    world.authorize_answer = BANK_TRANSFER
+    inp = payment_input(pid, method=BankTransferMethod(), gateway=BANK_PROFILE, settings=DEV_WINDOW)
+    _, handle = await start(inp)
+    receipt = BankTransferReceipt(
+        amount=PART,
+        bank_reference="BANK-1",
+        received_at=datetime(2026, 12, 6, 9, tzinfo=UTC),
+        source="statement",
+        confirmed_by="statement stmt-1.xml entry BANK-1",
+        payer_name="Jane Payer",
+    )
+    await handle.execute_update(PaymentWorkflow.confirm_bank_transfer, receipt)
+    await handle.execute_update(
+        PaymentWorkflow.resolve_bank_transfer, BankTransferResolution(decision="accept", decided_by="ops")
+    )
+    return handle
+
+
 async def _three_ds_timeout(world, start, pid):
     world.authorize_answer = THREE_DS
     _, handle = await start(payment_input(pid, settings={"action_timeout_seconds": 900}))
@@ -360,6 +399,7 @@ SCENARIOS = (
     Scenario("dispute", False, _dispute),
     Scenario("refund_before_paid", False, _refund_before_paid),
     Scenario("merchant_saved_method", False, _merchant_saved_method),
+    Scenario("bank_transfer_underpaid_accepted", False, _bank_transfer_underpaid_accepted),
     Scenario("three_ds_timeout", True, _three_ds_timeout),
     Scenario("authorization_expired", True, _authorization_expired),
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),

@@ -108,6 +108,7 @@ def refund_event(event_id: str, kind=GatewayEventKind.REFUND_SUCCEEDED, **fields
         "workflows.payment_effects",
         "workflows.payment_refund_state",
         "workflows.payment_review_state",
+        "workflows.payment_bank_transfer_state",
     ],
 )
 def test_the_state_modules_import_no_temporal(module):

@@ -533,3 +533,41 @@ async def check_resent_webhook_has_the_same_event_id(kit: GatewayKit, unique: st
     with kit.later(26 * 3600):  # past AliPay's last resend
         [again] = kit.gateway.parse_webhook(headers, body)
     assert again.event_id == first.event_id
+
+
+# -- money confirmed out of band -----------------------------------------------------------------
+
+# The checks that hold for a gateway whose money is confirmed out of band (`KitTraits.
+# confirmed_out_of_band`): what it declares it does not do. Every other check proves money the
+# gateway reports, which such a gateway never does: `check_confirmed_out_of_band` runs instead.
+HOLD_OUT_OF_BAND = frozenset({"authorize_and_capture", "partial_capture", "retried_capture_captures_once"})
+
+
+async def check_confirmed_out_of_band(kit: GatewayKit, unique: str) -> None:
+    """A bank transfer: the payer is shown instructions, the same on every retry; once the money
+    is at the bank, the gateway still reports nothing paid (only the workflow's validated update,
+    from an operator or a statement import, settles it); it refuses gateway refunds and every
+    notification (a forged "paid" one included), and a cancel stops the wait."""
+    c = calls(kit)
+    payment_id = pid(unique)
+    call = c.authorize(payment_id, "action")
+    first = await kit.gateway.authorize(call)
+    assert first.status is GatewayPaymentStatus.REQUIRES_ACTION and first.next_action is not None
+    same_outcome(first, await kit.gateway.authorize(call))
+    assert kit.ledger(payment_id).charges == []
+    await kit.complete_action(payment_id, first)
+    assert kit.ledger(payment_id).charges == [c.amount()]  # the money is at the bank
+    looked = await kit.gateway.lookup(
+        c.lookup(payment_id, "action", provider_payment_id=first.provider_payment_id)
+    )
+    assert looked.status is GatewayPaymentStatus.REQUIRES_ACTION, looked
+    with refused_with(NotSupported):
+        await kit.gateway.refund(
+            c.refund(payment_id, "rf_1", MINOR, provider_payment_id=first.provider_payment_id)
+        )
+    with refused_with(WebhookVerificationError):
+        kit.gateway.parse_webhook(*kit.webhook(payment_id))
+    with refused_with(WebhookVerificationError):
+        kit.gateway.parse_webhook(*kit.tamper(kit.webhook(payment_id)))
+    cancelled = await kit.gateway.cancel(c.cancel(payment_id, provider_payment_id=first.provider_payment_id))
+    assert cancelled.status is GatewayPaymentStatus.CANCELLED

@@ -22,8 +22,10 @@ TABLES = {
     "saved_payment_methods",
     "merchant_events",
     "merchant_event_attempts",
+    "bank_statement_lines",
+    "bank_payouts_done",
 }
-HEAD = "0003"
+HEAD = "0004"
 
 
 async def _state(url: str) -> tuple[set[str], str | None]:
