@@ -25,7 +25,7 @@ class MerchantEventType(StrEnum):
     PAYMENT_REQUIRES_ACTION = "payment.requires_action"
     PAYMENT_CANCELLED = "payment.cancelled"
     PAYMENT_CAPTURED = "payment.captured"
-    # Declared for merchants' integrations; raised once payments can wait for a manual review.
+    # Held for an operator: by the fraud check, or money a bank transfer payment cannot take as is.
     PAYMENT_REVIEW_REQUIRED = "payment.review_required"
     REFUND_SUCCEEDED = "refund.succeeded"
     REFUND_FAILED = "refund.failed"
@@ -40,6 +40,8 @@ _FROM_RECORDED = {
     "payment.requires_action": MerchantEventType.PAYMENT_REQUIRES_ACTION,
     "payment.cancelled": MerchantEventType.PAYMENT_CANCELLED,
     "payment.captured": MerchantEventType.PAYMENT_CAPTURED,
+    "review.requested": MerchantEventType.PAYMENT_REVIEW_REQUIRED,  # the fraud check's hold
+    "payment.requires_review": MerchantEventType.PAYMENT_REVIEW_REQUIRED,  # a bank transfer's
     "refund.succeeded": MerchantEventType.REFUND_SUCCEEDED,
     "refund.failed": MerchantEventType.REFUND_FAILED,
 }

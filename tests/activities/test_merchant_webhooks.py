@@ -31,7 +31,7 @@ from workers.merchant_endpoint import LocalMerchantEndpoint
 from workflows.client import merchant_webhooks_workflow_id
 from workflows.domain import PaymentStatus
 from workflows.ledger_io import PaymentEventRecord, PaymentTransition
-from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEventType
+from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEventType, merchant_events
 from workflows.merchant_webhooks import MerchantWebhooksWorkflow
 
 SECRET = SecretStr("whsec_" + base64.b64encode(os.urandom(32)).decode())
@@ -57,6 +57,19 @@ def _transitions(payment_id: str) -> list[PaymentTransition]:
         )
         for n, (status, types) in enumerate(steps)
     ]
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [["review.requested"], ["bank_transfer.received", "payment.requires_review"]],
+    ids=["fraud-hold", "bank-transfer-mismatch"],
+)
+def test_a_payment_held_for_an_operator_tells_the_merchant_review_required(recorded: list[str]) -> None:
+    held = PaymentTransition(
+        view=make_view("pay_held", status=PaymentStatus.REQUIRES_REVIEW, version=2),
+        events=[PaymentEventRecord(type=t) for t in recorded],
+    )
+    assert [e.type for e in merchant_events(held)] == [MerchantEventType.PAYMENT_REVIEW_REQUIRED]
 
 
 async def _record_all(store: PaymentStore, payment_id: str, endpoint_url: str, woken: list[str]) -> None:
