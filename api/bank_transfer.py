@@ -17,7 +17,6 @@ from api.auth import API_KEY_ID, CALLER, Scope, requires
 from api.payments import (
     DEPS,
     PAYMENT_ID_PATTERN,
-    _json,
     _minor_of,
     _update_problems,
     _update_token,
@@ -26,6 +25,7 @@ from api.payments import (
     require_view,
 )
 from api.problems import Problem
+from api.responses import json_response
 from api.schemas import DecimalString, PaymentOut, Request
 from workflows.messages import BankTransferReceipt, BankTransferResolution
 from workflows.money import Amount
@@ -68,7 +68,7 @@ async def confirm_bank_transfer(request: web.Request) -> web.Response:
     )
     with _update_problems(payment_id):
         view = await deps.workflows.confirm_bank_transfer(payment_id, receipt)
-    return _json(PaymentOut.of(view), 200)
+    return json_response(PaymentOut.of(view), 200)
 
 
 async def resolve_bank_transfer(request: web.Request) -> web.Response:
@@ -83,7 +83,7 @@ async def resolve_bank_transfer(request: web.Request) -> web.Response:
             BankTransferResolution(decision=body.decision, decided_by=f"api key {request[API_KEY_ID]}"),
             idempotency_token=_update_token(request[API_KEY_ID], key),
         )
-    return _json(PaymentOut.of(view), 200)
+    return json_response(PaymentOut.of(view), 200)
 
 
 async def import_statement(request: web.Request) -> web.Response:

@@ -14,7 +14,6 @@ import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
@@ -23,6 +22,7 @@ from api.auth import CALLER, Scope, requires
 from api.payments import DEPS, _b32, idempotency_key, read_json
 from api.ports import ApiDeps, CustomerDirectory, MerchantSettings
 from api.problems import Problem, field_error, temporal_unavailable, validation_problem
+from api.responses import json_response
 from api.schemas import AttachPaymentMethod, CreateCustomer, CustomerOut, SavedMethodList, SavedMethodOut
 from workflows.customer_io import CustomerRecord, DetachMethodRequest, SavedMethodRecord, SaveMethodRequest
 from workflows.customers import (
@@ -34,10 +34,6 @@ from workflows.customers import (
 
 CUSTOMER_ID_PATTERN = r"cust_[a-z2-7]{26}"
 METHOD_ID_PATTERN = r"spm_[a-z2-7]{26}"
-
-
-def _answer(model: BaseModel, status: int) -> web.Response:
-    return web.Response(status=status, body=model.model_dump_json().encode(), content_type="application/json")
 
 
 def _directory(deps: ApiDeps) -> CustomerDirectory:
@@ -79,11 +75,11 @@ async def create_customer(request: web.Request) -> web.Response:
             "Idempotency-Key reused for a different request",
             "this Idempotency-Key was already used to create a different customer",
         )
-    return _answer(CustomerOut.of(stored), 201 if stored.created_at == wanted.created_at else 200)
+    return json_response(CustomerOut.of(stored), 201 if stored.created_at == wanted.created_at else 200)
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    return _answer(CustomerOut.of(await _own_customer(request)), 200)
+    return json_response(CustomerOut.of(await _own_customer(request)), 200)
 
 
 def _gateway_for(deps: ApiDeps, merchant_id: str, requested: str | None) -> str:
@@ -158,7 +154,7 @@ async def attach_method(request: web.Request) -> web.Response:
     method_id = "spm_" + _b32(f"{customer.id}:payment_method:{key}")
     known = await _directory(deps).get_method(method_id)
     if known is not None:
-        return _answer(SavedMethodOut.of(known), 200)
+        return json_response(SavedMethodOut.of(known), 200)
     saved = await _run(
         deps,
         SavePaymentMethodWorkflow.run,
@@ -174,14 +170,14 @@ async def attach_method(request: web.Request) -> web.Response:
         save_workflow_id(method_id),
         gateway,
     )
-    return _answer(SavedMethodOut.of(saved), 201)
+    return json_response(SavedMethodOut.of(saved), 201)
 
 
 async def list_methods(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
     customer = await _own_customer(request)
     methods = await _directory(deps).list_methods(customer.id)
-    return _answer(SavedMethodList(data=[SavedMethodOut.of(m) for m in methods]), 200)
+    return json_response(SavedMethodList(data=[SavedMethodOut.of(m) for m in methods]), 200)
 
 
 async def detach_method(request: web.Request) -> web.Response:
@@ -201,7 +197,7 @@ async def detach_method(request: web.Request) -> web.Response:
             detach_workflow_id(method_id),
             method.gateway,
         )
-    return _answer(SavedMethodOut.of(method), 200)
+    return json_response(SavedMethodOut.of(method), 200)
 
 
 def routes() -> web.RouteTableDef:

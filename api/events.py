@@ -21,6 +21,7 @@ from api.auth import CALLER, Scope, requires
 from api.payments import DEPS, PAYMENT_ID_PATTERN, idempotency_key
 from api.ports import MerchantEventLog
 from api.problems import Problem, field_error, validation_problem
+from api.responses import json_response
 from api.schemas import ListOut
 from workflows.merchant_events import DeliveryAttempt, DeliveryStatus, MerchantEventType, StoredMerchantEvent
 
@@ -63,10 +64,6 @@ def _log(request: web.Request) -> MerchantEventLog:
     return events
 
 
-def _json(model: BaseModel, status: int) -> web.Response:
-    return web.Response(status=status, body=model.model_dump_json().encode(), content_type="application/json")
-
-
 def _query(request: web.Request) -> dict[str, Any]:
     query = request.query
     errors = []
@@ -99,7 +96,7 @@ def _not_found(event_id: str) -> Problem:
 
 async def list_events(request: web.Request) -> web.Response:
     page, more = await _log(request).list(request[CALLER].merchant_id, **_query(request))
-    return _json(MerchantEventList(data=[MerchantEventOut.of(e) for e in page], has_more=more), 200)
+    return json_response(MerchantEventList(data=[MerchantEventOut.of(e) for e in page], has_more=more), 200)
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -107,7 +104,7 @@ async def get_event(request: web.Request) -> web.Response:
     event = await _log(request).get(request[CALLER].merchant_id, event_id)
     if event is None:
         raise _not_found(event_id)
-    return _json(MerchantEventOut.of(event), 200)
+    return json_response(MerchantEventOut.of(event), 200)
 
 
 async def redeliver_event(request: web.Request) -> web.Response:
@@ -116,7 +113,7 @@ async def redeliver_event(request: web.Request) -> web.Response:
     event = await _log(request).redeliver(request[CALLER].merchant_id, event_id)
     if event is None:
         raise _not_found(event_id)
-    return _json(MerchantEventOut.of(event), 202)
+    return json_response(MerchantEventOut.of(event), 202)
 
 
 def routes() -> web.RouteTableDef:

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from api.auth import CALLER, Scope, requires
 from api.payments import DEPS, PAYMENT_ID_PATTERN, card_data_problem, problem_from_validation, require_view
 from api.problems import Problem
+from api.responses import json_response
 from api.schemas import EventList, EventOut, PaymentList, PaymentOut, contains_card_number
 from workflows.domain import PaymentStatus
 
@@ -80,7 +81,7 @@ async def list_payments(request: web.Request) -> web.Response:
         after=after,
         limit=filters.limit,
     )
-    return _answer(PaymentList(data=[PaymentOut.of(view) for view in views], has_more=has_more), 200)
+    return json_response(PaymentList(data=[PaymentOut.of(view) for view in views], has_more=has_more), 200)
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -88,7 +89,7 @@ async def list_events(request: web.Request) -> web.Response:
     payment_id = request.match_info["payment_id"]
     await require_view(deps, payment_id, request[CALLER].merchant_id)  # 404 unless the caller's
     events = await deps.payments.events(payment_id)
-    return _answer(
+    return json_response(
         EventList(
             data=[
                 EventOut(type=e.type, version=e.version, data=dict(e.data), created_at=e.created_at)
@@ -97,10 +98,6 @@ async def list_events(request: web.Request) -> web.Response:
         ),
         200,
     )
-
-
-def _answer(model: BaseModel, status: int) -> web.Response:
-    return web.Response(status=status, body=model.model_dump_json().encode(), content_type="application/json")
 
 
 def routes() -> web.RouteTableDef:

@@ -38,6 +38,7 @@ from api.problems import (
     temporal_unavailable,
     validation_problem,
 )
+from api.responses import json_response
 from api.saved_methods import resolve_saved_method
 from api.schemas import (
     CancelPayment,
@@ -308,10 +309,6 @@ async def require_view(deps: ApiDeps, payment_id: str, merchant_id: str) -> Paym
     return view
 
 
-def _json(model: BaseModel, status: int) -> web.Response:
-    return web.Response(status=status, body=model.model_dump_json().encode(), content_type="application/json")
-
-
 # ---------------------------------------------------------------------------------------------
 # POST /v1/payments
 # ---------------------------------------------------------------------------------------------
@@ -467,7 +464,7 @@ async def create_payment(request: web.Request) -> web.Response:
             view.failure.message,
             extra={"payment_id": view.id},
         )
-    return _json(PaymentOut.of(view), create_status(view))
+    return json_response(PaymentOut.of(view), create_status(view))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,7 +474,7 @@ async def create_payment(request: web.Request) -> web.Response:
 
 async def get_payment(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
-    return _json(
+    return json_response(
         PaymentOut.of(await require_view(deps, _payment_id(request), request[CALLER].merchant_id)), 200
     )
 
@@ -512,7 +509,7 @@ async def capture_payment(request: web.Request) -> web.Response:
             CaptureRequest(amount_minor=amount_minor),
             idempotency_token=_update_token(request[API_KEY_ID], key),
         )
-    return _json(PaymentOut.of(view), 200)
+    return json_response(PaymentOut.of(view), 200)
 
 
 async def cancel_payment(request: web.Request) -> web.Response:
@@ -527,7 +524,7 @@ async def cancel_payment(request: web.Request) -> web.Response:
             CancelRequest(reason=body.reason),
             idempotency_token=_update_token(request[API_KEY_ID], key),
         )
-    return _json(PaymentOut.of(view), 200)
+    return json_response(PaymentOut.of(view), 200)
 
 
 async def create_refund(request: web.Request) -> web.Response:
@@ -550,7 +547,7 @@ async def create_refund(request: web.Request) -> web.Response:
             refund = await deps.workflows.refund(payment_id, refund_request)
     # 202 while the provider is still processing it; 201 once it has an outcome (see `status`).
     status = 202 if refund.status is RefundStatus.PENDING else 201
-    return _json(RefundOut.of(payment_id, refund), status)
+    return json_response(RefundOut.of(payment_id, refund), status)
 
 
 async def complete_action(request: web.Request) -> web.Response:
@@ -565,24 +562,24 @@ async def complete_action(request: web.Request) -> web.Response:
     # answered 202, and the signal must not be skipped for that.
     view = await _query_view(deps, payment_id, merchant_id)
     if view is None:
-        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
+        return json_response(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     if view.status is not PaymentStatus.AUTHORIZING:
-        return _json(PaymentOut.of(view), 200)
+        return json_response(PaymentOut.of(view), 200)
     try:
         await deps.workflows.action_completed(payment_id, ActionCompleted(data=body.data))
     except PaymentNotRunning:  # closed between the query and the signal
-        return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
+        return json_response(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deps.limits.action_complete_wait_seconds
     while True:
         polled = await _query_view(deps, payment_id, merchant_id)
         if polled is None:  # gone since the signal (retention): the store has the last word
-            return _json(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
+            return json_response(PaymentOut.of(await require_view(deps, payment_id, merchant_id)), 200)
         view = polled
         if view.status is not PaymentStatus.AUTHORIZING or loop.time() >= deadline:
             break
         await asyncio.sleep(_ACTION_POLL_S)
-    return _json(PaymentOut.of(view), 202 if view.status is PaymentStatus.AUTHORIZING else 200)
+    return json_response(PaymentOut.of(view), 202 if view.status is PaymentStatus.AUTHORIZING else 200)
 
 
 def routes() -> web.RouteTableDef:

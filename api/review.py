@@ -13,7 +13,6 @@ from api.auth import CALLER, Scope, requires
 from api.payments import (
     DEPS,
     PAYMENT_ID_PATTERN,
-    _json,
     _payment_id,
     _update_problems,
     _update_token,
@@ -21,6 +20,7 @@ from api.payments import (
     read_json,
     require_view,
 )
+from api.responses import json_response
 from api.schemas import PaymentOut, ReviewPayment
 from workflows.messages import ReviewDecision
 
@@ -38,7 +38,7 @@ async def review_payment(request: web.Request) -> web.Response:
             ReviewDecision(decision=body.decision, note=body.note, decided_by=caller.key_id),
             idempotency_token=_update_token(caller.key_id, key),
         )
-    return _json(PaymentOut.of(view), 200)
+    return json_response(PaymentOut.of(view), 200)
 
 
 def routes() -> web.RouteTableDef:
