@@ -200,7 +200,7 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         "concurrency": spec.batch_concurrency,
         "start": started,
         "complete_by_signal": completed,
-        "worker_memory": procstats.memory_while_waiting(pid, rss_idle, rss_waiting, len(waiting)),
+        "worker_memory": procstats.memory_while_waiting([pid], rss_idle, rss_waiting, len(waiting)),
         "history_events_per_payment": await history.sample(client, waiting[: history.SAMPLES]),
     }
     if spec.server_pid is not None:
