@@ -256,7 +256,7 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
                 result["machine_during"] = sharing.done(ours_elsewhere=result.get("store_cpu_s", 0.0))
                 document["results"][server.variant][name] = result
     document["ratios"] = report.ratios(document["results"])
-    document["targets"] = targets.targets(document["results"])
+    document["targets"] = targets.targets(document["results"], document["machine"]["cpus"] or 1)
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     document["wall_s"] = round(time.monotonic() - started, 1)
     return document

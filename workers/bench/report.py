@@ -152,7 +152,7 @@ def markdown(document: Mapping[str, Any]) -> str:
         *_time_split_table(results),
         *_batch_tables(results),
         *_ratio_tables(document.get("ratios", [])),
-        *targets.markdown(document.get("targets", []), document.get("machine", {}).get("cpus")),
+        *targets.markdown(document.get("targets", []), document.get("machine", {}).get("cpus"), results),
         *capacity.markdown(results),
         *_sharing_table(results),
     ]
