@@ -116,7 +116,8 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     # The issues' targets are judged on the same numbers, met or missed, none invented.
     judged = {target["target"] for target in document["targets"]}
     assert "durapay: c=1 p50 vs engine best" in judged and "scale (N=6): completed by signal" in judged
-    assert all(target["met"] in (True, False) for target in document["targets"])
+    for target in document["targets"]:  # judged against a limit, or reported without one
+        assert target["met"] in (True, False) if target["limit"] != "-" else target["met"] is None
 
     summary = (tmp_path / "summary.md").read_text()
     baseline_p50 = document["results"]["tuned"]["engine_baseline"]["concurrency_1"]["latency_ms"]["p50"]
@@ -173,9 +174,10 @@ async def test_split_layouts_and_a_slow_provider(tmp_path: Path) -> None:
         "--server",
         "tuned",
         "--scenarios",
-        "engine_best_eager,durapay_stripe,scale,engine_scale",
+        # durapay_stripe in the layout asked for; scale_split2 named as it is.
+        "engine_best_eager,durapay_stripe,scale_split2,engine_scale",
         "--durapay-layout",
-        "split,split2",
+        "split",
         "--provider-latency-ms",
         "50",
         "--concurrency",
@@ -200,14 +202,7 @@ async def test_split_layouts_and_a_slow_provider(tmp_path: Path) -> None:
     document = json.loads((tmp_path / "result.json").read_text())
     results = document["results"]["tuned"]
     assert document["errors"] == []
-    assert set(results) == {
-        "engine_best_eager",
-        "durapay_stripe_split",
-        "durapay_stripe_split2",
-        "scale_split",
-        "scale_split2",
-        "engine_scale",
-    }
+    assert set(results) == {"engine_best_eager", "durapay_stripe_split", "scale_split2", "engine_scale"}
     stripe = results["durapay_stripe_split"]
     assert stripe["processes"] == ["api", "worker"]
     cpu = stripe["concurrency_1"]["cpu_s_per_payment"]
@@ -222,7 +217,7 @@ async def test_split_layouts_and_a_slow_provider(tmp_path: Path) -> None:
     assert scale["start"]["latency_ms"]["max"] >= scale["start"]["latency_ms"]["p99"]
     judged = {target["target"] for target in document["targets"]}
     assert "durapay_stripe_split: ms durapay adds to the provider's time" in judged
-    assert "scale_split: start latency p99 vs engine" in judged
+    assert "scale_split2: start latency p99 vs engine" in judged
     assert "scale_split2: app CPU per started payment vs engine" in judged
     summary = (tmp_path / "summary.md").read_text()
     assert "Capacity-model inputs" in summary and "| tuned | scale_split2 |" in summary
