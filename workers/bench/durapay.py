@@ -24,7 +24,15 @@ from activities.gateways.mock.adapter import MockWebhook
 from workers.bench import capacity, history, load, procstats, provider
 from workers.bench.server import Server
 from workers.bench.settings import BenchSettings
-from workers.bench.stack import ONE, Stack, StackOptions, UnexpectedAnswer, running_stack, store_choice
+from workers.bench.stack import (
+    ONE,
+    Stack,
+    StackOptions,
+    UnexpectedAnswer,
+    running_stack,
+    scenario_name,
+    store_choice,
+)
 from workflows.domain import PaymentStatus
 from workflows.gateway_io import GatewayEvent, GatewayEventKind
 from workflows.messages import ActionCompleted
@@ -54,32 +62,44 @@ def _with_writes(result: dict[str, Any], stack: Stack) -> dict[str, Any]:
     return result
 
 
+async def _sweep(
+    stack: Stack,
+    settings: BenchSettings,
+    layout: str,
+    create: load.Op,
+    levels: tuple[int, ...],
+    duration_s: float,
+) -> dict[str, Any]:
+    """The closed-loop sweep, then the history probe's payments one at a time."""
+    swept = await load.sweep(
+        create,
+        levels=levels,
+        warmup_s=settings.warmup_s,
+        duration_s=duration_s,
+        op_timeout_s=settings.op_timeout_s,
+        cpu_probe=stack.cpu,
+    )
+    await history.probe(create)
+    probed = [p["id"] for p in stack.payments[-history.SAMPLES :]]
+    return {
+        **_common(stack, layout),
+        "levels": swept,
+        "history_events_per_payment": await stack.histories(probed),
+    }
+
+
 def payments(layout: str = ONE) -> Scenario:
     """`POST /v1/payments` in a closed loop at each concurrency: card success, auto-capture."""
 
     async def run(server: Server, settings: BenchSettings, run_id: str, log_dir: Path) -> dict[str, Any]:
-        name = "durapay" if layout == ONE else f"durapay_{layout}"
+        name = scenario_name("durapay", layout)
         async with running_stack(server, settings, run_id, name, log_dir, StackOptions(layout)) as stack:
 
             async def create(index: int) -> load.OpTiming:
                 # The workflow stays open for its settlement window: the answer is the measurement.
                 return load.OpTiming(answer_s=await stack.create(index, SUCCESS_TOKEN, PaymentStatus.PAID))
 
-            levels = await load.sweep(
-                create,
-                levels=settings.levels,
-                warmup_s=settings.warmup_s,
-                duration_s=settings.duration_s,
-                op_timeout_s=settings.op_timeout_s,
-                cpu_probe=stack.cpu,
-            )
-            await history.probe(create)
-            probed = [p["id"] for p in stack.payments[-history.SAMPLES :]]
-            result = {
-                **_common(stack, layout),
-                "levels": levels,
-                "history_events_per_payment": await stack.histories(probed),
-            }
+            result = await _sweep(stack, settings, layout, create, settings.levels, settings.duration_s)
         return _with_writes(result, stack)
 
     return run
@@ -90,14 +110,17 @@ def stripe_payments(layout: str = ONE) -> Scenario:
     answering each call after `provider_latency_ms`."""
 
     async def run(server: Server, settings: BenchSettings, run_id: str, log_dir: Path) -> dict[str, Any]:
-        name = "durapay_stripe" if layout == ONE else f"durapay_stripe_{layout}"
+        name = scenario_name("durapay_stripe", layout)
         latency_ms = settings.provider_latency_ms
+        duration_s = settings.duration_s * PROVIDER_DURATION_FACTOR
         async with provider.fake_stripe(latency_ms) as fake:
             options = StackOptions(
                 layout, gateways={provider.GATEWAY: fake.gateway_section()}, default_gateway=provider.GATEWAY
             )
             async with running_stack(server, settings, run_id, name, log_dir, options) as stack:
-                times = provider.ProviderTimes(since=time.monotonic() + settings.warmup_s)
+                # The payments the sweep measures: started after its warm-up, before its end.
+                window_start = time.monotonic() + settings.warmup_s
+                times = provider.ProviderTimes(window_start, window_start + duration_s)
 
                 async def create(index: int) -> load.OpTiming:
                     started = time.monotonic()
@@ -107,23 +130,8 @@ def stripe_payments(layout: str = ONE) -> Scenario:
                     times.add(fake, payment["id"], started, answer_s)
                     return load.OpTiming(answer_s=answer_s)
 
-                levels = await load.sweep(
-                    create,
-                    levels=(1,),
-                    warmup_s=settings.warmup_s,
-                    duration_s=settings.duration_s * PROVIDER_DURATION_FACTOR,
-                    op_timeout_s=settings.op_timeout_s,
-                    cpu_probe=stack.cpu,
-                )
-                times.since = float("inf")  # the history probe's payments are not measured
-                await history.probe(create)
-                probed = [p["id"] for p in stack.payments[-history.SAMPLES :]]
-                result = {
-                    **_common(stack, layout),
-                    "levels": levels,
-                    "provider": times.summary(latency_ms, fake.unkeyed_requests),
-                    "history_events_per_payment": await stack.histories(probed),
-                }
+                result = await _sweep(stack, settings, layout, create, (1,), duration_s)
+                result["provider"] = times.summary(latency_ms, fake.unkeyed_requests)
         return _with_writes(result, stack)
 
     return run
@@ -175,7 +183,7 @@ def webhooks(layout: str = ONE) -> Scenario:
     the same event as a raw client signal; each phase drains before the next starts."""
 
     async def run(server: Server, settings: BenchSettings, run_id: str, log_dir: Path) -> dict[str, Any]:
-        name = "webhooks" if layout == ONE else f"webhooks_{layout}"
+        name = scenario_name("webhooks", layout)
         async with running_stack(server, settings, run_id, name, log_dir, StackOptions(layout)) as stack:
             result = await _webhooks(stack, settings, layout)
         return _with_writes(result, stack)
@@ -231,7 +239,7 @@ def scale(layout: str = ONE) -> Scenario:
     """`scale_n` payments waiting for 3-D Secure at once, then every customer returns."""
 
     async def run(server: Server, settings: BenchSettings, run_id: str, log_dir: Path) -> dict[str, Any]:
-        name = "scale" if layout == ONE else f"scale_{layout}"
+        name = scenario_name("scale", layout)
         async with running_stack(server, settings, run_id, name, log_dir, StackOptions(layout)) as stack:
             result = await _scale(stack, settings, layout)
         if server.pid is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workers.bench.stack import LAYOUTS, ONE
+from workers.bench.stack import LAYOUTS, scenario_name
 
 BASELINE = "engine_baseline"
 BEST_VARIANTS = ("engine_best_eager", "engine_best_uws")
@@ -24,7 +24,7 @@ def lookup(document: Mapping[str, Any], path: str) -> Any:
 
 def layout_variants(scenarios: Mapping[str, Any], base: str) -> list[str]:
     """`base` and its layout variants (`base_split`, ...) that this run has, one-process first."""
-    names = [base, *(f"{base}_{layout}" for layout in LAYOUTS if layout != ONE)]
+    names = [scenario_name(base, layout) for layout in LAYOUTS]
     return [name for name in names if name in scenarios]
 
 

@@ -70,16 +70,17 @@ async def fake_stripe(latency_ms: float) -> AsyncIterator[TimedFakeStripe]:
 
 
 class ProviderTimes:
-    """Per payment measured after `since`: its answer latency and the provider's share of it."""
+    """Per payment started in [since, until) (monotonic): its answer latency and the provider's
+    share of it."""
 
-    def __init__(self, since: float) -> None:
-        self.since = since
+    def __init__(self, since: float, until: float) -> None:
+        self.since, self.until = since, until
         self.provider_s: list[float] = []
         self.overhead_s: list[float] = []
         self.calls: list[int] = []
 
     def add(self, fake: TimedFakeStripe, payment_id: str, started: float, answer_s: float) -> None:
-        if started < self.since:  # a warm-up payment, as the sweep's latencies leave them out
+        if not self.since <= started < self.until:  # warm-up and history-probe payments are not measured
             return
         provider_s, calls = fake.provider_seconds(workflow_id(payment_id), started + answer_s)
         self.provider_s.append(provider_s)

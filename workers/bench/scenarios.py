@@ -18,7 +18,7 @@ from typing import Any
 from workers.bench import durapay, engine
 from workers.bench.server import Server
 from workers.bench.settings import BenchSettings
-from workers.bench.stack import LAYOUTS, ONE
+from workers.bench.stack import LAYOUTS, ONE, scenario_name
 
 SWEEP = "sweep"  # closed-loop latency/throughput against concurrency: run on every server variant
 BATCH = "batch"  # N waiting payments (webhooks, scale): run on the first server only, they are long
@@ -56,7 +56,7 @@ def _durapay(
 ) -> tuple[Scenario, ...]:
     return tuple(
         Scenario(
-            base if layout == ONE else f"{base}_{layout}",
+            scenario_name(base, layout),
             kind,
             f"{title} [{_LAYOUT_TITLES[layout]}]",
             scenario(layout),

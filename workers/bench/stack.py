@@ -58,6 +58,12 @@ LAYOUTS: dict[str, tuple[tuple[str, Role], ...]] = {
     SPLIT2: (("api", "api"), ("worker1", "worker"), ("worker2", "worker")),
 }
 
+
+def scenario_name(base: str, layout: str) -> str:
+    """A durapay scenario's name in a layout: `base` in one process, `base_<layout>` otherwise."""
+    return base if layout == ONE else f"{base}_{layout}"
+
+
 # The store the stack runs on: PostgreSQL, as in production, unless DURAPAY_BENCH_STORE=sqlite
 # (the embedded default of `durapay dev`, whose single writer is a different bottleneck).
 STORE_ENV = "DURAPAY_BENCH_STORE"
