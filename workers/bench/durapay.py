@@ -160,8 +160,8 @@ async def _signal_phase(
     """`count` signals (or webhooks), each timed to its acceptance, then wait until they have made
     their payments paid, so that the CPU per payment covers the work the signals caused too."""
 
-    async def paid(signalled: int) -> int:
-        reached = await stack.wait_for(PaymentStatus.PAID, paid_before + signalled, settings.batch_timeout_s)
+    async def paid(signalled: int, remaining_s: float) -> int:
+        reached = await stack.wait_for(PaymentStatus.PAID, paid_before + signalled, remaining_s)
         return reached - paid_before
 
     return await load.measured_batch(op, count=count, settle=paid, **_batch_options(stack, settings))

@@ -176,13 +176,13 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         signalled.append(waiting[index])
         return elapsed
 
-    async def all_completed(_: int) -> int:
+    async def all_completed(_: int, remaining_s: float) -> int:
         async def result(index: int) -> float:
             await client.get_workflow_handle(signalled[index]).result()
             return 0.0
 
         waited = await load.batch(
-            result, count=len(signalled), concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+            result, count=len(signalled), concurrency=spec.batch_concurrency, timeout_s=remaining_s
         )
         return waited["done"]
 

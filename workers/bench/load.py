@@ -238,17 +238,19 @@ async def measured_batch(
     concurrency: int,
     timeout_s: float,
     cpu_probe: CpuProbe,
-    settle: Callable[[int], Awaitable[int]] | None = None,
+    settle: Callable[[int, float], Awaitable[int]] | None = None,
 ) -> dict[str, Any]:
     """`batch`, plus the CPU each process spent per payment.
 
-    With `settle`, the batch's calls only set work going (signals): `settle(done)` then waits,
-    bounded, for that work to finish and returns how many payments completed. `all_completed_s`
-    and the CPU then cover the whole, so a fast-to-accept signal cannot hide the work it causes.
+    With `settle`, the batch's calls only set work going (signals): `settle(done, remaining_s)` then
+    waits, for what is left of `timeout_s` (the phase's one bound), for that work to finish and
+    returns how many payments completed. `all_completed_s` and the CPU then cover the whole, so a
+    fast-to-accept signal cannot hide the work it causes.
     """
     cpu_before, started = cpu_probe(), time.monotonic()
     stats = await batch(op, count=count, concurrency=concurrency, timeout_s=timeout_s)
-    completed = await settle(stats["done"]) if settle is not None else stats["done"]
+    remaining = max(0.0, timeout_s - (time.monotonic() - started))
+    completed = await settle(stats["done"], remaining) if settle is not None else stats["done"]
     cpu_after, wall = cpu_probe(), time.monotonic() - started
     stats["completed"] = completed
     stats["all_completed_s"] = round(wall, 3)

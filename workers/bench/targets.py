@@ -44,6 +44,10 @@ def _ratio_target(
     return _check(issue, target, _div(a, b), limit, op, f"{num} {_fmt(a)} / {den} {_fmt(b)}")
 
 
+def _shown(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else "-"
 
@@ -196,7 +200,7 @@ def markdown(
     shared = f"; other processes used {min(shares):.0%}–{max(shares):.0%} of them meanwhile" if shares else ""
     verdict = {True: "met", False: "**missed**", None: "reported"}
     rows = [
-        f"| {t['server']} | {t['issue']} | {t['target']} | {t['value']:.3g} | {t['limit']} "
+        f"| {t['server']} | {t['issue']} | {t['target']} | {_shown(t['value'])} | {t['limit']} "
         f"| {verdict[t['met']]} | {t['detail']} |"
         for t in found
     ]
