@@ -49,7 +49,9 @@ def _shown(value: float) -> str:
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) else "-"
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _payments(scenarios: Mapping[str, Any], best: str | None) -> list[dict[str, Any] | None]:
