@@ -114,8 +114,10 @@ class WebhookGateways(Protocol):
 
     def known(self, gateway_id: str) -> bool: ...
 
-    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
-        """Verify the raw notification and normalize it; raises `WebhookRejected`."""
+    async def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        """Verify the raw notification and normalize it; raises `WebhookRejected`. Awaited on the
+        receiver's loop: a gateway whose verification waits for I/O awaits it, the others do not
+        leave the loop at all."""
         ...
 
     def ack(self, gateway_id: str) -> tuple[int, bytes, str]:

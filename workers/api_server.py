@@ -161,7 +161,7 @@ class RegistryPorts:
 
     def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         try:
-            return self._registry.get(gateway_id).parse_webhook(headers, body)
+            return await self._registry.get(gateway_id).receive_webhook(headers, body)
         except WebhookVerificationError as exc:
             raise WebhookRejected(str(exc)) from None
 

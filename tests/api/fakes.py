@@ -127,7 +127,7 @@ class FakeWebhooks:
     def known(self, gateway_id: str) -> bool:
         return gateway_id in self._gateways
 
-    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+    async def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         signature = headers.get(SIGNATURE_HEADER, "")
         if not constant_time_equals(signature, hmac_sha256_hex(WEBHOOK_SECRET, body)):
             raise WebhookRejected("signature mismatch")
