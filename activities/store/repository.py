@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, String, Table, delete, func, literal, select, text, tuple_
+from sqlalchemy import ColumnElement, String, Table, and_, delete, func, literal, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from activities.store.db import write_transaction
+from activities.store.db import single_statement, write_transaction
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
     UtcDateTime,
@@ -138,9 +138,15 @@ class PaymentStore:
         return stored_now
 
     async def get(self, payment_id: str) -> PaymentView | None:
-        async with self._engine.connect() as conn:
+        async with single_statement(self._engine, writes=False) as conn:
             stored = await conn.scalar(select(payments.c.view).where(payments.c.id == payment_id))
         return None if stored is None else PaymentView.model_validate(stored)
+
+    async def recorded(self, payment_ids: Collection[str]) -> set[str]:
+        """Which of `payment_ids` the store holds: one query for several ids, and no view read."""
+        query = select(payments.c.id).where(payments.c.id.in_(list(payment_ids)))
+        async with single_statement(self._engine, writes=False) as conn:
+            return set((await conn.execute(query)).scalars())
 
     async def list_by_order(self, order_id: str) -> list[PaymentView]:
         query = (
@@ -243,7 +249,7 @@ class PaymentStore:
         query = select(payments.c.id).where(
             payments.c.provider_payment_id == provider_payment_id, payments.c.gateway == gateway
         )
-        async with self._engine.connect() as conn:
+        async with single_statement(self._engine, writes=False) as conn:
             return (await conn.execute(query.limit(1))).scalar_one_or_none()
 
     async def events(self, payment_id: str) -> list[StoredEvent]:
@@ -341,7 +347,12 @@ class PaymentStore:
             "event_type": event_type,
             "received_at": datetime.now(UTC),
         }
-        async with write_transaction(self._engine) as conn:
+        # A verified delivery is one statement (the receiver's hot path); a rejected one also
+        # prunes the oldest rejected, in the same transaction.
+        connection = (
+            single_statement(self._engine, writes=True) if verified else write_transaction(self._engine)
+        )
+        async with connection as conn:
             insert = (
                 upsert_insert(conn, webhook_inbox)
                 .values(**row)
@@ -509,28 +520,53 @@ class PaymentStore:
         requests; otherwise how long until the window ends. The increment is a single atomic
         upsert, so API instances sharing the database share the count. `now` is for tests.
         """
-        if window_seconds <= 0:
+        [answer] = await self.hit_many([(key, window_seconds, limit)], now=now)
+        return answer
+
+    async def hit_many(
+        self, hits: Sequence[tuple[str, int, int]], *, now: datetime | None = None
+    ) -> list[tuple[bool, int]]:
+        """`hit` for several distinct (key, window_seconds, limit) at once, answered in their order:
+        one transaction of two statements however many keys (a payment counts against up to
+        three limits)."""
+        if len({key for key, _, _ in hits}) != len(hits):
+            raise ValueError("each key may be hit once per call")
+        if any(window_seconds <= 0 for _, window_seconds, _ in hits):
             raise ValueError("window_seconds must be positive")
-        if limit < 0:
+        if any(limit < 0 for _, _, limit in hits):
             raise ValueError("limit must not be negative")
+        if not hits:
+            return []
         instant = (now or datetime.now(UTC)).timestamp()
-        window_start = int(instant // window_seconds) * window_seconds
+        # In key order: concurrent calls sharing keys lock their rows in the same order (no deadlock).
+        window_starts = {key: int(instant // window_s) * window_s for key, window_s, _ in sorted(hits)}
         async with write_transaction(self._engine) as conn:
-            insert = upsert_insert(conn, rate_limit_hits).values(key=key, window_start=window_start, count=1)
+            insert = upsert_insert(conn, rate_limit_hits).values(
+                [{"key": key, "window_start": start, "count": 1} for key, start in window_starts.items()]
+            )
             upsert = insert.on_conflict_do_update(
                 index_elements=["key", "window_start"],
                 set_={"count": rate_limit_hits.c.count + 1},
-            ).returning(rate_limit_hits.c.count)
-            count = (await conn.execute(upsert)).scalar_one()
-            # Earlier windows of this key are over: drop them so the table holds one row per key.
+            ).returning(rate_limit_hits.c.key, rate_limit_hits.c.count)
+            counts: dict[str, int] = dict((await conn.execute(upsert)).all())
+            # Earlier windows of these keys are over: drop them so the table holds one row per key.
             await conn.execute(
                 delete(rate_limit_hits).where(
-                    rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < window_start
+                    or_(
+                        *(
+                            and_(rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < start)
+                            for key, start in window_starts.items()
+                        )
+                    )
                 )
             )
-        if count <= limit:
-            return True, 0
-        return False, max(1, math.ceil(window_start + window_seconds - instant))
+        answers = []
+        for key, window_seconds, limit in hits:
+            if counts[key] <= limit:
+                answers.append((True, 0))
+            else:
+                answers.append((False, max(1, math.ceil(window_starts[key] + window_seconds - instant))))
+        return answers
 
 
 def _stored_event(row: Mapping[str, Any], attempts: list[DeliveryAttempt]) -> StoredMerchantEvent:
