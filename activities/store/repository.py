@@ -3,13 +3,27 @@ and API rate-limit windows. Every write is one transaction and safe to repeat.""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, String, Table, and_, delete, func, literal, or_, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,11 +52,30 @@ from workflows.webhook_inbox import WebhookOutcome
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
     """An INSERT that supports ON CONFLICT for the connection's dialect (both speak the same
     `on_conflict_do_nothing` / `on_conflict_do_update` API)."""
-    if conn.dialect.name == "postgresql":
+    return _dialect_insert(conn.dialect.name, table)
+
+
+def _dialect_insert(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"durapay's store supports SQLite and PostgreSQL, not {conn.dialect.name}")
+    raise NotImplementedError(f"durapay's store supports SQLite and PostgreSQL, not {dialect}")
+
+
+_WEBHOOK_COLUMNS = ("gateway", "event_id", "payment_id", "verified", "outcome", "event_type", "received_at")
+
+
+@functools.cache
+def _webhook_insert(dialect: str) -> Any:
+    """The inbox INSERT, built once per dialect and run with the delivery as parameters: building
+    it anew took a third of the receiver's write (0.3 of 0.9 ms CPU)."""
+    return (
+        _dialect_insert(dialect, webhook_inbox)
+        .values({name: bindparam(name) for name in _WEBHOOK_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["gateway", "event_id"], index_where=text(WEBHOOK_DEDUP_WHERE))
+        .returning(webhook_inbox.c.id)
+    )
 
 
 class StoredEvent(BaseModel):
@@ -353,15 +386,8 @@ class PaymentStore:
             single_statement(self._engine, writes=True) if verified else write_transaction(self._engine)
         )
         async with connection as conn:
-            insert = (
-                upsert_insert(conn, webhook_inbox)
-                .values(**row)
-                .on_conflict_do_nothing(
-                    index_elements=["gateway", "event_id"], index_where=text(WEBHOOK_DEDUP_WHERE)
-                )
-                .returning(webhook_inbox.c.id)
-            )
-            recorded = (await conn.execute(insert)).scalar_one_or_none() is not None
+            insert = _webhook_insert(conn.dialect.name)
+            recorded = (await conn.execute(insert, row)).scalar_one_or_none() is not None
             if not verified:
                 await conn.execute(self._prune_rejected(gateway))
             return recorded
