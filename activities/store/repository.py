@@ -553,8 +553,8 @@ class PaymentStore:
         self, hits: Sequence[tuple[str, int, int]], *, now: datetime | None = None
     ) -> list[tuple[bool, int]]:
         """`hit` for several distinct (key, window_seconds, limit) at once, answered in their order:
-        one transaction of two statements however many keys (a payment counts against up to
-        three limits)."""
+        one transaction of one upsert however many keys (a payment counts against up to three
+        limits), and a delete when a key's window has just begun."""
         if len({key for key, _, _ in hits}) != len(hits):
             raise ValueError("each key may be hit once per call")
         if any(window_seconds <= 0 for _, window_seconds, _ in hits):
@@ -575,17 +575,20 @@ class PaymentStore:
                 set_={"count": rate_limit_hits.c.count + 1},
             ).returning(rate_limit_hits.c.key, rate_limit_hits.c.count)
             counts: dict[str, int] = dict((await conn.execute(upsert)).all())
-            # Earlier windows of these keys are over: drop them so the table holds one row per key.
-            await conn.execute(
-                delete(rate_limit_hits).where(
-                    or_(
-                        *(
-                            and_(rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < start)
-                            for key, start in window_starts.items()
+            # Earlier windows of a key are over: dropped when its current window begins (its first
+            # hit, count 1), so the table holds one row per key; later hits find nothing to drop.
+            begun = [(key, start) for key, start in window_starts.items() if counts[key] == 1]
+            if begun:
+                await conn.execute(
+                    delete(rate_limit_hits).where(
+                        or_(
+                            *(
+                                and_(rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < start)
+                                for key, start in begun
+                            )
                         )
                     )
                 )
-            )
         answers = []
         for key, window_seconds, limit in hits:
             if counts[key] <= limit:
