@@ -63,6 +63,10 @@ def _dialect_insert(dialect: str, table: Table) -> Any:
     raise NotImplementedError(f"durapay's store supports SQLite and PostgreSQL, not {dialect}")
 
 
+# The request path's reads, built once and run with parameters (as `_webhook_insert`).
+_VIEW_OF = select(payments.c.view).where(payments.c.id == bindparam("id"))
+_RECORDED_AMONG = select(payments.c.id).where(payments.c.id.in_(bindparam("ids", expanding=True)))
+
 _WEBHOOK_COLUMNS = ("gateway", "event_id", "payment_id", "verified", "outcome", "event_type", "received_at")
 
 
@@ -172,14 +176,13 @@ class PaymentStore:
 
     async def get(self, payment_id: str) -> PaymentView | None:
         async with single_statement(self._engine, writes=False) as conn:
-            stored = await conn.scalar(select(payments.c.view).where(payments.c.id == payment_id))
+            stored = await conn.scalar(_VIEW_OF, {"id": payment_id})
         return None if stored is None else PaymentView.model_validate(stored)
 
     async def recorded(self, payment_ids: Collection[str]) -> set[str]:
         """Which of `payment_ids` the store holds: one query for several ids, and no view read."""
-        query = select(payments.c.id).where(payments.c.id.in_(list(payment_ids)))
         async with single_statement(self._engine, writes=False) as conn:
-            return set((await conn.execute(query)).scalars())
+            return set((await conn.execute(_RECORDED_AMONG, {"ids": list(payment_ids)})).scalars())
 
     async def list_by_order(self, order_id: str) -> list[PaymentView]:
         query = (
