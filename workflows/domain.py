@@ -232,7 +232,8 @@ class PaymentPolicy(Contract):
     max_history_events: int = Field(default=5000, ge=100)
     enable_fraud_check: bool = True
     risk_threshold: int = Field(default=75, ge=0, le=100)
-    status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
+    # First re-check of a payment waiting on a provider, for an action its gateway does not notify.
+    status_poll_seconds: int = Field(default=30, gt=0)
 
 
 class PaymentSettings(PaymentPolicy):
