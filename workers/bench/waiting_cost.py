@@ -2,15 +2,17 @@
 waiting and worker CPU per minute, for a card 3-D Secure payment (polled, as before the patch
 `notified-wait-one-lookup`, and notified, as after it) and for a QR code payment (always polled).
 
-    flock /tmp/durapay-bench.lock python -m workers.bench.waiting_cost [--n 150] [--window 100] [--out report.json]
+    flock /tmp/durapay-bench.lock python -m workers.bench.waiting_cost [--n 150] [--window 100]
+        [--out report.json]
 
 Two measurements, both of the real `PaymentWorkflow` with stand-in activities (a gateway that
-answers at once that the customer has not acted yet; order, store and fraud steps that do
-nothing): what is measured is the waiting itself, the timers, workflow tasks and lookups it causes.
+answers at once that the customer has not acted yet; order and store steps that do nothing; the
+fraud check off): what is measured is the waiting itself, the timers, workflow tasks and lookups it
+causes, not a real gateway's or store's I/O.
 
 1. `schedule`, on the time-skipping test server: one payment per case waits out its whole action
-   timeout (900 s, the default, and one hour), and its history is counted between the end of the
-   authorization and the deadline: events, timers, lookups. Exact, not sampled; "per hour" is the
+   timeout (900 s, the default, and one hour), and its history is counted from the wait's first
+   timer to the deadline's void: events, timers, lookups. Exact, not sampled; "per hour" is the
    count scaled to an hour of waiting.
 2. `cpu`, on the tuned dev server from the pinned binary (as the bench's `server.py` starts it), with
    the worker in this process and its workflow cache at a third of the payments (3,000 waiting
@@ -18,6 +20,9 @@ nothing): what is measured is the waiting itself, the timers, workflow tasks and
    seconds (their first minutes of waiting, where a poll loop asks most often) this process's CPU
    (/proc: the worker; the starting is over) and the events their histories gained are counted.
    The machine share (all CPU on the machine minus ours, over the window) is printed with them.
+
+A check's cost is the polled card window less the notified one (the latter asks nothing in it);
+CPU per minute over a whole wait is then computed (labelled so) from the schedule's checks.
 
 The "before" card case is a gateway profile that declares no notified actions: the workflow then
 issues the very commands it issued before the patch (the poll loop is unchanged behind it).
