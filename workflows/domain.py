@@ -205,6 +205,14 @@ class GatewayProfile(Contract):
     # How long the customer has to act (pay) with this gateway when it is not the payment policy's
     # `action_timeout_seconds`: a bank transfer takes days, not minutes.
     action_timeout_seconds: int | None = Field(default=None, gt=0)
+    # The customer actions whose outcome reaches a waiting payment without it asking: the provider
+    # notifies it (a webhook; a bank transfer's receipt update) and a customer who comes back says
+    # so (`action_completed`, which makes the workflow ask). A payment waiting on one of these is
+    # asked about once, halfway to its deadline, instead of on a poll backoff (see
+    # `PaymentWorkflow._await_customer`). Any other action (a QR code the customer scans elsewhere,
+    # a provider that does not notify failures or whose approval needs our call) is polled: the
+    # default, so a gateway that declares nothing keeps the safe behaviour.
+    notified_actions: list[NextActionType] = Field(default_factory=list)
 
 
 class PaymentPolicy(Contract):
@@ -224,7 +232,8 @@ class PaymentPolicy(Contract):
     max_history_events: int = Field(default=5000, ge=100)
     enable_fraud_check: bool = True
     risk_threshold: int = Field(default=75, ge=0, le=100)
-    status_poll_seconds: int = Field(default=30, gt=0)  # first re-check of a payment waiting on a provider
+    # First re-check of a payment waiting on a provider, for an action its gateway does not notify.
+    status_poll_seconds: int = Field(default=30, gt=0)
 
 
 class PaymentSettings(PaymentPolicy):

@@ -78,6 +78,16 @@ VERIFIED_GATEWAY_EVENTS = Patch(
     kept_histories="verified-gateway-events",
 )
 
+NOTIFIED_WAIT_ONE_LOOKUP = Patch(
+    id="notified-wait-one-lookup",
+    since=date(2026, 12, 6),
+    why=(
+        "a payment waiting on a customer action its gateway declares notified (webhook and the "
+        "customer's return) asks the gateway once, halfway to the deadline, instead of polling"
+    ),
+    kept_histories="notified-wait-one-lookup",
+)
+
 ALL = (
     HOLD_REFUND_EVENTS_UNTIL_PAID,
     FEWER_LOCAL_STEPS,
@@ -86,4 +96,5 @@ ALL = (
     FRAUD_SCREENING,
     GATEWAY_ROUTING,
     VERIFIED_GATEWAY_EVENTS,
+    NOTIFIED_WAIT_ONE_LOOKUP,
 )

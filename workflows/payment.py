@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import activity_names as act
     from workflows import search_attributes as sa
     from workflows.activity_options import LOCAL_STEP
+    from workflows.customer_wait import MAX_POLL_INTERVAL, CustomerWait
     from workflows.domain import (
         CaptureMethod,
         Failure,
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         FRAUD_SCREENING,
         GATEWAY_ROUTING,
         INDEX_PROVIDER_PAYMENT_ID,
+        NOTIFIED_WAIT_ONE_LOOKUP,
         VERIFIED_GATEWAY_EVENTS,
     )
     from workflows.payment_effects import (
@@ -86,7 +88,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rejections import Rejection
     from workflows.validation import validate_payment
 
-MAX_POLL_INTERVAL = timedelta(minutes=10)
 # A run started on demand for a closed payment (a refund, a late provider event) stays this long for
 # the message it was started for and any that follow, then closes again.
 REOPENED_FOR = timedelta(minutes=10)
@@ -235,13 +236,13 @@ class PaymentWorkflow(EventProofChecks):
 
     async def _await_customer(self) -> None:
         """Wait for the customer (3-D Secure, redirect, QR) or the provider. A completion signal and
-        the poll are only reasons to ask the gateway; a verified webhook is applied directly."""
-        timeout = self._state.action_timeout()
-        deadline = workflow.now() + timeout
-        poll = timedelta(seconds=self._input.settings.status_poll_seconds)
+        the timers (workflows/customer_wait.py) are only reasons to ask the gateway; a verified
+        webhook is applied directly."""
+        notified = self._state.action_notified() and workflow.patched(NOTIFIED_WAIT_ONE_LOOKUP.id)
+        first_poll = timedelta(seconds=self._input.settings.status_poll_seconds)
+        wait = CustomerWait(workflow.now(), self._state.action_timeout(), first_poll, notified=notified)
         while self._view.status is PaymentStatus.AUTHORIZING:
-            remaining = deadline - workflow.now()
-            if remaining <= timedelta(0):
+            if workflow.now() >= wait.deadline:
                 # The customer did not finish in time: close at the gateway (if the provider
                 # says the payment went through meanwhile, that wins).
                 await self._void(
@@ -260,13 +261,13 @@ class PaymentWorkflow(EventProofChecks):
                         # moved by an update (a bank transfer confirmed)
                         or self._view.status is not PaymentStatus.AUTHORIZING
                     ),
-                    timeout=min(poll, remaining),
+                    timeout=wait.timer(workflow.now()),
                     timeout_summary="waiting for the customer",
                 )
             except TimeoutError:
-                if workflow.now() >= deadline:
+                if workflow.now() >= wait.deadline:
                     continue  # the loop's head gives up
-                poll = min(poll * 2, MAX_POLL_INTERVAL)
+                wait.asked()
                 await self._apply_result(await self._gateway.lookup())
                 continue
             await self._apply_pending_events()

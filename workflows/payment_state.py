@@ -244,6 +244,12 @@ class PaymentState(RefundState, ReviewState, BankTransferState):
         inp = self._input
         return timedelta(seconds=inp.gateway.action_timeout_seconds or inp.settings.action_timeout_seconds)
 
+    def action_notified(self) -> bool:
+        """Whether the gateway tells the outcome of the action the customer was given without being
+        asked (`GatewayProfile.notified_actions`): then the wait for it is not polled."""
+        action = self.view.next_action
+        return action is not None and action.type in self._input.gateway.notified_actions
+
     def request_three_ds(self) -> bool:
         threshold = self._input.settings.tds_threshold_minor
         return threshold is not None and self._input.amount.minor >= threshold

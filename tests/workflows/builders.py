@@ -12,6 +12,7 @@ from workflows.client import payment_id_from, workflow_id
 from workflows.domain import (
     CardMethod,
     GatewayProfile,
+    NextActionType,
     PaymentInput,
     PaymentSettings,
     PaymentStatus,
@@ -26,6 +27,9 @@ from workflows.payment import PaymentWorkflow
 PROFILE = GatewayProfile(
     id="fake", name="Fake", methods=["card", "wallet:wechat_pay"], currencies=["USD", "JPY", "CNY"]
 )
+# The same gateway declaring its 3-D Secure redirect notified (webhook and the customer's return):
+# a payment waiting on it is not polled.
+NOTIFYING_PROFILE = PROFILE.model_copy(update={"notified_actions": [NextActionType.REDIRECT_TO_URL]})
 
 
 def payment_input(payment_id: str, **overrides) -> PaymentInput:

@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.workflows.builders import (
+    NOTIFYING_PROFILE,
     PROFILE,
     gateway_event,
     paid_view,
@@ -325,6 +326,17 @@ async def _three_ds_timeout(world, start, pid):
     return handle
 
 
+async def _three_ds_webhook_lost(world, start, pid):
+    # 3-D Secure on a gateway that notifies it: the customer paid, but the webhook was lost and the
+    # customer never came back. The gateway's answer to the wait's lookup settles it.
+    world.authorize_answer = THREE_DS
+    world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)]
+    _, handle = await start(
+        payment_input(pid, gateway=NOTIFYING_PROFILE, settings={"action_timeout_seconds": 900})
+    )
+    return handle
+
+
 async def _authorization_expired(world, start, pid):
     world.authorize_answer = AUTHORIZED
     _, handle = await start(
@@ -401,6 +413,7 @@ SCENARIOS = (
     Scenario("merchant_saved_method", False, _merchant_saved_method),
     Scenario("bank_transfer_underpaid_accepted", False, _bank_transfer_underpaid_accepted),
     Scenario("three_ds_timeout", True, _three_ds_timeout),
+    Scenario("three_ds_webhook_lost", True, _three_ds_webhook_lost),
     Scenario("authorization_expired", True, _authorization_expired),
     Scenario("unknown_outcome_charged", True, _unknown_outcome_charged),
     Scenario("capture_unknown_retried", True, _capture_unknown_retried),

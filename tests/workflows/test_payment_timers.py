@@ -1,5 +1,6 @@
-"""Every timer of PaymentWorkflow, on the time-skipping test server: 3-D Secure timeout, capture
-delay, authorization expiry, settlement window, and retries that run out into a lookup."""
+"""Every timer of PaymentWorkflow, on the time-skipping test server: 3-D Secure timeout, the checks
+while a customer acts (polled, or once when the gateway notifies the action), capture delay,
+authorization expiry, settlement window, and retries that run out into a lookup."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from temporalio.client import WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from tests.workflows.builders import payment_input, start_then_decide
+from tests.workflows.builders import NOTIFYING_PROFILE, payment_input, start_then_decide
 from tests.workflows.fake_activities import FakeWorld
 from workflows.client import workflow_id
 from workflows.domain import CaptureMethod, NextAction, NextActionType, PaymentStatus, RefundStatus
@@ -67,6 +68,81 @@ async def test_customer_paying_at_the_last_moment_wins_over_the_timeout(run, uni
     assert result.captured_minor == 4999
     assert world.calls["release"] == []
     assert len(world.calls["confirm"]) == 1
+
+
+QR_CODE = GatewayResult(
+    status=GatewayPaymentStatus.REQUIRES_ACTION,
+    provider_payment_id="wx_qr",
+    next_action=NextAction(type=NextActionType.DISPLAY_QR_CODE, qr_code="weixin://wxpay/bizpayurl?pr=1"),
+)
+PAID = GatewayResult(status=GatewayPaymentStatus.SUCCEEDED, captured_minor=4999)
+
+
+def notified_input(unique):
+    return payment_input(unique, gateway=NOTIFYING_PROFILE, settings={"action_timeout_seconds": 900})
+
+
+async def test_notified_three_ds_wait_asks_once_halfway_then_voids_at_the_deadline(run, unique):
+    world, start, env = run
+    world.authorize_answer = THREE_DS
+    view, handle = await start(notified_input(unique))
+    assert view.status is PaymentStatus.AUTHORIZING
+    await env.sleep(timedelta(seconds=440))
+    assert world.calls["lookup"] == []  # no poll at 30 s, 90 s, 210 s
+    await env.sleep(timedelta(seconds=20))
+    assert len(world.calls["lookup"]) == 1  # the check at 450 s
+    result = await handle.result()
+    assert result.status is PaymentStatus.CANCELLED
+    assert result.failure.code == "action_timeout"
+    assert len(world.calls["lookup"]) == 1
+    assert [c.reason for c in world.calls["cancel"]] == ["abandoned"]
+
+
+async def test_qr_code_on_the_same_gateway_is_still_polled(run, unique):
+    """The choice is the flow's: the gateway notifies its 3-D Secure, not its QR code."""
+    world, start, env = run
+    world.authorize_answer = QR_CODE
+    await start(notified_input(unique))
+    await env.sleep(timedelta(seconds=95))
+    assert len(world.calls["lookup"]) == 2  # at 30 s and 90 s
+    world.lookup_answers = [PAID]
+    await env.sleep(timedelta(seconds=120))
+    assert len(world.calls["lookup"]) == 3
+    assert world.transitions[-1].view.status is PaymentStatus.PAID
+
+
+async def test_lost_webhook_and_customer_gone_are_resolved_by_the_check_before_the_deadline(run, unique):
+    """The single fault a notified wait must survive: the provider's webhook lost and the customer
+    never back. The check halfway asks the gateway; its "paid" settles the payment, no void."""
+    world, start, _env = run
+    world.authorize_answer = THREE_DS
+    world.lookup_answers = [PAID]
+    view, handle = await start(notified_input(unique))
+    result = await handle.result()
+    assert result.status is PaymentStatus.PAID
+    assert world.calls["cancel"] == [] and world.calls["release"] == []
+    assert len(world.calls["lookup"]) == 1
+    paid_at = next(t.view.updated_at for t in world.transitions if t.view.status is PaymentStatus.PAID)
+    assert timedelta(seconds=450) <= paid_at - view.created_at < timedelta(seconds=900)
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["void-answers-paid", "void-refused-then-lookup"])
+async def test_paid_after_the_check_still_wins_over_the_deadline(run, unique, refused):
+    """Paid after the halfway check, webhook lost, customer gone: the void at the deadline asks the
+    gateway (its answer, or the lookup after a refused void) and "paid" wins."""
+    world, start, _env = run
+    world.authorize_answer = THREE_DS
+    if refused:
+        world.cancel_answer = GatewayResult(status=GatewayPaymentStatus.DECLINED)
+        world.lookup_answers = [GatewayResult(status=GatewayPaymentStatus.REQUIRES_ACTION), PAID]
+    else:
+        world.cancel_answer = PAID
+    _, handle = await start(notified_input(unique))
+    result = await handle.result()
+    assert result.status is PaymentStatus.PAID
+    assert result.captured_minor == 4999
+    assert world.calls["release"] == []
+    assert len(world.calls["lookup"]) == (2 if refused else 1)
 
 
 async def test_capture_delay_waits_then_captures(run, unique):

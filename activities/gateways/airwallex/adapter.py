@@ -57,7 +57,7 @@ from activities.gateways.base import (
 )
 from activities.gateways.http import HttpTransport, raise_rejection
 from activities.gateways.token_cache import IssuedToken, TokenCache
-from workflows.domain import Failure, GatewayProfile, RefundStatus
+from workflows.domain import Failure, GatewayProfile, NextActionType, RefundStatus
 from workflows.gateway_io import (
     AuthorizeCall,
     CancelCall,
@@ -97,6 +97,8 @@ class AirwallexGateway(Gateway):
             max_minor=settings.max_minor,
             supports_partial_capture=True,
             supports_manual_capture=True,
+            # 3-D Secure redirect: `payment_intent.*` webhooks tell every outcome.
+            notified_actions=[NextActionType.REDIRECT_TO_URL],
         )
 
     def __repr__(self) -> str:

@@ -131,6 +131,10 @@ class AlipayGateway(Gateway):
             supports_partial_capture=False,
             # The customer pays in full; there is no hold to capture later.
             supports_manual_capture=False,
+            # No `notified_actions`: a QR code is scanned on another device (nobody comes back) and
+            # must be polled. Page and app payments bring the customer back and the notify tells
+            # success and close, but they are polled too: tests/e2e/test_alipay_e2e.py holds the
+            # lookups made before the customer opens the page to it.
         )
 
     # ------------------------------------------------------------------ payments

@@ -13,7 +13,7 @@ from activities.gateways.bank_transfer.reference import payment_reference
 from activities.gateways.bank_transfer.settings import BankTransferSettings
 from activities.gateways.bank_transfer.transform import instructions
 from activities.gateways.base import Gateway, NotSupported, WebhookVerificationError
-from workflows.domain import BankTransferMethod, GatewayProfile
+from workflows.domain import BankTransferMethod, GatewayProfile, NextActionType
 from workflows.gateway_io import (
     AuthorizeCall,
     CancelCall,
@@ -48,6 +48,8 @@ class BankTransferGateway(Gateway):
             supports_partial_capture=False,
             supports_manual_capture=False,
             action_timeout_seconds=max(1, round(settings.expiry_hours * 3600)),
+            # The bank cannot be asked (`lookup` learns nothing): the receipt update is the news.
+            notified_actions=[NextActionType.BANK_TRANSFER_INSTRUCTIONS],
         )
 
     @property

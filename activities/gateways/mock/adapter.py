@@ -252,6 +252,8 @@ class MockGateway(Gateway):
             max_minor=settings.max_minor,
             supports_partial_capture=True,
             supports_manual_capture=True,
+            # Its 3-D Secure page returns the customer, and its webhooks tell every outcome.
+            notified_actions=[NextActionType.REDIRECT_TO_URL],
         )
         self._charges: dict[str, _Charge] = {}  # by provider payment id
         self._latest_charge: dict[str, str] = {}  # our payment id -> provider payment id

@@ -180,6 +180,9 @@ class PayPalGateway(Gateway):
             # Authorize, then capture once, partially if need be (the rest of the hold released).
             supports_partial_capture=True,
             supports_manual_capture=True,
+            # No `notified_actions`: an approved order is finished by our lookup, and its webhook
+            # only wakes the payment without asking (NOTES.md): a payer who does not come back is
+            # captured by the poll.
         )
 
     # ------------------------------------------------------------------ payments

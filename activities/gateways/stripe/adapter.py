@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 from workflows.domain import (
     Failure,
     GatewayProfile,
+    NextActionType,
     RefundStatus,
 )
 from workflows.gateway_io import (
@@ -162,6 +163,8 @@ class StripeGateway(Gateway):
             max_minor=settings.max_minor,
             supports_partial_capture=True,
             supports_manual_capture=True,
+            # 3-D Secure (redirect or in-page): `payment_intent.*` webhooks tell every outcome.
+            notified_actions=[NextActionType.REDIRECT_TO_URL, NextActionType.USE_SDK],
         )
         self._http = stripe.HTTPXClient(
             timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds)

@@ -134,6 +134,8 @@ class WechatPayGateway(Gateway):
             supports_partial_capture=False,
             # The customer pays in full when they scan or confirm; there is no hold to capture later.
             supports_manual_capture=False,
+            # No `notified_actions`: every flow is polled. API v3 notifies a success only; a failed
+            # or closed order is known only by querying it.
         )
 
     # ------------------------------------------------------------------ payments
