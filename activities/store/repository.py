@@ -3,10 +3,10 @@ and API rate-limit windows. Every write is one transaction and safe to repeat.""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -42,10 +42,15 @@ _INSERTS: dict[str, Callable[[Table], Any]] = {"postgresql": postgresql.insert, 
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
     """An INSERT that supports ON CONFLICT for the connection's dialect (both speak the same
     `on_conflict_do_nothing` / `on_conflict_do_update` API)."""
-    insert = _INSERTS.get(conn.dialect.name)
+    return dialect_insert(conn.dialect.name, table)
+
+
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """`upsert_insert` by dialect name, for statements built once and kept."""
+    insert = _INSERTS.get(dialect)
     if insert is not None:
         return insert(table)
-    raise NotImplementedError(f"durapay's store supports SQLite and PostgreSQL, not {conn.dialect.name}")
+    raise NotImplementedError(f"durapay's store supports SQLite and PostgreSQL, not {dialect}")
 
 
 class _TransitionWrites(NamedTuple):
@@ -54,12 +59,12 @@ class _TransitionWrites(NamedTuple):
     merchant: Any  # the merchant events they raised, each once
 
 
-@cache
+@functools.cache
 def _transition_writes(dialect: str, projected: tuple[str, ...]) -> _TransitionWrites:
     """`record_transition`'s statements, built once per dialect and executed with each call's
     values as parameters: building them per call (the upsert's EXCLUDED alias of the whole table,
     the VALUES clauses) cost about half of that call's CPU, and only their parameters change."""
-    insert = _INSERTS[dialect]
+    insert = functools.partial(dialect_insert, dialect)
     projection = insert(payments)
     projection = projection.on_conflict_do_update(
         index_elements=[payments.c.id],
