@@ -112,34 +112,6 @@ def legacy_payment_id(api_key_id: str, idempotency_key: str) -> str:
     return "pay_" + _b32(f"{api_key_id}:{idempotency_key}")
 
 
-async def stored_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str) -> str:
-    """The payment id of (merchant, Idempotency-Key), as far as the store knows.
-
-    Payments made before merchants existed all belong to the `default` merchant and were keyed per
-    API key (`legacy_payment_id`). A retry of one of them must land on its workflow, not start a
-    second payment: for the default merchant, a recorded payment under the legacy id wins; one
-    started but not yet recorded is `started_payment_id`'s to find. Other merchants never had
-    legacy ids."""
-    if caller.merchant_id == DEFAULT_MERCHANT:
-        legacy = legacy_payment_id(caller.key_id, idempotency_key)
-        if await deps.payments.get(legacy) is not None:
-            return legacy
-    return derive_payment_id(caller.merchant_id, idempotency_key)
-
-
-async def started_payment_id(deps: ApiDeps, caller: Caller, idempotency_key: str, payment_id: str) -> str:
-    """`payment_id`, unless a default-merchant payment from before merchants was started under its
-    legacy id and not yet recorded (its workers were down, say, across the upgrade): that one. Costs
-    the default merchant's new payments one describe, after the attempt limits (which must refuse
-    without touching Temporal)."""
-    if caller.merchant_id != DEFAULT_MERCHANT:
-        return payment_id
-    legacy = legacy_payment_id(caller.key_id, idempotency_key)
-    if payment_id != legacy and await deps.workflows.exists(legacy):
-        return legacy
-    return payment_id
-
-
 def derive_refund_id(payment_id: str, idempotency_key: str) -> str:
     return "re_" + _b32(f"{payment_id}:{idempotency_key}")
 
@@ -353,14 +325,44 @@ async def _replay_of_closed(deps: ApiDeps, payment_input: PaymentInput) -> Payme
     return view
 
 
+async def payment_id_for(
+    deps: ApiDeps, caller: Caller, idempotency_key: str, payment_input: PaymentInput
+) -> str:
+    """The id of the payment this request makes or retries: `payment_input.payment_id` (derived
+    from the merchant and the key), unless the key's payment is a legacy one; a new payment is
+    counted against the attempt limits first.
+
+    Payments made before merchants all belong to the `default` merchant and were keyed per API key
+    (`legacy_payment_id`). A retry of one of them must land on its workflow, not start a second
+    payment: a recorded payment under the legacy id wins, and one started but not yet recorded
+    (its workers were down across the upgrade, say) is found by a describe of its workflow, after
+    the attempt limits (which must refuse without touching Temporal). Other merchants never had
+    legacy ids. One store read answers for both ids, and only when there is something to ask: a
+    stored payment is a replay, neither a new attempt nor in need of the describe."""
+    derived = payment_input.payment_id
+    legacy = (
+        legacy_payment_id(caller.key_id, idempotency_key) if caller.merchant_id == DEFAULT_MERCHANT else None
+    )
+    ids = [derived] if legacy is None else [legacy, derived]
+    stored = (
+        await deps.payments.recorded(ids) if legacy is not None or deps.rate_limiter is not None else set()
+    )
+    replayed = [payment_id for payment_id in ids if payment_id in stored]
+    if replayed:
+        return replayed[0]
+    await limit_attempts(deps, payment_input)
+    if legacy is not None and await deps.workflows.exists(legacy):
+        return legacy
+    return derived
+
+
 async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
-    """Count a new payment against its order, its customer and the customer's IP address (each
-    shared by every API instance through the limiter's database); 429 once any is over its limit.
-    The address is the one the merchant sent: the caller's own is its server, limited per API key."""
+    """Count a new payment (not a replay: see `payment_id_for`) against its order, its customer
+    and the customer's IP address (each shared by every API instance through the limiter's
+    database), in one round of writes; 429 once any is over its limit. The address is the one the
+    merchant sent: the caller's own is its server, limited per API key."""
     if deps.rate_limiter is None:
         return
-    if await deps.payments.get(payment_input.payment_id) is not None:
-        return  # a replay (same Idempotency-Key) of a payment already made is not a new attempt
     # Order and customer ids are the merchant's own; an address is the same customer's anywhere.
     merchant = payment_input.merchant_id
     checks = [("order", f"{merchant}/{payment_input.order_id}", deps.limits.order_attempt_limit)]
@@ -370,13 +372,14 @@ async def limit_attempts(deps: ApiDeps, payment_input: PaymentInput) -> None:
         )
     if payment_input.customer_ip:
         checks.append(("ip", payment_input.customer_ip, deps.limits.ip_attempt_limit))
-    refused = []
-    for name, value, limit in checks:
-        allowed, retry_after = await deps.rate_limiter.hit(
-            f"attempts:{name}:{value}", limit.window_s, limit.limit
-        )
-        if not allowed:
-            refused.append((retry_after, name, limit))
+    answers = await deps.rate_limiter.hit_many(
+        [(f"attempts:{name}:{value}", limit.window_s, limit.limit) for name, value, limit in checks]
+    )
+    refused = [
+        (retry_after, name, limit)
+        for (name, _, limit), (allowed, retry_after) in zip(checks, answers, strict=True)
+        if not allowed
+    ]
     if refused:
         # The longest wait: retrying sooner would only be refused by that limit.
         retry_after, name, limit = max(refused, key=lambda refusal: refusal[0])
@@ -413,11 +416,10 @@ async def create_payment(request: web.Request) -> web.Response:
     body, provider_customer_id = await resolve_saved_method(deps, caller.merchant_id, requested)
     assert not isinstance(body.payment_method, SavedMethodRef)
     profile = _check_profile(deps, caller.merchant_id, body)
-    payment_id = await stored_payment_id(deps, caller, key)
     amount = body.money()
     settings = deps.settings_for(amount.currency)
     payment_input = PaymentInput(
-        payment_id=payment_id,
+        payment_id=derive_payment_id(caller.merchant_id, key),
         merchant_id=caller.merchant_id,
         provider_customer_id=provider_customer_id,
         order_id=body.order_id,
@@ -438,9 +440,9 @@ async def create_payment(request: web.Request) -> web.Response:
         if body.gateway is None and settings.routing_rules
         else None,
     )
-    await limit_attempts(deps, payment_input)
-    payment_id = await started_payment_id(deps, caller, key, payment_id)
-    payment_input = payment_input.model_copy(update={"payment_id": payment_id})
+    payment_id = await payment_id_for(deps, caller, key, payment_input)
+    if payment_id != payment_input.payment_id:
+        payment_input = payment_input.model_copy(update={"payment_id": payment_id})
     try:
         async with asyncio.timeout(deps.limits.decide_timeout_seconds):
             view = await deps.workflows.start_and_decide(payment_input, task_queue=deps.task_queue)

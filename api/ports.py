@@ -6,7 +6,7 @@ store, the gateway registry and the webhook inbox, and hands them over in an `Ap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -54,6 +54,10 @@ class PaymentReader(Protocol):
     """The payments projection (the store)."""
 
     async def get(self, payment_id: str) -> PaymentView | None: ...
+
+    async def recorded(self, payment_ids: Collection[str]) -> set[str]:
+        """Which of `payment_ids` are stored: one read for several ids, no view."""
+        ...
 
     async def page(
         self,
@@ -114,8 +118,10 @@ class WebhookGateways(Protocol):
 
     def known(self, gateway_id: str) -> bool: ...
 
-    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
-        """Verify the raw notification and normalize it; raises `WebhookRejected`."""
+    async def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        """Verify the raw notification and normalize it; raises `WebhookRejected`. Awaited on the
+        receiver's loop: a gateway whose verification waits for I/O awaits it, the others do not
+        leave the loop at all."""
         ...
 
     def ack(self, gateway_id: str) -> tuple[int, bytes, str]:
@@ -196,6 +202,11 @@ class GatewayProfiles(Protocol):
 class RateLimiter(Protocol):
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
         """Count one hit on `key`; (allowed, seconds until the next hit would be allowed)."""
+        ...
+
+    async def hit_many(self, hits: Sequence[tuple[str, int, int]]) -> list[tuple[bool, float]]:
+        """`hit` for each distinct (key, window_s, limit), answered in their order, in one round
+        of writes."""
         ...
 
 

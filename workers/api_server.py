@@ -9,7 +9,7 @@ speak `workflows.webhook_inbox.WebhookOutcome`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +75,10 @@ class StorePorts:
         with store_errors():
             return await self._store.get(payment_id)
 
+    async def recorded(self, payment_ids: Collection[str]) -> set[str]:
+        with store_errors():
+            return await self._store.recorded(payment_ids)
+
     async def page(self, merchant_id: str, **filters: Any) -> tuple[list[PaymentView], bool]:
         with store_errors():
             return await self._store.page(merchant_id, **filters)
@@ -112,6 +116,10 @@ class StorePorts:
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
         with store_errors():
             return await self._store.hit(key, window_s, limit)
+
+    async def hit_many(self, hits: Sequence[tuple[str, int, int]]) -> list[tuple[bool, float]]:
+        with store_errors():
+            return list(await self._store.hit_many(hits))
 
 
 class CustomerPorts:
@@ -159,9 +167,9 @@ class RegistryPorts:
     def known(self, gateway_id: str) -> bool:
         return gateway_id in self._registry
 
-    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+    async def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         try:
-            return self._registry.get(gateway_id).parse_webhook(headers, body)
+            return await self._registry.get(gateway_id).receive_webhook(headers, body)
         except WebhookVerificationError as exc:
             raise WebhookRejected(str(exc)) from None
 

@@ -149,6 +149,13 @@ class Gateway(ABC):
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         """Verify the raw notification and normalize it. Raises `WebhookVerificationError`."""
 
+    async def receive_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        """`parse_webhook` for a caller on an event loop (the webhook receiver). Checking a signature
+        locally (an HMAC, an RSA verify) takes microseconds, so by default it runs inline: handing
+        it to a thread would cost more than the check. A provider whose verification waits for
+        I/O overrides this to await it, so that only its deliveries pay for the wait."""
+        return self.parse_webhook(headers, body)
+
     def webhook_ack(self) -> WebhookAck:
         return WebhookAck()
 

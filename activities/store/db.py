@@ -100,6 +100,24 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             yield conn
 
 
+@asynccontextmanager
+async def single_statement(engine: AsyncEngine, *, writes: bool) -> AsyncIterator[AsyncConnection]:
+    """A connection for one statement, atomic on its own: on PostgreSQL in autocommit, which
+    saves the BEGIN and the COMMIT (or ROLLBACK) round trips, about 40% of a point read's cost
+    in the request path. On SQLite a write still takes `write_transaction` (its write lock up
+    front); a read an ordinary connection. The caller commits nothing."""
+    if engine.dialect.name != "postgresql":
+        if writes:
+            async with write_transaction(engine) as conn:
+                yield conn
+        else:
+            async with engine.connect() as conn:
+                yield conn
+        return
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def migrate(url: str) -> None:
     """Bring the database at `url` to the latest schema (alembic `upgrade head`).
 

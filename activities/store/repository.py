@@ -10,11 +10,24 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, String, Table, delete, func, literal, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from activities.store.db import write_transaction
+from activities.store.db import single_statement, write_transaction
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
     UtcDateTime,
@@ -82,6 +95,25 @@ def _transition_writes(dialect: str, projected: tuple[str, ...]) -> _TransitionW
 
 # What the fraud rules count recent payments by (`count_recent`): each has its own index.
 _VELOCITY_KEYS = frozenset({"customer_id", "customer_ip", "card_fingerprint"})
+
+
+# The request path's reads, built once and run with parameters (as `_webhook_insert`).
+_VIEW_OF = select(payments.c.view).where(payments.c.id == bindparam("id"))
+_RECORDED_AMONG = select(payments.c.id).where(payments.c.id.in_(bindparam("ids", expanding=True)))
+
+_WEBHOOK_COLUMNS = ("gateway", "event_id", "payment_id", "verified", "outcome", "event_type", "received_at")
+
+
+@functools.cache
+def _webhook_insert(dialect: str) -> Any:
+    """The inbox INSERT, built once per dialect and run with the delivery as parameters: building
+    it anew took a third of the receiver's write (0.3 of 0.9 ms CPU)."""
+    return (
+        dialect_insert(dialect, webhook_inbox)
+        .values({name: bindparam(name) for name in _WEBHOOK_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["gateway", "event_id"], index_where=text(WEBHOOK_DEDUP_WHERE))
+        .returning(webhook_inbox.c.id)
+    )
 
 
 class StoredEvent(BaseModel):
@@ -167,9 +199,14 @@ class PaymentStore:
         return stored_now
 
     async def get(self, payment_id: str) -> PaymentView | None:
-        async with self._engine.connect() as conn:
-            stored = await conn.scalar(select(payments.c.view).where(payments.c.id == payment_id))
+        async with single_statement(self._engine, writes=False) as conn:
+            stored = await conn.scalar(_VIEW_OF, {"id": payment_id})
         return None if stored is None else PaymentView.model_validate(stored)
+
+    async def recorded(self, payment_ids: Collection[str]) -> set[str]:
+        """Which of `payment_ids` the store holds: one query for several ids, and no view read."""
+        async with single_statement(self._engine, writes=False) as conn:
+            return set((await conn.execute(_RECORDED_AMONG, {"ids": list(payment_ids)})).scalars())
 
     async def list_by_order(self, order_id: str) -> list[PaymentView]:
         query = (
@@ -272,7 +309,7 @@ class PaymentStore:
         query = select(payments.c.id).where(
             payments.c.provider_payment_id == provider_payment_id, payments.c.gateway == gateway
         )
-        async with self._engine.connect() as conn:
+        async with single_statement(self._engine, writes=False) as conn:
             return (await conn.execute(query.limit(1))).scalar_one_or_none()
 
     async def events(self, payment_id: str) -> list[StoredEvent]:
@@ -367,16 +404,14 @@ class PaymentStore:
             "event_type": event_type,
             "received_at": datetime.now(UTC),
         }
-        async with write_transaction(self._engine) as conn:
-            insert = (
-                upsert_insert(conn, webhook_inbox)
-                .values(**row)
-                .on_conflict_do_nothing(
-                    index_elements=["gateway", "event_id"], index_where=text(WEBHOOK_DEDUP_WHERE)
-                )
-                .returning(webhook_inbox.c.id)
-            )
-            recorded = (await conn.execute(insert)).scalar_one_or_none() is not None
+        # A verified delivery is one statement (the receiver's hot path); a rejected one also
+        # prunes the oldest rejected, in the same transaction.
+        connection = (
+            single_statement(self._engine, writes=True) if verified else write_transaction(self._engine)
+        )
+        async with connection as conn:
+            insert = _webhook_insert(conn.dialect.name)
+            recorded = (await conn.execute(insert, row)).scalar_one_or_none() is not None
             if not verified:
                 await conn.execute(self._prune_rejected(gateway))
             return recorded
@@ -535,28 +570,56 @@ class PaymentStore:
         requests; otherwise how long until the window ends. The increment is a single atomic
         upsert, so API instances sharing the database share the count. `now` is for tests.
         """
-        if window_seconds <= 0:
+        [answer] = await self.hit_many([(key, window_seconds, limit)], now=now)
+        return answer
+
+    async def hit_many(
+        self, hits: Sequence[tuple[str, int, int]], *, now: datetime | None = None
+    ) -> list[tuple[bool, int]]:
+        """`hit` for several distinct (key, window_seconds, limit) at once, answered in their order:
+        one transaction of one upsert however many keys (a payment counts against up to three
+        limits), and a delete when a key's window has just begun."""
+        if len({key for key, _, _ in hits}) != len(hits):
+            raise ValueError("each key may be hit once per call")
+        if any(window_seconds <= 0 for _, window_seconds, _ in hits):
             raise ValueError("window_seconds must be positive")
-        if limit < 0:
+        if any(limit < 0 for _, _, limit in hits):
             raise ValueError("limit must not be negative")
+        if not hits:
+            return []
         instant = (now or datetime.now(UTC)).timestamp()
-        window_start = int(instant // window_seconds) * window_seconds
+        # In key order: concurrent calls sharing keys lock their rows in the same order (no deadlock).
+        window_starts = {key: int(instant // window_s) * window_s for key, window_s, _ in sorted(hits)}
         async with write_transaction(self._engine) as conn:
-            insert = upsert_insert(conn, rate_limit_hits).values(key=key, window_start=window_start, count=1)
+            insert = upsert_insert(conn, rate_limit_hits).values(
+                [{"key": key, "window_start": start, "count": 1} for key, start in window_starts.items()]
+            )
             upsert = insert.on_conflict_do_update(
                 index_elements=["key", "window_start"],
                 set_={"count": rate_limit_hits.c.count + 1},
-            ).returning(rate_limit_hits.c.count)
-            count = (await conn.execute(upsert)).scalar_one()
-            # Earlier windows of this key are over: drop them so the table holds one row per key.
-            await conn.execute(
-                delete(rate_limit_hits).where(
-                    rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < window_start
+            ).returning(rate_limit_hits.c.key, rate_limit_hits.c.count)
+            counts: dict[str, int] = dict((await conn.execute(upsert)).all())
+            # Earlier windows of a key are over: dropped when its current window begins (its first
+            # hit, count 1), so the table holds one row per key; later hits find nothing to drop.
+            begun = [(key, start) for key, start in window_starts.items() if counts[key] == 1]
+            if begun:
+                await conn.execute(
+                    delete(rate_limit_hits).where(
+                        or_(
+                            *(
+                                and_(rate_limit_hits.c.key == key, rate_limit_hits.c.window_start < start)
+                                for key, start in begun
+                            )
+                        )
+                    )
                 )
-            )
-        if count <= limit:
-            return True, 0
-        return False, max(1, math.ceil(window_start + window_seconds - instant))
+        answers = []
+        for key, window_seconds, limit in hits:
+            if counts[key] <= limit:
+                answers.append((True, 0))
+            else:
+                answers.append((False, max(1, math.ceil(window_starts[key] + window_seconds - instant))))
+        return answers
 
 
 def _stored_event(row: Mapping[str, Any], attempts: list[DeliveryAttempt]) -> StoredMerchantEvent:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -52,6 +52,9 @@ class UnreachableTemporal:
 class FakeStore:
     views: dict[str, PaymentView] = field(default_factory=dict)
     provider_refs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    async def recorded(self, payment_ids: Collection[str]) -> set[str]:
+        return {payment_id for payment_id in payment_ids if payment_id in self.views}
 
     async def get(self, payment_id: str) -> PaymentView | None:
         return self.views.get(payment_id)
@@ -127,7 +130,7 @@ class FakeWebhooks:
     def known(self, gateway_id: str) -> bool:
         return gateway_id in self._gateways
 
-    def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+    async def parse(self, gateway_id: str, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         signature = headers.get(SIGNATURE_HEADER, "")
         if not constant_time_equals(signature, hmac_sha256_hex(WEBHOOK_SECRET, body)):
             raise WebhookRejected("signature mismatch")
@@ -151,10 +154,15 @@ def signed(events: list[GatewayEvent]) -> tuple[bytes, dict[str, str]]:
 class CountingRateLimiter:
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
+        self.rounds = 0  # calls of hit_many: each one round of writes
 
     async def hit(self, key: str, window_s: int, limit: int) -> tuple[bool, float]:
         self.hits[key] = self.hits.get(key, 0) + 1
         return self.hits[key] <= limit, 2.5
+
+    async def hit_many(self, hits: Sequence[tuple[str, int, int]]) -> list[tuple[bool, float]]:
+        self.rounds += 1
+        return [await self.hit(key, window_s, limit) for key, window_s, limit in hits]
 
 
 def make_deps(client: Any = None, **overrides: Any) -> ApiDeps:

@@ -318,3 +318,43 @@ async def test_a_retry_of_a_payment_from_before_merchants_lands_on_its_workflow(
         "/v1/payments", BODY, headers={"Idempotency-Key": "after-1"}, deps=make_deps(client=temporal)
     )
     assert temporal.started[-1] == workflow_id(derive_payment_id("default", "after-1"))
+
+
+class _StartsOnly:
+    """Temporal that starts (or attaches to) a payment and answers nothing else: a describe fails."""
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.started: list[str] = []
+
+    async def execute_update_with_start_workflow(self, *args, start_workflow_operation, **kwargs):
+        self.started.append(start_workflow_operation._start_workflow_input.id)
+        return self.view
+
+    def get_workflow_handle(self, workflow_id):
+        raise AssertionError(f"the API described {workflow_id}: a recorded payment needs no describe")
+
+
+class _CountingStore(FakeStore):
+    def __init__(self, **views) -> None:
+        super().__init__(views=views)
+        self.reads: list[list[str]] = []
+
+    async def recorded(self, payment_ids):
+        self.reads.append(list(payment_ids))
+        return await super().recorded(payment_ids)
+
+
+async def test_a_retry_of_a_recorded_payment_needs_one_store_read_and_no_describe():
+    payment_id = derive_payment_id("default", "again-1")
+    temporal, store = _StartsOnly(a_view(payment_id)), _CountingStore(**{payment_id: a_view(payment_id)})
+    status, _, body = await _post(
+        "/v1/payments",
+        BODY,
+        headers={"Idempotency-Key": "again-1"},
+        deps=make_deps(client=temporal, store=store),
+    )
+    assert (status, body["id"]) == (201, payment_id)
+    assert temporal.started == [workflow_id(payment_id)]
+    # Both ids the key can have (legacy first: it wins) in one read.
+    assert store.reads == [[legacy_payment_id("key_test", "again-1"), payment_id]]

@@ -43,7 +43,7 @@ async def test_registry_ports(runtime: Runtime) -> None:
     assert ports.get("mock").id == "mock" and ports.get("stripe") is None
     assert ports.ack("mock") == (200, b"", "text/plain")
     with pytest.raises(WebhookRejected):
-        ports.parse("mock", {"Mock-Signature": "t=1,v1=00"}, b"{}")
+        await ports.parse("mock", {"Mock-Signature": "t=1,v1=00"}, b"{}")
     mock = runtime.registry.get("mock")
     headers, body = mock.build_webhook(
         MockWebhook(
@@ -54,7 +54,7 @@ async def test_registry_ports(runtime: Runtime) -> None:
             currency="USD",
         )
     )
-    [event] = ports.parse("mock", headers, body)
+    [event] = await ports.parse("mock", headers, body)
     assert event.payment_id == "pay_x"
 
 

@@ -38,8 +38,8 @@ def _time_budget(spec: EngineSpec) -> float:
     if spec.scenario in SWEEP_SCENARIOS:
         per_level = spec.warmup_s + spec.duration_s + spec.op_timeout_s
         return len(spec.levels) * per_level + _HOST_OVERHEAD_S
-    # Scale: start, signal, wait for the results; each batch is bounded on its own.
-    return 3 * spec.batch_timeout_s + _HOST_OVERHEAD_S
+    # Scale: start, then signal and wait for the results; each phase is bounded on its own.
+    return 2 * spec.batch_timeout_s + _HOST_OVERHEAD_S
 
 
 async def run_engine_scenario(spec: EngineSpec, log_path: Path) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
+from workers.bench import capacity
+
 SAMPLES = 3
 # Indices of the probe payments: far beyond what a time-bounded sweep reaches, so ids never collide.
 PROBE_FIRST_INDEX = 1_000_000
@@ -60,7 +62,7 @@ def breakdown(events: Sequence[HistoryEvent]) -> dict[str, float]:
 
 
 async def sample(client: Client, workflow_ids: Iterable[str]) -> dict[str, Any] | None:
-    """Event count and time breakdown, averaged over a few workflows."""
+    """Event count, time breakdown and Temporal actions, averaged over a few workflows."""
     histories = [(await client.get_workflow_handle(wid).fetch_history()).events for wid in workflow_ids]
     if not histories:
         return None
@@ -71,4 +73,6 @@ async def sample(client: Client, workflow_ids: Iterable[str]) -> dict[str, Any] 
         "min": min(counts),
         "max": max(counts),
         "time_ms": {key: round(sum(p[key] for p in parts) / len(parts), 1) for key in parts[0]},
+        # What the server does for the payment, for a capacity model (an approximation).
+        "temporal": capacity.mean_actions(histories),
     }

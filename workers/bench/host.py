@@ -176,13 +176,13 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         signalled.append(waiting[index])
         return elapsed
 
-    async def all_completed(_: int) -> int:
+    async def all_completed(_: int, remaining_s: float) -> int:
         async def result(index: int) -> float:
             await client.get_workflow_handle(signalled[index]).result()
             return 0.0
 
         waited = await load.batch(
-            result, count=len(signalled), concurrency=spec.batch_concurrency, timeout_s=spec.batch_timeout_s
+            result, count=len(signalled), concurrency=spec.batch_concurrency, timeout_s=remaining_s
         )
         return waited["done"]
 
@@ -200,7 +200,7 @@ async def _scale(spec: EngineSpec, client: Client) -> dict[str, Any]:
         "concurrency": spec.batch_concurrency,
         "start": started,
         "complete_by_signal": completed,
-        "worker_memory": procstats.memory_while_waiting(pid, rss_idle, rss_waiting, len(waiting)),
+        "worker_memory": procstats.memory_while_waiting([pid], rss_idle, rss_waiting, len(waiting)),
         "history_events_per_payment": await history.sample(client, waiting[: history.SAMPLES]),
     }
     if spec.server_pid is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -194,6 +195,7 @@ async def batch(
     deadline = started + timeout_s
     latencies: list[float] = []
     errors: list[str] = []
+    error_kinds: Counter[str] = Counter()  # e.g. ReadTimeout: the client gave up on an answer
     next_index = 0
     timed_out = 0
 
@@ -212,6 +214,7 @@ async def batch(
                 timed_out += 1
             except Exception as exc:  # counted and reported: one failure must not hide the rest
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                error_kinds[type(exc).__name__] += 1
 
     await asyncio.gather(*(caller() for _ in range(min(concurrency, count))))
     wall = time.monotonic() - started
@@ -219,7 +222,8 @@ async def batch(
         "count": count,
         "done": len(latencies),
         "errors": len(errors),
-        "timed_out": timed_out,
+        "timed_out": timed_out,  # not done when the phase's time was up (not attempted, or cut off)
+        "error_kinds": dict(error_kinds),
         "first_errors": errors[:3],
         "wall_s": round(wall, 3),
         "per_s": round(len(latencies) / wall, 3) if wall > 0 else None,
@@ -234,17 +238,19 @@ async def measured_batch(
     concurrency: int,
     timeout_s: float,
     cpu_probe: CpuProbe,
-    settle: Callable[[int], Awaitable[int]] | None = None,
+    settle: Callable[[int, float], Awaitable[int]] | None = None,
 ) -> dict[str, Any]:
     """`batch`, plus the CPU each process spent per payment.
 
-    With `settle`, the batch's calls only set work going (signals): `settle(done)` then waits,
-    bounded, for that work to finish and returns how many payments completed. `all_completed_s`
-    and the CPU then cover the whole, so a fast-to-accept signal cannot hide the work it causes.
+    With `settle`, the batch's calls only set work going (signals): `settle(done, remaining_s)` then
+    waits, for what is left of `timeout_s` (the phase's one bound), for that work to finish and
+    returns how many payments completed. `all_completed_s` and the CPU then cover the whole, so a
+    fast-to-accept signal cannot hide the work it causes.
     """
     cpu_before, started = cpu_probe(), time.monotonic()
     stats = await batch(op, count=count, concurrency=concurrency, timeout_s=timeout_s)
-    completed = await settle(stats["done"]) if settle is not None else stats["done"]
+    remaining = max(0.0, timeout_s - (time.monotonic() - started))
+    completed = await settle(stats["done"], remaining) if settle is not None else stats["done"]
     cpu_after, wall = cpu_probe(), time.monotonic() - started
     stats["completed"] = completed
     stats["all_completed_s"] = round(wall, 3)

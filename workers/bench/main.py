@@ -27,10 +27,11 @@ from typing import Any
 
 import temporalio
 
-from workers.bench import procstats, report
-from workers.bench.scenarios import BATCH, BY_NAME, DEFAULT, SCENARIOS
+from workers.bench import procstats, report, targets
+from workers.bench.scenarios import BATCH, BY_NAME, DEFAULT, SCENARIOS, select
 from workers.bench.server import EXTERNAL, TUNED, UNTUNED, Server, dev_server, external_server
 from workers.bench.settings import BenchSettings, parse_levels, require_loopback
+from workers.bench.stack import LAYOUTS, ONE
 from workers.temporal_binaries import temporal_cli
 
 SCHEMA = "durapay-bench/1"
@@ -50,6 +51,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenarios",
         default=",".join(DEFAULT),
         help=f"comma-separated, any of: {names} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--durapay-layout",
+        default=ONE,
+        help=f"comma-separated, any of: {','.join(LAYOUTS)}: the processes each durapay scenario named "
+        "in --scenarios runs in (one: API and worker in one process; split: `durapay api` + "
+        "`durapay worker`; split2: the API and two workers) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--provider-latency-ms",
+        type=float,
+        default=300.0,
+        help="how long the fake Stripe takes to answer each call in the durapay_stripe scenarios",
     )
     parser.add_argument(
         "--concurrency",
@@ -79,10 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
-    scenarios = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
-    unknown = [name for name in scenarios if name not in BY_NAME]
-    if unknown or not scenarios:
-        raise ValueError(f"unknown scenario(s) {unknown}; choose from {', '.join(BY_NAME)}")
+    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    layouts = [layout.strip() for layout in args.durapay_layout.split(",") if layout.strip()]
+    scenarios = select(names, layouts)
     if args.address:
         servers: tuple[str, ...] = (EXTERNAL,)
     else:
@@ -103,15 +116,14 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     for flag, seconds in durations.items():
         if seconds <= 0:
             raise ValueError(f"{flag} must be positive")
-    if args.warmup < 0:
-        raise ValueError("--warmup must not be negative")
+    if args.warmup < 0 or args.provider_latency_ms < 0:
+        raise ValueError("--warmup and --provider-latency-ms must not be negative")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return BenchSettings(
         servers=servers,
         address=require_loopback(args.address) if args.address else None,
         namespace=args.namespace,
-        # Run in the registry's order whatever order they were named in: cheap sweeps first.
-        scenarios=tuple(s.name for s in SCENARIOS if s.name in scenarios),
+        scenarios=scenarios,
         levels=parse_levels(args.concurrency),
         warmup_s=args.warmup,
         duration_s=args.duration,
@@ -122,6 +134,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         batch_timeout_s=args.batch_timeout,
         out_dir=args.out or Path("bench-results") / stamp,
         plot=not args.no_plot,
+        provider_latency_ms=args.provider_latency_ms,
     )
 
 
@@ -243,6 +256,7 @@ async def measure(settings: BenchSettings) -> dict[str, Any]:
                 result["machine_during"] = sharing.done(ours_elsewhere=result.get("store_cpu_s", 0.0))
                 document["results"][server.variant][name] = result
     document["ratios"] = report.ratios(document["results"])
+    document["targets"] = targets.targets(document["results"], document["machine"]["cpus"] or 1)
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     document["wall_s"] = round(time.monotonic() - started, 1)
     return document

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Sequence
 from pathlib import Path
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -51,13 +52,14 @@ def own_cpu_seconds() -> float:
 
 
 def memory_while_waiting(
-    pid: int, idle_bytes: int, waiting_bytes: int, waiting: int
+    pids: Sequence[int], idle_bytes: int, waiting_bytes: int, waiting: int
 ) -> dict[str, float | None]:
-    """RSS before and with `waiting` payments open, in MB, and what each one added, in KB."""
+    """RSS (summed over `pids`) before and with `waiting` payments open, in MB, and what each one
+    added, in KB. `peak` sums each process's own highest RSS."""
     return {
         "idle": round(idle_bytes / 2**20, 1),
         "all_waiting": round(waiting_bytes / 2**20, 1),
-        "peak": round(peak_rss_bytes(pid) / 2**20, 1),
+        "peak": round(sum(peak_rss_bytes(pid) for pid in pids) / 2**20, 1),
         "per_waiting_payment_kb": round((waiting_bytes - idle_bytes) / 1024 / waiting, 1)
         if waiting
         else None,

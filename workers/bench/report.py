@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from workers.bench import capacity, targets
 from workers.bench.load import saturation
+from workers.bench.lookup import BASELINE, best_engine_variant, layout_variants, lookup
 
 # Sweep metrics compared between scenarios: (label, path inside a scenario's result).
 SWEEP_METRICS: tuple[tuple[str, str], ...] = (
@@ -22,8 +24,26 @@ SWEEP_METRICS: tuple[tuple[str, str], ...] = (
     ("history events/payment", "history_events_per_payment.mean"),
 )
 
-BASELINE = "engine_baseline"
-BEST_VARIANTS = ("engine_best_eager", "engine_best_uws")
+WEBHOOK_METRICS: tuple[tuple[str, str], ...] = (
+    ("p99 request to signal accepted", "latency_ms.p99"),
+    ("p50 request to signal accepted", "latency_ms.p50"),
+    ("accepted per second", "per_s"),
+    ("paid per second, signal to paid", "completed_per_s"),
+    ("app CPU s/payment", "cpu_s_per_payment.app"),
+)
+SCALE_METRICS: tuple[tuple[str, str], ...] = (
+    ("started per second", "start.per_s"),
+    ("start latency p50", "start.latency_ms.p50"),
+    ("start latency p99", "start.latency_ms.p99"),
+    ("start latency max", "start.latency_ms.max"),
+    ("app CPU s/payment to start", "start.cpu_s_per_payment.app"),
+    ("completed by signal per second", "complete_by_signal.completed_per_s"),
+    ("app CPU s/payment to complete", "complete_by_signal.cpu_s_per_payment.app"),
+    ("app RSS KB per waiting payment", "worker_memory.per_waiting_payment_kb"),
+)
+
+# CPU roles that are not one of the app's processes: the sum, the database, the Temporal server.
+_NOT_PROCESSES = frozenset(("app", "store", "server"))
 
 
 def summarize_sweep(result: dict[str, Any]) -> dict[str, Any]:
@@ -34,27 +54,6 @@ def summarize_sweep(result: dict[str, Any]) -> dict[str, Any]:
         "concurrency_1": min(levels, key=lambda level: level["concurrency"]),
         "saturation": saturation(levels),
     }
-
-
-def lookup(document: Mapping[str, Any], path: str) -> Any:
-    """`lookup(doc, "tuned.engine_baseline.saturation.throughput_per_s")`; None if absent."""
-    node: Any = document
-    for key in path.split("."):
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def best_engine_variant(server_results: Mapping[str, Any]) -> str | None:
-    """The engine best case is whichever fast pattern answered a lone caller quickest in this run:
-    eager start and update-with-start cannot be combined, so both are measured."""
-    candidates = [
-        name for name in BEST_VARIANTS if lookup(server_results, f"{name}.concurrency_1.latency_ms.p50")
-    ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda name: server_results[name]["concurrency_1"]["latency_ms"]["p50"])
 
 
 def _ratio(document: Mapping[str, Any], name: str, metric: str, num: str, den: str) -> dict[str, Any] | None:
@@ -89,11 +88,17 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     for server, scenarios in results.items():
         best = best_engine_variant(scenarios)
-        if "durapay" in scenarios:
-            sweep_pair(f"{server}: durapay / engine baseline", f"{server}.durapay", f"{server}.{BASELINE}")
+        for name in layout_variants(scenarios, "durapay"):
+            sweep_pair(f"{server}: {name} / engine baseline", f"{server}.{name}", f"{server}.{BASELINE}")
             if best:
-                sweep_pair(
-                    f"{server}: durapay / engine best ({best})", f"{server}.durapay", f"{server}.{best}"
+                sweep_pair(f"{server}: {name} / engine best ({best})", f"{server}.{name}", f"{server}.{best}")
+        for name in layout_variants(scenarios, "durapay")[1:]:
+            for metric, path in SWEEP_METRICS[:7]:
+                add(
+                    f"{server}: {name} / durapay",
+                    metric,
+                    f"{server}.{name}.{path}",
+                    f"{server}.durapay.{path}",
                 )
         if best:
             sweep_pair(
@@ -101,30 +106,19 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                 f"{server}.{best}",
                 f"{server}.{BASELINE}",
             )
-        if "webhooks" in scenarios:
-            for metric, path in (
-                ("p99 request to signal accepted", "latency_ms.p99"),
-                ("p50 request to signal accepted", "latency_ms.p50"),
-                ("accepted per second", "per_s"),
-                ("paid per second, signal to paid", "completed_per_s"),
-                ("app CPU s/payment", "cpu_s_per_payment.app"),
-            ):
+        for name in layout_variants(scenarios, "webhooks"):
+            for metric, path in WEBHOOK_METRICS:
                 add(
-                    f"{server}: webhooks / raw client signals",
+                    f"{server}: {name}, webhooks / raw client signals",
                     metric,
-                    f"{server}.webhooks.webhooks.{path}",
-                    f"{server}.webhooks.raw_signals.{path}",
+                    f"{server}.{name}.webhooks.{path}",
+                    f"{server}.{name}.raw_signals.{path}",
                 )
-        if "scale" in scenarios and "engine_scale" in scenarios:
-            for metric, path in (
-                ("started per second", "start.per_s"),
-                ("completed by signal per second", "complete_by_signal.completed_per_s"),
-                ("app RSS KB per waiting payment", "worker_memory.per_waiting_payment_kb"),
-                ("app CPU s/payment to start", "start.cpu_s_per_payment.app"),
-                ("app CPU s/payment to complete", "complete_by_signal.cpu_s_per_payment.app"),
-            ):
-                num, den = f"{server}.scale.{path}", f"{server}.engine_scale.{path}"
-                add(f"{server}: scale, durapay / engine", metric, num, den)
+        if "engine_scale" in scenarios:
+            for name in layout_variants(scenarios, "scale"):
+                for metric, path in SCALE_METRICS:
+                    num, den = f"{server}.{name}.{path}", f"{server}.engine_scale.{path}"
+                    add(f"{server}: {name}, durapay / engine", metric, num, den)
     if "untuned" in results and "tuned" in results:
         for scenario in results["untuned"]:
             if scenario in results["tuned"] and "levels" in results["untuned"][scenario]:
@@ -158,6 +152,8 @@ def markdown(document: Mapping[str, Any]) -> str:
         *_time_split_table(results),
         *_batch_tables(results),
         *_ratio_tables(document.get("ratios", [])),
+        *targets.markdown(document.get("targets", []), document.get("machine", {}).get("cpus"), results),
+        *capacity.markdown(results),
         *_sharing_table(results),
     ]
     skipped = [
@@ -192,7 +188,7 @@ def _sweep_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"| {server} | {_label(name, result)} "
                 f"| {_pcts(one['latency_ms'])} | {_fmt(one['throughput_per_s'])} "
                 f"| {sat['concurrency']} | {_pcts(sat['latency_ms'])} | {_fmt(sat['throughput_per_s'])} "
-                f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
+                f"| {_app_cpu(cpu)} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
                 f"| {_fmt(lookup(result, 'history_events_per_payment.mean'))} |"
             )
     header = (
@@ -272,6 +268,12 @@ def _sharing_table(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return _table(header, rows)
 
 
+def _app_cpu(cpu: Mapping[str, float]) -> str:
+    """The app's CPU per payment; with several processes (a split layout), each one's share too."""
+    parts = [f"{role} {_ms(seconds)}" for role, seconds in cpu.items() if role not in _NOT_PROCESSES]
+    return _ms(cpu.get("app")) + (f" ({' + '.join(parts)})" if parts else "")
+
+
 def _pcts(latency: Mapping[str, float] | None) -> str:
     if not latency:
         return "-"
@@ -299,11 +301,11 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 if isinstance(stats, Mapping):
                     cpu = stats.get("cpu_s_per_payment") or {}
                     signal_rows.append(
-                        f"| {server} | {label} ({result.get('store', '-')}) "
+                        f"| {server} | {_label(name, result)}: {label} "
                         f"| {stats['count']} | {result['concurrency']} "
                         f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} "
                         f"| {stats['completed']} in {_fmt(stats['all_completed_s'])} s "
-                        f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
+                        f"| {_app_cpu(cpu)} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
                         f"| {stats['errors'] + stats['timed_out']} |"
                     )
             if "complete_by_signal" in result:
@@ -313,11 +315,14 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 scale_rows.append(
                     f"| {server} | {_label(name, result)} | {result['count']} "
                     f"| {start['done']} in {_fmt(start['wall_s'])} s ({_fmt(start['per_s'])}/s) "
+                    f"| {_pcts(start['latency_ms'])} / {_fmt(lookup(start, 'latency_ms.max'))} "
+                    f"| {start['errors'] + start['timed_out']} "
+                    f"| {_ms(lookup(start, 'cpu_s_per_payment.app'))} "
                     f"| {done['completed']} in {_fmt(done['all_completed_s'])} s ({_fmt(done['completed_per_s'])}/s) "
                     f"| {_fmt(rss['idle'])} → {_fmt(rss['all_waiting'])} (peak {_fmt(rss['peak'])}) "
                     f"| {_fmt(rss['per_waiting_payment_kb'])} "
-                    f"| {_ms(cpu.get('app'))} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
-                    f"| {start['errors'] + start['timed_out'] + done['errors'] + done['timed_out']} |"
+                    f"| {_app_cpu(cpu)} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "
+                    f"| {done['errors'] + done['timed_out']} |"
                 )
     signal_header = (
         "server",
@@ -337,13 +342,16 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         "scenario",
         "N",
         "started, waiting for 3DS",
+        "start p50 / p95 / p99 / max ms",
+        "start failed",
+        "app CPU ms/started",
         "completed by signal",
         "app RSS MB",
         "KB per waiting payment",
-        "app CPU ms/pay",
+        "app CPU ms/pay, start + complete",
         "store CPU ms/pay",
         "server CPU ms/pay",
-        "failed",
+        "complete failed",
     )
     return [*_table(signal_header, signal_rows), *_table(scale_header, scale_rows)]
 

@@ -23,6 +23,7 @@ class BenchSettings:
     batch_timeout_s: float
     out_dir: Path
     plot: bool
+    provider_latency_ms: float = 300.0  # the fake provider's answer time in the *_stripe scenarios
 
 
 def parse_levels(text: str) -> tuple[int, ...]:

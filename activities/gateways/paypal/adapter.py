@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, NoReturn
 
 import httpx
@@ -128,7 +129,8 @@ class _VerifierLoop:
 
     `Gateway.parse_webhook` is synchronous, but PayPal verifies its signatures itself over HTTP:
     the call runs here and the caller waits for it, so it never needs the caller's event loop
-    (which, in tests and `durapay dev`, may be the one serving the fake PayPal)."""
+    (which, in tests, may be the one serving the fake PayPal). The receiver awaits
+    `receive_webhook` instead and never starts this loop."""
 
     def __init__(self, settings: PayPalSettings) -> None:
         self._settings = settings
@@ -318,25 +320,32 @@ class PayPalGateway(Gateway):
     # ------------------------------------------------------------------ webhooks
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        event, request = self._webhook_to_verify(headers, body)
+        with _verification_failures():
+            answer = self._verifier.run(
+                lambda api: _verify(api, request), timeout=self._webhook_verify_timeout()
+            )
+        return _verified_events(event, answer)
+
+    async def receive_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        """As `parse_webhook`, awaiting PayPal's answer on the caller's loop: no thread, no second
+        loop, and the adapter's own connection pool and token."""
+        event, request = self._webhook_to_verify(headers, body)
+        with _verification_failures():
+            async with asyncio.timeout(self._webhook_verify_timeout()):
+                answer = await _verify(self._api, request)
+        return _verified_events(event, answer)
+
+    def _webhook_to_verify(self, headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], bytes]:
+        """The event and PayPal's verification request for it; the local checks (headers, age,
+        shape) first, so that a stale or malformed delivery costs no call."""
         transmission = wh.transmission_of(headers, window_seconds=self._settings.webhook_tolerance_seconds)
         event = wh.parse_event(body)
-        request = wh.verification_request(transmission, self._settings.webhook_id, body)
+        return event, wh.verification_request(transmission, self._settings.webhook_id, body)
 
-        async def verify(api: PayPalApi) -> Any:
-            _, answer = await api.call("POST", "/v1/notifications/verify-webhook-signature", content=request)
-            return answer
-
+    def _webhook_verify_timeout(self) -> float:
         http = self._settings.http
-        try:
-            answer = self._verifier.run(
-                verify, timeout=http.connect_timeout_seconds + http.timeout_seconds + 5
-            )
-        except (GatewayError, TimeoutError) as exc:
-            # Not verified is not accepted: PayPal redelivers what we do not acknowledge.
-            raise WebhookVerificationError(f"PayPal could not verify the signature: {exc}") from None
-        if not wh.verification_succeeded(answer):
-            raise WebhookVerificationError("PayPal did not verify the signature")
-        return wh.events_of(event, GATEWAY_ID)
+        return http.connect_timeout_seconds + http.timeout_seconds + 5
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -396,3 +405,23 @@ def _json(response: httpx.Response, *, strict: bool = True) -> Any:
 
 def build(settings: PayPalSettings) -> PayPalGateway:
     return PayPalGateway(settings)
+
+
+async def _verify(api: PayPalApi, request: bytes) -> Any:
+    _, answer = await api.call("POST", "/v1/notifications/verify-webhook-signature", content=request)
+    return answer
+
+
+@contextlib.contextmanager
+def _verification_failures() -> Iterator[None]:
+    try:
+        yield
+    except (GatewayError, TimeoutError) as exc:
+        # Not verified is not accepted: PayPal redelivers what we do not acknowledge.
+        raise WebhookVerificationError(f"PayPal could not verify the signature: {exc}") from None
+
+
+def _verified_events(event: Mapping[str, Any], answer: Any) -> list[GatewayEvent]:
+    if not wh.verification_succeeded(answer):
+        raise WebhookVerificationError("PayPal did not verify the signature")
+    return wh.events_of(event, GATEWAY_ID)

@@ -493,6 +493,8 @@ async def check_signed_webhook_accepted(kit: GatewayKit, unique: str) -> None:
     assert event.gateway == kit.id and event.kind is GatewayEventKind.PAYMENT_SUCCEEDED
     assert event.payment_id == payment_id and event.event_id
     assert event.amount == calls(kit).amount()
+    # The receiver's entry point (awaited on its loop) verifies the same way.
+    assert await kit.gateway.receive_webhook(headers, body) == [event]
 
 
 async def check_tampered_webhook_rejected(kit: GatewayKit, unique: str) -> None:
@@ -500,6 +502,8 @@ async def check_tampered_webhook_rejected(kit: GatewayKit, unique: str) -> None:
     assert kit.gateway.parse_webhook(*delivery)  # as sent: accepted
     with refused_with(WebhookVerificationError):
         kit.gateway.parse_webhook(*kit.tamper(delivery))
+    with refused_with(WebhookVerificationError):
+        await kit.gateway.receive_webhook(*kit.tamper(delivery))
 
 
 async def check_stale_webhook_rejected(kit: GatewayKit, unique: str) -> None:

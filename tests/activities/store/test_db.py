@@ -7,7 +7,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from activities.store.db import MIGRATIONS_DIR, create_engine, migrate
+from activities.store.db import MIGRATIONS_DIR, create_engine, migrate, single_statement, write_transaction
 from activities.store.tables import metadata
 from tests.activities.store.helpers import db_url
 
@@ -127,5 +127,24 @@ async def test_in_memory_sqlite_works_on_one_shared_connection(url: str) -> None
             await conn.execute(text("CREATE TABLE t (x INTEGER)"))
         async with engine.connect() as conn:
             assert (await conn.scalar(text("SELECT count(*) FROM t"))) == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_back_from_a_single_statement_is_transactional_again(pg_url: str) -> None:
+    """single_statement runs in autocommit; the pool must hand the connection to the next
+    write_transaction without it, or that transaction's rollback would undo nothing."""
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0)  # one connection: the same one again
+    try:
+        async with single_statement(engine, writes=True) as conn:
+            await conn.execute(text("CREATE TEMPORARY TABLE single_statement_probe (x INTEGER)"))
+            pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+        with pytest.raises(RuntimeError):
+            async with write_transaction(engine) as conn:
+                assert await conn.scalar(text("SELECT pg_backend_pid()")) == pid
+                await conn.execute(text("INSERT INTO single_statement_probe VALUES (1)"))
+                raise RuntimeError("rolled back")
+        async with single_statement(engine, writes=False) as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM single_statement_probe")) == 0
     finally:
         await engine.dispose()

@@ -311,6 +311,24 @@ async def test_rate_limit_counts_concurrent_hits_exactly(store: PaymentStore, un
     assert {retry for allowed, retry in results if not allowed} == {30}
 
 
+async def test_rate_limit_counts_several_keys_in_one_call(store: PaymentStore, unique: str) -> None:
+    start = datetime(2030, 1, 1, 0, 0, 0, tzinfo=UTC)  # a window boundary of 60 s and of 600 s
+    at = lambda seconds: start + timedelta(seconds=seconds)  # noqa: E731
+    order, ip = f"order:{unique}", f"ip:{unique}"
+    hits = [(order, 60, 1), (ip, 600, 2)]
+    assert await store.hit_many(hits, now=at(0)) == [(True, 0), (True, 0)]
+    # Answered in the order asked, each by its own window and limit.
+    assert await store.hit_many(hits, now=at(10)) == [(False, 50), (True, 0)]
+    assert await store.hit_many(list(reversed(hits)), now=at(70)) == [(False, 530), (True, 0)]
+    assert await store.hit(order, 60, 1, now=at(70)) == (False, 50)  # the same count as `hit`'s
+    async with store._engine.connect() as conn:
+        rows = (await conn.execute(select(rate_limit_hits.c.key, rate_limit_hits.c.count))).all()
+    # The finished window of `order` is gone: one row per key.
+    assert sorted(row for row in rows if row[0] in (order, ip)) == [(ip, 3), (order, 2)]
+    with pytest.raises(ValueError):
+        await store.hit_many([(order, 60, 1), (order, 600, 1)])
+
+
 async def test_rate_limit_rejects_nonsense_arguments(store: PaymentStore) -> None:
     with pytest.raises(ValueError):
         await store.hit("k", 0, 5)

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from activities.store.db import create_engine
 from tests.conftest import PG_ADMIN_DSN
-from workers.bench.durapay import STORE_ENV, bench_database, store_choice
 from workers.bench.settings import BenchSettings
+from workers.bench.stack import STORE_ENV, bench_database, store_choice
 
 
 def settings(out_dir: Path) -> BenchSettings:

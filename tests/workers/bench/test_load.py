@@ -115,3 +115,22 @@ def test_loopback_addresses_are_accepted(address: str) -> None:
 def test_other_hosts_are_refused(address: str) -> None:
     with pytest.raises(ValueError, match="on this machine"):
         require_loopback(address)
+
+
+async def test_a_settling_phase_waits_only_for_what_is_left_of_its_time() -> None:
+    left: list[float] = []
+
+    async def op(index: int) -> float:
+        await asyncio.sleep(0.05)
+        return 0.05
+
+    async def settle(done: int, remaining_s: float) -> int:
+        left.append(remaining_s)
+        return done
+
+    stats = await load.measured_batch(
+        op, count=2, concurrency=1, timeout_s=1.0, cpu_probe=lambda: {"app": 0.0}, settle=settle
+    )
+
+    assert stats["completed"] == 2
+    assert 0.5 < left[0] <= 0.9  # the phase's one bound, less the ~0.1 s its calls took

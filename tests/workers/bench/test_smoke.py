@@ -9,6 +9,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from workers.bench import report
@@ -77,6 +78,12 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     if durapay["store"] == "postgresql":  # the store's own backends are measured; SQLite runs in the app
         assert durapay["concurrency_1"]["cpu_s_per_payment"]["store"] > 0 and durapay["store_cpu_s"] > 0
     assert durapay["history_events_per_payment"]["mean"] > 0
+    assert durapay["history_events_per_payment"]["temporal"]["actions"] >= 1
+    if durapay["store"] == "postgresql":  # what the payments wrote, read from the scenario's database
+        assert (
+            durapay["store_writes"]["inserts_per_payment"] > 0
+            and durapay["store_writes"]["bytes_per_payment"] > 0
+        )
 
     webhooks = document["results"]["tuned"]["webhooks"]
     assert webhooks["start"]["done"] == 8  # 4 payments per path, all waiting for 3-D Secure
@@ -105,7 +112,12 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     assert "tuned: durapay / engine baseline" in names
     assert any(name.startswith("tuned: durapay / engine best") for name in names)
     assert any(name.startswith("tuned: engine best") for name in names)
-    assert "tuned: webhooks / raw client signals" in names
+    assert "tuned: webhooks, webhooks / raw client signals" in names
+    # The issues' targets are judged on the same numbers, met or missed, none invented.
+    judged = {target["target"] for target in document["targets"]}
+    assert "durapay: c=1 p50 vs engine best" in judged and "scale (N=6): completed by signal" in judged
+    for target in document["targets"]:  # judged against a limit, or reported without one
+        assert target["met"] in (True, False) if target["limit"] != "-" else target["met"] is None
 
     summary = (tmp_path / "summary.md").read_text()
     baseline_p50 = document["results"]["tuned"]["engine_baseline"]["concurrency_1"]["latency_ms"]["p50"]
@@ -151,3 +163,61 @@ async def test_a_remote_server_is_refused(tmp_path: Path) -> None:
     args = parser.parse_args(["--address", "192.0.2.10:7233", "--out", str(tmp_path)])
     assert await run(args) == 2
     assert not (tmp_path / "result.json").exists()
+
+
+async def test_split_layouts_and_a_slow_provider(tmp_path: Path) -> None:
+    """The production shape (API and workers in their own processes, two workers for scale-out) and
+    the real Stripe gateway against its fake answering after a set latency, with tiny numbers."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = [
+        "--server",
+        "tuned",
+        "--scenarios",
+        # durapay_stripe in the layout asked for; scale_split2 named as it is.
+        "engine_best_eager,durapay_stripe,scale_split2,engine_scale",
+        "--durapay-layout",
+        "split",
+        "--provider-latency-ms",
+        "50",
+        "--concurrency",
+        "1",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.3",
+        "--scale-n",
+        "4",
+        "--batch-concurrency",
+        "4",
+        "--batch-timeout",
+        "60",
+        "--out",
+        str(tmp_path),
+        "--no-plot",
+    ]
+
+    assert await run(parser.parse_args(argv)) == 0
+
+    document = json.loads((tmp_path / "result.json").read_text())
+    results = document["results"]["tuned"]
+    assert document["errors"] == []
+    assert set(results) == {"engine_best_eager", "durapay_stripe_split", "scale_split2", "engine_scale"}
+    stripe = results["durapay_stripe_split"]
+    assert stripe["processes"] == ["api", "worker"]
+    cpu = stripe["concurrency_1"]["cpu_s_per_payment"]
+    assert cpu["app"] == pytest.approx(cpu["api"] + cpu["worker"], abs=1e-5)
+    # Every payment waited for the provider at least its latency, measured at the fake.
+    provider = stripe["provider"]
+    assert provider["payments"] >= 1 and provider["calls_per_payment_before_answer"] >= 1
+    assert provider["provider_ms"]["p50"] >= 50
+    scale = results["scale_split2"]
+    assert scale["processes"] == ["api", "worker1", "worker2"]
+    assert scale["start"]["done"] == 4 and scale["complete_by_signal"]["completed"] == 4
+    assert scale["start"]["latency_ms"]["max"] >= scale["start"]["latency_ms"]["p99"]
+    judged = {target["target"] for target in document["targets"]}
+    assert "durapay_stripe_split: ms durapay adds to the provider's time" in judged
+    assert "scale_split2: start latency p99 vs engine" in judged
+    assert "scale_split2: app CPU per started payment vs engine" in judged
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Capacity-model inputs" in summary and "| tuned | scale_split2 |" in summary
