@@ -187,18 +187,21 @@ class FraudActivities:
         limits = settings.velocity
         since = datetime.now(UTC) - timedelta(seconds=limits.window_seconds)
 
-        async def count(limit: int | None, key: str, value: str | None) -> int | None:
-            if limit is None or value is None:
-                return None  # no key to count by, or no limit to compare with: skip the query
-            return await self._store.count_recent(
-                since, exclude_payment_id=request.payment_id, **{key: value}
+        # Counted only by a key the request carries and whose limit is on: the others stay None.
+        keys = {
+            field: (column, value)
+            for field, column, limit, value in (
+                ("customer", "customer_id", limits.per_customer, request.customer_id),
+                ("ip", "customer_ip", limits.per_ip, request.customer_ip),
+                ("card", "card_fingerprint", limits.per_card, request.card_fingerprint),
             )
-
-        counts = VelocityCounts(
-            customer=await count(limits.per_customer, "customer_id", request.customer_id),
-            ip=await count(limits.per_ip, "customer_ip", request.customer_ip),
-            card=await count(limits.per_card, "card_fingerprint", request.card_fingerprint),
-        )
+            if limit is not None and value is not None
+        }
+        found: dict[str, int] = {}
+        if keys:  # else no query at all
+            by_column = dict(keys.values())
+            found = await self._store.count_recent(since, by_column, exclude_payment_id=request.payment_id)
+        counts = VelocityCounts(**{field: found[column] for field, (column, _) in keys.items()})
         return score(request, counts, settings)
 
     def definitions(self) -> list[Callable[..., Any]]:

@@ -386,7 +386,8 @@ class TemporalConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    """Worker tuning. The defaults suit one small worker process; raise them with the cores."""
+    """Worker tuning. The defaults suit one worker process (one core); scale out with processes.
+    What the defaults cost and when to change them: docs/OPERATIONS.md, "Worker tuning"."""
 
     max_concurrent_activities: int = Field(default=100, gt=0)
     max_concurrent_local_activities: int = Field(default=200, gt=0)

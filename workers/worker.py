@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.abc
-import importlib.machinery
 import logging
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -72,6 +67,7 @@ from workers.health import Readiness, database_probe, serving_health, temporal_p
 from workers.logging_setup import MerchantLogContext
 from workers.telemetry import Tracing
 from workers.temporal_tls import client_security
+from workers.workflow_runner import workflow_runner
 from workflows.customers import DetachPaymentMethodWorkflow, SavePaymentMethodWorkflow
 from workflows.domain import GatewayProfile
 from workflows.merchant_webhooks import MerchantWebhooksWorkflow
@@ -79,54 +75,6 @@ from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 
 log = logging.getLogger("durapay.worker")
-
-
-class _CodeOnceLoader(importlib.machinery.SourceFileLoader):
-    """A source loader that hands out the code object it compiled before for an unchanged file."""
-
-    def __init__(self, fullname: str, path: str, codes: dict[tuple[str, int, int], CodeType]) -> None:
-        super().__init__(fullname, path)
-        self._codes = codes
-
-    def get_code(self, fullname: str) -> CodeType | None:
-        stat = os.stat(self.path)
-        key = (self.path, stat.st_mtime_ns, stat.st_size)
-        code = self._codes.get(key)
-        if code is None:
-            code = super().get_code(fullname)
-            if code is not None:  # None is for a module without source: nothing to keep
-                self._codes[key] = code
-        return code
-
-
-class WorkflowCodeCache(importlib.abc.MetaPathFinder):
-    """Compile the `workflows` package once per process.
-
-    The workflow sandbox imports the workflow's modules afresh for every workflow run (that is how
-    it keeps runs apart). Without bytecode files (PYTHONDONTWRITEBYTECODE, a read-only or editable
-    install) each of those imports compiles the source again: measured at 20-30 ms of CPU per
-    payment. Code objects are immutable, so handing the same one to every run keeps the isolation,
-    which lives in the module objects the sandbox creates, not in the code."""
-
-    def __init__(self, package: str = "workflows") -> None:
-        self._package = package
-        self._codes: dict[tuple[str, int, int], CodeType] = {}
-
-    def find_spec(
-        self, fullname: str, path: Any, target: Any = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self._package and not fullname.startswith(self._package + "."):
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
-            spec.loader = _CodeOnceLoader(fullname, spec.loader.path, self._codes)
-        return spec
-
-
-def cache_workflow_code() -> None:
-    """Put a `WorkflowCodeCache` first on the import path, once per process."""
-    if not any(isinstance(finder, WorkflowCodeCache) for finder in sys.meta_path):
-        sys.meta_path.insert(0, WorkflowCodeCache())
 
 
 def fraud_settings(config: DurapayConfig) -> FraudSettings:
@@ -456,7 +404,6 @@ async def build_worker(
         # Either customer data in the clear while [temporal] codec_keys says otherwise, or
         # histories encrypted under keys this configuration does not hold.
         raise ValueError("the client's payload codec does not match [temporal] codec_keys (see connect())")
-    cache_workflow_code()
     tuning = config.worker
     queue = task_queue or config.temporal.task_queue
     return Worker(
@@ -485,6 +432,7 @@ async def build_worker(
         max_concurrent_local_activities=tuning.max_concurrent_local_activities,
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
         max_cached_workflows=tuning.max_cached_workflows,
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=tuning.graceful_shutdown_seconds),
         interceptors=[MerchantLogContext()],
     )

@@ -150,6 +150,9 @@ async def test_the_store_says_when_it_stored_a_transition(store: PaymentStore, u
     older = view.model_copy(update={"version": 1})
     assert await store.record_transition(transition(older, "payment.created")) is True  # late, first time
     assert await store.record_transition(PaymentTransition(view=view)) is False  # nothing to store
+    paid = view.model_copy(update={"version": 3})
+    assert await store.record_transition(transition(paid, "payment.captured", "order.paid")) is True
+    assert await store.record_transition(transition(paid, "payment.captured", "order.paid")) is False
 
 
 @pytest_asyncio.fixture
