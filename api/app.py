@@ -37,6 +37,7 @@ from api.schemas import mask_card_numbers
 from api.token_buckets import TokenBuckets
 
 OPENAPI_DOCUMENT = "openapi.yaml"
+WEBHOOKS_PREFIX = "/webhooks"
 
 
 @cache  # parsed once per process: the document is part of the code, not configuration
@@ -69,6 +70,8 @@ class AccessLogger(AbstractAccessLogger):
     `access_log_class` to the runner."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status < 400 and request.path.startswith(WEBHOOKS_PREFIX + "/"):
+            return  # an accepted webhook: the receiver logs it, with its event and outcome
         self.logger.info(
             "%s %s %s %.1fms key=%s",
             request.method,
@@ -225,7 +228,7 @@ def create_app(
         ]
     )
     hooks.add_routes(webhooks.routes())
-    app.add_subapp("/webhooks", hooks)
+    app.add_subapp(WEBHOOKS_PREFIX, hooks)
 
     if deps.codec is not None:
         codec = create_codec_app(

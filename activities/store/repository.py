@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities.store.db import single_statement, write_transaction
+from activities.store.group_commit import GroupCommit
 from activities.store.tables import (
     WEBHOOK_DEDUP_WHERE,
     UtcDateTime,
@@ -112,7 +114,7 @@ def _webhook_insert(dialect: str) -> Any:
         dialect_insert(dialect, webhook_inbox)
         .values({name: bindparam(name) for name in _WEBHOOK_COLUMNS})
         .on_conflict_do_nothing(index_elements=["gateway", "event_id"], index_where=text(WEBHOOK_DEDUP_WHERE))
-        .returning(webhook_inbox.c.id)
+        .returning(webhook_inbox.c.gateway, webhook_inbox.c.event_id)
     )
 
 
@@ -145,6 +147,8 @@ class PaymentStore:
             raise ValueError("rejected_webhooks_kept must be positive")
         self._engine = engine
         self._rejected_kept = rejected_webhooks_kept
+        # Verified deliveries that arrive together are recorded in one statement (group_commit).
+        self._verified_webhooks = GroupCommit(self._insert_verified_webhooks)
 
     # ------------------------------------------------------------------ payments
 
@@ -404,17 +408,26 @@ class PaymentStore:
             "event_type": event_type,
             "received_at": datetime.now(UTC),
         }
-        # A verified delivery is one statement (the receiver's hot path); a rejected one also
-        # prunes the oldest rejected, in the same transaction.
-        connection = (
-            single_statement(self._engine, writes=True) if verified else write_transaction(self._engine)
-        )
-        async with connection as conn:
-            insert = _webhook_insert(conn.dialect.name)
-            recorded = (await conn.execute(insert, row)).scalar_one_or_none() is not None
-            if not verified:
-                await conn.execute(self._prune_rejected(gateway))
+        if verified:  # the receiver's hot path: together with the others in flight, one statement
+            return await self._verified_webhooks.submit(row)
+        # A rejected one also prunes the oldest rejected, in the same transaction.
+        async with write_transaction(self._engine) as conn:
+            recorded = bool((await conn.execute(_webhook_insert(conn.dialect.name), [row])).all())
+            await conn.execute(self._prune_rejected(gateway))
             return recorded
+
+    async def _insert_verified_webhooks(self, rows: Sequence[dict[str, Any]]) -> list[bool]:
+        """One INSERT of `rows`, atomic on its own; per row, whether this call recorded it (False:
+        its (gateway, event_id) was recorded already, before or earlier in `rows`)."""
+        async with single_statement(self._engine, writes=True) as conn:
+            inserted = Counter(tuple(r) for r in await conn.execute(_webhook_insert(conn.dialect.name), rows))
+        recorded = []
+        for row in rows:
+            key = (row["gateway"], row["event_id"])
+            # No event id: never de-duplicated (the unique index leaves it out), always recorded.
+            recorded.append(row["event_id"] is None or inserted[key] > 0)
+            inserted[key] -= 1
+        return recorded
 
     def _prune_rejected(self, gateway: str) -> Any:
         rejected = (webhook_inbox.c.gateway == gateway, webhook_inbox.c.verified.is_(False))

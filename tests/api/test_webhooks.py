@@ -3,6 +3,9 @@ after Temporal took every signal, and an inbox record of everything received."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import aiohttp
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -180,3 +183,26 @@ async def test_a_rejection_is_answered_in_the_providers_own_format_when_it_has_o
     status, content_type, answer = await _deliver(deps, body.replace(b"evt_1", b"evt_2"), headers)
     assert (status, content_type, answer) == (400, "application/json", wechat[1])
     assert [e.outcome for e in deps.inbox.entries] == [WebhookOutcome.REJECTED]
+
+
+async def test_an_accepted_delivery_is_logged_once_by_the_receiver_a_refused_one_also_by_the_access_log(
+    caplog,
+):
+    deps = make_deps()
+    accepted, accepted_headers = signed([_event(provider_payment_id="pi_unknown")])
+    refused, refused_headers = signed([_event(provider_payment_id="pi_unknown")])
+    with caplog.at_level(logging.INFO):
+        async with serve(deps) as base, aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/webhooks/mock", data=accepted, headers=accepted_headers) as resp:
+                assert resp.status == 200
+            forged = refused.replace(b"charge.succeeded", b"charge.refunded")
+            async with http.post(f"{base}/webhooks/mock", data=forged, headers=refused_headers) as resp:
+                assert resp.status == 400
+            # The access line is written after the response: wait for the refused one's.
+            async with asyncio.timeout(10):
+                while not any(r.name == "aiohttp.access" for r in caplog.records):  # noqa: ASYNC110 (polls the captured records)
+                    await asyncio.sleep(0.01)
+    access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(access) == 1 and "POST /webhooks/mock 400" in access[0]
+    receiver = [r.getMessage() for r in caplog.records if r.name == "durapay.webhooks"]
+    assert any("evt_1" in line and "unknown_payment" in line for line in receiver)

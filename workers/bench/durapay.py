@@ -7,7 +7,8 @@ latency unless said otherwise.
 - `durapay_stripe`: the same through the real Stripe gateway against the fake Stripe server
   answering after `--provider-latency-ms` (see `provider`), at concurrency 1.
 - `webhooks`: signed mock-gateway webhooks through the receiver into signals, against raw client
-  signals of the same event to as many payments waiting for 3-D Secure.
+  signals of the same event to as many payments waiting for 3-D Secure; one at a time (`sequential`:
+  the receiver's own latency) and `--batch-concurrency` at a time (the rate each path sustains).
 - `scale`: N payments waiting for 3-D Secure at once, then all completed by the customer's return.
 
 Every result carries what its payments wrote to the store (`store_writes`, see `capacity`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,17 +194,42 @@ def webhooks(layout: str = ONE) -> Scenario:
 
 
 async def _webhooks(stack: Stack, settings: BenchSettings, layout: str) -> dict[str, Any]:
+    """Both paths one at a time (each call's latency is then its own, no queueing) and then
+    `--batch-concurrency` at a time (the rate each path sustains), each on payments of its own."""
     n = settings.signal_n
-    started = await _start_waiting(stack, settings, 2 * n)
-    by_webhook, by_signal = stack.payments[:n], stack.payments[n : 2 * n]
+    started = await _start_waiting(stack, settings, 4 * n)
+    sequential = await _webhook_paths(stack, settings, stack.payments[: 2 * n], 1, paid_before=0)
+    paid = sequential["webhooks"]["completed"] + sequential["raw_signals"]["completed"]
+    concurrent = await _webhook_paths(
+        stack, settings, stack.payments[2 * n :], settings.batch_concurrency, paid_before=paid
+    )
+    return {
+        **_common(stack, layout),
+        "count": n,
+        "concurrency": settings.batch_concurrency,
+        "start": started,
+        **concurrent,
+        "sequential": {"concurrency": 1, **sequential},
+    }
+
+
+async def _webhook_paths(
+    stack: Stack, settings: BenchSettings, payments: list[dict[str, Any]], concurrency: int, paid_before: int
+) -> dict[str, Any]:
+    """The first half of `payments` paid by signed webhooks through the receiver, the second half by
+    raw client signals of the same event, `concurrency` calls in flight."""
+    half = len(payments) // 2
+    by_webhook, by_signal = payments[:half], payments[half:]
+    options = replace(settings, batch_concurrency=concurrency)
 
     async def deliver(index: int) -> float:
         headers, body = stack.signer.build_webhook(_succeeded(by_webhook[index]))
         begun = time.monotonic()
-        response = await stack.http.post("/webhooks/mock", content=body, headers=headers)
+        async with stack.hooks.post("/webhooks/mock", data=body, headers=headers) as response:
+            answer = await response.read()
         elapsed = time.monotonic() - begun
-        if response.status_code != 200:
-            raise UnexpectedAnswer(f"receiver answered {response.status_code}: {response.text[:200]}")
+        if response.status != 200:
+            raise UnexpectedAnswer(f"receiver answered {response.status}: {answer[:200]!r}")
         return elapsed
 
     async def signal(index: int) -> float:
@@ -221,18 +248,11 @@ async def _webhooks(stack: Stack, settings: BenchSettings, layout: str) -> dict[
         await stack.workflows.gateway_event(payment["id"], stack.event_keys.prove(event, payment["id"]))
         return time.monotonic() - begun
 
-    webhook_stats = await _signal_phase(stack, settings, len(by_webhook), deliver, paid_before=0)
+    webhook_stats = await _signal_phase(stack, options, len(by_webhook), deliver, paid_before=paid_before)
     signal_stats = await _signal_phase(
-        stack, settings, len(by_signal), signal, paid_before=webhook_stats["completed"]
+        stack, options, len(by_signal), signal, paid_before=paid_before + webhook_stats["completed"]
     )
-    return {
-        **_common(stack, layout),
-        "count": n,
-        "concurrency": settings.batch_concurrency,
-        "start": started,
-        "webhooks": webhook_stats,
-        "raw_signals": signal_stats,
-    }
+    return {"webhooks": webhook_stats, "raw_signals": signal_stats}
 
 
 def scale(layout: str = ONE) -> Scenario:

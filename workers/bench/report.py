@@ -3,6 +3,7 @@ markdown summary and a plot. Every derived number names the measured numbers it 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,14 @@ def ratios(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                 f"{server}.{BASELINE}",
             )
         for name in layout_variants(scenarios, "webhooks"):
-            for metric, path in WEBHOOK_METRICS:
+            for (group, phase), (metric, path) in itertools.product(
+                (("", name), (" one at a time", f"{name}.sequential")), WEBHOOK_METRICS
+            ):
                 add(
-                    f"{server}: {name}, webhooks / raw client signals",
+                    f"{server}: {name}, webhooks / raw client signals{group}",
                     metric,
-                    f"{server}.{name}.webhooks.{path}",
-                    f"{server}.{name}.raw_signals.{path}",
+                    f"{server}.{phase}.webhooks.{path}",
+                    f"{server}.{phase}.raw_signals.{path}",
                 )
         if "engine_scale" in scenarios:
             for name in layout_variants(scenarios, "scale"):
@@ -293,16 +296,18 @@ def _batch_tables(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     signal_rows, scale_rows = [], []
     for server, scenarios in results.items():
         for name, result in scenarios.items():
-            for label, key in (
-                ("signed webhooks via receiver", "webhooks"),
-                ("raw client signals", "raw_signals"),
+            # The webhooks scenario's phases one at a time come first, then at `concurrency`.
+            phases = [result.get("sequential"), result]
+            for phase, (label, key) in itertools.product(
+                [phase for phase in phases if isinstance(phase, Mapping)],
+                (("signed webhooks via receiver", "webhooks"), ("raw client signals", "raw_signals")),
             ):
-                stats = result.get(key)
+                stats = phase.get(key)
                 if isinstance(stats, Mapping):
                     cpu = stats.get("cpu_s_per_payment") or {}
                     signal_rows.append(
                         f"| {server} | {_label(name, result)}: {label} "
-                        f"| {stats['count']} | {result['concurrency']} "
+                        f"| {stats['count']} | {phase['concurrency']} "
                         f"| {_fmt(stats['per_s'])} | {_pcts(stats['latency_ms'])} "
                         f"| {stats['completed']} in {_fmt(stats['all_completed_s'])} s "
                         f"| {_app_cpu(cpu)} | {_ms(cpu.get('store'))} | {_ms(cpu.get('server'))} "

@@ -78,19 +78,31 @@ def _payments(scenarios: Mapping[str, Any], best: str | None) -> list[dict[str, 
 
 
 def _webhooks(scenarios: Mapping[str, Any]) -> list[dict[str, Any] | None]:
+    """Judged where each target means something: the rate at `--batch-concurrency` (what the
+    receiver sustains), the p99 it adds one at a time (its own latency: at 32 in flight on two cores
+    the p99 is mostly queueing behind the worker and the server). The other two are reported."""
     found: list[dict[str, Any] | None] = []
     for name in layout_variants(scenarios, "webhooks"):
-        found.append(
-            _ratio_target("#16", f"{name}: accepted/s, receiver vs raw client signals", scenarios,
-                          f"{name}.webhooks.per_s", f"{name}.raw_signals.per_s", ">=", 0.8)
-        )  # fmt: skip
-        hook, raw = (
-            lookup(scenarios, f"{name}.{path}.latency_ms.p99") for path in ("webhooks", "raw_signals")
-        )
-        found.append(
-            _check("#16", f"{name}: p99 ms the receiver adds over a raw signal", _sub(hook, raw), 5.0, "<=",
-                   f"receiver p99 {_fmt(hook)} ms - raw signal p99 {_fmt(raw)} ms")
-        )  # fmt: skip
+        for prefix, judge_rate, judge_p99 in ((f"{name}", True, False), (f"{name}.sequential", False, True)):
+            level = lookup(scenarios, f"{prefix}.concurrency")
+            if level is None:  # a run from before the sequential phases
+                continue
+            hook_rate, raw_rate = (
+                lookup(scenarios, f"{prefix}.{path}.per_s") for path in ("webhooks", "raw_signals")
+            )
+            found.append(
+                _check("#16", f"{name} c={level}: accepted/s, receiver vs raw client signals",
+                       _div(hook_rate, raw_rate), 0.8 if judge_rate else None, ">=",
+                       f"{prefix}.webhooks.per_s {_fmt(hook_rate)} / raw_signals.per_s {_fmt(raw_rate)}")
+            )  # fmt: skip
+            hook, raw = (
+                lookup(scenarios, f"{prefix}.{path}.latency_ms.p99") for path in ("webhooks", "raw_signals")
+            )
+            found.append(
+                _check("#16", f"{name} c={level}: p99 ms the receiver adds over a raw signal", _sub(hook, raw),
+                       5.0 if judge_p99 else None, "<=",
+                       f"receiver p99 {_fmt(hook)} ms - raw signal p99 {_fmt(raw)} ms")
+            )  # fmt: skip
     return found
 
 

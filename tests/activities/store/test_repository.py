@@ -362,3 +362,17 @@ async def test_rejected_deliveries_keep_a_bounded_sample_per_gateway(
         ("unverified:5", False),
         ("unverified:6", False),
     ]
+
+
+async def test_deliveries_recorded_together_answer_each_its_own(store: PaymentStore, unique: str) -> None:
+    assert await store.record_webhook(
+        "stripe", f"evt_{unique}_0", "pay_0", True, WebhookOutcome.SIGNALLED, "t"
+    )
+    # Recorded in one statement with the others in flight: the one already there, and the second
+    # of a pair, are not recorded again; every other is.
+    events = [f"evt_{unique}_{i}" for i in range(8)] + [f"evt_{unique}_3"]
+    results = await asyncio.gather(
+        *(store.record_webhook("stripe", e, "pay_1", True, WebhookOutcome.SIGNALLED, "t") for e in events)
+    )
+    assert results == [False] + [True] * 7 + [False]
+    assert await store.webhook_outcome("stripe", f"evt_{unique}_5") is WebhookOutcome.SIGNALLED

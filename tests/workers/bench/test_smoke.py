@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 from pathlib import Path
 
@@ -86,10 +87,11 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
         )
 
     webhooks = document["results"]["tuned"]["webhooks"]
-    assert webhooks["start"]["done"] == 8  # 4 payments per path, all waiting for 3-D Secure
-    for path in ("webhooks", "raw_signals"):
-        assert webhooks[path]["done"] == 4 and webhooks[path]["completed"] == 4
-        assert webhooks[path]["latency_ms"]["p99"] > 0 and webhooks[path]["cpu_s_per_payment"]["app"] > 0
+    # 4 payments per path, one at a time and then concurrently, all waiting for 3-D Secure.
+    assert webhooks["start"]["done"] == 16 and webhooks["sequential"]["concurrency"] == 1
+    for phase, path in itertools.product((webhooks, webhooks["sequential"]), ("webhooks", "raw_signals")):
+        assert phase[path]["done"] == 4 and phase[path]["completed"] == 4
+        assert phase[path]["latency_ms"]["p99"] > 0 and phase[path]["cpu_s_per_payment"]["app"] > 0
 
     scale = document["results"]["tuned"]["scale"]
     assert scale["start"]["done"] == 6 and scale["complete_by_signal"]["completed"] == 6
@@ -113,8 +115,10 @@ async def test_a_tiny_run_writes_a_consistent_result(tmp_path: Path) -> None:
     assert any(name.startswith("tuned: durapay / engine best") for name in names)
     assert any(name.startswith("tuned: engine best") for name in names)
     assert "tuned: webhooks, webhooks / raw client signals" in names
+    assert "tuned: webhooks, webhooks / raw client signals one at a time" in names
     # The issues' targets are judged on the same numbers, met or missed, none invented.
     judged = {target["target"] for target in document["targets"]}
+    assert "webhooks c=1: p99 ms the receiver adds over a raw signal" in judged
     assert "durapay: c=1 p50 vs engine best" in judged and "scale (N=6): completed by signal" in judged
     for target in document["targets"]:  # judged against a limit, or reported without one
         assert target["met"] in (True, False) if target["limit"] != "-" else target["met"] is None
