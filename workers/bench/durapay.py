@@ -16,6 +16,7 @@ Every result carries what its payments wrote to the store (`store_writes`, see `
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -255,13 +256,28 @@ async def _webhook_paths(
     return {"webhooks": webhook_stats, "raw_signals": signal_stats}
 
 
+def scale_action_timeout_s(settings: BenchSettings) -> int:
+    """The customer's window in `scale`: past the whole run, checks included.
+
+    Every customer here returns only once the last payment has started, minutes later at 10,000
+    (real customers finish 3-D Secure in a minute or two). Under durapay's default window (900 s,
+    checked halfway, workflows/customer_wait.py) the first payments would be checked and then
+    voided for timing out while the last ones still start: the scenario would measure payments
+    expiring, not waiting. A phase takes at most `batch_timeout_s`, the run two of them, so a
+    window of four (at least an hour) keeps the check and the deadline out of it; what a check
+    costs is measured on its own (`workers/bench/waiting_cost.py`)."""
+    return max(3600, math.ceil(4 * settings.batch_timeout_s))
+
+
 def scale(layout: str = ONE) -> Scenario:
     """`scale_n` payments waiting for 3-D Secure at once, then every customer returns."""
 
     async def run(server: Server, settings: BenchSettings, run_id: str, log_dir: Path) -> dict[str, Any]:
         name = scenario_name("scale", layout)
-        async with running_stack(server, settings, run_id, name, log_dir, StackOptions(layout)) as stack:
+        options = StackOptions(layout, action_timeout_s=scale_action_timeout_s(settings))
+        async with running_stack(server, settings, run_id, name, log_dir, options) as stack:
             result = await _scale(stack, settings, layout)
+        result["action_timeout_s"] = options.action_timeout_s
         if server.pid is not None:
             result["server_rss_mb"] = round(procstats.rss_bytes(server.pid) / 2**20, 1)
         return _with_writes(result, stack)

@@ -231,6 +231,8 @@ class StackOptions:
     layout: str = ONE
     gateways: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra [payment.<id>] sections
     default_gateway: str = "mock"
+    # How long a payment may wait for its customer (`payment.action_timeout_seconds`); None: the default.
+    action_timeout_s: int | None = None
 
 
 @contextlib.asynccontextmanager
@@ -316,6 +318,7 @@ async def _stack_processes(
         decide_timeout_s=settings.op_timeout_s,
         gateways=options.gateways,
         default_gateway=options.default_gateway,
+        action_timeout_s=options.action_timeout_s,
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     processes: dict[str, asyncio.subprocess.Process] = {}

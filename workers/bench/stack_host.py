@@ -55,6 +55,7 @@ class StackSpec(BaseModel):
     # gateway new payments use; the mock's otherwise.
     gateways: dict[str, dict[str, Any]] = {}
     default_gateway: str = "mock"
+    action_timeout_s: int | None = None  # `payment.action_timeout_seconds`; None: durapay's default
 
 
 def spec_line(spec: StackSpec) -> bytes:
@@ -88,6 +89,7 @@ def config_for(spec: StackSpec, *, api_port: int = 0, health_bind: str | None = 
             "default_gateway": spec.default_gateway,
             "auto_capture": True,
             "enable_fraud_check": True,
+            **({"action_timeout_seconds": spec.action_timeout_s} if spec.action_timeout_s else {}),
             "mock": {
                 "enabled": True,
                 "latency_ms": 0,
