@@ -11,27 +11,8 @@ from sqlalchemy import text
 
 from activities.store.db import create_engine
 from tests.conftest import PG_ADMIN_DSN
-from workers.bench.settings import BenchSettings
+from tests.workers.bench.builders import bench_settings
 from workers.bench.stack import STORE_ENV, bench_database, store_choice
-
-
-def settings(out_dir: Path) -> BenchSettings:
-    return BenchSettings(
-        servers=("tuned",),
-        address=None,
-        namespace="default",
-        scenarios=("durapay",),
-        levels=(1,),
-        warmup_s=0,
-        duration_s=1,
-        op_timeout_s=5,
-        signal_n=1,
-        scale_n=1,
-        batch_concurrency=1,
-        batch_timeout_s=5,
-        out_dir=out_dir,
-        plot=False,
-    )
 
 
 def databases() -> set[str]:
@@ -42,7 +23,7 @@ def databases() -> set[str]:
 async def test_postgresql_by_default_created_for_the_scenario_and_dropped(tmp_path, unique, monkeypatch):
     monkeypatch.delenv(STORE_ENV, raising=False)
     tag = f"bench-{unique}-tuned-durapay".lower()
-    async with bench_database(settings(tmp_path), tag, "tuned-durapay") as url:
+    async with bench_database(bench_settings(tmp_path), tag, "tuned-durapay") as url:
         assert url.startswith("postgresql+psycopg://") and tag.replace("-", "_") in databases()
         # Left open on purpose: the drop must not wait for (or fail on) a stack that kept a connection.
         engine = create_engine(url)
@@ -55,7 +36,7 @@ async def test_postgresql_by_default_created_for_the_scenario_and_dropped(tmp_pa
 
 async def test_sqlite_when_asked_for(tmp_path, monkeypatch):
     monkeypatch.setenv(STORE_ENV, "SQLite")
-    async with bench_database(settings(tmp_path), "bench-x-tuned-durapay", "tuned-durapay") as url:
+    async with bench_database(bench_settings(tmp_path), "bench-x-tuned-durapay", "tuned-durapay") as url:
         assert url == f"sqlite+aiosqlite:///{(tmp_path / 'db' / 'tuned-durapay.sqlite').resolve()}"
 
 

@@ -4,31 +4,15 @@ the run still starts or completes the others (see `scale_action_timeout_s`)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from pydantic import SecretStr
 
+from tests.workers.bench.builders import bench_settings
 from workers.bench.durapay import scale_action_timeout_s
-from workers.bench.settings import BenchSettings
 from workers.bench.stack_host import StackSpec, config_for
 from workflows.domain import PaymentPolicy
 
-SETTINGS = BenchSettings(
-    servers=("tuned",),
-    address=None,
-    namespace="default",
-    scenarios=("scale",),
-    levels=(1,),
-    warmup_s=0.1,
-    duration_s=0.1,
-    op_timeout_s=60,
-    signal_n=1,
-    scale_n=10_000,
-    batch_concurrency=32,
-    batch_timeout_s=900,
-    out_dir=Path("unused"),
-    plot=False,
-)
+SETTINGS = bench_settings(scenarios=("scale",), scale_n=10_000, batch_concurrency=32, batch_timeout_s=900)
 
 
 def test_the_window_outlasts_both_phases_with_its_halfway_check() -> None:
