@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from activities.gateways.currencies import Currencies
 from activities.gateways.http import HttpSettings
-from workflows.money import is_known_currency
 
 PRODUCTION_API_BASE = "https://api.airwallex.com"
 SANDBOX_API_BASE = "https://api-demo.airwallex.com"
@@ -40,7 +40,7 @@ class AirwallexSettings(BaseModel):
     webhook_secret: SecretStr = Field(description="the webhook endpoint's secret (signs x-signature)")
     sandbox: bool = False
     api_base: str | None = Field(default=None, description="overrides the production / sandbox host")
-    currencies: list[str] = Field(
+    currencies: Currencies = Field(
         default_factory=lambda: ["USD", "EUR", "GBP", "AUD", "HKD", "SGD", "JPY"], min_length=1
     )
     min_minor: int = Field(default=1, ge=1)
@@ -67,15 +67,6 @@ class AirwallexSettings(BaseModel):
         if url.scheme == "https" or (url.scheme == "http" and url.host in _LOOPBACK):
             return value.rstrip("/")
         raise ValueError("api_base must be https:// (plain http only to a loopback test server)")
-
-    @field_validator("currencies")
-    @classmethod
-    def _known_currencies(cls, value: list[str]) -> list[str]:
-        codes = [c.upper() for c in value]
-        unknown = [c for c in codes if not is_known_currency(c)]
-        if unknown:
-            raise ValueError(f"unknown currencies: {', '.join(unknown)}")
-        return codes
 
     @property
     def endpoint(self) -> str:

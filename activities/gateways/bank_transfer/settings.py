@@ -7,7 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from activities.gateways.bank_transfer.reference import MAX_PREFIX, iban_is_valid
-from workflows.money import is_known_currency
+from activities.gateways.currencies import Currencies
 
 _BIC = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
 
@@ -39,7 +39,7 @@ class BankTransferSettings(BaseModel):
     # How long the payer has; a fraction of an hour is allowed (tests, demos).
     expiry_hours: float = Field(default=72, gt=0, le=24 * 60)
     reference_prefix: str = Field(default="DP", max_length=MAX_PREFIX, pattern=r"^[A-Za-z0-9]*$")
-    currencies: list[str] = Field(default_factory=lambda: ["EUR"], min_length=1)
+    currencies: Currencies = Field(default_factory=lambda: ["EUR"], min_length=1)
     min_minor: int = Field(default=1, ge=1)
     max_minor: int = Field(default=10**12, ge=1)
 
@@ -60,15 +60,6 @@ class BankTransferSettings(BaseModel):
         if not _BIC.match(bic):
             raise ValueError("a BIC is 8 or 11 letters and digits (bank, country, location, branch)")
         return bic
-
-    @field_validator("currencies")
-    @classmethod
-    def _known_currencies(cls, value: list[str]) -> list[str]:
-        codes = [c.upper() for c in value]
-        unknown = [c for c in codes if not is_known_currency(c)]
-        if unknown:
-            raise ValueError(f"unknown currencies: {', '.join(unknown)}")
-        return codes
 
     @model_validator(mode="after")
     def _an_account(self) -> BankTransferSettings:

@@ -7,7 +7,7 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from workflows.money import is_known_currency
+from activities.gateways.currencies import Currencies
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -38,7 +38,7 @@ class BraintreeSettings(BaseModel):
     environment: Literal["sandbox", "production"] = "sandbox"
     # Only for a fake Braintree on this machine (tests, `durapay dev`): replaces `environment`.
     api_base: str | None = None
-    currencies: list[str] = Field(default_factory=lambda: ["USD"], min_length=1)
+    currencies: Currencies = Field(default_factory=lambda: ["USD"], min_length=1)
     # A Braintree merchant account settles in one currency: the account for each currency that is
     # not the default account's (absent: the default account takes it).
     merchant_accounts: dict[str, str] = Field(default_factory=dict)
@@ -68,15 +68,6 @@ class BraintreeSettings(BaseModel):
         raise ValueError(
             "api_base is for a local fake only: http://127.0.0.1:<port>; use environment otherwise"
         )
-
-    @field_validator("currencies")
-    @classmethod
-    def _known_currencies(cls, value: list[str]) -> list[str]:
-        codes = [c.upper() for c in value]
-        unknown = [c for c in codes if not is_known_currency(c)]
-        if unknown:
-            raise ValueError(f"unknown currencies: {', '.join(unknown)}")
-        return codes
 
     @field_validator("merchant_accounts")
     @classmethod

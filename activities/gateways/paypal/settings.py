@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from activities.gateways.currencies import Currencies
 from activities.gateways.http import HttpSettings, secure_base_url
-from workflows.money import is_known_currency
 
 PRODUCTION_API = "https://api-m.paypal.com"
 SANDBOX_API = "https://api-m.sandbox.paypal.com"
@@ -40,7 +40,7 @@ class PayPalSettings(BaseModel):
     sandbox: bool = False
     api_base: str | None = Field(default=None, description="overrides the production / sandbox host")
     # PayPal's HUF, JPY and TWD take no decimals; the others two. No three-decimal currency.
-    currencies: list[str] = Field(default_factory=lambda: ["USD", "EUR", "GBP", "JPY"], min_length=1)
+    currencies: Currencies = Field(default_factory=lambda: ["USD", "EUR", "GBP", "JPY"], min_length=1)
     brand_name: str | None = Field(default=None, max_length=127)
     # PayPal checks no age; each delivery attempt is signed anew, so an old one is a replay.
     webhook_tolerance_seconds: int = Field(default=WEBHOOK_TOLERANCE_SECONDS, gt=0)
@@ -58,15 +58,6 @@ class PayPalSettings(BaseModel):
     def _api_base_keeps_the_secret_safe(cls, value: str | None) -> str | None:
         # The client secret and bearer tokens ride in every request.
         return None if value is None else secure_base_url(value, "api_base").rstrip("/")
-
-    @field_validator("currencies")
-    @classmethod
-    def _known_currencies(cls, value: list[str]) -> list[str]:
-        codes = [c.upper() for c in value]
-        unknown = [c for c in codes if not is_known_currency(c)]
-        if unknown:
-            raise ValueError(f"unknown currencies: {', '.join(unknown)}")
-        return codes
 
     @property
     def endpoint(self) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from activities.gateways.currencies import Currencies
 from activities.gateways.http import secure_base_url
-from workflows.money import is_known_currency
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -48,7 +48,7 @@ class StripeSettings(BaseModel):
     statement_descriptor_suffix: str | None = Field(default=None, min_length=1, max_length=22)
     api_base: str = DEFAULT_API_BASE
     api_version: str | None = None  # None: the version the SDK is pinned to
-    currencies: list[str] = Field(default_factory=lambda: ["USD", "EUR", "GBP"], min_length=1)
+    currencies: Currencies = Field(default_factory=lambda: ["USD", "EUR", "GBP"], min_length=1)
     min_minor: int = Field(default=50, ge=1)  # Stripe's floor is about 0.50 USD in most currencies
     max_minor: int = Field(default=99_999_999, ge=1)  # Stripe takes at most eight digits
     max_network_retries: int = Field(default=0, ge=0)  # Temporal retries; the SDK should not
@@ -84,15 +84,6 @@ class StripeSettings(BaseModel):
     def _api_base_keeps_the_key_safe(cls, value: str) -> str:
         # The secret key rides in every request's Authorization header.
         return secure_base_url(value, "api_base")
-
-    @field_validator("currencies")
-    @classmethod
-    def _known_currencies(cls, value: list[str]) -> list[str]:
-        codes = [c.upper() for c in value]
-        unknown = [c for c in codes if not is_known_currency(c)]
-        if unknown:
-            raise ValueError(f"unknown currencies: {', '.join(unknown)}")
-        return codes
 
     @field_validator("statement_descriptor", "statement_descriptor_suffix")
     @classmethod
