@@ -13,7 +13,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
+from workers.temporal_binaries import dev_server_args, start_time_skipping, temporal_cli
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -36,17 +36,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server per test: its clock is shared by everything on it, and a workflow
     left waiting by one test (its worker gone) would stop time from skipping for the next."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=temporal_test_server(),
-        data_converter=pydantic_data_converter,
-    )
-    # The test server starts without custom search attributes; the workflow upserts them.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES},
-        )
-    )
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 

@@ -10,6 +10,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 # The single-shard dev server rate-limits its transfer and timer queues (20 polls/s by default),
@@ -57,3 +62,25 @@ def search_attribute_args() -> list[str]:
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
     return args
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """The pinned time-skipping test server, with the pydantic data converter and durapay's search
+    attributes (the test server starts without custom ones; the workflows upsert them). The caller
+    shuts it down. One per use: its clock is shared by everything on it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in SEARCH_ATTRIBUTES
+                },
+            )
+        )
+    except BaseException:
+        await env.shutdown()
+        raise
+    return env

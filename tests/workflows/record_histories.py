@@ -40,7 +40,7 @@ from tests.workflows.builders import (
     wait_for,
 )
 from tests.workflows.fake_activities import FakeWorld
-from workers.temporal_binaries import dev_server_args, temporal_cli, temporal_test_server
+from workers.temporal_binaries import dev_server_args, start_time_skipping, temporal_cli
 from workflows.client import workflow_id
 from workflows.domain import (
     BankTransferMethod,
@@ -468,16 +468,8 @@ async def main(names: list[str]) -> None:
         await dev.shutdown()
     # One time-skipping server per scenario: its clock is shared by everything on it.
     for scenario in (s for s in scenarios if s.time_skipping):
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
-        )
+        env = await start_time_skipping()
         try:
-            await env.client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(
-                    namespace=env.client.namespace,
-                    search_attributes={key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES},
-                )
-            )
             await _record(env.client, scenario)
         finally:
             await env.shutdown()

@@ -45,17 +45,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType, IndexedValueType
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from workers.bench.procstats import cpu_seconds, machine_busy_seconds
 from workers.bench.server import TUNED, dev_server
-from workers.temporal_binaries import temporal_test_server
+from workers.temporal_binaries import start_time_skipping
 from workflows import activity_names as act
 from workflows.client import workflow_id
 from workflows.domain import (
@@ -72,7 +70,6 @@ from workflows.gateway_io import AuthorizeCall, CancelCall, GatewayPaymentStatus
 from workflows.ledger_io import OrderRelease, OrderReservation, PaymentTransition, ReservationResult
 from workflows.money import Amount
 from workflows.payment import PaymentWorkflow
-from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -233,18 +230,8 @@ class Window:
 async def schedule() -> list[WholeWait]:
     """Measurement 1: whole waits on the time-skipping test server."""
     rows = []
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
-    )
+    env = await start_time_skipping()
     try:
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in SEARCH_ATTRIBUTES
-                },
-            )
-        )
         task_queue = f"waiting-cost-{uuid.uuid4().hex[:8]}"
         async with Worker(
             env.client, task_queue=task_queue, workflows=[PaymentWorkflow], activities=activities()
